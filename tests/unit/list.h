@@ -1,0 +1,7 @@
+/*
+ * Every unit-test suite, registered in one list. Each entry names a function
+ * `Suite *<name>_suite(void)` defined in the file that tests that module;
+ * tests/unit/<dir>/<module>.c tests <dir>/<module>.c.
+ * Add a line here when you add a suite.
+ */
+AD_SUITE(base_buf)
