@@ -5,3 +5,5 @@
  * Add a line here when you add a suite.
  */
 AD_SUITE(base_buf)
+AD_SUITE(model_text)
+AD_SUITE(model_passages)

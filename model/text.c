@@ -1,0 +1,350 @@
+#include "model/text.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+
+int text_utf8_validate(const char *s, size_t n, size_t *bad_offset)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        /* Most text is ASCII: skip it eight bytes at a time. */
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, u + i, 8);
+            if (!(w & UINT64_C(0x8080808080808080))) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char c = u[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        /* The second byte's range is what rules out overlongs (E0, F0),
+         * surrogates (ED) and code points past U+10FFFF (F4). */
+        size_t need;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+        } else if (c == 0xE0) {
+            need = 2;
+            lo = 0xA0;
+        } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
+            need = 2;
+        } else if (c == 0xED) {
+            need = 2;
+            hi = 0x9F;
+        } else if (c == 0xF0) {
+            need = 3;
+            lo = 0x90;
+        } else if (c >= 0xF1 && c <= 0xF3) {
+            need = 3;
+        } else if (c == 0xF4) {
+            need = 3;
+            hi = 0x8F;
+        } else {
+            goto bad;
+        }
+        if (n - i - 1 < need) goto bad;
+        if (u[i + 1] < lo || u[i + 1] > hi) goto bad;
+        for (size_t k = 2; k <= need; k++)
+            if ((u[i + k] & 0xC0) != 0x80) goto bad;
+        i += need + 1;
+    }
+    return 0;
+bad:
+    if (bad_offset) *bad_offset = i;
+    return AD_EINVAL;
+}
+
+static size_t utf8_seq_len(unsigned char lead)
+{
+    if (lead < 0x80) return 1;
+    if (lead < 0xE0) return 2;
+    if (lead < 0xF0) return 3;
+    return 4;
+}
+
+int text_normalize(const char *in, size_t n, ad_buf *out, ad_err *e)
+{
+    size_t bad;
+    if (text_utf8_validate(in, n, &bad) != 0)
+        return ad_err_set(e, AD_EINVAL, "text is not valid UTF-8 (byte offset %zu)", bad);
+
+    /* The output never outgrows the input: every separator written stands for
+     * at least one input byte that was not copied. */
+    const unsigned char *u = (const unsigned char *)in;
+    char *dst = ad_malloc(ad_size_add(n, 1));
+    size_t o = 0;
+    int pending_space = 0;
+    size_t pending_nl = 0;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = u[i];
+        size_t len = 1;
+        if (c == '\r' || c == '\n') {
+            pending_nl++;
+            pending_space = 0;
+            i += (c == '\r' && i + 1 < n && u[i + 1] == '\n') ? 2 : 1;
+            continue;
+        }
+        if (c == ' ' || c == '\t') {
+            pending_space = 1;
+            i++;
+            continue;
+        }
+        if (c < 0x20 || c == 0x7F) {
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            len = utf8_seq_len(c);
+            if (c == 0xC2 && u[i + 1] < 0xA0) { /* C1 controls */
+                i += 2;
+                continue;
+            }
+            if (c == 0xC2 && u[i + 1] == 0xA0) { /* no-break space */
+                pending_space = 1;
+                i += 2;
+                continue;
+            }
+            if (c == 0xEF && u[i + 1] == 0xBB && u[i + 2] == 0xBF) { /* BOM */
+                i += 3;
+                continue;
+            }
+        }
+        if (o > 0) {
+            if (pending_nl) {
+                dst[o++] = '\n';
+                if (pending_nl > 1) dst[o++] = '\n';
+            } else if (pending_space) {
+                dst[o++] = ' ';
+            }
+        }
+        pending_nl = 0;
+        pending_space = 0;
+        memcpy(dst + o, u + i, len);
+        o += len;
+        i += len;
+    }
+    ad_buf_append(out, dst, o);
+    free(dst);
+    return 0;
+}
+
+static inline int ascii_alnum(unsigned char c)
+{
+    return (unsigned)(c - '0') < 10u || (unsigned)((c | 0x20) - 'a') < 26u;
+}
+
+/* Length of a non-ASCII separator starting at u[i], or 0 if u[i] starts a
+ * word byte. Only lead bytes can match, so a continuation byte is a word byte. */
+static inline size_t nonascii_sep_len(const unsigned char *u, size_t i, size_t n)
+{
+    unsigned char c = u[i];
+    if (c == 0xC2 && i + 1 < n && u[i + 1] >= 0x80 && u[i + 1] <= 0xBF) return 2;
+    if (c == 0xC3 && i + 1 < n && (u[i + 1] == 0x97 || u[i + 1] == 0xB7)) return 2;
+    if (c == 0xE2 && i + 2 < n && (u[i + 1] == 0x80 || u[i + 1] == 0x81) &&
+        (u[i + 2] & 0xC0) == 0x80)
+        return 3;
+    if (c == 0xE3 && i + 2 < n && u[i + 1] == 0x80 && (u[i + 2] & 0xC0) == 0x80) return 3;
+    if (c == 0xEF && i + 2 < n && u[i + 1] == 0xBB && u[i + 2] == 0xBF) return 3;
+    return 0;
+}
+
+int text_next_token(const char *s, size_t n, size_t *pos, size_t *offset, size_t *length)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = *pos;
+    while (i < n) {
+        unsigned char c = u[i];
+        if (c < 0x80) {
+            if (ascii_alnum(c)) break;
+            i++;
+            continue;
+        }
+        size_t k = nonascii_sep_len(u, i, n);
+        if (k == 0) break;
+        i += k;
+    }
+    if (i >= n) {
+        *pos = n;
+        return 0;
+    }
+    size_t start = i;
+    while (i < n) {
+        unsigned char c = u[i];
+        if (c < 0x80) {
+            if (!ascii_alnum(c)) break;
+        } else if (nonascii_sep_len(u, i, n)) {
+            break;
+        }
+        i++;
+    }
+    *offset = start;
+    *length = i - start;
+    *pos = i;
+    return 1;
+}
+
+void text_lower_copy(char *dst, const char *src, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)src;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = u[i];
+        if (c >= 'A' && c <= 'Z') {
+            dst[i] = (char)(c | 0x20);
+        } else if (c == 0xC3 && i + 1 < n) {
+            /* U+00C0..U+00DE (except U+00D7 ×) lowercase to +0x20 in the
+             * second byte; this covers Portuguese and most Latin-1 letters. */
+            unsigned char d = u[i + 1];
+            if (d >= 0x80 && d <= 0x9E && d != 0x97) d = (unsigned char)(d + 0x20);
+            dst[i] = (char)c;
+            dst[i + 1] = (char)d;
+            i++;
+        } else {
+            dst[i] = (char)c;
+        }
+    }
+}
+
+void text_tokens_init(text_tokens *t)
+{
+    memset(t, 0, sizeof(*t));
+}
+
+void text_tokens_cleanup(text_tokens *t)
+{
+    free(t->lower);
+    free(t->items);
+    text_tokens_init(t);
+}
+
+size_t text_tokenize(const char *s, size_t n, text_tokens *t)
+{
+    size_t need = ad_size_add(n, 1);
+    if (t->lower_cap < need) {
+        free(t->lower);
+        t->lower = ad_malloc(need);
+        t->lower_cap = need;
+    }
+    text_lower_copy(t->lower, s, n);
+    t->lower[n] = '\0';
+    t->count = 0;
+    size_t pos = 0, off, len;
+    while (text_next_token(t->lower, n, &pos, &off, &len)) {
+        if (t->count == t->cap) {
+            size_t cap = t->cap ? ad_size_mul(t->cap, 2) : 64;
+            t->items = ad_realloc(t->items, ad_size_mul(cap, sizeof(*t->items)));
+            t->cap = cap;
+        }
+        t->items[t->count].offset = off;
+        t->items[t->count].length = len;
+        t->count++;
+    }
+    return t->count;
+}
+
+/* Sorted by bytes (memcmp order), for bsearch; UTF-8 words sort after ASCII. */
+static const char *const stopwords[] = {
+    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and",
+    "any", "ao", "aos", "aquela", "aquelas", "aquele", "aqueles", "aquilo", "are", "as",
+    "at", "até", "be", "because", "been", "before", "being", "below", "between", "both",
+    "but", "by", "can", "com", "como", "could", "da", "das", "de", "dela", "delas", "dele",
+    "deles", "depois", "did", "do", "does", "doing", "don", "dos", "down", "during", "e",
+    "each", "ela", "elas", "ele", "eles", "em", "entre", "era", "eram", "essa", "essas",
+    "esse", "esses", "esta", "estas", "este", "estes", "está", "estão", "eu", "few", "foi",
+    "for", "foram", "from", "further", "had", "has", "have", "having", "he", "her", "here",
+    "hers", "herself", "him", "himself", "his", "how", "há", "i", "if", "in", "into", "is",
+    "isso", "isto", "it", "its", "itself", "just", "já", "lhe", "lhes", "mais", "mas", "me",
+    "mesmo", "meu", "might", "minha", "more", "most", "muito", "must", "my", "myself", "na",
+    "nas", "nem", "no", "nor", "nos", "nossa", "nosso", "not", "now", "num", "numa", "não",
+    "nós", "o", "of", "off", "on", "once", "onde", "only", "or", "os", "other", "ou", "our",
+    "ours", "ourselves", "out", "over", "own", "para", "pela", "pelas", "pelo", "pelos",
+    "por", "porque", "quais", "qual", "quando", "que", "quem", "s", "same", "se", "seja",
+    "sem", "ser", "seu", "seus", "shall", "she", "should", "so", "sobre", "some", "sua",
+    "suas", "such", "são", "só", "t", "também", "te", "tem", "ter", "than", "that", "the",
+    "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this",
+    "those", "through", "to", "too", "tu", "têm", "um", "uma", "umas", "under", "uns",
+    "until", "up", "us", "very", "você", "vocês", "was", "we", "were", "what", "when",
+    "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your",
+    "yours", "yourself", "yourselves", "à", "às", "é",
+};
+
+#define STOPWORD_MAX_LEN 10
+
+int text_is_stopword(const char *tok, size_t len)
+{
+    if (len == 0 || len > STOPWORD_MAX_LEN) return 0;
+    size_t lo = 0, hi = sizeof(stopwords) / sizeof(stopwords[0]);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *w = stopwords[mid];
+        size_t wl = strlen(w);
+        int c = memcmp(tok, w, len < wl ? len : wl);
+        if (c == 0) c = (len > wl) - (len < wl);
+        if (c == 0) return 1;
+        if (c < 0) hi = mid;
+        else lo = mid + 1;
+    }
+    return 0;
+}
+
+uint64_t text_hash64(const void *p, size_t n, uint64_t h)
+{
+    const unsigned char *u = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= u[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    return h;
+}
+
+int text_fts_query(const char *prompt, size_t n, ad_buf *out, size_t max_terms)
+{
+    if (max_terms == 0) return AD_EINVAL;
+    text_tokens t;
+    text_tokens_init(&t);
+    if (text_tokenize(prompt, n, &t) == 0) {
+        text_tokens_cleanup(&t);
+        return AD_EINVAL;
+    }
+    int content_only = 0;
+    for (size_t i = 0; i < t.count && !content_only; i++)
+        content_only = !text_is_stopword(t.lower + t.items[i].offset, t.items[i].length);
+
+    size_t cap = max_terms < t.count ? max_terms : t.count;
+    size_t *chosen = ad_malloc(ad_size_mul(cap, sizeof(*chosen)));
+    size_t nchosen = 0;
+    for (size_t i = 0; i < t.count && nchosen < cap; i++) {
+        const char *tok = t.lower + t.items[i].offset;
+        size_t len = t.items[i].length;
+        if (content_only && text_is_stopword(tok, len)) continue;
+        int dup = 0;
+        for (size_t k = 0; k < nchosen && !dup; k++) {
+            const text_token *c = &t.items[chosen[k]];
+            dup = c->length == len && memcmp(t.lower + c->offset, tok, len) == 0;
+        }
+        if (!dup) chosen[nchosen++] = i;
+    }
+    for (size_t k = 0; k < nchosen; k++) {
+        const text_token *c = &t.items[chosen[k]];
+        if (k) ad_buf_puts(out, " OR ");
+        ad_buf_putc(out, '"');
+        /* Tokens never contain '"'; the escape keeps FTS5 syntax safe if the
+         * tokenizer ever changes. */
+        for (size_t j = 0; j < c->length; j++) {
+            char ch = t.lower[c->offset + j];
+            if (ch == '"') ad_buf_putc(out, '"');
+            ad_buf_putc(out, ch);
+        }
+        ad_buf_putc(out, '"');
+    }
+    free(chosen);
+    text_tokens_cleanup(&t);
+    return 0;
+}
