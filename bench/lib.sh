@@ -1,0 +1,321 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # variables set here are read by the scenario scripts
+# Shared helpers for bench scenarios. Source it from a scenario script:
+#
+#   source "$(dirname "$0")/lib.sh"
+#   bench_init
+#   bench_start_nginx;  bench_wrk nginx "http://127.0.0.1:$NGINX_PORT/health";  bench_stop_nginx
+#   bench_start_agentd; bench_wrk agentd "http://127.0.0.1:$AGENTD_PORT/health"; bench_stop_agentd
+#
+# Everything listens on 127.0.0.1 only, and every wait is bounded.
+#
+# Environment knobs (all optional):
+#   AGENTD_BIN            binary to benchmark (default: <repo>/bin/agentd)
+#   AGENTD_BENCH_ARGS     extra flags for agentd, e.g. "--workers 2 --http-threads 4"
+#   BENCH_THREADS         wrk threads        (default 2)
+#   BENCH_CONNS           wrk connections    (default 64)
+#   BENCH_DURATION        wrk duration       (default 10s)
+#   BENCH_WARMUP          warm-up run before each measurement, discarded (default 2s; 0 = none)
+#   BENCH_REFERENCE_ONLY  1 = measure only the nginx reference (no agentd needed)
+#   BENCH_KEEP_TMP        1 = keep the temp dir (logs, configs) even on success
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+BENCH_RESULTS_DIR="$BENCH_DIR/results"
+
+AGENTD_BIN=${AGENTD_BIN:-$BENCH_ROOT/bin/agentd}
+BENCH_THREADS=${BENCH_THREADS:-2}
+BENCH_CONNS=${BENCH_CONNS:-64}
+BENCH_DURATION=${BENCH_DURATION:-10s}
+BENCH_WARMUP=${BENCH_WARMUP:-2s}
+BENCH_REFERENCE_ONLY=${BENCH_REFERENCE_ONLY:-0}
+BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
+
+BENCH_START_TIMEOUT=10 # seconds to wait for a server to come up
+BENCH_STOP_TIMEOUT=15  # seconds to wait for a server to exit after SIGTERM
+
+BENCH_TMP=""
+NGINX_PID=""
+NGINX_PORT=""
+AGENTD_PID=""
+AGENTD_PORT=""
+AGENTD_LOG=""
+AGENTD_SCENARIO_ARGS=()
+
+bench_log() { printf '[bench] %s\n' "$*" >&2; }
+bench_die() {
+	printf '[bench] error: %s\n' "$*" >&2
+	exit 1
+}
+
+bench_need() {
+	local cmd
+	for cmd in "$@"; do
+		command -v "$cmd" >/dev/null 2>&1 ||
+			bench_die "'$cmd' not found; install it with: scripts/deps.sh bench"
+	done
+}
+
+# Fails clearly when the agentd binary is missing (unless reference-only).
+bench_require_agentd() {
+	[ "$BENCH_REFERENCE_ONLY" = 1 ] && return 0
+	[ -x "$AGENTD_BIN" ] ||
+		bench_die "agentd binary not found or not executable: $AGENTD_BIN (run 'make build' first, or set AGENTD_BIN; BENCH_REFERENCE_ONLY=1 measures nginx alone)"
+}
+
+# Creates the temp dir and installs the cleanup trap. Call once per scenario.
+bench_init() {
+	bench_need wrk nginx timeout
+	BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/agentd-bench.XXXXXX")
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+bench_cleanup() {
+	local rc=$?
+	trap - EXIT
+	bench_stop_agentd || true
+	bench_stop_nginx || true
+	if [ -n "$BENCH_TMP" ] && [ -d "$BENCH_TMP" ]; then
+		if [ "$rc" -ne 0 ] || [ "$BENCH_KEEP_TMP" = 1 ]; then
+			bench_log "logs and configs kept in $BENCH_TMP"
+		else
+			rm -rf "$BENCH_TMP"
+		fi
+	fi
+	exit "$rc"
+}
+
+# bench_stop_pid PID NAME: SIGTERM, wait up to BENCH_STOP_TIMEOUT, then SIGKILL.
+bench_stop_pid() {
+	local pid=$1 name=$2 i
+	[ -n "$pid" ] || return 0
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < BENCH_STOP_TIMEOUT * 10; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			bench_log "$name (pid $pid) did not stop within ${BENCH_STOP_TIMEOUT}s after SIGTERM; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# True when something accepts connections on 127.0.0.1:PORT.
+bench_port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# ---------------------------------------------------------------- nginx
+
+# Starts nginx (2 workers, `return 200 '{"status":"healthy"}'` on every path) on a
+# random free loopback port below the kernel's ephemeral range; sets NGINX_PORT/NGINX_PID.
+bench_start_nginx() {
+	local dir="$BENCH_TMP/nginx" attempt port user_line="" i
+	mkdir -p "$dir"
+	# As root, the master would switch workers to "nobody", who cannot enter the
+	# private temp dir; keep the workers as root for this loopback-only server.
+	[ "$(id -u)" -eq 0 ] && user_line="user root root;"
+	for attempt in 1 2 3 4 5; do
+		port=$((20000 + RANDOM % 12000))
+		bench_port_open "$port" && continue
+		cat >"$dir/nginx.conf" <<EOF
+$user_line
+worker_processes 2;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    default_type application/json;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            return 200 '{"status":"healthy"}';
+        }
+    }
+}
+EOF
+		nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" </dev/null >"$dir/stdout.log" 2>&1 &
+		NGINX_PID=$!
+		for ((i = 0; i < BENCH_START_TIMEOUT * 10; i++)); do
+			kill -0 "$NGINX_PID" 2>/dev/null || break
+			if bench_port_open "$port"; then
+				NGINX_PORT=$port
+				bench_log "nginx reference up on 127.0.0.1:$port (pid $NGINX_PID)"
+				return 0
+			fi
+			sleep 0.1
+		done
+		if kill -0 "$NGINX_PID" 2>/dev/null; then
+			bench_stop_pid "$NGINX_PID" nginx
+			NGINX_PID=""
+			bench_die "nginx did not listen on port $port within ${BENCH_START_TIMEOUT}s; see $dir/error.log"
+		fi
+		wait "$NGINX_PID" 2>/dev/null || true
+		NGINX_PID=""
+		grep -q 'Address already in use' "$dir/error.log" "$dir/stdout.log" 2>/dev/null || {
+			cat "$dir/error.log" "$dir/stdout.log" >&2 2>/dev/null || true
+			bench_die "nginx failed to start; see $dir/error.log"
+		}
+		bench_log "port $port taken, retrying (attempt $attempt)"
+	done
+	bench_die "could not find a free port for nginx"
+}
+
+bench_stop_nginx() {
+	[ -n "$NGINX_PID" ] || return 0
+	bench_stop_pid "$NGINX_PID" nginx
+	NGINX_PID=""
+	NGINX_PORT=""
+}
+
+# ---------------------------------------------------------------- agentd
+
+# Starts agentd on an ephemeral port with a fresh data dir; its stderr (JSON log,
+# one access-log line per request) goes to $AGENTD_LOG. Sets AGENTD_PORT/AGENTD_PID.
+# A scenario may set the array AGENTD_SCENARIO_ARGS for flags it needs; they go
+# after AGENTD_BENCH_ARGS.
+bench_start_agentd() {
+	local data="$BENCH_TMP/agentd-data" line i
+	bench_require_agentd
+	mkdir -p "$data"
+	AGENTD_LOG="$BENCH_TMP/agentd.log"
+	: >"$AGENTD_LOG"
+	# shellcheck disable=SC2086 # AGENTD_BENCH_ARGS is a list of flags
+	"$AGENTD_BIN" --port 0 --bind 127.0.0.1 --data-dir "$data" ${AGENTD_BENCH_ARGS:-} "${AGENTD_SCENARIO_ARGS[@]}" \
+		</dev/null >"$BENCH_TMP/agentd.stdout" 2>"$AGENTD_LOG" &
+	AGENTD_PID=$!
+	for ((i = 0; i < BENCH_START_TIMEOUT * 10; i++)); do
+		if ! kill -0 "$AGENTD_PID" 2>/dev/null; then
+			wait "$AGENTD_PID" 2>/dev/null || true
+			AGENTD_PID=""
+			tail -n 20 "$AGENTD_LOG" >&2 || true
+			bench_die "agentd exited during startup (log: $AGENTD_LOG)"
+		fi
+		line=$(grep -m1 '"msg":"listening"' "$AGENTD_LOG" 2>/dev/null || true)
+		if [ -n "$line" ]; then
+			AGENTD_PORT=$(sed -n 's/.*"port":[[:space:]]*\([0-9][0-9]*\).*/\1/p' <<<"$line")
+			if [ -z "$AGENTD_PORT" ] || [ "$AGENTD_PORT" -eq 0 ]; then
+				bench_die "no port in agentd's listening line: $line"
+			fi
+			bench_log "agentd up on 127.0.0.1:$AGENTD_PORT (pid $AGENTD_PID, log $AGENTD_LOG)"
+			return 0
+		fi
+		sleep 0.1
+	done
+	tail -n 20 "$AGENTD_LOG" >&2 || true
+	bench_die "agentd logged no \"listening\" line within ${BENCH_START_TIMEOUT}s (log: $AGENTD_LOG)"
+}
+
+bench_stop_agentd() {
+	[ -n "$AGENTD_PID" ] || return 0
+	bench_stop_pid "$AGENTD_PID" agentd
+	AGENTD_PID=""
+	AGENTD_PORT=""
+}
+
+# ---------------------------------------------------------------- wrk
+
+# Converts a wrk duration ("812.00us", "1.23ms", "2.00s", "1.00m") to milliseconds.
+bench_to_ms() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+		else if (u == "h") n *= 3600000; else if (u != "ms") { print "nan"; exit }
+		printf "%.3f", n }'
+}
+
+# bench_wrk NAME URL [extra wrk args...]
+# Runs an optional warm-up, then `wrk -t -c -d --latency`, keeps the raw output in
+# $BENCH_TMP/NAME.wrk, and sets: WRK_RPS, WRK_P50, WRK_P90, WRK_P99 (ms),
+# WRK_REQUESTS, WRK_NON2XX, WRK_SOCKET_ERRORS (sum of connect/read/write/timeout).
+bench_wrk() {
+	local name=$1 url=$2 out secs
+	shift 2
+	out="$BENCH_TMP/$name.wrk"
+	# Bound wrk's wall time: its duration plus a generous margin.
+	secs=$(bench_seconds "$BENCH_DURATION")
+	if [ "$BENCH_WARMUP" != 0 ] && [ -n "$BENCH_WARMUP" ]; then
+		timeout "$(($(bench_seconds "$BENCH_WARMUP") + 30))" \
+			wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"$BENCH_WARMUP" --timeout 5s "$@" "$url" \
+			>"$BENCH_TMP/$name.warmup.wrk" 2>&1 || bench_die "wrk warm-up against $url failed: $(cat "$BENCH_TMP/$name.warmup.wrk")"
+	fi
+	bench_log "wrk -t$BENCH_THREADS -c$BENCH_CONNS -d$BENCH_DURATION --latency $url"
+	timeout "$((secs + 30))" \
+		wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"$BENCH_DURATION" --timeout 5s --latency "$@" "$url" \
+		>"$out" 2>&1 || bench_die "wrk against $url failed: $(cat "$out")"
+	WRK_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+	WRK_P50=$(bench_to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+	WRK_P90=$(bench_to_ms "$(awk '$1 == "90%" {print $2}' "$out")")
+	WRK_P99=$(bench_to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+	WRK_REQUESTS=$(awk '/ requests in / {print $1}' "$out")
+	WRK_NON2XX=$(awk -F': *' '/Non-2xx or 3xx responses/ {print $2}' "$out")
+	WRK_NON2XX=${WRK_NON2XX:-0}
+	WRK_SOCKET_ERRORS=$(awk '/Socket errors:/ {
+		s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }' "$out")
+	WRK_SOCKET_ERRORS=${WRK_SOCKET_ERRORS:-0}
+	if [ -z "$WRK_RPS" ] || [ -z "$WRK_REQUESTS" ]; then
+		bench_die "could not parse wrk output: $out"
+	fi
+	if [ "$WRK_NON2XX" != 0 ] || [ "$WRK_SOCKET_ERRORS" != 0 ]; then
+		bench_log "warning: $name had $WRK_NON2XX non-2xx responses and $WRK_SOCKET_ERRORS socket errors"
+	fi
+}
+
+# "10s" / "2m" / "500ms" / "10" -> whole seconds (rounded up), for timeouts.
+bench_seconds() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		if (u == "ms") n /= 1000; else if (u == "m") n *= 60; else if (u == "h") n *= 3600
+		printf "%d", (n == int(n)) ? n : int(n) + 1 }'
+}
+
+# ---------------------------------------------------------------- reporting
+
+# bench_ratio A B -> A/B with 2 decimals ("n/a" when B is 0 or empty).
+bench_ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+}
+
+# Header lines for a dated results section: host, tools, wrk parameters.
+bench_env_lines() {
+	local ver="n/a"
+	if [ "$BENCH_REFERENCE_ONLY" != 1 ] && [ -x "$AGENTD_BIN" ]; then
+		ver=$("$AGENTD_BIN" --version 2>&1 | head -n1 || true)
+	fi
+	printf -- '- host: %s, %s CPUs, %s\n' "$(uname -srm)" "$(nproc)" \
+		"$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo unknown cpu)"
+	printf -- '- agentd: %s (args: %s)\n' "$ver" "${AGENTD_BENCH_ARGS:-defaults}"
+	printf -- '- reference: %s, 2 workers, access_log off\n' "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+	printf -- '- load: wrk -t%s -c%s -d%s --latency (warm-up %s), loopback\n' \
+		"$BENCH_THREADS" "$BENCH_CONNS" "$BENCH_DURATION" "$BENCH_WARMUP"
+}
+
+# bench_report TITLE FILE: prints FILE (a markdown body) and appends it as a
+# dated section to bench/results/<UTC date>.md.
+bench_report() {
+	local title=$1 body=$2 results
+	mkdir -p "$BENCH_RESULTS_DIR"
+	results="$BENCH_RESULTS_DIR/$(date -u +%F).md"
+	{
+		printf '\n## %s — %s\n\n' "$title" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		bench_env_lines
+		printf '\n'
+		cat "$body"
+	} | tee -a "$results"
+	bench_log "appended to ${results#"$BENCH_ROOT"/}"
+}
