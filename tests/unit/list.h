@@ -7,3 +7,4 @@
 AD_SUITE(base_buf)
 AD_SUITE(model_text)
 AD_SUITE(model_passages)
+AD_SUITE(model_stats)
