@@ -238,7 +238,7 @@ static char *definition_question(const char *s, size_t n)
     if (words > 6) return NULL;
     if (!(x[0] >= 0x80 || (unsigned)(x[0] - '0') < 10u || is_ascii_alpha(x[0]))) return NULL;
     size_t pos = 0, off, len;
-    int content = 0, first_is_stop = -1;
+    int content = 0, first_is_stop = -1, last_is_stop = 0;
     char w[16];
     while (text_next_token(s, at, &pos, &off, &len)) {
         int stop = 0;
@@ -252,7 +252,10 @@ static char *definition_question(const char *s, size_t n)
             first_is_stop = stop;
         }
         content |= !stop;
+        last_is_stop = stop;
     }
+    /* "X outperforms but is ..." : a subject does not end in a function word. */
+    if (last_is_stop) return NULL;
     size_t rest = at + 1 + vlen;
     pos = rest;
     if (!content || !text_next_token(s, n, &pos, &off, &len)) return NULL;

@@ -203,6 +203,7 @@ START_TEST(test_derive_question)
     check_question("If you want speed, numpy is faster than loops.",
                    "What about want, speed and numpy?");
     check_question("It is 42.", "What about it, is and 42?");
+    check_question("Trees generally win but is slow.", "What about trees, generally and win?");
     check_question("Steps: 1) install 2) run 3) test 4) run", "What about run, steps and install?");
     check_question("", NULL);
     check_question(" ... ", NULL);
