@@ -1,0 +1,910 @@
+#include "llm/client.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "llm/retry.h"
+
+/* A non-streamed answer larger than this is not an answer. */
+#define LLM_BODY_MAX (8u << 20)
+/* curl's own timeout and our clock disagree by a millisecond or two. */
+#define LLM_DEADLINE_SLACK_MS 10
+/* The loop looks at its queues at least this often even when nothing happens. */
+#define LLM_IDLE_POLL_MS 1000
+
+typedef enum call_state {
+    CALL_NEW,     /* submitted, not yet seen by the loop */
+    CALL_PENDING, /* waiting for a free transfer slot */
+    CALL_ACTIVE,  /* a transfer is in flight */
+    CALL_WAITING, /* backing off before the next attempt */
+    CALL_DONE
+} call_state;
+
+/*
+ * Lifetime: one reference belongs to the loop from submit until on_done has
+ * returned, one to the caller's handle (if asked for) until llm_call_release,
+ * and one to each pending cancel request until the loop has read it. The last
+ * one frees. `mu` orders "finished" against cancel requests: a cancel that
+ * finds the call unfinished under `mu` knows the client is still alive,
+ * because the client is freed only after every call has finished.
+ */
+struct llm_call {
+    atomic_int refs;
+    atomic_int cancel_requested;
+    pthread_mutex_t mu;
+    int finished; /* under mu */
+    llm_client *client;
+    llm_call *next_submit; /* client->mu: submission queue; then the loop's pending line */
+    llm_call *next_cancel; /* client->mu: cancel queue */
+
+    /* Everything below belongs to the loop thread. */
+    call_state state;
+    llm_call *all_prev, *all_next;
+    size_t heap_idx;
+    int64_t wake_at;
+    char *body;
+    size_t body_len;
+    int stream;
+    llm_delta_fn on_delta;
+    llm_done_fn on_done;
+    void *ud;
+    int64_t started_ms;
+    int64_t deadline_ms;
+    int attempts;
+    int64_t prev_wait_ms;
+    CURL *easy;
+    long status;
+    int64_t retry_after_ms;
+    ad_buf in;             /* a non-streamed body, or an error body */
+    gemini_sse sse;
+    gemini_reply reply;
+    int events;            /* SSE chunks parsed this attempt */
+    int deltas;            /* deltas handed to on_delta, all attempts */
+    int failed;            /* the write path gave up: outcome and why */
+    llm_outcome fail_outcome;
+    char fail_msg[AD_ERR_MSG_MAX];
+    char last_error[AD_ERR_MSG_MAX]; /* why the last retryable attempt failed */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct llm_client {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    llm_call *submit_head, *submit_tail; /* mu */
+    llm_call *cancel_head;               /* mu */
+    int stopping;                        /* mu */
+
+    CURLM *multi;
+    CURLSH *share;
+    char *key;
+    char *model;
+    char *url_generate;
+    char *url_stream;
+    struct curl_slist *headers_json;
+    struct curl_slist *headers_sse;
+    llm_retry_policy policy;
+    int deadline_ms;
+    int connect_timeout_ms;
+    int max_transfers;
+
+    /* Loop thread only. */
+    llm_call *all_head;                 /* every call the loop has seen, not done */
+    llm_call *pending_head, *pending_tail;
+    int active;
+    llm_call **heap;                    /* backoff timers, soonest first */
+    size_t heap_len, heap_cap;
+    uint64_t rng;
+};
+
+const char *llm_outcome_name(llm_outcome o)
+{
+    static const char *const names[] = {"ok",      "blocked",      "rejected",  "unavailable",
+                                        "timeout", "bad_response", "cancelled", "transport"};
+    return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "unknown";
+}
+
+/* Formats into a message field; truncating a long upstream message is intended. */
+static void msg_set(char dst[AD_ERR_MSG_MAX], const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void msg_set(char dst[AD_ERR_MSG_MAX], const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, AD_ERR_MSG_MAX, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- timers: a binary min-heap on wake_at, each call knowing its slot ---- */
+
+static void heap_swap(llm_client *c, size_t a, size_t b)
+{
+    llm_call *t = c->heap[a];
+    c->heap[a] = c->heap[b];
+    c->heap[b] = t;
+    c->heap[a]->heap_idx = a;
+    c->heap[b]->heap_idx = b;
+}
+
+static void heap_sift_up(llm_client *c, size_t i)
+{
+    while (i > 0 && c->heap[(i - 1) / 2]->wake_at > c->heap[i]->wake_at) {
+        heap_swap(c, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_sift_down(llm_client *c, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < c->heap_len && c->heap[l]->wake_at < c->heap[m]->wake_at) m = l;
+        if (r < c->heap_len && c->heap[r]->wake_at < c->heap[m]->wake_at) m = r;
+        if (m == i) return;
+        heap_swap(c, i, m);
+        i = m;
+    }
+}
+
+static void heap_push(llm_client *c, llm_call *call)
+{
+    if (c->heap_len == c->heap_cap) {
+        c->heap_cap = c->heap_cap ? c->heap_cap * 2 : 64;
+        c->heap = ad_realloc(c->heap, ad_size_mul(c->heap_cap, sizeof(*c->heap)));
+    }
+    call->heap_idx = c->heap_len;
+    c->heap[c->heap_len++] = call;
+    heap_sift_up(c, call->heap_idx);
+}
+
+static void heap_remove(llm_client *c, llm_call *call)
+{
+    size_t i = call->heap_idx;
+    ad_assert(i < c->heap_len && c->heap[i] == call);
+    c->heap_len--;
+    if (i == c->heap_len) return;
+    c->heap[i] = c->heap[c->heap_len];
+    c->heap[i]->heap_idx = i;
+    heap_sift_down(c, i);
+    heap_sift_up(c, i);
+}
+
+/* xorshift64*: jitter needs spread, not secrecy. */
+static uint64_t client_rand(void *ud)
+{
+    llm_client *c = ud;
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return c->rng * 2685821657736338717ULL;
+}
+
+/* ---- call lifetime ---- */
+
+static void call_unref(llm_call *call)
+{
+    if (atomic_fetch_sub(&call->refs, 1) != 1) return;
+    pthread_mutex_destroy(&call->mu);
+    free(call);
+}
+
+void llm_call_release(llm_call *call)
+{
+    if (call) call_unref(call);
+}
+
+void llm_call_cancel(llm_call *call)
+{
+    pthread_mutex_lock(&call->mu);
+    if (!call->finished && !atomic_load(&call->cancel_requested)) {
+        llm_client *c = call->client;
+        atomic_store(&call->cancel_requested, 1);
+        atomic_fetch_add(&call->refs, 1);
+        pthread_mutex_lock(&c->mu);
+        call->next_cancel = c->cancel_head;
+        c->cancel_head = call;
+        pthread_mutex_unlock(&c->mu);
+        /* Still under call->mu, so the client cannot be freed under us. */
+        curl_multi_wakeup(c->multi);
+    }
+    pthread_mutex_unlock(&call->mu);
+}
+
+static void call_drop_transfer(llm_client *c, llm_call *call)
+{
+    if (!call->easy) return;
+    curl_multi_remove_handle(c->multi, call->easy);
+    curl_easy_cleanup(call->easy);
+    call->easy = NULL;
+    c->active--;
+}
+
+/* Appends `s` to `b`, every occurrence of the key replaced: a proxy or a
+ * server error may echo what it was sent, and messages leave this module. */
+static void put_redacted(ad_buf *b, const char *s, const char *key)
+{
+    size_t klen = strlen(key);
+    const char *hit;
+    while (klen > 0 && (hit = strstr(s, key)) != NULL) {
+        ad_buf_append(b, s, (size_t)(hit - s));
+        ad_buf_puts(b, "[redacted]");
+        s = hit + klen;
+    }
+    ad_buf_puts(b, s);
+}
+
+/* Ends the call: fires on_done once and drops the loop's reference. */
+static void call_finish(llm_client *c, llm_call *call, llm_outcome outcome, int retry_after_s,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void call_finish(llm_client *c, llm_call *call, llm_outcome outcome, int retry_after_s,
+                        const char *fmt, ...)
+{
+    ad_assert(call->state != CALL_DONE);
+    call_drop_transfer(c, call);
+    if (call->state == CALL_WAITING) heap_remove(c, call);
+    /* A pending call is only finished from the line's head (see start_pending)
+     * or when the loop stops, which empties the line itself. */
+    if (call->all_prev) call->all_prev->all_next = call->all_next;
+    else if (c->all_head == call) c->all_head = call->all_next;
+    if (call->all_next) call->all_next->all_prev = call->all_prev;
+    call->state = CALL_DONE;
+
+    pthread_mutex_lock(&call->mu);
+    call->finished = 1;
+    pthread_mutex_unlock(&call->mu);
+
+    ad_buf raw, msg;
+    ad_buf_init(&raw);
+    ad_buf_init(&msg);
+    va_list ap;
+    va_start(ap, fmt);
+    ad_buf_vprintf(&raw, fmt, ap);
+    va_end(ap);
+    put_redacted(&msg, raw.data ? raw.data : "", c->key);
+
+    const char *block = "";
+    if (outcome == LLM_BLOCKED) gemini_reply_blocked(&call->reply, &block);
+    llm_result r = {
+        .outcome = outcome,
+        .http_status = call->status,
+        .text = call->reply.text.data ? call->reply.text.data : "",
+        .text_len = call->reply.text.len,
+        .finish_reason = call->reply.finish_reason,
+        .block_reason = block,
+        .prompt_tokens = call->reply.prompt_tokens,
+        .output_tokens = call->reply.output_tokens,
+        .total_tokens = call->reply.total_tokens,
+        .retries = call->attempts > 0 ? call->attempts - 1 : 0,
+        .retry_after_s = retry_after_s,
+        .message = msg.data ? msg.data : "",
+    };
+    if (ad_log_enabled(AD_LOG_DEBUG))
+        ad_log(AD_LOG_DEBUG, "gemini call done: outcome=%s status=%ld attempts=%d ms=%lld",
+               llm_outcome_name(outcome), call->status, call->attempts,
+               (long long)(ad_clock_mono_ms() - call->started_ms));
+    call->on_done(call->ud, &r);
+
+    ad_buf_cleanup(&raw);
+    ad_buf_cleanup(&msg);
+    free(call->body);
+    call->body = NULL;
+    ad_buf_cleanup(&call->in);
+    gemini_sse_cleanup(&call->sse);
+    gemini_reply_cleanup(&call->reply);
+    call_unref(call);
+}
+
+/* ---- one attempt ---- */
+
+static int on_sse_event(void *ud, const char *data, size_t len)
+{
+    llm_call *call = ud;
+    size_t off;
+    ad_err err;
+    if (gemini_parse_response(data, len, &call->reply, &off, &err) != 0) {
+        gemini_error ge;
+        call->failed = 1;
+        if (gemini_parse_error(data, len, &ge) == 0) {
+            /* Gemini reports a failure after the 200 as an error chunk. */
+            call->fail_outcome = ge.code >= 400 && ge.code < 500 ? LLM_REJECTED : LLM_UNAVAILABLE;
+            msg_set(call->fail_msg, "Gemini stream error %ld: %s", ge.code,
+                     ge.message);
+        } else {
+            call->fail_outcome = LLM_BAD_RESPONSE;
+            msg_set(call->fail_msg, "bad stream chunk: %s", err.msg);
+        }
+        return 1;
+    }
+    call->events++;
+    size_t n = call->reply.text.len - off;
+    if (n > 0 && call->on_delta && !atomic_load(&call->cancel_requested)) {
+        call->deltas++;
+        call->on_delta(call->ud, call->reply.text.data + off, n);
+    }
+    return 0;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    llm_call *call = ud;
+    size_t n = size * nmemb;
+    if (call->status == 0) curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &call->status);
+    if (call->stream && call->status == 200) {
+        int rc = gemini_sse_feed(&call->sse, ptr, n, on_sse_event, call);
+        if (rc == AD_ETOOBIG) {
+            call->failed = 1;
+            call->fail_outcome = LLM_BAD_RESPONSE;
+            msg_set(call->fail_msg, "stream line over %u bytes",
+                     GEMINI_SSE_LINE_MAX);
+        }
+        return rc == 0 ? n : 0;
+    }
+    if (call->in.len + n > LLM_BODY_MAX) {
+        call->failed = 1;
+        call->fail_outcome = LLM_BAD_RESPONSE;
+        msg_set(call->fail_msg, "response body over %u bytes",
+                 LLM_BODY_MAX);
+        return 0;
+    }
+    ad_buf_append(&call->in, ptr, n);
+    return n;
+}
+
+static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
+{
+    llm_call *call = ud;
+    size_t n = size * nitems;
+    static const char name[] = "retry-after:";
+    if (n >= 5 && strncasecmp(line, "HTTP/", 5) == 0) {
+        call->retry_after_ms = -1; /* a new response begins */
+    } else if (n > sizeof(name) - 1 && strncasecmp(line, name, sizeof(name) - 1) == 0) {
+        char value[64];
+        size_t vlen = n - (sizeof(name) - 1);
+        if (vlen < sizeof(value)) {
+            memcpy(value, line + sizeof(name) - 1, vlen);
+            value[vlen] = '\0';
+            call->retry_after_ms = llm_retry_parse_retry_after(value);
+        }
+    }
+    return n;
+}
+
+static void attempt_start(llm_client *c, llm_call *call);
+
+/* Puts the call at the back of the line for a transfer slot. */
+static void pending_push(llm_client *c, llm_call *call)
+{
+    call->state = CALL_PENDING;
+    call->next_submit = NULL;
+    if (c->pending_tail) c->pending_tail->next_submit = call;
+    else c->pending_head = call;
+    c->pending_tail = call;
+}
+
+static void start_pending(llm_client *c)
+{
+    while (c->pending_head && c->active < c->max_transfers) {
+        llm_call *call = c->pending_head;
+        c->pending_head = call->next_submit;
+        if (!c->pending_head) c->pending_tail = NULL;
+        call->state = CALL_NEW;
+        attempt_start(c, call);
+    }
+}
+
+static void attempt_reset(llm_call *call)
+{
+    ad_buf_reset(&call->in);
+    gemini_sse_cleanup(&call->sse);
+    gemini_sse_init(&call->sse);
+    /* Once deltas went out the call is never retried, so this only throws
+     * away what a failed attempt left before saying anything. */
+    if (call->deltas == 0) {
+        gemini_reply_cleanup(&call->reply);
+        gemini_reply_init(&call->reply);
+    }
+    call->status = 0;
+    call->retry_after_ms = -1;
+    call->events = 0;
+    call->failed = 0;
+    call->errbuf[0] = '\0';
+}
+
+static void attempt_start(llm_client *c, llm_call *call)
+{
+    int64_t now = ad_clock_mono_ms();
+    if (now >= call->deadline_ms) {
+        call_finish(c, call, LLM_TIMEOUT, 0, "no answer within %d ms (%s)", c->deadline_ms,
+                    call->attempts ? call->last_error : "waiting for a transfer slot");
+        return;
+    }
+    if (c->active >= c->max_transfers) {
+        pending_push(c, call);
+        return;
+    }
+    attempt_reset(call);
+    CURL *h = curl_easy_init();
+    ad_assert(h != NULL);
+    curl_easy_setopt(h, CURLOPT_URL, call->stream ? c->url_stream : c->url_generate);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, call->stream ? c->headers_sse : c->headers_json);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, call->body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, call);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, call);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, call->errbuf);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L); /* wait to multiplex on HTTP/2 */
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "agentd");
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(call->deadline_ms - now));
+    call->easy = h;
+    call->attempts++;
+    call->state = CALL_ACTIVE;
+    c->active++;
+    CURLMcode mc = curl_multi_add_handle(c->multi, h);
+    if (mc != CURLM_OK) {
+        msg_set(call->last_error, "curl: %s",
+                 curl_multi_strerror(mc));
+        call_finish(c, call, LLM_UNAVAILABLE, 1, "cannot start transfer: %s",
+                    curl_multi_strerror(mc));
+        return;
+    }
+    if (ad_log_enabled(AD_LOG_DEBUG))
+        ad_log(AD_LOG_DEBUG, "gemini attempt %d/%d: model=%s stream=%d remaining_ms=%lld",
+               call->attempts, c->policy.max_attempts, c->model, call->stream,
+               (long long)(call->deadline_ms - now));
+}
+
+static int hint_seconds(int64_t ms)
+{
+    int64_t s = (ms + 999) / 1000;
+    return s < 1 ? 1 : (int)s;
+}
+
+/* After a failure worth another try: wait, or give up as unavailable. */
+static void attempt_retry_or_give_up(llm_client *c, llm_call *call, int64_t hint_ms)
+{
+    int64_t now = ad_clock_mono_ms();
+    llm_retry_plan plan = llm_retry_plan_next(&c->policy, call->attempts, call->prev_wait_ms,
+                                              hint_ms, now, call->deadline_ms, client_rand, c);
+    if (!plan.retry) {
+        call_finish(c, call, LLM_UNAVAILABLE, hint_seconds(plan.wait_ms),
+                    "Gemini unavailable after %d attempt%s: %s", call->attempts,
+                    call->attempts == 1 ? "" : "s", call->last_error);
+        return;
+    }
+    if (ad_log_enabled(AD_LOG_DEBUG))
+        ad_log(AD_LOG_DEBUG, "gemini retry in %lld ms after: %s", (long long)plan.wait_ms,
+               call->last_error);
+    call->prev_wait_ms = plan.wait_ms;
+    call->wake_at = now + plan.wait_ms;
+    call->state = CALL_WAITING;
+    heap_push(c, call);
+}
+
+static void attempt_finish_ok(llm_client *c, llm_call *call)
+{
+    const char *reason;
+    if (call->stream) {
+        gemini_sse_finish(&call->sse, on_sse_event, call);
+        if (call->failed) {
+            call_finish(c, call, call->fail_outcome, 1, "%s", call->fail_msg);
+            return;
+        }
+        if (call->events == 0) {
+            call_finish(c, call, LLM_BAD_RESPONSE, 0, "stream carried no Gemini chunk");
+            return;
+        }
+        if (!call->reply.finish_reason[0] && !call->reply.block_reason[0]) {
+            call_finish(c, call, LLM_TRANSPORT, 0, "stream ended before a finishReason");
+            return;
+        }
+    } else {
+        ad_err err;
+        if (gemini_parse_response(call->in.data ? call->in.data : "", call->in.len, &call->reply,
+                                  NULL, &err) != 0) {
+            call_finish(c, call, LLM_BAD_RESPONSE, 0, "%s", err.msg);
+            return;
+        }
+    }
+    if (gemini_reply_blocked(&call->reply, &reason)) {
+        call_finish(c, call, LLM_BLOCKED, 0, "Gemini blocked the answer: %s", reason);
+        return;
+    }
+    call_finish(c, call, LLM_OK, 0, "ok");
+}
+
+static void attempt_done(llm_client *c, llm_call *call, CURLcode res)
+{
+    int64_t now = ad_clock_mono_ms();
+    curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &call->status);
+    call_drop_transfer(c, call);
+    if (ad_log_enabled(AD_LOG_DEBUG))
+        ad_log(AD_LOG_DEBUG, "gemini attempt %d ended: status=%ld curl=%d %s", call->attempts,
+               call->status, (int)res, res == CURLE_OK ? "" : curl_easy_strerror(res));
+    if (call->failed) {
+        call_finish(c, call, call->fail_outcome, 1, "%s", call->fail_msg);
+        return;
+    }
+    if (res != CURLE_OK) {
+        const char *why = call->errbuf[0] ? call->errbuf : curl_easy_strerror(res);
+        if (res == CURLE_OPERATION_TIMEDOUT && call->deadline_ms - now <= LLM_DEADLINE_SLACK_MS) {
+            call_finish(c, call, LLM_TIMEOUT, 0, "no answer within %d ms", c->deadline_ms);
+            return;
+        }
+        if (call->deltas > 0) {
+            call_finish(c, call, LLM_TRANSPORT, 0, "stream broke: %s", why);
+            return;
+        }
+        msg_set(call->last_error, "transport: %s", why);
+        call->status = 0;
+        attempt_retry_or_give_up(c, call, -1);
+        return;
+    }
+    if (call->status == 200) {
+        attempt_finish_ok(c, call);
+        return;
+    }
+    gemini_error ge;
+    int enveloped = gemini_parse_error(call->in.data ? call->in.data : "", call->in.len, &ge) == 0;
+    if (llm_retry_status_retryable(call->status)) {
+        int64_t hint = call->retry_after_ms;
+        if (enveloped && ge.retry_delay_ms > hint) hint = ge.retry_delay_ms;
+        msg_set(call->last_error, "HTTP %ld%s%s", call->status,
+                 enveloped && ge.message[0] ? ": " : "", enveloped ? ge.message : "");
+        attempt_retry_or_give_up(c, call, hint);
+        return;
+    }
+    if (call->status >= 400 && call->status < 500) {
+        if (enveloped && ge.message[0])
+            call_finish(c, call, LLM_REJECTED, 0, "%s", ge.message);
+        else
+            call_finish(c, call, LLM_REJECTED, 0, "Gemini answered HTTP %ld", call->status);
+        return;
+    }
+    if (call->status >= 500) {
+        call_finish(c, call, LLM_UNAVAILABLE, hint_seconds(call->retry_after_ms),
+                    "Gemini answered HTTP %ld%s%s", call->status,
+                    enveloped && ge.message[0] ? ": " : "", enveloped ? ge.message : "");
+        return;
+    }
+    call_finish(c, call, LLM_BAD_RESPONSE, 0, "unexpected HTTP status %ld", call->status);
+}
+
+/* ---- the loop ---- */
+
+static void loop_take_queues(llm_client *c, llm_call **submits, llm_call **cancels,
+                             int *stopping)
+{
+    pthread_mutex_lock(&c->mu);
+    *submits = c->submit_head;
+    *cancels = c->cancel_head;
+    *stopping = c->stopping;
+    c->submit_head = c->submit_tail = NULL;
+    c->cancel_head = NULL;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void loop_admit(llm_client *c, llm_call *submits)
+{
+    while (submits) {
+        llm_call *call = submits;
+        submits = call->next_submit;
+        call->all_prev = NULL;
+        call->all_next = c->all_head;
+        if (c->all_head) c->all_head->all_prev = call;
+        c->all_head = call;
+        attempt_start(c, call);
+    }
+}
+
+static void pending_unlink(llm_client *c, llm_call *call)
+{
+    llm_call **pp = &c->pending_head;
+    llm_call *prev = NULL;
+    while (*pp && *pp != call) {
+        prev = *pp;
+        pp = &(*pp)->next_submit;
+    }
+    if (!*pp) return;
+    *pp = call->next_submit;
+    if (c->pending_tail == call) c->pending_tail = prev;
+}
+
+static void loop_cancel(llm_client *c, llm_call *call, const char *why)
+{
+    if (call->state == CALL_DONE) return;
+    if (call->state == CALL_PENDING) pending_unlink(c, call);
+    call_finish(c, call, LLM_CANCELLED, 0, "%s", why);
+}
+
+static void loop_apply_cancels(llm_client *c, llm_call *cancels)
+{
+    while (cancels) {
+        llm_call *call = cancels;
+        cancels = call->next_cancel;
+        loop_cancel(c, call, "cancelled");
+        call_unref(call);
+    }
+}
+
+static void loop_fire_timers(llm_client *c)
+{
+    int64_t now = ad_clock_mono_ms();
+    while (c->heap_len > 0 && c->heap[0]->wake_at <= now) {
+        llm_call *call = c->heap[0];
+        heap_remove(c, call);
+        call->state = CALL_NEW;
+        attempt_start(c, call);
+    }
+}
+
+static void loop_read_done(llm_client *c)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE) continue;
+        llm_call *call = NULL;
+        CURLcode res = m->data.result;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&call);
+        attempt_done(c, call, res);
+    }
+}
+
+static int loop_poll_timeout(llm_client *c)
+{
+    long ms = -1;
+    curl_multi_timeout(c->multi, &ms);
+    if (ms < 0 || ms > LLM_IDLE_POLL_MS) ms = LLM_IDLE_POLL_MS;
+    if (c->heap_len > 0) {
+        int64_t until = c->heap[0]->wake_at - ad_clock_mono_ms();
+        if (until < ms) ms = until < 0 ? 0 : (long)until;
+    }
+    if (c->pending_head && c->active < c->max_transfers) ms = 0;
+    return (int)ms;
+}
+
+/* Stopping: every call the loop knows of ends as cancelled, and so does any
+ * call a callback submits meanwhile, until no queue holds anything. */
+static int loop_drain_for_stop(llm_client *c)
+{
+    while (c->all_head) loop_cancel(c, c->all_head, "client stopped");
+    pthread_mutex_lock(&c->mu);
+    int idle = !c->submit_head && !c->cancel_head;
+    pthread_mutex_unlock(&c->mu);
+    return idle;
+}
+
+static void *client_loop(void *arg)
+{
+    llm_client *c = arg;
+    for (;;) {
+        llm_call *submits, *cancels;
+        int stopping;
+        loop_take_queues(c, &submits, &cancels, &stopping);
+        loop_admit(c, submits);
+        loop_apply_cancels(c, cancels);
+        if (stopping) {
+            if (loop_drain_for_stop(c)) break;
+            continue;
+        }
+        loop_fire_timers(c);
+        start_pending(c);
+        int running;
+        curl_multi_perform(c->multi, &running);
+        loop_read_done(c);
+        start_pending(c);
+        curl_multi_poll(c->multi, NULL, 0, loop_poll_timeout(c), NULL);
+    }
+    return NULL;
+}
+
+/* ---- start / submit / stop ---- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result;
+
+static void curl_init_once(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int config_int(int v, int def)
+{
+    return v > 0 ? v : def;
+}
+
+static int model_name_valid(const char *m)
+{
+    if (!*m) return 0;
+    for (; *m; m++) {
+        char ch = *m;
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '.' || ch == '_' || ch == '-';
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+static int text_printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
+    return 1;
+}
+
+static void client_free(llm_client *c)
+{
+    if (c->multi) curl_multi_cleanup(c->multi);
+    if (c->share) curl_share_cleanup(c->share);
+    curl_slist_free_all(c->headers_json);
+    curl_slist_free_all(c->headers_sse);
+    /* The key sat in memory for the process's life; do not leave it in the heap. */
+    if (c->key) explicit_bzero(c->key, strlen(c->key));
+    free(c->key);
+    free(c->model);
+    free(c->url_generate);
+    free(c->url_stream);
+    free(c->heap);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static int client_configure(llm_client *c, const llm_config *cfg, ad_err *e)
+{
+    if (!cfg->api_key || !cfg->api_key[0]) return ad_err_set(e, AD_EINVAL, "api_key is required");
+    if (!text_printable(cfg->api_key))
+        return ad_err_set(e, AD_EINVAL, "api_key contains control characters");
+    const char *model = cfg->model && cfg->model[0] ? cfg->model : LLM_DEFAULT_MODEL;
+    if (strncmp(model, "models/", 7) == 0) model += 7;
+    if (!model_name_valid(model))
+        return ad_err_set(e, AD_EINVAL, "model must be letters, digits, '.', '_' or '-'");
+    const char *base = cfg->base_url && cfg->base_url[0] ? cfg->base_url : LLM_DEFAULT_BASE_URL;
+    if ((strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) ||
+        !text_printable(base) || strchr(base, ' ') || strchr(base, '?') || strchr(base, '#'))
+        return ad_err_set(e, AD_EINVAL, "base_url must be an http(s) URL without query");
+    size_t blen = strlen(base);
+    while (blen > 0 && base[blen - 1] == '/') blen--;
+
+    c->key = ad_strdup(cfg->api_key);
+    c->model = ad_strdup(model);
+    ad_buf b;
+    ad_buf_init(&b);
+    ad_buf_printf(&b, "%.*s/v1beta/models/%s:generateContent", (int)blen, base, model);
+    c->url_generate = ad_buf_steal(&b, NULL);
+    ad_buf_printf(&b, "%.*s/v1beta/models/%s:streamGenerateContent?alt=sse", (int)blen, base,
+                  model);
+    c->url_stream = ad_buf_steal(&b, NULL);
+
+    ad_buf_printf(&b, "x-goog-api-key: %s", c->key);
+    struct curl_slist *common[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        common[i] = curl_slist_append(common[i], "Content-Type: application/json");
+        common[i] = curl_slist_append(common[i], "Expect:");
+        common[i] = curl_slist_append(common[i], b.data);
+        common[i] = curl_slist_append(common[i], i ? "Accept: text/event-stream"
+                                                   : "Accept: application/json");
+        ad_assert(common[i] != NULL);
+    }
+    explicit_bzero(b.data, b.len);
+    ad_buf_cleanup(&b);
+    c->headers_json = common[0];
+    c->headers_sse = common[1];
+
+    c->deadline_ms = config_int(cfg->deadline_ms, 30000);
+    c->connect_timeout_ms = config_int(cfg->connect_timeout_ms, 5000);
+    c->max_transfers = config_int(cfg->max_transfers, 1000);
+    c->policy.max_attempts = config_int(cfg->max_attempts, 4);
+    c->policy.base_ms = config_int(cfg->backoff_base_ms, 250);
+    c->policy.cap_ms = config_int(cfg->backoff_cap_ms, 8000);
+    if (c->policy.cap_ms < c->policy.base_ms) c->policy.cap_ms = c->policy.base_ms;
+    c->policy.jitter = LLM_JITTER_FULL;
+
+    long host_conns = config_int(cfg->max_host_connections, c->max_transfers);
+    c->multi = curl_multi_init();
+    c->share = curl_share_init();
+    if (!c->multi || !c->share) return ad_err_set(e, AD_EINTERNAL, "cannot create curl handles");
+    /* One thread uses these, so the share needs no lock callbacks. TLS
+     * sessions are shared so reconnects skip the full handshake. */
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, host_conns);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, host_conns);
+    /* Keep-alive: idle connections stay cached for the next burst. */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, host_conns);
+    return 0;
+}
+
+int llm_client_start(llm_client **out, const llm_config *cfg, ad_err *e)
+{
+    *out = NULL;
+    pthread_once(&curl_once, curl_init_once);
+    if (curl_init_result != CURLE_OK)
+        return ad_err_set(e, AD_EINTERNAL, "curl_global_init: %s",
+                          curl_easy_strerror(curl_init_result));
+    llm_client *c = ad_calloc(1, sizeof(*c));
+    pthread_mutex_init(&c->mu, NULL);
+    int rc = client_configure(c, cfg, e);
+    if (rc != 0) {
+        client_free(c);
+        return rc;
+    }
+    c->rng = (uint64_t)ad_clock_now_ms() ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9e3779b97f4a7c15ULL;
+    if (pthread_create(&c->thread, NULL, client_loop, c) != 0) {
+        client_free(c);
+        return ad_err_set(e, AD_EINTERNAL, "cannot start the Gemini client thread");
+    }
+    *out = c;
+    return 0;
+}
+
+int llm_client_submit(llm_client *c, const llm_request *req, llm_delta_fn on_delta,
+                      llm_done_fn on_done, void *ud, llm_call **out, ad_err *e)
+{
+    if (out) *out = NULL;
+    if (!on_done) return ad_err_set(e, AD_EINVAL, "on_done is required");
+    ad_err local;
+    char *body = gemini_request_json(req, &local);
+    if (!body) return ad_err_set(e, local.code, "%s", local.msg);
+    /* The JSON body is the copy: nothing else of req is kept. */
+
+    llm_call *call = ad_calloc(1, sizeof(*call));
+    atomic_init(&call->refs, out ? 2 : 1);
+    atomic_init(&call->cancel_requested, 0);
+    pthread_mutex_init(&call->mu, NULL);
+    call->client = c;
+    call->state = CALL_NEW;
+    call->body = body;
+    call->body_len = strlen(body);
+    call->stream = req->stream != 0;
+    call->on_delta = on_delta;
+    call->on_done = on_done;
+    call->ud = ud;
+    call->started_ms = ad_clock_mono_ms();
+    call->deadline_ms = call->started_ms + c->deadline_ms;
+    call->retry_after_ms = -1;
+    ad_buf_init(&call->in);
+    gemini_sse_init(&call->sse);
+    gemini_reply_init(&call->reply);
+
+    pthread_mutex_lock(&c->mu);
+    if (c->submit_tail) c->submit_tail->next_submit = call;
+    else c->submit_head = call;
+    c->submit_tail = call;
+    pthread_mutex_unlock(&c->mu);
+    curl_multi_wakeup(c->multi);
+    if (out) *out = call;
+    return 0;
+}
+
+void llm_client_stop(llm_client *c)
+{
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = 1;
+    pthread_mutex_unlock(&c->mu);
+    curl_multi_wakeup(c->multi);
+    pthread_join(c->thread, NULL);
+    client_free(c);
+}

@@ -1,0 +1,116 @@
+/*
+ * The asynchronous Gemini client.
+ *
+ * One client owns one thread that runs a libcurl multi loop; every call is a
+ * transfer on that loop, so no caller thread ever waits on the network.
+ * Submitting queues the call and returns at once; the call's callbacks run on
+ * the client's thread:
+ *   - on_delta (streaming calls only): each text delta, in order, as it arrives;
+ *   - on_done: exactly once per successfully submitted call, whatever happens
+ *     (success, failure, cancel, client stop), always last.
+ * Callbacks must not block: they run on the loop that drives every other call.
+ * They may call llm_call_cancel and llm_call_release, and may submit new calls.
+ *
+ * The API key travels only in the x-goog-api-key header: never in a URL, a
+ * log line, or a result message.
+ */
+#ifndef LLM_CLIENT_H
+#define LLM_CLIENT_H
+
+#include <stddef.h>
+
+#include "base/err.h"
+#include "llm/gemini.h"
+
+#define LLM_DEFAULT_MODEL "gemini-2.5-flash"
+#define LLM_DEFAULT_BASE_URL "https://generativelanguage.googleapis.com"
+
+/* Client settings. Borrowed by llm_client_start, which copies the strings.
+ * A zero numeric field (or NULL string) takes the default shown. */
+typedef struct llm_config {
+    const char *api_key;      /* required: GEMINI_API_KEY */
+    const char *model;        /* GEMINI_MODEL, default LLM_DEFAULT_MODEL */
+    const char *base_url;     /* GEMINI_BASE_URL, default LLM_DEFAULT_BASE_URL */
+    int deadline_ms;          /* whole call, all attempts and waits: 30000 */
+    int max_attempts;         /* first attempt included: 4 */
+    int backoff_base_ms;      /* 250 */
+    int backoff_cap_ms;       /* 8000 */
+    int connect_timeout_ms;   /* per connection: 5000 */
+    int max_transfers;        /* transfers in flight at once; more wait in line: 1000 */
+    int max_host_connections; /* sockets to the Gemini host (HTTP/2 multiplexes
+                               * many transfers on one): max_transfers */
+} llm_config;
+
+typedef enum llm_outcome {
+    LLM_OK,           /* text is the answer */
+    LLM_BLOCKED,      /* Gemini refused: block_reason says why */
+    LLM_REJECTED,     /* Gemini answered 4xx: message is its error.message */
+    LLM_UNAVAILABLE,  /* retries exhausted, or the next wait would pass the
+                       * deadline; retry_after_s is a hint */
+    LLM_TIMEOUT,      /* the deadline passed while a request was in flight */
+    LLM_BAD_RESPONSE, /* the body is not Gemini JSON (or SSE of it) */
+    LLM_CANCELLED,    /* llm_call_cancel or llm_client_stop */
+    LLM_TRANSPORT     /* the connection failed after a stream had started
+                       * relaying deltas, so it could not be retried */
+} llm_outcome;
+
+/* A short snake_case name, e.g. "bad_response". */
+const char *llm_outcome_name(llm_outcome o);
+
+/* What on_done receives. Every pointer is valid only during on_done; strings
+ * are never NULL ("" when absent). Token counts are -1 when not reported. */
+typedef struct llm_result {
+    llm_outcome outcome;
+    long http_status;          /* of the last attempt; 0 if none got an answer */
+    const char *text;          /* the whole answer (also for streams) */
+    size_t text_len;
+    const char *finish_reason; /* e.g. "STOP", "MAX_TOKENS" */
+    const char *block_reason;  /* e.g. "SAFETY" when outcome is LLM_BLOCKED */
+    long prompt_tokens;
+    long output_tokens;
+    long total_tokens;
+    int retries;               /* attempts made minus one */
+    int retry_after_s;         /* LLM_UNAVAILABLE: when to try again, >= 1 */
+    const char *message;       /* for humans; never contains the API key */
+} llm_result;
+
+typedef void (*llm_delta_fn)(void *ud, const char *text, size_t len);
+typedef void (*llm_done_fn)(void *ud, const llm_result *r);
+
+typedef struct llm_client llm_client;
+typedef struct llm_call llm_call;
+
+/* Validates `cfg`, initializes libcurl once per process, and starts the
+ * client's thread. Returns 0 and sets *out, or AD_EINVAL (a missing key, a
+ * model name with characters outside [A-Za-z0-9._-], a key with control
+ * characters) or AD_EINTERNAL with `e` set. */
+int llm_client_start(llm_client **out, const llm_config *cfg, ad_err *e);
+
+/* Queues a call. `req` and its strings are copied before this returns.
+ * `on_delta` may be NULL (and is ignored unless req->stream); `on_done` is
+ * required. On success returns 0, and on_done will fire exactly once; if
+ * `out` is not NULL it receives a handle the caller owns and must give back
+ * with llm_call_release. On failure (AD_EINVAL: no prompt, bad few-shot pair)
+ * no callback ever fires. Must not race with llm_client_stop. */
+int llm_client_submit(llm_client *c, const llm_request *req, llm_delta_fn on_delta,
+                      llm_done_fn on_done, void *ud, llm_call **out, ad_err *e);
+
+/* Asks for the call to end: its transfer (if any) is aborted, which closes the
+ * upstream connection, and on_done fires on the client's thread with
+ * LLM_CANCELLED, unless the call had already finished, in which case nothing
+ * happens. Thread-safe, callable from any thread (callbacks included), any
+ * number of times, until the handle is released; it never blocks on the
+ * network and never fires a callback itself. */
+void llm_call_cancel(llm_call *call);
+
+/* Gives back the handle from llm_client_submit; the handle is invalid after.
+ * Releasing does not cancel: the call runs on and on_done still fires. */
+void llm_call_release(llm_call *call);
+
+/* Cancels every call still queued, waiting or in flight (their on_done fires
+ * with LLM_CANCELLED, on the client's thread, before this returns), joins the
+ * thread and frees the client. Handles not yet released stay valid for
+ * llm_call_cancel (a no-op now) and llm_call_release. Not from a callback. */
+void llm_client_stop(llm_client *c);
+
+#endif
