@@ -1,1 +1,119 @@
-int main(void) { return 0; }
+/* agentd: start-up, the signal wait, and an orderly shutdown. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "config/config.h"
+#include "pipeline/pool.h"
+#include "server/app.h"
+#include "server/healthcheck.h"
+#include "server/http.h"
+#include "storage/db.h"
+
+extern char **environ;
+
+static int main_print(const ad_buf *b, FILE *to, int code)
+{
+    fwrite(b->data ? b->data : "", 1, b->len, to);
+    return code;
+}
+
+/* Runs the actions that exit without serving; returns -1 to go on serving. */
+static int main_action(ad_config_action action, const ad_config *cfg)
+{
+    ad_buf b;
+    ad_buf_init(&b);
+    int code = -1;
+    switch (action) {
+    case AD_CONFIG_HELP: config_usage(&b); code = main_print(&b, stdout, 0); break;
+    case AD_CONFIG_VERSION: ad_buf_puts(&b, "agentd " AGENTD_VERSION "\n"); code = main_print(&b, stdout, 0); break;
+    case AD_CONFIG_CHECK:
+        config_to_json(cfg, &b);
+        ad_buf_putc(&b, '\n');
+        code = main_print(&b, stdout, 0);
+        break;
+    case AD_CONFIG_HEALTHCHECK: code = healthcheck_probe(cfg->bind, cfg->port, 3000) == 0 ? 0 : 1; break;
+    case AD_CONFIG_RUN: break;
+    }
+    ad_buf_cleanup(&b);
+    return code;
+}
+
+static void main_log_listening(const ad_config *cfg, uint16_t port)
+{
+    ad_buf f;
+    ad_buf_init(&f);
+    ad_buf_printf(&f, "\"msg\":\"listening\",\"bind\":");
+    ad_buf_json_string(&f, cfg->bind, strlen(cfg->bind));
+    ad_buf_printf(&f, ",\"port\":%u,\"version\":\"%s\",\"backend\":\"%s\",\"workers\":%d", port,
+                  AGENTD_VERSION, cfg->gemini_api_key ? "gemini" : "local", cfg->workers);
+    ad_log_fields(AD_LOG_INFO, &f);
+    ad_buf_cleanup(&f);
+}
+
+int main(int argc, char **argv)
+{
+    ad_config cfg;
+    ad_config_action action;
+    ad_err e = {0};
+    config_init(&cfg);
+    if (config_load(&cfg, argc, argv, environ, &action, &e) < 0) {
+        fprintf(stderr, "agentd: %s\n", e.msg);
+        config_cleanup(&cfg);
+        return 2;
+    }
+    int code = main_action(action, &cfg);
+    if (code >= 0) {
+        config_cleanup(&cfg);
+        return code;
+    }
+    ad_log_level level = AD_LOG_INFO;
+    ad_log_level_from_string(cfg.log_level, &level);
+    ad_log_set_level(level);
+
+    /* Signals go to the main thread's sigwait only: block them before any
+     * thread starts, so every thread inherits the mask. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+    ad_app app = {.cfg = &cfg, .started_ms = ad_clock_now_ms(), .started_mono_ms = ad_clock_mono_ms()};
+    ad_http *http = NULL;
+    code = 1;
+    if (storage_open(cfg.data_dir, &e) < 0) {
+        ad_log(AD_LOG_ERROR, "%s", e.msg);
+        goto out;
+    }
+    if (pipeline_pool_start(&app.pool, cfg.workers, &e) < 0) {
+        ad_log(AD_LOG_ERROR, "%s", e.msg);
+        goto out;
+    }
+    if (http_start(&http, &app, &e) < 0) {
+        ad_log(AD_LOG_ERROR, "%s", e.msg);
+        goto out;
+    }
+    main_log_listening(&cfg, http_port(http));
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    ad_log(AD_LOG_INFO, "received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    http_quiesce(http);
+    int left = http_drain(http, ad_clock_mono_ms() + cfg.shutdown_timeout_ms);
+    if (left) ad_log(AD_LOG_WARN, "%d request(s) still in flight at the shutdown deadline", left);
+    code = 0;
+out:
+    http_stop(http);
+    pipeline_pool_stop(app.pool);
+    storage_close();
+    if (code == 0) ad_log(AD_LOG_INFO, "stopped");
+    config_cleanup(&cfg);
+    return code;
+}

@@ -1,0 +1,352 @@
+#include "config/config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/mem.h"
+
+typedef enum { OPT_INT, OPT_SIZE, OPT_BOOL, OPT_STRING, OPT_SECRET, OPT_LOGLEVEL } opt_type;
+
+typedef struct config_opt {
+    const char *key;    /* JSON key */
+    const char *env;
+    const char *flag;
+    opt_type type;
+    size_t offset;
+    long long min, max; /* integers only */
+    const char *help;
+} config_opt;
+
+#define OFF(field) offsetof(ad_config, field)
+
+static const config_opt config_opts[] = {
+    {"port", "AGENTD_PORT", "--port", OPT_INT, OFF(port), 0, 65535, "TCP port (0: ephemeral)"},
+    {"bind", "AGENTD_BIND", "--bind", OPT_STRING, OFF(bind), 0, 0, "listen address"},
+    {"data_dir", "AGENTD_DATA_DIR", "--data-dir", OPT_STRING, OFF(data_dir), 0, 0,
+     "directory of the SQLite database"},
+    {"workers", "AGENTD_WORKERS", "--workers", OPT_INT, OFF(workers), 1, 256,
+     "pipeline worker threads"},
+    {"http_threads", "AGENTD_HTTP_THREADS", "--http-threads", OPT_INT, OFF(http_threads), 1, 256,
+     "HTTP thread pool size"},
+    {"max_body_bytes", "AGENTD_MAX_BODY_BYTES", "--max-body-bytes", OPT_SIZE, OFF(max_body_bytes),
+     1024, 1LL << 30, "request body limit"},
+    {"max_training_bytes", "AGENTD_MAX_TRAINING_BYTES", "--max-training-bytes", OPT_SIZE,
+     OFF(max_training_bytes), 1024, 1LL << 30, "training material limit (agent creation)"},
+    {"max_prompt_bytes", "AGENTD_MAX_PROMPT_BYTES", "--max-prompt-bytes", OPT_SIZE,
+     OFF(max_prompt_bytes), 16, 1LL << 24, "inference prompt limit"},
+    {"connection_timeout_s", "AGENTD_CONNECTION_TIMEOUT_S", "--connection-timeout", OPT_INT,
+     OFF(connection_timeout_s), 1, 3600, "idle connection timeout (s)"},
+    {"connection_limit", "AGENTD_CONNECTION_LIMIT", "--connection-limit", OPT_INT,
+     OFF(connection_limit), 1, 1000000, "maximum open connections"},
+    {"shutdown_timeout_ms", "AGENTD_SHUTDOWN_TIMEOUT_MS", "--shutdown-timeout-ms", OPT_INT,
+     OFF(shutdown_timeout_ms), 0, 600000, "grace period for in-flight requests"},
+    {"api_key", "AGENTD_API_KEY", "--api-key", OPT_SECRET, OFF(api_key), 0, 0,
+     "bearer token required on /api/v1/* when set"},
+    {"cors_origins", "AGENTD_CORS_ORIGINS", "--cors-origins", OPT_STRING, OFF(cors_origins), 0, 0,
+     "allowed CORS origins: * or a comma-separated list"},
+    {"log_level", "AGENTD_LOG_LEVEL", "--log-level", OPT_LOGLEVEL, OFF(log_level), 0, 0,
+     "debug, info, warn or error"},
+    {"log_prompts", "AGENTD_LOG_PROMPTS", "--log-prompts", OPT_BOOL, OFF(log_prompts), 0, 1,
+     "store inference prompt text in the inference log"},
+    {"gemini_api_key", "GEMINI_API_KEY", "--gemini-api-key", OPT_SECRET, OFF(gemini_api_key), 0, 0,
+     "Gemini API key (unset: local answerer)"},
+    {"gemini_model", "GEMINI_MODEL", "--gemini-model", OPT_STRING, OFF(gemini_model), 0, 0,
+     "Gemini model"},
+    {"gemini_base_url", "GEMINI_BASE_URL", "--gemini-base-url", OPT_STRING, OFF(gemini_base_url), 0,
+     0, "Gemini API base URL"},
+    {"gemini_deadline_ms", "GEMINI_DEADLINE_MS", "--gemini-deadline-ms", OPT_INT,
+     OFF(gemini_deadline_ms), 100, 600000, "overall deadline of one Gemini call, retries included"},
+    {"gemini_max_attempts", "GEMINI_MAX_ATTEMPTS", "--gemini-max-attempts", OPT_INT,
+     OFF(gemini_max_attempts), 1, 20, "attempts per Gemini call"},
+    {"gemini_backoff_base_ms", "GEMINI_BACKOFF_BASE_MS", "--gemini-backoff-base-ms", OPT_INT,
+     OFF(gemini_backoff_base_ms), 1, 60000, "first retry backoff"},
+    {"gemini_max_concurrency", "GEMINI_MAX_CONCURRENCY", "--gemini-max-concurrency", OPT_INT,
+     OFF(gemini_max_concurrency), 1, 100000, "concurrent Gemini transfers"},
+};
+
+#define NOPTS (sizeof(config_opts) / sizeof(config_opts[0]))
+
+static int config_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+void config_init(ad_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->port = 8080;
+    cfg->bind = ad_strdup("0.0.0.0");
+    cfg->data_dir = ad_strdup("./data");
+    cfg->workers = config_default_threads();
+    cfg->http_threads = config_default_threads();
+    cfg->max_body_bytes = 1LL << 20;
+    cfg->max_training_bytes = 10LL << 20;
+    cfg->max_prompt_bytes = 32LL << 10;
+    cfg->connection_timeout_s = 30;
+    cfg->connection_limit = 4096;
+    cfg->shutdown_timeout_ms = 10000;
+    cfg->cors_origins = ad_strdup("*");
+    cfg->log_level = ad_strdup("info");
+    cfg->gemini_model = ad_strdup("gemini-2.5-flash");
+    cfg->gemini_base_url = ad_strdup("https://generativelanguage.googleapis.com");
+    cfg->gemini_deadline_ms = 30000;
+    cfg->gemini_max_attempts = 4;
+    cfg->gemini_backoff_base_ms = 250;
+    cfg->gemini_max_concurrency = 1000;
+}
+
+void config_cleanup(ad_config *cfg)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const config_opt *o = &config_opts[i];
+        if (o->type == OPT_STRING || o->type == OPT_SECRET || o->type == OPT_LOGLEVEL) {
+            char **slot = (char **)((char *)cfg + o->offset);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+}
+
+static const config_opt *config_find(const char *key)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(config_opts[i].key, key) == 0) return &config_opts[i];
+    return NULL;
+}
+
+/* Parses a whole decimal integer with an optional K/M/G suffix (sizes only). */
+static int config_parse_int(const config_opt *o, const char *value, long long *out, ad_err *e)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (end == value || errno == ERANGE)
+        return ad_err_set(e, AD_EINVAL, "%s: '%s' is not an integer", o->key, value);
+    if (o->type == OPT_SIZE && *end) {
+        long long mult = *end == 'K' || *end == 'k' ? 1LL << 10
+                       : *end == 'M' || *end == 'm' ? 1LL << 20
+                       : *end == 'G' || *end == 'g' ? 1LL << 30 : 0;
+        if (!mult || end[1] != '\0' || __builtin_mul_overflow(v, mult, &v))
+            return ad_err_set(e, AD_EINVAL, "%s: '%s' is not a size (bytes, or with K, M, G)", o->key,
+                              value);
+        end++;
+    }
+    if (*end) return ad_err_set(e, AD_EINVAL, "%s: '%s' is not an integer", o->key, value);
+    if (v < o->min || v > o->max)
+        return ad_err_set(e, AD_EINVAL, "%s: %lld is out of range (%lld to %lld)", o->key, v, o->min,
+                          o->max);
+    *out = v;
+    return 0;
+}
+
+static int config_apply(ad_config *cfg, const config_opt *o, const char *value, ad_err *e)
+{
+    void *slot = (char *)cfg + o->offset;
+    long long v = 0;
+    switch (o->type) {
+    case OPT_INT:
+    case OPT_SIZE:
+        if (config_parse_int(o, value, &v, e) < 0) return AD_EINVAL;
+        if (o->type == OPT_INT) *(int *)slot = (int)v;
+        else *(long long *)slot = v;
+        return 0;
+    case OPT_BOOL:
+        if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes")) *(int *)slot = 1;
+        else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no"))
+            *(int *)slot = 0;
+        else return ad_err_set(e, AD_EINVAL, "%s: '%s' is not a boolean (true or false)", o->key, value);
+        return 0;
+    case OPT_LOGLEVEL: {
+        static const char *const levels[] = {"debug", "info", "warn", "error"};
+        int ok = 0;
+        for (int i = 0; i < 4; i++) ok |= !strcmp(levels[i], value);
+        if (!ok)
+            return ad_err_set(e, AD_EINVAL, "%s: '%s' is not one of debug, info, warn, error", o->key,
+                              value);
+        break;
+    }
+    case OPT_STRING:
+        if (!*value) return ad_err_set(e, AD_EINVAL, "%s: must not be empty", o->key);
+        break;
+    case OPT_SECRET:
+        break;
+    }
+    if (strlen(value) > 4096) return ad_err_set(e, AD_EINVAL, "%s: longer than 4096 bytes", o->key);
+    char **s = slot;
+    free(*s);
+    /* An empty secret means unset, so `GEMINI_API_KEY= agentd` selects the local answerer. */
+    *s = (o->type == OPT_SECRET && !*value) ? NULL : ad_strdup(value);
+    return 0;
+}
+
+int config_set(ad_config *cfg, const char *key, const char *value, ad_err *e)
+{
+    const config_opt *o = config_find(key);
+    if (!o) return ad_err_set(e, AD_EINVAL, "unknown configuration key '%s'", key);
+    return config_apply(cfg, o, value, e);
+}
+
+static int config_load_file(ad_config *cfg, const char *path, ad_err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return ad_err_set(e, AD_EINVAL, "config: cannot read '%s': %s", path, strerror(errno));
+    ad_buf text;
+    ad_buf_init(&text);
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (text.len + n > (1u << 20)) {
+            rc = ad_err_set(e, AD_EINVAL, "config: '%s' is larger than 1 MiB", path);
+            break;
+        }
+        ad_buf_append(&text, chunk, n);
+    }
+    if (!rc && ferror(f)) rc = ad_err_set(e, AD_EINVAL, "config: error reading '%s'", path);
+    fclose(f);
+    cJSON *root = rc ? NULL : cJSON_ParseWithLength(text.data ? text.data : "", text.len);
+    if (!rc && !cJSON_IsObject(root))
+        rc = ad_err_set(e, AD_EINVAL, "config: '%s' is not a JSON object", path);
+    for (cJSON *it = root && !rc ? root->child : NULL; it && !rc; it = it->next) {
+        const config_opt *o = config_find(it->string);
+        char num[32];
+        const char *value;
+        if (!o) {
+            rc = ad_err_set(e, AD_EINVAL, "config: unknown key '%s' in '%s'", it->string, path);
+            break;
+        }
+        if (cJSON_IsString(it)) {
+            value = it->valuestring;
+        } else if (cJSON_IsBool(it)) {
+            value = cJSON_IsTrue(it) ? "true" : "false";
+        } else if (cJSON_IsNumber(it) && it->valuedouble == (double)(long long)it->valuedouble) {
+            snprintf(num, sizeof(num), "%lld", (long long)it->valuedouble);
+            value = num;
+        } else {
+            rc = ad_err_set(e, AD_EINVAL, "config: '%s' in '%s' must be a string, integer or boolean",
+                            it->string, path);
+            break;
+        }
+        rc = config_apply(cfg, o, value, e);
+    }
+    cJSON_Delete(root);
+    ad_buf_cleanup(&text);
+    return rc;
+}
+
+static const char *config_env(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (char **p = envp; p && *p; p++)
+        if (strncmp(*p, name, n) == 0 && (*p)[n] == '=') return *p + n + 1;
+    return NULL;
+}
+
+int config_load(ad_config *cfg, int argc, char **argv, char **envp, ad_config_action *action,
+                ad_err *e)
+{
+    const char *file = config_env(envp, "AGENTD_CONFIG");
+    *action = AD_CONFIG_RUN;
+
+    /* First pass: actions, --config, and the shape of every flag. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) *action = AD_CONFIG_HELP;
+        else if (!strcmp(a, "--version")) *action = AD_CONFIG_VERSION;
+        else if (!strcmp(a, "--check-config")) *action = AD_CONFIG_CHECK;
+        else if (!strcmp(a, "--healthcheck")) *action = AD_CONFIG_HEALTHCHECK;
+        else if (!strcmp(a, "--config")) {
+            if (i + 1 >= argc) return ad_err_set(e, AD_EINVAL, "--config needs a value");
+            file = argv[++i];
+        } else {
+            const char *eq = strchr(a, '=');
+            size_t len = eq ? (size_t)(eq - a) : strlen(a);
+            int found = 0;
+            for (size_t k = 0; k < NOPTS && !found; k++)
+                found = strlen(config_opts[k].flag) == len && !strncmp(config_opts[k].flag, a, len);
+            if (!found) return ad_err_set(e, AD_EINVAL, "unknown option '%s' (see --help)", a);
+            if (!eq && ++i >= argc) return ad_err_set(e, AD_EINVAL, "%s needs a value", a);
+        }
+    }
+    if (*action == AD_CONFIG_HELP || *action == AD_CONFIG_VERSION) return 0;
+
+    if (file && config_load_file(cfg, file, e) < 0) return AD_EINVAL;
+
+    for (size_t k = 0; k < NOPTS; k++) {
+        const char *v = config_env(envp, config_opts[k].env);
+        if (v && config_apply(cfg, &config_opts[k], v, e) < 0) {
+            char msg[AD_ERR_MSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", e ? e->msg : "");
+            return ad_err_set(e, AD_EINVAL, "%s (from %s)", msg, config_opts[k].env);
+        }
+    }
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config")) {
+            i++;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0 || !strcmp(a, "--help") || !strcmp(a, "--version") ||
+            !strcmp(a, "--check-config") || !strcmp(a, "--healthcheck"))
+            continue;
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        for (size_t k = 0; k < NOPTS; k++) {
+            const config_opt *o = &config_opts[k];
+            if (strlen(o->flag) != len || strncmp(o->flag, a, len) != 0) continue;
+            const char *v = eq ? eq + 1 : argv[++i];
+            if (config_apply(cfg, o, v, e) < 0) return AD_EINVAL;
+            break;
+        }
+    }
+    return 0;
+}
+
+void config_to_json(const ad_config *cfg, ad_buf *out)
+{
+    ad_buf_putc(out, '{');
+    for (size_t k = 0; k < NOPTS; k++) {
+        const config_opt *o = &config_opts[k];
+        const void *slot = (const char *)cfg + o->offset;
+        if (k) ad_buf_putc(out, ',');
+        ad_buf_json_string(out, o->key, strlen(o->key));
+        ad_buf_putc(out, ':');
+        switch (o->type) {
+        case OPT_INT: ad_buf_printf(out, "%d", *(const int *)slot); break;
+        case OPT_SIZE: ad_buf_printf(out, "%lld", *(const long long *)slot); break;
+        case OPT_BOOL: ad_buf_puts(out, *(const int *)slot ? "true" : "false"); break;
+        case OPT_SECRET: ad_buf_puts(out, *(char *const *)slot ? "\"set\"" : "\"unset\""); break;
+        case OPT_STRING:
+        case OPT_LOGLEVEL: {
+            const char *s = *(char *const *)slot;
+            ad_buf_json_string(out, s, strlen(s));
+            break;
+        }
+        }
+    }
+    ad_buf_printf(out, ",\"backend\":\"%s\"}", cfg->gemini_api_key ? "gemini" : "local");
+}
+
+void config_usage(ad_buf *out)
+{
+    ad_buf_puts(out,
+                "usage: agentd [options]\n\n"
+                "  --config PATH        JSON configuration file (also AGENTD_CONFIG)\n"
+                "  --check-config       print the effective configuration and exit\n"
+                "  --healthcheck        probe GET /health on the configured port; exit 0 if healthy\n"
+                "  --version            print the version and exit\n"
+                "  --help               this text\n\n"
+                "Settings (JSON key / environment / flag), later sources win:\n"
+                "defaults < config file < environment < flags\n\n");
+    for (size_t k = 0; k < NOPTS; k++) {
+        const config_opt *o = &config_opts[k];
+        ad_buf_printf(out, "  %-24s %-28s %-22s %s\n", o->flag, o->env, o->key, o->help);
+    }
+}

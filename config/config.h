@@ -1,0 +1,73 @@
+/*
+ * agentd's configuration: defaults < JSON file < environment < command line.
+ *
+ * Every setting is one row of a table (config.c) that names its JSON key, its
+ * environment variable and its flag, so the four sources share one parser and
+ * one validator. A bad value stops start-up with a message naming the key.
+ */
+#ifndef AD_CONFIG_H
+#define AD_CONFIG_H
+
+#include <stddef.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+
+#define AGENTD_VERSION "0.1.0"
+
+typedef struct ad_config {
+    int port;                   /* 0 = ephemeral (the bound port is logged) */
+    char *bind;
+    char *data_dir;
+    int workers;                /* pipeline worker threads */
+    int http_threads;           /* libmicrohttpd thread pool size */
+    long long max_body_bytes;
+    long long max_training_bytes;
+    long long max_prompt_bytes;
+    int connection_timeout_s;
+    int connection_limit;
+    int shutdown_timeout_ms;
+    char *api_key;              /* secret; NULL when unset */
+    char *cors_origins;         /* "*" or a comma-separated list */
+    char *log_level;
+    int log_prompts;            /* store inference prompt text */
+    char *gemini_api_key;       /* secret; NULL when unset */
+    char *gemini_model;
+    char *gemini_base_url;
+    int gemini_deadline_ms;
+    int gemini_max_attempts;
+    int gemini_backoff_base_ms;
+    int gemini_max_concurrency;
+} ad_config;
+
+/* What the command line asked for besides settings. */
+typedef enum ad_config_action {
+    AD_CONFIG_RUN,
+    AD_CONFIG_HELP,
+    AD_CONFIG_VERSION,
+    AD_CONFIG_CHECK,        /* print the effective configuration and exit */
+    AD_CONFIG_HEALTHCHECK   /* probe GET /health on the configured port */
+} ad_config_action;
+
+/* Fills `cfg` with the defaults. Pair with config_cleanup. */
+void config_init(ad_config *cfg);
+void config_cleanup(ad_config *cfg);
+
+/*
+ * Builds the effective configuration from the JSON file (--config PATH or
+ * AGENTD_CONFIG), the environment `envp` (NULL-terminated "K=V" strings) and
+ * `argv`. On failure returns AD_EINVAL with the key and the reason in `e`.
+ */
+int config_load(ad_config *cfg, int argc, char **argv, char **envp, ad_config_action *action,
+                ad_err *e);
+
+/* Sets one setting by its JSON key from text, validating it. */
+int config_set(ad_config *cfg, const char *key, const char *value, ad_err *e);
+
+/* Appends the configuration as a JSON object; secrets appear as "set"/"unset". */
+void config_to_json(const ad_config *cfg, ad_buf *out);
+
+/* Writes the --help text. */
+void config_usage(ad_buf *out);
+
+#endif

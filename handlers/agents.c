@@ -1,0 +1,558 @@
+#include "handlers/agents.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/json.h"
+#include "base/mem.h"
+#include "model/text.h"
+#include "pipeline/pool.h"
+#include "server/app.h"
+#include "storage/db.h"
+#include "storage/executions.h"
+#include "storage/versions.h"
+
+#define DATASET_MAX_ITEMS 100000
+#define BASE_MODEL_MAX 128
+#define DESCRIPTION_MAX 2048
+#define LIST_DEFAULT_LIMIT 100
+#define LIST_MAX_LIMIT 500
+
+int agents_check_user_id(const char *id, ad_err *e)
+{
+    size_t n = strlen(id);
+    if (n == 0) return ad_err_set(e, AD_EINVAL, "user_id must not be empty");
+    if (n > AGENT_USER_ID_MAX)
+        return ad_err_set(e, AD_EINVAL, "user_id must be at most %d characters (got %zu)",
+                          AGENT_USER_ID_MAX, n);
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return ad_err_set(e, AD_EINVAL,
+                              "user_id may contain only letters, digits, '_', '.' and '-'");
+    }
+    if (!strcmp(id, ".") || !strcmp(id, ".."))
+        return ad_err_set(e, AD_EINVAL, "user_id must not be '.' or '..'");
+    if (!strcmp(id, "all") || !strcmp(id, "advanced"))
+        return ad_err_set(e, AD_EINVAL, "user_id '%s' is reserved", id);
+    return 0;
+}
+
+static sqlite3 *agents_db(ad_request *req, ad_response *res)
+{
+    sqlite3 *db = storage_conn();
+    if (!db) ad_response_error(res, req, 503, "database_unavailable", "the database cannot be opened");
+    return db;
+}
+
+/* Answers a storage failure: busy maps to 503 (retry), anything else to 500. */
+static void agents_storage_error(ad_request *req, ad_response *res, const ad_err *e)
+{
+    if (e->code == AD_EBUSY)
+        ad_response_error(res, req, 503, "database_busy", "the database is busy; retry shortly");
+    else
+        ad_response_error(res, req, 500, "storage_error", "%s", e->msg);
+}
+
+int agents_lookup(ad_request *req, ad_response *res, agent_row *out)
+{
+    ad_err e = {0};
+    const char *id = req->params[0];
+    if (agents_check_user_id(id, &e) < 0) {
+        ad_response_error(res, req, 400, "invalid_user_id", "%s", e.msg);
+        return AD_EINVAL;
+    }
+    sqlite3 *db = agents_db(req, res);
+    if (!db) return AD_EIO;
+    int rc = storage_agents_get(db, id, out, &e);
+    if (rc == AD_ENOTFOUND)
+        ad_response_error(res, req, 404, "agent_not_found", "no agent with user_id '%s'", id);
+    else if (rc < 0)
+        agents_storage_error(req, res, &e);
+    return rc;
+}
+
+static int agents_check_utf8(const char *field, const char *s, ad_err *e)
+{
+    size_t bad = 0;
+    if (text_utf8_validate(s, strlen(s), &bad) < 0)
+        return ad_err_set(e, AD_EINVAL, "%s is not valid UTF-8 (at byte %zu)", field, bad);
+    return 0;
+}
+
+/* Validates a dataset array and writes its normalized JSON (only prompt,
+ * answer, category) into `out`. */
+static int agents_check_dataset(const cJSON *arr, const char *field, size_t max_bytes, ad_buf *out,
+                                ad_err *e)
+{
+    if (!cJSON_IsArray(arr)) return ad_err_set(e, AD_EINVAL, "%s must be an array of {prompt, answer}", field);
+    int n = cJSON_GetArraySize(arr);
+    if (n == 0) return ad_err_set(e, AD_EINVAL, "%s must not be empty", field);
+    if (n > DATASET_MAX_ITEMS)
+        return ad_err_set(e, AD_EINVAL, "%s has %d items, more than the limit of %d", field, n,
+                          DATASET_MAX_ITEMS);
+    ad_buf_putc(out, '[');
+    int i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, arr) {
+        char name[64];
+        if (!cJSON_IsObject(item))
+            return ad_err_set(e, AD_EINVAL, "%s[%d] must be an object with prompt and answer", field, i);
+        const char *keys[] = {"prompt", "answer"};
+        const char *vals[2];
+        for (int k = 0; k < 2; k++) {
+            snprintf(name, sizeof(name), "%s[%d].%s", field, i, keys[k]);
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, keys[k]);
+            if (!cJSON_IsString(v) || !v->valuestring[strspn(v->valuestring, " \t\r\n")])
+                return ad_err_set(e, AD_EINVAL, "%s must be a non-empty string", name);
+            if (agents_check_utf8(name, v->valuestring, e) < 0) return AD_EINVAL;
+            vals[k] = v->valuestring;
+        }
+        const cJSON *cat = cJSON_GetObjectItemCaseSensitive(item, "category");
+        snprintf(name, sizeof(name), "%s[%d].category", field, i);
+        if (cat && !cJSON_IsNull(cat) && !cJSON_IsString(cat))
+            return ad_err_set(e, AD_EINVAL, "%s must be a string", name);
+        if (cJSON_IsString(cat) && agents_check_utf8(name, cat->valuestring, e) < 0) return AD_EINVAL;
+        if (i) ad_buf_putc(out, ',');
+        ad_buf_puts(out, "{\"prompt\":");
+        ad_buf_json_string(out, vals[0], strlen(vals[0]));
+        ad_buf_puts(out, ",\"answer\":");
+        ad_buf_json_string(out, vals[1], strlen(vals[1]));
+        if (cJSON_IsString(cat)) {
+            ad_buf_puts(out, ",\"category\":");
+            ad_buf_json_string(out, cat->valuestring, strlen(cat->valuestring));
+        }
+        ad_buf_putc(out, '}');
+        if (out->len > max_bytes)
+            return ad_err_set(e, AD_EINVAL, "%s is larger than the limit of %zu bytes", field, max_bytes);
+        i++;
+    }
+    ad_buf_putc(out, ']');
+    return 0;
+}
+
+/* The shared body of both create routes: `data_field` names the dataset
+ * field ("dataset" or "json_dataset"). */
+static void agents_create(ad_request *req, ad_response *res, const char *data_field)
+{
+    const cJSON *body = req->json;
+    const ad_config *cfg = req->app->cfg;
+    ad_err e = {0};
+    const char *user_id, *text = NULL, *base_model = NULL, *description = NULL;
+    if (!body) {
+        ad_response_error(res, req, 400, "invalid_body", "request body must be a JSON object with user_id");
+        return;
+    }
+    if (ad_json_string(body, "user_id", 1, 1024, &user_id, &e) < 0 ||
+        agents_check_user_id(user_id, &e) < 0) {
+        ad_response_error(res, req, 400, "invalid_user_id", "%s", e.msg);
+        return;
+    }
+    const cJSON *dataset = cJSON_GetObjectItemCaseSensitive(body, data_field);
+    if (cJSON_IsNull(dataset)) dataset = NULL;
+    /* The advanced alias also takes the dataset files' own shape {training_data: [...]}. */
+    if (dataset && cJSON_IsObject(dataset) && !strcmp(data_field, "json_dataset")) {
+        if (!description)
+            description = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(dataset, "description"));
+        dataset = cJSON_GetObjectItemCaseSensitive(dataset, "training_data");
+        if (!dataset) {
+            ad_response_error(res, req, 400, "invalid_dataset",
+                              "json_dataset must be an array, or an object with a training_data array");
+            return;
+        }
+    }
+    int has_text = cJSON_GetObjectItemCaseSensitive(body, "training_data") &&
+                   !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(body, "training_data"));
+    if (has_text && dataset) {
+        ad_response_error(res, req, 400, "invalid_body",
+                          "give either training_data or %s, not both", data_field);
+        return;
+    }
+    if (!has_text && !dataset) {
+        ad_response_error(res, req, 400, "invalid_body", "one of training_data or %s is required",
+                          data_field);
+        return;
+    }
+    if (has_text && (ad_json_string(body, "training_data", 1, (size_t)cfg->max_training_bytes, &text, &e) < 0 ||
+                     agents_check_utf8("training_data", text, &e) < 0)) {
+        ad_response_error(res, req, 400, "invalid_training_data", "%s", e.msg);
+        return;
+    }
+    if ((ad_json_string(body, "base_model", 0, BASE_MODEL_MAX, &base_model, &e) == AD_EINVAL) ||
+        (base_model && agents_check_utf8("base_model", base_model, &e) < 0)) {
+        ad_response_error(res, req, 400, "invalid_base_model", "%s", e.msg);
+        return;
+    }
+    const char *desc_field = NULL;
+    if ((ad_json_string(body, "description", 0, DESCRIPTION_MAX, &desc_field, &e) == AD_EINVAL) ||
+        (desc_field && agents_check_utf8("description", desc_field, &e) < 0)) {
+        ad_response_error(res, req, 400, "invalid_description", "%s", e.msg);
+        return;
+    }
+    if (desc_field) description = desc_field;
+    if (description && strlen(description) > DESCRIPTION_MAX) description = NULL;
+
+    ad_buf material;
+    ad_buf_init(&material);
+    if (dataset && agents_check_dataset(dataset, data_field, (size_t)cfg->max_training_bytes * 2,
+                                        &material, &e) < 0) {
+        ad_response_error(res, req, 400, "invalid_dataset", "%s", e.msg);
+        ad_buf_cleanup(&material);
+        return;
+    }
+    sqlite3 *db = agents_db(req, res);
+    if (!db) {
+        ad_buf_cleanup(&material);
+        return;
+    }
+    agent_new a = {
+        .user_id = user_id,
+        .source = dataset ? "dataset" : "text",
+        .material = dataset ? material.data : text,
+        .material_len = dataset ? material.len : strlen(text),
+        .base_model = base_model,
+        .description = description,
+    };
+    int64_t id;
+    int rc = storage_agents_create(db, &a, &id, &e);
+    ad_buf_cleanup(&material);
+    if (rc == AD_EEXIST) {
+        ad_response_error(res, req, 409, "agent_exists", "an agent with user_id '%s' already exists", user_id);
+        return;
+    }
+    if (rc < 0) {
+        agents_storage_error(req, res, &e);
+        return;
+    }
+    if (req->app->pool) pipeline_pool_notify(req->app->pool);
+    char location[128];
+    snprintf(location, sizeof(location), "/api/v1/agents/%s", user_id);
+    ad_response_header(res, "Location", location);
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "message", "agent created; its training pipeline runs in the background");
+    cJSON_AddStringToObject(out, "user_id", user_id);
+    cJSON_AddStringToObject(out, "status", "created");
+    if (base_model) cJSON_AddStringToObject(out, "base_model", base_model);
+    ad_json_add_time(out, "timestamp", ad_clock_now_ms());
+    ad_response_json(res, 201, out);
+}
+
+void handle_agents_create(ad_request *req, ad_response *res)
+{
+    agents_create(req, res, "dataset");
+}
+
+void handle_agents_create_advanced(ad_request *req, ad_response *res)
+{
+    agents_create(req, res, "json_dataset");
+}
+
+static void agents_add_status_fields(cJSON *o, const agent_row *a)
+{
+    cJSON_AddStringToObject(o, "status", a->status);
+    if (a->stage[0]) cJSON_AddStringToObject(o, "stage", a->stage);
+    else cJSON_AddNullToObject(o, "stage");
+    cJSON_AddNumberToObject(o, "progress", a->progress);
+    if (a->error) cJSON_AddStringToObject(o, "error", a->error);
+    ad_json_add_time(o, "created_at", a->created_at);
+    ad_json_add_time(o, "updated_at", a->updated_at);
+}
+
+void handle_agent_status(ad_request *req, ad_response *res)
+{
+    agent_row a;
+    if (agents_lookup(req, res, &a) < 0) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "user_id", a.user_id);
+    agents_add_status_fields(o, &a);
+    ad_json_add_time(o, "timestamp", ad_clock_now_ms());
+    agent_row_cleanup(&a);
+    ad_response_json(res, 200, o);
+}
+
+typedef struct list_ctx {
+    cJSON *users;
+    char last[AGENT_USER_ID_MAX + 1];
+    int count;
+} list_ctx;
+
+static void agents_list_visit(void *ud, const agent_row *a)
+{
+    list_ctx *l = ud;
+    cJSON *o = cJSON_CreateObject();
+    agents_add_status_fields(o, a);
+    if (a->base_model) cJSON_AddStringToObject(o, "base_model", a->base_model);
+    cJSON_AddStringToObject(o, "source", a->source);
+    cJSON_AddItemToObject(l->users, a->user_id, o);
+    snprintf(l->last, sizeof(l->last), "%s", a->user_id);
+    l->count++;
+}
+
+void handle_agents_list(ad_request *req, ad_response *res)
+{
+    ad_err e = {0};
+    const char *status = ad_request_query(req, "status");
+    const char *cursor = ad_request_query(req, "cursor");
+    const char *limit_s = ad_request_query(req, "limit");
+    long limit = LIST_DEFAULT_LIMIT;
+    if (status && strcmp(status, "initializing") && strcmp(status, "processing") &&
+        strcmp(status, "ready") && strcmp(status, "error")) {
+        ad_response_error(res, req, 400, "invalid_status",
+                          "status must be one of initializing, processing, ready, error");
+        return;
+    }
+    if (limit_s) {
+        char *end;
+        limit = strtol(limit_s, &end, 10);
+        if (!*limit_s || *end || limit < 1 || limit > LIST_MAX_LIMIT) {
+            ad_response_error(res, req, 400, "invalid_limit", "limit must be an integer from 1 to %d",
+                              LIST_MAX_LIMIT);
+            return;
+        }
+    }
+    if (cursor && *cursor == '\0') cursor = NULL;
+    if (cursor && strlen(cursor) > AGENT_USER_ID_MAX) {
+        ad_response_error(res, req, 400, "invalid_cursor", "cursor is not one this server returned");
+        return;
+    }
+    sqlite3 *db = agents_db(req, res);
+    if (!db) return;
+    list_ctx l = {.users = cJSON_CreateObject()};
+    int more = 0;
+    int64_t total = 0;
+    if (storage_agents_list(db, status, cursor, (int)limit, agents_list_visit, &l, &more, &total, &e) < 0) {
+        cJSON_Delete(l.users);
+        agents_storage_error(req, res, &e);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "users", l.users);
+    cJSON_AddNumberToObject(o, "total_users", (double)total);
+    cJSON_AddNumberToObject(o, "count", l.count);
+    if (more) cJSON_AddStringToObject(o, "next_cursor", l.last);
+    else cJSON_AddNullToObject(o, "next_cursor");
+    ad_json_add_time(o, "timestamp", ad_clock_now_ms());
+    ad_response_json(res, 200, o);
+}
+
+void handle_agent_get(ad_request *req, ad_response *res)
+{
+    agent_row a;
+    if (agents_lookup(req, res, &a) < 0) return;
+    sqlite3 *db = storage_conn();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "user_id", a.user_id);
+    agents_add_status_fields(o, &a);
+    if (a.base_model) cJSON_AddStringToObject(o, "base_model", a.base_model);
+    else cJSON_AddNullToObject(o, "base_model");
+    if (a.description) cJSON_AddStringToObject(o, "description", a.description);
+    else cJSON_AddNullToObject(o, "description");
+    cJSON_AddStringToObject(o, "source", a.source);
+    ad_json_add_raw(o, "statistics", a.statistics);
+
+    version_row v;
+    if (a.deployed_version_id && storage_versions_get(db, a.deployed_version_id, &v, NULL) == 0) {
+        cJSON *m = cJSON_AddObjectToObject(o, "model");
+        cJSON_AddStringToObject(m, "name", v.name);
+        cJSON_AddNumberToObject(m, "passages", (double)v.passages);
+        ad_json_add_time(m, "created_at", v.created_at);
+        ad_json_add_time(m, "deployed_at", v.deployed_at);
+        ad_json_add_raw(m, "params", v.params);
+        ad_json_add_raw(m, "metrics", v.metrics);
+        if (v.note) cJSON_AddStringToObject(m, "note", v.note);
+        version_row_cleanup(&v);
+    } else {
+        cJSON_AddNullToObject(o, "model");
+    }
+    cJSON *timings = cJSON_AddObjectToObject(o, "timings");
+    exec_row rows[EXEC_STAGES];
+    int n = 0;
+    if (storage_exec_list(db, a.id, rows, EXEC_STAGES, &n, NULL) == 0) {
+        for (int i = 0; i < n; i++) {
+            if (rows[i].finished_at) cJSON_AddNumberToObject(timings, rows[i].name, (double)rows[i].duration_ms);
+            else cJSON_AddNullToObject(timings, rows[i].name);
+            exec_row_cleanup(&rows[i]);
+        }
+    }
+    cJSON *inf = cJSON_AddObjectToObject(o, "inference");
+    cJSON_AddNumberToObject(inf, "count", (double)a.inference_count);
+    cJSON_AddNumberToObject(inf, "errors", (double)a.inference_errors);
+    cJSON_AddNumberToObject(inf, "prompt_tokens", (double)a.prompt_tokens);
+    cJSON_AddNumberToObject(inf, "output_tokens", (double)a.output_tokens);
+    ad_json_add_time(o, "timestamp", ad_clock_now_ms());
+    agent_row_cleanup(&a);
+    ad_response_json(res, 200, o);
+}
+
+/* One line about a stage's stored output, for the pipeline view. */
+static char *agents_stage_summary(const exec_row *r)
+{
+    cJSON *out = r->output ? cJSON_Parse(r->output) : NULL;
+    ad_buf b;
+    ad_buf_init(&b);
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(out, "error");
+    if (cJSON_IsString(err)) {
+        ad_buf_printf(&b, "failed: %s", err->valuestring);
+    } else if (out) {
+        switch (r->task_index) {
+        case 0:
+            ad_buf_printf(&b, "%d units, %d duplicates removed",
+                          (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(out, "units")),
+                          (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(out, "duplicates_removed")));
+            break;
+        case 1:
+            ad_buf_printf(&b, "version %s with %d passages",
+                          cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(out, "name")),
+                          (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(out, "passages")));
+            break;
+        case 2: {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(out, "metrics");
+            ad_buf_printf(&b, "quality %.3f (%s), hit@1 %.3f, MRR %.3f",
+                          cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "quality_score")),
+                          cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "quality_label")),
+                          cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "hit_at_1")),
+                          cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "mrr")));
+            break;
+        }
+        default: {
+            const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(out, "reason"));
+            ad_buf_puts(&b, reason ? reason : "");
+        }
+        }
+    }
+    cJSON_Delete(out);
+    return b.len ? ad_buf_steal(&b, NULL) : (ad_buf_cleanup(&b), NULL);
+}
+
+static void agents_add_exec_common(cJSON *s, const exec_row *r)
+{
+    cJSON_AddNumberToObject(s, "task_index", r->task_index);
+    cJSON_AddStringToObject(s, "name", r->name);
+    cJSON_AddStringToObject(s, "status", r->status);
+    ad_json_add_time(s, "started_at", r->started_at);
+    ad_json_add_time(s, "finished_at", r->finished_at);
+    if (r->finished_at) cJSON_AddNumberToObject(s, "duration_ms", (double)r->duration_ms);
+    else cJSON_AddNullToObject(s, "duration_ms");
+}
+
+/* Shared by the pipeline and executions views: reads the log or answers an error. */
+static int agents_read_log(ad_request *req, ad_response *res, agent_row *a, exec_row *rows, int *n)
+{
+    ad_err e = {0};
+    if (agents_lookup(req, res, a) < 0) return -1;
+    if (storage_exec_list(storage_conn(), a->id, rows, EXEC_STAGES, n, &e) < 0) {
+        agent_row_cleanup(a);
+        agents_storage_error(req, res, &e);
+        return -1;
+    }
+    return 0;
+}
+
+void handle_agent_pipeline(ad_request *req, ad_response *res)
+{
+    agent_row a;
+    exec_row rows[EXEC_STAGES];
+    int n;
+    if (agents_read_log(req, res, &a, rows, &n) < 0) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "user_id", a.user_id);
+    cJSON_AddStringToObject(o, "status", a.status);
+    cJSON_AddNumberToObject(o, "progress", a.progress);
+    cJSON *stages = cJSON_AddArrayToObject(o, "stages");
+    for (int i = 0; i < n; i++) {
+        cJSON *s = cJSON_CreateObject();
+        agents_add_exec_common(s, &rows[i]);
+        char *summary = agents_stage_summary(&rows[i]);
+        if (summary) cJSON_AddStringToObject(s, "summary", summary);
+        else cJSON_AddNullToObject(s, "summary");
+        free(summary);
+        cJSON_AddItemToArray(stages, s);
+        exec_row_cleanup(&rows[i]);
+    }
+    ad_json_add_time(o, "timestamp", ad_clock_now_ms());
+    agent_row_cleanup(&a);
+    ad_response_json(res, 200, o);
+}
+
+void handle_agent_executions(ad_request *req, ad_response *res)
+{
+    agent_row a;
+    exec_row rows[EXEC_STAGES];
+    int n;
+    if (agents_read_log(req, res, &a, rows, &n) < 0) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "user_id", a.user_id);
+    cJSON *list = cJSON_AddArrayToObject(o, "executions");
+    for (int i = 0; i < n; i++) {
+        cJSON *s = cJSON_CreateObject();
+        cJSON_AddStringToObject(s, "task_id", rows[i].task_id);
+        agents_add_exec_common(s, &rows[i]);
+        cJSON_AddStringToObject(s, "expected_output", rows[i].expected_output ? rows[i].expected_output : "");
+        ad_json_add_raw(s, "inputs", rows[i].inputs);
+        ad_json_add_raw(s, "output", rows[i].output);
+        ad_json_add_time(s, "timestamp", rows[i].timestamp);
+        cJSON_AddBoolToObject(s, "was_replayed", rows[i].was_replayed);
+        cJSON_AddItemToArray(list, s);
+        exec_row_cleanup(&rows[i]);
+    }
+    cJSON_AddNumberToObject(o, "count", n);
+    ad_json_add_time(o, "timestamp", ad_clock_now_ms());
+    agent_row_cleanup(&a);
+    ad_response_json(res, 200, o);
+}
+
+void handle_agent_delete(ad_request *req, ad_response *res)
+{
+    ad_err e = {0};
+    const char *id = req->params[0];
+    if (agents_check_user_id(id, &e) < 0) {
+        ad_response_error(res, req, 400, "invalid_user_id", "%s", e.msg);
+        return;
+    }
+    sqlite3 *db = agents_db(req, res);
+    if (!db) return;
+    int64_t agent_id;
+    int rc = storage_agents_delete(db, id, &agent_id, &e);
+    if (rc == AD_ENOTFOUND) {
+        ad_response_error(res, req, 404, "agent_not_found", "no agent with user_id '%s'", id);
+        return;
+    }
+    if (rc < 0) {
+        agents_storage_error(req, res, &e);
+        return;
+    }
+    if (req->app->pool) pipeline_pool_cancel_agent(req->app->pool, agent_id);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", "agent deleted with everything stored for it");
+    cJSON_AddStringToObject(o, "user_id", id);
+    cJSON_AddBoolToObject(o, "deleted", 1);
+    ad_json_add_time(o, "timestamp", ad_clock_now_ms());
+    ad_response_json(res, 200, o);
+}
+
+static void agents_cancel_deleted(void *ud, int64_t id)
+{
+    const ad_app *app = ud;
+    if (app->pool) pipeline_pool_cancel_agent(app->pool, id);
+}
+
+void handle_agents_delete_all(ad_request *req, ad_response *res)
+{
+    ad_err e = {0};
+    sqlite3 *db = agents_db(req, res);
+    if (!db) return;
+    int64_t count = 0;
+    /* The pool is thread-safe; the app struct is only read. */
+    if (storage_agents_delete_all(db, &count, agents_cancel_deleted, (void *)(uintptr_t)req->app, &e) < 0) {
+        agents_storage_error(req, res, &e);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", "all agents deleted");
+    cJSON_AddNumberToObject(o, "deleted", (double)count);
+    ad_json_add_time(o, "timestamp", ad_clock_now_ms());
+    ad_response_json(res, 200, o);
+}

@@ -1,0 +1,55 @@
+#include "handlers/system.h"
+
+#include "base/clock.h"
+#include "base/json.h"
+#include "config/config.h"
+#include "pipeline/pool.h"
+#include "server/app.h"
+#include "storage/db.h"
+#include "storage/jobs.h"
+
+void handle_health(ad_request *req, ad_response *res)
+{
+    const ad_app *app = req->app;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *checks = cJSON_CreateObject();
+    int healthy = 1;
+
+    cJSON *dbc = cJSON_AddObjectToObject(checks, "database");
+    sqlite3 *db = storage_conn();
+    ad_err e = {0};
+    int64_t queued = 0, running = 0;
+    if (!db || storage_probe(db, &e) < 0 || storage_jobs_depth(db, &queued, &running, &e) < 0) {
+        healthy = 0;
+        cJSON_AddStringToObject(dbc, "status", "error");
+        cJSON_AddStringToObject(dbc, "message", db ? e.msg : "database cannot be opened");
+    } else {
+        cJSON_AddStringToObject(dbc, "status", "ok");
+    }
+
+    cJSON *wc = cJSON_AddObjectToObject(checks, "workers");
+    int workers = 0, busy = 0;
+    if (app->pool) pipeline_pool_stats(app->pool, &workers, &busy);
+    if (workers == 0) healthy = 0;
+    cJSON_AddStringToObject(wc, "status", workers > 0 ? "ok" : "error");
+    cJSON_AddNumberToObject(wc, "count", workers);
+    cJSON_AddNumberToObject(wc, "busy", busy);
+
+    cJSON *qc = cJSON_AddObjectToObject(checks, "queue");
+    cJSON_AddNumberToObject(qc, "depth", (double)queued);
+    cJSON_AddNumberToObject(qc, "running", (double)running);
+
+    cJSON_AddStringToObject(root, "status", healthy ? "healthy" : "unhealthy");
+    cJSON_AddStringToObject(root, "version", AGENTD_VERSION);
+    cJSON_AddNumberToObject(root, "uptime_s",
+                            (double)((ad_clock_mono_ms() - app->started_mono_ms) / 1000));
+    ad_json_add_time(root, "timestamp", ad_clock_now_ms());
+    cJSON_AddItemToObject(root, "checks", checks);
+    ad_response_json(res, healthy ? 200 : 503, root);
+}
+
+void handle_config(ad_request *req, ad_response *res)
+{
+    res->status = 200;
+    config_to_json(req->app->cfg, &res->body);
+}

@@ -1,0 +1,13 @@
+/* Service-level routes: GET /health and GET /api/v1/config. */
+#ifndef AD_HANDLERS_SYSTEM_H
+#define AD_HANDLERS_SYSTEM_H
+
+#include "server/request.h"
+
+/* Liveness and readiness: database, workers, queue depth; 503 when unhealthy. */
+void handle_health(ad_request *req, ad_response *res);
+
+/* The effective configuration, secrets shown only as set/unset. */
+void handle_config(ad_request *req, ad_response *res);
+
+#endif

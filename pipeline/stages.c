@@ -1,0 +1,615 @@
+#include "pipeline/stages.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/json.h"
+#include "base/mem.h"
+#include "model/answerer.h"
+#include "model/metrics.h"
+#include "model/passages.h"
+#include "model/perturb.h"
+#include "model/stats.h"
+#include "model/text.h"
+#include "storage/db.h"
+#include "storage/executions.h"
+#include "storage/units.h"
+#include "storage/versions.h"
+
+const stage_fn pipeline_stages[4] = {stage_process, stage_train, stage_evaluate, stage_deploy};
+
+/* Most evaluation queries of each kind per version: bounds evaluation time on
+ * large material while sampling all of it evenly. */
+#define EVAL_MAX_PERTURBED 120
+#define EVAL_MAX_HELD_OUT 40
+/* A new version scoring this much below the deployed one is refused. */
+#define DEPLOY_MARGIN 0.05
+
+static int stage_stopped(const stage_ctx *c)
+{
+    return atomic_load(c->stop) != 0;
+}
+
+/* ---- units held in memory between storage and the model ---- */
+
+typedef struct unit_mem {
+    char *question, *body, *answer, *category, *probe;
+} unit_mem;
+
+typedef struct unit_set {
+    unit_mem *items;
+    size_t count, cap;
+} unit_set;
+
+static void unit_set_push(unit_set *s, const char *q, const char *body, const char *answer,
+                          const char *category, const char *probe)
+{
+    if (s->count == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->items = ad_realloc(s->items, ad_size_mul(s->cap, sizeof(*s->items)));
+    }
+    unit_mem *u = &s->items[s->count++];
+    u->question = ad_strdup(q ? q : "");
+    u->body = ad_strdup(body);
+    u->answer = answer ? ad_strdup(answer) : NULL;
+    u->category = category ? ad_strdup(category) : NULL;
+    u->probe = probe ? ad_strdup(probe) : NULL;
+}
+
+static void unit_set_cleanup(unit_set *s)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        unit_mem *u = &s->items[i];
+        free(u->question), free(u->body), free(u->answer), free(u->category), free(u->probe);
+    }
+    free(s->items);
+    memset(s, 0, sizeof(*s));
+}
+
+static void unit_set_visit(void *ud, const unit_row *u)
+{
+    unit_set_push(ud, u->question, u->body, u->answer, u->category, u->probe);
+}
+
+static int unit_set_load(sqlite3 *db, int64_t agent_id, unit_set *s, ad_err *e)
+{
+    memset(s, 0, sizeof(*s));
+    if (storage_units_each(db, agent_id, unit_set_visit, s, e) < 0) return AD_EIO;
+    if (s->count == 0) return ad_err_set(e, AD_ESTATE, "no processed material (DataProcessor output missing)");
+    return 0;
+}
+
+/* Reads a stored stage output as JSON; the caller deletes it. */
+static cJSON *stage_stored_output(sqlite3 *db, int64_t agent_id, int task_index, ad_err *e)
+{
+    exec_row r;
+    if (storage_exec_get(db, agent_id, task_index, &r, e) < 0) return NULL;
+    cJSON *out = r.output && strcmp(r.status, "completed") == 0 ? cJSON_Parse(r.output) : NULL;
+    if (!out)
+        ad_err_set(e, AD_ESTATE, "%s has no stored output to build on (run it first)",
+                   exec_stage_names[task_index]);
+    exec_row_cleanup(&r);
+    return out;
+}
+
+static int64_t json_int(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+/* ---- 1. DataProcessor ---- */
+
+typedef struct dedupe_set {
+    uint64_t *slots;
+    size_t cap, used;
+} dedupe_set;
+
+/* Adds a fingerprint; returns 0 if it was already there. */
+static int dedupe_add(dedupe_set *d, uint64_t h)
+{
+    if (h == 0) h = 1;
+    if ((d->used + 1) * 2 > d->cap) {
+        dedupe_set n = {ad_calloc(d->cap ? d->cap * 2 : 256, sizeof(uint64_t)), d->cap ? d->cap * 2 : 256, 0};
+        for (size_t i = 0; i < d->cap; i++)
+            if (d->slots[i]) dedupe_add(&n, d->slots[i]);
+        free(d->slots);
+        *d = n;
+    }
+    size_t i = (size_t)(h ^ (h >> 29)) & (d->cap - 1);
+    while (d->slots[i]) {
+        if (d->slots[i] == h) return 0;
+        i = (i + 1) & (d->cap - 1);
+    }
+    d->slots[i] = h;
+    d->used++;
+    return 1;
+}
+
+static int process_text(stage_ctx *c, const char *material, size_t len, unit_set *units,
+                        stats *st, size_t *duplicates, ad_err *e)
+{
+    ad_buf norm;
+    ad_buf_init(&norm);
+    if (text_normalize(material, len, &norm, e) < 0) {
+        ad_buf_cleanup(&norm);
+        return AD_EINVAL;
+    }
+    if (norm.len == 0) {
+        ad_buf_cleanup(&norm);
+        return ad_err_set(e, AD_EINVAL, "training_data has no text after normalization");
+    }
+    stats_add_text(st, norm.data, norm.len);
+    passages_params pp;
+    passages_params_default(&pp);
+    pp.target_chars = (size_t)c->params.passage_chars;
+    pp.max_chars = pp.target_chars + pp.target_chars / 2;
+    pp.overlap_sentences = (size_t)c->params.overlap;
+    passages_list list;
+    passages_list_init(&list);
+    int rc = passages_split(norm.data, norm.len, &pp, &list, e);
+    dedupe_set seen = {0};
+    for (size_t i = 0; rc == 0 && i < list.count; i++) {
+        if ((i & 255) == 0 && stage_stopped(c)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
+        const char *p = norm.data + list.items[i].offset;
+        size_t n = list.items[i].length;
+        if (!dedupe_add(&seen, passages_fingerprint(p, n))) {
+            (*duplicates)++;
+            continue;
+        }
+        char *body = ad_strndup(p, n);
+        char *probe = passages_derive_question(p, n);
+        stats_add_passage(st, p, n);
+        unit_set_push(units, "", body, NULL, NULL, probe);
+        free(body);
+        free(probe);
+    }
+    free(seen.slots);
+    passages_list_cleanup(&list);
+    ad_buf_cleanup(&norm);
+    return rc;
+}
+
+static int process_dataset(stage_ctx *c, const char *material, size_t len, unit_set *units,
+                           stats *st, size_t *duplicates, cJSON *categories, ad_err *e)
+{
+    cJSON *arr = cJSON_ParseWithLength(material, len);
+    if (!cJSON_IsArray(arr)) {
+        cJSON_Delete(arr);
+        return ad_err_set(e, AD_EINVAL, "stored dataset is not a JSON array");
+    }
+    dedupe_set seen = {0};
+    ad_buf q, a, key;
+    ad_buf_init(&q), ad_buf_init(&a), ad_buf_init(&key);
+    int rc = 0, i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, arr) {
+        if ((i++ & 255) == 0 && stage_stopped(c)) {
+            rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
+            break;
+        }
+        const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "prompt"));
+        const char *answer = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "answer"));
+        const char *category = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "category"));
+        if (!prompt || !answer) {
+            rc = ad_err_set(e, AD_EINVAL, "dataset[%d] lacks prompt or answer", i - 1);
+            break;
+        }
+        ad_buf_reset(&q), ad_buf_reset(&a), ad_buf_reset(&key);
+        if (text_normalize(prompt, strlen(prompt), &q, e) < 0 ||
+            text_normalize(answer, strlen(answer), &a, e) < 0) {
+            rc = AD_EINVAL;
+            break;
+        }
+        if (q.len == 0 || a.len == 0) continue;
+        ad_buf_append(&key, q.data, q.len);
+        ad_buf_putc(&key, '\n');
+        ad_buf_append(&key, a.data, a.len);
+        if (!dedupe_add(&seen, passages_fingerprint(key.data, key.len))) {
+            (*duplicates)++;
+            continue;
+        }
+        stats_add_text(st, q.data, q.len);
+        stats_add_text(st, a.data, a.len);
+        stats_add_passage(st, a.data, a.len);
+        if (category && *category) {
+            cJSON *n = cJSON_GetObjectItemCaseSensitive(categories, category);
+            if (n) cJSON_SetNumberValue(n, n->valuedouble + 1);
+            else cJSON_AddNumberToObject(categories, category, 1);
+        }
+        unit_set_push(units, q.data, a.data, a.data, category && *category ? category : NULL, q.data);
+    }
+    ad_buf_cleanup(&q), ad_buf_cleanup(&a), ad_buf_cleanup(&key);
+    free(seen.slots);
+    cJSON_Delete(arr);
+    if (rc == 0 && units->count == 0) rc = ad_err_set(e, AD_EINVAL, "dataset has no usable pairs");
+    return rc;
+}
+
+int stage_process(stage_ctx *c, ad_err *e)
+{
+    char *material = NULL;
+    size_t len = 0;
+    if (storage_agents_material(c->db, c->agent->id, &material, &len, e) < 0) return AD_EIO;
+    int is_text = strcmp(c->agent->source, "text") == 0;
+    unit_set units = {0};
+    stats st;
+    stats_init(&st, STATS_DEFAULT_MAX_VOCABULARY);
+    size_t duplicates = 0;
+    cJSON *categories = cJSON_CreateObject();
+    int rc = is_text ? process_text(c, material, len, &units, &st, &duplicates, e)
+                     : process_dataset(c, material, len, &units, &st, &duplicates, categories, e);
+    free(material);
+
+    c->inputs = cJSON_CreateObject();
+    cJSON_AddStringToObject(c->inputs, "source", c->agent->source);
+    cJSON_AddNumberToObject(c->inputs, "material_bytes", (double)len);
+    cJSON_AddNumberToObject(c->inputs, "passage_chars", c->params.passage_chars);
+    cJSON_AddNumberToObject(c->inputs, "overlap", c->params.overlap);
+
+    ad_buf stats_json;
+    ad_buf_init(&stats_json);
+    if (rc == 0) {
+        stats_to_json(&st, 10, &stats_json);
+        cJSON *sj = cJSON_ParseWithLength(stats_json.data, stats_json.len);
+        if (!sj) sj = cJSON_CreateObject();
+        if (!is_text) cJSON_AddItemToObject(sj, "categories", cJSON_Duplicate(categories, 1));
+        cJSON_AddNumberToObject(sj, "duplicates_removed", (double)duplicates);
+        ad_buf_reset(&stats_json);
+        char *txt = cJSON_PrintUnformatted(sj);
+        ad_buf_puts(&stats_json, txt);
+        cJSON_free(txt);
+
+        c->output = cJSON_CreateObject();
+        cJSON_AddNumberToObject(c->output, "units", (double)units.count);
+        cJSON_AddNumberToObject(c->output, is_text ? "derived_pairs" : "pairs", (double)units.count);
+        cJSON_AddNumberToObject(c->output, "duplicates_removed", (double)duplicates);
+        cJSON_AddItemToObject(c->output, "statistics", sj);
+        if (is_text && units.count) {
+            cJSON *ex = cJSON_AddArrayToObject(c->output, "derived_examples");
+            for (size_t i = 0; i < units.count && i < 3; i++) {
+                cJSON *pair = cJSON_CreateObject();
+                cJSON_AddStringToObject(pair, "question", units.items[i].probe ? units.items[i].probe : "");
+                char *snip = ad_strndup(units.items[i].body, strlen(units.items[i].body) > 160 ? 160 : strlen(units.items[i].body));
+                cJSON_AddStringToObject(pair, "answer", snip);
+                free(snip);
+                cJSON_AddItemToArray(ex, pair);
+            }
+        }
+    }
+    if (rc == 0 && storage_begin(c->db, e) == 0) {
+        rc = storage_units_clear(c->db, c->agent->id, e);
+        for (size_t i = 0; rc == 0 && i < units.count; i++) {
+            unit_mem *u = &units.items[i];
+            unit_row row = {(int)i, u->question, u->body, u->answer, u->category, u->probe};
+            rc = storage_units_add(c->db, c->agent->id, &row, e);
+        }
+        if (rc == 0) rc = storage_agents_set_statistics(c->db, c->agent->id, stats_json.data, e);
+        if (rc < 0) storage_rollback(c->db);
+    } else if (rc == 0) {
+        rc = AD_EIO;
+    }
+    ad_buf_cleanup(&stats_json);
+    cJSON_Delete(categories);
+    stats_cleanup(&st);
+    unit_set_cleanup(&units);
+    return rc;
+}
+
+/* ---- 2. ModelTrainer ---- */
+
+static char *train_persona(const stage_ctx *c, const cJSON *statistics)
+{
+    ad_buf b;
+    ad_buf_init(&b);
+    ad_buf_printf(&b, "You are the personal assistant of %s", c->agent->user_id);
+    if (c->agent->description && *c->agent->description)
+        ad_buf_printf(&b, ", described as: %s", c->agent->description);
+    ad_buf_puts(&b, ".");
+    const cJSON *cats = cJSON_GetObjectItemCaseSensitive(statistics, "categories");
+    const cJSON *terms = cJSON_GetObjectItemCaseSensitive(statistics, "top_terms");
+    int n = 0;
+    const cJSON *it;
+    if (cJSON_IsObject(cats) && cats->child) {
+        ad_buf_puts(&b, " Your expertise covers ");
+        cJSON_ArrayForEach(it, cats) {
+            if (n == 8) break;
+            ad_buf_printf(&b, "%s%s", n++ ? ", " : "", it->string);
+        }
+        ad_buf_puts(&b, ".");
+    }
+    n = 0;
+    if (cJSON_IsArray(terms) && cJSON_GetArraySize(terms) > 0) {
+        ad_buf_puts(&b, " Key topics in your material: ");
+        cJSON_ArrayForEach(it, terms) {
+            const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "term"));
+            if (!t) continue;
+            if (n == 8) break;
+            ad_buf_printf(&b, "%s%s", n++ ? ", " : "", t);
+        }
+        ad_buf_puts(&b, ".");
+    }
+    ad_buf_puts(&b,
+                " Answer from the context passages given with each question, faithfully and "
+                "concisely. If the context does not contain the answer, say that you do not know "
+                "instead of guessing.");
+    const cJSON *s;
+    cJSON_ArrayForEach(s, c->suggestions) {
+        if (cJSON_IsString(s)) ad_buf_printf(&b, " %s", s->valuestring);
+    }
+    return ad_buf_steal(&b, NULL);
+}
+
+/* Few-shot examples: the first pair of each category, then pairs in order. */
+static cJSON *train_fewshot(const stage_ctx *c, const unit_set *units)
+{
+    cJSON *arr = cJSON_CreateArray();
+    int want = c->params.fewshot;
+    size_t n = units->count;
+    unsigned char *taken = ad_calloc(n ? n : 1, 1);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n && cJSON_GetArraySize(arr) < want; i++) {
+            const unit_mem *u = &units->items[i];
+            if (taken[i]) continue;
+            if (pass == 0) {
+                int seen = 0;
+                for (size_t j = 0; j < i && !seen; j++)
+                    seen = taken[j] && units->items[j].category && u->category &&
+                           strcmp(units->items[j].category, u->category) == 0;
+                if (seen || !u->category) continue;
+            }
+            const char *q = u->answer ? u->question : u->probe;
+            if (!q || !*q) continue;
+            cJSON *pair = cJSON_CreateObject();
+            cJSON_AddStringToObject(pair, "prompt", q);
+            size_t blen = strlen(u->body);
+            char *ans = ad_strndup(u->body, blen > 600 ? 600 : blen);
+            cJSON_AddStringToObject(pair, "answer", ans);
+            free(ans);
+            cJSON_AddItemToArray(arr, pair);
+            taken[i] = 1;
+        }
+    }
+    free(taken);
+    return arr;
+}
+
+int stage_train(stage_ctx *c, ad_err *e)
+{
+    cJSON *prev = stage_stored_output(c->db, c->agent->id, 0, e);
+    if (!prev) return AD_ESTATE;
+    unit_set units;
+    if (unit_set_load(c->db, c->agent->id, &units, e) < 0) {
+        cJSON_Delete(prev);
+        return AD_ESTATE;
+    }
+    const cJSON *statistics = cJSON_GetObjectItemCaseSensitive(prev, "statistics");
+    char *persona = train_persona(c, statistics);
+    cJSON *fewshot = train_fewshot(c, &units);
+    char *fewshot_txt = cJSON_PrintUnformatted(fewshot);
+    cJSON *params = model_params_to_json(&c->params);
+    char *params_txt = cJSON_PrintUnformatted(params);
+
+    c->inputs = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->inputs, "units", (double)units.count);
+    cJSON_AddItemToObject(c->inputs, "params", cJSON_Duplicate(params, 1));
+
+    int rc = storage_begin(c->db, e);
+    int64_t vid = 0;
+    char name[65];
+    if (rc == 0 && c->version_name) snprintf(name, sizeof(name), "%s", c->version_name);
+    else if (rc == 0) rc = storage_versions_next_name(c->db, c->agent->id, name, sizeof(name), e);
+    if (rc == 0)
+        rc = storage_versions_create(c->db, c->agent->id, name, params_txt, persona, fewshot_txt,
+                                     &vid, e);
+    for (size_t i = 0; rc == 0 && i < units.count; i++) {
+        if ((i & 1023) == 0 && stage_stopped(c)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
+        const unit_mem *u = &units.items[i];
+        if (rc == 0)
+            rc = storage_passages_add(c->db, c->agent->id, vid, (int)i, u->question, u->body,
+                                      u->answer, u->category, e);
+    }
+    if (rc == 0) rc = storage_versions_set_built(c->db, vid, (int64_t)units.count, e);
+    if (rc < 0) storage_rollback(c->db);
+    if (rc == 0) {
+        c->output = cJSON_CreateObject();
+        cJSON_AddNumberToObject(c->output, "version_id", (double)vid);
+        cJSON_AddStringToObject(c->output, "name", name);
+        cJSON_AddNumberToObject(c->output, "passages", (double)units.count);
+        cJSON_AddItemToObject(c->output, "params", cJSON_Duplicate(params, 1));
+        cJSON_AddStringToObject(c->output, "persona", persona);
+        cJSON_AddNumberToObject(c->output, "fewshot", cJSON_GetArraySize(fewshot));
+    }
+    free(persona);
+    cJSON_free(fewshot_txt);
+    cJSON_free(params_txt);
+    cJSON_Delete(fewshot);
+    cJSON_Delete(params);
+    cJSON_Delete(prev);
+    unit_set_cleanup(&units);
+    return rc;
+}
+
+/* ---- 3. ModelEvaluator ---- */
+
+typedef struct eval_acc {
+    metrics_retrieval retrieval;
+    double f1, jaccard, containment, chars, overall;
+    size_t answered;
+} eval_acc;
+
+/* Runs one query; `expected_ord` is the unit it should find. */
+static int eval_query(stage_ctx *c, int64_t vid, const char *query, answerer_fields fields,
+                      int expected_ord, const char *expected_answer, eval_acc *acc, ad_err *e)
+{
+    answerer_result a;
+    if (answerer_answer(c->db, vid, &c->params, query, ANSWERER_MAX_HITS, fields, &a, e) < 0)
+        return AD_EIO;
+    size_t rank = 0;
+    for (int i = 0; i < a.nhits && !rank; i++)
+        if (a.hits[i].ord == expected_ord) rank = (size_t)i + 1;
+    metrics_retrieval_add(&acc->retrieval, rank);
+    metrics_scores s = {0};
+    const char *pred = a.text ? a.text : "";
+    metrics_compare(pred, strlen(pred), expected_answer, strlen(expected_answer), &s);
+    acc->f1 += s.token_f1;
+    acc->jaccard += s.jaccard;
+    acc->containment += s.containment;
+    acc->chars += s.char_similarity;
+    acc->overall += s.overall;
+    acc->answered++;
+    answerer_result_cleanup(&a);
+    return 0;
+}
+
+static uint64_t eval_seed(const stage_ctx *c, size_t i)
+{
+    return text_hash64(c->agent->user_id, strlen(c->agent->user_id), TEXT_HASH_SEED) ^
+           ((uint64_t)i * 0x9E3779B97F4A7C15ull);
+}
+
+static double round3(double v)
+{
+    return floor(v * 1000.0 + 0.5) / 1000.0;
+}
+
+int stage_evaluate(stage_ctx *c, ad_err *e)
+{
+    cJSON *prev = stage_stored_output(c->db, c->agent->id, 1, e);
+    if (!prev) return AD_ESTATE;
+    int64_t vid = json_int(prev, "version_id");
+    cJSON_Delete(prev);
+    version_row v;
+    if (storage_versions_get(c->db, vid, &v, e) < 0) return AD_ESTATE;
+    cJSON *vp = cJSON_Parse(v.params);
+    model_params_from_json(&c->params, vp);
+    cJSON_Delete(vp);
+    version_row_cleanup(&v);
+
+    unit_set units;
+    if (unit_set_load(c->db, c->agent->id, &units, e) < 0) return AD_ESTATE;
+    int is_dataset = strcmp(c->agent->source, "dataset") == 0;
+    eval_acc acc;
+    memset(&acc, 0, sizeof(acc));
+    metrics_retrieval_init(&acc.retrieval);
+    size_t perturbed = 0, held_out = 0, derived = 0;
+    int rc = 0;
+    size_t n = units.count;
+    size_t step = n > EVAL_MAX_PERTURBED ? (n + EVAL_MAX_PERTURBED - 1) / EVAL_MAX_PERTURBED : 1;
+    for (size_t i = 0; rc == 0 && i < n; i += step) {
+        if (stage_stopped(c)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
+        const unit_mem *u = &units.items[i];
+        const char *expected = u->answer ? u->answer : u->body;
+        if (rc) break;
+        if (is_dataset) {
+            perturb_op op;
+            char *q = perturb_prompt(u->question, strlen(u->question), eval_seed(c, i), &op);
+            rc = eval_query(c, vid, q, ANSWERER_ALL, (int)i, expected, &acc, e);
+            free(q);
+            perturbed++;
+        } else if (u->probe && *u->probe) {
+            rc = eval_query(c, vid, u->probe, ANSWERER_ALL, (int)i, expected, &acc, e);
+            derived++;
+        }
+    }
+    /* Held-out pairs: the prompt is searched against the answers only, as if
+     * the version had been built without that pair's question. */
+    size_t hstep = n > EVAL_MAX_HELD_OUT * 4 ? (n + EVAL_MAX_HELD_OUT - 1) / EVAL_MAX_HELD_OUT : 4;
+    for (size_t i = hstep / 2; is_dataset && rc == 0 && i < n; i += hstep) {
+        const unit_mem *u = &units.items[i];
+        rc = eval_query(c, vid, u->question, ANSWERER_BODY_ONLY, (int)i, u->answer, &acc, e);
+        held_out++;
+    }
+    unit_set_cleanup(&units);
+    if (rc < 0) return rc;
+
+    double q = acc.answered ? (double)acc.answered : 1.0;
+    double mrr = metrics_retrieval_mrr(&acc.retrieval);
+    double overall = acc.overall / q;
+    double quality = 0.5 * mrr + 0.5 * overall;
+    c->inputs = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->inputs, "version_id", (double)vid);
+    cJSON_AddNumberToObject(c->inputs, "units", (double)n);
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddNumberToObject(m, "queries", (double)acc.answered);
+    cJSON_AddNumberToObject(m, "perturbed_queries", (double)perturbed);
+    cJSON_AddNumberToObject(m, "held_out_queries", (double)held_out);
+    cJSON_AddNumberToObject(m, "derived_queries", (double)derived);
+    cJSON_AddNumberToObject(m, "hit_at_1", round3(metrics_retrieval_hit_at_1(&acc.retrieval)));
+    cJSON_AddNumberToObject(m, "hit_at_3", round3(metrics_retrieval_hit_at_3(&acc.retrieval)));
+    cJSON_AddNumberToObject(m, "mrr", round3(mrr));
+    cJSON_AddNumberToObject(m, "token_f1", round3(acc.f1 / q));
+    cJSON_AddNumberToObject(m, "jaccard", round3(acc.jaccard / q));
+    cJSON_AddNumberToObject(m, "containment", round3(acc.containment / q));
+    cJSON_AddNumberToObject(m, "character_similarity", round3(acc.chars / q));
+    cJSON_AddNumberToObject(m, "overall_similarity", round3(overall));
+    cJSON_AddNumberToObject(m, "quality_score", round3(quality));
+    cJSON_AddStringToObject(m, "quality_label", metrics_quality_label(quality));
+    char *txt = cJSON_PrintUnformatted(m);
+    rc = storage_begin(c->db, e);
+    if (rc == 0) rc = storage_versions_set_metrics(c->db, vid, txt, round3(quality), e);
+    if (rc < 0) storage_rollback(c->db);
+    cJSON_free(txt);
+    c->output = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->output, "version_id", (double)vid);
+    cJSON_AddItemToObject(c->output, "metrics", m);
+    return rc;
+}
+
+/* ---- 4. ModelDeployer ---- */
+
+int stage_deploy(stage_ctx *c, ad_err *e)
+{
+    cJSON *prev = stage_stored_output(c->db, c->agent->id, 2, e);
+    if (!prev) return AD_ESTATE;
+    int64_t vid = json_int(prev, "version_id");
+    cJSON_Delete(prev);
+    version_row v, cur;
+    if (storage_versions_get(c->db, vid, &v, e) < 0) return AD_ESTATE;
+    int has_cur = 0;
+    /* The agent row in hand may predate this job; read the pointer afresh. */
+    agent_row fresh;
+    if (storage_agents_get_by_id(c->db, c->agent->id, &fresh, e) < 0) {
+        version_row_cleanup(&v);
+        return AD_ECANCELLED;
+    }
+    if (fresh.deployed_version_id && fresh.deployed_version_id != vid)
+        has_cur = storage_versions_get(c->db, fresh.deployed_version_id, &cur, NULL) == 0;
+    agent_row_cleanup(&fresh);
+
+    char note[256];
+    int deploy = 1;
+    if (has_cur && v.quality < cur.quality - DEPLOY_MARGIN) {
+        deploy = 0;
+        snprintf(note, sizeof(note),
+                 "not deployed: quality %.3f is clearly below the deployed %s (%.3f, margin %.2f)",
+                 v.quality, cur.name, cur.quality, DEPLOY_MARGIN);
+    } else if (has_cur) {
+        snprintf(note, sizeof(note), "deployed: quality %.3f against %.3f of %s, which is kept for rollback",
+                 v.quality, cur.quality, cur.name);
+    } else {
+        snprintf(note, sizeof(note), "deployed: first version, quality %.3f", v.quality);
+    }
+    c->inputs = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->inputs, "version_id", (double)vid);
+    cJSON_AddNumberToObject(c->inputs, "quality", v.quality);
+    c->output = cJSON_CreateObject();
+    cJSON_AddBoolToObject(c->output, "deployed", deploy);
+    cJSON_AddStringToObject(c->output, "version", v.name);
+    cJSON_AddNumberToObject(c->output, "version_id", (double)vid);
+    if (has_cur) cJSON_AddStringToObject(c->output, "previous", cur.name);
+    else cJSON_AddNullToObject(c->output, "previous");
+    cJSON_AddStringToObject(c->output, "reason", note);
+
+    int rc = storage_begin(c->db, e);
+    if (rc == 0)
+        rc = deploy ? storage_versions_deploy(c->db, c->agent->id, vid, note, e)
+                    : storage_versions_reject(c->db, vid, note, e);
+    if (rc < 0) storage_rollback(c->db);
+    version_row_cleanup(&v);
+    if (has_cur) version_row_cleanup(&cur);
+    return rc;
+}

@@ -1,0 +1,26 @@
+#include "server/auth.h"
+
+#include <string.h>
+#include <strings.h>
+
+int auth_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    /* Walk the expected key's whole length whatever the presented one is. */
+    for (size_t i = 0; i < lb; i++) diff |= (unsigned char)(b[i] ^ (i < la ? a[i] : 0));
+    return diff == 0;
+}
+
+int auth_check(const ad_config *cfg, const char *path, const char *authorization, ad_err *e)
+{
+    if (!cfg->api_key || strncmp(path, "/api/", 5) != 0) return 0;
+    if (!authorization || !*authorization)
+        return ad_err_set(e, AD_EINVAL, "missing Authorization header (expected: Bearer <api key>)");
+    if (strncasecmp(authorization, "Bearer ", 7) != 0)
+        return ad_err_set(e, AD_EINVAL, "Authorization must use the Bearer scheme");
+    const char *token = authorization + 7;
+    while (*token == ' ') token++;
+    if (!auth_equal(token, cfg->api_key)) return ad_err_set(e, AD_EINVAL, "invalid API key");
+    return 0;
+}

@@ -1,0 +1,460 @@
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "server/async.h"
+#include "server/auth.h"
+#include "server/router.h"
+
+struct ad_http {
+    struct MHD_Daemon *daemon;
+    const ad_app *app;
+    MHD_socket quiesced_fd;
+    uint16_t port;
+    atomic_int active;
+    atomic_uint_fast64_t next_id;
+    uint32_t id_prefix;
+};
+
+/* Per-request state: created on the first call of the access handler and
+ * freed in exactly one place, the completion callback. */
+struct ad_async {
+    struct ad_http *http;
+    struct MHD_Connection *conn;
+    int64_t start_mono_ms;
+    char *path;
+    char *scratch;             /* path parameters */
+    const ad_route *route;
+    size_t body_limit;
+    int too_large;
+    ad_buf body;
+    char request_id[72];
+    const char *origin;
+    ad_request req;
+    ad_response res;
+    int queued;                /* a response went to libmicrohttpd */
+    int status_sent;
+    size_t bytes_sent;
+
+    pthread_mutex_t lock;      /* guards the deferred-response hand-off */
+    int deferred, suspended, completed;
+};
+
+static const char *http_header(struct MHD_Connection *c, const char *name)
+{
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static int request_id_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+static int content_type_is_json(const char *ct)
+{
+    if (!ct) return 0;
+    while (*ct == ' ') ct++;
+    size_t n = strcspn(ct, "; ");
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return 1;
+    /* application/<anything>+json */
+    return n > 17 && strncasecmp(ct, "application/", 12) == 0 && strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+/* Whether `origin` may read responses, per the configured list. */
+static const char *cors_allow_origin(const ad_config *cfg, const char *origin)
+{
+    if (strcmp(cfg->cors_origins, "*") == 0) return "*";
+    if (!origin) return NULL;
+    size_t n = strlen(origin);
+    for (const char *p = cfg->cors_origins; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        size_t len = strcspn(p, ",");
+        size_t trimmed = len;
+        while (trimmed && p[trimmed - 1] == ' ') trimmed--;
+        if (trimmed == n && strncmp(p, origin, n) == 0) return origin;
+        p += len;
+    }
+    return NULL;
+}
+
+static enum MHD_Result http_send(struct ad_async *ctx)
+{
+    ad_response *res = &ctx->res;
+    size_t len;
+    char *body = ad_buf_steal(&res->body, &len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            res->content_type ? res->content_type : "application/json");
+    MHD_add_response_header(r, "X-Request-Id", ctx->request_id);
+    const char *allow = cors_allow_origin(ctx->http->app->cfg, ctx->origin);
+    if (allow) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", allow);
+        MHD_add_response_header(r, "Access-Control-Expose-Headers",
+                                "X-Request-Id, Location, Retry-After");
+        if (strcmp(allow, "*") != 0) MHD_add_response_header(r, "Vary", "Origin");
+    }
+    for (size_t i = 0; i < res->nheaders; i++)
+        MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
+    ctx->status_sent = res->status;
+    ctx->bytes_sent = len;
+    ctx->queued = 1;
+    enum MHD_Result ok = MHD_queue_response(ctx->conn, (unsigned)res->status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static enum MHD_Result http_fail(struct ad_async *ctx, int status, const char *code, const char *msg)
+{
+    ad_response_error(&ctx->res, &ctx->req, status, code, "%s", msg);
+    return http_send(ctx);
+}
+
+static enum MHD_Result http_collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          const char *value)
+{
+    (void)kind;
+    ad_request *req = cls;
+    if (req->nquery < AD_MAX_QUERY) {
+        req->query[req->nquery].key = key;
+        req->query[req->nquery].value = value ? value : "";
+        req->nquery++;
+    }
+    return MHD_YES;
+}
+
+static void http_answer_options(struct ad_async *ctx, unsigned allowed)
+{
+    char allow[128];
+    ad_router_allow_header(allowed, allow, sizeof(allow));
+    ctx->res.status = 204;
+    ad_response_header(&ctx->res, "Allow", allow);
+    if (http_header(ctx->conn, "Access-Control-Request-Method")) {
+        ad_response_header(&ctx->res, "Access-Control-Allow-Methods", allow);
+        ad_response_header(&ctx->res, "Access-Control-Allow-Headers",
+                           "Authorization, Content-Type, Accept, X-Request-Id");
+        ad_response_header(&ctx->res, "Access-Control-Max-Age", "600");
+    }
+}
+
+/* First call for a request: everything that can be decided from the headers. */
+static enum MHD_Result http_begin(struct ad_async *ctx, const char *url, const char *method_name)
+{
+    struct MHD_Connection *c = ctx->conn;
+    const ad_config *cfg = ctx->http->app->cfg;
+    const char *rid = http_header(c, "X-Request-Id");
+    if (rid && request_id_valid(rid)) {
+        snprintf(ctx->request_id, sizeof(ctx->request_id), "%s", rid);
+    } else {
+        uint64_t n = atomic_fetch_add(&ctx->http->next_id, 1);
+        snprintf(ctx->request_id, sizeof(ctx->request_id), "%08x%08llx", ctx->http->id_prefix,
+                 (unsigned long long)n);
+    }
+    ctx->req.request_id = ctx->request_id;
+    ctx->req.app = ctx->http->app;
+    ctx->req.async = ctx;
+    ctx->origin = http_header(c, MHD_HTTP_HEADER_ORIGIN);
+    ctx->path = ad_strdup(url);
+    ctx->req.path = ctx->path;
+    const char *accept = http_header(c, MHD_HTTP_HEADER_ACCEPT);
+    ctx->req.accept = accept ? accept : "";
+
+    ad_method m = ad_method_from_string(method_name);
+    ctx->req.method = m;
+    size_t scratch_len = strlen(url) + 1;
+    ctx->scratch = ad_malloc(scratch_len);
+    unsigned allowed = 0;
+    ad_route_result rr =
+        m ? ad_router_match(ad_routes, ad_nroutes, m == AD_HEAD ? AD_GET : m, url, &ctx->route,
+                            ctx->req.params, &ctx->req.nparams, ctx->scratch, scratch_len, &allowed)
+          : AD_ROUTE_NO_METHOD;
+    if (rr == AD_ROUTE_NO_PATH) {
+        ad_response_error(&ctx->res, &ctx->req, 404, "not_found", "no route for %s %s",
+                          method_name, url);
+        return http_send(ctx);
+    }
+    if (m == AD_OPTIONS) {
+        http_answer_options(ctx, allowed);
+        return http_send(ctx);
+    }
+    if (rr == AD_ROUTE_NO_METHOD) {
+        char allow[128];
+        ad_router_allow_header(allowed, allow, sizeof(allow));
+        ad_response_error(&ctx->res, &ctx->req, 405, "method_not_allowed",
+                          "%s is not allowed on %s (allowed: %s)", method_name, url, allow);
+        ad_response_header(&ctx->res, "Allow", allow);
+        return http_send(ctx);
+    }
+    ad_err e = {0};
+    if (auth_check(cfg, url, http_header(c, MHD_HTTP_HEADER_AUTHORIZATION), &e) < 0) {
+        ad_response_error(&ctx->res, &ctx->req, 401, "unauthorized", "%s", e.msg);
+        ad_response_header(&ctx->res, "WWW-Authenticate", "Bearer");
+        return http_send(ctx);
+    }
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, http_collect_query, &ctx->req);
+
+    ctx->body_limit = (size_t)cfg->max_body_bytes;
+    if (ctx->route->body_limit == AD_BODY_TRAINING && cfg->max_training_bytes > cfg->max_body_bytes)
+        /* Room for the material plus its JSON framing and escapes. */
+        ctx->body_limit = (size_t)cfg->max_training_bytes + (size_t)cfg->max_training_bytes / 4 + 4096;
+    const char *cl = http_header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = http_header(c, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    int has_body = (cl && strcmp(cl, "0") != 0) || te;
+    if (cl) {
+        char *end;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (*end == '\0' && n > ctx->body_limit) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "request body of %llu bytes exceeds the limit of %zu bytes", n,
+                     ctx->body_limit);
+            return http_fail(ctx, 413, "payload_too_large", msg);
+        }
+    }
+    if (has_body && (m == AD_POST || m == AD_PUT || m == AD_PATCH) &&
+        !content_type_is_json(http_header(c, MHD_HTTP_HEADER_CONTENT_TYPE)))
+        return http_fail(ctx, 415, "unsupported_media_type",
+                         "request body must be JSON (Content-Type: application/json)");
+    return MHD_YES;
+}
+
+/* Reports where a JSON body stopped parsing: offset, line and column. */
+static void http_json_error(struct ad_async *ctx, const char *end)
+{
+    const char *body = ctx->body.data;
+    size_t off = end && end >= body ? (size_t)(end - body) : 0;
+    if (off > ctx->body.len) off = ctx->body.len;
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < off; i++) {
+        if (body[i] == '\n') line++, col = 1;
+        else col++;
+    }
+    ad_response_error(&ctx->res, &ctx->req, 400, "invalid_json",
+                      "malformed JSON at line %zu, column %zu (byte %zu)", line, col, off);
+}
+
+static enum MHD_Result http_dispatch(struct ad_async *ctx)
+{
+    if (ctx->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes", ctx->body_limit);
+        return http_fail(ctx, 413, "payload_too_large", msg);
+    }
+    ctx->req.body = ctx->body.data ? ctx->body.data : "";
+    ctx->req.body_len = ctx->body.len;
+    if (ctx->body.len > 0) {
+        const char *end = NULL;
+        ctx->req.json = cJSON_ParseWithLengthOpts(ctx->body.data, ctx->body.len, &end, 0);
+        if (!ctx->req.json) {
+            http_json_error(ctx, end);
+            return http_send(ctx);
+        }
+        if (!cJSON_IsObject(ctx->req.json))
+            return http_fail(ctx, 400, "invalid_body", "request body must be a JSON object");
+    }
+    ctx->route->handler(&ctx->req, &ctx->res);
+    if (!ctx->res.deferred) return http_send(ctx);
+
+    pthread_mutex_lock(&ctx->lock);
+    ctx->deferred = 1;
+    enum MHD_Result ok = MHD_YES;
+    if (ctx->completed) {
+        ok = http_send(ctx);
+    } else {
+        MHD_suspend_connection(ctx->conn);
+        ctx->suspended = 1;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return ok;
+}
+
+void ad_async_complete(struct ad_async *ctx, ad_response *res)
+{
+    pthread_mutex_lock(&ctx->lock);
+    ad_response_cleanup(&ctx->res);
+    ctx->res = *res;
+    ctx->res.deferred = 0;
+    ad_response_init(res);
+    ctx->completed = 1;
+    if (ctx->suspended) {
+        ctx->suspended = 0;
+        MHD_resume_connection(ctx->conn);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct ad_async *ctx = *con_cls;
+    if (!ctx) {
+        ad_http *h = cls;
+        ctx = ad_calloc(1, sizeof(*ctx));
+        ctx->http = h;
+        ctx->conn = conn;
+        ctx->start_mono_ms = ad_clock_mono_ms();
+        ad_buf_init(&ctx->body);
+        ad_response_init(&ctx->res);
+        pthread_mutex_init(&ctx->lock, NULL);
+        atomic_fetch_add(&h->active, 1);
+        *con_cls = ctx;
+        return http_begin(ctx, url, method);
+    }
+    if (ctx->queued) {
+        /* An early answer (413, 415, 404...) is out; drop the rest of the body. */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!ctx->too_large) {
+            if (ctx->body.len + *upload_size > ctx->body_limit) {
+                ctx->too_large = 1;
+                ad_buf_cleanup(&ctx->body);
+            } else {
+                ad_buf_append(&ctx->body, upload_data, *upload_size);
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (ctx->deferred) {
+        pthread_mutex_lock(&ctx->lock);
+        enum MHD_Result ok = ctx->completed ? http_send(ctx) : MHD_YES;
+        pthread_mutex_unlock(&ctx->lock);
+        return ok;
+    }
+    return http_dispatch(ctx);
+}
+
+static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    ad_http *h = cls;
+    struct ad_async *ctx = *con_cls;
+    if (!ctx) return;
+    *con_cls = NULL;
+    if (ad_log_enabled(AD_LOG_INFO)) {
+        ad_buf f;
+        ad_buf_init(&f);
+        ad_buf_puts(&f, "\"msg\":\"request\",\"request_id\":");
+        ad_buf_json_string(&f, ctx->request_id, strlen(ctx->request_id));
+        ad_buf_printf(&f, ",\"method\":\"%s\",\"path\":", ad_method_name(ctx->req.method));
+        const char *path = ctx->path ? ctx->path : "";
+        ad_buf_json_string(&f, path, strlen(path) > 256 ? 256 : strlen(path));
+        ad_buf_printf(&f, ",\"status\":%d,\"duration_ms\":%lld,\"bytes\":%zu", ctx->status_sent,
+                      (long long)(ad_clock_mono_ms() - ctx->start_mono_ms), ctx->bytes_sent);
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) ad_buf_printf(&f, ",\"aborted\":%d", (int)toe);
+        ad_log_fields(AD_LOG_INFO, &f);
+        ad_buf_cleanup(&f);
+    }
+    cJSON_Delete(ctx->req.json);
+    ad_response_cleanup(&ctx->res);
+    ad_buf_cleanup(&ctx->body);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx->path);
+    free(ctx->scratch);
+    free(ctx);
+    atomic_fetch_sub(&h->active, 1);
+}
+
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    ad_buf msg;
+    ad_buf_init(&msg);
+    ad_buf_vprintf(&msg, fmt, ap);
+    while (msg.len && msg.data[msg.len - 1] == '\n') msg.data[--msg.len] = '\0';
+    ad_log(AD_LOG_DEBUG, "libmicrohttpd: %s", msg.data ? msg.data : "");
+    ad_buf_cleanup(&msg);
+}
+
+int http_start(ad_http **out, const ad_app *app, ad_err *e)
+{
+    const ad_config *cfg = app->cfg;
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)cfg->port);
+    if (inet_pton(AF_INET, cfg->bind, &addr.sin_addr) != 1)
+        return ad_err_set(e, AD_EINVAL, "bind: '%s' is not an IPv4 address", cfg->bind);
+
+    ad_http *h = ad_calloc(1, sizeof(*h));
+    h->app = app;
+    h->quiesced_fd = MHD_INVALID_SOCKET;
+    if (getrandom(&h->id_prefix, sizeof(h->id_prefix), 0) != sizeof(h->id_prefix))
+        h->id_prefix = (uint32_t)getpid();
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, http_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->connection_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, h, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
+        NULL, MHD_OPTION_END);
+    if (!h->daemon) {
+        free(h);
+        return ad_err_set(e, AD_EIO, "cannot listen on %s:%d (in use, or not permitted)", cfg->bind,
+                          cfg->port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : (uint16_t)cfg->port;
+    *out = h;
+    return 0;
+}
+
+uint16_t http_port(const ad_http *h)
+{
+    return h->port;
+}
+
+int http_active_requests(const ad_http *h)
+{
+    return atomic_load(&h->active);
+}
+
+void http_quiesce(ad_http *h)
+{
+    if (h->quiesced_fd == MHD_INVALID_SOCKET) h->quiesced_fd = MHD_quiesce_daemon(h->daemon);
+}
+
+int http_drain(ad_http *h, int64_t deadline_mono_ms)
+{
+    while (atomic_load(&h->active) > 0 && ad_clock_mono_ms() < deadline_mono_ms) usleep(10 * 1000);
+    return atomic_load(&h->active);
+}
+
+void http_stop(ad_http *h)
+{
+    if (!h) return;
+    MHD_stop_daemon(h->daemon);
+    if (h->quiesced_fd != MHD_INVALID_SOCKET) close(h->quiesced_fd);
+    free(h);
+}

@@ -1,0 +1,95 @@
+/*
+ * The boundary between the HTTP layer and the handlers: a request struct in,
+ * a response struct out. No libmicrohttpd type appears here, so handlers can
+ * be unit-tested and fuzzed without a socket.
+ *
+ * Ownership: the server owns the request and everything it points to for the
+ * duration of the handler call (and, for async handlers, until the response is
+ * delivered). The handler fills the response; the server frees it.
+ */
+#ifndef AD_SERVER_REQUEST_H
+#define AD_SERVER_REQUEST_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "base/buf.h"
+
+typedef enum ad_method {
+    AD_GET = 1,
+    AD_POST = 2,
+    AD_PUT = 4,
+    AD_DELETE = 8,
+    AD_PATCH = 16,
+    AD_OPTIONS = 32,
+    AD_HEAD = 64
+} ad_method;
+
+#define AD_MAX_PARAMS 4
+#define AD_MAX_QUERY 16
+#define AD_MAX_HEADERS 6
+
+typedef struct ad_kv {
+    const char *key;
+    const char *value;
+} ad_kv;
+
+struct ad_app;
+struct ad_async;
+
+typedef struct ad_request {
+    ad_method method;
+    const char *path;
+    const char *params[AD_MAX_PARAMS]; /* path parameters, in pattern order */
+    size_t nparams;
+    ad_kv query[AD_MAX_QUERY];
+    size_t nquery;
+    const char *accept;                /* Accept header, "" when absent */
+    const char *body;
+    size_t body_len;
+    cJSON *json;                       /* parsed JSON body, NULL when there was none */
+    const char *request_id;
+    const struct ad_app *app;
+    struct ad_async *async;            /* set by the server; see ad_async_* in server/async.h */
+} ad_request;
+
+/* Extra response headers own their value strings. */
+typedef struct ad_header {
+    const char *name;                  /* a string literal */
+    char *value;
+} ad_header;
+
+struct ad_stream;
+
+typedef struct ad_response {
+    int status;
+    ad_buf body;
+    const char *content_type;          /* a string literal; NULL means application/json */
+    ad_header headers[AD_MAX_HEADERS];
+    size_t nheaders;
+    int deferred;                      /* the handler will answer through ad_async_complete */
+    struct ad_stream *stream;          /* an event stream instead of `body` (server/stream.h) */
+} ad_response;
+
+/* The value of query parameter `key`, or NULL. */
+const char *ad_request_query(const ad_request *req, const char *key);
+
+void ad_response_init(ad_response *res);
+/* Frees what the response owns (body, header values, an unstarted stream). */
+void ad_response_cleanup(ad_response *res);
+
+/* Serializes `json` as the body and frees it (ownership passes in). */
+void ad_response_json(ad_response *res, int status, cJSON *json);
+
+/* Sets the error body {"error", "code", "request_id"}; replaces any earlier body. */
+void ad_response_error(ad_response *res, const ad_request *req, int status, const char *code,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Adds a header; a second call with the same name replaces the value. */
+void ad_response_header(ad_response *res, const char *name, const char *value);
+
+/* Maps a method to its name ("GET") and back; 0 for an unknown name. */
+const char *ad_method_name(ad_method m);
+ad_method ad_method_from_string(const char *s);
+
+#endif

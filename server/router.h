@@ -1,0 +1,45 @@
+/*
+ * The routing table: method + path pattern ("/api/v1/agents/{id}/status")
+ * mapped to a handler. A literal segment beats a parameter, so
+ * DELETE /api/v1/agents/all is not taken for the agent "all".
+ */
+#ifndef AD_SERVER_ROUTER_H
+#define AD_SERVER_ROUTER_H
+
+#include <stddef.h>
+
+#include "server/request.h"
+
+typedef void (*ad_handler)(ad_request *req, ad_response *res);
+
+/* Which body limit a route accepts. */
+typedef enum ad_body_limit { AD_BODY_DEFAULT, AD_BODY_TRAINING } ad_body_limit;
+
+typedef struct ad_route {
+    ad_method method;
+    const char *pattern;
+    ad_handler handler;
+    ad_body_limit body_limit;
+} ad_route;
+
+typedef enum ad_route_result { AD_ROUTE_FOUND, AD_ROUTE_NO_PATH, AD_ROUTE_NO_METHOD } ad_route_result;
+
+/*
+ * Matches `method path` against `routes`. On AD_ROUTE_FOUND, `*out` is the
+ * route and `params` holds the path parameters as NUL-terminated copies in
+ * `scratch` (`scratch_len` bytes; a path that does not fit matches nothing).
+ * `*allowed` is the OR of the methods the path accepts (for 405 and OPTIONS).
+ */
+ad_route_result ad_router_match(const ad_route *routes, size_t nroutes, ad_method method,
+                                const char *path, const ad_route **out, const char **params,
+                                size_t *nparams, char *scratch, size_t scratch_len,
+                                unsigned *allowed);
+
+/* Writes the Allow header value for a method mask ("GET, DELETE, OPTIONS"). */
+void ad_router_allow_header(unsigned allowed, char *out, size_t out_len);
+
+/* The service's routing table (server/routes.c). */
+extern const ad_route ad_routes[];
+extern const size_t ad_nroutes;
+
+#endif

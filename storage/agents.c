@@ -1,0 +1,300 @@
+#include "storage/agents.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "storage/db.h"
+#include "storage/executions.h"
+#include "storage/jobs.h"
+
+#define AGENT_COLUMNS                                                                          \
+    "id, user_id, status, stage, progress, error, base_model, description, source, "          \
+    "deployed_version_id, statistics, inference_count, inference_errors, prompt_tokens, "     \
+    "output_tokens, created_at, updated_at"
+
+void agent_row_cleanup(agent_row *a)
+{
+    free(a->error);
+    free(a->base_model);
+    free(a->description);
+    free(a->statistics);
+    a->error = a->base_model = a->description = a->statistics = NULL;
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s ? ad_strdup((const char *)s) : NULL;
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    snprintf(dst, cap, "%s", s ? (const char *)s : "");
+}
+
+static void agent_from_row(sqlite3_stmt *st, agent_row *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->id = sqlite3_column_int64(st, 0);
+    col_copy(st, 1, a->user_id, sizeof(a->user_id));
+    col_copy(st, 2, a->status, sizeof(a->status));
+    col_copy(st, 3, a->stage, sizeof(a->stage));
+    a->progress = sqlite3_column_int(st, 4);
+    a->error = col_dup(st, 5);
+    a->base_model = col_dup(st, 6);
+    a->description = col_dup(st, 7);
+    col_copy(st, 8, a->source, sizeof(a->source));
+    a->deployed_version_id = sqlite3_column_int64(st, 9);
+    a->statistics = col_dup(st, 10);
+    a->inference_count = sqlite3_column_int64(st, 11);
+    a->inference_errors = sqlite3_column_int64(st, 12);
+    a->prompt_tokens = sqlite3_column_int64(st, 13);
+    a->output_tokens = sqlite3_column_int64(st, 14);
+    a->created_at = sqlite3_column_int64(st, 15);
+    a->updated_at = sqlite3_column_int64(st, 16);
+}
+
+int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad_err *e)
+{
+    int64_t now = ad_clock_now_ms();
+    if (storage_begin(db, e) < 0) return e ? e->code : AD_EIO;
+    sqlite3_stmt *st = storage_stmt(db,
+        "INSERT INTO agents (user_id, status, stage, progress, base_model, description, source,"
+        " created_at, updated_at) VALUES (?1, 'initializing', NULL, 0, ?2, ?3, ?4, ?5, ?5)");
+    sqlite3_bind_text(st, 1, a->user_id, -1, SQLITE_STATIC);
+    if (a->base_model) sqlite3_bind_text(st, 2, a->base_model, -1, SQLITE_STATIC);
+    if (a->description) sqlite3_bind_text(st, 3, a->description, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, a->source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        storage_fail(db, rc, "create agent", e);
+        storage_rollback(db);
+        if (e && e->code == AD_EEXIST)
+            ad_err_set(e, AD_EEXIST, "an agent with user_id '%s' already exists", a->user_id);
+        return e ? e->code : AD_EIO;
+    }
+    int64_t id = sqlite3_last_insert_rowid(db);
+    st = storage_stmt(db, "INSERT INTO materials (agent_id, body) VALUES (?1, ?2)");
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, a->material, (int)a->material_len, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        storage_fail(db, rc, "store material", e);
+        goto fail;
+    }
+    if (storage_exec_create_log(db, id, a->user_id, now, e) < 0) goto fail;
+    if (storage_jobs_enqueue(db, id, "pipeline", 0, NULL, NULL, e) < 0) goto fail;
+    if (storage_commit(db, e) < 0) return AD_EIO;
+    *agent_id = id;
+    return 0;
+fail:
+    storage_rollback(db);
+    return AD_EIO;
+}
+
+static int agents_read_one(sqlite3 *db, sqlite3_stmt *st, agent_row *out, ad_err *e)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        agent_from_row(st, out);
+        sqlite3_reset(st);
+        return 0;
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "agent not found");
+    return storage_fail(db, rc, "read agent", e);
+}
+
+int storage_agents_get(sqlite3 *db, const char *user_id, agent_row *out, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "SELECT " AGENT_COLUMNS " FROM agents WHERE user_id = ?1");
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    return agents_read_one(db, st, out, e);
+}
+
+int storage_agents_get_by_id(sqlite3 *db, int64_t id, agent_row *out, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "SELECT " AGENT_COLUMNS " FROM agents WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, id);
+    return agents_read_one(db, st, out, e);
+}
+
+int storage_agents_material(sqlite3 *db, int64_t agent_id, char **out, size_t *len, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "SELECT body FROM materials WHERE agent_id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "agent material not found");
+        return storage_fail(db, rc, "read material", e);
+    }
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    const char *p = (const char *)sqlite3_column_text(st, 0);
+    *out = ad_strndup(p ? p : "", n);
+    *len = n;
+    sqlite3_reset(st);
+    return 0;
+}
+
+static int agents_step_changed(sqlite3 *db, sqlite3_stmt *st, const char *what, ad_err *e)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, what, e);
+    return sqlite3_changes(db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "agent not found");
+}
+
+int storage_agents_set_state(sqlite3 *db, int64_t agent_id, const char *status, const char *stage,
+                             int progress, const char *error, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE agents SET status = ?2, stage = ?3, progress = ?4, error = ?5, updated_at = ?6 "
+        "WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    if (stage) sqlite3_bind_text(st, 3, stage, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, progress);
+    if (error) sqlite3_bind_text(st, 5, error, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, ad_clock_now_ms());
+    return agents_step_changed(db, st, "update agent", e);
+}
+
+int storage_agents_set_statistics(sqlite3 *db, int64_t agent_id, const char *json, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "UPDATE agents SET statistics = ?2 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_text(st, 2, json, -1, SQLITE_STATIC);
+    return agents_step_changed(db, st, "store statistics", e);
+}
+
+int storage_agents_set_deployed(sqlite3 *db, int64_t agent_id, int64_t version_id, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE agents SET deployed_version_id = ?2, updated_at = ?3 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_int64(st, 2, version_id);
+    sqlite3_bind_int64(st, 3, ad_clock_now_ms());
+    return agents_step_changed(db, st, "deploy version", e);
+}
+
+int storage_agents_count_inference(sqlite3 *db, int64_t agent_id, int ok, int prompt_tokens,
+                                   int output_tokens, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE agents SET inference_count = inference_count + 1,"
+        " inference_errors = inference_errors + ?2, prompt_tokens = prompt_tokens + ?3,"
+        " output_tokens = output_tokens + ?4 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_int(st, 2, ok ? 0 : 1);
+    sqlite3_bind_int(st, 3, prompt_tokens);
+    sqlite3_bind_int(st, 4, output_tokens);
+    return agents_step_changed(db, st, "count inference", e);
+}
+
+int storage_agents_list(sqlite3 *db, const char *status, const char *after, int limit,
+                        agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT count(*) FROM agents WHERE (?1 IS NULL OR status = ?1)");
+    if (status) sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) return storage_fail(db, rc, "count agents", e);
+    *total = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+
+    st = storage_stmt(db,
+        "SELECT " AGENT_COLUMNS " FROM agents WHERE (?1 IS NULL OR status = ?1)"
+        " AND (?2 IS NULL OR user_id > ?2) ORDER BY user_id LIMIT ?3");
+    if (status) sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+    if (after) sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, limit + 1);
+    int n = 0;
+    *more = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            *more = 1;
+            break;
+        }
+        agent_row a;
+        agent_from_row(st, &a);
+        fn(ud, &a);
+        agent_row_cleanup(&a);
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return storage_fail(db, rc, "list agents", e);
+    return 0;
+}
+
+/* The passage index is a virtual table outside the foreign keys: its rows go
+ * by the agent's scope token. */
+static int agents_delete_passages(sqlite3 *db, int64_t agent_id, ad_err *e)
+{
+    char scope[40];
+    snprintf(scope, sizeof(scope), "scope : a%lld", (long long)agent_id);
+    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM passages WHERE passages MATCH ?1");
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "delete passages", e);
+}
+
+int storage_agents_delete(sqlite3 *db, const char *user_id, int64_t *agent_id, ad_err *e)
+{
+    if (storage_begin(db, e) < 0) return AD_EIO;
+    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM agents WHERE user_id = ?1 RETURNING id");
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (rc == SQLITE_ROW) rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        storage_fail(db, rc, "delete agent", e);
+        storage_rollback(db);
+        return AD_EIO;
+    }
+    if (!id) {
+        storage_rollback(db);
+        return ad_err_set(e, AD_ENOTFOUND, "no agent with user_id '%s'", user_id);
+    }
+    if (agents_delete_passages(db, id, e) < 0) {
+        storage_rollback(db);
+        return AD_EIO;
+    }
+    if (storage_commit(db, e) < 0) return AD_EIO;
+    *agent_id = id;
+    return 0;
+}
+
+int storage_agents_delete_all(sqlite3 *db, int64_t *count, void (*fn)(void *ud, int64_t id),
+                              void *ud, ad_err *e)
+{
+    if (storage_begin(db, e) < 0) return AD_EIO;
+    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM agents RETURNING id");
+    int rc;
+    int64_t n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (fn) fn(ud, sqlite3_column_int64(st, 0));
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        storage_fail(db, rc, "delete agents", e);
+        storage_rollback(db);
+        return AD_EIO;
+    }
+    st = storage_stmt(db, "DELETE FROM passages");
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        storage_fail(db, rc, "delete passages", e);
+        storage_rollback(db);
+        return AD_EIO;
+    }
+    if (storage_commit(db, e) < 0) return AD_EIO;
+    *count = n;
+    return 0;
+}

@@ -1,0 +1,79 @@
+/*
+ * The agents table: one row per user_id, its material, and its place in the
+ * pipeline. Creation writes the agent, its material, its four execution-log
+ * rows (pending, with stable task ids) and its first job in one transaction.
+ */
+#ifndef AD_STORAGE_AGENTS_H
+#define AD_STORAGE_AGENTS_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+#define AGENT_USER_ID_MAX 64
+
+typedef struct agent_row {
+    int64_t id;
+    char user_id[AGENT_USER_ID_MAX + 1];
+    char status[16];
+    char stage[32];
+    int progress;
+    char *error;              /* owned strings below: agent_row_cleanup frees them */
+    char *base_model;
+    char *description;
+    char source[8];           /* "text" or "dataset" */
+    int64_t deployed_version_id;
+    char *statistics;         /* JSON */
+    int64_t inference_count, inference_errors, prompt_tokens, output_tokens;
+    int64_t created_at, updated_at;
+} agent_row;
+
+void agent_row_cleanup(agent_row *a);
+
+typedef struct agent_new {
+    const char *user_id;
+    const char *source;       /* "text" or "dataset" */
+    const char *material;     /* the text, or the dataset as a JSON array */
+    size_t material_len;
+    const char *base_model;   /* may be NULL */
+    const char *description;  /* may be NULL */
+} agent_new;
+
+/* Creates the agent and queues its pipeline. AD_EEXIST if the user_id is taken. */
+int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad_err *e);
+
+/* Reads one agent by user_id (AD_ENOTFOUND when there is none) or by id. */
+int storage_agents_get(sqlite3 *db, const char *user_id, agent_row *out, ad_err *e);
+int storage_agents_get_by_id(sqlite3 *db, int64_t id, agent_row *out, ad_err *e);
+
+/* The agent's material; `*out` is owned by the caller (free). */
+int storage_agents_material(sqlite3 *db, int64_t agent_id, char **out, size_t *len, ad_err *e);
+
+/* Sets status, stage and progress (and error, or clears it when NULL). */
+int storage_agents_set_state(sqlite3 *db, int64_t agent_id, const char *status, const char *stage,
+                             int progress, const char *error, ad_err *e);
+
+int storage_agents_set_statistics(sqlite3 *db, int64_t agent_id, const char *json, ad_err *e);
+int storage_agents_set_deployed(sqlite3 *db, int64_t agent_id, int64_t version_id, ad_err *e);
+
+/* Adds one inference call to the agent's running totals. */
+int storage_agents_count_inference(sqlite3 *db, int64_t agent_id, int ok, int prompt_tokens,
+                                   int output_tokens, ad_err *e);
+
+/* Calls `fn` for up to `limit` agents with user_id > `after` (NULL: from the
+ * start), ordered by user_id, optionally only those in `status`. `*more` says
+ * whether agents remain past the page; `*total` counts all that match. */
+typedef void (*agent_visit_fn)(void *ud, const agent_row *a);
+int storage_agents_list(sqlite3 *db, const char *status, const char *after, int limit,
+                        agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e);
+
+/* Deletes an agent and everything stored for it, in one transaction. */
+int storage_agents_delete(sqlite3 *db, const char *user_id, int64_t *agent_id, ad_err *e);
+
+/* Deletes every agent; `*count` says how many. `fn` is told each deleted id. */
+int storage_agents_delete_all(sqlite3 *db, int64_t *count, void (*fn)(void *ud, int64_t id),
+                              void *ud, ad_err *e);
+
+#endif

@@ -1,0 +1,162 @@
+#include "storage/executions.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "storage/db.h"
+
+const char *const exec_stage_names[EXEC_STAGES] = {"DataProcessor", "ModelTrainer",
+                                                   "ModelEvaluator", "ModelDeployer"};
+
+static const char *const exec_expected[EXEC_STAGES] = {
+    "normalized passages, derived question/answer pairs and dataset statistics",
+    "a model version: passage index, persona, few-shot examples and retrieval parameters",
+    "retrieval hit@1/hit@3/MRR, answer similarity and a quality label on held-out queries",
+    "the version serving inference, or the reason it was not deployed",
+};
+
+void exec_row_cleanup(exec_row *r)
+{
+    free(r->expected_output);
+    free(r->inputs);
+    free(r->output);
+    r->expected_output = r->inputs = r->output = NULL;
+}
+
+/* A random RFC 4122 version-4 UUID. */
+static void exec_uuid(char out[37])
+{
+    unsigned char b[16];
+    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+        uint64_t t = (uint64_t)ad_clock_now_ms() ^ (uint64_t)(uintptr_t)out;
+        for (int i = 0; i < 16; i++) b[i] = (unsigned char)(t >> ((i % 8) * 8)) ^ (unsigned char)i;
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+int storage_exec_create_log(sqlite3 *db, int64_t agent_id, const char *user_id, int64_t now,
+                            ad_err *e)
+{
+    (void)user_id;
+    sqlite3_stmt *st = storage_stmt(db,
+        "INSERT INTO executions (agent_id, task_index, task_id, name, expected_output, status,"
+        " timestamp) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)");
+    for (int i = 0; i < EXEC_STAGES; i++) {
+        char id[37];
+        exec_uuid(id);
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, agent_id);
+        sqlite3_bind_int(st, 2, i);
+        sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, exec_stage_names[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, exec_expected[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, now);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) return storage_fail(db, rc, "create execution log", e);
+    }
+    return 0;
+}
+
+int storage_exec_start(sqlite3 *db, int64_t agent_id, int task_index, int64_t job_id,
+                       const char *inputs, int replayed, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE executions SET status = 'running', job_id = ?3, inputs = ?4,"
+        " was_replayed = ?5, started_at = ?6, finished_at = NULL, duration_ms = NULL,"
+        " timestamp = ?6 WHERE agent_id = ?1 AND task_index = ?2");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_int(st, 2, task_index);
+    sqlite3_bind_int64(st, 3, job_id);
+    sqlite3_bind_text(st, 4, inputs ? inputs : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, replayed ? 1 : 0);
+    sqlite3_bind_int64(st, 6, ad_clock_now_ms());
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "start stage", e);
+    return sqlite3_changes(db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
+}
+
+int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, const char *status,
+                        const char *inputs, const char *output, int64_t duration_ms, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE executions SET status = ?3, output = ?4, finished_at = ?5, duration_ms = ?6,"
+        " timestamp = ?5, inputs = coalesce(?7, inputs) WHERE agent_id = ?1 AND task_index = ?2");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_int(st, 2, task_index);
+    sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
+    if (output) sqlite3_bind_text(st, 4, output, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, ad_clock_now_ms());
+    sqlite3_bind_int64(st, 6, duration_ms);
+    if (inputs) sqlite3_bind_text(st, 7, inputs, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "finish stage", e);
+    return sqlite3_changes(db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
+}
+
+#define EXEC_COLUMNS                                                                           \
+    "task_index, task_id, name, expected_output, status, inputs, output, job_id,"            \
+    " was_replayed, started_at, finished_at, duration_ms, timestamp"
+
+static char *exec_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s ? ad_strdup((const char *)s) : NULL;
+}
+
+static void exec_from_row(sqlite3_stmt *st, exec_row *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->task_index = sqlite3_column_int(st, 0);
+    snprintf(r->task_id, sizeof(r->task_id), "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(r->name, sizeof(r->name), "%s", (const char *)sqlite3_column_text(st, 2));
+    r->expected_output = exec_dup(st, 3);
+    snprintf(r->status, sizeof(r->status), "%s", (const char *)sqlite3_column_text(st, 4));
+    r->inputs = exec_dup(st, 5);
+    r->output = exec_dup(st, 6);
+    r->job_id = sqlite3_column_int64(st, 7);
+    r->was_replayed = sqlite3_column_int(st, 8);
+    r->started_at = sqlite3_column_int64(st, 9);
+    r->finished_at = sqlite3_column_int64(st, 10);
+    r->duration_ms = sqlite3_column_int64(st, 11);
+    r->timestamp = sqlite3_column_int64(st, 12);
+}
+
+int storage_exec_get(sqlite3 *db, int64_t agent_id, int task_index, exec_row *out, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT " EXEC_COLUMNS " FROM executions WHERE agent_id = ?1 AND task_index = ?2");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_int(st, 2, task_index);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) exec_from_row(st, out);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "no execution row %d", task_index);
+    return storage_fail(db, rc, "read execution", e);
+}
+
+int storage_exec_list(sqlite3 *db, int64_t agent_id, exec_row *rows, int max, int *count,
+                      ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT " EXEC_COLUMNS " FROM executions WHERE agent_id = ?1 ORDER BY task_index");
+    sqlite3_bind_int64(st, 1, agent_id);
+    int rc, n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) exec_from_row(st, &rows[n++]);
+    sqlite3_reset(st);
+    *count = n;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        for (int i = 0; i < n; i++) exec_row_cleanup(&rows[i]);
+        *count = 0;
+        return storage_fail(db, rc, "list executions", e);
+    }
+    return 0;
+}

@@ -1,0 +1,118 @@
+#include "storage/jobs.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "storage/db.h"
+
+void job_row_cleanup(job_row *j)
+{
+    free(j->params);
+    j->params = NULL;
+}
+
+int storage_jobs_enqueue(sqlite3 *db, int64_t agent_id, const char *kind, int start_stage,
+                         const char *params, int64_t *job_id, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "INSERT INTO jobs (agent_id, kind, start_stage, state, params, created_at, updated_at) "
+        "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5)");
+    int64_t now = ad_clock_now_ms();
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, start_stage);
+    if (params) sqlite3_bind_text(st, 4, params, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "queue job", e);
+    if (job_id) *job_id = sqlite3_last_insert_rowid(db);
+    return 0;
+}
+
+int storage_jobs_claim(sqlite3 *db, job_row *out, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ?1 "
+        "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND agent_id NOT IN "
+        "  (SELECT agent_id FROM jobs WHERE state = 'running') ORDER BY id LIMIT 1) "
+        "RETURNING id, agent_id, kind, start_stage, params, attempts");
+    sqlite3_bind_int64(st, 1, ad_clock_now_ms());
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        out->id = sqlite3_column_int64(st, 0);
+        out->agent_id = sqlite3_column_int64(st, 1);
+        const unsigned char *kind = sqlite3_column_text(st, 2);
+        strncpy(out->kind, kind ? (const char *)kind : "", sizeof(out->kind) - 1);
+        out->start_stage = sqlite3_column_int(st, 3);
+        const unsigned char *params = sqlite3_column_text(st, 4);
+        out->params = params ? ad_strdup((const char *)params) : NULL;
+        out->attempts = sqlite3_column_int(st, 5);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "claim job", e);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) return AD_ENOTFOUND;
+    return storage_fail(db, rc, "claim job", e);
+}
+
+static int jobs_set_state(sqlite3 *db, int64_t job_id, const char *state, const char *error,
+                          ad_err *e)
+{
+    sqlite3_stmt *st =
+        storage_stmt(db, "UPDATE jobs SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+    if (error) sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, ad_clock_now_ms());
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "update job", e);
+}
+
+int storage_jobs_finish(sqlite3 *db, int64_t job_id, const char *state, const char *error,
+                        ad_err *e)
+{
+    return jobs_set_state(db, job_id, state, error, e);
+}
+
+int storage_jobs_release(sqlite3 *db, int64_t job_id, ad_err *e)
+{
+    return jobs_set_state(db, job_id, "queued", NULL, e);
+}
+
+int storage_jobs_requeue_running(sqlite3 *db, int *count, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "UPDATE jobs SET state = 'queued' WHERE state = 'running'");
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "requeue jobs", e);
+    if (count) *count = sqlite3_changes(db);
+    return 0;
+}
+
+int storage_jobs_depth(sqlite3 *db, int64_t *queued, int64_t *running, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT (SELECT count(*) FROM jobs WHERE state = 'queued'),"
+        "       (SELECT count(*) FROM jobs WHERE state = 'running')");
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) return storage_fail(db, rc, "count jobs", e);
+    *queued = sqlite3_column_int64(st, 0);
+    *running = sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int storage_jobs_agent_busy(sqlite3 *db, int64_t agent_id, const char *kind)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT 1 FROM jobs WHERE agent_id = ?1 AND state IN ('queued', 'running') "
+        "AND (?2 IS NULL OR kind = ?2) LIMIT 1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    if (kind) sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    int busy = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
+    return busy;
+}

@@ -1,0 +1,50 @@
+/*
+ * The durable job queue. A job asks the pipeline to run an agent's stages
+ * from `start_stage`; it is claimed by one worker at a time, one job per agent
+ * at a time. Jobs found `running` at start-up were interrupted and go back
+ * to the queue: the pipeline resumes them from their first unfinished stage.
+ */
+#ifndef AD_STORAGE_JOBS_H
+#define AD_STORAGE_JOBS_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+typedef struct job_row {
+    int64_t id;
+    int64_t agent_id;
+    char kind[16];        /* "pipeline", "replay" or "train" */
+    int start_stage;
+    char *params;         /* JSON text or NULL; owned, free with job_row_cleanup */
+    int attempts;
+} job_row;
+
+void job_row_cleanup(job_row *j);
+
+/* Queues a job; runs inside the caller's transaction when there is one. */
+int storage_jobs_enqueue(sqlite3 *db, int64_t agent_id, const char *kind, int start_stage,
+                         const char *params, int64_t *job_id, ad_err *e);
+
+/* Claims the oldest queued job whose agent has no running job: 0 and fills
+ * `out`, or AD_ENOTFOUND when there is none. */
+int storage_jobs_claim(sqlite3 *db, job_row *out, ad_err *e);
+
+/* Marks a job done or failed (state "done" / "failed") with an optional error. */
+int storage_jobs_finish(sqlite3 *db, int64_t job_id, const char *state, const char *error,
+                        ad_err *e);
+
+/* Puts a claimed job back in the queue (the worker stopped before finishing it). */
+int storage_jobs_release(sqlite3 *db, int64_t job_id, ad_err *e);
+
+/* Start-up recovery: every `running` job goes back to `queued`. */
+int storage_jobs_requeue_running(sqlite3 *db, int *count, ad_err *e);
+
+/* Counts queued and running jobs. */
+int storage_jobs_depth(sqlite3 *db, int64_t *queued, int64_t *running, ad_err *e);
+
+/* 1 when the agent has a queued or running job of `kind` (NULL: any kind). */
+int storage_jobs_agent_busy(sqlite3 *db, int64_t agent_id, const char *kind);
+
+#endif

@@ -1,0 +1,49 @@
+#include "storage/units.h"
+
+#include "storage/db.h"
+
+int storage_units_clear(sqlite3 *db, int64_t agent_id, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM units WHERE agent_id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "clear units", e);
+}
+
+int storage_units_add(sqlite3 *db, int64_t agent_id, const unit_row *u, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "INSERT INTO units (agent_id, ord, question, body, answer, category, probe)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_int(st, 2, u->ord);
+    sqlite3_bind_text(st, 3, u->question ? u->question : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, u->body, -1, SQLITE_STATIC);
+    if (u->answer) sqlite3_bind_text(st, 5, u->answer, -1, SQLITE_STATIC);
+    if (u->category) sqlite3_bind_text(st, 6, u->category, -1, SQLITE_STATIC);
+    if (u->probe) sqlite3_bind_text(st, 7, u->probe, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "store unit", e);
+}
+
+int storage_units_each(sqlite3 *db, int64_t agent_id, unit_visit_fn fn, void *ud, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT ord, question, body, answer, category, probe FROM units WHERE agent_id = ?1"
+        " ORDER BY ord");
+    sqlite3_bind_int64(st, 1, agent_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        unit_row u = {
+            .ord = sqlite3_column_int(st, 0),
+            .question = (const char *)sqlite3_column_text(st, 1),
+            .body = (const char *)sqlite3_column_text(st, 2),
+            .answer = (const char *)sqlite3_column_text(st, 3),
+            .category = (const char *)sqlite3_column_text(st, 4),
+            .probe = (const char *)sqlite3_column_text(st, 5),
+        };
+        fn(ud, &u);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read units", e);
+}

@@ -1,0 +1,33 @@
+/*
+ * Processed material (the DataProcessor's stored output): the agent's
+ * normalized units in order. A unit is a dataset pair (question = prompt,
+ * body = answer) or a passage of free text (question empty, `probe` a question
+ * derived from it, used for evaluation only).
+ */
+#ifndef AD_STORAGE_UNITS_H
+#define AD_STORAGE_UNITS_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+typedef struct unit_row {
+    int ord;
+    const char *question;  /* borrowed: valid during the visit only */
+    const char *body;
+    const char *answer;    /* NULL for text passages */
+    const char *category;  /* may be NULL */
+    const char *probe;     /* may be NULL */
+} unit_row;
+
+/* Replaces the agent's units (caller's transaction). */
+int storage_units_clear(sqlite3 *db, int64_t agent_id, ad_err *e);
+int storage_units_add(sqlite3 *db, int64_t agent_id, const unit_row *u, ad_err *e);
+
+/* Visits the agent's units in order. */
+typedef void (*unit_visit_fn)(void *ud, const unit_row *u);
+int storage_units_each(sqlite3 *db, int64_t agent_id, unit_visit_fn fn, void *ud, ad_err *e);
+
+#endif

@@ -1,0 +1,295 @@
+#include "storage/versions.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/mem.h"
+#include "storage/db.h"
+
+#define VERSION_COLUMNS                                                                        \
+    "id, agent_id, name, state, params, persona, fewshot, metrics, note, quality, passages,"  \
+    " created_at, deployed_at"
+
+void version_row_cleanup(version_row *v)
+{
+    free(v->params);
+    free(v->persona);
+    free(v->fewshot);
+    free(v->metrics);
+    free(v->note);
+    v->params = v->persona = v->fewshot = v->metrics = v->note = NULL;
+}
+
+static char *ver_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s ? ad_strdup((const char *)s) : NULL;
+}
+
+static void version_from_row(sqlite3_stmt *st, version_row *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->id = sqlite3_column_int64(st, 0);
+    v->agent_id = sqlite3_column_int64(st, 1);
+    snprintf(v->name, sizeof(v->name), "%s", (const char *)sqlite3_column_text(st, 2));
+    snprintf(v->state, sizeof(v->state), "%s", (const char *)sqlite3_column_text(st, 3));
+    v->params = ver_dup(st, 4);
+    v->persona = ver_dup(st, 5);
+    v->fewshot = ver_dup(st, 6);
+    v->metrics = ver_dup(st, 7);
+    v->note = ver_dup(st, 8);
+    v->quality = sqlite3_column_double(st, 9);
+    v->passages = sqlite3_column_int64(st, 10);
+    v->created_at = sqlite3_column_int64(st, 11);
+    v->deployed_at = sqlite3_column_int64(st, 12);
+}
+
+int storage_versions_create(sqlite3 *db, int64_t agent_id, const char *name, const char *params,
+                            const char *persona, const char *fewshot, int64_t *version_id,
+                            ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "INSERT INTO versions (agent_id, name, params, persona, fewshot, state, created_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, 'building', ?6)");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, params, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, persona, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, fewshot, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, ad_clock_now_ms());
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        storage_fail(db, rc, "create version", e);
+        if (e && e->code == AD_EEXIST)
+            ad_err_set(e, AD_EEXIST, "a model version named '%s' already exists", name);
+        return e ? e->code : AD_EIO;
+    }
+    *version_id = sqlite3_last_insert_rowid(db);
+    return 0;
+}
+
+int storage_versions_next_name(sqlite3 *db, int64_t agent_id, char *out, size_t cap, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "SELECT count(*) FROM versions WHERE agent_id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) return storage_fail(db, rc, "count versions", e);
+    long long n = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    /* A user may have taken "v<N>" by hand: step past names in use. */
+    sqlite3_stmt *q = storage_stmt(db, "SELECT 1 FROM versions WHERE agent_id = ?1 AND name = ?2");
+    for (long long k = n + 1;; k++) {
+        snprintf(out, cap, "v%lld", k);
+        sqlite3_reset(q);
+        sqlite3_bind_int64(q, 1, agent_id);
+        sqlite3_bind_text(q, 2, out, -1, SQLITE_STATIC);
+        rc = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (rc == SQLITE_DONE) return 0;
+        if (rc != SQLITE_ROW) return storage_fail(db, rc, "name version", e);
+    }
+}
+
+int storage_passages_add(sqlite3 *db, int64_t agent_id, int64_t version_id, int ord,
+                         const char *question, const char *body, const char *answer,
+                         const char *category, ad_err *e)
+{
+    char scope[48];
+    snprintf(scope, sizeof(scope), "a%lld v%lld", (long long)agent_id, (long long)version_id);
+    sqlite3_stmt *st = storage_stmt(db,
+        "INSERT INTO passages (scope, question, body, answer, category, ord)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, question ? question : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, body, -1, SQLITE_STATIC);
+    if (answer) sqlite3_bind_text(st, 4, answer, -1, SQLITE_STATIC);
+    if (category) sqlite3_bind_text(st, 5, category, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, ord);
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "index passage", e);
+}
+
+static int ver_exec(sqlite3 *db, sqlite3_stmt *st, const char *what, ad_err *e)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, what, e);
+    return sqlite3_changes(db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "model version not found");
+}
+
+int storage_versions_set_built(sqlite3 *db, int64_t version_id, int64_t passages, ad_err *e)
+{
+    sqlite3_stmt *st =
+        storage_stmt(db, "UPDATE versions SET state = 'trained', passages = ?2 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, version_id);
+    sqlite3_bind_int64(st, 2, passages);
+    return ver_exec(db, st, "finish version", e);
+}
+
+int storage_versions_set_metrics(sqlite3 *db, int64_t version_id, const char *metrics,
+                                 double quality, ad_err *e)
+{
+    sqlite3_stmt *st =
+        storage_stmt(db, "UPDATE versions SET metrics = ?2, quality = ?3 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, version_id);
+    sqlite3_bind_text(st, 2, metrics, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 3, quality);
+    return ver_exec(db, st, "store metrics", e);
+}
+
+int storage_versions_deploy(sqlite3 *db, int64_t agent_id, int64_t version_id, const char *note,
+                            ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE versions SET state = 'retired' WHERE agent_id = ?1 AND state = 'deployed'"
+        " AND id <> ?2");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_int64(st, 2, version_id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "retire version", e);
+    st = storage_stmt(db,
+        "UPDATE versions SET state = 'deployed', deployed_at = ?3, note = ?4"
+        " WHERE id = ?2 AND agent_id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_int64(st, 2, version_id);
+    sqlite3_bind_int64(st, 3, ad_clock_now_ms());
+    if (note) sqlite3_bind_text(st, 4, note, -1, SQLITE_STATIC);
+    if (ver_exec(db, st, "deploy version", e) < 0) return e ? e->code : AD_EIO;
+    st = storage_stmt(db, "UPDATE agents SET deployed_version_id = ?2, updated_at = ?3 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_int64(st, 2, version_id);
+    sqlite3_bind_int64(st, 3, ad_clock_now_ms());
+    return ver_exec(db, st, "point agent at version", e);
+}
+
+int storage_versions_reject(sqlite3 *db, int64_t version_id, const char *note, ad_err *e)
+{
+    sqlite3_stmt *st =
+        storage_stmt(db, "UPDATE versions SET state = 'rejected', note = ?2 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, version_id);
+    sqlite3_bind_text(st, 2, note, -1, SQLITE_STATIC);
+    return ver_exec(db, st, "reject version", e);
+}
+
+static int ver_read_one(sqlite3 *db, sqlite3_stmt *st, version_row *out, ad_err *e)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) version_from_row(st, out);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "model version not found");
+    return storage_fail(db, rc, "read version", e);
+}
+
+int storage_versions_get(sqlite3 *db, int64_t version_id, version_row *out, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "SELECT " VERSION_COLUMNS " FROM versions WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, version_id);
+    return ver_read_one(db, st, out, e);
+}
+
+int storage_versions_get_by_name(sqlite3 *db, int64_t agent_id, const char *name,
+                                 version_row *out, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT " VERSION_COLUMNS " FROM versions WHERE agent_id = ?1 AND name = ?2");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    return ver_read_one(db, st, out, e);
+}
+
+int storage_versions_each(sqlite3 *db, int64_t agent_id, version_visit_fn fn, void *ud, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT " VERSION_COLUMNS " FROM versions WHERE agent_id = ?1 ORDER BY id");
+    sqlite3_bind_int64(st, 1, agent_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        version_row v;
+        version_from_row(st, &v);
+        fn(ud, &v);
+        version_row_cleanup(&v);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "list versions", e);
+}
+
+static char *hit_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s ? ad_strdup((const char *)s) : NULL;
+}
+
+int storage_passages_search(sqlite3 *db, int64_t version_id, const char *match, double w_question,
+                            double w_body, passage_hit *hits, int max, int *count, ad_err *e)
+{
+    ad_buf expr;
+    ad_buf_init(&expr);
+    ad_buf_printf(&expr, "scope : v%lld AND (%s)", (long long)version_id, match);
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT rowid, ord, -bm25(passages, 0.0, ?2, ?3) AS score, question, body, answer,"
+        " category FROM passages WHERE passages MATCH ?1 ORDER BY score DESC, ord LIMIT ?4");
+    sqlite3_bind_text(st, 1, expr.data, (int)expr.len, SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, w_question);
+    sqlite3_bind_double(st, 3, w_body);
+    sqlite3_bind_int(st, 4, max);
+    int rc, n = 0;
+    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        passage_hit *h = &hits[n++];
+        h->rowid = sqlite3_column_int64(st, 0);
+        h->ord = sqlite3_column_int(st, 1);
+        h->score = sqlite3_column_double(st, 2);
+        h->question = hit_dup(st, 3);
+        h->body = hit_dup(st, 4);
+        h->answer = hit_dup(st, 5);
+        h->category = hit_dup(st, 6);
+    }
+    if (n == max) rc = SQLITE_DONE;
+    sqlite3_reset(st);
+    ad_buf_cleanup(&expr);
+    *count = n;
+    if (rc != SQLITE_DONE) {
+        passage_hits_cleanup(hits, n);
+        *count = 0;
+        return storage_fail(db, rc, "search passages", e);
+    }
+    return 0;
+}
+
+void passage_hits_cleanup(passage_hit *hits, int count)
+{
+    for (int i = 0; i < count; i++) {
+        free(hits[i].question);
+        free(hits[i].body);
+        free(hits[i].answer);
+        free(hits[i].category);
+        memset(&hits[i], 0, sizeof(hits[i]));
+    }
+}
+
+int storage_passages_each(sqlite3 *db, int64_t version_id, passage_visit_fn fn, void *ud, ad_err *e)
+{
+    char scope[40];
+    snprintf(scope, sizeof(scope), "scope : v%lld", (long long)version_id);
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT rowid, ord, question, body, answer, category FROM passages"
+        " WHERE passages MATCH ?1 ORDER BY ord");
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_TRANSIENT);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        passage_hit p = {
+            .rowid = sqlite3_column_int64(st, 0),
+            .ord = sqlite3_column_int(st, 1),
+            .question = hit_dup(st, 2),
+            .body = hit_dup(st, 3),
+            .answer = hit_dup(st, 4),
+            .category = hit_dup(st, 5),
+        };
+        fn(ud, &p);
+        passage_hits_cleanup(&p, 1);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read passages", e);
+}

@@ -1,0 +1,86 @@
+/*
+ * Model versions and their passage index. A version is what serves
+ * inference: retrieval parameters, a persona, few-shot examples, evaluation
+ * metrics, and its passages in the FTS5 table `passages` under the scope
+ * tokens a<agent id> and v<version id>. BM25 statistics are those of the
+ * whole table, shared by all agents; ranking within a version is by them.
+ */
+#ifndef AD_STORAGE_VERSIONS_H
+#define AD_STORAGE_VERSIONS_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+typedef struct version_row {
+    int64_t id;
+    int64_t agent_id;
+    char name[65];
+    char state[16];        /* building, trained, deployed, retired, rejected */
+    char *params;          /* JSON; owned strings: version_row_cleanup */
+    char *persona;
+    char *fewshot;         /* JSON array of {prompt, answer} */
+    char *metrics;         /* JSON or NULL */
+    char *note;
+    double quality;
+    int64_t passages;
+    int64_t created_at, deployed_at;
+} version_row;
+
+void version_row_cleanup(version_row *v);
+
+/* Creates a version in state "building". AD_EEXIST when the name is taken. */
+int storage_versions_create(sqlite3 *db, int64_t agent_id, const char *name, const char *params,
+                            const char *persona, const char *fewshot, int64_t *version_id,
+                            ad_err *e);
+
+/* The next default name, "v<N>". */
+int storage_versions_next_name(sqlite3 *db, int64_t agent_id, char *out, size_t cap, ad_err *e);
+
+/* Adds one passage to a version's index. */
+int storage_passages_add(sqlite3 *db, int64_t agent_id, int64_t version_id, int ord,
+                         const char *question, const char *body, const char *answer,
+                         const char *category, ad_err *e);
+
+/* Sets state "trained" with the passage count. */
+int storage_versions_set_built(sqlite3 *db, int64_t version_id, int64_t passages, ad_err *e);
+int storage_versions_set_metrics(sqlite3 *db, int64_t version_id, const char *metrics,
+                                 double quality, ad_err *e);
+/* Makes `version_id` the deployed one (the previous deployed becomes retired)
+ * and points the agent at it; caller's transaction. */
+int storage_versions_deploy(sqlite3 *db, int64_t agent_id, int64_t version_id, const char *note,
+                            ad_err *e);
+int storage_versions_reject(sqlite3 *db, int64_t version_id, const char *note, ad_err *e);
+
+int storage_versions_get(sqlite3 *db, int64_t version_id, version_row *out, ad_err *e);
+int storage_versions_get_by_name(sqlite3 *db, int64_t agent_id, const char *name,
+                                 version_row *out, ad_err *e);
+
+/* Visits the agent's versions, oldest first. */
+typedef void (*version_visit_fn)(void *ud, const version_row *v);
+int storage_versions_each(sqlite3 *db, int64_t agent_id, version_visit_fn fn, void *ud, ad_err *e);
+
+typedef struct passage_hit {
+    int64_t rowid;
+    int ord;
+    double score;          /* -bm25: larger is better */
+    char *question;        /* owned: passage_hits_cleanup */
+    char *body;
+    char *answer;          /* NULL for text passages */
+    char *category;
+} passage_hit;
+
+/* Searches one version. `match` is an FTS5 expression over the question and
+ * body columns (built by model/); weights are BM25 column weights. Fills up
+ * to `max` hits, best first; `*count` says how many. */
+int storage_passages_search(sqlite3 *db, int64_t version_id, const char *match, double w_question,
+                            double w_body, passage_hit *hits, int max, int *count, ad_err *e);
+void passage_hits_cleanup(passage_hit *hits, int count);
+
+/* Visits a version's passages in order (export). */
+typedef void (*passage_visit_fn)(void *ud, const passage_hit *p);
+int storage_passages_each(sqlite3 *db, int64_t version_id, passage_visit_fn fn, void *ud, ad_err *e);
+
+#endif
