@@ -97,6 +97,7 @@ struct llm_client {
     int deadline_ms;
     int connect_timeout_ms;
     int max_transfers;
+    int tls; /* base_url is https */
 
     /* Loop thread only. */
     llm_call *all_head;                 /* every call the loop has seen, not done */
@@ -451,7 +452,10 @@ static void attempt_start(llm_client *c, llm_call *call)
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_SHARE, c->share);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L); /* wait to multiplex on HTTP/2 */
+    /* Over TLS, ALPN brings HTTP/2: wait for a connection being set up to
+     * multiplex on it rather than open one per call. Plain http cannot
+     * multiplex, and waiting would serialise a cold start behind one reply. */
+    curl_easy_setopt(h, CURLOPT_PIPEWAIT, c->tls ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(h, CURLOPT_USERAGENT, "agentd");
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
@@ -507,7 +511,8 @@ static void attempt_finish_ok(llm_client *c, llm_call *call)
     if (call->stream) {
         gemini_sse_finish(&call->sse, on_sse_event, call);
         if (call->failed) {
-            call_finish(c, call, call->fail_outcome, 1, "%s", call->fail_msg);
+            call_finish(c, call, call->fail_outcome, call->fail_outcome == LLM_UNAVAILABLE, "%s",
+                    call->fail_msg);
             return;
         }
         if (call->events == 0) {
@@ -542,7 +547,8 @@ static void attempt_done(llm_client *c, llm_call *call, CURLcode res)
         ad_log(AD_LOG_DEBUG, "gemini attempt %d ended: status=%ld curl=%d %s", call->attempts,
                call->status, (int)res, res == CURLE_OK ? "" : curl_easy_strerror(res));
     if (call->failed) {
-        call_finish(c, call, call->fail_outcome, 1, "%s", call->fail_msg);
+        call_finish(c, call, call->fail_outcome, call->fail_outcome == LLM_UNAVAILABLE, "%s",
+                    call->fail_msg);
         return;
     }
     if (res != CURLE_OK) {
@@ -783,6 +789,7 @@ static int client_configure(llm_client *c, const llm_config *cfg, ad_err *e)
     if ((strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) ||
         !text_printable(base) || strchr(base, ' ') || strchr(base, '?') || strchr(base, '#'))
         return ad_err_set(e, AD_EINVAL, "base_url must be an http(s) URL without query");
+    c->tls = strncmp(base, "https://", 8) == 0;
     size_t blen = strlen(base);
     while (blen > 0 && base[blen - 1] == '/') blen--;
 

@@ -12,7 +12,8 @@
  * streamed, the last one with finishReason STOP and usageMetadata).
  *
  * Faults are queued with fake_gemini_push_fault and consumed one per request,
- * first in first out; a request with no fault queued is answered normally.
+ * first in first out, by requests that reach a model (a wrong path or key is
+ * answered without taking one); with no fault queued the answer is normal.
  * Waits (the response delay, stream chunk gaps, hangs) suspend the connection
  * and a timer thread resumes it, so 500 slow requests hold no thread each.
  */
