@@ -1,0 +1,308 @@
+#include "tests/e2e/harness.h"
+
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+
+static void e2e_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+char *e2e_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    ad_buf b;
+    ad_buf_init(&b);
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) ad_buf_append(&b, chunk, n);
+    fclose(f);
+    return ad_buf_steal(&b, len);
+}
+
+const char *e2e_shared(const char *rel)
+{
+    static char path[1024];
+    const char *root = getenv("AGENTD_SHARED");
+    snprintf(path, sizeof(path), "%s/%s", root && *root ? root : "../shared", rel);
+    return path;
+}
+
+char *e2e_dataset_body(const char *user_id, const char *shared_rel)
+{
+    char *text = e2e_read_file(e2e_shared(shared_rel), NULL);
+    ck_assert_msg(text != NULL, "cannot read %s", e2e_shared(shared_rel));
+    cJSON *file = cJSON_Parse(text);
+    free(text);
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "user_id", user_id);
+    cJSON_AddItemToObject(body, "dataset",
+                          cJSON_DetachItemFromObject(file, "training_data"));
+    char *out = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    cJSON_Delete(file);
+    return out;
+}
+
+static void e2e_spawn(e2e_server *s, const char *const *args, const char *const *env)
+{
+    const char *bin = getenv("AGENTD_BIN");
+    if (!bin || !*bin) bin = "bin/agentd";
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = bin;
+    argv[n++] = "--port";
+    argv[n++] = "0";
+    argv[n++] = "--bind";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--data-dir";
+    argv[n++] = s->data_dir;
+    for (int i = 0; args && args[i] && n < 62; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    truncate(s->log_path, 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) dup2(fd, 2);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) dup2(devnull, 0), dup2(devnull, 1);
+        for (int i = 0; env && env[i]; i++) putenv((char *)(uintptr_t)env[i]);
+        execv(bin, (char *const *)(uintptr_t)argv);
+        _exit(127);
+    }
+    s->pid = pid;
+    s->port = 0;
+    for (int waited = 0; waited < 20000 && !s->port; waited += 10) {
+        char *log = e2e_read_file(s->log_path, NULL);
+        const char *line = log ? strstr(log, "\"msg\":\"listening\"") : NULL;
+        const char *p = line ? strstr(line, "\"port\":") : NULL;
+        if (p) s->port = atoi(p + 7);
+        free(log);
+        int status;
+        if (!s->port && waitpid(pid, &status, WNOHANG) == pid) {
+            char *l = e2e_read_file(s->log_path, NULL);
+            ck_abort_msg("agentd exited during start-up: %s", l ? l : "");
+        }
+        if (!s->port) e2e_sleep_ms(10);
+    }
+    ck_assert_msg(s->port > 0, "agentd did not start listening");
+}
+
+void e2e_start(e2e_server *s, const char *const *args, const char *const *env)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "/tmp/agentd-e2e-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(s->dir));
+    snprintf(s->log_path, sizeof(s->log_path), "%s/agentd.log", s->dir);
+    snprintf(s->data_dir, sizeof(s->data_dir), "%s/data", s->dir);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    e2e_spawn(s, args, env);
+}
+
+void e2e_restart(e2e_server *s, const char *const *args, const char *const *env)
+{
+    e2e_spawn(s, args, env);
+}
+
+static void e2e_check_log(const e2e_server *s)
+{
+    char *log = e2e_read_file(s->log_path, NULL);
+    if (!log) return;
+    int bad = strstr(log, "AddressSanitizer") || strstr(log, "LeakSanitizer") ||
+              strstr(log, "runtime error:") || strstr(log, "ThreadSanitizer");
+    if (bad) fprintf(stderr, "---- agentd log with a sanitizer report ----\n%s\n", log);
+    free(log);
+    ck_assert_msg(!bad, "sanitizer report in agentd's log");
+}
+
+int e2e_stop(e2e_server *s)
+{
+    if (s->pid <= 0) return -1;
+    kill(s->pid, SIGTERM);
+    int status = 0;
+    for (int waited = 0; waited < 30000; waited += 10) {
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) break;
+        e2e_sleep_ms(10);
+        if (waited + 10 >= 30000) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &status, 0);
+        }
+    }
+    s->pid = 0;
+    e2e_check_log(s);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void e2e_kill(e2e_server *s)
+{
+    if (s->pid <= 0) return;
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+}
+
+void e2e_cleanup(e2e_server *s)
+{
+    if (s->pid > 0) e2e_kill(s);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", s->dir);
+}
+
+static size_t e2e_write_cb(char *p, size_t size, size_t n, void *ud)
+{
+    ad_buf_append(ud, p, size * n);
+    return size * n;
+}
+
+e2e_response e2e_request(const e2e_server *s, const char *method, const char *path,
+                         const char *body, const char *const *headers)
+{
+    e2e_response r = {0};
+    CURL *c = curl_easy_init();
+    ck_assert_ptr_nonnull(c);
+    char url[8192 + 64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", s->port, path);
+    ad_buf b, h;
+    ad_buf_init(&b);
+    ad_buf_init(&h);
+    struct curl_slist *hl = NULL;
+    int has_ct = 0;
+    for (int i = 0; headers && headers[i]; i++) {
+        hl = curl_slist_append(hl, headers[i]);
+        if (strncasecmp(headers[i], "Content-Type:", 13) == 0) has_ct = 1;
+    }
+    if (body && !has_ct) hl = curl_slist_append(hl, "Content-Type: application/json");
+    hl = curl_slist_append(hl, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, e2e_write_cb);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, e2e_write_cb);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    r.body = ad_buf_steal(&b, &r.body_len);
+    r.headers = ad_buf_steal(&h, NULL);
+    r.json = cJSON_Parse(r.body);
+    return r;
+}
+
+e2e_response e2e_get(const e2e_server *s, const char *path)
+{
+    return e2e_request(s, "GET", path, NULL, NULL);
+}
+
+e2e_response e2e_post(const e2e_server *s, const char *path, const char *json)
+{
+    return e2e_request(s, "POST", path, json, NULL);
+}
+
+void e2e_response_free(e2e_response *r)
+{
+    free(r->body);
+    free(r->headers);
+    cJSON_Delete(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+char *e2e_header(const e2e_response *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = r->headers; p && *p;) {
+        const char *eol = strstr(p, "\r\n");
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > n && strncasecmp(p, name, n) == 0 && p[n] == ':') {
+            const char *v = p + n + 1;
+            while (*v == ' ') v++;
+            return strndup(v, len - (size_t)(v - p));
+        }
+        p += len + (eol ? 2 : 0);
+    }
+    return NULL;
+}
+
+const char *e2e_wait_agent(const e2e_server *s, const char *user_id, int timeout_ms)
+{
+    static char last[32];
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v1/agents/%s/status", user_id);
+    snprintf(last, sizeof(last), "timeout");
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        e2e_response r = e2e_get(s, path);
+        const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(r.json, "status"));
+        if (r.status == 200 && st && (!strcmp(st, "ready") || !strcmp(st, "error"))) {
+            snprintf(last, sizeof(last), "%s", st);
+            e2e_response_free(&r);
+            return last;
+        }
+        e2e_response_free(&r);
+        e2e_sleep_ms(20);
+    }
+    return last;
+}
+
+int e2e_log_count(const e2e_server *s, const char *needle)
+{
+    char *log = e2e_read_file(s->log_path, NULL);
+    int n = 0;
+    for (const char *p = log; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+    free(log);
+    return n;
+}
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+int e2e_connect(const e2e_server *s)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+char *e2e_read_all(int fd, int timeout_ms)
+{
+    ad_buf b;
+    ad_buf_init(&b);
+    char chunk[4096];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, timeout_ms) > 0) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n <= 0) break;
+        ad_buf_append(&b, chunk, (size_t)n);
+    }
+    return ad_buf_steal(&b, NULL);
+}

@@ -1,0 +1,80 @@
+/*
+ * The end-to-end harness: starts the real agentd binary (AGENTD_BIN) on an
+ * ephemeral loopback port with a temporary data dir, and talks to it over
+ * real HTTP with libcurl. Stopping checks the exit code and that the log has
+ * no sanitizer report.
+ */
+#ifndef AD_TESTS_E2E_HARNESS_H
+#define AD_TESTS_E2E_HARNESS_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct e2e_server {
+    pid_t pid;
+    int port;
+    char dir[256];        /* temp dir: data/ and agentd.log inside */
+    char log_path[300];
+    char data_dir[300];
+} e2e_server;
+
+typedef struct e2e_response {
+    long status;
+    char *body;           /* NUL-terminated */
+    size_t body_len;
+    char *headers;        /* raw header block, lower-cased names kept as sent */
+    cJSON *json;          /* parsed body, or NULL */
+} e2e_response;
+
+/* Starts agentd with extra `args` (NULL-terminated) and extra environment
+ * `env` ("K=V", NULL-terminated); aborts the test if it does not listen. */
+void e2e_start(e2e_server *s, const char *const *args, const char *const *env);
+
+/* Starts agentd again on the same data dir (after a stop or a kill). */
+void e2e_restart(e2e_server *s, const char *const *args, const char *const *env);
+
+/* SIGTERM; returns the exit status (-1 if killed by a signal). Checks the log
+ * for sanitizer reports. */
+int e2e_stop(e2e_server *s);
+
+/* SIGKILL and reap. */
+void e2e_kill(e2e_server *s);
+
+/* Removes the temp dir. */
+void e2e_cleanup(e2e_server *s);
+
+/* One HTTP request. `headers` is NULL-terminated ("Name: value"); a JSON body
+ * gets Content-Type: application/json unless a header sets another. */
+e2e_response e2e_request(const e2e_server *s, const char *method, const char *path,
+                         const char *body, const char *const *headers);
+e2e_response e2e_get(const e2e_server *s, const char *path);
+e2e_response e2e_post(const e2e_server *s, const char *path, const char *json);
+void e2e_response_free(e2e_response *r);
+
+/* The value of response header `name` (case-insensitive), malloc'ed, or NULL. */
+char *e2e_header(const e2e_response *r, const char *name);
+
+/* Polls GET /status until the agent is ready or error, or `timeout_ms`; returns the final status string (static). */
+const char *e2e_wait_agent(const e2e_server *s, const char *user_id, int timeout_ms);
+
+/* Reads a whole file (shared datasets); NULL when missing. */
+char *e2e_read_file(const char *path, size_t *len);
+
+/* Path of a file in ../shared (AGENTD_SHARED), in a static buffer. */
+const char *e2e_shared(const char *rel);
+
+/* {"user_id": id, "dataset": <training_data of the shared file>} as a string. */
+char *e2e_dataset_body(const char *user_id, const char *shared_rel);
+
+/* Counts lines of the server log containing `needle`. */
+int e2e_log_count(const e2e_server *s, const char *needle);
+
+
+
+/* A raw TCP connection to the server, for requests libcurl will not send
+ * (slow uploads, hand-written chunked bodies). Returns the socket. */
+int e2e_connect(const e2e_server *s);
+/* Reads until the peer closes or `timeout_ms`; malloc'ed text. */
+char *e2e_read_all(int fd, int timeout_ms);
+#endif

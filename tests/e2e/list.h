@@ -1,0 +1,2 @@
+/* Every end-to-end suite; each file drives the real binary over HTTP. */
+AD_SUITE(e2e_foundation)
