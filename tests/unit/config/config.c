@@ -1,0 +1,461 @@
+/* Tests config/config.c: defaults, the four sources and their order, validation, secrets. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+
+Suite *config_config_suite(void);
+
+/* A temporary JSON config file holding `text`; the caller unlinks `path`. */
+static void write_temp_config(char path[64], const char *text)
+{
+    snprintf(path, 64, "/tmp/agentd-config-XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    size_t n = strlen(text);
+    ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+    close(fd);
+}
+
+/* Loads with `argv` (NULL-terminated, argv[0] included) and `envp`; returns the code. */
+static int load(ad_config *cfg, char **argv, char **envp, ad_config_action *action, ad_err *e)
+{
+    int argc = 0;
+    while (argv[argc]) argc++;
+    memset(e, 0, sizeof(*e));
+    return config_load(cfg, argc, argv, envp, action, e);
+}
+
+/* Loads and expects AD_EINVAL with a message containing each of `words`. */
+static void expect_invalid(char **argv, char **envp, const char *const *words)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    ad_config_action action;
+    ad_err e;
+    int rc = load(&cfg, argv, envp, &action, &e);
+    ck_assert_int_eq(rc, AD_EINVAL);
+    for (; *words; words++)
+        ck_assert_msg(strstr(e.msg, *words) != NULL, "'%s' not in message '%s'", *words, e.msg);
+    config_cleanup(&cfg);
+}
+
+START_TEST(test_config_defaults)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    ck_assert_int_eq(cfg.port, 8080);
+    ck_assert_str_eq(cfg.bind, "0.0.0.0");
+    ck_assert_str_eq(cfg.data_dir, "./data");
+    ck_assert_int_ge(cfg.workers, 1);
+    ck_assert_int_le(cfg.workers, 256);
+    ck_assert_int_eq(cfg.max_body_bytes, 1LL << 20);
+    ck_assert_ptr_null(cfg.api_key);
+    ck_assert_ptr_null(cfg.gemini_api_key);
+    ck_assert_str_eq(cfg.log_level, "info");
+    ck_assert_int_eq(cfg.log_prompts, 0);
+
+    /* Loading nothing keeps the defaults. */
+    char *argv[] = {"agentd", NULL};
+    char *envp[] = {NULL};
+    ad_config_action action = AD_CONFIG_HELP;
+    ad_err e;
+    ck_assert_int_eq(load(&cfg, argv, envp, &action, &e), 0);
+    ck_assert_int_eq(action, AD_CONFIG_RUN);
+    ck_assert_int_eq(cfg.port, 8080);
+    ck_assert_str_eq(cfg.data_dir, "./data");
+    config_cleanup(&cfg);
+    ck_assert_ptr_null(cfg.data_dir);
+}
+END_TEST
+
+START_TEST(test_config_precedence)
+{
+    char path[64];
+    write_temp_config(path, "{\"port\": 1111, \"workers\": 3, \"data_dir\": \"/from/file\","
+                            " \"log_level\": \"warn\"}");
+    char file_env[96];
+    snprintf(file_env, sizeof(file_env), "AGENTD_CONFIG=%s", path);
+    ad_config cfg;
+    ad_config_action action;
+    ad_err e;
+
+    /* File only. */
+    {
+        config_init(&cfg);
+        char *argv[] = {"agentd", NULL};
+        char *envp[] = {file_env, NULL};
+        ck_assert_int_eq(load(&cfg, argv, envp, &action, &e), 0);
+        ck_assert_int_eq(cfg.port, 1111);
+        ck_assert_int_eq(cfg.workers, 3);
+        ck_assert_str_eq(cfg.data_dir, "/from/file");
+        ck_assert_str_eq(cfg.log_level, "warn");
+        config_cleanup(&cfg);
+    }
+    /* Environment beats the file. */
+    {
+        config_init(&cfg);
+        char *argv[] = {"agentd", NULL};
+        char *envp[] = {"AGENTD_PORT=2222", file_env, "AGENTD_WORKERS=4", "PATH=/bin", NULL};
+        ck_assert_int_eq(load(&cfg, argv, envp, &action, &e), 0);
+        ck_assert_int_eq(cfg.port, 2222);
+        ck_assert_int_eq(cfg.workers, 4);
+        ck_assert_str_eq(cfg.data_dir, "/from/file");
+        config_cleanup(&cfg);
+    }
+    /* Flags beat the environment; --config names the file. */
+    {
+        config_init(&cfg);
+        char *argv[] = {"agentd", "--port", "3333", "--config", path, "--data-dir=/from/flag", NULL};
+        char *envp[] = {"AGENTD_PORT=2222", "AGENTD_WORKERS=4", "AGENTD_DATA_DIR=/from/env", NULL};
+        ck_assert_int_eq(load(&cfg, argv, envp, &action, &e), 0);
+        ck_assert_int_eq(cfg.port, 3333);
+        ck_assert_int_eq(cfg.workers, 4);
+        ck_assert_str_eq(cfg.data_dir, "/from/flag");
+        ck_assert_str_eq(cfg.log_level, "warn");
+        config_cleanup(&cfg);
+    }
+    /* The environment variable name must match whole, not by prefix. */
+    {
+        config_init(&cfg);
+        char *argv[] = {"agentd", NULL};
+        char *envp[] = {"AGENTD_PORTX=9", "AGENTD_POR=9", NULL};
+        ck_assert_int_eq(load(&cfg, argv, envp, &action, &e), 0);
+        ck_assert_int_eq(cfg.port, 8080);
+        config_cleanup(&cfg);
+    }
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_config_flag_forms)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    char *argv[] = {"agentd", "--port=9001", "--workers", "7", "--log-prompts", "true",
+                    "--max-body-bytes=2M", "--bind", "127.0.0.1", NULL};
+    ad_config_action action;
+    ad_err e;
+    ck_assert_int_eq(load(&cfg, argv, NULL, &action, &e), 0);
+    ck_assert_int_eq(cfg.port, 9001);
+    ck_assert_int_eq(cfg.workers, 7);
+    ck_assert_int_eq(cfg.log_prompts, 1);
+    ck_assert_int_eq(cfg.max_body_bytes, 2LL << 20);
+    ck_assert_str_eq(cfg.bind, "127.0.0.1");
+    /* The last of two flags wins. */
+    char *argv2[] = {"agentd", "--port=1", "--port", "2", NULL};
+    ck_assert_int_eq(load(&cfg, argv2, NULL, &action, &e), 0);
+    ck_assert_int_eq(cfg.port, 2);
+    config_cleanup(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_invalid_values_name_the_key)
+{
+    {
+        char *argv[] = {"agentd", "--port", "70000", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"port", "70000", NULL});
+    }
+    {
+        char *argv[] = {"agentd", NULL};
+        char *envp[] = {"AGENTD_PORT=-1", NULL};
+        expect_invalid(argv, envp, (const char *const[]){"port", "AGENTD_PORT", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--workers=0", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"workers", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--workers", "abc", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"workers", "abc", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--workers", "4x", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"workers", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--port=", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"port", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--log-level", "verbose", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"log_level", "verbose", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--max-body-bytes=2X", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"max_body_bytes", "2X", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--max-body-bytes=2MB", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"max_body_bytes", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--log-prompts=maybe", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"log_prompts", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--data-dir=", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"data_dir", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--nope", "1", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"--nope", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--port", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"--port", "value", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--config", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"--config", NULL});
+    }
+    {
+        char *argv[] = {"agentd", "--config", "/nonexistent/dir/agentd.json", NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"/nonexistent/dir/agentd.json", NULL});
+    }
+}
+END_TEST
+
+START_TEST(test_config_bad_files)
+{
+    char path[64];
+    {
+        write_temp_config(path, "{\"port\": 1, \"colour\": \"blue\"}");
+        char *argv[] = {"agentd", "--config", path, NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"colour", NULL});
+        unlink(path);
+    }
+    {
+        write_temp_config(path, "port = 8080\n");
+        char *argv[] = {"agentd", "--config", path, NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"JSON", NULL});
+        unlink(path);
+    }
+    {
+        write_temp_config(path, "[1, 2]");
+        char *argv[] = {"agentd", "--config", path, NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"JSON object", NULL});
+        unlink(path);
+    }
+    {
+        write_temp_config(path, "");
+        char *argv[] = {"agentd", "--config", path, NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"JSON", NULL});
+        unlink(path);
+    }
+    {
+        write_temp_config(path, "{\"port\": 70000}");
+        char *argv[] = {"agentd", "--config", path, NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"port", "70000", NULL});
+        unlink(path);
+    }
+    {
+        write_temp_config(path, "{\"workers\": 2.5}");
+        char *argv[] = {"agentd", "--config", path, NULL};
+        expect_invalid(argv, NULL, (const char *const[]){"workers", NULL});
+        unlink(path);
+    }
+    {
+        /* A file that exists but cannot be read: a directory. */
+        char *argv[] = {"agentd", "--config", "/tmp", NULL};
+        ad_config cfg;
+        config_init(&cfg);
+        ad_config_action action;
+        ad_err e;
+        ck_assert_int_eq(load(&cfg, argv, NULL, &action, &e), AD_EINVAL);
+        ck_assert_ptr_nonnull(strstr(e.msg, "/tmp"));
+        config_cleanup(&cfg);
+    }
+    {
+        /* Strings, integers and booleans in the file are all accepted. */
+        write_temp_config(path, "{\"port\": \"8081\", \"log_prompts\": true, \"max_body_bytes\": \"2M\"}");
+        char *argv[] = {"agentd", "--config", path, NULL};
+        ad_config cfg;
+        config_init(&cfg);
+        ad_config_action action;
+        ad_err e;
+        ck_assert_int_eq(load(&cfg, argv, NULL, &action, &e), 0);
+        ck_assert_int_eq(cfg.port, 8081);
+        ck_assert_int_eq(cfg.log_prompts, 1);
+        ck_assert_int_eq(cfg.max_body_bytes, 2LL << 20);
+        config_cleanup(&cfg);
+        unlink(path);
+    }
+}
+END_TEST
+
+START_TEST(test_config_set_by_key)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    ad_err e = {0};
+    ck_assert_int_eq(config_set(&cfg, "max_body_bytes", "64K", &e), 0);
+    ck_assert_int_eq(cfg.max_body_bytes, 64LL << 10);
+    ck_assert_int_eq(config_set(&cfg, "max_body_bytes", "1G", &e), 0);
+    ck_assert_int_eq(cfg.max_body_bytes, 1LL << 30);
+    ck_assert_int_eq(config_set(&cfg, "max_body_bytes", "2G", &e), AD_EINVAL);
+    ck_assert_int_eq(config_set(&cfg, "max_body_bytes", "1023", &e), AD_EINVAL);
+    ck_assert_int_eq(cfg.max_body_bytes, 1LL << 30);
+    ck_assert_int_eq(config_set(&cfg, "port", "0", &e), 0);
+    ck_assert_int_eq(cfg.port, 0);
+    ck_assert_int_eq(config_set(&cfg, "port", "65535", &e), 0);
+    ck_assert_int_eq(config_set(&cfg, "port", "99999999999999999999", &e), AD_EINVAL);
+    ck_assert_int_eq(config_set(&cfg, "port", "8080 ", &e), AD_EINVAL);
+    ck_assert_int_eq(config_set(&cfg, "nope", "1", &e), AD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(e.msg, "nope"));
+    for (const char *const *l = (const char *const[]){"debug", "info", "warn", "error", NULL}; *l; l++)
+        ck_assert_int_eq(config_set(&cfg, "log_level", *l, &e), 0);
+    ck_assert_str_eq(cfg.log_level, "error");
+    config_cleanup(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_secrets_never_shown)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    char *argv[] = {"agentd", "--api-key=hunter2-api", NULL};
+    char *envp[] = {"GEMINI_API_KEY=hunter2-gemini", NULL};
+    ad_config_action action;
+    ad_err e;
+    ck_assert_int_eq(load(&cfg, argv, envp, &action, &e), 0);
+    ck_assert_str_eq(cfg.api_key, "hunter2-api");
+    ck_assert_str_eq(cfg.gemini_api_key, "hunter2-gemini");
+    ad_buf out;
+    ad_buf_init(&out);
+    config_to_json(&cfg, &out);
+    ck_assert_ptr_null(strstr(out.data, "hunter2"));
+    cJSON *j = cJSON_Parse(out.data);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "api_key")), "set");
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "gemini_api_key")), "set");
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "backend")), "gemini");
+    ck_assert_int_eq((int)cJSON_GetObjectItemCaseSensitive(j, "port")->valuedouble, 8080);
+    cJSON_Delete(j);
+    ad_buf_cleanup(&out);
+    config_cleanup(&cfg);
+
+    /* A bad secret-free value's message does not carry other settings' secrets either. */
+    config_init(&cfg);
+    char *argv2[] = {"agentd", "--api-key", "hunter2-api", "--port", "x", NULL};
+    ck_assert_int_eq(load(&cfg, argv2, NULL, &action, &e), AD_EINVAL);
+    ck_assert_ptr_null(strstr(e.msg, "hunter2"));
+    config_cleanup(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_empty_secret_means_unset)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    char *argv[] = {"agentd", NULL};
+    char *envp[] = {"GEMINI_API_KEY=", "AGENTD_API_KEY=", NULL};
+    ad_config_action action;
+    ad_err e;
+    ck_assert_int_eq(load(&cfg, argv, envp, &action, &e), 0);
+    ck_assert_ptr_null(cfg.gemini_api_key);
+    ck_assert_ptr_null(cfg.api_key);
+    ad_buf out;
+    ad_buf_init(&out);
+    config_to_json(&cfg, &out);
+    cJSON *j = cJSON_Parse(out.data);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "gemini_api_key")), "unset");
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "api_key")), "unset");
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "backend")), "local");
+    cJSON_Delete(j);
+    ad_buf_cleanup(&out);
+
+    /* An empty flag unsets a key the environment set. */
+    char *argv2[] = {"agentd", "--gemini-api-key=", NULL};
+    char *envp2[] = {"GEMINI_API_KEY=abc", NULL};
+    ck_assert_int_eq(load(&cfg, argv2, envp2, &action, &e), 0);
+    ck_assert_ptr_null(cfg.gemini_api_key);
+    config_cleanup(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_actions)
+{
+    ad_config cfg;
+    ad_config_action action;
+    ad_err e;
+    {
+        config_init(&cfg);
+        /* --help wins even over a file that would fail to load. */
+        char *argv[] = {"agentd", "--config", "/nonexistent.json", "--help", NULL};
+        ck_assert_int_eq(load(&cfg, argv, NULL, &action, &e), 0);
+        ck_assert_int_eq(action, AD_CONFIG_HELP);
+        config_cleanup(&cfg);
+    }
+    {
+        config_init(&cfg);
+        char *argv[] = {"agentd", "-h", NULL};
+        ck_assert_int_eq(load(&cfg, argv, NULL, &action, &e), 0);
+        ck_assert_int_eq(action, AD_CONFIG_HELP);
+        config_cleanup(&cfg);
+    }
+    {
+        config_init(&cfg);
+        char *argv[] = {"agentd", "--version", NULL};
+        ck_assert_int_eq(load(&cfg, argv, NULL, &action, &e), 0);
+        ck_assert_int_eq(action, AD_CONFIG_VERSION);
+        config_cleanup(&cfg);
+    }
+    {
+        /* --check-config still loads and validates every setting. */
+        config_init(&cfg);
+        char *argv[] = {"agentd", "--check-config", "--port", "4444", NULL};
+        ck_assert_int_eq(load(&cfg, argv, NULL, &action, &e), 0);
+        ck_assert_int_eq(action, AD_CONFIG_CHECK);
+        ck_assert_int_eq(cfg.port, 4444);
+        config_cleanup(&cfg);
+        config_init(&cfg);
+        char *bad[] = {"agentd", "--check-config", "--port", "-5", NULL};
+        ck_assert_int_eq(load(&cfg, bad, NULL, &action, &e), AD_EINVAL);
+        config_cleanup(&cfg);
+    }
+    {
+        config_init(&cfg);
+        char *argv[] = {"agentd", "--healthcheck", NULL};
+        ck_assert_int_eq(load(&cfg, argv, NULL, &action, &e), 0);
+        ck_assert_int_eq(action, AD_CONFIG_HEALTHCHECK);
+        config_cleanup(&cfg);
+    }
+}
+END_TEST
+
+START_TEST(test_config_usage_lists_every_flag)
+{
+    ad_buf out;
+    ad_buf_init(&out);
+    config_usage(&out);
+    static const char *const flags[] = {"--port", "--data-dir", "--workers", "--api-key",
+                                        "--gemini-api-key", "--max-body-bytes", "--config",
+                                        "--check-config", "AGENTD_PORT", "GEMINI_API_KEY"};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        ck_assert_msg(strstr(out.data, flags[i]) != NULL, "%s missing from usage", flags[i]);
+    ad_buf_cleanup(&out);
+}
+END_TEST
+
+Suite *config_config_suite(void)
+{
+    Suite *s = suite_create("config_config");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_config_defaults);
+    tcase_add_test(tc, test_config_precedence);
+    tcase_add_test(tc, test_config_flag_forms);
+    tcase_add_test(tc, test_config_invalid_values_name_the_key);
+    tcase_add_test(tc, test_config_bad_files);
+    tcase_add_test(tc, test_config_set_by_key);
+    tcase_add_test(tc, test_config_secrets_never_shown);
+    tcase_add_test(tc, test_config_empty_secret_means_unset);
+    tcase_add_test(tc, test_config_actions);
+    tcase_add_test(tc, test_config_usage_lists_every_flag);
+    suite_add_tcase(s, tc);
+    return s;
+}
