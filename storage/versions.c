@@ -235,7 +235,7 @@ int storage_passages_search(sqlite3 *db, int64_t version_id, const char *match, 
     sqlite3_bind_double(st, 2, w_question);
     sqlite3_bind_double(st, 3, w_body);
     sqlite3_bind_int(st, 4, max);
-    int rc, n = 0;
+    int rc = SQLITE_DONE, n = 0;
     while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         passage_hit *h = &hits[n++];
         h->rowid = sqlite3_column_int64(st, 0);

@@ -1,2 +1,3 @@
 /* Every end-to-end suite; each file drives the real binary over HTTP. */
 AD_SUITE(e2e_foundation)
+AD_SUITE(e2e_pipeline)

@@ -1,0 +1,289 @@
+/* Issue 3: the pipeline is durable, concurrent and cancellable, end to end. */
+#include <check.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "tests/e2e/harness.h"
+
+Suite *e2e_pipeline_suite(void);
+
+static const char *json_str(const cJSON *o, const char *k)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/* Free text of about `bytes`, varied enough to make distinct passages. */
+static char *make_text(size_t bytes, unsigned seed)
+{
+    static const char *const topics[] = {"compilers", "databases", "networks", "kernels",
+                                         "parsers", "allocators", "schedulers", "codecs"};
+    static const char *const verbs[] = {"optimize", "index", "route", "schedule", "tokenize",
+                                        "allocate", "balance", "encode"};
+    ad_buf b;
+    ad_buf_init(&b);
+    for (unsigned i = 0; b.len < bytes; i++) {
+        unsigned k = (i * 2654435761u) ^ seed;
+        ad_buf_printf(&b, "Section %u explains how %s %s data number %u under load. ", i,
+                      topics[k % 8], verbs[(k >> 3) % 8], k % 9973);
+        if (i % 7 == 6) ad_buf_puts(&b, "\n\n");
+    }
+    return ad_buf_steal(&b, NULL);
+}
+
+static char *text_body(const char *user_id, const char *text)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "user_id", user_id);
+    cJSON_AddStringToObject(o, "training_data", text);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static long create_text_agent(const e2e_server *s, const char *id, size_t bytes)
+{
+    char *text = make_text(bytes, (unsigned)strlen(id) * 7919u + (unsigned)id[strlen(id) - 1]);
+    char *body = text_body(id, text);
+    e2e_response r = e2e_post(s, "/api/v1/agents", body);
+    long st = r.status;
+    e2e_response_free(&r);
+    free(body);
+    free(text);
+    return st;
+}
+
+/* Counts rows in every agent table straight from the database file. */
+static long count_rows(const e2e_server *s)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/agentd.db", s->data_dir);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+        "SELECT (SELECT count(*) FROM agents) + (SELECT count(*) FROM jobs) +"
+        " (SELECT count(*) FROM executions) + (SELECT count(*) FROM units) +"
+        " (SELECT count(*) FROM versions) + (SELECT count(*) FROM materials) +"
+        " (SELECT count(*) FROM passages)", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    long n = (long)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+START_TEST(test_free_text_reaches_ready_and_status_reads_do_not_wait)
+{
+    e2e_server s;
+    const char *args[] = {"--workers", "1", NULL};
+    e2e_start(&s, args, NULL);
+    ck_assert_int_eq(create_text_agent(&s, "big", 6u << 20), 201);
+    /* While the stages run, status answers with the stage in progress. */
+    int saw_processing = 0;
+    for (int i = 0; i < 2000; i++) {
+        e2e_response r = e2e_get(&s, "/api/v1/agents/big/status");
+        ck_assert_int_eq(r.status, 200);
+        const char *st = json_str(r.json, "status");
+        int progress = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(r.json, "progress"));
+        ck_assert_int_ge(progress, 0);
+        ck_assert_int_le(progress, 100);
+        if (!strcmp(st, "processing")) {
+            saw_processing++;
+            ck_assert_ptr_nonnull(json_str(r.json, "stage"));
+        }
+        int done = !strcmp(st, "ready") || !strcmp(st, "error");
+        e2e_response_free(&r);
+        if (done) break;
+        usleep(5000);
+    }
+    ck_assert_int_gt(saw_processing, 0);
+    ck_assert_str_eq(e2e_wait_agent(&s, "big", 120000), "ready");
+    e2e_response r = e2e_get(&s, "/api/v1/agents/big");
+    cJSON *model = cJSON_GetObjectItem(r.json, "model");
+    ck_assert_str_eq(json_str(model, "name"), "v1");
+    cJSON *metrics = cJSON_GetObjectItem(model, "metrics");
+    ck_assert_int_gt((int)cJSON_GetNumberValue(cJSON_GetObjectItem(metrics, "derived_queries")), 0);
+    ck_assert_ptr_nonnull(json_str(metrics, "quality_label"));
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
+typedef struct create_job {
+    const e2e_server *s;
+    int first, count;
+    int created, failed;
+} create_job;
+
+static void *create_many(void *arg)
+{
+    create_job *j = arg;
+    for (int i = j->first; i < j->first + j->count; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "conc-%03d", i);
+        long st = create_text_agent(j->s, id, 4096);
+        if (st == 201) j->created++;
+        else j->failed++;
+    }
+    return NULL;
+}
+
+START_TEST(test_200_concurrent_creates_all_reach_ready)
+{
+    e2e_server s;
+    e2e_start(&s, NULL, NULL);
+    enum { THREADS = 50, EACH = 4 };
+    pthread_t t[THREADS];
+    create_job jobs[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i] = (create_job){&s, i * EACH, EACH, 0, 0};
+        pthread_create(&t[i], NULL, create_many, &jobs[i]);
+    }
+    int created = 0, failed = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        created += jobs[i].created;
+        failed += jobs[i].failed;
+    }
+    ck_assert_int_eq(failed, 0);
+    ck_assert_int_eq(created, THREADS * EACH);
+    for (int i = 0; i < THREADS * EACH; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "conc-%03d", i);
+        ck_assert_str_eq(e2e_wait_agent(&s, id, 120000), "ready");
+    }
+    e2e_response r = e2e_get(&s, "/api/v1/agents?status=ready&limit=1");
+    ck_assert_int_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(r.json, "total_users")), 200);
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    ck_assert_int_eq(e2e_log_count(&s, "locked"), 0);
+    ck_assert_int_eq(e2e_log_count(&s, "\"status\":5"), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
+START_TEST(test_sigkill_mid_pipeline_loses_nothing)
+{
+    e2e_server s;
+    e2e_start(&s, NULL, NULL);
+    enum { N = 50 };
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "crash-%02d", i);
+        ck_assert_int_eq(create_text_agent(&s, id, 120 * 1024), 201);
+    }
+    e2e_response r = e2e_get(&s, "/api/v1/agents?status=ready&limit=1");
+    int ready_before = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(r.json, "total_users"));
+    e2e_response_free(&r);
+    e2e_kill(&s);
+    ck_assert_msg(ready_before < N, "all %d pipelines finished before the kill: the test proves nothing", N);
+
+    e2e_restart(&s, NULL, NULL);
+    for (int i = 0; i < N; i++) {
+        char id[32], path[96];
+        snprintf(id, sizeof(id), "crash-%02d", i);
+        ck_assert_str_eq(e2e_wait_agent(&s, id, 180000), "ready");
+        /* Not duplicated: one version, each stage completed once by one job. */
+        snprintf(path, sizeof(path), "/api/v1/agents/%s", id);
+        r = e2e_get(&s, path);
+        ck_assert_str_eq(json_str(cJSON_GetObjectItem(r.json, "model"), "name"), "v1");
+        e2e_response_free(&r);
+        snprintf(path, sizeof(path), "/api/v1/agents/%s/pipeline", id);
+        r = e2e_get(&s, path);
+        cJSON *stage;
+        cJSON_ArrayForEach(stage, cJSON_GetObjectItem(r.json, "stages"))
+            ck_assert_str_eq(json_str(stage, "status"), "completed");
+        e2e_response_free(&r);
+    }
+    r = e2e_get(&s, "/api/v1/agents?limit=1");
+    ck_assert_int_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(r.json, "total_users")), N);
+    e2e_response_free(&r);
+    r = e2e_get(&s, "/health");
+    cJSON *q = cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "checks"), "queue");
+    ck_assert_int_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(q, "depth")), 0);
+    ck_assert_int_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(q, "running")), 0);
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
+START_TEST(test_delete_during_processing_leaves_nothing)
+{
+    e2e_server s;
+    const char *args[] = {"--workers", "1", NULL};
+    e2e_start(&s, args, NULL);
+    ck_assert_int_eq(create_text_agent(&s, "doomed", 4u << 20), 201);
+    ck_assert_int_eq(create_text_agent(&s, "queued", 64 * 1024), 201);
+    int processing = 0;
+    for (int i = 0; i < 4000 && !processing; i++) {
+        e2e_response r = e2e_get(&s, "/api/v1/agents/doomed/status");
+        processing = !strcmp(json_str(r.json, "status"), "processing");
+        e2e_response_free(&r);
+        if (!processing) usleep(2000);
+    }
+    ck_assert(processing);
+    e2e_response r = e2e_request(&s, "DELETE", "/api/v1/agents/doomed", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    e2e_response_free(&r);
+    r = e2e_request(&s, "DELETE", "/api/v1/agents/queued", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    e2e_response_free(&r);
+    r = e2e_get(&s, "/api/v1/agents/doomed/status");
+    ck_assert_int_eq(r.status, 404);
+    e2e_response_free(&r);
+    /* Give the worker time to notice and give up; nothing may come back. */
+    for (int i = 0; i < 500; i++) {
+        r = e2e_get(&s, "/health");
+        cJSON *q = cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "checks"), "workers");
+        int busy = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(q, "busy"));
+        e2e_response_free(&r);
+        if (!busy) break;
+        usleep(10000);
+    }
+    ck_assert_int_eq(count_rows(&s), 0);
+
+    ck_assert_int_eq(create_text_agent(&s, "doomed", 16 * 1024), 201);
+    ck_assert_str_eq(e2e_wait_agent(&s, "doomed", 60000), "ready");
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
+START_TEST(test_stage_failure_reports_stage_and_reason)
+{
+    e2e_server s;
+    e2e_start(&s, NULL, NULL);
+    /* Only punctuation: valid input, but no passage survives normalization
+     * with a word in it, so the DataProcessor must fail with a reason. */
+    e2e_response r = e2e_post(&s, "/api/v1/agents", "{\"user_id\":\"empty\",\"training_data\":\"\\u0001\\u0002 \\u0003\"}");
+    ck_assert_int_eq(r.status, 201);
+    e2e_response_free(&r);
+    ck_assert_str_eq(e2e_wait_agent(&s, "empty", 30000), "error");
+    r = e2e_get(&s, "/api/v1/agents/empty/status");
+    ck_assert_ptr_nonnull(strstr(json_str(r.json, "error"), "DataProcessor"));
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
+Suite *e2e_pipeline_suite(void)
+{
+    Suite *s = suite_create("e2e_pipeline");
+    TCase *tc = tcase_create("pipeline");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_free_text_reaches_ready_and_status_reads_do_not_wait);
+    tcase_add_test(tc, test_200_concurrent_creates_all_reach_ready);
+    tcase_add_test(tc, test_sigkill_mid_pipeline_loses_nothing);
+    tcase_add_test(tc, test_delete_during_processing_leaves_nothing);
+    tcase_add_test(tc, test_stage_failure_reports_stage_and_reason);
+    suite_add_tcase(s, tc);
+    return s;
+}
