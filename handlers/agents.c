@@ -285,6 +285,7 @@ static void agents_list_visit(void *ud, const agent_row *a)
     cJSON *o = cJSON_CreateObject();
     agents_add_status_fields(o, a);
     if (a->base_model) cJSON_AddStringToObject(o, "base_model", a->base_model);
+    else cJSON_AddNullToObject(o, "base_model");
     cJSON_AddStringToObject(o, "source", a->source);
     cJSON_AddItemToObject(l->users, a->user_id, o);
     snprintf(l->last, sizeof(l->last), "%s", a->user_id);
