@@ -1,0 +1,334 @@
+/* Tests storage/agents.c against a real database: create, read, list, delete. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/agents.h"
+#include "storage/db.h"
+#include "storage/executions.h"
+#include "storage/jobs.h"
+#include "storage/units.h"
+#include "storage/versions.h"
+#include "tests/unit/storage/fixtures.h"
+
+Suite *storage_agents_suite(void);
+
+static int64_t create_agent(sqlite3 *db, const char *user_id)
+{
+    static const char material[] = "[{\"prompt\":\"p\",\"answer\":\"a\"}]";
+    agent_new a = {.user_id = user_id,
+                   .source = "dataset",
+                   .material = material,
+                   .material_len = sizeof(material) - 1,
+                   .description = "desc"};
+    int64_t id = 0;
+    ad_err e = {0};
+    ck_assert_msg(storage_agents_create(db, &a, &id, &e) == 0, "create %s: %s", user_id, e.msg);
+    ck_assert_int_gt(id, 0);
+    return id;
+}
+
+START_TEST(test_agents_create_and_get)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    agent_new a = {.user_id = "alice", .source = "text", .material = "some text here!",
+                   .material_len = 9, .base_model = "bm"};
+    int64_t id = 0;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_create(f.db, &a, &id, &e), 0);
+
+    agent_row row;
+    ck_assert_int_eq(storage_agents_get(f.db, "alice", &row, &e), 0);
+    ck_assert_int_eq(row.id, id);
+    ck_assert_str_eq(row.user_id, "alice");
+    ck_assert_str_eq(row.status, "initializing");
+    ck_assert_str_eq(row.source, "text");
+    ck_assert_int_eq(row.progress, 0);
+    ck_assert_str_eq(row.base_model, "bm");
+    ck_assert_ptr_null(row.description);
+    ck_assert_ptr_null(row.error);
+    ck_assert_int_eq(row.deployed_version_id, 0);
+    ck_assert_int_gt(row.created_at, 0);
+    ck_assert_int_eq(row.created_at, row.updated_at);
+    agent_row_cleanup(&row);
+
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &row, &e), 0);
+    ck_assert_str_eq(row.user_id, "alice");
+    agent_row_cleanup(&row);
+
+    /* Only material_len bytes are stored. */
+    char *m = NULL;
+    size_t mlen = 0;
+    ck_assert_int_eq(storage_agents_material(f.db, id, &m, &mlen, &e), 0);
+    ck_assert_uint_eq(mlen, 9);
+    ck_assert_str_eq(m, "some text");
+    free(m);
+
+    /* Creation wrote four pending execution rows and one queued pipeline job. */
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1"
+                                                 " AND status = 'pending'", id), EXEC_STAGES);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE agent_id = ?1"
+                                                 " AND state = 'queued' AND kind = 'pipeline'", id), 1);
+
+    ck_assert_int_eq(storage_agents_get(f.db, "bob", &row, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, id + 100, &row, &e), AD_ENOTFOUND);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_agents_duplicate_user_id)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t first = create_agent(f.db, "dup");
+    agent_new a = {.user_id = "dup", .source = "text", .material = "x", .material_len = 1};
+    int64_t id = -1;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_create(f.db, &a, &id, &e), AD_EEXIST);
+    ck_assert_int_eq(e.code, AD_EEXIST);
+    ck_assert_ptr_nonnull(strstr(e.msg, "dup"));
+    ck_assert_int_eq(id, -1);
+    /* The failed creation left nothing behind and no transaction open. */
+    ck_assert(sqlite3_get_autocommit(f.db));
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents", 0), 1);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs", 0), 1);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions", 0), EXEC_STAGES);
+    agent_row row;
+    ck_assert_int_eq(storage_agents_get(f.db, "dup", &row, &e), 0);
+    ck_assert_int_eq(row.id, first);
+    ck_assert_str_eq(row.source, "dataset");
+    agent_row_cleanup(&row);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_agents_set_state)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create_agent(f.db, "s");
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_set_state(f.db, id, "error", "ModelTrainer", 25, "boom", &e), 0);
+    agent_row row;
+    ck_assert_int_eq(storage_agents_get(f.db, "s", &row, &e), 0);
+    ck_assert_str_eq(row.status, "error");
+    ck_assert_str_eq(row.stage, "ModelTrainer");
+    ck_assert_int_eq(row.progress, 25);
+    ck_assert_str_eq(row.error, "boom");
+    agent_row_cleanup(&row);
+    ck_assert_int_eq(storage_agents_set_state(f.db, id, "ready", NULL, 100, NULL, &e), 0);
+    ck_assert_int_eq(storage_agents_get(f.db, "s", &row, &e), 0);
+    ck_assert_ptr_null(row.error);
+    ck_assert_str_eq(row.stage, "");
+    agent_row_cleanup(&row);
+    ck_assert_int_eq(storage_agents_set_state(f.db, id + 1, "ready", NULL, 100, NULL, &e), AD_ENOTFOUND);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* Collects visited user_ids, comma-separated. */
+static void collect(void *ud, const agent_row *a)
+{
+    char *out = ud;
+    if (*out) strcat(out, ",");
+    strcat(out, a->user_id);
+}
+
+START_TEST(test_agents_list_pages_and_filters)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    /* Created out of order: the list is ordered by user_id. */
+    static const char *const ids[] = {"e", "b", "a", "d", "c"};
+    for (size_t i = 0; i < 5; i++) {
+        int64_t id = create_agent(f.db, ids[i]);
+        if (!strcmp(ids[i], "b") || !strcmp(ids[i], "d") || !strcmp(ids[i], "e"))
+            ck_assert_int_eq(storage_agents_set_state(f.db, id, "ready", NULL, 100, NULL, NULL), 0);
+    }
+    char seen[64] = "";
+    int more = -1;
+    int64_t total = -1;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, NULL, 2, collect, seen, &more, &total, &e), 0);
+    ck_assert_str_eq(seen, "a,b");
+    ck_assert_int_eq(more, 1);
+    ck_assert_int_eq(total, 5);
+
+    seen[0] = '\0';
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, "b", 2, collect, seen, &more, &total, &e), 0);
+    ck_assert_str_eq(seen, "c,d");
+    ck_assert_int_eq(more, 1);
+    ck_assert_int_eq(total, 5);
+
+    seen[0] = '\0';
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, "d", 2, collect, seen, &more, &total, &e), 0);
+    ck_assert_str_eq(seen, "e");
+    ck_assert_int_eq(more, 0);
+
+    /* Exactly a page left: no more. */
+    seen[0] = '\0';
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, "c", 2, collect, seen, &more, &total, &e), 0);
+    ck_assert_str_eq(seen, "d,e");
+    ck_assert_int_eq(more, 0);
+
+    seen[0] = '\0';
+    ck_assert_int_eq(storage_agents_list(f.db, "ready", NULL, 10, collect, seen, &more, &total, &e), 0);
+    ck_assert_str_eq(seen, "b,d,e");
+    ck_assert_int_eq(more, 0);
+    ck_assert_int_eq(total, 3);
+
+    seen[0] = '\0';
+    ck_assert_int_eq(storage_agents_list(f.db, "ready", "b", 1, collect, seen, &more, &total, &e), 0);
+    ck_assert_str_eq(seen, "d");
+    ck_assert_int_eq(more, 1);
+    ck_assert_int_eq(total, 3);
+
+    seen[0] = '\0';
+    ck_assert_int_eq(storage_agents_list(f.db, "initializing", NULL, 10, collect, seen, &more, &total, &e), 0);
+    ck_assert_str_eq(seen, "a,c");
+    ck_assert_int_eq(total, 2);
+
+    seen[0] = '\0';
+    ck_assert_int_eq(storage_agents_list(f.db, "error", NULL, 10, collect, seen, &more, &total, &e), 0);
+    ck_assert_str_eq(seen, "");
+    ck_assert_int_eq(more, 0);
+    ck_assert_int_eq(total, 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* Gives the agent a row in every table that hangs off it. */
+static void populate(sqlite3 *db, int64_t agent_id)
+{
+    ad_err e = {0};
+    unit_row u = {0, "question", "body", "answer", "cat", "probe"};
+    ck_assert_int_eq(storage_units_add(db, agent_id, &u, &e), 0);
+    int64_t vid = 0;
+    ck_assert_int_eq(storage_versions_create(db, agent_id, "v1", "{}", "persona", "[]", &vid, &e), 0);
+    ck_assert_int_eq(storage_passages_add(db, agent_id, vid, 0, "shared question words",
+                                          "shared body words", "answer", NULL, &e), 0);
+    ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, "replay", 1, NULL, NULL, &e), 0);
+}
+
+static int64_t rows_of(sqlite3 *db, const char *table, int64_t agent_id)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE agent_id = ?1", table);
+    return storage_fixture_count(db, sql, agent_id);
+}
+
+static int64_t passages_of(sqlite3 *db, int64_t agent_id)
+{
+    char match[32];
+    snprintf(match, sizeof(match), "scope : a%lld", (long long)agent_id);
+    return storage_fixture_count_text(db, "SELECT count(*) FROM passages WHERE passages MATCH ?1",
+                                      match);
+}
+
+static const char *const agent_tables[] = {"materials", "jobs", "executions", "units", "versions"};
+
+START_TEST(test_agents_delete_cascades)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t gone = create_agent(f.db, "gone");
+    int64_t kept = create_agent(f.db, "kept");
+    populate(f.db, gone);
+    populate(f.db, kept);
+    for (size_t i = 0; i < 5; i++) ck_assert_int_gt(rows_of(f.db, agent_tables[i], gone), 0);
+    ck_assert_int_eq(passages_of(f.db, gone), 1);
+
+    int64_t deleted = 0;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_delete(f.db, "gone", &deleted, &e), 0);
+    ck_assert_int_eq(deleted, gone);
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_msg(rows_of(f.db, agent_tables[i], gone) == 0, "%s rows remain", agent_tables[i]);
+    ck_assert_int_eq(passages_of(f.db, gone), 0);
+    agent_row row;
+    ck_assert_int_eq(storage_agents_get(f.db, "gone", &row, &e), AD_ENOTFOUND);
+
+    /* The other agent is untouched. */
+    ck_assert_int_eq(rows_of(f.db, "materials", kept), 1);
+    ck_assert_int_eq(rows_of(f.db, "jobs", kept), 2);
+    ck_assert_int_eq(rows_of(f.db, "executions", kept), EXEC_STAGES);
+    ck_assert_int_eq(rows_of(f.db, "units", kept), 1);
+    ck_assert_int_eq(rows_of(f.db, "versions", kept), 1);
+    ck_assert_int_eq(passages_of(f.db, kept), 1);
+
+    ck_assert_int_eq(storage_agents_delete(f.db, "gone", &deleted, &e), AD_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(e.msg, "gone"));
+    ck_assert(sqlite3_get_autocommit(f.db));
+    storage_fixture_close(&f);
+}
+END_TEST
+
+static void count_ids(void *ud, int64_t id)
+{
+    (void)id;
+    (*(int *)ud)++;
+}
+
+START_TEST(test_agents_delete_all)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    for (int i = 0; i < 3; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "x%d", i);
+        populate(f.db, create_agent(f.db, name));
+    }
+    int64_t count = 0;
+    int told = 0;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_delete_all(f.db, &count, count_ids, &told, &e), 0);
+    ck_assert_int_eq(count, 3);
+    ck_assert_int_eq(told, 3);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents", 0), 0);
+    for (size_t i = 0; i < 5; i++) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", agent_tables[i]);
+        ck_assert_int_eq(storage_fixture_count(f.db, sql, 0), 0);
+    }
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM passages", 0), 0);
+    /* Nothing left: zero, not an error. */
+    ck_assert_int_eq(storage_agents_delete_all(f.db, &count, NULL, NULL, &e), 0);
+    ck_assert_int_eq(count, 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_agents_count_inference)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create_agent(f.db, "inf");
+    ck_assert_int_eq(storage_agents_count_inference(f.db, id, 1, 10, 20, NULL), 0);
+    ck_assert_int_eq(storage_agents_count_inference(f.db, id, 0, 5, 0, NULL), 0);
+    agent_row row;
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &row, NULL), 0);
+    ck_assert_int_eq(row.inference_count, 2);
+    ck_assert_int_eq(row.inference_errors, 1);
+    ck_assert_int_eq(row.prompt_tokens, 15);
+    ck_assert_int_eq(row.output_tokens, 20);
+    agent_row_cleanup(&row);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+Suite *storage_agents_suite(void)
+{
+    Suite *s = suite_create("storage_agents");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_agents_create_and_get);
+    tcase_add_test(tc, test_agents_duplicate_user_id);
+    tcase_add_test(tc, test_agents_set_state);
+    tcase_add_test(tc, test_agents_list_pages_and_filters);
+    tcase_add_test(tc, test_agents_delete_cascades);
+    tcase_add_test(tc, test_agents_delete_all);
+    tcase_add_test(tc, test_agents_count_inference);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,112 @@
+/* Tests storage/db.c: creation, migrations, reopening, and refusing a newer schema. */
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "storage/agents.h"
+#include "storage/db.h"
+#include "tests/unit/storage/fixtures.h"
+
+Suite *storage_db_suite(void);
+
+static int64_t user_version(sqlite3 *db)
+{
+    return storage_fixture_count(db, "PRAGMA user_version", 0);
+}
+
+START_TEST(test_storage_open_creates_and_migrates)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    struct stat sb;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/agentd.db", f.data_dir);
+    ck_assert_int_eq(stat(f.data_dir, &sb), 0);
+    ck_assert(S_ISDIR(sb.st_mode));
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_ge(storage_schema_version(), 1);
+    ck_assert_int_eq(user_version(f.db), storage_schema_version());
+    static const char *const tables[] = {"agents", "materials", "jobs", "executions",
+                                         "units", "versions", "passages"};
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+        ck_assert_msg(storage_fixture_count_text(f.db, "SELECT count(*) FROM sqlite_schema"
+                                                       " WHERE type = 'table' AND name = ?1",
+                                                 tables[i]) == 1,
+                      "table %s missing", tables[i]);
+    ck_assert_int_eq(storage_fixture_count(f.db, "PRAGMA foreign_keys", 0), 1);
+    ck_assert_int_eq(storage_probe(f.db, NULL), 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_storage_reopen_is_idempotent)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    agent_new a = {.user_id = "keep", .source = "text", .material = "hello", .material_len = 5};
+    int64_t id = 0;
+    ck_assert_int_eq(storage_agents_create(f.db, &a, &id, NULL), 0);
+    storage_close();
+
+    for (int round = 0; round < 2; round++) {
+        ad_err e = {0};
+        ck_assert_msg(storage_open(f.data_dir, &e) == 0, "reopen: %s", e.msg);
+        sqlite3 *db = storage_conn();
+        ck_assert_ptr_nonnull(db);
+        ck_assert_int_eq(user_version(db), storage_schema_version());
+        agent_row row;
+        ck_assert_int_eq(storage_agents_get(db, "keep", &row, NULL), 0);
+        ck_assert_int_eq(row.id, id);
+        agent_row_cleanup(&row);
+        storage_close();
+    }
+    f.db = NULL;
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_storage_refuses_newer_schema)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", storage_schema_version() + 1);
+    ck_assert_int_eq(sqlite3_exec(f.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    storage_close();
+
+    ad_err e = {0};
+    int rc = storage_open(f.data_dir, &e);
+    ck_assert_int_lt(rc, 0);
+    ck_assert_int_eq(rc, e.code);
+    ck_assert_msg(strstr(e.msg, "newer") != NULL, "message: %s", e.msg);
+    /* The refused database is left as it was. */
+    sqlite3 *db = storage_conn();
+    ck_assert_ptr_nonnull(db);
+    ck_assert_int_eq(user_version(db), storage_schema_version() + 1);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_storage_open_fails_on_unusable_dir)
+{
+    ad_err e = {0};
+    /* A data dir whose parent does not exist. */
+    int rc = storage_open("/nonexistent-agentd-parent/data", &e);
+    ck_assert_int_eq(rc, AD_EIO);
+    ck_assert_ptr_nonnull(strstr(e.msg, "/nonexistent-agentd-parent/data"));
+    storage_close();
+}
+END_TEST
+
+Suite *storage_db_suite(void)
+{
+    Suite *s = suite_create("storage_db");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_storage_open_creates_and_migrates);
+    tcase_add_test(tc, test_storage_reopen_is_idempotent);
+    tcase_add_test(tc, test_storage_refuses_newer_schema);
+    tcase_add_test(tc, test_storage_open_fails_on_unusable_dir);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,63 @@
+#include "tests/unit/storage/fixtures.h"
+
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "storage/db.h"
+
+void storage_fixture_open(storage_fixture *f)
+{
+    memset(f, 0, sizeof(*f));
+    snprintf(f->root, sizeof(f->root), "/tmp/agentd-unit-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(f->root));
+    snprintf(f->data_dir, sizeof(f->data_dir), "%s/data", f->root);
+    ad_log_set_level(AD_LOG_WARN);
+    ad_err e = {0};
+    int rc = storage_open(f->data_dir, &e);
+    ck_assert_msg(rc == 0, "storage_open: %s", e.msg);
+    f->db = storage_conn();
+    ck_assert_ptr_nonnull(f->db);
+}
+
+static int fixture_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void storage_fixture_close(storage_fixture *f)
+{
+    storage_close();
+    f->db = NULL;
+    if (f->root[0]) nftw(f->root, fixture_remove, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static int64_t fixture_count(sqlite3 *db, const char *sql, const int64_t *iarg, const char *targ)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_bind_parameter_count(st) > 0) {
+        if (iarg) sqlite3_bind_int64(st, 1, *iarg);
+        else sqlite3_bind_text(st, 1, targ, -1, SQLITE_TRANSIENT);
+    }
+    rc = sqlite3_step(st);
+    ck_assert_msg(rc == SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db));
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+int64_t storage_fixture_count(sqlite3 *db, const char *sql, int64_t arg)
+{
+    return fixture_count(db, sql, &arg, NULL);
+}
+
+int64_t storage_fixture_count_text(sqlite3 *db, const char *sql, const char *arg)
+{
+    return fixture_count(db, sql, NULL, arg);
+}

@@ -1,0 +1,29 @@
+/*
+ * Test fixtures for the storage and pipeline suites: a real SQLite database
+ * in a fresh temporary directory, and plain row counts that bypass storage/.
+ */
+#ifndef AD_TESTS_UNIT_STORAGE_FIXTURES_H
+#define AD_TESTS_UNIT_STORAGE_FIXTURES_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+typedef struct storage_fixture {
+    char root[64];       /* the mkdtemp directory */
+    char data_dir[96];   /* root/data: storage_open creates it */
+    sqlite3 *db;         /* the calling thread's connection */
+} storage_fixture;
+
+/* Creates the directory and opens storage in it; fails the test on error. */
+void storage_fixture_open(storage_fixture *f);
+
+/* storage_close() and removes the directory with everything in it. */
+void storage_fixture_close(storage_fixture *f);
+
+/* Runs a one-integer query with `arg` bound to ?1 (when the query has it). */
+int64_t storage_fixture_count(sqlite3 *db, const char *sql, int64_t arg);
+
+/* Same, with a text argument. */
+int64_t storage_fixture_count_text(sqlite3 *db, const char *sql, const char *arg);
+
+#endif

@@ -1,0 +1,141 @@
+/* Tests storage/jobs.c: the durable queue, one running job per agent, recovery. */
+#include <check.h>
+#include <string.h>
+
+#include "storage/agents.h"
+#include "storage/db.h"
+#include "storage/jobs.h"
+#include "tests/unit/storage/fixtures.h"
+
+Suite *storage_jobs_suite(void);
+
+/* Creates an agent, which queues its pipeline job; returns that job's id. */
+static int64_t agent_with_job(sqlite3 *db, const char *user_id, int64_t *agent_id)
+{
+    agent_new a = {.user_id = user_id, .source = "text", .material = "m", .material_len = 1};
+    ck_assert_int_eq(storage_agents_create(db, &a, agent_id, NULL), 0);
+    return storage_fixture_count(db, "SELECT max(id) FROM jobs WHERE agent_id = ?1", *agent_id);
+}
+
+static void expect_depth(sqlite3 *db, int64_t queued, int64_t running)
+{
+    int64_t q = -1, r = -1;
+    ck_assert_int_eq(storage_jobs_depth(db, &q, &r, NULL), 0);
+    ck_assert_int_eq(q, queued);
+    ck_assert_int_eq(r, running);
+}
+
+START_TEST(test_jobs_one_running_job_per_agent)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = 0, b = 0, a2 = 0;
+    int64_t ja = agent_with_job(f.db, "a", &a);
+    ad_err e = {0};
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, "{\"k\":1}", &a2, &e), 0);
+    int64_t jb = agent_with_job(f.db, "b", &b);
+    ck_assert(ja < a2 && a2 < jb);
+    expect_depth(f.db, 3, 0);
+
+    job_row j;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(j.id, ja);
+    ck_assert_int_eq(j.agent_id, a);
+    ck_assert_str_eq(j.kind, "pipeline");
+    ck_assert_int_eq(j.start_stage, 0);
+    ck_assert_ptr_null(j.params);
+    ck_assert_int_eq(j.attempts, 1);
+    job_row_cleanup(&j);
+
+    /* a's second job waits while its first runs: b's job comes next. */
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(j.id, jb);
+    job_row_cleanup(&j);
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), AD_ENOTFOUND);
+    expect_depth(f.db, 1, 2);
+    ck_assert_int_eq(storage_jobs_agent_busy(f.db, a, NULL), 1);
+    ck_assert_int_eq(storage_jobs_agent_busy(f.db, a, "replay"), 1);
+    ck_assert_int_eq(storage_jobs_agent_busy(f.db, b, "replay"), 0);
+
+    /* Once a's first job is done, its second may run. */
+    ck_assert_int_eq(storage_jobs_finish(f.db, ja, "done", NULL, &e), 0);
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(j.id, a2);
+    ck_assert_str_eq(j.kind, "replay");
+    ck_assert_int_eq(j.start_stage, 2);
+    ck_assert_str_eq(j.params, "{\"k\":1}");
+    job_row_cleanup(&j);
+    ck_assert_ptr_null(j.params);
+    expect_depth(f.db, 0, 2);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_jobs_requeue_running_and_release)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = 0, b = 0;
+    int64_t ja = agent_with_job(f.db, "a", &a);
+    int64_t jb = agent_with_job(f.db, "b", &b);
+    job_row j;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), 0);
+    job_row_cleanup(&j);
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), 0);
+    job_row_cleanup(&j);
+    expect_depth(f.db, 0, 2);
+
+    int n = -1;
+    ck_assert_int_eq(storage_jobs_requeue_running(f.db, &n, NULL), 0);
+    ck_assert_int_eq(n, 2);
+    expect_depth(f.db, 2, 0);
+    ck_assert_int_eq(storage_jobs_requeue_running(f.db, &n, NULL), 0);
+    ck_assert_int_eq(n, 0);
+
+    /* Requeued jobs are claimed again in order, counting the attempt. */
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), 0);
+    ck_assert_int_eq(j.id, ja);
+    ck_assert_int_eq(j.attempts, 2);
+    job_row_cleanup(&j);
+    ck_assert_int_eq(storage_jobs_release(f.db, ja, NULL), 0);
+    expect_depth(f.db, 2, 0);
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), 0);
+    ck_assert_int_eq(j.id, ja);
+    ck_assert_int_eq(j.attempts, 3);
+    job_row_cleanup(&j);
+
+    /* Finished jobs leave the queue. */
+    ck_assert_int_eq(storage_jobs_finish(f.db, ja, "failed", "why", NULL), 0);
+    ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM jobs WHERE error = ?1", "why"), 1);
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), 0);
+    ck_assert_int_eq(j.id, jb);
+    job_row_cleanup(&j);
+    ck_assert_int_eq(storage_jobs_finish(f.db, jb, "done", NULL, NULL), 0);
+    expect_depth(f.db, 0, 0);
+    ck_assert_int_eq(storage_jobs_agent_busy(f.db, a, NULL), 0);
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), AD_ENOTFOUND);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_jobs_enqueue_for_missing_agent)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    ad_err e = {0};
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, 999, "pipeline", 0, NULL, NULL, &e), AD_ENOTFOUND);
+    expect_depth(f.db, 0, 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+Suite *storage_jobs_suite(void)
+{
+    Suite *s = suite_create("storage_jobs");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_jobs_one_running_job_per_agent);
+    tcase_add_test(tc, test_jobs_requeue_running_and_release);
+    tcase_add_test(tc, test_jobs_enqueue_for_missing_agent);
+    suite_add_tcase(s, tc);
+    return s;
+}

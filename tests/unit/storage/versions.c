@@ -1,0 +1,269 @@
+/* Tests storage/versions.c: versions, deployment, and the scoped passage index. */
+#include <check.h>
+#include <string.h>
+
+#include "storage/agents.h"
+#include "storage/db.h"
+#include "storage/versions.h"
+#include "tests/unit/storage/fixtures.h"
+
+Suite *storage_versions_suite(void);
+
+static int64_t make_agent(sqlite3 *db, const char *user_id)
+{
+    agent_new a = {.user_id = user_id, .source = "dataset", .material = "[]", .material_len = 2};
+    int64_t id = 0;
+    ck_assert_int_eq(storage_agents_create(db, &a, &id, NULL), 0);
+    return id;
+}
+
+static int64_t make_version(sqlite3 *db, int64_t agent_id, const char *name)
+{
+    int64_t vid = 0;
+    ad_err e = {0};
+    ck_assert_msg(storage_versions_create(db, agent_id, name, "{\"top_k\":3}", "persona",
+                                          "[]", &vid, &e) == 0, "%s", e.msg);
+    return vid;
+}
+
+static void add(sqlite3 *db, int64_t agent, int64_t version, int ord, const char *q,
+                const char *body)
+{
+    ad_err e = {0};
+    ck_assert_msg(storage_passages_add(db, agent, version, ord, q, body, body, "cat", &e) == 0,
+                  "%s", e.msg);
+}
+
+START_TEST(test_versions_create_and_names)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "a");
+    char name[16];
+    ck_assert_int_eq(storage_versions_next_name(f.db, a, name, sizeof(name), NULL), 0);
+    ck_assert_str_eq(name, "v1");
+    int64_t v1 = make_version(f.db, a, "v1");
+    /* A hand-picked "v3" is stepped over. */
+    make_version(f.db, a, "v3");
+    ck_assert_int_eq(storage_versions_next_name(f.db, a, name, sizeof(name), NULL), 0);
+    ck_assert_str_eq(name, "v4");
+
+    ad_err e = {0};
+    int64_t dup = -1;
+    ck_assert_int_eq(storage_versions_create(f.db, a, "v1", "{}", "p", "[]", &dup, &e), AD_EEXIST);
+    ck_assert_ptr_nonnull(strstr(e.msg, "v1"));
+    ck_assert_int_eq(dup, -1);
+    /* Names are per agent. */
+    int64_t b = make_agent(f.db, "b");
+    make_version(f.db, b, "v1");
+    ck_assert_int_eq(storage_versions_create(f.db, 999, "v9", "{}", "p", "[]", &dup, &e), AD_ENOTFOUND);
+
+    version_row v;
+    ck_assert_int_eq(storage_versions_get(f.db, v1, &v, &e), 0);
+    ck_assert_int_eq(v.agent_id, a);
+    ck_assert_str_eq(v.name, "v1");
+    ck_assert_str_eq(v.state, "building");
+    ck_assert_str_eq(v.params, "{\"top_k\":3}");
+    ck_assert_ptr_null(v.metrics);
+    version_row_cleanup(&v);
+
+    ck_assert_int_eq(storage_versions_set_built(f.db, v1, 7, &e), 0);
+    ck_assert_int_eq(storage_versions_set_metrics(f.db, v1, "{\"hit1\":1}", 0.75, &e), 0);
+    ck_assert_int_eq(storage_versions_get_by_name(f.db, a, "v1", &v, &e), 0);
+    ck_assert_str_eq(v.state, "trained");
+    ck_assert_int_eq(v.passages, 7);
+    ck_assert_str_eq(v.metrics, "{\"hit1\":1}");
+    ck_assert_double_eq(v.quality, 0.75);
+    version_row_cleanup(&v);
+    ck_assert_int_eq(storage_versions_get(f.db, 12345, &v, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_versions_set_built(f.db, 12345, 1, &e), AD_ENOTFOUND);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* Collects visited version states, comma-separated. */
+static void collect_state(void *ud, const version_row *v)
+{
+    char *out = ud;
+    if (*out) strcat(out, ",");
+    strcat(out, v->name);
+    strcat(out, "=");
+    strcat(out, v->state);
+}
+
+START_TEST(test_versions_deploy_retires_previous)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "a");
+    int64_t b = make_agent(f.db, "b");
+    int64_t v1 = make_version(f.db, a, "v1");
+    int64_t v2 = make_version(f.db, a, "v2");
+    int64_t bv = make_version(f.db, b, "v1");
+    ad_err e = {0};
+    ck_assert_int_eq(storage_versions_deploy(f.db, b, bv, NULL, &e), 0);
+    ck_assert_int_eq(storage_versions_deploy(f.db, a, v1, "first", &e), 0);
+
+    agent_row ar;
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, a, &ar, &e), 0);
+    ck_assert_int_eq(ar.deployed_version_id, v1);
+    agent_row_cleanup(&ar);
+    version_row v;
+    ck_assert_int_eq(storage_versions_get(f.db, v1, &v, &e), 0);
+    ck_assert_str_eq(v.state, "deployed");
+    ck_assert_str_eq(v.note, "first");
+    ck_assert_int_gt(v.deployed_at, 0);
+    version_row_cleanup(&v);
+
+    ck_assert_int_eq(storage_versions_deploy(f.db, a, v2, NULL, &e), 0);
+    char states[128] = "";
+    ck_assert_int_eq(storage_versions_each(f.db, a, collect_state, states, &e), 0);
+    ck_assert_str_eq(states, "v1=retired,v2=deployed");
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, a, &ar, &e), 0);
+    ck_assert_int_eq(ar.deployed_version_id, v2);
+    agent_row_cleanup(&ar);
+
+    /* Redeploying the deployed version keeps it deployed. */
+    ck_assert_int_eq(storage_versions_deploy(f.db, a, v2, NULL, &e), 0);
+    states[0] = '\0';
+    ck_assert_int_eq(storage_versions_each(f.db, a, collect_state, states, &e), 0);
+    ck_assert_str_eq(states, "v1=retired,v2=deployed");
+
+    /* Another agent's deployment is untouched by all of this. */
+    states[0] = '\0';
+    ck_assert_int_eq(storage_versions_each(f.db, b, collect_state, states, &e), 0);
+    ck_assert_str_eq(states, "v1=deployed");
+
+    /* A version of another agent is not found; in the caller's transaction
+     * nothing changes. */
+    ck_assert_int_eq(storage_begin(f.db, &e), 0);
+    ck_assert_int_eq(storage_versions_deploy(f.db, a, bv, NULL, &e), AD_ENOTFOUND);
+    storage_rollback(f.db);
+    states[0] = '\0';
+    ck_assert_int_eq(storage_versions_each(f.db, a, collect_state, states, &e), 0);
+    ck_assert_str_eq(states, "v1=retired,v2=deployed");
+
+    ck_assert_int_eq(storage_versions_reject(f.db, v1, "worse", &e), 0);
+    ck_assert_int_eq(storage_versions_get(f.db, v1, &v, &e), 0);
+    ck_assert_str_eq(v.state, "rejected");
+    ck_assert_str_eq(v.note, "worse");
+    version_row_cleanup(&v);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_passages_search_ranks_and_scopes)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "a");
+    int64_t b = make_agent(f.db, "b");
+    int64_t v1 = make_version(f.db, a, "v1");
+    int64_t v2 = make_version(f.db, a, "v2");
+    int64_t bv = make_version(f.db, b, "v1");
+    add(f.db, a, v1, 0, "How do I read a file in Python?", "Use open() and read the file contents.");
+    add(f.db, a, v1, 1, "What is a comprehension?", "A compact way to build lists in Python.");
+    add(f.db, a, v1, 2, "How do I sort a list?", "Call sorted() on the list, or list.sort().");
+    add(f.db, a, v1, 3, "What is a tuple?", "An immutable sequence.");
+    /* Same words in other scopes: never returned for v1. */
+    add(f.db, a, v2, 0, "list list list", "list list list");
+    add(f.db, b, bv, 0, "How do I sort a list?", "Call sorted() on the list, or list.sort().");
+
+    passage_hit hits[10];
+    int n = -1;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_passages_search(f.db, v1, "{question body} : (list)", 2.0, 1.0, hits,
+                                             10, &n, &e), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(hits[0].ord, 2);
+    ck_assert_str_eq(hits[0].question, "How do I sort a list?");
+    ck_assert_str_eq(hits[0].category, "cat");
+    ck_assert(hits[0].score > 0);
+    passage_hits_cleanup(hits, n);
+
+    /* Several hits, best first: more matching words rank higher. */
+    ck_assert_int_eq(storage_passages_search(f.db, v1,
+                                             "{question body} : (read OR file OR python)", 2.0,
+                                             1.0, hits, 10, &n, &e), 0);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(hits[0].ord, 0);
+    ck_assert_int_eq(hits[1].ord, 1);
+    ck_assert(hits[0].score > hits[1].score);
+    ck_assert(hits[1].score > 0);
+    passage_hits_cleanup(hits, n);
+    ck_assert_ptr_null(hits[0].body);
+
+    /* `max` bounds the hits. */
+    ck_assert_int_eq(storage_passages_search(f.db, v1, "{question body} : (read OR file OR python)",
+                                             2.0, 1.0, hits, 1, &n, &e), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(hits[0].ord, 0);
+    passage_hits_cleanup(hits, n);
+
+    /* The question weight decides between a question match and a body match. */
+    add(f.db, a, v1, 4, "Where are lambdas used?", "Lambdas are used as key functions.");
+    add(f.db, a, v1, 5, "What is a key function?", "It maps an item to a sort order.");
+    ck_assert_int_eq(storage_passages_search(f.db, v1, "{question body} : (key)", 10.0, 1.0,
+                                             hits, 10, &n, &e), 0);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(hits[0].ord, 5);
+    passage_hits_cleanup(hits, n);
+    ck_assert_int_eq(storage_passages_search(f.db, v1, "{question body} : (key)", 1.0, 10.0,
+                                             hits, 10, &n, &e), 0);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(hits[0].ord, 4);
+    passage_hits_cleanup(hits, n);
+
+    /* The other version's and the other agent's passages are not reachable. */
+    ck_assert_int_eq(storage_passages_search(f.db, v2, "{question body} : (sorted)", 2.0, 1.0,
+                                             hits, 10, &n, &e), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(storage_passages_search(f.db, bv, "{question body} : (list)", 2.0, 1.0, hits,
+                                             10, &n, &e), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(hits[0].question, "How do I sort a list?");
+    passage_hits_cleanup(hits, n);
+    ck_assert_int_eq(storage_passages_search(f.db, v1, "{question body} : (nothingmatches)", 2.0,
+                                             1.0, hits, 10, &n, &e), 0);
+    ck_assert_int_eq(n, 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* Counts visited passages and checks they come in order. */
+static void count_in_order(void *ud, const passage_hit *p)
+{
+    int *next = ud;
+    ck_assert_int_eq(p->ord, *next);
+    (*next)++;
+}
+
+START_TEST(test_passages_each_in_order)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "a");
+    int64_t v1 = make_version(f.db, a, "v1");
+    int64_t v2 = make_version(f.db, a, "v2");
+    add(f.db, a, v1, 2, "c", "third");
+    add(f.db, a, v1, 0, "a", "first");
+    add(f.db, a, v2, 0, "z", "other version");
+    add(f.db, a, v1, 1, "b", "second");
+    int next = 0;
+    ck_assert_int_eq(storage_passages_each(f.db, v1, count_in_order, &next, NULL), 0);
+    ck_assert_int_eq(next, 3);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+Suite *storage_versions_suite(void)
+{
+    Suite *s = suite_create("storage_versions");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_versions_create_and_names);
+    tcase_add_test(tc, test_versions_deploy_retires_previous);
+    tcase_add_test(tc, test_passages_search_ranks_and_scopes);
+    tcase_add_test(tc, test_passages_each_in_order);
+    suite_add_tcase(s, tc);
+    return s;
+}
