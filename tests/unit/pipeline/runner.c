@@ -1,0 +1,272 @@
+/*
+ * Tests pipeline/runner.c end to end without threads: a real database in a
+ * temporary directory, one claimed job, pipeline_run_job on the test's thread.
+ */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "model/answerer.h"
+#include "model/params.h"
+#include "model/text.h"
+#include "pipeline/runner.h"
+#include "storage/agents.h"
+#include "storage/db.h"
+#include "storage/executions.h"
+#include "storage/jobs.h"
+#include "storage/versions.h"
+#include "tests/unit/model/fixtures.h"
+#include "tests/unit/storage/fixtures.h"
+
+Suite *pipeline_runner_suite(void);
+
+/* Free text with enough sentences for several passages. */
+static const char free_text[] =
+    "The Rust borrow checker enforces ownership rules at compile time. Every value has a single "
+    "owner, and the value is dropped when its owner goes out of scope. References borrow a value "
+    "without taking ownership of it.\n\n"
+    "A mutable reference is exclusive: while it exists, no other reference to the same value may "
+    "be used. Shared references may be many, but they do not allow mutation. These rules prevent "
+    "data races in safe code.\n\n"
+    "Lifetimes describe how long references are valid. The compiler infers most lifetimes, and "
+    "explicit annotations are needed only when a function returns a reference whose source is "
+    "ambiguous. Lifetime elision rules cover the common cases.\n\n"
+    "Cargo is the Rust build tool and package manager. It downloads dependencies from crates.io, "
+    "compiles the project and runs its tests with cargo test. Workspaces let several crates share "
+    "one lock file and one target directory.\n";
+
+/* The dataset's training_data as the JSON array the API stores: {prompt, answer, category}. */
+static char *dataset_material(const cJSON *training, size_t *len)
+{
+    cJSON *arr = cJSON_CreateArray();
+    const cJSON *pair;
+    cJSON_ArrayForEach(pair, training)
+    {
+        cJSON *o = cJSON_CreateObject();
+        static const char *const keys[] = {"prompt", "answer", "category"};
+        for (size_t k = 0; k < 3; k++) {
+            const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pair, keys[k]));
+            if (v) cJSON_AddStringToObject(o, keys[k], v);
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *s = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    *len = strlen(s);
+    return s;
+}
+
+static int64_t create(sqlite3 *db, const char *user_id, const char *source, const char *material,
+                      size_t len)
+{
+    agent_new a = {.user_id = user_id, .source = source, .material = material, .material_len = len,
+                   .description = "unit-test agent"};
+    int64_t id = 0;
+    ad_err e = {0};
+    ck_assert_msg(storage_agents_create(db, &a, &id, &e) == 0, "%s", e.msg);
+    return id;
+}
+
+/* Claims the next job (it must be `agent_id`'s) and runs it to its end. */
+static void run_next_job(sqlite3 *db, int64_t agent_id)
+{
+    job_row job;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_jobs_claim(db, &job, &e), 0);
+    ck_assert_int_eq(job.agent_id, agent_id);
+    atomic_int stop = 0;
+    pipeline_run_job(db, &job, &stop);
+    job_row_cleanup(&job);
+}
+
+/* Asserts the agent is ready with all four stages completed; returns the deployed version. */
+static int64_t expect_ready(sqlite3 *db, const char *user_id)
+{
+    agent_row a;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_get(db, user_id, &a, &e), 0);
+    ck_assert_msg(strcmp(a.status, "ready") == 0, "%s is %s at %s: %s", user_id, a.status, a.stage,
+                  a.error ? a.error : "");
+    ck_assert_int_eq(a.progress, 100);
+    ck_assert_ptr_null(a.error);
+    ck_assert_ptr_nonnull(a.statistics);
+    int64_t vid = a.deployed_version_id;
+    ck_assert_int_gt(vid, 0);
+
+    exec_row rows[EXEC_STAGES];
+    int n = 0;
+    ck_assert_int_eq(storage_exec_list(db, a.id, rows, EXEC_STAGES, &n, &e), 0);
+    ck_assert_int_eq(n, EXEC_STAGES);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(rows[i].task_index, i);
+        ck_assert_str_eq(rows[i].name, exec_stage_names[i]);
+        ck_assert_msg(strcmp(rows[i].status, "completed") == 0, "%s is %s", rows[i].name,
+                      rows[i].status);
+        ck_assert_ptr_nonnull(rows[i].output);
+        cJSON *out = cJSON_Parse(rows[i].output);
+        ck_assert_msg(cJSON_IsObject(out) && out->child, "%s output: %s", rows[i].name,
+                      rows[i].output);
+        cJSON_Delete(out);
+        exec_row_cleanup(&rows[i]);
+    }
+
+    version_row v;
+    ck_assert_int_eq(storage_versions_get(db, vid, &v, &e), 0);
+    ck_assert_int_eq(v.agent_id, a.id);
+    ck_assert_str_eq(v.state, "deployed");
+    ck_assert_int_gt(v.passages, 0);
+    version_row_cleanup(&v);
+
+    int64_t queued = -1, running = -1;
+    ck_assert_int_eq(storage_jobs_depth(db, &queued, &running, &e), 0);
+    ck_assert_int_eq(queued, 0);
+    ck_assert_int_eq(running, 0);
+    agent_row_cleanup(&a);
+    return vid;
+}
+
+START_TEST(test_pipeline_dataset_agent_answers_its_own_prompts)
+{
+    cJSON *root = model_fixture_dataset("python_expert_dataset.json");
+    ck_assert_msg(root != NULL, "python_expert_dataset.json not found (set AGENTD_SHARED)");
+    const cJSON *training = cJSON_GetObjectItemCaseSensitive(root, "training_data");
+    int total = cJSON_GetArraySize(training);
+    ck_assert_int_gt(total, 0);
+
+    storage_fixture f;
+    storage_fixture_open(&f);
+    size_t len;
+    char *material = dataset_material(training, &len);
+    int64_t id = create(f.db, "python_expert", "dataset", material, len);
+    cJSON_free(material);
+    run_next_job(f.db, id);
+    int64_t vid = expect_ready(f.db, "python_expert");
+
+    version_row v;
+    ck_assert_int_eq(storage_versions_get(f.db, vid, &v, NULL), 0);
+    ck_assert_int_eq(v.passages, total);
+    model_params params;
+    model_params_default(&params);
+    cJSON *pj = cJSON_Parse(v.params);
+    model_params_from_json(&params, pj);
+    cJSON_Delete(pj);
+    version_row_cleanup(&v);
+
+    int right = 0;
+    const cJSON *pair;
+    cJSON_ArrayForEach(pair, training)
+    {
+        const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pair, "prompt"));
+        const char *answer = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pair, "answer"));
+        /* The pipeline stores answers normalized; compare in the same form. */
+        ad_buf expected;
+        ad_buf_init(&expected);
+        ck_assert_int_eq(text_normalize(answer, strlen(answer), &expected, NULL), 0);
+        answerer_result r;
+        ad_err e = {0};
+        ck_assert_int_eq(answerer_answer(f.db, vid, &params, prompt, params.top_k, ANSWERER_ALL,
+                                         &r, &e), 0);
+        if (r.text && strcmp(r.text, expected.data) == 0) right++;
+        else fprintf(stderr, "missed: %s\n", prompt);
+        answerer_result_cleanup(&r);
+        ad_buf_cleanup(&expected);
+    }
+    ck_assert_msg(right * 100 >= total * 95, "%d of %d prompts answered with their own answer",
+                  right, total);
+    cJSON_Delete(root);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_pipeline_text_agent_reaches_ready)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create(f.db, "rust_notes", "text", free_text, sizeof(free_text) - 1);
+    run_next_job(f.db, id);
+    int64_t vid = expect_ready(f.db, "rust_notes");
+
+    /* The deployed text model retrieves the passage about the asked topic. */
+    model_params params;
+    model_params_default(&params);
+    answerer_result r;
+    ck_assert_int_eq(answerer_answer(f.db, vid, &params, "What does Cargo download dependencies from?",
+                                     params.top_k, ANSWERER_ALL, &r, NULL), 0);
+    ck_assert_ptr_nonnull(r.text);
+    ck_assert_ptr_nonnull(strstr(r.text, "crates.io"));
+    answerer_result_cleanup(&r);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_pipeline_stopping_leaves_job_queued)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create(f.db, "stopped", "text", free_text, sizeof(free_text) - 1);
+    job_row job;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &job, NULL), 0);
+    atomic_int stop = PIPELINE_RUN_STOPPING;
+    pipeline_run_job(f.db, &job, &stop);
+
+    int64_t queued = -1, running = -1;
+    ck_assert_int_eq(storage_jobs_depth(f.db, &queued, &running, NULL), 0);
+    ck_assert_int_eq(queued, 1);
+    ck_assert_int_eq(running, 0);
+    agent_row a;
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &a, NULL), 0);
+    ck_assert_str_ne(a.status, "error");
+    ck_assert_ptr_null(a.error);
+    ck_assert_int_eq(a.deployed_version_id, 0);
+    agent_row_cleanup(&a);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1"
+                                                 " AND status IN ('completed', 'failed')", id), 0);
+
+    /* The same job, claimed again, now runs to the end. */
+    job_row_cleanup(&job);
+    run_next_job(f.db, id);
+    expect_ready(f.db, "stopped");
+    storage_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_pipeline_bad_dataset_fails_the_agent)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    static const char bad[] = "[{\"prompt\": \"only a prompt\"}]";
+    int64_t id = create(f.db, "broken", "dataset", bad, sizeof(bad) - 1);
+    run_next_job(f.db, id);
+    agent_row a;
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &a, NULL), 0);
+    ck_assert_str_eq(a.status, "error");
+    ck_assert_str_eq(a.stage, "DataProcessor");
+    ck_assert_ptr_nonnull(a.error);
+    ck_assert_ptr_nonnull(strstr(a.error, "DataProcessor"));
+    agent_row_cleanup(&a);
+    exec_row r;
+    ck_assert_int_eq(storage_exec_get(f.db, id, 0, &r, NULL), 0);
+    ck_assert_str_eq(r.status, "failed");
+    exec_row_cleanup(&r);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE agent_id = ?1"
+                                                 " AND state = 'failed'", id), 1);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+Suite *pipeline_runner_suite(void)
+{
+    Suite *s = suite_create("pipeline_runner");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_pipeline_dataset_agent_answers_its_own_prompts);
+    tcase_add_test(tc, test_pipeline_text_agent_reaches_ready);
+    tcase_add_test(tc, test_pipeline_stopping_leaves_job_queued);
+    tcase_add_test(tc, test_pipeline_bad_dataset_fails_the_agent);
+    suite_add_tcase(s, tc);
+    return s;
+}
