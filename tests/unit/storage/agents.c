@@ -276,7 +276,7 @@ START_TEST(test_agents_delete_all)
     storage_fixture f;
     storage_fixture_open(&f);
     for (int i = 0; i < 3; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof(name), "x%d", i);
         populate(f.db, create_agent(f.db, name));
     }
