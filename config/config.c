@@ -225,7 +225,8 @@ static int config_load_file(ad_config *cfg, const char *path, ad_err *e)
             value = it->valuestring;
         } else if (cJSON_IsBool(it)) {
             value = cJSON_IsTrue(it) ? "true" : "false";
-        } else if (cJSON_IsNumber(it) && it->valuedouble == (double)(long long)it->valuedouble) {
+        } else if (cJSON_IsNumber(it) && it->valuedouble >= -9e15 && it->valuedouble <= 9e15 &&
+                   it->valuedouble == (double)(long long)it->valuedouble) {
             snprintf(num, sizeof(num), "%lld", (long long)it->valuedouble);
             value = num;
         } else {
@@ -264,6 +265,8 @@ int config_load(ad_config *cfg, int argc, char **argv, char **envp, ad_config_ac
         else if (!strcmp(a, "--config")) {
             if (i + 1 >= argc) return ad_err_set(e, AD_EINVAL, "--config needs a value");
             file = argv[++i];
+        } else if (!strncmp(a, "--config=", 9)) {
+            file = a + 9;
         } else {
             const char *eq = strchr(a, '=');
             size_t len = eq ? (size_t)(eq - a) : strlen(a);
@@ -293,7 +296,7 @@ int config_load(ad_config *cfg, int argc, char **argv, char **envp, ad_config_ac
             i++;
             continue;
         }
-        if (strncmp(a, "--", 2) != 0 || !strcmp(a, "--help") || !strcmp(a, "--version") ||
+        if (!strncmp(a, "--config=", 9) || strncmp(a, "--", 2) != 0 || !strcmp(a, "--help") || !strcmp(a, "--version") ||
             !strcmp(a, "--check-config") || !strcmp(a, "--healthcheck"))
             continue;
         const char *eq = strchr(a, '=');

@@ -38,6 +38,14 @@ static int runner_first_stage(sqlite3 *db, const job_row *job)
     return i;
 }
 
+static int runner_agent_exists(sqlite3 *db, int64_t agent_id)
+{
+    agent_row a;
+    if (storage_agents_get_by_id(db, agent_id, &a, NULL) < 0) return 0;
+    agent_row_cleanup(&a);
+    return 1;
+}
+
 /* Records a failure on the agent, its stage row and the job, in one transaction. */
 static void runner_fail(sqlite3 *db, const job_row *job, int stage, const char *why)
 {
@@ -125,7 +133,7 @@ void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop)
         if (why == PIPELINE_RUN_STOPPING) {
             /* Shutdown: the job resumes from this stage on the next start. */
             storage_jobs_release(db, job->id, NULL);
-        } else if (why == PIPELINE_RUN_CANCELLED || rc == AD_ENOTFOUND || rc == AD_ECANCELLED) {
+        } else if (why == PIPELINE_RUN_CANCELLED || !runner_agent_exists(db, agent.id)) {
             /* The agent was deleted: its rows, this job's included, are gone. */
         } else if (rc == AD_EBUSY) {
             storage_jobs_release(db, job->id, NULL);

@@ -18,6 +18,7 @@
 #include "server/async.h"
 #include "server/auth.h"
 #include "server/router.h"
+#include "server/stream_internal.h"
 
 struct ad_http {
     struct MHD_Daemon *daemon;
@@ -46,6 +47,7 @@ struct ad_async {
     ad_request req;
     ad_response res;
     int queued;                /* a response went to libmicrohttpd */
+    ad_stream *stream;         /* an event stream being sent, held until completion */
     int status_sent;
     size_t bytes_sent;
 
@@ -101,15 +103,28 @@ static const char *cors_allow_origin(const ad_config *cfg, const char *origin)
 static enum MHD_Result http_send(struct ad_async *ctx)
 {
     ad_response *res = &ctx->res;
-    size_t len;
-    char *body = ad_buf_steal(&res->body, &len);
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
+    struct MHD_Response *r;
+    size_t len = 0;
+    if (res->stream) {
+        ad_stream *s = res->stream;
+        res->stream = NULL;
+        r = ad_stream_response(s, ctx->conn);
+        if (!r) return MHD_NO;
+        ctx->stream = s;
+        ad_stream_hold(s);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    } else {
+        char *body = ad_buf_steal(&res->body, &len);
+        r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+            free(body);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                res->content_type ? res->content_type : "application/json");
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            res->content_type ? res->content_type : "application/json");
     MHD_add_response_header(r, "X-Request-Id", ctx->request_id);
     const char *allow = cors_allow_origin(ctx->http->app->cfg, ctx->origin);
     if (allow) {
@@ -256,6 +271,18 @@ static void http_json_error(struct ad_async *ctx, const char *end)
                       "malformed JSON at line %zu, column %zu (byte %zu)", line, col, off);
 }
 
+/* cJSON decodes \u0000 into a NUL that would silently cut every C string
+ * after it: such a body is refused before parsing. */
+static int http_body_has_nul_escape(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\') continue;
+        if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) return 1;
+        i++; /* skip the escaped character, so "\\\\u0000" is not taken for one */
+    }
+    return 0;
+}
+
 static enum MHD_Result http_dispatch(struct ad_async *ctx)
 {
     if (ctx->too_large) {
@@ -265,6 +292,8 @@ static enum MHD_Result http_dispatch(struct ad_async *ctx)
     }
     ctx->req.body = ctx->body.data ? ctx->body.data : "";
     ctx->req.body_len = ctx->body.len;
+    if (ctx->body.len > 0 && http_body_has_nul_escape(ctx->body.data, ctx->body.len))
+        return http_fail(ctx, 400, "invalid_json", "JSON strings must not contain \\u0000");
     if (ctx->body.len > 0) {
         const char *end = NULL;
         ctx->req.json = cJSON_ParseWithLengthOpts(ctx->body.data, ctx->body.len, &end, 0);
@@ -373,6 +402,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         ad_log_fields(AD_LOG_INFO, &f);
         ad_buf_cleanup(&f);
     }
+    if (ctx->stream) ad_stream_finished(ctx->stream, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     cJSON_Delete(ctx->req.json);
     ad_response_cleanup(&ctx->res);
     ad_buf_cleanup(&ctx->body);
@@ -381,6 +411,31 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     free(ctx->scratch);
     free(ctx);
     atomic_fetch_sub(&h->active, 1);
+}
+
+static int http_hex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decoding in place that leaves %00 encoded: a NUL would cut the
+ * path short and reach another route or agent. */
+static size_t http_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        int hi, lo;
+        if (*r == '%' && (hi = http_hex(r[1])) >= 0 && (lo = http_hex(r[2])) >= 0 && (hi | lo)) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
 }
 
 static void http_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -417,7 +472,8 @@ int http_start(ad_http **out, const ad_app *app, ad_err *e)
         (unsigned)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->connection_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
-        MHD_OPTION_NOTIFY_COMPLETED, http_completed, h, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, http_unescape,
+        NULL, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
         NULL, MHD_OPTION_END);
     if (!h->daemon) {
         free(h);

@@ -9,10 +9,12 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "config/config.h"
+#include "llm/client.h"
 #include "pipeline/pool.h"
 #include "server/app.h"
 #include "server/healthcheck.h"
 #include "server/http.h"
+#include "server/stream.h"
 #include "storage/db.h"
 
 extern char **environ;
@@ -92,6 +94,22 @@ int main(int argc, char **argv)
         ad_log(AD_LOG_ERROR, "%s", e.msg);
         goto out;
     }
+    if (cfg.gemini_api_key) {
+        llm_config lc = {
+            .api_key = cfg.gemini_api_key,
+            .model = cfg.gemini_model,
+            .base_url = cfg.gemini_base_url,
+            .deadline_ms = cfg.gemini_deadline_ms,
+            .max_attempts = cfg.gemini_max_attempts,
+            .backoff_base_ms = cfg.gemini_backoff_base_ms,
+            .max_transfers = cfg.gemini_max_concurrency,
+        };
+        if (llm_client_start(&app.llm, &lc, &e) < 0) {
+            ad_log(AD_LOG_ERROR, "%s", e.msg);
+            goto out;
+        }
+    }
+    ad_stream_ticker_start(15000);
     if (pipeline_pool_start(&app.pool, cfg.workers, &e) < 0) {
         ad_log(AD_LOG_ERROR, "%s", e.msg);
         goto out;
@@ -110,6 +128,14 @@ int main(int argc, char **argv)
     if (left) ad_log(AD_LOG_WARN, "%d request(s) still in flight at the shutdown deadline", left);
     code = 0;
 out:
+    /* Upstream calls still running end as cancelled and answer their clients;
+     * give those answers a moment to leave before the connections close. */
+    if (app.llm) {
+        llm_client_stop(app.llm);
+        app.llm = NULL;
+        if (http) http_drain(http, ad_clock_mono_ms() + 1000);
+    }
+    ad_stream_ticker_stop();
     http_stop(http);
     pipeline_pool_stop(app.pool);
     storage_close();

@@ -6,6 +6,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
+#include "server/stream.h"
 
 const char *ad_request_query(const ad_request *req, const char *key)
 {
@@ -26,6 +27,8 @@ void ad_response_cleanup(ad_response *res)
     ad_buf_cleanup(&res->body);
     for (size_t i = 0; i < res->nheaders; i++) free(res->headers[i].value);
     res->nheaders = 0;
+    if (res->stream) ad_stream_release(res->stream);
+    res->stream = NULL;
 }
 
 void ad_response_json(ad_response *res, int status, cJSON *json)

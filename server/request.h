@@ -68,14 +68,15 @@ typedef struct ad_response {
     ad_header headers[AD_MAX_HEADERS];
     size_t nheaders;
     int deferred;                      /* the handler will answer through ad_async_complete */
-    struct ad_stream *stream;          /* an event stream instead of `body` (server/stream.h) */
+    struct ad_stream *stream;          /* an event stream instead of `body`: owns one
+                                        * reference (ad_stream_ref, server/stream.h) */
 } ad_response;
 
 /* The value of query parameter `key`, or NULL. */
 const char *ad_request_query(const ad_request *req, const char *key);
 
 void ad_response_init(ad_response *res);
-/* Frees what the response owns (body, header values, an unstarted stream). */
+/* Frees what the response owns (body, header values, a stream reference). */
 void ad_response_cleanup(ad_response *res);
 
 /* Serializes `json` as the body and frees it (ownership passes in). */

@@ -71,7 +71,10 @@ void ad_router_allow_header(unsigned allowed, char *out, size_t out_len)
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         if (!(allowed & order[i])) continue;
         int n = snprintf(out + used, out_len - used, "%s%s", used ? ", " : "", ad_method_name(order[i]));
-        if (n < 0 || (size_t)n >= out_len - used) break;
+        if (n < 0 || (size_t)n >= out_len - used) {
+            out[used] = '\0'; /* never leave half a name */
+            break;
+        }
         used += (size_t)n;
     }
 }

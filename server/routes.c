@@ -1,6 +1,7 @@
 /* The service's routing table: every route that exists is here and in openapi.yaml. */
 #include "handlers/agents.h"
 #include "handlers/evaluate.h"
+#include "handlers/inference.h"
 #include "handlers/system.h"
 #include "server/router.h"
 
@@ -17,6 +18,7 @@ const ad_route ad_routes[] = {
     {AD_GET, "/api/v1/agents/{id}/pipeline", handle_agent_pipeline, AD_BODY_DEFAULT},
     {AD_GET, "/api/v1/agents/{id}/executions", handle_agent_executions, AD_BODY_DEFAULT},
     {AD_POST, "/api/v1/agents/{id}/evaluate", handle_agent_evaluate, AD_BODY_DEFAULT},
+    {AD_POST, "/api/v1/agents/{id}/inference", handle_agent_inference, AD_BODY_DEFAULT},
 };
 
 const size_t ad_nroutes = sizeof(ad_routes) / sizeof(ad_routes[0]);

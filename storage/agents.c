@@ -61,7 +61,8 @@ static void agent_from_row(sqlite3_stmt *st, agent_row *a)
 int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad_err *e)
 {
     int64_t now = ad_clock_now_ms();
-    if (storage_begin(db, e) < 0) return e ? e->code : AD_EIO;
+    int rc0 = storage_begin(db, e);
+    if (rc0 < 0) return rc0;
     sqlite3_stmt *st = storage_stmt(db,
         "INSERT INTO agents (user_id, status, stage, progress, base_model, description, source,"
         " created_at, updated_at) VALUES (?1, 'initializing', NULL, 0, ?2, ?3, ?4, ?5, ?5)");
@@ -72,11 +73,11 @@ int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad
     sqlite3_bind_int64(st, 5, now);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        storage_fail(db, rc, "create agent", e);
+        int code = storage_fail(db, rc, "create agent", e);
         storage_rollback(db);
-        if (e && e->code == AD_EEXIST)
+        if (code == AD_EEXIST)
             ad_err_set(e, AD_EEXIST, "an agent with user_id '%s' already exists", a->user_id);
-        return e ? e->code : AD_EIO;
+        return code;
     }
     int64_t id = sqlite3_last_insert_rowid(db);
     st = storage_stmt(db, "INSERT INTO materials (agent_id, body) VALUES (?1, ?2)");
@@ -245,7 +246,8 @@ static int agents_delete_passages(sqlite3 *db, int64_t agent_id, ad_err *e)
 
 int storage_agents_delete(sqlite3 *db, const char *user_id, int64_t *agent_id, ad_err *e)
 {
-    if (storage_begin(db, e) < 0) return AD_EIO;
+    int rc0 = storage_begin(db, e);
+    if (rc0 < 0) return rc0;
     sqlite3_stmt *st = storage_stmt(db, "DELETE FROM agents WHERE user_id = ?1 RETURNING id");
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
@@ -253,19 +255,21 @@ int storage_agents_delete(sqlite3 *db, const char *user_id, int64_t *agent_id, a
     if (rc == SQLITE_ROW) rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-        storage_fail(db, rc, "delete agent", e);
+        int code = storage_fail(db, rc, "delete agent", e);
         storage_rollback(db);
-        return AD_EIO;
+        return code;
     }
     if (!id) {
         storage_rollback(db);
         return ad_err_set(e, AD_ENOTFOUND, "no agent with user_id '%s'", user_id);
     }
-    if (agents_delete_passages(db, id, e) < 0) {
+    int code = agents_delete_passages(db, id, e);
+    if (code < 0) {
         storage_rollback(db);
-        return AD_EIO;
+        return code;
     }
-    if (storage_commit(db, e) < 0) return AD_EIO;
+    code = storage_commit(db, e);
+    if (code < 0) return code;
     *agent_id = id;
     return 0;
 }

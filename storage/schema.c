@@ -88,6 +88,21 @@ const char *const storage_migrations[] = {
     "  scope, question, body, answer UNINDEXED, category UNINDEXED, ord UNINDEXED,"
     "  tokenize = 'unicode61 remove_diacritics 2');"
     "PRAGMA user_version = 1;",
+    /* 2: one row per inference call (the prompt text only when configured). */
+    "CREATE TABLE inferences ("
+    "  id INTEGER PRIMARY KEY,"
+    "  agent_id INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,"
+    "  backend TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  outcome TEXT NOT NULL,"
+    "  latency_ms INTEGER NOT NULL,"
+    "  prompt_tokens INTEGER NOT NULL,"
+    "  output_tokens INTEGER NOT NULL,"
+    "  retries INTEGER NOT NULL,"
+    "  prompt TEXT,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX inferences_by_agent ON inferences(agent_id, id);"
+    "PRAGMA user_version = 2;",
 };
 
 const size_t storage_migration_count = sizeof(storage_migrations) / sizeof(storage_migrations[0]);

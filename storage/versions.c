@@ -62,10 +62,10 @@ int storage_versions_create(sqlite3 *db, int64_t agent_id, const char *name, con
     sqlite3_bind_int64(st, 6, ad_clock_now_ms());
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        storage_fail(db, rc, "create version", e);
-        if (e && e->code == AD_EEXIST)
+        int code = storage_fail(db, rc, "create version", e);
+        if (code == AD_EEXIST)
             ad_err_set(e, AD_EEXIST, "a model version named '%s' already exists", name);
-        return e ? e->code : AD_EIO;
+        return code;
     }
     *version_id = sqlite3_last_insert_rowid(db);
     return 0;
@@ -142,7 +142,14 @@ int storage_versions_set_metrics(sqlite3 *db, int64_t version_id, const char *me
 int storage_versions_deploy(sqlite3 *db, int64_t agent_id, int64_t version_id, const char *note,
                             ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    /* Check ownership first, so a wrong id retires nothing. */
+    sqlite3_stmt *st = storage_stmt(db, "SELECT 1 FROM versions WHERE id = ?1 AND agent_id = ?2");
+    sqlite3_bind_int64(st, 1, version_id);
+    sqlite3_bind_int64(st, 2, agent_id);
+    int found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
+    if (!found) return ad_err_set(e, AD_ENOTFOUND, "model version not found");
+    st = storage_stmt(db,
         "UPDATE versions SET state = 'retired' WHERE agent_id = ?1 AND state = 'deployed'"
         " AND id <> ?2");
     sqlite3_bind_int64(st, 1, agent_id);
@@ -156,7 +163,8 @@ int storage_versions_deploy(sqlite3 *db, int64_t agent_id, int64_t version_id, c
     sqlite3_bind_int64(st, 2, version_id);
     sqlite3_bind_int64(st, 3, ad_clock_now_ms());
     if (note) sqlite3_bind_text(st, 4, note, -1, SQLITE_STATIC);
-    if (ver_exec(db, st, "deploy version", e) < 0) return e ? e->code : AD_EIO;
+    rc = ver_exec(db, st, "deploy version", e);
+    if (rc < 0) return rc;
     st = storage_stmt(db, "UPDATE agents SET deployed_version_id = ?2, updated_at = ?3 WHERE id = ?1");
     sqlite3_bind_int64(st, 1, agent_id);
     sqlite3_bind_int64(st, 2, version_id);

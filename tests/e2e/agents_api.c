@@ -924,22 +924,19 @@ START_TEST(test_delete)
 }
 END_TEST
 
-/* ---- known server bugs (not registered; see the comments) -------------------- */
+/* ---- NUL bytes smuggled through escapes (regression tests) -------------------- */
 
 /*
- * BUG: a JSON \u0000 escape inside user_id is decoded by cJSON into a NUL
- * byte, and every C-string reader after that sees only the prefix:
- * {"user_id":"nul\u0000x"} creates the agent "nul" (201) instead of a 400.
- * The same silently truncates training_data, dataset items and test_prompt.
- * Not registered in the suite until server/http.c rejects bodies whose JSON
- * strings contain \u0000 (see the report).
+ * A JSON \u0000 escape would be decoded by cJSON into a NUL byte that every
+ * C-string reader after it takes for the end: {"user_id":"nul\u0000x"} once
+ * created the agent "nul". The server refuses such bodies with invalid_json.
  */
 START_TEST(test_nul_escape_in_body_is_rejected)
 {
     e2e_server s;
     e2e_start(&s, NULL, NULL);
     post_expect(&s, AGENTS, "{\"user_id\":\"nul\\u0000x\",\"training_data\":\"Some text.\"}", 400,
-                "invalid_user_id", "user_id", "user_id with \\u0000");
+                "invalid_json", "u0000", "user_id with \\u0000");
     e2e_response r = e2e_get(&s, AGENTS "/nul/status");
     ck_assert_int_eq(r.status, 404);
     e2e_response_free(&r);
@@ -953,12 +950,9 @@ START_TEST(test_nul_escape_in_body_is_rejected)
 END_TEST
 
 /*
- * BUG: libmicrohttpd's default URL unescaping turns %00 in the path into a
- * NUL, so the router sees a truncated path: DELETE /api/v1/agents/a%00zzz
- * deletes agent "a" (200), and GET /api/v1/agents/a%00b/status answers with
- * agent "a"'s full record (the /status suffix is cut off). It must be a 400
- * invalid_user_id that touches nothing. Not registered until server/http.c
- * installs an MHD_OPTION_UNESCAPE_CALLBACK that refuses or keeps %00.
+ * libmicrohttpd's default URL unescaping turned %00 in the path into a NUL,
+ * so DELETE /api/v1/agents/a%00zzz once deleted agent "a". The server keeps
+ * %00 encoded, so the id fails validation with invalid_user_id.
  */
 START_TEST(test_nul_in_path_id_is_rejected)
 {
@@ -994,11 +988,8 @@ Suite *e2e_agents_api_suite(void)
     tcase_add_test(tc, test_evaluate);
     tcase_add_test(tc, test_shared_datasets_hit_rate);
     tcase_add_test(tc, test_delete);
-    /* Known server bugs, kept out so the suite stays green (see above):
-     * tcase_add_test(tc, test_nul_escape_in_body_is_rejected);
-     * tcase_add_test(tc, test_nul_in_path_id_is_rejected); */
-    (void)test_nul_escape_in_body_is_rejected;
-    (void)test_nul_in_path_id_is_rejected;
+    tcase_add_test(tc, test_nul_escape_in_body_is_rejected);
+    tcase_add_test(tc, test_nul_in_path_id_is_rejected);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -175,7 +175,7 @@ START_TEST(test_router_allow_header_text)
 }
 END_TEST
 
-/* BUG: server/router.c ad_router_allow_header: when the next item does not fit,
+/* Regression: server/router.c ad_router_allow_header: when the next item does not fit,
  * snprintf has already written a partial ", DEL..." before the loop breaks, so
  * the header ends in a dangling separator. One-line fix: on truncation write
  * `out[used] = '\0';` before `break`. */

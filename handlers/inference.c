@@ -1,0 +1,425 @@
+#include "handlers/inference.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "handlers/agents.h"
+#include "llm/client.h"
+#include "model/answerer.h"
+#include "model/text.h"
+#include "server/app.h"
+#include "server/async.h"
+#include "server/stream.h"
+#include "storage/db.h"
+#include "storage/inferences.h"
+#include "storage/versions.h"
+
+#define SNIPPET_MAX 240
+#define LOCAL_MODEL "local-bm25"
+#define NOTHING_FOUND "I do not know: nothing in this agent's material matches the question."
+
+/* Everything a call needs after the handler has returned (Gemini path). */
+typedef struct inference_call {
+    struct ad_async *async;
+    const ad_app *app;
+    int64_t agent_id;
+    char user_id[AGENT_USER_ID_MAX + 1];
+    char *prompt;
+    cJSON *sources;
+    int64_t start_ms;
+    int stream;
+    int stream_started;
+    ad_stream *events;
+    llm_call *call;
+} inference_call;
+
+static int inference_count_tokens(const char *s)
+{
+    text_tokens t;
+    text_tokens_init(&t);
+    size_t n = text_tokenize(s, strlen(s), &t);
+    text_tokens_cleanup(&t);
+    return (int)n;
+}
+
+static double round4(double v)
+{
+    return floor(v * 10000.0 + 0.5) / 10000.0;
+}
+
+static cJSON *inference_sources(const answerer_result *a)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < a->nhits; i++) {
+        const passage_hit *h = &a->hits[i];
+        cJSON *s = cJSON_CreateObject();
+        cJSON_AddNumberToObject(s, "passage_id", (double)h->rowid);
+        cJSON_AddNumberToObject(s, "score", round4(h->score));
+        const char *text = h->answer ? h->answer : h->body;
+        size_t n = strlen(text);
+        if (n > SNIPPET_MAX) {
+            n = SNIPPET_MAX;
+            while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80) n--; /* whole characters */
+        }
+        char *snip = ad_strndup(text, n);
+        cJSON_AddStringToObject(s, "snippet", snip);
+        free(snip);
+        cJSON_AddItemToArray(arr, s);
+    }
+    return arr;
+}
+
+static cJSON *inference_usage(long prompt_tokens, long output_tokens, long total)
+{
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)(prompt_tokens < 0 ? 0 : prompt_tokens));
+    cJSON_AddNumberToObject(u, "output_tokens", (double)(output_tokens < 0 ? 0 : output_tokens));
+    cJSON_AddNumberToObject(u, "total_tokens",
+                            (double)(total >= 0 ? total : (prompt_tokens > 0 ? prompt_tokens : 0) +
+                                                              (output_tokens > 0 ? output_tokens : 0)));
+    return u;
+}
+
+static void inference_log_call(const ad_app *app, int64_t agent_id, const char *backend, int status,
+                             const char *outcome, int64_t latency, long pt, long ot, int retries,
+                             const char *prompt)
+{
+    sqlite3 *db = storage_conn();
+    ad_err e = {0};
+    inference_record r = {agent_id, backend, status, outcome, latency,
+                          pt < 0 ? 0 : (int)pt, ot < 0 ? 0 : (int)ot, retries,
+                          app->cfg->log_prompts ? prompt : NULL};
+    if (!db || storage_inferences_record(db, &r, &e) < 0)
+        ad_log(AD_LOG_WARN, "inference not recorded: %s", db ? e.msg : "no database");
+}
+
+/* The full response body of a successful call. */
+static cJSON *inference_body(const char *user_id, const char *prompt, const char *text,
+                             const char *backend, const char *model, cJSON *sources, cJSON *usage,
+                             int64_t latency, int retries)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "user_id", user_id);
+    cJSON_AddStringToObject(o, "prompt", prompt);
+    cJSON_AddStringToObject(o, "response", text);
+    ad_json_add_time(o, "timestamp", ad_clock_now_ms());
+    cJSON_AddStringToObject(o, "backend", backend);
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddItemToObject(o, "sources", sources);
+    cJSON_AddItemToObject(o, "usage", usage);
+    cJSON_AddNumberToObject(o, "latency_ms", (double)latency);
+    cJSON_AddNumberToObject(o, "retries", retries);
+    return o;
+}
+
+static void inference_emit(ad_stream *s, const char *event, cJSON *data)
+{
+    char *txt = cJSON_PrintUnformatted(data);
+    ad_stream_event(s, event, txt, strlen(txt));
+    cJSON_free(txt);
+    cJSON_Delete(data);
+}
+
+static void inference_emit_text(ad_stream *s, const char *text, size_t len)
+{
+    cJSON *d = cJSON_CreateObject();
+    char *t = ad_strndup(text, len);
+    cJSON_AddStringToObject(d, "text", t);
+    free(t);
+    inference_emit(s, "token", d);
+}
+
+/* The closing event of a stream: usage, sources and where the answer came from. */
+static cJSON *inference_done_event(const char *backend, const char *model, cJSON *sources,
+                                   cJSON *usage, int64_t latency, int retries,
+                                   const char *finish_reason)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "backend", backend);
+    cJSON_AddStringToObject(d, "model", model);
+    cJSON_AddItemToObject(d, "usage", usage);
+    cJSON_AddItemToObject(d, "sources", sources);
+    cJSON_AddNumberToObject(d, "latency_ms", (double)latency);
+    cJSON_AddNumberToObject(d, "retries", retries);
+    if (finish_reason) cJSON_AddStringToObject(d, "finish_reason", finish_reason);
+    return d;
+}
+
+/* ---- the local backend ---- */
+
+static void inference_local(ad_request *req, ad_response *res, const agent_row *a,
+                            const char *prompt, answerer_result *ans, int stream, int64_t start)
+{
+    const char *text = ans->text ? ans->text : NOTHING_FOUND;
+    int pt = inference_count_tokens(prompt), ot = inference_count_tokens(text);
+    int64_t latency = ad_clock_mono_ms() - start;
+    inference_log_call(req->app, a->id, "local", 200, "ok", latency, pt, ot, 0, prompt);
+    cJSON *sources = inference_sources(ans);
+    if (!stream) {
+        cJSON *o = inference_body(a->user_id, prompt, text, "local", LOCAL_MODEL, sources,
+                                  inference_usage(pt, ot, -1), latency, 0);
+        cJSON_AddNumberToObject(o, "confidence", round4(ans->confidence));
+        ad_response_json(res, 200, o);
+        return;
+    }
+    /* The local answer streams word by word, like a generated one. */
+    ad_stream *s = ad_stream_new(NULL, NULL);
+    size_t n = strlen(text), i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && text[j] == ' ') j++;
+        while (j < n && text[j] != ' ') j++;
+        inference_emit_text(s, text + i, j - i);
+        i = j;
+    }
+    cJSON *done = inference_done_event("local", LOCAL_MODEL, sources, inference_usage(pt, ot, -1),
+                                       latency, 0, "STOP");
+    cJSON_AddNumberToObject(done, "confidence", round4(ans->confidence));
+    inference_emit(s, "done", done);
+    res->status = 200;
+    res->stream = ad_stream_ref(s);
+    ad_stream_end(s);
+}
+
+/* ---- the Gemini backend ---- */
+
+typedef struct upstream_error {
+    int status;
+    const char *code;
+} upstream_error;
+
+static upstream_error inference_map_outcome(llm_outcome o)
+{
+    switch (o) {
+    case LLM_BLOCKED: return (upstream_error){422, "blocked_by_safety"};
+    case LLM_REJECTED: return (upstream_error){502, "upstream_rejected"};
+    case LLM_UNAVAILABLE: return (upstream_error){503, "upstream_unavailable"};
+    case LLM_TIMEOUT: return (upstream_error){504, "upstream_timeout"};
+    case LLM_BAD_RESPONSE: return (upstream_error){502, "upstream_bad_response"};
+    case LLM_CANCELLED: return (upstream_error){503, "service_stopping"};
+    case LLM_TRANSPORT: return (upstream_error){502, "upstream_error"};
+    case LLM_OK: break;
+    }
+    return (upstream_error){200, "ok"};
+}
+
+static void inference_abort(void *ud)
+{
+    inference_call *c = ud;
+    if (c->call) llm_call_cancel(c->call);
+}
+
+static void inference_start_stream(inference_call *c)
+{
+    ad_response r;
+    ad_response_init(&r);
+    r.status = 200;
+    r.stream = ad_stream_ref(c->events);
+    c->stream_started = 1;
+    ad_async_complete(c->async, &r);
+    ad_response_cleanup(&r);
+}
+
+static void inference_on_delta(void *ud, const char *text, size_t len)
+{
+    inference_call *c = ud;
+    if (!c->stream_started) inference_start_stream(c);
+    inference_emit_text(c->events, text, len);
+}
+
+static void inference_on_done(void *ud, const llm_result *r)
+{
+    inference_call *c = ud;
+    int64_t latency = ad_clock_mono_ms() - c->start_ms;
+    upstream_error ue = inference_map_outcome(r->outcome);
+    const char *model = c->app->cfg->gemini_model;
+    inference_log_call(c->app, c->agent_id, "gemini", ue.status, llm_outcome_name(r->outcome), latency,
+                     r->prompt_tokens, r->output_tokens, r->retries, c->prompt);
+
+    char message[AD_ERR_MSG_MAX + 64];
+    if (r->outcome == LLM_BLOCKED)
+        snprintf(message, sizeof(message), "Gemini blocked the request: %s",
+                 r->block_reason ? r->block_reason : "SAFETY");
+    else
+        snprintf(message, sizeof(message), "%s", r->message && *r->message ? r->message : llm_outcome_name(r->outcome));
+
+    if (c->stream && (c->stream_started || r->outcome == LLM_OK)) {
+        if (!c->stream_started) inference_start_stream(c);
+        if (r->outcome == LLM_OK) {
+            inference_emit(c->events, "done",
+                           inference_done_event("gemini", model, c->sources,
+                                                inference_usage(r->prompt_tokens, r->output_tokens, r->total_tokens),
+                                                latency, r->retries, r->finish_reason));
+            c->sources = NULL;
+        } else {
+            cJSON *d = cJSON_CreateObject();
+            cJSON_AddStringToObject(d, "code", ue.code);
+            cJSON_AddStringToObject(d, "error", message);
+            inference_emit(c->events, "error", d);
+        }
+    } else {
+        ad_response res;
+        ad_response_init(&res);
+        ad_request rq = {.request_id = NULL};
+        if (r->outcome == LLM_OK) {
+            cJSON *o = inference_body(c->user_id, c->prompt, r->text ? r->text : "", "gemini", model,
+                                      c->sources, inference_usage(r->prompt_tokens, r->output_tokens, r->total_tokens),
+                                      latency, r->retries);
+            c->sources = NULL;
+            if (r->finish_reason) cJSON_AddStringToObject(o, "finish_reason", r->finish_reason);
+            ad_response_json(&res, 200, o);
+        } else {
+            ad_response_error(&res, &rq, ue.status, ue.code, "%s", message);
+            if (r->outcome == LLM_UNAVAILABLE) {
+                char ra[16];
+                snprintf(ra, sizeof(ra), "%d", r->retry_after_s > 0 ? r->retry_after_s : 1);
+                ad_response_header(&res, "Retry-After", ra);
+            }
+        }
+        ad_async_complete(c->async, &res);
+        ad_response_cleanup(&res);
+    }
+    if (c->events) ad_stream_end(c->events); /* after this no abort can fire */
+    if (c->call) llm_call_release(c->call);
+    cJSON_Delete(c->sources);
+    free(c->prompt);
+    free(c);
+}
+
+/* The retrieved passages as the context turn. */
+static char *inference_context(const answerer_result *a)
+{
+    ad_buf b;
+    ad_buf_init(&b);
+    if (a->nhits == 0) ad_buf_puts(&b, "No passage of the user's material matches this question.");
+    else ad_buf_puts(&b, "Context passages from the user's material:\n");
+    for (int i = 0; i < a->nhits; i++) {
+        const passage_hit *h = &a->hits[i];
+        ad_buf_printf(&b, "\n[%d] ", i + 1);
+        if (h->question && *h->question) ad_buf_printf(&b, "Q: %s\nA: ", h->question);
+        ad_buf_puts(&b, h->answer ? h->answer : h->body);
+        ad_buf_putc(&b, '\n');
+    }
+    return ad_buf_steal(&b, NULL);
+}
+
+static void inference_gemini(ad_request *req, ad_response *res, const agent_row *a,
+                             const version_row *v, const char *prompt, answerer_result *ans,
+                             int stream, long max_tokens, double temperature, int64_t start)
+{
+    cJSON *fs = cJSON_Parse(v->fewshot);
+    int nshots = cJSON_GetArraySize(fs);
+    const char **prompts = ad_calloc((size_t)nshots + 1, sizeof(char *));
+    const char **answers = ad_calloc((size_t)nshots + 1, sizeof(char *));
+    int k = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, fs) {
+        const char *p = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "prompt"));
+        const char *an = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "answer"));
+        if (p && an) prompts[k] = p, answers[k] = an, k++;
+    }
+    char *context = inference_context(ans);
+    llm_request lr = {
+        .system_instruction = v->persona,
+        .fewshot_prompts = prompts,
+        .fewshot_answers = answers,
+        .fewshot_count = (size_t)k,
+        .context = context,
+        .prompt = prompt,
+        .max_output_tokens = (int)max_tokens,
+        .temperature = temperature,
+        .stream = stream,
+    };
+    inference_call *c = ad_calloc(1, sizeof(*c));
+    c->async = req->async;
+    c->app = req->app;
+    c->agent_id = a->id;
+    snprintf(c->user_id, sizeof(c->user_id), "%s", a->user_id);
+    c->prompt = ad_strdup(prompt);
+    c->sources = inference_sources(ans);
+    c->start_ms = start;
+    c->stream = stream;
+    if (stream) c->events = ad_stream_new(inference_abort, c);
+    ad_err e = {0};
+    int rc = llm_client_submit(req->app->llm, &lr, stream ? inference_on_delta : NULL,
+                               inference_on_done, c, stream ? &c->call : NULL, &e);
+    free(context);
+    free(prompts);
+    free(answers);
+    cJSON_Delete(fs);
+    if (rc < 0) {
+        /* A failed submit fires no callback: the call is ours to undo. */
+        if (c->events) ad_stream_end(c->events);
+        cJSON_Delete(c->sources);
+        free(c->prompt);
+        free(c);
+        ad_response_error(res, req, 503, "upstream_unavailable", "%s", e.msg);
+        return;
+    }
+    res->deferred = 1;
+}
+
+void handle_agent_inference(ad_request *req, ad_response *res)
+{
+    int64_t start = ad_clock_mono_ms();
+    ad_err e = {0};
+    agent_row a;
+    if (agents_lookup(req, res, &a) < 0) return;
+    const cJSON *body = req->json;
+    const char *prompt = NULL;
+    int stream = strstr(req->accept, "text/event-stream") != NULL;
+    long long max_tokens = 0, top = 0;
+    double temperature = -1;
+    size_t bad;
+    int rc = 0;
+    if (!body) rc = ad_err_set(&e, AD_EINVAL, "request body must be a JSON object with a prompt");
+    if (!rc) rc = ad_json_string(body, "prompt", 1, (size_t)req->app->cfg->max_prompt_bytes, &prompt, &e);
+    if (!rc && text_utf8_validate(prompt, strlen(prompt), &bad) < 0)
+        rc = ad_err_set(&e, AD_EINVAL, "prompt is not valid UTF-8 (at byte %zu)", bad);
+    if (!rc && (rc = ad_json_bool(body, "stream", 0, &stream, &e)) == AD_ENOTFOUND) rc = 0;
+    if (!rc && (rc = ad_json_int(body, "max_output_tokens", 0, 1, 65536, &max_tokens, &e)) == AD_ENOTFOUND) rc = 0;
+    if (!rc && (rc = ad_json_number(body, "temperature", 0, 0.0, 2.0, &temperature, &e)) == AD_ENOTFOUND) rc = 0;
+    if (!rc && (rc = ad_json_int(body, "top_passages", 0, 1, ANSWERER_MAX_HITS, &top, &e)) == AD_ENOTFOUND) rc = 0;
+    if (rc < 0) {
+        ad_response_error(res, req, 400, "invalid_body", "%s", e.msg);
+        agent_row_cleanup(&a);
+        return;
+    }
+    if (!a.deployed_version_id) {
+        ad_response_error(res, req, 409, "agent_not_ready", "agent '%s' is not ready (status: %s)",
+                          a.user_id, a.status);
+        ad_response_header(res, "Retry-After", "1");
+        agent_row_cleanup(&a);
+        return;
+    }
+    sqlite3 *db = storage_conn();
+    version_row v;
+    if (!db || storage_versions_get(db, a.deployed_version_id, &v, &e) < 0) {
+        ad_response_error(res, req, 500, "storage_error", "%s", db ? e.msg : "no database");
+        agent_row_cleanup(&a);
+        return;
+    }
+    model_params p;
+    model_params_default(&p);
+    cJSON *pj = cJSON_Parse(v.params);
+    model_params_from_json(&p, pj);
+    cJSON_Delete(pj);
+    answerer_result ans;
+    if (answerer_answer(db, v.id, &p, prompt, top ? (int)top : p.top_k, ANSWERER_ALL, &ans, &e) < 0) {
+        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+    } else {
+        if (req->app->llm)
+            inference_gemini(req, res, &a, &v, prompt, &ans, stream, (long)max_tokens, temperature, start);
+        else
+            inference_local(req, res, &a, prompt, &ans, stream, start);
+        answerer_result_cleanup(&ans);
+    }
+    version_row_cleanup(&v);
+    agent_row_cleanup(&a);
+}
