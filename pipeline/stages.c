@@ -28,21 +28,7 @@ const stage_fn pipeline_stages[4] = {stage_process, stage_train, stage_evaluate,
 /* A new version scoring this much below the deployed one is refused. */
 #define DEPLOY_MARGIN 0.05
 
-static int stage_stopped(const stage_ctx *c)
-{
-    return atomic_load(c->stop) != 0;
-}
-
 /* ---- units held in memory between storage and the model ---- */
-
-typedef struct unit_mem {
-    char *question, *body, *answer, *category, *probe;
-} unit_mem;
-
-typedef struct unit_set {
-    unit_mem *items;
-    size_t count, cap;
-} unit_set;
 
 static void unit_set_push(unit_set *s, const char *q, const char *body, const char *answer,
                           const char *category, const char *probe)
@@ -59,7 +45,7 @@ static void unit_set_push(unit_set *s, const char *q, const char *body, const ch
     u->probe = probe ? ad_strdup(probe) : NULL;
 }
 
-static void unit_set_cleanup(unit_set *s)
+void unit_set_cleanup(unit_set *s)
 {
     for (size_t i = 0; i < s->count; i++) {
         unit_mem *u = &s->items[i];
@@ -74,7 +60,7 @@ static void unit_set_visit(void *ud, const unit_row *u)
     unit_set_push(ud, u->question, u->body, u->answer, u->category, u->probe);
 }
 
-static int unit_set_load(sqlite3 *db, int64_t agent_id, unit_set *s, ad_err *e)
+int unit_set_load(sqlite3 *db, int64_t agent_id, unit_set *s, ad_err *e)
 {
     memset(s, 0, sizeof(*s));
     if (storage_units_each(db, agent_id, unit_set_visit, s, e) < 0) return AD_EIO;
@@ -129,8 +115,8 @@ static int dedupe_add(dedupe_set *d, uint64_t h)
     return 1;
 }
 
-static int process_text(stage_ctx *c, const char *material, size_t len, unit_set *units,
-                        stats *st, size_t *duplicates, ad_err *e)
+static int process_text(const model_params *params, atomic_int *stop, const char *material,
+                        size_t len, unit_set *units, stats *st, size_t *duplicates, ad_err *e)
 {
     ad_buf norm;
     ad_buf_init(&norm);
@@ -145,15 +131,15 @@ static int process_text(stage_ctx *c, const char *material, size_t len, unit_set
     stats_add_text(st, norm.data, norm.len);
     passages_params pp;
     passages_params_default(&pp);
-    pp.target_chars = (size_t)c->params.passage_chars;
+    pp.target_chars = (size_t)params->passage_chars;
     pp.max_chars = pp.target_chars + pp.target_chars / 2;
-    pp.overlap_sentences = (size_t)c->params.overlap;
+    pp.overlap_sentences = (size_t)params->overlap;
     passages_list list;
     passages_list_init(&list);
     int rc = passages_split(norm.data, norm.len, &pp, &list, e);
     dedupe_set seen = {0};
     for (size_t i = 0; rc == 0 && i < list.count; i++) {
-        if ((i & 255) == 0 && stage_stopped(c)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
+        if ((i & 255) == 0 && atomic_load(stop)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
         const char *p = norm.data + list.items[i].offset;
         size_t n = list.items[i].length;
         if (!dedupe_add(&seen, passages_fingerprint(p, n))) {
@@ -173,7 +159,7 @@ static int process_text(stage_ctx *c, const char *material, size_t len, unit_set
     return rc;
 }
 
-static int process_dataset(stage_ctx *c, const char *material, size_t len, unit_set *units,
+static int process_dataset(atomic_int *stop, const char *material, size_t len, unit_set *units,
                            stats *st, size_t *duplicates, cJSON *categories, ad_err *e)
 {
     cJSON *arr = cJSON_ParseWithLength(material, len);
@@ -187,7 +173,7 @@ static int process_dataset(stage_ctx *c, const char *material, size_t len, unit_
     int rc = 0, i = 0;
     const cJSON *item;
     cJSON_ArrayForEach(item, arr) {
-        if ((i++ & 255) == 0 && stage_stopped(c)) {
+        if ((i++ & 255) == 0 && atomic_load(stop)) {
             rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
             break;
         }
@@ -229,20 +215,32 @@ static int process_dataset(stage_ctx *c, const char *material, size_t len, unit_
     return rc;
 }
 
-int stage_process(stage_ctx *c, ad_err *e)
+int pipeline_process(sqlite3 *db, const agent_row *agent, const model_params *params,
+                     atomic_int *stop, unit_set *units, stats *st, size_t *duplicates,
+                     cJSON *categories, size_t *material_len, ad_err *e)
 {
     char *material = NULL;
     size_t len = 0;
-    if (storage_agents_material(c->db, c->agent->id, &material, &len, e) < 0) return AD_EIO;
+    if (storage_agents_material(db, agent->id, &material, &len, e) < 0) return AD_EIO;
+    int rc = strcmp(agent->source, "text") == 0
+                 ? process_text(params, stop, material, len, units, st, duplicates, e)
+                 : process_dataset(stop, material, len, units, st, duplicates, categories, e);
+    free(material);
+    if (material_len) *material_len = len;
+    return rc;
+}
+
+int stage_process(stage_ctx *c, ad_err *e)
+{
+    size_t len = 0;
     int is_text = strcmp(c->agent->source, "text") == 0;
     unit_set units = {0};
     stats st;
     stats_init(&st, STATS_DEFAULT_MAX_VOCABULARY);
     size_t duplicates = 0;
     cJSON *categories = cJSON_CreateObject();
-    int rc = is_text ? process_text(c, material, len, &units, &st, &duplicates, e)
-                     : process_dataset(c, material, len, &units, &st, &duplicates, categories, e);
-    free(material);
+    int rc = pipeline_process(c->db, c->agent, &c->params, c->stop, &units, &st, &duplicates,
+                              categories, &len, e);
 
     c->inputs = cJSON_CreateObject();
     cJSON_AddStringToObject(c->inputs, "source", c->agent->source);
@@ -301,13 +299,13 @@ int stage_process(stage_ctx *c, ad_err *e)
 
 /* ---- 2. ModelTrainer ---- */
 
-static char *train_persona(const stage_ctx *c, const cJSON *statistics)
+char *pipeline_persona(const agent_row *agent, const cJSON *statistics, const cJSON *suggestions)
 {
     ad_buf b;
     ad_buf_init(&b);
-    ad_buf_printf(&b, "You are the personal assistant of %s", c->agent->user_id);
-    if (c->agent->description && *c->agent->description)
-        ad_buf_printf(&b, ", described as: %s", c->agent->description);
+    ad_buf_printf(&b, "You are the personal assistant of %s", agent->user_id);
+    if (agent->description && *agent->description)
+        ad_buf_printf(&b, ", described as: %s", agent->description);
     ad_buf_puts(&b, ".");
     const cJSON *cats = cJSON_GetObjectItemCaseSensitive(statistics, "categories");
     const cJSON *terms = cJSON_GetObjectItemCaseSensitive(statistics, "top_terms");
@@ -337,17 +335,17 @@ static char *train_persona(const stage_ctx *c, const cJSON *statistics)
                 "concisely. If the context does not contain the answer, say that you do not know "
                 "instead of guessing.");
     const cJSON *s;
-    cJSON_ArrayForEach(s, c->suggestions) {
+    cJSON_ArrayForEach(s, suggestions) {
         if (cJSON_IsString(s)) ad_buf_printf(&b, " %s", s->valuestring);
     }
     return ad_buf_steal(&b, NULL);
 }
 
 /* Few-shot examples: the first pair of each category, then pairs in order. */
-static cJSON *train_fewshot(const stage_ctx *c, const unit_set *units)
+cJSON *pipeline_fewshot(const model_params *params, const unit_set *units)
 {
     cJSON *arr = cJSON_CreateArray();
-    int want = c->params.fewshot;
+    int want = params->fewshot;
     size_t n = units->count;
     unsigned char *taken = ad_calloc(n ? n : 1, 1);
     for (int pass = 0; pass < 2; pass++) {
@@ -377,6 +375,28 @@ static cJSON *train_fewshot(const stage_ctx *c, const unit_set *units)
     return arr;
 }
 
+int pipeline_index_version(sqlite3 *db, const agent_row *agent, const model_params *params,
+                           const unit_set *units, const char *name, const char *persona,
+                           const char *fewshot, atomic_int *stop, int64_t *version_id, ad_err *e)
+{
+    cJSON *pj = model_params_to_json(params);
+    char *params_txt = cJSON_PrintUnformatted(pj);
+    cJSON_Delete(pj);
+    int64_t vid = 0;
+    int rc = storage_versions_create(db, agent->id, name, params_txt, persona, fewshot, &vid, e);
+    cJSON_free(params_txt);
+    for (size_t i = 0; rc == 0 && i < units->count; i++) {
+        if ((i & 1023) == 0 && atomic_load(stop)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
+        const unit_mem *u = &units->items[i];
+        if (rc == 0)
+            rc = storage_passages_add(db, agent->id, vid, (int)i, u->question, u->body, u->answer,
+                                      u->category, e);
+    }
+    if (rc == 0) rc = storage_versions_set_built(db, vid, (int64_t)units->count, e);
+    if (rc == 0) *version_id = vid;
+    return rc;
+}
+
 int stage_train(stage_ctx *c, ad_err *e)
 {
     cJSON *prev = stage_stored_output(c->db, c->agent->id, 0, e);
@@ -387,11 +407,10 @@ int stage_train(stage_ctx *c, ad_err *e)
         return AD_ESTATE;
     }
     const cJSON *statistics = cJSON_GetObjectItemCaseSensitive(prev, "statistics");
-    char *persona = train_persona(c, statistics);
-    cJSON *fewshot = train_fewshot(c, &units);
+    char *persona = pipeline_persona(c->agent, statistics, c->suggestions);
+    cJSON *fewshot = pipeline_fewshot(&c->params, &units);
     char *fewshot_txt = cJSON_PrintUnformatted(fewshot);
     cJSON *params = model_params_to_json(&c->params);
-    char *params_txt = cJSON_PrintUnformatted(params);
 
     c->inputs = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->inputs, "units", (double)units.count);
@@ -403,16 +422,8 @@ int stage_train(stage_ctx *c, ad_err *e)
     if (rc == 0 && c->version_name) snprintf(name, sizeof(name), "%s", c->version_name);
     else if (rc == 0) rc = storage_versions_next_name(c->db, c->agent->id, name, sizeof(name), e);
     if (rc == 0)
-        rc = storage_versions_create(c->db, c->agent->id, name, params_txt, persona, fewshot_txt,
-                                     &vid, e);
-    for (size_t i = 0; rc == 0 && i < units.count; i++) {
-        if ((i & 1023) == 0 && stage_stopped(c)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
-        const unit_mem *u = &units.items[i];
-        if (rc == 0)
-            rc = storage_passages_add(c->db, c->agent->id, vid, (int)i, u->question, u->body,
-                                      u->answer, u->category, e);
-    }
-    if (rc == 0) rc = storage_versions_set_built(c->db, vid, (int64_t)units.count, e);
+        rc = pipeline_index_version(c->db, c->agent, &c->params, &units, name, persona, fewshot_txt,
+                                    c->stop, &vid, e);
     if (rc < 0) storage_rollback(c->db);
     if (rc == 0) {
         c->output = cJSON_CreateObject();
@@ -425,7 +436,6 @@ int stage_train(stage_ctx *c, ad_err *e)
     }
     free(persona);
     cJSON_free(fewshot_txt);
-    cJSON_free(params_txt);
     cJSON_Delete(fewshot);
     cJSON_Delete(params);
     cJSON_Delete(prev);
@@ -441,17 +451,20 @@ typedef struct eval_acc {
     size_t answered;
 } eval_acc;
 
-/* Runs one query; `expected_ord` is the unit it should find. */
-static int eval_query(stage_ctx *c, int64_t vid, const char *query, answerer_fields fields,
-                      int expected_ord, const char *expected_answer, eval_acc *acc, ad_err *e)
+/* Runs one query; `expected_ord` is the unit it should find (-1: none, only
+ * the answer is scored). */
+static int eval_query(sqlite3 *db, int64_t vid, const model_params *params, const char *query,
+                      answerer_fields fields, int expected_ord, const char *expected_answer,
+                      eval_acc *acc, ad_err *e)
 {
     answerer_result a;
-    if (answerer_answer(c->db, vid, &c->params, query, ANSWERER_MAX_HITS, fields, &a, e) < 0)
-        return AD_EIO;
-    size_t rank = 0;
-    for (int i = 0; i < a.nhits && !rank; i++)
-        if (a.hits[i].ord == expected_ord) rank = (size_t)i + 1;
-    metrics_retrieval_add(&acc->retrieval, rank);
+    if (answerer_answer(db, vid, params, query, ANSWERER_MAX_HITS, fields, &a, e) < 0) return AD_EIO;
+    if (expected_ord >= 0) {
+        size_t rank = 0;
+        for (int i = 0; i < a.nhits && !rank; i++)
+            if (a.hits[i].ord == expected_ord) rank = (size_t)i + 1;
+        metrics_retrieval_add(&acc->retrieval, rank);
+    }
     metrics_scores s = {0};
     const char *pred = a.text ? a.text : "";
     metrics_compare(pred, strlen(pred), expected_answer, strlen(expected_answer), &s);
@@ -465,15 +478,87 @@ static int eval_query(stage_ctx *c, int64_t vid, const char *query, answerer_fie
     return 0;
 }
 
-static uint64_t eval_seed(const stage_ctx *c, size_t i)
+static uint64_t eval_seed(const agent_row *agent, size_t i)
 {
-    return text_hash64(c->agent->user_id, strlen(c->agent->user_id), TEXT_HASH_SEED) ^
+    return text_hash64(agent->user_id, strlen(agent->user_id), TEXT_HASH_SEED) ^
            ((uint64_t)i * 0x9E3779B97F4A7C15ull);
 }
 
 static double round3(double v)
 {
     return floor(v * 1000.0 + 0.5) / 1000.0;
+}
+
+int pipeline_evaluate(sqlite3 *db, const agent_row *agent, int64_t vid, const model_params *params,
+                      const unit_set *units, const cJSON *extra_cases, atomic_int *stop,
+                      cJSON **metrics, double *quality_out, ad_err *e)
+{
+    int is_dataset = strcmp(agent->source, "dataset") == 0;
+    eval_acc acc;
+    memset(&acc, 0, sizeof(acc));
+    metrics_retrieval_init(&acc.retrieval);
+    size_t perturbed = 0, held_out = 0, derived = 0, feedback = 0;
+    int rc = 0;
+    size_t n = units->count;
+    size_t step = n > EVAL_MAX_PERTURBED ? (n + EVAL_MAX_PERTURBED - 1) / EVAL_MAX_PERTURBED : 1;
+    for (size_t i = 0; rc == 0 && i < n; i += step) {
+        if (atomic_load(stop)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
+        const unit_mem *u = &units->items[i];
+        const char *expected = u->answer ? u->answer : u->body;
+        if (rc) break;
+        if (is_dataset) {
+            perturb_op op;
+            char *q = perturb_prompt(u->question, strlen(u->question), eval_seed(agent, i), &op);
+            rc = eval_query(db, vid, params, q, ANSWERER_ALL, (int)i, expected, &acc, e);
+            free(q);
+            perturbed++;
+        } else if (u->probe && *u->probe) {
+            rc = eval_query(db, vid, params, u->probe, ANSWERER_ALL, (int)i, expected, &acc, e);
+            derived++;
+        }
+    }
+    /* Held-out pairs: the prompt is searched against the answers only, as if
+     * the version had been built without that pair's question. */
+    size_t hstep = n > EVAL_MAX_HELD_OUT * 4 ? (n + EVAL_MAX_HELD_OUT - 1) / EVAL_MAX_HELD_OUT : 4;
+    for (size_t i = hstep / 2; is_dataset && rc == 0 && i < n; i += hstep) {
+        const unit_mem *u = &units->items[i];
+        rc = eval_query(db, vid, params, u->question, ANSWERER_BODY_ONLY, (int)i, u->answer, &acc, e);
+        held_out++;
+    }
+    /* Feedback cases: a prompt and the answer a person approved of. */
+    const cJSON *fc;
+    cJSON_ArrayForEach(fc, extra_cases) {
+        const char *q = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fc, "prompt"));
+        const char *want = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fc, "expected"));
+        if (rc || !q || !want) continue;
+        rc = eval_query(db, vid, params, q, ANSWERER_ALL, -1, want, &acc, e);
+        feedback++;
+    }
+    if (rc < 0) return rc;
+
+    double q = acc.answered ? (double)acc.answered : 1.0;
+    double mrr = metrics_retrieval_mrr(&acc.retrieval);
+    double overall = acc.overall / q;
+    double quality = 0.5 * mrr + 0.5 * overall;
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddNumberToObject(m, "queries", (double)acc.answered);
+    cJSON_AddNumberToObject(m, "perturbed_queries", (double)perturbed);
+    cJSON_AddNumberToObject(m, "held_out_queries", (double)held_out);
+    cJSON_AddNumberToObject(m, "derived_queries", (double)derived);
+    cJSON_AddNumberToObject(m, "feedback_queries", (double)feedback);
+    cJSON_AddNumberToObject(m, "hit_at_1", round3(metrics_retrieval_hit_at_1(&acc.retrieval)));
+    cJSON_AddNumberToObject(m, "hit_at_3", round3(metrics_retrieval_hit_at_3(&acc.retrieval)));
+    cJSON_AddNumberToObject(m, "mrr", round3(mrr));
+    cJSON_AddNumberToObject(m, "token_f1", round3(acc.f1 / q));
+    cJSON_AddNumberToObject(m, "jaccard", round3(acc.jaccard / q));
+    cJSON_AddNumberToObject(m, "containment", round3(acc.containment / q));
+    cJSON_AddNumberToObject(m, "character_similarity", round3(acc.chars / q));
+    cJSON_AddNumberToObject(m, "overall_similarity", round3(overall));
+    cJSON_AddNumberToObject(m, "quality_score", round3(quality));
+    cJSON_AddStringToObject(m, "quality_label", metrics_quality_label(quality));
+    *metrics = m;
+    *quality_out = round3(quality);
+    return 0;
 }
 
 int stage_evaluate(stage_ctx *c, ad_err *e)
@@ -491,66 +576,18 @@ int stage_evaluate(stage_ctx *c, ad_err *e)
 
     unit_set units;
     if (unit_set_load(c->db, c->agent->id, &units, e) < 0) return AD_ESTATE;
-    int is_dataset = strcmp(c->agent->source, "dataset") == 0;
-    eval_acc acc;
-    memset(&acc, 0, sizeof(acc));
-    metrics_retrieval_init(&acc.retrieval);
-    size_t perturbed = 0, held_out = 0, derived = 0;
-    int rc = 0;
-    size_t n = units.count;
-    size_t step = n > EVAL_MAX_PERTURBED ? (n + EVAL_MAX_PERTURBED - 1) / EVAL_MAX_PERTURBED : 1;
-    for (size_t i = 0; rc == 0 && i < n; i += step) {
-        if (stage_stopped(c)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
-        const unit_mem *u = &units.items[i];
-        const char *expected = u->answer ? u->answer : u->body;
-        if (rc) break;
-        if (is_dataset) {
-            perturb_op op;
-            char *q = perturb_prompt(u->question, strlen(u->question), eval_seed(c, i), &op);
-            rc = eval_query(c, vid, q, ANSWERER_ALL, (int)i, expected, &acc, e);
-            free(q);
-            perturbed++;
-        } else if (u->probe && *u->probe) {
-            rc = eval_query(c, vid, u->probe, ANSWERER_ALL, (int)i, expected, &acc, e);
-            derived++;
-        }
-    }
-    /* Held-out pairs: the prompt is searched against the answers only, as if
-     * the version had been built without that pair's question. */
-    size_t hstep = n > EVAL_MAX_HELD_OUT * 4 ? (n + EVAL_MAX_HELD_OUT - 1) / EVAL_MAX_HELD_OUT : 4;
-    for (size_t i = hstep / 2; is_dataset && rc == 0 && i < n; i += hstep) {
-        const unit_mem *u = &units.items[i];
-        rc = eval_query(c, vid, u->question, ANSWERER_BODY_ONLY, (int)i, u->answer, &acc, e);
-        held_out++;
-    }
-    unit_set_cleanup(&units);
-    if (rc < 0) return rc;
-
-    double q = acc.answered ? (double)acc.answered : 1.0;
-    double mrr = metrics_retrieval_mrr(&acc.retrieval);
-    double overall = acc.overall / q;
-    double quality = 0.5 * mrr + 0.5 * overall;
+    cJSON *m = NULL;
+    double quality = 0;
+    int rc = pipeline_evaluate(c->db, c->agent, vid, &c->params, &units, NULL, c->stop, &m,
+                               &quality, e);
     c->inputs = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->inputs, "version_id", (double)vid);
-    cJSON_AddNumberToObject(c->inputs, "units", (double)n);
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddNumberToObject(m, "queries", (double)acc.answered);
-    cJSON_AddNumberToObject(m, "perturbed_queries", (double)perturbed);
-    cJSON_AddNumberToObject(m, "held_out_queries", (double)held_out);
-    cJSON_AddNumberToObject(m, "derived_queries", (double)derived);
-    cJSON_AddNumberToObject(m, "hit_at_1", round3(metrics_retrieval_hit_at_1(&acc.retrieval)));
-    cJSON_AddNumberToObject(m, "hit_at_3", round3(metrics_retrieval_hit_at_3(&acc.retrieval)));
-    cJSON_AddNumberToObject(m, "mrr", round3(mrr));
-    cJSON_AddNumberToObject(m, "token_f1", round3(acc.f1 / q));
-    cJSON_AddNumberToObject(m, "jaccard", round3(acc.jaccard / q));
-    cJSON_AddNumberToObject(m, "containment", round3(acc.containment / q));
-    cJSON_AddNumberToObject(m, "character_similarity", round3(acc.chars / q));
-    cJSON_AddNumberToObject(m, "overall_similarity", round3(overall));
-    cJSON_AddNumberToObject(m, "quality_score", round3(quality));
-    cJSON_AddStringToObject(m, "quality_label", metrics_quality_label(quality));
+    cJSON_AddNumberToObject(c->inputs, "units", (double)units.count);
+    unit_set_cleanup(&units);
+    if (rc < 0) return rc;
     char *txt = cJSON_PrintUnformatted(m);
     rc = storage_begin(c->db, e);
-    if (rc == 0) rc = storage_versions_set_metrics(c->db, vid, txt, round3(quality), e);
+    if (rc == 0) rc = storage_versions_set_metrics(c->db, vid, txt, quality, e);
     if (rc < 0) storage_rollback(c->db);
     cJSON_free(txt);
     c->output = cJSON_CreateObject();
@@ -561,23 +598,20 @@ int stage_evaluate(stage_ctx *c, ad_err *e)
 
 /* ---- 4. ModelDeployer ---- */
 
-int stage_deploy(stage_ctx *c, ad_err *e)
+int pipeline_deploy_version(sqlite3 *db, int64_t agent_id, int64_t vid, cJSON **output, ad_err *e)
 {
-    cJSON *prev = stage_stored_output(c->db, c->agent->id, 2, e);
-    if (!prev) return AD_ESTATE;
-    int64_t vid = json_int(prev, "version_id");
-    cJSON_Delete(prev);
     version_row v, cur;
-    if (storage_versions_get(c->db, vid, &v, e) < 0) return AD_ESTATE;
-    int has_cur = 0;
-    /* The agent row in hand may predate this job; read the pointer afresh. */
+    int rc = storage_versions_get(db, vid, &v, e);
+    if (rc < 0) return rc;
+    /* Read the pointer inside the transaction: another job may have moved it. */
     agent_row fresh;
-    if (storage_agents_get_by_id(c->db, c->agent->id, &fresh, e) < 0) {
+    rc = storage_agents_get_by_id(db, agent_id, &fresh, e);
+    if (rc < 0) {
         version_row_cleanup(&v);
-        return AD_ECANCELLED;
+        return rc;
     }
-    if (fresh.deployed_version_id && fresh.deployed_version_id != vid)
-        has_cur = storage_versions_get(c->db, fresh.deployed_version_id, &cur, NULL) == 0;
+    int has_cur = fresh.deployed_version_id && fresh.deployed_version_id != vid &&
+                  storage_versions_get(db, fresh.deployed_version_id, &cur, NULL) == 0;
     agent_row_cleanup(&fresh);
 
     char note[256];
@@ -588,28 +622,40 @@ int stage_deploy(stage_ctx *c, ad_err *e)
                  "not deployed: quality %.3f is clearly below the deployed %s (%.3f, margin %.2f)",
                  v.quality, cur.name, cur.quality, DEPLOY_MARGIN);
     } else if (has_cur) {
-        snprintf(note, sizeof(note), "deployed: quality %.3f against %.3f of %s, which is kept for rollback",
-                 v.quality, cur.quality, cur.name);
+        snprintf(note, sizeof(note),
+                 "deployed: quality %.3f against %.3f of %s, which is kept for rollback", v.quality,
+                 cur.quality, cur.name);
     } else {
         snprintf(note, sizeof(note), "deployed: first version, quality %.3f", v.quality);
     }
-    c->inputs = cJSON_CreateObject();
-    cJSON_AddNumberToObject(c->inputs, "version_id", (double)vid);
-    cJSON_AddNumberToObject(c->inputs, "quality", v.quality);
-    c->output = cJSON_CreateObject();
-    cJSON_AddBoolToObject(c->output, "deployed", deploy);
-    cJSON_AddStringToObject(c->output, "version", v.name);
-    cJSON_AddNumberToObject(c->output, "version_id", (double)vid);
-    if (has_cur) cJSON_AddStringToObject(c->output, "previous", cur.name);
-    else cJSON_AddNullToObject(c->output, "previous");
-    cJSON_AddStringToObject(c->output, "reason", note);
-
-    int rc = storage_begin(c->db, e);
-    if (rc == 0)
-        rc = deploy ? storage_versions_deploy(c->db, c->agent->id, vid, note, e)
-                    : storage_versions_reject(c->db, vid, note, e);
-    if (rc < 0) storage_rollback(c->db);
+    rc = deploy ? storage_versions_deploy(db, agent_id, vid, note, e)
+                : storage_versions_reject(db, vid, note, e);
+    if (rc == 0) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "deployed", deploy);
+        cJSON_AddStringToObject(o, "version", v.name);
+        cJSON_AddNumberToObject(o, "version_id", (double)vid);
+        cJSON_AddNumberToObject(o, "quality", v.quality);
+        if (has_cur) cJSON_AddStringToObject(o, "previous", cur.name);
+        else cJSON_AddNullToObject(o, "previous");
+        cJSON_AddStringToObject(o, "reason", note);
+        *output = o;
+    }
     version_row_cleanup(&v);
     if (has_cur) version_row_cleanup(&cur);
+    return rc;
+}
+
+int stage_deploy(stage_ctx *c, ad_err *e)
+{
+    cJSON *prev = stage_stored_output(c->db, c->agent->id, 2, e);
+    if (!prev) return AD_ESTATE;
+    int64_t vid = json_int(prev, "version_id");
+    cJSON_Delete(prev);
+    c->inputs = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->inputs, "version_id", (double)vid);
+    int rc = storage_begin(c->db, e);
+    if (rc == 0) rc = pipeline_deploy_version(c->db, c->agent->id, vid, &c->output, e);
+    if (rc < 0) storage_rollback(c->db);
     return rc;
 }

@@ -19,6 +19,7 @@
 
 #include "base/err.h"
 #include "model/params.h"
+#include "model/stats.h"
 #include "storage/agents.h"
 
 typedef struct stage_ctx {
@@ -40,5 +41,54 @@ int stage_evaluate(stage_ctx *c, ad_err *e);
 int stage_deploy(stage_ctx *c, ad_err *e);
 
 extern const stage_fn pipeline_stages[4];
+
+/*
+ * The pieces the stages are made of, shared with iterative training
+ * (pipeline/training.c). None of them commits: writes happen in the caller's
+ * transaction.
+ */
+
+/* An agent's processed material, in memory. */
+typedef struct unit_mem {
+    char *question, *body, *answer, *category, *probe;
+} unit_mem;
+
+typedef struct unit_set {
+    unit_mem *items;
+    size_t count, cap;
+} unit_set;
+
+void unit_set_cleanup(unit_set *s);
+/* Loads the stored DataProcessor output (the units table). */
+int unit_set_load(sqlite3 *db, int64_t agent_id, unit_set *s, ad_err *e);
+
+/* Turns the agent's material into units with `params` (passage size and
+ * overlap matter for free text), without writing anything. `st` and
+ * `categories` receive statistics. */
+int pipeline_process(sqlite3 *db, const agent_row *agent, const model_params *params,
+                     atomic_int *stop, unit_set *units, stats *st, size_t *duplicates,
+                     cJSON *categories, size_t *material_len, ad_err *e);
+
+/* The persona: who the agent is, its topics, the grounding rules, and the
+ * suggestions drawn from feedback (a JSON array of strings, may be NULL). */
+char *pipeline_persona(const agent_row *agent, const cJSON *statistics, const cJSON *suggestions);
+
+/* Few-shot examples: the first pair of each category, then pairs in order. */
+cJSON *pipeline_fewshot(const model_params *params, const unit_set *units);
+
+/* Creates version `name` and indexes `units` under it. */
+int pipeline_index_version(sqlite3 *db, const agent_row *agent, const model_params *params,
+                           const unit_set *units, const char *name, const char *persona,
+                           const char *fewshot, atomic_int *stop, int64_t *version_id, ad_err *e);
+
+/* Evaluates version `vid` on queries it was not built from, plus
+ * `extra_cases` ([{prompt, expected}] from feedback, may be NULL). */
+int pipeline_evaluate(sqlite3 *db, const agent_row *agent, int64_t vid, const model_params *params,
+                      const unit_set *units, const cJSON *extra_cases, atomic_int *stop,
+                      cJSON **metrics, double *quality, ad_err *e);
+
+/* Deploys `vid` unless it scores clearly worse than the deployed version, in
+ * which case it is recorded as rejected; `*output` says which and why. */
+int pipeline_deploy_version(sqlite3 *db, int64_t agent_id, int64_t vid, cJSON **output, ad_err *e);
 
 #endif
