@@ -12,6 +12,7 @@
 #include "server/app.h"
 #include "storage/db.h"
 #include "storage/executions.h"
+#include "storage/trainings.h"
 #include "storage/versions.h"
 
 #define DATASET_MAX_ITEMS 100000
@@ -268,6 +269,18 @@ void handle_agent_status(ad_request *req, ad_response *res)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", a.user_id);
     agents_add_status_fields(o, &a);
+    /* A training run goes on beside the serving version: its progress is
+     * shown here without changing the agent's status. */
+    training_row t;
+    if (storage_trainings_active(storage_conn(), a.id, &t, NULL) == 0) {
+        cJSON *tr = cJSON_AddObjectToObject(o, "training");
+        cJSON_AddNumberToObject(tr, "training_id", (double)t.id);
+        cJSON_AddStringToObject(tr, "status", t.status);
+        cJSON_AddNumberToObject(tr, "iteration", t.done_iterations);
+        cJSON_AddNumberToObject(tr, "iterations", t.iterations);
+        cJSON_AddNumberToObject(tr, "progress", t.iterations ? t.done_iterations * 100 / t.iterations : 0);
+        training_row_cleanup(&t);
+    }
     ad_json_add_time(o, "timestamp", ad_clock_now_ms());
     agent_row_cleanup(&a);
     ad_response_json(res, 200, o);

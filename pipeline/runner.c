@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "pipeline/stages.h"
+#include "pipeline/training.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/executions.h"
@@ -82,6 +83,10 @@ void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop)
 {
     agent_row agent;
     ad_err e = {0};
+    if (strcmp(job->kind, "train") == 0) {
+        pipeline_run_training(db, job, stop);
+        return;
+    }
     if (storage_agents_get_by_id(db, job->agent_id, &agent, &e) < 0) return; /* deleted */
     int replay = strcmp(job->kind, "replay") == 0;
     int first = runner_first_stage(db, job);

@@ -2,6 +2,9 @@
 #include "handlers/agents.h"
 #include "handlers/evaluate.h"
 #include "handlers/inference.h"
+#include "handlers/models.h"
+#include "handlers/replay.h"
+#include "handlers/training.h"
 #include "handlers/system.h"
 #include "server/router.h"
 
@@ -19,6 +22,15 @@ const ad_route ad_routes[] = {
     {AD_GET, "/api/v1/agents/{id}/executions", handle_agent_executions, AD_BODY_DEFAULT},
     {AD_POST, "/api/v1/agents/{id}/evaluate", handle_agent_evaluate, AD_BODY_DEFAULT},
     {AD_POST, "/api/v1/agents/{id}/inference", handle_agent_inference, AD_BODY_DEFAULT},
+    {AD_DELETE, "/api/v1/agents/{id}/executions", handle_agent_executions_reset, AD_BODY_DEFAULT},
+    {AD_POST, "/api/v1/agents/{id}/replay", handle_agent_replay, AD_BODY_DEFAULT},
+    {AD_POST, "/api/v1/agents/{id}/train", handle_agent_train, AD_BODY_DEFAULT},
+    {AD_GET, "/api/v1/agents/{id}/training", handle_agent_training, AD_BODY_DEFAULT},
+    {AD_POST, "/api/v1/agents/{id}/feedback", handle_agent_feedback_add, AD_BODY_DEFAULT},
+    {AD_GET, "/api/v1/agents/{id}/feedback", handle_agent_feedback_list, AD_BODY_DEFAULT},
+    {AD_GET, "/api/v1/agents/{id}/models", handle_agent_models, AD_BODY_DEFAULT},
+    {AD_POST, "/api/v1/agents/{id}/models/{name}/deploy", handle_agent_model_deploy, AD_BODY_DEFAULT},
+    {AD_GET, "/api/v1/agents/{id}/models/{name}/export", handle_agent_model_export, AD_BODY_DEFAULT},
 };
 
 const size_t ad_nroutes = sizeof(ad_routes) / sizeof(ad_routes[0]);

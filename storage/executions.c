@@ -101,6 +101,20 @@ int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, const cha
     return sqlite3_changes(db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
 }
 
+int storage_exec_reset(sqlite3 *db, int64_t agent_id, int *count, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE executions SET status = 'pending', inputs = '{}', output = NULL, job_id = NULL,"
+        " was_replayed = 0, started_at = NULL, finished_at = NULL, duration_ms = NULL,"
+        " timestamp = ?2 WHERE agent_id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_int64(st, 2, ad_clock_now_ms());
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "reset execution log", e);
+    *count = sqlite3_changes(db);
+    return 0;
+}
+
 #define EXEC_COLUMNS                                                                           \
     "task_index, task_id, name, expected_output, status, inputs, output, job_id,"            \
     " was_replayed, started_at, finished_at, duration_ms, timestamp"

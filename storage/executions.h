@@ -46,6 +46,10 @@ int storage_exec_start(sqlite3 *db, int64_t agent_id, int task_index, int64_t jo
 int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, const char *status,
                         const char *inputs, const char *output, int64_t duration_ms, ad_err *e);
 
+/* Resets the agent's log: every row back to pending, outputs and timings
+ * cleared, task ids kept. */
+int storage_exec_reset(sqlite3 *db, int64_t agent_id, int *count, ad_err *e);
+
 /* Reads one row; AD_ENOTFOUND when absent. */
 int storage_exec_get(sqlite3 *db, int64_t agent_id, int task_index, exec_row *out, ad_err *e);
 

@@ -181,6 +181,58 @@ int storage_versions_reject(sqlite3 *db, int64_t version_id, const char *note, a
     return ver_exec(db, st, "reject version", e);
 }
 
+int storage_versions_set_state(sqlite3 *db, int64_t version_id, const char *state, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "UPDATE versions SET state = ?2 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, version_id);
+    sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+    return ver_exec(db, st, "set version state", e);
+}
+
+int storage_versions_rename(sqlite3 *db, int64_t version_id, const char *name, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "UPDATE versions SET name = ?2 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, version_id);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        int code = storage_fail(db, rc, "rename version", e);
+        if (code == AD_EEXIST) ad_err_set(e, AD_EEXIST, "a model version named '%s' already exists", name);
+        return code;
+    }
+    return 0;
+}
+
+int storage_versions_delete(sqlite3 *db, int64_t version_id, ad_err *e)
+{
+    char scope[40];
+    snprintf(scope, sizeof(scope), "scope : v%lld", (long long)version_id);
+    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM passages WHERE passages MATCH ?1");
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "delete passages", e);
+    st = storage_stmt(db, "DELETE FROM versions WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, version_id);
+    rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "delete version", e);
+}
+
+int storage_versions_delete_candidates(sqlite3 *db, int64_t agent_id, ad_err *e)
+{
+    int64_t ids[64];
+    int n, rc = 0;
+    do {
+        sqlite3_stmt *st = storage_stmt(db,
+            "SELECT id FROM versions WHERE agent_id = ?1 AND state = 'candidate' LIMIT 64");
+        sqlite3_bind_int64(st, 1, agent_id);
+        n = 0;
+        while (n < 64 && sqlite3_step(st) == SQLITE_ROW) ids[n++] = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        for (int i = 0; i < n && rc == 0; i++) rc = storage_versions_delete(db, ids[i], e);
+    } while (n == 64 && rc == 0);
+    return rc;
+}
+
 static int ver_read_one(sqlite3 *db, sqlite3_stmt *st, version_row *out, ad_err *e)
 {
     int rc = sqlite3_step(st);
@@ -211,7 +263,8 @@ int storage_versions_get_by_name(sqlite3 *db, int64_t agent_id, const char *name
 int storage_versions_each(sqlite3 *db, int64_t agent_id, version_visit_fn fn, void *ud, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
-        "SELECT " VERSION_COLUMNS " FROM versions WHERE agent_id = ?1 ORDER BY id");
+        "SELECT " VERSION_COLUMNS " FROM versions WHERE agent_id = ?1 AND state <> 'candidate'"
+        " ORDER BY id");
     sqlite3_bind_int64(st, 1, agent_id);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

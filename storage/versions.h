@@ -54,11 +54,20 @@ int storage_versions_deploy(sqlite3 *db, int64_t agent_id, int64_t version_id, c
                             ad_err *e);
 int storage_versions_reject(sqlite3 *db, int64_t version_id, const char *note, ad_err *e);
 
+/* Training candidates: a version in state "candidate" is never served or
+ * listed; the best one of a run is renamed and becomes "trained". */
+int storage_versions_set_state(sqlite3 *db, int64_t version_id, const char *state, ad_err *e);
+int storage_versions_rename(sqlite3 *db, int64_t version_id, const char *name, ad_err *e);
+/* Deletes a version and its passages. */
+int storage_versions_delete(sqlite3 *db, int64_t version_id, ad_err *e);
+/* Deletes the agent's leftover candidates (a run interrupted by a crash). */
+int storage_versions_delete_candidates(sqlite3 *db, int64_t agent_id, ad_err *e);
+
 int storage_versions_get(sqlite3 *db, int64_t version_id, version_row *out, ad_err *e);
 int storage_versions_get_by_name(sqlite3 *db, int64_t agent_id, const char *name,
                                  version_row *out, ad_err *e);
 
-/* Visits the agent's versions, oldest first. */
+/* Visits the agent's versions, oldest first (candidates excluded). */
 typedef void (*version_visit_fn)(void *ud, const version_row *v);
 int storage_versions_each(sqlite3 *db, int64_t agent_id, version_visit_fn fn, void *ud, ad_err *e);
 
