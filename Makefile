@@ -86,9 +86,10 @@ test:
 	@$(MAKE) --no-print-directory check VARIANT=asan
 	@$(MAKE) --no-print-directory build VARIANT=release
 
-lint: deps
-	@command -v bear >/dev/null || scripts/deps.sh lint
-	rm -rf build/lint && bear --output compile_commands.json -- $(MAKE) --no-print-directory $(AGENTD) VARIANT=lint
+lint:
+	@scripts/deps.sh lint
+	rm -rf build/lint
+	bear --output compile_commands.json -- $(MAKE) --no-print-directory build/lint/agentd VARIANT=lint
 	cppcheck --project=compile_commands.json --enable=warning,performance,portability \
 	  --error-exitcode=1 --inline-suppr --suppress=missingIncludeSystem -q
 

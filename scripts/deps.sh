@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages agentd needs, only those missing.
-# Usage: scripts/deps.sh [build|test|bench]   (each level includes the previous)
+# Usage: scripts/deps.sh [build|test|bench|lint]   (test and bench include build)
 set -eu
 level=${1:-build}
 pkgs="gcc make pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libcurl4-openssl-dev"
 case "$level" in
   test) pkgs="$pkgs check curl sqlite3 python3" ;;
   bench) pkgs="$pkgs check curl sqlite3 python3 wrk nginx-light procps" ;;
+  lint) pkgs="$pkgs bear cppcheck clang-format" ;;
 esac
 missing=""
 for p in $pkgs; do
