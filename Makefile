@@ -27,11 +27,13 @@ LIB_SRC    := $(filter-out server/main.c,$(LIB_SRC))
 UNIT_SRC   := $(sort $(wildcard tests/unit/*.c tests/unit/*/*.c))
 E2E_SRC    := $(sort $(wildcard tests/e2e/*.c))
 FAKE_SRC   := $(sort $(wildcard tests/fake/*.c))
+TCOMMON_SRC := $(sort $(wildcard tests/common/*.c))
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 E2E_OBJ    := $(E2E_SRC:%.c=$(BUILD)/obj/%.o)
 FAKE_OBJ   := $(filter-out $(BUILD)/obj/tests/fake/main.o,$(FAKE_SRC:%.c=$(BUILD)/obj/%.o))
+TCOMMON_OBJ := $(TCOMMON_SRC:%.c=$(BUILD)/obj/%.o)
 
 AGENTD     := $(BUILD)/agentd
 UNIT_BIN   := $(BUILD)/unit_tests
@@ -57,10 +59,10 @@ $(BUILD)/obj/%.o: %.c
 $(AGENTD): $(LIB_OBJ) $(BUILD)/obj/server/main.o
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
-$(UNIT_BIN): $(UNIT_OBJ) $(LIB_OBJ) $(FAKE_OBJ)
+$(UNIT_BIN): $(UNIT_OBJ) $(LIB_OBJ) $(FAKE_OBJ) $(TCOMMON_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs check)
 
-$(E2E_BIN): $(E2E_OBJ) $(LIB_OBJ) $(FAKE_OBJ)
+$(E2E_BIN): $(E2E_OBJ) $(LIB_OBJ) $(FAKE_OBJ) $(TCOMMON_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs check)
 
 $(FAKE_BIN): $(BUILD)/obj/tests/fake/main.o $(FAKE_OBJ) $(LIB_OBJ)
