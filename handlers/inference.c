@@ -37,6 +37,7 @@ typedef struct inference_call {
     int stream_started;
     ad_stream *events;
     llm_call *call;
+    char request_id[72];        /* for error bodies built after the handler returned */
 } inference_call;
 
 static int inference_count_tokens(const char *s)
@@ -266,7 +267,7 @@ static void inference_on_done(void *ud, const llm_result *r)
     } else {
         ad_response res;
         ad_response_init(&res);
-        ad_request rq = {.request_id = NULL};
+        ad_request rq = {.request_id = c->request_id};
         if (r->outcome == LLM_OK) {
             cJSON *o = inference_body(c->user_id, c->prompt, r->text ? r->text : "", "gemini", model,
                                       c->sources, inference_usage(r->prompt_tokens, r->output_tokens, r->total_tokens),
@@ -341,6 +342,7 @@ static void inference_gemini(ad_request *req, ad_response *res, const agent_row 
     c->app = req->app;
     c->agent_id = a->id;
     snprintf(c->user_id, sizeof(c->user_id), "%s", a->user_id);
+    snprintf(c->request_id, sizeof(c->request_id), "%s", req->request_id ? req->request_id : "");
     c->prompt = ad_strdup(prompt);
     c->sources = inference_sources(ans);
     c->start_ms = start;

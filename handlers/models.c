@@ -102,7 +102,8 @@ void handle_agent_model_deploy(ad_request *req, ad_response *res)
     if (rc == 0) rc = storage_commit(db, &e);
     else storage_rollback(db);
     if (rc < 0) {
-        ad_response_error(res, req, rc == AD_EBUSY ? 503 : 500, "storage_error", "%s", e.msg);
+        ad_response_error(res, req, rc == AD_EBUSY ? 503 : 500,
+                          rc == AD_EBUSY ? "database_busy" : "storage_error", "%s", e.msg);
     } else {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "user_id", a.user_id);
@@ -144,6 +145,8 @@ void handle_agent_model_export(ad_request *req, ad_response *res)
     models_add_common(o, &v, a.deployed_version_id);
     cJSON_AddStringToObject(o, "persona", v.persona);
     ad_json_add_raw(o, "fewshot", v.fewshot);
+    /* The document carries the passages themselves, not their count. */
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "passages");
     cJSON *passages = cJSON_AddArrayToObject(o, "passages");
     if (storage_passages_each(storage_conn(), v.id, models_export_passage, passages, &e) < 0) {
         cJSON_Delete(o);

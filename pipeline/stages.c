@@ -610,13 +610,17 @@ int pipeline_deploy_version(sqlite3 *db, int64_t agent_id, int64_t vid, cJSON **
         version_row_cleanup(&v);
         return rc;
     }
-    int has_cur = fresh.deployed_version_id && fresh.deployed_version_id != vid &&
+    int already = fresh.deployed_version_id == vid;
+    int has_cur = fresh.deployed_version_id && !already &&
                   storage_versions_get(db, fresh.deployed_version_id, &cur, NULL) == 0;
     agent_row_cleanup(&fresh);
 
     char note[256];
     int deploy = 1;
-    if (has_cur && v.quality < cur.quality - DEPLOY_MARGIN) {
+    if (already) {
+        snprintf(note, sizeof(note), "deployed: %s is already the serving version (quality %.3f)",
+                 v.name, v.quality);
+    } else if (has_cur && v.quality < cur.quality - DEPLOY_MARGIN) {
         deploy = 0;
         snprintf(note, sizeof(note),
                  "not deployed: quality %.3f is clearly below the deployed %s (%.3f, margin %.2f)",

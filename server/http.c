@@ -122,8 +122,9 @@ static enum MHD_Result http_send(struct ad_async *ctx)
             free(body);
             return MHD_NO;
         }
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                res->content_type ? res->content_type : "application/json");
+        if (res->status != 204)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    res->content_type ? res->content_type : "application/json");
     }
     MHD_add_response_header(r, "X-Request-Id", ctx->request_id);
     const char *allow = cors_allow_origin(ctx->http->app->cfg, ctx->origin);
