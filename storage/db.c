@@ -252,11 +252,3 @@ int storage_schema_version(void)
 {
     return (int)storage_migration_count;
 }
-
-int storage_probe(sqlite3 *db, ad_err *e)
-{
-    sqlite3_stmt *st = storage_stmt(db, "SELECT count(*) FROM sqlite_schema");
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : storage_fail(db, rc, "database probe", e);
-}

@@ -46,7 +46,4 @@ int storage_fail(sqlite3 *db, int rc, const char *what, ad_err *e);
 /* The schema version this binary migrates to. */
 int storage_schema_version(void);
 
-/* Reads a one-row, one-column integer query (e.g. a health probe); 0 or AD_EIO. */
-int storage_probe(sqlite3 *db, ad_err *e);
-
 #endif
