@@ -2,3 +2,4 @@
 AD_SUITE(e2e_foundation)
 AD_SUITE(e2e_pipeline)
 AD_SUITE(e2e_agents_api)
+AD_SUITE(e2e_inference)
