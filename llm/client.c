@@ -895,13 +895,15 @@ int llm_client_submit(llm_client *c, const llm_request *req, llm_delta_fn on_del
     gemini_sse_init(&call->sse);
     gemini_reply_init(&call->reply);
 
+    /* Publish the caller's handle before the loop can see the call: on_done
+     * may run (and free the caller's state) as soon as it is queued. */
+    if (out) *out = call;
     pthread_mutex_lock(&c->mu);
     if (c->submit_tail) c->submit_tail->next_submit = call;
     else c->submit_head = call;
     c->submit_tail = call;
     pthread_mutex_unlock(&c->mu);
     curl_multi_wakeup(c->multi);
-    if (out) *out = call;
     return 0;
 }
 

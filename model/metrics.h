@@ -52,6 +52,12 @@ void metrics_compare(const char *pred, size_t pn, const char *expected, size_t e
                      metrics_scores *out);
 
 /* "HIGH" for score >= 0.8, "MEDIUM" for >= 0.5, else "LOW"; a static string. */
+/* The token metrics only (F1, Jaccard, containment), with `overall` their
+ * mean and `char_similarity` left 0: what the pipeline's evaluator scores,
+ * without the quadratic edit distance. */
+void metrics_compare_tokens(const char *pred, size_t pn, const char *expected, size_t en,
+                            metrics_scores *out);
+
 const char *metrics_quality_label(double score);
 
 /* Retrieval accumulator over queries, caller-owned; plain counters. */

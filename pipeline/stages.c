@@ -447,7 +447,7 @@ int stage_train(stage_ctx *c, ad_err *e)
 
 typedef struct eval_acc {
     metrics_retrieval retrieval;
-    double f1, jaccard, containment, chars, overall;
+    double f1, jaccard, containment, overall;
     size_t answered;
 } eval_acc;
 
@@ -467,11 +467,10 @@ static int eval_query(sqlite3 *db, int64_t vid, const model_params *params, cons
     }
     metrics_scores s = {0};
     const char *pred = a.text ? a.text : "";
-    metrics_compare(pred, strlen(pred), expected_answer, strlen(expected_answer), &s);
+    metrics_compare_tokens(pred, strlen(pred), expected_answer, strlen(expected_answer), &s);
     acc->f1 += s.token_f1;
     acc->jaccard += s.jaccard;
     acc->containment += s.containment;
-    acc->chars += s.char_similarity;
     acc->overall += s.overall;
     acc->answered++;
     answerer_result_cleanup(&a);
@@ -552,7 +551,6 @@ int pipeline_evaluate(sqlite3 *db, const agent_row *agent, int64_t vid, const mo
     cJSON_AddNumberToObject(m, "token_f1", round3(acc.f1 / q));
     cJSON_AddNumberToObject(m, "jaccard", round3(acc.jaccard / q));
     cJSON_AddNumberToObject(m, "containment", round3(acc.containment / q));
-    cJSON_AddNumberToObject(m, "character_similarity", round3(acc.chars / q));
     cJSON_AddNumberToObject(m, "overall_similarity", round3(overall));
     cJSON_AddNumberToObject(m, "quality_score", round3(quality));
     cJSON_AddStringToObject(m, "quality_label", metrics_quality_label(quality));

@@ -57,12 +57,15 @@ char *training_suggestion(const char *feedback)
 {
     ad_buf b;
     ad_buf_init(&b);
-    while (*feedback == ' ' || *feedback == '\n' || *feedback == '\t') feedback++;
+    while (isspace((unsigned char)*feedback)) feedback++;
     size_t n = strlen(feedback);
-    while (n && (feedback[n - 1] == ' ' || feedback[n - 1] == '\n' || feedback[n - 1] == '.' ||
+    if (n > 300) {
+        n = 300;
+        while (n && ((unsigned char)feedback[n] & 0xC0) == 0x80) n--; /* whole characters */
+    }
+    while (n && (isspace((unsigned char)feedback[n - 1]) || feedback[n - 1] == '.' ||
                  feedback[n - 1] == '!'))
         n--;
-    if (n > 300) n = 300;
     if (strncasecmp(feedback, "you must ", 9) == 0) {
         ad_buf_puts(&b, "You must ");
         ad_buf_append(&b, feedback + 9, n > 9 ? n - 9 : 0);

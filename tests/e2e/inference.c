@@ -1306,11 +1306,9 @@ Suite *e2e_inference_suite(void)
     tcase_add_test(tc, test_gemini_disconnect_aborts_upstream);
     tcase_add_test(tc, test_log_prompts);
     tcase_add_test(tc, test_upstream_error_carries_request_id);
-    /* Fails on a server bug, so not registered until it is fixed: a
-     * heap-use-after-free in llm_client_submit (llm/client.c:904), reported
-     * under ASan (a release build may pass by luck). AD_E2E_KNOWN_BUGS=1 in
-     * the environment runs it, to check a fix. */
-    if (getenv("AD_E2E_KNOWN_BUGS")) tcase_add_test(tc, test_stream_call_failing_at_once_is_not_used_after_free);
+    /* Regression: llm_client_submit once published the call handle after the
+     * loop could already have finished and freed the caller's state. */
+    tcase_add_test(tc, test_stream_call_failing_at_once_is_not_used_after_free);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1231,12 +1231,7 @@ Suite *e2e_training_suite(void)
     tcase_add_test(tc, test_replay_from_index_and_task_id);
     tcase_add_test(tc, test_replay_stale_log_refused);
     tcase_add_test(tc, test_crash_mid_training_keeps_serving);
-    /* Server bug (duplicate "passages" key in export, handlers/models.c:27 and
-     * :147); left unregistered so the suite stays green. Fix: in
-     * handle_agent_model_export, cJSON_DeleteItemFromObjectCaseSensitive(o,
-     * "passages") after models_add_common (or name the count "passage_count").
-     * tcase_add_test(tc, test_export_passages_key_is_unique); */
-    (void)test_export_passages_key_is_unique;
+    tcase_add_test(tc, test_export_passages_key_is_unique);
     suite_add_tcase(s, tc);
     return s;
 }

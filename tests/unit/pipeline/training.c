@@ -263,18 +263,9 @@ Suite *pipeline_training_suite(void)
     tcase_add_test(tc, test_suggestion_imperative_becomes_you_must);
     tcase_add_test(tc, test_suggestion_you_must_is_kept);
     tcase_add_test(tc, test_suggestion_trims_punctuation_and_spaces);
-    /* Server bug, left unregistered so the suite stays green: pipeline/training.c:60-63
-     * trims only ' ', '\n' (and a leading '\t'), so "Be concise.\r\n" gives
-     * "You must be concise.\r." Fix: trim with isspace() at both ends.
-     * tcase_add_test(tc, test_suggestion_trims_cr_and_tab); */
+    tcase_add_test(tc, test_suggestion_trims_cr_and_tab);
     tcase_add_test(tc, test_suggestion_long_feedback_is_bounded);
-    /* Server bug, left unregistered so the suite stays green: pipeline/training.c:65
-     * `if (n > 300) n = 300;` cuts inside a UTF-8 character, and the invalid
-     * bytes reach the persona and the JSON of GET .../training and export.
-     * Fix: after the cut, `while (n && ((unsigned char)feedback[n] & 0xC0) == 0x80) n--;`.
-     * tcase_add_test(tc, test_suggestion_long_utf8_stays_valid); */
-    (void)test_suggestion_trims_cr_and_tab;
-    (void)test_suggestion_long_utf8_stays_valid;
+    tcase_add_test(tc, test_suggestion_long_utf8_stays_valid);
     suite_add_tcase(s, tc);
     return s;
 }
