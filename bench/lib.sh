@@ -77,6 +77,7 @@ bench_cleanup() {
 	trap - EXIT
 	bench_stop_agentd || true
 	bench_stop_nginx || true
+	bench_stop_fake_gemini || true
 	if [ -n "$BENCH_TMP" ] && [ -d "$BENCH_TMP" ]; then
 		if [ "$rc" -ne 0 ] || [ "$BENCH_KEEP_TMP" = 1 ]; then
 			bench_log "logs and configs kept in $BENCH_TMP"
@@ -207,6 +208,15 @@ bench_start_agentd() {
 			bench_die "agentd exited during startup (log: $AGENTD_LOG)"
 		fi
 		line=$(grep -m1 '"msg":"listening"' "$AGENTD_LOG" 2>/dev/null || true)
+		if [ -z "$line" ]; then
+			# With --log-level warn there is no "listening" line: ask the kernel
+			# which loopback port this pid listens on.
+			AGENTD_PORT=$(bench_listen_port "$AGENTD_PID")
+			if [ -n "$AGENTD_PORT" ]; then
+				bench_log "agentd up on 127.0.0.1:$AGENTD_PORT (pid $AGENTD_PID, log $AGENTD_LOG; port from ss)"
+				return 0
+			fi
+		fi
 		if [ -n "$line" ]; then
 			AGENTD_PORT=$(sed -n 's/.*"port":[[:space:]]*\([0-9][0-9]*\).*/\1/p' <<<"$line")
 			if [ -z "$AGENTD_PORT" ] || [ "$AGENTD_PORT" -eq 0 ]; then
@@ -219,6 +229,11 @@ bench_start_agentd() {
 	done
 	tail -n 20 "$AGENTD_LOG" >&2 || true
 	bench_die "agentd logged no \"listening\" line within ${BENCH_START_TIMEOUT}s (log: $AGENTD_LOG)"
+}
+
+# bench_listen_port PID: the TCP port PID listens on (empty when none yet).
+bench_listen_port() {
+	ss -Hltnp 2>/dev/null | awk -v p="pid=$1," 'index($0, p) { n = split($4, a, ":"); print a[n]; exit }'
 }
 
 bench_stop_agentd() {
@@ -319,3 +334,95 @@ bench_report() {
 	} | tee -a "$results"
 	bench_log "appended to ${results#"$BENCH_ROOT"/}"
 }
+
+# ---------------------------------------------------------------- extras
+
+BENCH_DRIVER="$BENCH_DIR/driver.py"
+FAKE_GEMINI_BIN=${FAKE_GEMINI_BIN:-$BENCH_ROOT/build/release/fake_gemini}
+FAKE_GEMINI_PID=""
+FAKE_GEMINI_PORT=""
+
+# bench_driver ARGS...: runs the Python load driver (bench/driver.py).
+bench_driver() { python3 "$BENCH_DRIVER" "$@"; }
+
+# bench_median N...: the median of the numbers given (mean of the middle two when even).
+bench_median() {
+	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
+		if (NR == 0) { print "n/a"; exit }
+		if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# bench_proc_kb PID FIELD: a /proc/PID/status field in kB (VmRSS, VmHWM, ...).
+bench_proc_kb() {
+	awk -v f="$2:" '$1 == f { print $2; exit }' "/proc/$1/status" 2>/dev/null
+}
+
+# bench_mib KB: kB -> MiB with one decimal.
+bench_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# bench_wipe_agentd: stops agentd and wipes its data dir (the next start is fresh).
+bench_wipe_agentd() {
+	bench_stop_agentd
+	rm -rf "$BENCH_TMP/agentd-data"
+}
+
+# Starts build/release/fake_gemini on an ephemeral loopback port with
+# --delay-ms DELAY; sets FAKE_GEMINI_PORT/FAKE_GEMINI_PID.
+bench_start_fake_gemini() {
+	local delay=$1 out="$BENCH_TMP/fake_gemini.out" i
+	[ -x "$FAKE_GEMINI_BIN" ] ||
+		bench_die "fake Gemini server not found: $FAKE_GEMINI_BIN (run 'make build/release/fake_gemini')"
+	: >"$out"
+	"$FAKE_GEMINI_BIN" --port 0 --delay-ms "$delay" </dev/null >"$out" 2>"$BENCH_TMP/fake_gemini.err" &
+	FAKE_GEMINI_PID=$!
+	for ((i = 0; i < BENCH_START_TIMEOUT * 10; i++)); do
+		FAKE_GEMINI_PORT=$(head -n1 "$out")
+		if [ -n "$FAKE_GEMINI_PORT" ]; then
+			bench_log "fake Gemini up on 127.0.0.1:$FAKE_GEMINI_PORT (pid $FAKE_GEMINI_PID, delay ${delay}ms)"
+			return 0
+		fi
+		kill -0 "$FAKE_GEMINI_PID" 2>/dev/null || bench_die "fake_gemini exited: $(cat "$BENCH_TMP/fake_gemini.err")"
+		sleep 0.1
+	done
+	bench_die "fake_gemini printed no port within ${BENCH_START_TIMEOUT}s"
+}
+
+bench_stop_fake_gemini() {
+	[ -n "$FAKE_GEMINI_PID" ] || return 0
+	bench_stop_pid "$FAKE_GEMINI_PID" fake_gemini
+	FAKE_GEMINI_PID=""
+	FAKE_GEMINI_PORT=""
+}
+
+# Per-configuration wrk figures across rounds, keyed by a name.
+declare -A BENCH_RPS=() BENCH_P50=() BENCH_P99=() BENCH_ERRS=()
+
+# bench_collect NAME: records the last bench_wrk figures under NAME.
+bench_collect() {
+	BENCH_RPS[$1]+="$WRK_RPS "
+	BENCH_P50[$1]+="$WRK_P50 "
+	BENCH_P99[$1]+="$WRK_P99 "
+	BENCH_ERRS[$1]=$((${BENCH_ERRS[$1]:-0} + WRK_NON2XX + WRK_SOCKET_ERRORS))
+}
+
+# bench_med ARRAY NAME: the median of the figures recorded under NAME in ARRAY
+# (BENCH_RPS, BENCH_P50, BENCH_P99).
+bench_med() {
+	local -n arr=$1
+	# shellcheck disable=SC2086 # the figures are a space-separated list
+	bench_median ${arr[$2]}
+}
+
+# bench_row LABEL NAME REF_NAME: a markdown row: median req/s, p50, p99, errors,
+# ratio of the median req/s to REF_NAME's, and every run's req/s.
+bench_row() {
+	local label=$1 name=$2 ref=$3 rps
+	rps=$(bench_med BENCH_RPS "$name")
+	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$rps" \
+		"$(bench_med BENCH_P50 "$name")" "$(bench_med BENCH_P99 "$name")" "${BENCH_ERRS[$name]:-0}" \
+		"$( [ -n "$ref" ] && bench_ratio "$rps" "$(bench_med BENCH_RPS "$ref")" || echo -)" \
+		"$(echo "${BENCH_RPS[$name]}" | xargs | sed 's/ /, /g')"
+}
+
+BENCH_ROW_HEADER='| server | req/s (median) | p50 ms | p99 ms | non-2xx + socket errors (all runs) | ratio vs reference | req/s of each run |
+|---|---:|---:|---:|---:|---:|---|'

@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""Load driver for the agentd bench scenarios (loopback only, every loop bounded).
+
+Subcommands (all print one JSON object on stdout with their figures):
+
+  gentext  --bytes N [--seed S]            deterministic English-like text to stdout
+                                           (raw text, not JSON; no trailing newline)
+  passages --in FILE --sql OUT [--size 600] split a text file into ~600-byte passages
+                                           and write an SQL script that builds an FTS5
+                                           index over them in one transaction
+  create   --port P --count N [--prefix ID] [--bytes B | --text-file F | --dataset-file F]
+           [--concurrency C] [--seed S]     create N agents as fast as possible
+  wait     --port P --count N [--timeout S] poll the list route until N agents are
+                                           ready (or in error); reports the time
+  pipeline --port P --text-file F [--user ID] [--timeout S]
+                                           POST one agent, poll its status until ready,
+                                           report POST->ready and per-stage durations
+  get      --port P --path /health --requests N [--concurrency C]
+                                           GET the same path N times (driver ceiling,
+                                           status reads)
+"""
+import argparse
+import http.client
+import json
+import random
+import sys
+import threading
+import time
+
+WORDS = """
+the of and to in is that for it as was with be by on not he this are or his from at
+which but have an they you were their one all we can her has there been if more when
+will would who so no she other its may these about into than them only some could
+time new two also then any first like now over such our what most after very made
+well years many must before see where through back much way should because each
+just those people how too little state good world work still between own here both
+life being under never day same another know while last might us great old year off
+come since against go came right used take three himself few house use during
+without again place around however home small found thought went say part once
+general high upon school every don't does got united left number course war until
+always away something fact though water less public put think almost hand enough far
+took head yet government system better set told nothing night end why called didn't
+eyes find going look asked later knew point next program city business give group
+toward young let room president side social given present several order national
+possible rather second face per among form important often things looked early white
+case john become large big need four within felt along children saw best church ever
+least power development light thought family interest want members mind country area
+others done turned although open god service problem certain kind different thus
+began door help means sense whole matter perhaps itself york times law human line
+above name example action company hands local show whether five history gave today
+either act feet across taken past quite anything seen having death experience body
+word half really week field money car words already information tell together college
+shall sometimes free model data server request agent training passage index query
+answer python function memory thread network storage engine latency response client
+library module compiler kernel process signal buffer socket parser token language
+pipeline stage worker queue version deploy evaluate retrieve score ranking document
+""".split()
+
+
+def gen_text(nbytes, seed):
+    """Sentences of 6..22 words drawn from WORDS with a Zipf-like bias, 3..7 sentences
+    per paragraph, deterministic for (nbytes, seed). Exactly nbytes bytes (ASCII)."""
+    rng = random.Random(seed)
+    n = len(WORDS)
+    # Zipf-ish weights: common words first in the list.
+    weights = [1.0 / (i + 8) for i in range(n)]
+    cum = []
+    acc = 0.0
+    for w in weights:
+        acc += w
+        cum.append(acc)
+    out = []
+    size = 0
+    while size < nbytes:
+        nsent = rng.randint(3, 7)
+        para = []
+        for _ in range(nsent):
+            k = rng.randint(6, 22)
+            ws = rng.choices(WORDS, cum_weights=cum, k=k)
+            if rng.random() < 0.3:
+                ws[rng.randrange(k)] = str(rng.randint(2, 2099))
+            s = " ".join(ws)
+            s = s[0].upper() + s[1:]
+            if rng.random() < 0.25 and k > 8:
+                cut = rng.randint(3, k - 3)
+                s = " ".join(s.split(" ")[:cut]) + ", " + " ".join(s.split(" ")[cut:])
+            s += rng.choice(".....?!")
+            para.append(s)
+        p = " ".join(para) + "\n\n"
+        out.append(p)
+        size += len(p)
+    return "".join(out)[:nbytes]
+
+
+def split_passages(text, size):
+    """Sentence-aware split into passages of about `size` bytes."""
+    passages = []
+    cur = []
+    cur_len = 0
+    for para in text.split("\n\n"):
+        for sent in para.replace("? ", "?\x00").replace("! ", "!\x00").replace(". ", ".\x00").split("\x00"):
+            sent = sent.strip()
+            if not sent:
+                continue
+            if cur_len + len(sent) + 1 > size and cur:
+                passages.append(" ".join(cur))
+                cur, cur_len = [], 0
+            cur.append(sent)
+            cur_len += len(sent) + 1
+    if cur:
+        passages.append(" ".join(cur))
+    return passages
+
+
+class Conn:
+    """One keep-alive connection; reconnects once on a dropped connection."""
+
+    def __init__(self, port, timeout=60):
+        self.port = port
+        self.timeout = timeout
+        self.c = None
+
+    def request(self, method, path, body=None):
+        for attempt in (0, 1):
+            if self.c is None:
+                self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                headers = {"Content-Type": "application/json"} if body is not None else {}
+                self.c.request(method, path, body=body, headers=headers)
+                r = self.c.getresponse()
+                data = r.read()
+                if r.getheader("Connection", "").lower() == "close":
+                    self.c.close()
+                    self.c = None
+                return r.status, data
+            except (http.client.HTTPException, ConnectionError, OSError):
+                if self.c is not None:
+                    self.c.close()
+                self.c = None
+                if attempt:
+                    raise
+        raise RuntimeError("unreachable")
+
+
+def run_parallel(n, concurrency, port, job):
+    """Runs job(conn, i) for i in 0..n-1 over `concurrency` threads; returns
+    (elapsed seconds, list of statuses)."""
+    statuses = [0] * n
+    nxt = [0]
+    lock = threading.Lock()
+
+    def worker():
+        c = Conn(port)
+        while True:
+            with lock:
+                i = nxt[0]
+                if i >= n:
+                    return
+                nxt[0] += 1
+            try:
+                statuses[i] = job(c, i)
+            except Exception as exc:  # noqa: BLE001 - counted as a failure
+                print(f"driver: request {i} failed: {exc}", file=sys.stderr)
+                statuses[i] = -1
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - t0, statuses
+
+
+def cmd_gentext(a):
+    sys.stdout.write(gen_text(a.bytes, a.seed))
+
+
+def cmd_passages(a):
+    with open(a.input, encoding="utf-8") as f:
+        text = f.read()
+    ps = split_passages(text, a.size)
+    with open(a.sql, "w", encoding="utf-8") as f:
+        f.write("PRAGMA journal_mode=WAL;\n")
+        f.write("CREATE VIRTUAL TABLE t USING fts5(body, tokenize='unicode61 remove_diacritics 2');\n")
+        f.write("BEGIN;\n")
+        for p in ps:
+            f.write("INSERT INTO t(body) VALUES('" + p.replace("'", "''") + "');\n")
+        f.write("COMMIT;\n")
+    sizes = sorted(len(p) for p in ps)
+    print(json.dumps({"passages": len(ps), "median_bytes": sizes[len(sizes) // 2], "max_bytes": sizes[-1]}))
+
+
+def cmd_create(a):
+    if a.dataset_file:
+        with open(a.dataset_file, encoding="utf-8") as f:
+            ds = json.load(f)
+        ds = ds.get("training_data", ds) if isinstance(ds, dict) else ds
+        bodies = lambda i: json.dumps({"user_id": f"{a.prefix}{i:05d}", "dataset": ds})  # noqa: E731
+    elif a.text_file:
+        with open(a.text_file, encoding="utf-8") as f:
+            text = f.read()
+        bodies = lambda i: json.dumps({"user_id": f"{a.prefix}{i:05d}", "training_data": text})  # noqa: E731
+    else:
+        # Pre-generate every body so the timed loop only sends.
+        pre = [json.dumps({"user_id": f"{a.prefix}{i:05d}",
+                           "training_data": gen_text(a.bytes, a.seed + i)}) for i in range(a.count)]
+        bodies = lambda i: pre[i]  # noqa: E731
+    payload = [bodies(i).encode() for i in range(a.count)]
+
+    def job(c, i):
+        st, data = c.request("POST", "/api/v1/agents", payload[i])
+        if st != 201:
+            print(f"driver: create {i}: HTTP {st}: {data[:200]!r}", file=sys.stderr)
+        return st
+
+    t0 = time.monotonic()
+    elapsed, sts = run_parallel(a.count, a.concurrency, a.port, job)
+    ok = sum(1 for s in sts if s == 201)
+    res = {"created": ok, "failed": a.count - ok, "seconds": round(elapsed, 3),
+           "per_s": round(ok / elapsed, 1) if elapsed > 0 else None,
+           "body_bytes": len(payload[0]) if payload else 0}
+    if a.wait_ready and ok == a.count:
+        # Time from the first POST until every agent is ready (or in error).
+        c = Conn(a.port)
+        deadline = t0 + a.timeout
+        ready = err = 0
+        while time.monotonic() < deadline:
+            ready = list_total(c, "ready")
+            err = list_total(c, "error")
+            if ready + err >= a.count:
+                break
+            time.sleep(0.02)
+        total = time.monotonic() - t0
+        res.update({"ready": ready, "error": err, "all_ready_s": round(total, 3),
+                    "trained_per_s": round(ready / total, 1), "timed_out": ready + err < a.count})
+        if ready != a.count:
+            print(json.dumps(res))
+            sys.exit(1)
+    print(json.dumps(res))
+    if ok != a.count:
+        sys.exit(1)
+
+
+def list_total(c, status):
+    st, data = c.request("GET", f"/api/v1/agents?status={status}&limit=1")
+    if st != 200:
+        raise RuntimeError(f"list {status}: HTTP {st}")
+    return int(json.loads(data)["total_users"])
+
+
+def cmd_wait(a):
+    c = Conn(a.port)
+    t0 = time.monotonic()
+    deadline = t0 + a.timeout
+    ready = err = 0
+    while time.monotonic() < deadline:
+        ready = list_total(c, "ready")
+        err = list_total(c, "error")
+        if ready + err >= a.count:
+            break
+        time.sleep(a.interval)
+    elapsed = time.monotonic() - t0
+    print(json.dumps({"ready": ready, "error": err, "seconds": round(elapsed, 3),
+                      "timed_out": ready + err < a.count}))
+    if ready < a.count:
+        sys.exit(1)
+
+
+def cmd_pipeline(a):
+    with open(a.text_file, encoding="utf-8") as f:
+        text = f.read()
+    body = json.dumps({"user_id": a.user, "training_data": text}).encode()
+    c = Conn(a.port, timeout=a.timeout)
+    t0 = time.monotonic()
+    st, data = c.request("POST", "/api/v1/agents", body)
+    t_post = time.monotonic() - t0
+    if st != 201:
+        print(f"driver: create: HTTP {st}: {data[:300]!r}", file=sys.stderr)
+        sys.exit(1)
+    status = None
+    deadline = t0 + a.timeout
+    while time.monotonic() < deadline:
+        st, data = c.request("GET", f"/api/v1/agents/{a.user}/status")
+        status = json.loads(data).get("status")
+        if status in ("ready", "error"):
+            break
+        time.sleep(0.01)
+    t_ready = time.monotonic() - t0
+    st, data = c.request("GET", f"/api/v1/agents/{a.user}/pipeline")
+    stages = {s["name"]: s.get("duration_ms") for s in json.loads(data).get("stages", [])}
+    summaries = {s["name"]: s.get("summary") for s in json.loads(data).get("stages", [])}
+    print(json.dumps({"status": status, "post_s": round(t_post, 3), "ready_s": round(t_ready, 3),
+                      "text_bytes": len(text.encode()), "body_bytes": len(body),
+                      "stages_ms": stages, "summaries": summaries}))
+    if status != "ready":
+        sys.exit(1)
+
+
+def cmd_get(a):
+    paths = [a.path.replace("{i}", f"{i % a.rotate:05d}") for i in range(a.requests)]
+
+    def job(c, i):
+        st, _ = c.request("GET", paths[i])
+        return st
+
+    elapsed, sts = run_parallel(a.requests, a.concurrency, a.port, job)
+    ok = sum(1 for s in sts if s == 200)
+    print(json.dumps({"ok": ok, "failed": a.requests - ok, "seconds": round(elapsed, 3),
+                      "per_s": round(ok / elapsed, 1) if elapsed > 0 else None}))
+    if ok != a.requests:
+        sys.exit(1)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("gentext")
+    g.add_argument("--bytes", type=int, required=True)
+    g.add_argument("--seed", type=int, default=1)
+    g = sub.add_parser("passages")
+    g.add_argument("--in", dest="input", required=True)
+    g.add_argument("--sql", required=True)
+    g.add_argument("--size", type=int, default=600)
+    g = sub.add_parser("create")
+    g.add_argument("--port", type=int, required=True)
+    g.add_argument("--count", type=int, required=True)
+    g.add_argument("--prefix", default="agent-")
+    g.add_argument("--bytes", type=int, default=200)
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--text-file")
+    g.add_argument("--dataset-file")
+    g.add_argument("--concurrency", type=int, default=8)
+    g.add_argument("--wait-ready", action="store_true",
+                   help="then poll until all are ready; report first POST -> all ready")
+    g.add_argument("--timeout", type=float, default=110)
+    g = sub.add_parser("wait")
+    g.add_argument("--port", type=int, required=True)
+    g.add_argument("--count", type=int, required=True)
+    g.add_argument("--timeout", type=float, default=120)
+    g.add_argument("--interval", type=float, default=0.05)
+    g = sub.add_parser("pipeline")
+    g.add_argument("--port", type=int, required=True)
+    g.add_argument("--text-file", required=True)
+    g.add_argument("--user", default="big-agent")
+    g.add_argument("--timeout", type=float, default=120)
+    g = sub.add_parser("get")
+    g.add_argument("--port", type=int, required=True)
+    g.add_argument("--path", required=True, help="'{i}' is replaced by i mod --rotate, 5 digits")
+    g.add_argument("--rotate", type=int, default=1)
+    g.add_argument("--requests", type=int, required=True)
+    g.add_argument("--concurrency", type=int, default=8)
+    a = p.parse_args()
+    {"gentext": cmd_gentext, "passages": cmd_passages, "create": cmd_create, "wait": cmd_wait,
+     "pipeline": cmd_pipeline, "get": cmd_get}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
