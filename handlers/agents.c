@@ -12,7 +12,6 @@
 #include "server/app.h"
 #include "storage/db.h"
 #include "storage/executions.h"
-#include "storage/trainings.h"
 #include "storage/versions.h"
 
 #define DATASET_MAX_ITEMS 100000
@@ -264,25 +263,45 @@ static void agents_add_status_fields(cJSON *o, const agent_row *a)
 
 void handle_agent_status(ad_request *req, ad_response *res)
 {
-    agent_row a;
-    if (agents_lookup(req, res, &a) < 0) return;
+    ad_err e = {0};
+    const char *id = req->params[0];
+    if (agents_check_user_id(id, &e) < 0) {
+        ad_response_error(res, req, 400, "invalid_user_id", "%s", e.msg);
+        return;
+    }
+    sqlite3 *db = agents_db(req, res);
+    if (!db) return;
+    agent_status a;
+    int rc = storage_agents_status(db, id, &a, &e);
+    if (rc == AD_ENOTFOUND) {
+        ad_response_error(res, req, 404, "agent_not_found", "no agent with user_id '%s'", id);
+        return;
+    }
+    if (rc < 0) {
+        agents_storage_error(req, res, &e);
+        return;
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", a.user_id);
-    agents_add_status_fields(o, &a);
+    cJSON_AddStringToObject(o, "status", a.status);
+    if (a.stage[0]) cJSON_AddStringToObject(o, "stage", a.stage);
+    else cJSON_AddNullToObject(o, "stage");
+    cJSON_AddNumberToObject(o, "progress", a.progress);
+    if (a.error[0]) cJSON_AddStringToObject(o, "error", a.error);
+    ad_json_add_time(o, "created_at", a.created_at);
+    ad_json_add_time(o, "updated_at", a.updated_at);
     /* A training run goes on beside the serving version: its progress is
      * shown here without changing the agent's status. */
-    training_row t;
-    if (storage_trainings_active(storage_conn(), a.id, &t, NULL) == 0) {
+    if (a.training_id) {
         cJSON *tr = cJSON_AddObjectToObject(o, "training");
-        cJSON_AddNumberToObject(tr, "training_id", (double)t.id);
-        cJSON_AddStringToObject(tr, "status", t.status);
-        cJSON_AddNumberToObject(tr, "iteration", t.done_iterations);
-        cJSON_AddNumberToObject(tr, "iterations", t.iterations);
-        cJSON_AddNumberToObject(tr, "progress", t.iterations ? t.done_iterations * 100 / t.iterations : 0);
-        training_row_cleanup(&t);
+        cJSON_AddNumberToObject(tr, "training_id", (double)a.training_id);
+        cJSON_AddStringToObject(tr, "status", a.training_status);
+        cJSON_AddNumberToObject(tr, "iteration", a.training_done);
+        cJSON_AddNumberToObject(tr, "iterations", a.training_iterations);
+        cJSON_AddNumberToObject(tr, "progress",
+                                a.training_iterations ? a.training_done * 100 / a.training_iterations : 0);
     }
     ad_json_add_time(o, "timestamp", ad_clock_now_ms());
-    agent_row_cleanup(&a);
     ad_response_json(res, 200, o);
 }
 

@@ -125,6 +125,36 @@ int storage_agents_get_by_id(sqlite3 *db, int64_t id, agent_row *out, ad_err *e)
     return agents_read_one(db, st, out, e);
 }
 
+int storage_agents_status(sqlite3 *db, const char *user_id, agent_status *out, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT a.user_id, a.status, a.stage, a.progress, a.error, a.created_at, a.updated_at,"
+        " t.id, t.status, t.done_iterations, t.iterations FROM agents a"
+        " LEFT JOIN trainings t ON t.id = (SELECT max(id) FROM trainings"
+        "   WHERE agent_id = a.id AND status IN ('queued', 'running'))"
+        " WHERE a.user_id = ?1");
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        col_copy(st, 0, out->user_id, sizeof(out->user_id));
+        col_copy(st, 1, out->status, sizeof(out->status));
+        col_copy(st, 2, out->stage, sizeof(out->stage));
+        out->progress = sqlite3_column_int(st, 3);
+        col_copy(st, 4, out->error, sizeof(out->error));
+        out->created_at = sqlite3_column_int64(st, 5);
+        out->updated_at = sqlite3_column_int64(st, 6);
+        out->training_id = sqlite3_column_int64(st, 7);
+        col_copy(st, 8, out->training_status, sizeof(out->training_status));
+        out->training_done = sqlite3_column_int(st, 9);
+        out->training_iterations = sqlite3_column_int(st, 10);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "agent not found");
+    return storage_fail(db, rc, "read agent status", e);
+}
+
 int storage_agents_material(sqlite3 *db, int64_t agent_id, char **out, size_t *len, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "SELECT body FROM materials WHERE agent_id = ?1");

@@ -48,6 +48,22 @@ int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad
 int storage_agents_get(sqlite3 *db, const char *user_id, agent_row *out, ad_err *e);
 int storage_agents_get_by_id(sqlite3 *db, int64_t id, agent_row *out, ad_err *e);
 
+/* What GET .../status shows: the agent's place in the pipeline and its
+ * active training run, read in one statement (the hot polling route). */
+typedef struct agent_status {
+    char user_id[AGENT_USER_ID_MAX + 1];
+    char status[16];
+    char stage[32];
+    int progress;
+    char error[512];
+    int64_t created_at, updated_at;
+    int64_t training_id;      /* 0 when no run is queued or running */
+    char training_status[16];
+    int training_done, training_iterations;
+} agent_status;
+
+int storage_agents_status(sqlite3 *db, const char *user_id, agent_status *out, ad_err *e);
+
 /* The agent's material; `*out` is owned by the caller (free). */
 int storage_agents_material(sqlite3 *db, int64_t agent_id, char **out, size_t *len, ad_err *e);
 

@@ -289,27 +289,44 @@ int storage_passages_search(sqlite3 *db, int64_t version_id, const char *match, 
     ad_buf expr;
     ad_buf_init(&expr);
     ad_buf_printf(&expr, "scope : v%lld AND (%s)", (long long)version_id, match);
+    /* Rank on the index alone (rowid and bm25 read no stored column), then
+     * fetch the columns of the few winners: reading every match's row first
+     * cost more than the ranking on large material. Ties go to the earlier
+     * passage: rowids grow with `ord` within a version. */
     sqlite3_stmt *st = storage_stmt(db,
-        "SELECT rowid, ord, -bm25(passages, 0.0, ?2, ?3) AS score, question, body, answer,"
-        " category FROM passages WHERE passages MATCH ?1 ORDER BY score DESC, ord LIMIT ?4");
+        "SELECT rowid, -bm25(passages, 0.0, ?2, ?3) AS score FROM passages"
+        " WHERE passages MATCH ?1 ORDER BY score DESC, rowid LIMIT ?4");
     sqlite3_bind_text(st, 1, expr.data, (int)expr.len, SQLITE_STATIC);
     sqlite3_bind_double(st, 2, w_question);
     sqlite3_bind_double(st, 3, w_body);
     sqlite3_bind_int(st, 4, max);
     int rc = SQLITE_DONE, n = 0;
     while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        passage_hit *h = &hits[n++];
-        h->rowid = sqlite3_column_int64(st, 0);
-        h->ord = sqlite3_column_int(st, 1);
-        h->score = sqlite3_column_double(st, 2);
-        h->question = hit_dup(st, 3);
-        h->body = hit_dup(st, 4);
-        h->answer = hit_dup(st, 5);
-        h->category = hit_dup(st, 6);
+        memset(&hits[n], 0, sizeof(hits[n]));
+        hits[n].rowid = sqlite3_column_int64(st, 0);
+        hits[n].score = sqlite3_column_double(st, 1);
+        n++;
     }
     if (n == max) rc = SQLITE_DONE;
     sqlite3_reset(st);
     ad_buf_cleanup(&expr);
+    sqlite3_stmt *row = storage_stmt(db,
+        "SELECT ord, question, body, answer, category FROM passages WHERE rowid = ?1");
+    for (int i = 0; i < n && rc == SQLITE_DONE; i++) {
+        sqlite3_reset(row);
+        sqlite3_bind_int64(row, 1, hits[i].rowid);
+        int r = sqlite3_step(row);
+        if (r != SQLITE_ROW) {
+            rc = r == SQLITE_DONE ? SQLITE_CORRUPT : r;
+            break;
+        }
+        hits[i].ord = sqlite3_column_int(row, 0);
+        hits[i].question = hit_dup(row, 1);
+        hits[i].body = hit_dup(row, 2);
+        hits[i].answer = hit_dup(row, 3);
+        hits[i].category = hit_dup(row, 4);
+    }
+    sqlite3_reset(row);
     *count = n;
     if (rc != SQLITE_DONE) {
         passage_hits_cleanup(hits, n);
