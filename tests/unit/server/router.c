@@ -229,7 +229,7 @@ START_TEST(test_router_every_table_route_matches_itself)
                       ad_method_name(ad_routes[i].method), path);
         ck_assert_uint_eq(m.nparams, nbraces);
         for (size_t k = 0; k < nbraces; k++) {
-            char want[8];
+            char want[24];
             snprintf(want, sizeof(want), "p%zu", k);
             ck_assert_str_eq(m.params[k], want);
         }
