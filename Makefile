@@ -40,7 +40,7 @@ UNIT_BIN   := $(BUILD)/unit_tests
 E2E_BIN    := $(BUILD)/e2e_tests
 FAKE_BIN   := $(BUILD)/fake_gemini
 
-.PHONY: all deps run test check build lint bench clean format
+.PHONY: all deps run test check check-threads build lint bench clean format
 
 all: build
 
@@ -82,10 +82,18 @@ check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 
 SHARED ?= $(abspath ../shared)
 
+# The suites whose threads share state (the llm loop, deferred responses,
+# streams, the worker pool), again under ThreadSanitizer.
+check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN) e2e_inference
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN) e2e_pipeline
+
 test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory check VARIANT=release
 	@$(MAKE) --no-print-directory check VARIANT=asan
+	@$(MAKE) --no-print-directory check-threads VARIANT=tsan
 	@$(MAKE) --no-print-directory build VARIANT=release
 
 lint:

@@ -349,6 +349,9 @@ static void inference_gemini(ad_request *req, ad_response *res, const agent_row 
     c->stream = stream;
     if (stream) c->events = ad_stream_new(inference_abort, c);
     ad_err e = {0};
+    /* Deferred before submitting: on_done may complete the request on the
+     * client's thread before llm_client_submit even returns. */
+    res->deferred = 1;
     int rc = llm_client_submit(req->app->llm, &lr, stream ? inference_on_delta : NULL,
                                inference_on_done, c, stream ? &c->call : NULL, &e);
     free(context);
@@ -361,10 +364,9 @@ static void inference_gemini(ad_request *req, ad_response *res, const agent_row 
         cJSON_Delete(c->sources);
         free(c->prompt);
         free(c);
+        res->deferred = 0;
         ad_response_error(res, req, 503, "upstream_unavailable", "%s", e.msg);
-        return;
     }
-    res->deferred = 1;
 }
 
 void handle_agent_inference(ad_request *req, ad_response *res)

@@ -1,8 +1,10 @@
 /*
  * Deferred responses: a handler that must wait (inference) sets
- * `res->deferred = 1` and keeps `req->async`; the server suspends the
- * connection without holding a thread. Later, from any thread, exactly one
- * call to ad_async_complete() delivers the response and resumes it.
+ * `res->deferred = 1` BEFORE it starts the work that will complete it, keeps
+ * `req->async`, and touches `res` no more; the server suspends the connection
+ * without holding a thread. Later, from any thread (possibly before the
+ * handler has even returned), exactly one call to ad_async_complete()
+ * delivers the response and resumes the connection.
  */
 #ifndef AD_SERVER_ASYNC_H
 #define AD_SERVER_ASYNC_H

@@ -51,8 +51,9 @@ struct ad_async {
     int status_sent;
     size_t bytes_sent;
 
-    pthread_mutex_t lock;      /* guards the deferred-response hand-off */
+    pthread_mutex_t lock;      /* guards the deferred-response hand-off: */
     int deferred, suspended, completed;
+    ad_response pending;       /* the completed response, until this connection's thread takes it */
 };
 
 static const char *http_header(struct MHD_Connection *c, const char *name)
@@ -284,6 +285,14 @@ static int http_body_has_nul_escape(const char *s, size_t n)
     return 0;
 }
 
+/* Moves the completed response into ctx->res; caller holds ctx->lock. */
+static void http_take_pending(struct ad_async *ctx)
+{
+    ad_response_cleanup(&ctx->res);
+    ctx->res = ctx->pending;
+    ad_response_init(&ctx->pending);
+}
+
 static enum MHD_Result http_dispatch(struct ad_async *ctx)
 {
     if (ctx->too_large) {
@@ -312,6 +321,7 @@ static enum MHD_Result http_dispatch(struct ad_async *ctx)
     ctx->deferred = 1;
     enum MHD_Result ok = MHD_YES;
     if (ctx->completed) {
+        http_take_pending(ctx);
         ok = http_send(ctx);
     } else {
         MHD_suspend_connection(ctx->conn);
@@ -323,10 +333,11 @@ static enum MHD_Result http_dispatch(struct ad_async *ctx)
 
 void ad_async_complete(struct ad_async *ctx, ad_response *res)
 {
+    /* The connection's own thread may still be inside the handler, using
+     * ctx->res: the answer waits in `pending` until that thread takes it. */
     pthread_mutex_lock(&ctx->lock);
-    ad_response_cleanup(&ctx->res);
-    ctx->res = *res;
-    ctx->res.deferred = 0;
+    ctx->pending = *res;
+    ctx->pending.deferred = 0;
     ad_response_init(res);
     ctx->completed = 1;
     if (ctx->suspended) {
@@ -350,6 +361,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         ctx->start_mono_ms = ad_clock_mono_ms();
         ad_buf_init(&ctx->body);
         ad_response_init(&ctx->res);
+        ad_response_init(&ctx->pending);
         pthread_mutex_init(&ctx->lock, NULL);
         atomic_fetch_add(&h->active, 1);
         *con_cls = ctx;
@@ -374,7 +386,11 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     }
     if (ctx->deferred) {
         pthread_mutex_lock(&ctx->lock);
-        enum MHD_Result ok = ctx->completed ? http_send(ctx) : MHD_YES;
+        enum MHD_Result ok = MHD_YES;
+        if (ctx->completed && !ctx->queued) {
+            http_take_pending(ctx);
+            ok = http_send(ctx);
+        }
         pthread_mutex_unlock(&ctx->lock);
         return ok;
     }
@@ -406,6 +422,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     if (ctx->stream) ad_stream_finished(ctx->stream, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     cJSON_Delete(ctx->req.json);
     ad_response_cleanup(&ctx->res);
+    ad_response_cleanup(&ctx->pending);
     ad_buf_cleanup(&ctx->body);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx->path);
