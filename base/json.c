@@ -1,6 +1,7 @@
 #include "base/json.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/clock.h"
@@ -14,6 +15,13 @@ void ad_json_add_time(cJSON *obj, const char *key, int64_t ms)
     char ts[AD_ISO8601_LEN];
     ad_clock_iso8601(ms, ts);
     cJSON_AddStringToObject(obj, key, ts);
+}
+
+void ad_json_add_int(cJSON *obj, const char *key, long long v)
+{
+    char num[24];
+    snprintf(num, sizeof(num), "%lld", v);
+    cJSON_AddRawToObject(obj, key, num);
 }
 
 void ad_json_add_raw(cJSON *obj, const char *key, const char *text)

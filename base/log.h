@@ -15,6 +15,14 @@ int ad_log_level_from_string(const char *s, ad_log_level *out);
 const char *ad_log_level_name(ad_log_level level);
 int ad_log_enabled(ad_log_level level);
 
+/* Hands lines to one writer thread that writes them in batches (every few
+ * milliseconds, or sooner when many are waiting), instead of one write(2)
+ * per line from every request. Lines stay whole and in order per thread.
+ * Before start and after stop, lines are written at once. */
+void ad_log_start_async(void);
+/* Writes what is waiting and stops the writer thread. */
+void ad_log_stop_async(void);
+
 /* Logs {"ts":..., "level":..., "msg": <formatted>}. */
 void ad_log(ad_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -286,7 +286,7 @@ void handle_agent_status(ad_request *req, ad_response *res)
     cJSON_AddStringToObject(o, "status", a.status);
     if (a.stage[0]) cJSON_AddStringToObject(o, "stage", a.stage);
     else cJSON_AddNullToObject(o, "stage");
-    cJSON_AddNumberToObject(o, "progress", a.progress);
+    ad_json_add_int(o, "progress", a.progress);
     if (a.error[0]) cJSON_AddStringToObject(o, "error", a.error);
     ad_json_add_time(o, "created_at", a.created_at);
     ad_json_add_time(o, "updated_at", a.updated_at);
@@ -294,12 +294,12 @@ void handle_agent_status(ad_request *req, ad_response *res)
      * shown here without changing the agent's status. */
     if (a.training_id) {
         cJSON *tr = cJSON_AddObjectToObject(o, "training");
-        cJSON_AddNumberToObject(tr, "training_id", (double)a.training_id);
+        ad_json_add_int(tr, "training_id", a.training_id);
         cJSON_AddStringToObject(tr, "status", a.training_status);
-        cJSON_AddNumberToObject(tr, "iteration", a.training_done);
-        cJSON_AddNumberToObject(tr, "iterations", a.training_iterations);
-        cJSON_AddNumberToObject(tr, "progress",
-                                a.training_iterations ? a.training_done * 100 / a.training_iterations : 0);
+        ad_json_add_int(tr, "iteration", a.training_done);
+        ad_json_add_int(tr, "iterations", a.training_iterations);
+        ad_json_add_int(tr, "progress",
+                        a.training_iterations ? a.training_done * 100 / a.training_iterations : 0);
     }
     ad_json_add_time(o, "timestamp", ad_clock_now_ms());
     ad_response_json(res, 200, o);

@@ -33,17 +33,16 @@ void handle_health(ad_request *req, ad_response *res)
     if (app->pool) pipeline_pool_stats(app->pool, &workers, &busy);
     if (workers == 0) healthy = 0;
     cJSON_AddStringToObject(wc, "status", workers > 0 ? "ok" : "error");
-    cJSON_AddNumberToObject(wc, "count", workers);
-    cJSON_AddNumberToObject(wc, "busy", busy);
+    ad_json_add_int(wc, "count", workers);
+    ad_json_add_int(wc, "busy", busy);
 
     cJSON *qc = cJSON_AddObjectToObject(checks, "queue");
-    cJSON_AddNumberToObject(qc, "depth", (double)queued);
-    cJSON_AddNumberToObject(qc, "running", (double)running);
+    ad_json_add_int(qc, "depth", queued);
+    ad_json_add_int(qc, "running", running);
 
     cJSON_AddStringToObject(root, "status", healthy ? "healthy" : "unhealthy");
     cJSON_AddStringToObject(root, "version", AGENTD_VERSION);
-    cJSON_AddNumberToObject(root, "uptime_s",
-                            (double)((ad_clock_mono_ms() - app->started_mono_ms) / 1000));
+    ad_json_add_int(root, "uptime_s", (ad_clock_mono_ms() - app->started_mono_ms) / 1000);
     ad_json_add_time(root, "timestamp", ad_clock_now_ms());
     cJSON_AddItemToObject(root, "checks", checks);
     ad_response_json(res, healthy ? 200 : 503, root);

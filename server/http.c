@@ -84,11 +84,12 @@ static int content_type_is_json(const char *ct)
     return n > 17 && strncasecmp(ct, "application/", 12) == 0 && strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
-/* Whether `origin` may read responses, per the configured list. */
+/* Whether `origin` may read responses, per the configured list. A request
+ * without Origin is not cross-origin: it needs no CORS headers. */
 static const char *cors_allow_origin(const ad_config *cfg, const char *origin)
 {
-    if (strcmp(cfg->cors_origins, "*") == 0) return "*";
     if (!origin) return NULL;
+    if (strcmp(cfg->cors_origins, "*") == 0) return "*";
     size_t n = strlen(origin);
     for (const char *p = cfg->cors_origins; *p;) {
         while (*p == ' ' || *p == ',') p++;

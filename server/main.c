@@ -87,6 +87,7 @@ int main(int argc, char **argv)
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
+    ad_log_start_async();
     ad_app app = {.cfg = &cfg, .started_ms = ad_clock_now_ms(), .started_mono_ms = ad_clock_mono_ms()};
     ad_http *http = NULL;
     code = 1;
@@ -140,6 +141,7 @@ out:
     pipeline_pool_stop(app.pool);
     storage_close();
     if (code == 0) ad_log(AD_LOG_INFO, "stopped");
+    ad_log_stop_async();
     config_cleanup(&cfg);
     return code;
 }
