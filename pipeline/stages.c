@@ -25,8 +25,17 @@ const stage_fn pipeline_stages[4] = {stage_process, stage_train, stage_evaluate,
  * large material while sampling all of it evenly. */
 #define EVAL_MAX_PERTURBED 120
 #define EVAL_MAX_HELD_OUT 40
+/* Free-text passages that get a derived question besides the evaluation
+ * sample: the few-shot examples are chosen among the first ones. */
+#define FEWSHOT_CANDIDATES 16
 /* A new version scoring this much below the deployed one is refused. */
 #define DEPLOY_MARGIN 0.05
+
+/* The stride of the evaluation sample over `n` units. */
+static size_t eval_step(size_t n)
+{
+    return n > EVAL_MAX_PERTURBED ? (n + EVAL_MAX_PERTURBED - 1) / EVAL_MAX_PERTURBED : 1;
+}
 
 /* ---- units held in memory between storage and the model ---- */
 
@@ -147,13 +156,20 @@ static int process_text(const model_params *params, atomic_int *stop, const char
             continue;
         }
         char *body = ad_strndup(p, n);
-        char *probe = passages_derive_question(p, n);
         stats_add_passage(st, p, n);
-        unit_set_push(units, "", body, NULL, NULL, probe);
+        unit_set_push(units, "", body, NULL, NULL, NULL);
         free(body);
-        free(probe);
     }
     free(seen.slots);
+    /* Question/answer pairs are derived for the passages that use them: the
+     * evaluation sample (every `step`-th, as pipeline_evaluate walks them)
+     * and the first ones, which the few-shot examples come from. */
+    size_t step = eval_step(units->count);
+    for (size_t i = 0; rc == 0 && i < units->count; i++) {
+        if (i % step != 0 && i >= FEWSHOT_CANDIDATES) continue;
+        unit_mem *u = &units->items[i];
+        u->probe = passages_derive_question(u->body, strlen(u->body));
+    }
     passages_list_cleanup(&list);
     ad_buf_cleanup(&norm);
     return rc;
@@ -263,7 +279,10 @@ int stage_process(stage_ctx *c, ad_err *e)
 
         c->output = cJSON_CreateObject();
         cJSON_AddNumberToObject(c->output, "units", (double)units.count);
-        cJSON_AddNumberToObject(c->output, is_text ? "derived_pairs" : "pairs", (double)units.count);
+        size_t derived = 0;
+        for (size_t i = 0; i < units.count; i++) derived += units.items[i].probe != NULL;
+        cJSON_AddNumberToObject(c->output, is_text ? "derived_pairs" : "pairs",
+                                (double)(is_text ? derived : units.count));
         cJSON_AddNumberToObject(c->output, "duplicates_removed", (double)duplicates);
         cJSON_AddItemToObject(c->output, "statistics", sj);
         if (is_text && units.count) {
@@ -499,7 +518,7 @@ int pipeline_evaluate(sqlite3 *db, const agent_row *agent, int64_t vid, const mo
     size_t perturbed = 0, held_out = 0, derived = 0, feedback = 0;
     int rc = 0;
     size_t n = units->count;
-    size_t step = n > EVAL_MAX_PERTURBED ? (n + EVAL_MAX_PERTURBED - 1) / EVAL_MAX_PERTURBED : 1;
+    size_t step = eval_step(n);
     for (size_t i = 0; rc == 0 && i < n; i += step) {
         if (atomic_load(stop)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
         const unit_mem *u = &units->items[i];
