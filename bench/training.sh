@@ -53,10 +53,10 @@ for id in ml_expert python_expert text_1mib; do
 	t1=$(date +%s%N)
 	tr=$(curl -s "$base/$id/training")
 	[ "$(jq -r .training.status <<<"$tr")" = "done" ] || bench_die "training of $id: $(jq -c .training <<<"$tr")"
-	ms=$(jq -r --arg id "$id" '.[$id] | to_entries | sort_by(.key | tonumber) | map(.value.duration_ms) | join(" ")' <<<"$tr")
+	ms=$(jq -r --arg id "$id" '.training_data[$id] | to_entries | sort_by(.key | tonumber) | map(.value.duration_ms) | join(" ")' <<<"$tr")
 	units=$(curl -s "$base/$id/pipeline" | jq -r '.stages[0].summary' | awk '{print $1}')
 	best=$(jq -r .training.best_iteration <<<"$tr")
-	q=$(jq -r --arg id "$id" --arg b "$best" '"\(.[$id]["1"].metrics.quality_score) -> \(.[$id][$b].metrics.quality_score)"' <<<"$tr")
+	q=$(jq -r --arg id "$id" --arg b "$best" '"\(.training_data[$id]["1"].metrics.quality_score) -> \(.training_data[$id][$b].metrics.quality_score)"' <<<"$tr")
 	# shellcheck disable=SC2086 # a list of numbers
 	med=$(bench_median $ms)
 	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$id" "$units" "$med" "$ms" \

@@ -139,8 +139,10 @@ void handle_agent_training(ad_request *req, ad_response *res)
         agent_row_cleanup(&a);
         return;
     }
+    /* Seed 001's training data, agent -> iteration -> data, under a fixed
+     * key: a user id as a top-level key could collide with the others. */
     cJSON *o = cJSON_CreateObject();
-    cJSON *iters = cJSON_AddObjectToObject(o, a.user_id);
+    cJSON *iters = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "training_data"), a.user_id);
     storage_trainings_iterations(db, t.id, training_iteration_visit, iters, NULL);
     cJSON *tr = cJSON_AddObjectToObject(o, "training");
     cJSON_AddNumberToObject(tr, "training_id", (double)t.id);

@@ -337,7 +337,7 @@ START_TEST(test_train_five_iterations_serves_throughout)
 
     /* The seed-001 structure. */
     r = get_training(&s, "ml", 0);
-    cJSON *iters = json_obj(r.json, "ml");
+    cJSON *iters = json_obj(json_obj(r.json, "training_data"), "ml");
     ck_assert_msg(cJSON_IsObject(iters), "no {ml: {...}}: %s", r.body);
     ck_assert_int_eq(cJSON_GetArraySize(iters), 5);
     double first_q = -1, best_q = -1;
@@ -426,11 +426,11 @@ START_TEST(test_train_five_iterations_serves_throughout)
     ck_assert_str_eq(wait_training(&s, "ml", tid2, 30000), "done");
     r = get_training(&s, "ml", 0);
     ck_assert_str_eq(json_str(json_obj(r.json, "training"), "name"), "second.run-2");
-    ck_assert_int_eq(cJSON_GetArraySize(json_obj(r.json, "ml")), 2);
+    ck_assert_int_eq(cJSON_GetArraySize(json_obj(json_obj(r.json, "training_data"), "ml")), 2);
     e2e_response_free(&r);
     r = get_training(&s, "ml", tid);
     ck_assert_str_eq(json_str(json_obj(r.json, "training"), "name"), "v2");
-    ck_assert_int_eq(cJSON_GetArraySize(json_obj(r.json, "ml")), 5);
+    ck_assert_int_eq(cJSON_GetArraySize(json_obj(json_obj(r.json, "training_data"), "ml")), 5);
     e2e_response_free(&r);
     infer_ok(&s, "ml", Q_FOREST);
 
