@@ -1199,7 +1199,7 @@ START_TEST(test_crash_mid_training_keeps_serving)
     ck_assert_msg(!strcmp(st, "done") || !strcmp(st, "failed"), "training still %s after 120 s", st);
     r = get_training(&s, "big", tid);
     if (!strcmp(st, "done")) {
-        ck_assert_int_eq(cJSON_GetArraySize(json_obj(r.json, "big")), CRASH_ITERATIONS);
+        ck_assert_int_eq(cJSON_GetArraySize(json_obj(json_obj(r.json, "training_data"), "big")), CRASH_ITERATIONS);
         e2e_response m = get_models(&s, "big");
         ck_assert_msg(find_model(&m, name) != NULL, "no %s after the run: %s", name, m.body);
         assert_models_clean(&m);
