@@ -57,22 +57,39 @@ static void agents_storage_error(ad_request *req, ad_response *res, const ad_err
         ad_response_error(res, req, 500, "storage_error", "%s", e->msg);
 }
 
+/* The connection for a route that names an agent: validates the path's
+ * user_id first. Answers 400 or 503 and returns NULL when it cannot go on. */
+static sqlite3 *agents_path_db(ad_request *req, ad_response *res, const char **id)
+{
+    ad_err e = {0};
+    *id = req->params[0];
+    if (agents_check_user_id(*id, &e) < 0) {
+        ad_response_error(res, req, 400, "invalid_user_id", "%s", e.msg);
+        return NULL;
+    }
+    return agents_db(req, res);
+}
+
+/* Answers a failed per-agent storage call: 404 for an unknown agent, else
+ * the storage error. Returns rc. */
+static int agents_answer_failure(ad_request *req, ad_response *res, int rc, const char *id,
+                                 const ad_err *e)
+{
+    if (rc == AD_ENOTFOUND)
+        ad_response_error(res, req, 404, "agent_not_found", "no agent with user_id '%s'", id);
+    else
+        agents_storage_error(req, res, e);
+    return rc;
+}
+
 int agents_lookup(ad_request *req, ad_response *res, agent_row *out)
 {
     ad_err e = {0};
-    const char *id = req->params[0];
-    if (agents_check_user_id(id, &e) < 0) {
-        ad_response_error(res, req, 400, "invalid_user_id", "%s", e.msg);
-        return AD_EINVAL;
-    }
-    sqlite3 *db = agents_db(req, res);
-    if (!db) return AD_EIO;
+    const char *id;
+    sqlite3 *db = agents_path_db(req, res, &id);
+    if (!db) return AD_EINVAL;
     int rc = storage_agents_get(db, id, out, &e);
-    if (rc == AD_ENOTFOUND)
-        ad_response_error(res, req, 404, "agent_not_found", "no agent with user_id '%s'", id);
-    else if (rc < 0)
-        agents_storage_error(req, res, &e);
-    return rc;
+    return rc < 0 ? agents_answer_failure(req, res, rc, id, &e) : 0;
 }
 
 static int agents_check_utf8(const char *field, const char *s, ad_err *e)
@@ -264,21 +281,13 @@ static void agents_add_status_fields(cJSON *o, const agent_row *a)
 void handle_agent_status(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
-    const char *id = req->params[0];
-    if (agents_check_user_id(id, &e) < 0) {
-        ad_response_error(res, req, 400, "invalid_user_id", "%s", e.msg);
-        return;
-    }
-    sqlite3 *db = agents_db(req, res);
+    const char *id;
+    sqlite3 *db = agents_path_db(req, res, &id);
     if (!db) return;
     agent_status a;
     int rc = storage_agents_status(db, id, &a, &e);
-    if (rc == AD_ENOTFOUND) {
-        ad_response_error(res, req, 404, "agent_not_found", "no agent with user_id '%s'", id);
-        return;
-    }
     if (rc < 0) {
-        agents_storage_error(req, res, &e);
+        agents_answer_failure(req, res, rc, id, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -540,21 +549,13 @@ void handle_agent_executions(ad_request *req, ad_response *res)
 void handle_agent_delete(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
-    const char *id = req->params[0];
-    if (agents_check_user_id(id, &e) < 0) {
-        ad_response_error(res, req, 400, "invalid_user_id", "%s", e.msg);
-        return;
-    }
-    sqlite3 *db = agents_db(req, res);
+    const char *id;
+    sqlite3 *db = agents_path_db(req, res, &id);
     if (!db) return;
     int64_t agent_id;
     int rc = storage_agents_delete(db, id, &agent_id, &e);
-    if (rc == AD_ENOTFOUND) {
-        ad_response_error(res, req, 404, "agent_not_found", "no agent with user_id '%s'", id);
-        return;
-    }
     if (rc < 0) {
-        agents_storage_error(req, res, &e);
+        agents_answer_failure(req, res, rc, id, &e);
         return;
     }
     if (req->app->pool) pipeline_pool_cancel_agent(req->app->pool, agent_id);
