@@ -17,6 +17,12 @@ void ad_json_add_time(cJSON *obj, const char *key, int64_t ms)
     cJSON_AddStringToObject(obj, key, ts);
 }
 
+void ad_json_add_str(cJSON *obj, const char *key, const char *s)
+{
+    if (s && *s) cJSON_AddStringToObject(obj, key, s);
+    else cJSON_AddNullToObject(obj, key);
+}
+
 void ad_json_add_int(cJSON *obj, const char *key, long long v)
 {
     char num[24];

@@ -15,6 +15,9 @@
 /* Adds `key`: the UTC ISO-8601 form of `ms`, or null when ms <= 0. */
 void ad_json_add_time(cJSON *obj, const char *key, int64_t ms);
 
+/* Adds a string, or null when `s` is NULL or empty. */
+void ad_json_add_str(cJSON *obj, const char *key, const char *s);
+
 /* Adds an integer. cJSON prints every number through "%1.15g" and checks it
  * with sscanf; an integer written directly costs a fraction of that. */
 void ad_json_add_int(cJSON *obj, const char *key, long long v);

@@ -270,8 +270,7 @@ void handle_agents_create_advanced(ad_request *req, ad_response *res)
 static void agents_add_status_fields(cJSON *o, const agent_row *a)
 {
     cJSON_AddStringToObject(o, "status", a->status);
-    if (a->stage[0]) cJSON_AddStringToObject(o, "stage", a->stage);
-    else cJSON_AddNullToObject(o, "stage");
+    ad_json_add_str(o, "stage", a->stage);
     cJSON_AddNumberToObject(o, "progress", a->progress);
     if (a->error) cJSON_AddStringToObject(o, "error", a->error);
     ad_json_add_time(o, "created_at", a->created_at);
@@ -293,8 +292,7 @@ void handle_agent_status(ad_request *req, ad_response *res)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", a.user_id);
     cJSON_AddStringToObject(o, "status", a.status);
-    if (a.stage[0]) cJSON_AddStringToObject(o, "stage", a.stage);
-    else cJSON_AddNullToObject(o, "stage");
+    ad_json_add_str(o, "stage", a.stage);
     ad_json_add_int(o, "progress", a.progress);
     if (a.error[0]) cJSON_AddStringToObject(o, "error", a.error);
     ad_json_add_time(o, "created_at", a.created_at);
@@ -325,8 +323,7 @@ static void agents_list_visit(void *ud, const agent_row *a)
     list_ctx *l = ud;
     cJSON *o = cJSON_CreateObject();
     agents_add_status_fields(o, a);
-    if (a->base_model) cJSON_AddStringToObject(o, "base_model", a->base_model);
-    else cJSON_AddNullToObject(o, "base_model");
+    ad_json_add_str(o, "base_model", a->base_model);
     cJSON_AddStringToObject(o, "source", a->source);
     cJSON_AddItemToObject(l->users, a->user_id, o);
     snprintf(l->last, sizeof(l->last), "%s", a->user_id);
@@ -388,10 +385,8 @@ void handle_agent_get(ad_request *req, ad_response *res)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", a.user_id);
     agents_add_status_fields(o, &a);
-    if (a.base_model) cJSON_AddStringToObject(o, "base_model", a.base_model);
-    else cJSON_AddNullToObject(o, "base_model");
-    if (a.description) cJSON_AddStringToObject(o, "description", a.description);
-    else cJSON_AddNullToObject(o, "description");
+    ad_json_add_str(o, "base_model", a.base_model);
+    ad_json_add_str(o, "description", a.description);
     cJSON_AddStringToObject(o, "source", a.source);
     ad_json_add_raw(o, "statistics", a.statistics);
 
@@ -508,8 +503,7 @@ void handle_agent_pipeline(ad_request *req, ad_response *res)
         cJSON *s = cJSON_CreateObject();
         agents_add_exec_common(s, &rows[i]);
         char *summary = agents_stage_summary(&rows[i]);
-        if (summary) cJSON_AddStringToObject(s, "summary", summary);
-        else cJSON_AddNullToObject(s, "summary");
+        ad_json_add_str(s, "summary", summary);
         free(summary);
         cJSON_AddItemToArray(stages, s);
         exec_row_cleanup(&rows[i]);

@@ -27,8 +27,7 @@ static void models_add_common(cJSON *o, const version_row *v, int64_t deployed_i
     cJSON_AddNumberToObject(o, "passages", (double)v->passages);
     ad_json_add_raw(o, "params", v->params);
     ad_json_add_raw(o, "metrics", v->metrics);
-    if (v->note) cJSON_AddStringToObject(o, "note", v->note);
-    else cJSON_AddNullToObject(o, "note");
+    ad_json_add_str(o, "note", v->note);
 }
 
 static void models_visit(void *ud, const version_row *v)
