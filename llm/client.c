@@ -899,6 +899,18 @@ int llm_client_submit(llm_client *c, const llm_request *req, llm_delta_fn on_del
      * may run (and free the caller's state) as soon as it is queued. */
     if (out) *out = call;
     pthread_mutex_lock(&c->mu);
+    if (c->stopping) {
+        /* The loop is gone or going: nothing would ever finish this call. */
+        pthread_mutex_unlock(&c->mu);
+        if (out) *out = NULL;
+        ad_buf_cleanup(&call->in);
+        gemini_sse_cleanup(&call->sse);
+        gemini_reply_cleanup(&call->reply);
+        free(call->body);
+        pthread_mutex_destroy(&call->mu);
+        free(call);
+        return ad_err_set(e, AD_ESTATE, "the Gemini client is shutting down");
+    }
     if (c->submit_tail) c->submit_tail->next_submit = call;
     else c->submit_head = call;
     c->submit_tail = call;
@@ -911,9 +923,17 @@ void llm_client_stop(llm_client *c)
 {
     if (!c) return;
     pthread_mutex_lock(&c->mu);
+    int already = c->stopping;
     c->stopping = 1;
     pthread_mutex_unlock(&c->mu);
+    if (already) return;
     curl_multi_wakeup(c->multi);
     pthread_join(c->thread, NULL);
+}
+
+void llm_client_free(llm_client *c)
+{
+    if (!c) return;
+    llm_client_stop(c);
     client_free(c);
 }

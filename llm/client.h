@@ -91,7 +91,8 @@ int llm_client_start(llm_client **out, const llm_config *cfg, ad_err *e);
  * required. On success returns 0, and on_done will fire exactly once; if
  * `out` is not NULL it receives a handle the caller owns and must give back
  * with llm_call_release. On failure (AD_EINVAL: no prompt, bad few-shot pair)
- * no callback ever fires. Must not race with llm_client_stop. */
+ * no callback ever fires. After llm_client_stop it fails with AD_ESTATE;
+ * it must not race with llm_client_free. */
 int llm_client_submit(llm_client *c, const llm_request *req, llm_delta_fn on_delta,
                       llm_done_fn on_done, void *ud, llm_call **out, ad_err *e);
 
@@ -108,9 +109,14 @@ void llm_call_cancel(llm_call *call);
 void llm_call_release(llm_call *call);
 
 /* Cancels every call still queued, waiting or in flight (their on_done fires
- * with LLM_CANCELLED, on the client's thread, before this returns), joins the
- * thread and frees the client. Handles not yet released stay valid for
- * llm_call_cancel (a no-op now) and llm_call_release. Not from a callback. */
+ * with LLM_CANCELLED, on the client's thread, before this returns) and joins
+ * the thread. The client stays allocated: a submit from now on fails with
+ * AD_ESTATE and fires nothing, so threads that still hold the pointer are
+ * safe. Handles not yet released stay valid for llm_call_cancel (a no-op now)
+ * and llm_call_release. Idempotent. Not from a callback. */
 void llm_client_stop(llm_client *c);
+
+/* Stops the client if needed and frees it; nothing may use it after. */
+void llm_client_free(llm_client *c);
 
 #endif

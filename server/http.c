@@ -25,6 +25,7 @@ struct ad_http {
     const ad_app *app;
     MHD_socket quiesced_fd;
     uint16_t port;
+    atomic_int stopping;       /* set by http_quiesce: new requests get 503 */
     atomic_int active;
     atomic_uint_fast64_t next_id;
     uint32_t id_prefix;
@@ -203,6 +204,15 @@ static enum MHD_Result http_begin(struct ad_async *ctx, const char *url, const c
 
     ad_method m = ad_method_from_string(method_name);
     ctx->req.method = m;
+    if (atomic_load(&ctx->http->stopping)) {
+        /* Keep-alive connections outlive the closed listener: a request that
+         * arrives while draining is refused, so no handler starts work that
+         * shutdown is about to take away. */
+        ad_response_error(&ctx->res, &ctx->req, 503, "service_stopping", "the service is shutting down");
+        ad_response_header(&ctx->res, "Connection", "close");
+        ad_response_header(&ctx->res, "Retry-After", "1");
+        return http_send(ctx);
+    }
     size_t scratch_len = strlen(url) + 1;
     ctx->scratch = ad_malloc(scratch_len);
     unsigned allowed = 0;
@@ -517,6 +527,7 @@ int http_active_requests(const ad_http *h)
 
 void http_quiesce(ad_http *h)
 {
+    atomic_store(&h->stopping, 1);
     if (h->quiesced_fd == MHD_INVALID_SOCKET) h->quiesced_fd = MHD_quiesce_daemon(h->daemon);
 }
 

@@ -130,14 +130,15 @@ int main(int argc, char **argv)
     code = 0;
 out:
     /* Upstream calls still running end as cancelled and answer their clients;
-     * give those answers a moment to leave before the connections close. */
+     * give those answers a moment to leave before the connections close. The
+     * client stays allocated until no handler can reach it. */
     if (app.llm) {
         llm_client_stop(app.llm);
-        app.llm = NULL;
         if (http) http_drain(http, ad_clock_mono_ms() + 1000);
     }
     ad_stream_ticker_stop();
     http_stop(http);
+    llm_client_free(app.llm);
     pipeline_pool_stop(app.pool);
     storage_close();
     if (code == 0) ad_log(AD_LOG_INFO, "stopped");

@@ -143,7 +143,7 @@ static void fixture_start(fixture *fx)
 
 static void fixture_stop(fixture *fx)
 {
-    llm_client_stop(fx->client);
+    llm_client_free(fx->client);
     fake_gemini_stop(fx->fake);
 }
 
@@ -493,7 +493,7 @@ START_TEST(test_stop_cancels_pending_calls)
     }
     int64_t until = ad_clock_mono_ms() + 1000;
     while (fake_gemini_request_count(fx.fake) < 3 && ad_clock_mono_ms() < until) usleep(2000);
-    llm_client_stop(fx.client);
+    llm_client_free(fx.client);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(w[i].done_count, 1);
         ck_assert_int_eq(w[i].outcome, LLM_CANCELLED);
