@@ -80,7 +80,14 @@ void handle_agent_replay(ad_request *req, ad_response *res)
         goto out;
     }
     int64_t job_id = 0;
-    if (storage_jobs_enqueue(db, a.id, "replay", (int)index, NULL, &job_id, &e) < 0) {
+    int rc = storage_jobs_enqueue(db, a.id, "replay", (int)index, NULL, &job_id, &e);
+    if (rc == AD_EBUSY) {
+        /* Another request queued a job between the check above and here. */
+        ad_response_error(res, req, 409, "job_in_progress",
+                          "agent '%s' has a pipeline or training job queued or running", a.user_id);
+        goto out;
+    }
+    if (rc < 0) {
         ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
         goto out;
     }

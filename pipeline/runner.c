@@ -117,7 +117,8 @@ void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop)
             char *in = runner_json(c.inputs, "{}");
             char *out = runner_json(c.output, "{}");
             int last = i == EXEC_STAGES - 1;
-            rc = storage_exec_finish(db, agent.id, i, "completed", in, out, ms, &e);
+            rc = storage_jobs_hold(db, job->id, &e);
+            if (rc == 0) rc = storage_exec_finish(db, agent.id, i, "completed", in, out, ms, &e);
             if (rc == 0)
                 rc = storage_agents_set_state(db, agent.id, last ? "ready" : "processing",
                                               last ? NULL : exec_stage_names[i + 1],

@@ -169,6 +169,7 @@ static int training_candidate(training_run *r, int iteration, const model_params
     char name[64];
     snprintf(name, sizeof(name), "~candidate-%lld-%d", (long long)r->tr.id, iteration);
     rc = storage_begin(r->db, e);
+    if (rc == 0) rc = storage_jobs_hold(r->db, r->job->id, e);
     if (rc == 0)
         rc = pipeline_index_version(r->db, &r->agent, p, &r->units, name, persona, fewshot, r->stop,
                                     vid, e);
@@ -203,6 +204,7 @@ static int training_finish(training_run *r, int64_t vid, const cJSON *metrics, d
     char *mtxt = json_text(metrics);
     cJSON *deploy = NULL;
     int rc = storage_begin(r->db, e);
+    if (rc == 0) rc = storage_jobs_hold(r->db, r->job->id, e);
     if (rc == 0) rc = storage_versions_rename(r->db, vid, r->tr.name, e);
     if (rc == 0) rc = storage_versions_set_state(r->db, vid, "trained", e);
     if (rc == 0) rc = storage_versions_set_metrics(r->db, vid, mtxt, quality, e);

@@ -26,9 +26,22 @@ int storage_jobs_enqueue(sqlite3 *db, int64_t agent_id, const char *kind, int st
     if (params) sqlite3_bind_text(st, 4, params, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, now);
     int rc = sqlite3_step(st);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+        return ad_err_set(e, AD_EBUSY, "the agent already has a job queued or running");
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "queue job", e);
     if (job_id) *job_id = sqlite3_last_insert_rowid(db);
     return 0;
+}
+
+int storage_jobs_hold(sqlite3 *db, int64_t job_id, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE jobs SET updated_at = ?2 WHERE id = ?1 AND state = 'running'");
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, ad_clock_now_ms());
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "check job", e);
+    return sqlite3_changes(db) == 1 ? 0 : ad_err_set(e, AD_ECANCELLED, "the job was cancelled");
 }
 
 int storage_jobs_claim(sqlite3 *db, job_row *out, ad_err *e)

@@ -23,9 +23,15 @@ typedef struct job_row {
 
 void job_row_cleanup(job_row *j);
 
-/* Queues a job; runs inside the caller's transaction when there is one. */
+/* Queues a job; runs inside the caller's transaction when there is one.
+ * AD_EBUSY when the agent already has a queued or running job. */
 int storage_jobs_enqueue(sqlite3 *db, int64_t agent_id, const char *kind, int start_stage,
                          const char *params, int64_t *job_id, ad_err *e);
+
+/* Inside a job's transaction: 0 if the job is still this worker's running
+ * job, AD_ECANCELLED if it is gone (its agent was deleted) or no longer
+ * running; the caller then rolls back, so nothing lands on a stale agent. */
+int storage_jobs_hold(sqlite3 *db, int64_t job_id, ad_err *e);
 
 /* Claims the oldest queued job whose agent has no running job: 0 and fills
  * `out`, or AD_ENOTFOUND when there is none. */

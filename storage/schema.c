@@ -1,14 +1,16 @@
 #include "storage/schema.h"
 
 /*
- * Times are integer milliseconds since the Unix epoch (UTC); the HTTP layer
+ * Ids are AUTOINCREMENT: an id is never given to a new agent, version or job
+ * after its owner was deleted, so work keyed by a stale id cannot land on a
+ * newcomer. Times are integer milliseconds since the Unix epoch (UTC); the HTTP layer
  * prints them as ISO-8601. JSON documents are stored as TEXT.
  */
 const char *const storage_migrations[] = {
     /* 1: agents, their material, jobs, the execution log, model versions and
      * the passage index. */
     "CREATE TABLE agents ("
-    "  id INTEGER PRIMARY KEY,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  user_id TEXT NOT NULL UNIQUE,"
     "  status TEXT NOT NULL,"
     "  stage TEXT,"
@@ -30,7 +32,7 @@ const char *const storage_migrations[] = {
     "  agent_id INTEGER PRIMARY KEY REFERENCES agents(id) ON DELETE CASCADE,"
     "  body TEXT NOT NULL);"
     "CREATE TABLE jobs ("
-    "  id INTEGER PRIMARY KEY,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  agent_id INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,"
     "  kind TEXT NOT NULL,"
     "  start_stage INTEGER NOT NULL DEFAULT 0,"
@@ -42,6 +44,8 @@ const char *const storage_migrations[] = {
     "  updated_at INTEGER NOT NULL);"
     "CREATE INDEX jobs_by_state ON jobs(state, id);"
     "CREATE INDEX jobs_by_agent ON jobs(agent_id);"
+    /* One job per agent at a time, enforced where concurrent requests meet. */
+    "CREATE UNIQUE INDEX jobs_one_active ON jobs(agent_id) WHERE state IN ('queued', 'running');"
     "CREATE TABLE executions ("
     "  agent_id INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,"
     "  task_index INTEGER NOT NULL,"
@@ -68,7 +72,7 @@ const char *const storage_migrations[] = {
     "  probe TEXT,"
     "  PRIMARY KEY (agent_id, ord)) WITHOUT ROWID;"
     "CREATE TABLE versions ("
-    "  id INTEGER PRIMARY KEY,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  agent_id INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,"
     "  name TEXT NOT NULL,"
     "  params TEXT NOT NULL,"
@@ -105,7 +109,7 @@ const char *const storage_migrations[] = {
     "PRAGMA user_version = 2;",
     /* 3: iterative training runs, their iterations, and feedback. */
     "CREATE TABLE trainings ("
-    "  id INTEGER PRIMARY KEY,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  agent_id INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,"
     "  name TEXT NOT NULL,"
     "  iterations INTEGER NOT NULL,"

@@ -86,6 +86,8 @@ int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, in
         char params[64];
         snprintf(params, sizeof(params), "{\"training_id\":%lld}", (long long)*training_id);
         rc = storage_jobs_enqueue(db, agent_id, "train", 0, params, NULL, e);
+        if (rc == AD_EBUSY)
+            ad_err_set(e, AD_EBUSY, "a pipeline, replay or training job is queued or running for this agent");
     }
     if (rc < 0) {
         storage_rollback(db);

@@ -4,6 +4,7 @@
  * suggestions, export, deploy (rollback / roll forward), replay from a stage,
  * stale-log refusals, per-agent log reset and a crash mid-training. */
 #include <check.h>
+#include <pthread.h>
 #include <ctype.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -925,6 +926,46 @@ static exec_snap wait_replayed(const e2e_server *s, const char *id, long long af
     }
 }
 
+typedef struct replay_race {
+    const e2e_server *s;
+    long status;
+} replay_race;
+
+static void *replay_racer(void *arg)
+{
+    replay_race *r = arg;
+    e2e_response res = e2e_post(r->s, AGENTS "/ml/replay", "{\"task_index\":1}");
+    r->status = res.status;
+    e2e_response_free(&res);
+    return NULL;
+}
+
+/* Concurrent replays must queue one job: the check and the insert once raced. */
+START_TEST(test_concurrent_replays_queue_one_job)
+{
+    e2e_server s;
+    e2e_start(&s, NULL, NULL);
+    create_ml(&s, "ml");
+    enum { N = 12 };
+    pthread_t t[N];
+    replay_race r[N];
+    for (int i = 0; i < N; i++) {
+        r[i] = (replay_race){&s, 0};
+        pthread_create(&t[i], NULL, replay_racer, &r[i]);
+    }
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        accepted += r[i].status == 202;
+        refused += r[i].status == 409;
+    }
+    ck_assert_int_eq(accepted, 1);
+    ck_assert_int_eq(refused, N - 1);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 START_TEST(test_replay_from_index_and_task_id)
 {
     e2e_server s;
@@ -1229,6 +1270,7 @@ Suite *e2e_training_suite(void)
     tcase_add_test(tc, test_feedback_becomes_suggestions);
     tcase_add_test(tc, test_models_deploy_rollback_and_errors);
     tcase_add_test(tc, test_replay_from_index_and_task_id);
+    tcase_add_test(tc, test_concurrent_replays_queue_one_job);
     tcase_add_test(tc, test_replay_stale_log_refused);
     tcase_add_test(tc, test_crash_mid_training_keeps_serving);
     tcase_add_test(tc, test_export_passages_key_is_unique);

@@ -209,7 +209,9 @@ static void populate(sqlite3 *db, int64_t agent_id)
     ck_assert_int_eq(storage_versions_create(db, agent_id, "v1", "{}", "persona", "[]", &vid, &e), 0);
     ck_assert_int_eq(storage_passages_add(db, agent_id, vid, 0, "shared question words",
                                           "shared body words", "answer", NULL, &e), 0);
-    ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, "replay", 1, NULL, NULL, &e), 0);
+    /* The jobs table already holds the agent's creation job, and a second
+     * active job for the same agent is refused. */
+    ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, "replay", 1, NULL, NULL, &e), AD_EBUSY);
 }
 
 static int64_t rows_of(sqlite3 *db, const char *table, int64_t agent_id)
@@ -252,7 +254,7 @@ START_TEST(test_agents_delete_cascades)
 
     /* The other agent is untouched. */
     ck_assert_int_eq(rows_of(f.db, "materials", kept), 1);
-    ck_assert_int_eq(rows_of(f.db, "jobs", kept), 2);
+    ck_assert_int_eq(rows_of(f.db, "jobs", kept), 1);
     ck_assert_int_eq(rows_of(f.db, "executions", kept), EXEC_STAGES);
     ck_assert_int_eq(rows_of(f.db, "units", kept), 1);
     ck_assert_int_eq(rows_of(f.db, "versions", kept), 1);

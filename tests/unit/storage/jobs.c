@@ -32,10 +32,11 @@ START_TEST(test_jobs_one_running_job_per_agent)
     int64_t a = 0, b = 0, a2 = 0;
     int64_t ja = agent_with_job(f.db, "a", &a);
     ad_err e = {0};
-    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, "{\"k\":1}", &a2, &e), 0);
+    /* One queued or running job per agent: a second one is refused. */
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, "{\"k\":1}", &a2, &e), AD_EBUSY);
     int64_t jb = agent_with_job(f.db, "b", &b);
-    ck_assert(ja < a2 && a2 < jb);
-    expect_depth(f.db, 3, 0);
+    ck_assert(ja < jb);
+    expect_depth(f.db, 2, 0);
 
     job_row j;
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
@@ -46,19 +47,22 @@ START_TEST(test_jobs_one_running_job_per_agent)
     ck_assert_ptr_null(j.params);
     ck_assert_int_eq(j.attempts, 1);
     job_row_cleanup(&j);
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, NULL, &a2, &e), AD_EBUSY);
 
-    /* a's second job waits while its first runs: b's job comes next. */
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
     ck_assert_int_eq(j.id, jb);
     job_row_cleanup(&j);
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), AD_ENOTFOUND);
-    expect_depth(f.db, 1, 2);
+    expect_depth(f.db, 0, 2);
     ck_assert_int_eq(storage_jobs_agent_busy(f.db, a, NULL), 1);
-    ck_assert_int_eq(storage_jobs_agent_busy(f.db, a, "replay"), 1);
-    ck_assert_int_eq(storage_jobs_agent_busy(f.db, b, "replay"), 0);
+    ck_assert_int_eq(storage_jobs_agent_busy(f.db, a, "replay"), 0);
+    ck_assert_int_eq(storage_jobs_hold(f.db, ja, &e), 0);
 
-    /* Once a's first job is done, its second may run. */
+    /* Once a's first job is done, the next may be queued and run. */
     ck_assert_int_eq(storage_jobs_finish(f.db, ja, "done", NULL, &e), 0);
+    ck_assert_int_eq(storage_jobs_hold(f.db, ja, &e), AD_ECANCELLED);
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, "{\"k\":1}", &a2, &e), 0);
+    ck_assert(a2 > jb);
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
     ck_assert_int_eq(j.id, a2);
     ck_assert_str_eq(j.kind, "replay");
