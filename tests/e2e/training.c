@@ -944,8 +944,25 @@ static void *replay_racer(void *arg)
 START_TEST(test_concurrent_replays_queue_one_job)
 {
     e2e_server s;
-    e2e_start(&s, NULL, NULL);
+    const char *args[] = {"--workers", "1", NULL};
+    e2e_start(&s, args, NULL);
     create_ml(&s, "ml");
+    /* Keep the only worker busy so the accepted replay stays queued while the
+     * others arrive: a finished replay would rightly let the next one in. */
+    ad_buf text;
+    ad_buf_init(&text);
+    for (int i = 0; text.len < (3u << 20); i++)
+        ad_buf_printf(&text, "Sentence %d keeps the worker busy with words and numbers %d. ", i, i * 7);
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "user_id", "busy");
+    cJSON_AddStringToObject(body, "training_data", text.data);
+    char *json = cJSON_PrintUnformatted(body);
+    e2e_response c = e2e_post(&s, AGENTS, json);
+    ck_assert_int_eq(c.status, 201);
+    e2e_response_free(&c);
+    cJSON_free(json);
+    cJSON_Delete(body);
+    ad_buf_cleanup(&text);
     enum { N = 12 };
     pthread_t t[N];
     replay_race r[N];
