@@ -210,7 +210,10 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
         return;
     }
     if (desc_field) description = desc_field;
-    if (description && strlen(description) > DESCRIPTION_MAX) description = NULL;
+    size_t bad;
+    if (description && (strlen(description) > DESCRIPTION_MAX ||
+                        text_utf8_validate(description, strlen(description), &bad) < 0))
+        description = NULL; /* the dataset file's own description is optional extra */
 
     ad_buf material;
     ad_buf_init(&material);

@@ -12,6 +12,10 @@
 #include "storage/db.h"
 #include "storage/jobs.h"
 
+/* A job claimed this many times without finishing has crashed the process
+ * each time (or met a shutdown each time); it is failed instead of retried. */
+#define POOL_MAX_ATTEMPTS 5
+
 typedef struct pool_worker {
     pthread_t thread;
     pipeline_pool *pool;
@@ -60,6 +64,9 @@ static void *pool_main(void *arg)
         sqlite3 *db = storage_conn();
         job_row job;
         ad_err e = {0};
+        /* Reset before claiming, so a cancel or stop that arrives between the
+         * claim and the publication of agent_id below is not overwritten. */
+        atomic_store(&w->cancel, 0);
         int rc = db ? storage_jobs_claim(db, &job, &e) : AD_EIO;
         if (rc == AD_ENOTFOUND || rc == AD_EBUSY) {
             pool_wait(p);
@@ -70,8 +77,15 @@ static void *pool_main(void *arg)
             pool_wait(p);
             continue;
         }
-        atomic_store(&w->cancel, 0);
+        if (job.attempts > POOL_MAX_ATTEMPTS) {
+            pipeline_fail_job(db, &job, "interrupted too many times (the process stopped while running it)");
+            job_row_cleanup(&job);
+            continue;
+        }
         atomic_store(&w->agent_id, job.agent_id);
+        /* A stop that scanned the workers before agent_id was published set
+         * `stopping` first: see it now. */
+        if (pool_stopping(p)) atomic_store(&w->cancel, PIPELINE_RUN_STOPPING);
         atomic_fetch_add(&p->busy, 1);
         pipeline_run_job(db, &job, &w->cancel);
         atomic_fetch_sub(&p->busy, 1);

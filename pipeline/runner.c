@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "pipeline/stages.h"
 #include "pipeline/training.h"
+#include "storage/trainings.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/executions.h"
@@ -69,6 +70,24 @@ static void runner_fail(sqlite3 *db, const job_row *job, int stage, const char *
     cJSON_Delete(out);
 }
 
+void pipeline_fail_job(sqlite3 *db, const job_row *job, const char *why)
+{
+    ad_err e = {0};
+    if (storage_begin(db, &e) < 0) return;
+    int rc = storage_jobs_finish(db, job->id, "failed", why, &e);
+    if (rc == 0 && strcmp(job->kind, "train") == 0) {
+        cJSON *p = job->params ? cJSON_Parse(job->params) : NULL;
+        int64_t tid = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "training_id"));
+        cJSON_Delete(p);
+        if (tid) rc = storage_trainings_finish(db, tid, "failed", 0, 0, NULL, why, &e);
+    } else if (rc == 0) {
+        rc = storage_agents_set_state(db, job->agent_id, "error", NULL, 0, why, &e);
+    }
+    if (rc == 0) storage_commit(db, &e);
+    else storage_rollback(db);
+    ad_log(AD_LOG_WARN, "agent %lld: job %lld failed: %s", (long long)job->agent_id, (long long)job->id, why);
+}
+
 static void runner_load_params(const job_row *job, stage_ctx *c, cJSON **params_json)
 {
     model_params_default(&c->params);
@@ -87,7 +106,12 @@ void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop)
         pipeline_run_training(db, job, stop);
         return;
     }
-    if (storage_agents_get_by_id(db, job->agent_id, &agent, &e) < 0) return; /* deleted */
+    int got = storage_agents_get_by_id(db, job->agent_id, &agent, &e);
+    if (got == AD_ENOTFOUND) return; /* deleted: its job row went with it */
+    if (got < 0) {
+        storage_jobs_release(db, job->id, NULL);
+        return;
+    }
     int replay = strcmp(job->kind, "replay") == 0;
     int first = runner_first_stage(db, job);
 
@@ -139,9 +163,11 @@ void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop)
         if (why == PIPELINE_RUN_STOPPING) {
             /* Shutdown: the job resumes from this stage on the next start. */
             storage_jobs_release(db, job->id, NULL);
-        } else if (why == PIPELINE_RUN_CANCELLED || !runner_agent_exists(db, agent.id)) {
+        } else if (!runner_agent_exists(db, agent.id)) {
             /* The agent was deleted: its rows, this job's included, are gone. */
-        } else if (rc == AD_EBUSY) {
+        } else if (why == PIPELINE_RUN_CANCELLED || rc == AD_EBUSY) {
+            /* A cancel for an agent that still exists (its delete did not
+             * commit), or a busy database: the job waits for another go. */
             storage_jobs_release(db, job->id, NULL);
         } else {
             runner_fail(db, job, i, e.msg[0] ? e.msg : "internal error");

@@ -19,4 +19,8 @@ enum { PIPELINE_RUN_CANCELLED = 1, PIPELINE_RUN_STOPPING = 2 };
  * job row itself; never returns an error (failures are stored on the agent). */
 void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop);
 
+/* Fails a job that will not be run (again): the job row, and the agent's
+ * status or the training run it belongs to, record `why`. */
+void pipeline_fail_job(sqlite3 *db, const job_row *job, const char *why);
+
 #endif

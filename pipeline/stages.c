@@ -297,7 +297,8 @@ int stage_process(stage_ctx *c, ad_err *e)
             }
         }
     }
-    if (rc == 0 && storage_begin(c->db, e) == 0) {
+    int began = rc == 0 ? storage_begin(c->db, e) : rc;
+    if (rc == 0 && began == 0) {
         rc = storage_units_clear(c->db, c->agent->id, e);
         for (size_t i = 0; rc == 0 && i < units.count; i++) {
             unit_mem *u = &units.items[i];
@@ -307,7 +308,7 @@ int stage_process(stage_ctx *c, ad_err *e)
         if (rc == 0) rc = storage_agents_set_statistics(c->db, c->agent->id, stats_json.data, e);
         if (rc < 0) storage_rollback(c->db);
     } else if (rc == 0) {
-        rc = AD_EIO;
+        rc = began;
     }
     ad_buf_cleanup(&stats_json);
     cJSON_Delete(categories);

@@ -348,7 +348,7 @@ void pipeline_run_training(sqlite3 *db, const job_row *job, atomic_int *stop)
     if (rc == 0) {
         ad_log(AD_LOG_INFO, "agent %lld: training %lld done, best iteration %d (quality %.3f)",
                (long long)r.agent.id, (long long)r.tr.id, best_iteration, best_q);
-    } else if (why == PIPELINE_RUN_STOPPING) {
+    } else if (why == PIPELINE_RUN_STOPPING || rc == AD_EBUSY) {
         /* Shutdown: the run starts over on the next start; the serving version never moved. */
         storage_jobs_release(db, job->id, NULL);
     } else if (why != PIPELINE_RUN_CANCELLED && r.tr.id) {

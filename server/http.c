@@ -313,8 +313,9 @@ static enum MHD_Result http_dispatch(struct ad_async *ctx)
     }
     ctx->req.body = ctx->body.data ? ctx->body.data : "";
     ctx->req.body_len = ctx->body.len;
-    if (ctx->body.len > 0 && http_body_has_nul_escape(ctx->body.data, ctx->body.len))
-        return http_fail(ctx, 400, "invalid_json", "JSON strings must not contain \\u0000");
+    if (ctx->body.len > 0 && (memchr(ctx->body.data, 0, ctx->body.len) ||
+                              http_body_has_nul_escape(ctx->body.data, ctx->body.len)))
+        return http_fail(ctx, 400, "invalid_json", "JSON must not contain NUL characters (raw or \\u0000)");
     if (ctx->body.len > 0) {
         const char *end = NULL;
         ctx->req.json = cJSON_ParseWithLengthOpts(ctx->body.data, ctx->body.len, &end, 0);

@@ -82,7 +82,7 @@ int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad
     int64_t id = sqlite3_last_insert_rowid(db);
     st = storage_stmt(db, "INSERT INTO materials (agent_id, body) VALUES (?1, ?2)");
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, a->material, (int)a->material_len, SQLITE_STATIC);
+    sqlite3_bind_text64(st, 2, a->material, (sqlite3_uint64)a->material_len, SQLITE_STATIC, SQLITE_UTF8);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
         storage_fail(db, rc, "store material", e);
@@ -310,25 +310,25 @@ int storage_agents_delete_all(sqlite3 *db, int64_t *count, void (*fn)(void *ud, 
     if (storage_begin(db, e) < 0) return AD_EIO;
     sqlite3_stmt *st = storage_stmt(db, "DELETE FROM agents RETURNING id");
     int rc;
-    int64_t n = 0;
+    int64_t n = 0, cap = 0, *ids = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (fn) fn(ud, sqlite3_column_int64(st, 0));
-        n++;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            ids = ad_realloc(ids, ad_size_mul((size_t)cap, sizeof(*ids)));
+        }
+        ids[n++] = sqlite3_column_int64(st, 0);
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        storage_fail(db, rc, "delete agents", e);
-        storage_rollback(db);
-        return AD_EIO;
+    if (rc == SQLITE_DONE) {
+        st = storage_stmt(db, "DELETE FROM passages");
+        rc = sqlite3_step(st);
     }
-    st = storage_stmt(db, "DELETE FROM passages");
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
-        storage_fail(db, rc, "delete passages", e);
-        storage_rollback(db);
-        return AD_EIO;
-    }
-    if (storage_commit(db, e) < 0) return AD_EIO;
+    int code = rc == SQLITE_DONE ? storage_commit(db, e) : storage_fail(db, rc, "delete agents", e);
+    if (rc != SQLITE_DONE) storage_rollback(db);
+    /* Running jobs are told only once the deletion is committed. */
+    for (int64_t i = 0; code == 0 && fn && i < n; i++) fn(ud, ids[i]);
+    free(ids);
+    if (code < 0) return code;
     *count = n;
     return 0;
 }

@@ -312,21 +312,27 @@ int storage_passages_search(sqlite3 *db, int64_t version_id, const char *match, 
     ad_buf_cleanup(&expr);
     sqlite3_stmt *row = storage_stmt(db,
         "SELECT ord, question, body, answer, category FROM passages WHERE rowid = ?1");
+    int kept = 0;
     for (int i = 0; i < n && rc == SQLITE_DONE; i++) {
         sqlite3_reset(row);
         sqlite3_bind_int64(row, 1, hits[i].rowid);
         int r = sqlite3_step(row);
+        if (r == SQLITE_DONE) continue; /* deleted since the ranking: skip it */
         if (r != SQLITE_ROW) {
-            rc = r == SQLITE_DONE ? SQLITE_CORRUPT : r;
+            rc = r;
             break;
         }
-        hits[i].ord = sqlite3_column_int(row, 0);
-        hits[i].question = hit_dup(row, 1);
-        hits[i].body = hit_dup(row, 2);
-        hits[i].answer = hit_dup(row, 3);
-        hits[i].category = hit_dup(row, 4);
+        passage_hit *h = &hits[kept++];
+        h->rowid = hits[i].rowid;
+        h->score = hits[i].score;
+        h->ord = sqlite3_column_int(row, 0);
+        h->question = hit_dup(row, 1);
+        h->body = hit_dup(row, 2);
+        h->answer = hit_dup(row, 3);
+        h->category = hit_dup(row, 4);
     }
     sqlite3_reset(row);
+    n = kept;
     *count = n;
     if (rc != SQLITE_DONE) {
         passage_hits_cleanup(hits, n);

@@ -170,6 +170,33 @@ START_TEST(test_chunked_body_over_limit_is_413)
 }
 END_TEST
 
+/* A raw NUL byte inside a JSON string would cut the C string short after
+ * cJSON accepts it: the body is refused and nothing is created. */
+START_TEST(test_raw_nul_in_body_is_400)
+{
+    e2e_server s;
+    e2e_start(&s, NULL, NULL);
+    static const char body[] = "{\"user_id\":\"nul\",\"training_data\":\"kept\0secret tail\"}";
+    size_t n = sizeof(body) - 1;
+    char head[256];
+    snprintf(head, sizeof(head),
+             "POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n", n);
+    int fd = e2e_connect(&s);
+    ck_assert_int_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+    ck_assert_int_eq(write(fd, body, n), (ssize_t)n);
+    char *resp = e2e_read_all(fd, 5000);
+    close(fd);
+    ck_assert_msg(strstr(resp, " 400 ") && strstr(resp, "invalid_json"), "response: %s", resp);
+    free(resp);
+    e2e_response r = e2e_get(&s, "/api/v1/agents/nul/status");
+    ck_assert_int_eq(r.status, 404);
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 START_TEST(test_request_id_echo_and_generate)
 {
     e2e_server s;
@@ -404,6 +431,7 @@ Suite *e2e_foundation_suite(void)
     tcase_add_test(tc, test_health_unhealthy_when_database_unreadable);
     tcase_add_test(tc, test_errors_404_405_413_415_400);
     tcase_add_test(tc, test_chunked_body_over_limit_is_413);
+    tcase_add_test(tc, test_raw_nul_in_body_is_400);
     tcase_add_test(tc, test_request_id_echo_and_generate);
     tcase_add_test(tc, test_cors_preflight_and_origins);
     tcase_add_test(tc, test_api_key_auth);
