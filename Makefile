@@ -115,3 +115,53 @@ clean:
 	rm -rf build bin compile_commands.json
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# Fuzzing (tests/fuzz/, libFuzzer): `make fuzz` builds every target with clang
+# into build/fuzz/ (the library compiled apart from the gcc objects) and runs
+# each for FUZZ_SECONDS on a temporary copy of its corpus, so what it finds is
+# not committed by accident. Every target runs; if any crashed (its input is
+# left in build/fuzz/artifacts/) the run fails at the end. Not part of `make test`.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_DIR     := build/fuzz
+FUZZ_SAN     := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -I. -pthread -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
+                $(WARN) -Wno-format-nonliteral $(PKG_CFLAGS)
+FUZZ_LDLIBS   = $(FUZZ_SAN) -pthread $(PKG_LIBS) -lm
+FUZZ_NAMES   := $(sort $(basename $(notdir $(wildcard tests/fuzz/*.c))))
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+
+.PHONY: fuzz fuzz-build
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BINS): $(FUZZ_DIR)/%: $(FUZZ_DIR)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) -o $@ $^ $(FUZZ_LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@mkdir -p $(FUZZ_DIR)/artifacts
+	@failed=""; for t in $(FUZZ_NAMES); do \
+	  corpus=$$(mktemp -d) || exit 1; \
+	  cp tests/fuzz/corpus/$$t/* "$$corpus"/; \
+	  echo "fuzz: $$t, $(FUZZ_SECONDS) s"; \
+	  rc=0; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(FUZZ_DIR)/$$t -dict=tests/fuzz/$$t.dict -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- -print_final_stats=1 "$$corpus" \
+	    >$(FUZZ_DIR)/$$t.log 2>&1 || rc=$$?; \
+	  rm -rf "$$corpus"; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::average_exec_per_sec' $(FUZZ_DIR)/$$t.log; \
+	  if [ $$rc -ne 0 ]; then \
+	    grep -E -A12 'ERROR:|runtime error:' $(FUZZ_DIR)/$$t.log | head -n 40; \
+	    echo "fuzz: $$t FAILED (exit $$rc); log $(FUZZ_DIR)/$$t.log, input in $(FUZZ_DIR)/artifacts/" >&2; \
+	    failed="$$failed $$t"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages agentd needs, only those missing.
-# Usage: scripts/deps.sh [build|test|bench|lint]   (test and bench include build)
+# Usage: scripts/deps.sh [build|test|bench|lint|fuzz]   (every level includes build)
 set -eu
 level=${1:-build}
 pkgs="gcc make pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libcurl4-openssl-dev"
@@ -8,6 +8,9 @@ case "$level" in
   test) pkgs="$pkgs check curl sqlite3 python3" ;;
   bench) pkgs="$pkgs check curl sqlite3 python3 wrk nginx-light procps" ;;
   lint) pkgs="$pkgs bear cppcheck clang-format" ;;
+  # clang-14 does not pull in its sanitizer/libFuzzer runtimes (libclang_rt.*);
+  # they are in libclang-rt-14-dev, which bookworm's clang only recommends.
+  fuzz) pkgs="$pkgs clang clang-14 libclang-rt-14-dev" ;;
 esac
 missing=""
 for p in $pkgs; do
