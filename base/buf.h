@@ -22,7 +22,7 @@ void ad_buf_append(ad_buf *b, const void *p, size_t n);
 void ad_buf_puts(ad_buf *b, const char *s);
 void ad_buf_putc(ad_buf *b, char c);
 void ad_buf_printf(ad_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void ad_buf_vprintf(ad_buf *b, const char *fmt, va_list ap);
+void ad_buf_vprintf(ad_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends `s` as a JSON string literal, quotes included. */
 void ad_buf_json_string(ad_buf *b, const char *s, size_t n);
 void ad_buf_reset(ad_buf *b);

@@ -12,6 +12,7 @@
 #include "server/app.h"
 #include "storage/db.h"
 #include "storage/executions.h"
+#include "storage/inferences.h"
 #include "storage/versions.h"
 
 #define DATASET_MAX_ITEMS 100000
@@ -382,6 +383,9 @@ void handle_agents_list(ad_request *req, ad_response *res)
 
 void handle_agent_get(ad_request *req, ad_response *res)
 {
+    /* The record shows running inference totals: let it see every call
+     * that completed before this request. */
+    storage_inferences_flush();
     agent_row a;
     if (agents_lookup(req, res, &a) < 0) return;
     sqlite3 *db = storage_conn();

@@ -91,13 +91,10 @@ static void inference_log_call(const ad_app *app, int64_t agent_id, const char *
                              const char *outcome, int64_t latency, long pt, long ot, int retries,
                              const char *prompt)
 {
-    sqlite3 *db = storage_conn();
-    ad_err e = {0};
     inference_record r = {agent_id, backend, status, outcome, latency,
                           pt < 0 ? 0 : (int)pt, ot < 0 ? 0 : (int)ot, retries,
                           app->cfg->log_prompts ? prompt : NULL};
-    if (!db || storage_inferences_record(db, &r, &e) < 0)
-        ad_log(AD_LOG_WARN, "inference not recorded: %s", db ? e.msg : "no database");
+    storage_inferences_submit(&r);
 }
 
 /* The full response body of a successful call. */

@@ -108,7 +108,8 @@ static int read_count(const cJSON *obj, const char *name, long *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     if (!v) return 0;
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0) return -1;
+    /* The upper bound keeps the cast defined (1e99 or inf would overflow it). */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1e15)) return -1;
     *out = (long)v->valuedouble;
     return 0;
 }
@@ -238,7 +239,9 @@ int gemini_parse_error(const char *body, size_t len, gemini_error *out)
     const cJSON *message = cJSON_GetObjectItemCaseSensitive(err, "message");
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(err, "status");
     const cJSON *details = cJSON_GetObjectItemCaseSensitive(err, "details");
-    if (cJSON_IsNumber(code)) out->code = (long)code->valuedouble;
+    /* Only a plausible HTTP status converts: a huge number would overflow the cast. */
+    if (cJSON_IsNumber(code) && code->valuedouble >= 0 && code->valuedouble <= 999)
+        out->code = (long)code->valuedouble;
     if (cJSON_IsString(message)) snprintf(out->message, sizeof(out->message), "%s", message->valuestring);
     if (cJSON_IsString(status)) copy_reason(out->status, status->valuestring);
     if (cJSON_IsArray(details)) parse_retry_info(details, out);

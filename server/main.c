@@ -16,6 +16,7 @@
 #include "server/http.h"
 #include "server/stream.h"
 #include "storage/db.h"
+#include "storage/inferences.h"
 
 extern char **environ;
 
@@ -110,6 +111,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    storage_inferences_start();
     ad_stream_ticker_start(15000);
     if (pipeline_pool_start(&app.pool, cfg.workers, &e) < 0) {
         ad_log(AD_LOG_ERROR, "%s", e.msg);
@@ -139,6 +141,7 @@ out:
     ad_stream_ticker_stop();
     http_stop(http);
     llm_client_free(app.llm);
+    storage_inferences_stop();
     pipeline_pool_stop(app.pool);
     storage_close();
     if (code == 0) ad_log(AD_LOG_INFO, "stopped");

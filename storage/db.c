@@ -168,6 +168,7 @@ void storage_close(void)
 
 sqlite3 *storage_conn(void)
 {
+    pthread_once(&db_key_once, db_key_create);
     db_conn *c = pthread_getspecific(db_key);
     if (c) return c->db;
     ad_err e = {0};

@@ -21,4 +21,23 @@ typedef struct inference_record {
  * agent deleted meanwhile is not an error (nothing is written). */
 int storage_inferences_record(sqlite3 *db, const inference_record *r, ad_err *e);
 
+/*
+ * The recorder: calls are recorded by one writer thread, in batches (every
+ * RECORDER_FLUSH_MS or sooner when many wait), so neither an HTTP thread nor
+ * the llm loop waits on the write lock a long pipeline transaction may hold.
+ * A crash loses at most the last few milliseconds of records.
+ */
+void storage_inferences_start(void);
+
+/* Queues a copy of `r` and returns at once (written at once, on the calling
+ * thread, when the recorder is not running). */
+void storage_inferences_submit(const inference_record *r);
+
+/* Returns once every record submitted before the call is written: a read
+ * that follows sees them. */
+void storage_inferences_flush(void);
+
+/* Writes what is queued and stops the writer thread. */
+void storage_inferences_stop(void);
+
 #endif

@@ -1158,6 +1158,8 @@ START_TEST(test_log_prompts)
     r = infer(&s, ML_INFER, Q_IMBALANCED, NULL);
     ck_assert_int_eq(r.status, 502);
     e2e_response_free(&r);
+    /* The agent record flushes the recorder: the rows are written after it. */
+    totals t = agent_totals(&s, "ml");
     char *rows = inference_rows(&s);
     char *w1 = fmt("gemini|200|ok|0|%s\n", Q_FOREST);
     char *w2 = fmt("gemini|502|rejected|0|%s\n", Q_IMBALANCED);
@@ -1167,7 +1169,6 @@ START_TEST(test_log_prompts)
     free(rows);
     /* Stored, not logged. */
     ck_assert_int_eq(e2e_log_count(&s, Q_IMBALANCED), 0);
-    totals t = agent_totals(&s, "ml");
     ck_assert_int_eq((int)t.count, 2);
     ck_assert_int_eq((int)t.errors, 1);
     gem_stop(&s, &g);
