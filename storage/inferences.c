@@ -98,7 +98,9 @@ static void *rec_main(void *arg)
         ad_err e = {0};
         int rc = db ? storage_begin(db, &e) : AD_EIO;
         for (size_t i = 0; i < n; i++) {
-            if (rc == 0 && inferences_insert(db, &batch[i].r, &e) < 0)
+            queued_record *q = &batch[i];
+            q->r.backend = q->backend, q->r.outcome = q->outcome, q->r.prompt = q->prompt;
+            if (rc == 0 && inferences_insert(db, &q->r, &e) < 0)
                 ad_log(AD_LOG_WARN, "inference not recorded: %s", e.msg);
             free(batch[i].prompt);
         }
@@ -139,7 +141,7 @@ void storage_inferences_submit(const inference_record *r)
     snprintf(q->backend, sizeof(q->backend), "%s", r->backend);
     snprintf(q->outcome, sizeof(q->outcome), "%s", r->outcome);
     q->prompt = r->prompt ? ad_strdup(r->prompt) : NULL;
-    q->r.backend = q->backend, q->r.outcome = q->outcome, q->r.prompt = q->prompt;
+    /* The strings' pointers are set by the writer: this array moves as it grows. */
     rec_submitted++;
     if (rec_len >= RECORDER_SOON) pthread_cond_signal(&rec_wake);
     pthread_mutex_unlock(&rec_lock);
