@@ -343,6 +343,13 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     if (call->status == 0) curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &call->status);
     if (call->stream && call->status == 200) {
+        /* The streamed answer accumulates in reply.text: bound it like a body. */
+        if (call->reply.text.len > LLM_BODY_MAX) {
+            call->failed = 1;
+            call->fail_outcome = LLM_BAD_RESPONSE;
+            msg_set(call->fail_msg, "streamed answer over %u bytes", LLM_BODY_MAX);
+            return 0;
+        }
         int rc = gemini_sse_feed(&call->sse, ptr, n, on_sse_event, call);
         if (rc == AD_ETOOBIG) {
             call->failed = 1;

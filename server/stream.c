@@ -10,12 +10,16 @@
 #include "base/mem.h"
 #include "server/stream_internal.h"
 
+/* Bytes a stream may hold for a client that does not read; past this the
+ * stream is cut (the producer is told through on_abort). */
+#define STREAM_PENDING_MAX (8u << 20)
+
 struct ad_stream {
     pthread_mutex_t lock;
     int refs;
     ad_buf pending;            /* bytes not yet handed to libmicrohttpd */
     size_t sent;               /* offset of `pending` already handed over */
-    int ended, aborted, suspended;
+    int ended, aborted, suspended, overflowed;
     struct MHD_Connection *conn;
     ad_stream_abort_fn on_abort;
     void *abort_ud;
@@ -75,7 +79,11 @@ static void stream_wake(ad_stream *s)
 static void stream_append(ad_stream *s, const char *bytes, size_t n)
 {
     pthread_mutex_lock(&s->lock);
-    if (!s->aborted) {
+    if (!s->aborted && s->pending.len - s->sent + n > STREAM_PENDING_MAX) {
+        s->aborted = s->overflowed = 1;
+        if (s->on_abort && !s->ended) s->on_abort(s->abort_ud);
+        stream_wake(s); /* the reader ends the response */
+    } else if (!s->aborted) {
         ad_buf_append(&s->pending, bytes, n);
         stream_wake(s);
     }
@@ -117,7 +125,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             ad_buf_reset(&s->pending);
             s->sent = 0;
         }
-    } else if (s->ended) {
+    } else if (s->ended || s->overflowed) {
         n = MHD_CONTENT_READER_END_OF_STREAM;
     } else {
         /* Nothing to send: park the connection until the producer writes. */
