@@ -494,10 +494,8 @@ int http_start(ad_http **out, const ad_app *app, ad_err *e)
     h->quiesced_fd = MHD_INVALID_SOCKET;
     if (getrandom(&h->id_prefix, sizeof(h->id_prefix), 0) != sizeof(h->id_prefix))
         h->id_prefix = (uint32_t)getpid();
-    /* TURBO: read, write and accept before asking epoll, which saves a
-     * readiness round trip per request on busy keep-alive connections. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+                     MHD_USE_ERROR_LOG;
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, http_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
