@@ -347,10 +347,12 @@ static void inference_gemini(ad_request *req, ad_response *res, const agent_row 
     if (stream) c->events = ad_stream_new(inference_abort, c);
     ad_err e = {0};
     /* Deferred before submitting: on_done may complete the request on the
-     * client's thread before llm_client_submit even returns. */
+     * client's thread before llm_client_submit even returns. A client that
+     * hangs up meanwhile cancels the upstream call. */
     res->deferred = 1;
+    ad_async_on_hangup(req->async, inference_abort, c);
     int rc = llm_client_submit(req->app->llm, &lr, stream ? inference_on_delta : NULL,
-                               inference_on_done, c, stream ? &c->call : NULL, &e);
+                               inference_on_done, c, &c->call, &e);
     free(context);
     free(prompts);
     free(answers);
@@ -362,6 +364,7 @@ static void inference_gemini(ad_request *req, ad_response *res, const agent_row 
         free(c->prompt);
         free(c);
         res->deferred = 0;
+        ad_async_on_hangup(req->async, NULL, NULL);
         ad_response_error(res, req, 503, "upstream_unavailable", "%s", e.msg);
     }
 }

@@ -11,6 +11,12 @@
 
 #include "server/request.h"
 
+/* Asks to be told if the client hangs up while the request is deferred:
+ * `fn(ud)` then runs once, on another thread, and must not block (cancelling
+ * the upstream call is the intended use). It never runs after the request's
+ * ad_async_complete() has returned. Call before deferring. */
+void ad_async_on_hangup(struct ad_async *a, void (*fn)(void *ud), void *ud);
+
 /* Moves `res` into the connection (the caller's struct is left empty) and
  * resumes it. Call exactly once per deferred request. */
 void ad_async_complete(struct ad_async *a, ad_response *res);

@@ -17,6 +17,7 @@
 #include "base/mem.h"
 #include "server/async.h"
 #include "server/auth.h"
+#include "server/hangup.h"
 #include "server/router.h"
 #include "server/stream_internal.h"
 
@@ -55,6 +56,9 @@ struct ad_async {
     pthread_mutex_t lock;      /* guards the deferred-response hand-off: */
     int deferred, suspended, completed;
     ad_response pending;       /* the completed response, until this connection's thread takes it */
+    void (*hangup_fn)(void *);  /* told if the client leaves while suspended */
+    void *hangup_ud;
+    uint64_t hangup_ticket;
 };
 
 static const char *http_header(struct MHD_Connection *c, const char *name)
@@ -338,9 +342,20 @@ static enum MHD_Result http_dispatch(struct ad_async *ctx)
     } else {
         MHD_suspend_connection(ctx->conn);
         ctx->suspended = 1;
+        if (ctx->hangup_fn) {
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(ctx->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            if (ci) ctx->hangup_ticket = hangup_watch(ci->connect_fd, ctx->hangup_fn, ctx->hangup_ud);
+        }
     }
     pthread_mutex_unlock(&ctx->lock);
     return ok;
+}
+
+void ad_async_on_hangup(struct ad_async *ctx, void (*fn)(void *ud), void *ud)
+{
+    ctx->hangup_fn = fn;
+    ctx->hangup_ud = ud;
 }
 
 void ad_async_complete(struct ad_async *ctx, ad_response *res)
@@ -348,6 +363,11 @@ void ad_async_complete(struct ad_async *ctx, ad_response *res)
     /* The connection's own thread may still be inside the handler, using
      * ctx->res: the answer waits in `pending` until that thread takes it. */
     pthread_mutex_lock(&ctx->lock);
+    /* After this, the hang-up callback is neither running nor going to run,
+     * so the caller may free what it points to. */
+    hangup_forget(ctx->hangup_ticket);
+    ctx->hangup_ticket = 0;
+    ctx->hangup_fn = NULL;
     ctx->pending = *res;
     ctx->pending.deferred = 0;
     ad_response_init(res);
@@ -431,6 +451,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         ad_log_fields(AD_LOG_INFO, &f);
         ad_buf_cleanup(&f);
     }
+    hangup_forget(ctx->hangup_ticket);
     if (ctx->stream) ad_stream_finished(ctx->stream, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     cJSON_Delete(ctx->req.json);
     ad_response_cleanup(&ctx->res);

@@ -12,6 +12,7 @@
 #include "llm/client.h"
 #include "pipeline/pool.h"
 #include "server/app.h"
+#include "server/hangup.h"
 #include "server/healthcheck.h"
 #include "server/http.h"
 #include "server/stream.h"
@@ -112,6 +113,10 @@ int main(int argc, char **argv)
         }
     }
     storage_inferences_start();
+    if (hangup_start() < 0) {
+        ad_log(AD_LOG_ERROR, "cannot start the hang-up watcher");
+        goto out;
+    }
     ad_stream_ticker_start(15000);
     if (pipeline_pool_start(&app.pool, cfg.workers, &e) < 0) {
         ad_log(AD_LOG_ERROR, "%s", e.msg);
@@ -140,6 +145,7 @@ out:
     }
     ad_stream_ticker_stop();
     http_stop(http);
+    hangup_stop();
     llm_client_free(app.llm);
     storage_inferences_stop();
     pipeline_pool_stop(app.pool);

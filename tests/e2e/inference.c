@@ -1145,6 +1145,34 @@ END_TEST
 
 /* --log-prompts true keeps the prompt text in the inference log (there is no
  * route that reads it back, so the test reads the database). */
+/* A client that hangs up on a non-streamed call cancels the upstream call:
+ * the record says "cancelled" long before the deadline would say "timeout". */
+START_TEST(test_hangup_cancels_non_streamed_call)
+{
+    e2e_server s;
+    gem_env g;
+    gem_start_deadline(&s, &g, FAKE_GEMINI_KEY, 20000, NULL);
+    fake_gemini_push_fault(g.fake, FAKE_HANG);
+    const char *body = "{\"prompt\":\"What is overfitting?\"}";
+    char head[256];
+    snprintf(head, sizeof(head),
+             "POST " ML_INFER " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n", strlen(body));
+    int fd = e2e_connect(&s);
+    ck_assert_int_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+    ck_assert_int_eq(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+    sleep_ms(500); /* the call is upstream, hanging */
+    close(fd);
+    /* The record appears once the cancelled call ends: well inside the 20 s deadline. */
+    totals t = wait_totals(&s, "ml", 1);
+    ck_assert_int_eq((int)t.count, 1);
+    char *rows = inference_rows(&s);
+    ck_assert_msg(strstr(rows, "gemini|503|cancelled|"), "rows:\n%s", rows);
+    free(rows);
+    gem_stop(&s, &g);
+}
+END_TEST
+
 START_TEST(test_log_prompts)
 {
     e2e_server s;
@@ -1305,6 +1333,7 @@ Suite *e2e_inference_suite(void)
     tcase_add_test(tc, test_gemini_wrong_key);
     tcase_add_test(tc, test_gemini_stream);
     tcase_add_test(tc, test_gemini_disconnect_aborts_upstream);
+    tcase_add_test(tc, test_hangup_cancels_non_streamed_call);
     tcase_add_test(tc, test_log_prompts);
     tcase_add_test(tc, test_upstream_error_carries_request_id);
     /* Regression: llm_client_submit once published the call handle after the
