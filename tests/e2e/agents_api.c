@@ -17,18 +17,6 @@ Suite *e2e_agents_api_suite(void);
 
 #define AGENTS "/api/v1/agents"
 
-static const char *json_str(const cJSON *o, const char *k)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
-}
-
-static double json_num(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    ck_assert_msg(cJSON_IsNumber(v), "%s is not a number", k);
-    return v->valuedouble;
-}
-
 /* An error body {error, code, request_id} with `status`, `code`, and (when
  * given) an error message that contains `needle`. */
 static void assert_error_at(const e2e_response *r, long status, const char *code, const char *needle,
@@ -36,13 +24,13 @@ static void assert_error_at(const e2e_response *r, long status, const char *code
 {
     ck_assert_msg(r->status == status, "%s: status %ld, want %ld: %s", what, r->status, status, r->body);
     ck_assert_msg(r->json != NULL, "%s: body is not JSON: %s", what, r->body);
-    const char *c = json_str(r->json, "code");
+    const char *c = e2e_json_str(r->json, "code");
     ck_assert_msg(c && !strcmp(c, code), "%s: code %s, want %s: %s", what, c ? c : "(none)", code, r->body);
-    const char *msg = json_str(r->json, "error");
+    const char *msg = e2e_json_str(r->json, "error");
     ck_assert_msg(msg && *msg, "%s: no error message: %s", what, r->body);
     if (needle)
         ck_assert_msg(strstr(msg, needle) != NULL, "%s: error '%s' does not name '%s'", what, msg, needle);
-    const char *rid = json_str(r->json, "request_id");
+    const char *rid = e2e_json_str(r->json, "request_id");
     ck_assert_msg(rid && *rid, "%s: no request_id", what);
 }
 
@@ -53,16 +41,6 @@ static void post_expect(const e2e_server *s, const char *path, const char *body,
     e2e_response r = e2e_post(s, path, body);
     assert_error_at(&r, status, code, needle, what);
     e2e_response_free(&r);
-}
-
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *out = NULL;
-    ck_assert_int_ge(vasprintf(&out, f, ap), 0);
-    va_end(ap);
-    return out;
 }
 
 /* POSTs a create body and asserts 201; frees `body`. */
@@ -93,26 +71,9 @@ static double list_total(const e2e_server *s)
 {
     e2e_response r = e2e_get(s, AGENTS);
     ck_assert_int_eq(r.status, 200);
-    double n = json_num(r.json, "total_users");
+    double n = e2e_json_num(r.json, "total_users");
     e2e_response_free(&r);
     return n;
-}
-
-/* YYYY-MM-DDTHH:MM:SS[.fff]Z */
-static int is_iso_utc(const char *t)
-{
-    const char *pat = "dddd-dd-ddTdd:dd:dd";
-    if (!t) return 0;
-    size_t i = 0;
-    for (; pat[i]; i++) {
-        if (pat[i] == 'd' ? !isdigit((unsigned char)t[i]) : t[i] != pat[i]) return 0;
-    }
-    if (t[i] == '.') {
-        i++;
-        if (!isdigit((unsigned char)t[i])) return 0;
-        while (isdigit((unsigned char)t[i])) i++;
-    }
-    return t[i] == 'Z' && t[i + 1] == '\0';
 }
 
 static int is_uuid(const char *u)
@@ -133,7 +94,7 @@ static int is_uuid(const char *u)
 static int raw_request(const e2e_server *s, const char *method, const char *path, char **body_out)
 {
     int fd = e2e_connect(s);
-    char *req = fmt("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", method, path);
+    char *req = e2e_fmt("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", method, path);
     size_t len = strlen(req), off = 0;
     while (off < len) {
         ssize_t n = write(fd, req + off, len - off);
@@ -197,19 +158,19 @@ START_TEST(test_create_validation)
     post_expect(&s, AGENTS, "{\"user_id\":\"\",\"training_data\":\"text\"}", 400, "invalid_user_id", "user_id",
                 "user_id empty");
     char *id65 = repeat_char('a', 65);
-    char *b = fmt("{\"user_id\":\"%s\"%s", id65, txt);
+    char *b = e2e_fmt("{\"user_id\":\"%s\"%s", id65, txt);
     post_expect(&s, AGENTS, b, 400, "invalid_user_id", "user_id", "user_id 65 chars");
     free(b);
     free(id65);
     char *id10k = repeat_char('b', 10240);
-    b = fmt("{\"user_id\":\"%s\"%s", id10k, txt);
+    b = e2e_fmt("{\"user_id\":\"%s\"%s", id10k, txt);
     post_expect(&s, AGENTS, b, 400, "invalid_user_id", "user_id", "user_id 10 KB");
     free(b);
     free(id10k);
     const char *bad_ids[] = {"../x", "a/b", "\xc3\xbcn\xc3\xaf", "all", "advanced", ".", "..", "has space",
                              "a\\\\b", "tab\\there"};
     for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
-        b = fmt("{\"user_id\":\"%s\"%s", bad_ids[i], txt);
+        b = e2e_fmt("{\"user_id\":\"%s\"%s", bad_ids[i], txt);
         post_expect(&s, AGENTS, b, 400, "invalid_user_id", "user_id", bad_ids[i]);
         free(b);
     }
@@ -232,7 +193,7 @@ START_TEST(test_create_validation)
      * the 1 MB request limit) is read, and the field is refused by name. */
     char *big = repeat_char('w', 3000);
     for (size_t i = 7; i < 3000; i += 8) big[i] = ' ';
-    b = fmt("{\"user_id\":\"t1\",\"training_data\":\"%s\"}", big);
+    b = e2e_fmt("{\"user_id\":\"t1\",\"training_data\":\"%s\"}", big);
     post_expect(&s, AGENTS, b, 400, "invalid_training_data", "training_data", "training_data over limit");
     free(b);
     free(big);
@@ -253,13 +214,13 @@ START_TEST(test_create_validation)
         {"[{\"prompt\":\"p\",\"answer\":\"a\"},{\"prompt\":\"q\",\"answer\":\"b\"},{\"prompt\":\"r\"}]", "dataset[2]"},
     };
     for (size_t i = 0; i < sizeof(bad_ds) / sizeof(bad_ds[0]); i++) {
-        b = fmt("{\"user_id\":\"d1\",\"dataset\":%s}", bad_ds[i].ds);
+        b = e2e_fmt("{\"user_id\":\"d1\",\"dataset\":%s}", bad_ds[i].ds);
         post_expect(&s, AGENTS, b, 400, "invalid_dataset", bad_ds[i].needle, bad_ds[i].ds);
         free(b);
     }
     /* A dataset whose normalized form is over twice --max-training-bytes. */
     char *long_answer = repeat_char('z', 5000);
-    b = fmt("{\"user_id\":\"d1\",\"dataset\":[{\"prompt\":\"p\",\"answer\":\"%s\"}]}", long_answer);
+    b = e2e_fmt("{\"user_id\":\"d1\",\"dataset\":[{\"prompt\":\"p\",\"answer\":\"%s\"}]}", long_answer);
     post_expect(&s, AGENTS, b, 400, "invalid_dataset", "dataset", "dataset over the byte limit");
     free(b);
     free(long_answer);
@@ -285,13 +246,13 @@ START_TEST(test_create_validation)
     const char *alpha = "abcXYZ019_.-";
     for (int i = 0; i < 64; i++) id64[i] = alpha[i % 12];
     id64[64] = '\0';
-    b = fmt("{\"user_id\":\"%s\"%s", id64, txt);
+    b = e2e_fmt("{\"user_id\":\"%s\"%s", id64, txt);
     r = e2e_post(&s, AGENTS, b);
     free(b);
     ck_assert_msg(r.status == 201, "64-char id: %ld %s", r.status, r.body);
-    ck_assert_str_eq(json_str(r.json, "user_id"), id64);
+    ck_assert_str_eq(e2e_json_str(r.json, "user_id"), id64);
     char *loc = e2e_header(&r, "Location");
-    char *want = fmt(AGENTS "/%s", id64);
+    char *want = e2e_fmt(AGENTS "/%s", id64);
     ck_assert_ptr_nonnull(loc);
     ck_assert_str_eq(loc, want);
     free(loc);
@@ -302,12 +263,12 @@ START_TEST(test_create_validation)
     r = e2e_post(&s, AGENTS,
                  "{\"user_id\":\"m1\",\"training_data\":\"Base model text.\",\"base_model\":\"gemini-2.0-flash\"}");
     ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
-    ck_assert_ptr_nonnull(json_str(r.json, "message"));
-    ck_assert_int_gt((int)strlen(json_str(r.json, "message")), 0);
-    ck_assert_str_eq(json_str(r.json, "user_id"), "m1");
-    ck_assert_str_eq(json_str(r.json, "status"), "created");
-    ck_assert_str_eq(json_str(r.json, "base_model"), "gemini-2.0-flash");
-    ck_assert_msg(is_iso_utc(json_str(r.json, "timestamp")), "timestamp %s", json_str(r.json, "timestamp"));
+    ck_assert_ptr_nonnull(e2e_json_str(r.json, "message"));
+    ck_assert_int_gt((int)strlen(e2e_json_str(r.json, "message")), 0);
+    ck_assert_str_eq(e2e_json_str(r.json, "user_id"), "m1");
+    ck_assert_str_eq(e2e_json_str(r.json, "status"), "created");
+    ck_assert_str_eq(e2e_json_str(r.json, "base_model"), "gemini-2.0-flash");
+    ck_assert_msg(e2e_is_iso_utc(e2e_json_str(r.json, "timestamp")), "timestamp %s", e2e_json_str(r.json, "timestamp"));
     loc = e2e_header(&r, "Location");
     ck_assert_ptr_nonnull(loc);
     ck_assert_str_eq(loc, AGENTS "/m1");
@@ -315,7 +276,7 @@ START_TEST(test_create_validation)
     e2e_response_free(&r);
     r = e2e_get(&s, AGENTS "/m1");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(r.json, "base_model"), "gemini-2.0-flash");
+    ck_assert_str_eq(e2e_json_str(r.json, "base_model"), "gemini-2.0-flash");
     e2e_response_free(&r);
 
     /* Duplicate user_id: 409, whichever the material. */
@@ -326,7 +287,7 @@ START_TEST(test_create_validation)
     /* training_data of exactly --max-training-bytes is accepted. */
     char *edge = repeat_char('e', 2048);
     for (size_t i = 9; i < 2048; i += 10) edge[i] = ' ';
-    b = fmt("{\"user_id\":\"edge\",\"training_data\":\"%s\"}", edge);
+    b = e2e_fmt("{\"user_id\":\"edge\",\"training_data\":\"%s\"}", edge);
     free(edge);
     create_ok(&s, AGENTS, b);
     ck_assert_int_eq((int)list_total(&s), 3);
@@ -380,29 +341,29 @@ START_TEST(test_advanced_alias)
     e2e_response r = e2e_post(&s, adv, txt);
     free(txt);
     ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
-    ck_assert_str_eq(json_str(r.json, "status"), "created");
+    ck_assert_str_eq(e2e_json_str(r.json, "status"), "created");
     char *loc = e2e_header(&r, "Location");
     ck_assert_str_eq(loc, AGENTS "/adv_array");
     free(loc);
     e2e_response_free(&r);
 
     /* json_dataset as the shared file's whole object. */
-    char *whole = fmt("{\"user_id\":\"adv_file\",\"json_dataset\":%s}", file);
+    char *whole = e2e_fmt("{\"user_id\":\"adv_file\",\"json_dataset\":%s}", file);
     create_ok(&s, adv, whole);
 
     wait_ready(&s, "adv_array", 30000);
     wait_ready(&s, "adv_file", 30000);
     r = e2e_get(&s, AGENTS "/adv_file");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(r.json, "source"), "dataset");
-    ck_assert_str_eq(json_str(r.json, "description"), json_str(fj, "description"));
+    ck_assert_str_eq(e2e_json_str(r.json, "source"), "dataset");
+    ck_assert_str_eq(e2e_json_str(r.json, "description"), e2e_json_str(fj, "description"));
     e2e_response_free(&r);
 
     /* Bad json_dataset shapes. */
     const char *bad[] = {"\"x\"", "5", "[]", "{}", "{\"training_data\":\"x\"}", "{\"training_data\":[]}",
                          "[{\"prompt\":\"p\"}]"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char *b = fmt("{\"user_id\":\"adv_bad\",\"json_dataset\":%s}", bad[i]);
+        char *b = e2e_fmt("{\"user_id\":\"adv_bad\",\"json_dataset\":%s}", bad[i]);
         post_expect(&s, adv, b, 400, "invalid_dataset", "json_dataset", bad[i]);
         free(b);
     }
@@ -450,21 +411,21 @@ START_TEST(test_unknown_agent_and_bad_path_id)
 
     /* A 10 KB id (longer than the harness' URL buffer: over a raw socket). */
     char *id = repeat_char('k', 10240);
-    char *path = fmt(AGENTS "/%s/status", id);
+    char *path = e2e_fmt(AGENTS "/%s/status", id);
     char *body = NULL;
     int st = raw_request(&s, "GET", path, &body);
     cJSON *j = cJSON_Parse(body);
     ck_assert_msg(st == 400, "GET 10 KB id: %d %s", st, body);
-    ck_assert_str_eq(json_str(j, "code"), "invalid_user_id");
-    ck_assert_ptr_nonnull(strstr(json_str(j, "error"), "user_id"));
+    ck_assert_str_eq(e2e_json_str(j, "code"), "invalid_user_id");
+    ck_assert_ptr_nonnull(strstr(e2e_json_str(j, "error"), "user_id"));
     cJSON_Delete(j);
     free(body);
     free(path);
-    path = fmt(AGENTS "/%s", id);
+    path = e2e_fmt(AGENTS "/%s", id);
     st = raw_request(&s, "DELETE", path, &body);
     j = cJSON_Parse(body);
     ck_assert_msg(st == 400, "DELETE 10 KB id: %d %s", st, body);
-    ck_assert_str_eq(json_str(j, "code"), "invalid_user_id");
+    ck_assert_str_eq(e2e_json_str(j, "code"), "invalid_user_id");
     cJSON_Delete(j);
     free(body);
     free(path);
@@ -503,8 +464,8 @@ START_TEST(test_list_pagination_and_filters)
         e2e_response r = e2e_get(&s, path);
         ck_assert_msg(r.status == 200, "%s: %ld %s", path, r.status, r.body);
         pages++;
-        ck_assert_int_eq((int)json_num(r.json, "total_users"), 5);
-        int count = (int)json_num(r.json, "count");
+        ck_assert_int_eq((int)e2e_json_num(r.json, "total_users"), 5);
+        int count = (int)e2e_json_num(r.json, "count");
         cJSON *users = cJSON_GetObjectItemCaseSensitive(r.json, "users");
         ck_assert(cJSON_IsObject(users));
         ck_assert_int_eq(cJSON_GetArraySize(users), count);
@@ -516,9 +477,9 @@ START_TEST(test_list_pagination_and_filters)
             ck_assert_msg(k >= 0, "unknown user %s", u->string);
             seen[k]++;
             total_seen++;
-            ck_assert_str_eq(json_str(u, "status"), "ready");
-            ck_assert_int_eq((int)json_num(u, "progress"), 100);
-            ck_assert_msg(is_iso_utc(json_str(u, "created_at")), "created_at of %s", u->string);
+            ck_assert_str_eq(e2e_json_str(u, "status"), "ready");
+            ck_assert_int_eq((int)e2e_json_num(u, "progress"), 100);
+            ck_assert_msg(e2e_is_iso_utc(e2e_json_str(u, "created_at")), "created_at of %s", u->string);
         }
         const cJSON *next = cJSON_GetObjectItemCaseSensitive(r.json, "next_cursor");
         ck_assert_msg(next != NULL, "no next_cursor key");
@@ -540,28 +501,28 @@ START_TEST(test_list_pagination_and_filters)
 
     /* Exactly 5 with limit=5: no further page. */
     e2e_response r = e2e_get(&s, AGENTS "?limit=5");
-    ck_assert_int_eq((int)json_num(r.json, "count"), 5);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "count"), 5);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r.json, "next_cursor")));
     e2e_response_free(&r);
 
     /* Default list: all 5, with total_users and a timestamp. */
     r = e2e_get(&s, AGENTS);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq((int)json_num(r.json, "total_users"), 5);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "total_users"), 5);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "users")), 5);
-    ck_assert(is_iso_utc(json_str(r.json, "timestamp")));
+    ck_assert(e2e_is_iso_utc(e2e_json_str(r.json, "timestamp")));
     e2e_response_free(&r);
 
     /* Status filters. */
     r = e2e_get(&s, AGENTS "?status=ready");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq((int)json_num(r.json, "count"), 5);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "count"), 5);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "users")), 5);
     e2e_response_free(&r);
     r = e2e_get(&s, AGENTS "?status=processing");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq((int)json_num(r.json, "count"), 0);
-    ck_assert_int_eq((int)json_num(r.json, "total_users"), 0);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "count"), 0);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "total_users"), 0);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "users")), 0);
     e2e_response_free(&r);
 
@@ -587,7 +548,7 @@ START_TEST(test_list_pagination_and_filters)
     /* A cursor past the last id: an empty page. */
     r = e2e_get(&s, AGENTS "?cursor=zzz");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq((int)json_num(r.json, "count"), 0);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "count"), 0);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r.json, "next_cursor")));
     e2e_response_free(&r);
     r = e2e_get(&s, AGENTS "?limit=500");
@@ -612,16 +573,16 @@ START_TEST(test_agent_detail_pipeline_executions)
 
     e2e_response r = e2e_get(&s, AGENTS "/ml");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(r.json, "user_id"), "ml");
-    ck_assert_str_eq(json_str(r.json, "status"), "ready");
-    ck_assert_int_eq((int)json_num(r.json, "progress"), 100);
-    ck_assert_str_eq(json_str(r.json, "source"), "dataset");
-    ck_assert(is_iso_utc(json_str(r.json, "created_at")));
+    ck_assert_str_eq(e2e_json_str(r.json, "user_id"), "ml");
+    ck_assert_str_eq(e2e_json_str(r.json, "status"), "ready");
+    ck_assert_int_eq((int)e2e_json_num(r.json, "progress"), 100);
+    ck_assert_str_eq(e2e_json_str(r.json, "source"), "dataset");
+    ck_assert(e2e_is_iso_utc(e2e_json_str(r.json, "created_at")));
     cJSON *stats = cJSON_GetObjectItemCaseSensitive(r.json, "statistics");
     ck_assert_msg(cJSON_IsObject(stats), "statistics: %s", r.body);
-    ck_assert_int_gt((int)json_num(stats, "passages"), 0);
-    ck_assert_int_gt((int)json_num(stats, "tokens"), 0);
-    ck_assert_int_gt((int)json_num(stats, "vocabulary_size"), 0);
+    ck_assert_int_gt((int)e2e_json_num(stats, "passages"), 0);
+    ck_assert_int_gt((int)e2e_json_num(stats, "tokens"), 0);
+    ck_assert_int_gt((int)e2e_json_num(stats, "vocabulary_size"), 0);
     cJSON *top = cJSON_GetObjectItemCaseSensitive(stats, "top_terms");
     ck_assert(cJSON_IsArray(top));
     ck_assert_int_gt(cJSON_GetArraySize(top), 0);
@@ -633,42 +594,42 @@ START_TEST(test_agent_detail_pipeline_executions)
 
     cJSON *model = cJSON_GetObjectItemCaseSensitive(r.json, "model");
     ck_assert_msg(cJSON_IsObject(model), "model: %s", r.body);
-    ck_assert_str_eq(json_str(model, "name"), "v1");
-    ck_assert(is_iso_utc(json_str(model, "deployed_at")));
+    ck_assert_str_eq(e2e_json_str(model, "name"), "v1");
+    ck_assert(e2e_is_iso_utc(e2e_json_str(model, "deployed_at")));
     cJSON *metrics = cJSON_GetObjectItemCaseSensitive(model, "metrics");
     ck_assert(cJSON_IsObject(metrics));
-    double hit1 = json_num(metrics, "hit_at_1"), mrr = json_num(metrics, "mrr");
+    double hit1 = e2e_json_num(metrics, "hit_at_1"), mrr = e2e_json_num(metrics, "mrr");
     ck_assert(hit1 >= 0 && hit1 <= 1);
     ck_assert(mrr >= hit1 && mrr <= 1);
-    const char *ql = json_str(metrics, "quality_label");
+    const char *ql = e2e_json_str(metrics, "quality_label");
     ck_assert_msg(ql && (!strcmp(ql, "HIGH") || !strcmp(ql, "MEDIUM") || !strcmp(ql, "LOW")), "label %s", ql);
 
     cJSON *timings = cJSON_GetObjectItemCaseSensitive(r.json, "timings");
     ck_assert(cJSON_IsObject(timings));
     ck_assert_int_eq(cJSON_GetArraySize(timings), 4);
-    for (int i = 0; i < 4; i++) ck_assert_msg(json_num(timings, STAGES[i]) >= 0, "timing %s", STAGES[i]);
+    for (int i = 0; i < 4; i++) ck_assert_msg(e2e_json_num(timings, STAGES[i]) >= 0, "timing %s", STAGES[i]);
     cJSON *inf = cJSON_GetObjectItemCaseSensitive(r.json, "inference");
     ck_assert(cJSON_IsObject(inf));
-    ck_assert_int_eq((int)json_num(inf, "count"), 0);
-    ck_assert_int_eq((int)json_num(inf, "errors"), 0);
+    ck_assert_int_eq((int)e2e_json_num(inf, "count"), 0);
+    ck_assert_int_eq((int)e2e_json_num(inf, "errors"), 0);
     e2e_response_free(&r);
 
     r = e2e_get(&s, AGENTS "/ml/pipeline");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(r.json, "status"), "ready");
+    ck_assert_str_eq(e2e_json_str(r.json, "status"), "ready");
     cJSON *stages = cJSON_GetObjectItemCaseSensitive(r.json, "stages");
     ck_assert(cJSON_IsArray(stages));
     ck_assert_int_eq(cJSON_GetArraySize(stages), 4);
     for (int i = 0; i < 4; i++) {
         cJSON *st = cJSON_GetArrayItem(stages, i);
-        ck_assert_str_eq(json_str(st, "name"), STAGES[i]);
-        ck_assert_int_eq((int)json_num(st, "task_index"), i);
-        ck_assert_str_eq(json_str(st, "status"), "completed");
-        ck_assert(json_num(st, "duration_ms") >= 0);
-        const char *sum = json_str(st, "summary");
+        ck_assert_str_eq(e2e_json_str(st, "name"), STAGES[i]);
+        ck_assert_int_eq((int)e2e_json_num(st, "task_index"), i);
+        ck_assert_str_eq(e2e_json_str(st, "status"), "completed");
+        ck_assert(e2e_json_num(st, "duration_ms") >= 0);
+        const char *sum = e2e_json_str(st, "summary");
         ck_assert_msg(sum && *sum, "stage %s has no summary", STAGES[i]);
     }
-    ck_assert_ptr_nonnull(strstr(json_str(cJSON_GetArrayItem(stages, 1), "summary"), "v1"));
+    ck_assert_ptr_nonnull(strstr(e2e_json_str(cJSON_GetArrayItem(stages, 1), "summary"), "v1"));
     e2e_response_free(&r);
 
     char *first_ids[4] = {0};
@@ -680,15 +641,15 @@ START_TEST(test_agent_detail_pipeline_executions)
         ck_assert_int_eq(cJSON_GetArraySize(ex), 4);
         for (int i = 0; i < 4; i++) {
             cJSON *e = cJSON_GetArrayItem(ex, i);
-            const char *tid = json_str(e, "task_id");
+            const char *tid = e2e_json_str(e, "task_id");
             ck_assert_msg(is_uuid(tid), "task_id %s", tid ? tid : "(null)");
-            ck_assert_int_eq((int)json_num(e, "task_index"), i);
-            ck_assert_str_eq(json_str(e, "name"), STAGES[i]);
-            const char *exp = json_str(e, "expected_output");
+            ck_assert_int_eq((int)e2e_json_num(e, "task_index"), i);
+            ck_assert_str_eq(e2e_json_str(e, "name"), STAGES[i]);
+            const char *exp = e2e_json_str(e, "expected_output");
             ck_assert_msg(exp && *exp, "expected_output of %s", STAGES[i]);
             ck_assert(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(e, "output")));
             ck_assert(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(e, "inputs")));
-            ck_assert(is_iso_utc(json_str(e, "timestamp")));
+            ck_assert(e2e_is_iso_utc(e2e_json_str(e, "timestamp")));
             ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(e, "was_replayed")));
             if (round == 0) {
                 for (int k = 0; k < i; k++) ck_assert_str_ne(first_ids[k], tid);
@@ -747,24 +708,24 @@ START_TEST(test_evaluate)
 
     e2e_response r = e2e_post(&s, AGENTS "/evalme/evaluate", good);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
-    ck_assert_str_eq(json_str(r.json, "user_id"), "evalme");
+    ck_assert_str_eq(e2e_json_str(r.json, "user_id"), "evalme");
     cJSON *ev = cJSON_GetObjectItemCaseSensitive(r.json, "evaluation");
     ck_assert(cJSON_IsObject(ev));
-    ck_assert_str_eq(json_str(ev, "test_prompt"), "How to choose between Random Forest and XGBoost?");
-    ck_assert_str_eq(json_str(ev, "expected_answer"), "Choose Random Forest");
-    ck_assert_ptr_nonnull(json_str(ev, "predicted_answer"));
-    ck_assert_int_gt((int)strlen(json_str(ev, "predicted_answer")), 0);
+    ck_assert_str_eq(e2e_json_str(ev, "test_prompt"), "How to choose between Random Forest and XGBoost?");
+    ck_assert_str_eq(e2e_json_str(ev, "expected_answer"), "Choose Random Forest");
+    ck_assert_ptr_nonnull(e2e_json_str(ev, "predicted_answer"));
+    ck_assert_int_gt((int)strlen(e2e_json_str(ev, "predicted_answer")), 0);
     const char *fields[] = {"model_confidence", "jaccard_similarity", "character_similarity",
                             "contains_similarity", "token_f1", "overall_similarity"};
     for (int i = 0; i < 6; i++) {
-        double v = json_num(ev, fields[i]);
+        double v = e2e_json_num(ev, fields[i]);
         ck_assert_msg(v >= 0.0 && v <= 1.0, "%s = %g", fields[i], v);
     }
     /* The expected answer is the first words of the stored answer: fully contained. */
-    ck_assert_msg(json_num(ev, "contains_similarity") > 0.99, "contains %g", json_num(ev, "contains_similarity"));
-    const char *ql = json_str(ev, "quality_label");
+    ck_assert_msg(e2e_json_num(ev, "contains_similarity") > 0.99, "contains %g", e2e_json_num(ev, "contains_similarity"));
+    const char *ql = e2e_json_str(ev, "quality_label");
     ck_assert_msg(ql && (!strcmp(ql, "HIGH") || !strcmp(ql, "MEDIUM") || !strcmp(ql, "LOW")), "label %s", ql);
-    ck_assert(is_iso_utc(json_str(ev, "evaluated_at")));
+    ck_assert(e2e_is_iso_utc(e2e_json_str(ev, "evaluated_at")));
     e2e_response_free(&r);
 
     /* A dataset prompt verbatim with its own answer: a perfect score. */
@@ -773,17 +734,17 @@ START_TEST(test_evaluate)
     free(file);
     cJSON *item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(fj, "training_data"), 3);
     cJSON *q = cJSON_CreateObject();
-    cJSON_AddStringToObject(q, "test_prompt", json_str(item, "prompt"));
-    cJSON_AddStringToObject(q, "expected_answer", json_str(item, "answer"));
+    cJSON_AddStringToObject(q, "test_prompt", e2e_json_str(item, "prompt"));
+    cJSON_AddStringToObject(q, "expected_answer", e2e_json_str(item, "answer"));
     char *qs = cJSON_PrintUnformatted(q);
     cJSON_Delete(q);
     r = e2e_post(&s, AGENTS "/evalme/evaluate", qs);
     free(qs);
     ck_assert_int_eq(r.status, 200);
     ev = cJSON_GetObjectItemCaseSensitive(r.json, "evaluation");
-    ck_assert_msg(json_num(ev, "overall_similarity") == 1.0, "overall %g: %s", json_num(ev, "overall_similarity"), r.body);
-    ck_assert_str_eq(json_str(ev, "quality_label"), "HIGH");
-    ck_assert_msg(json_num(ev, "model_confidence") > 0.0, "confidence 0");
+    ck_assert_msg(e2e_json_num(ev, "overall_similarity") == 1.0, "overall %g: %s", e2e_json_num(ev, "overall_similarity"), r.body);
+    ck_assert_str_eq(e2e_json_str(ev, "quality_label"), "HIGH");
+    ck_assert_msg(e2e_json_num(ev, "model_confidence") > 0.0, "confidence 0");
     e2e_response_free(&r);
 
     /* An unrelated expected answer scores LOW. */
@@ -792,8 +753,8 @@ START_TEST(test_evaluate)
                  "\"expected_answer\":\"zebra quartz violin\"}");
     ck_assert_int_eq(r.status, 200);
     ev = cJSON_GetObjectItemCaseSensitive(r.json, "evaluation");
-    ck_assert_str_eq(json_str(ev, "quality_label"), "LOW");
-    ck_assert_msg(json_num(ev, "overall_similarity") < 0.5, "overall %g", json_num(ev, "overall_similarity"));
+    ck_assert_str_eq(e2e_json_str(ev, "quality_label"), "LOW");
+    ck_assert_msg(e2e_json_num(ev, "overall_similarity") < 0.5, "overall %g", e2e_json_num(ev, "overall_similarity"));
     e2e_response_free(&r);
     cJSON_Delete(fj);
 
@@ -829,18 +790,18 @@ static void hit_rate(const e2e_server *s, const char *id, const char *rel)
     cJSON *item;
     cJSON_ArrayForEach(item, items) {
         cJSON *q = cJSON_CreateObject();
-        cJSON_AddStringToObject(q, "test_prompt", json_str(item, "prompt"));
-        cJSON_AddStringToObject(q, "expected_answer", json_str(item, "answer"));
+        cJSON_AddStringToObject(q, "test_prompt", e2e_json_str(item, "prompt"));
+        cJSON_AddStringToObject(q, "expected_answer", e2e_json_str(item, "answer"));
         char *qs = cJSON_PrintUnformatted(q);
         cJSON_Delete(q);
         e2e_response r = e2e_post(s, path, qs);
         free(qs);
         ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
-        const char *pred = json_str(cJSON_GetObjectItemCaseSensitive(r.json, "evaluation"), "predicted_answer");
+        const char *pred = e2e_json_str(cJSON_GetObjectItemCaseSensitive(r.json, "evaluation"), "predicted_answer");
         ck_assert_ptr_nonnull(pred);
-        char *a = squash(strdup(pred)), *b = squash(strdup(json_str(item, "answer")));
+        char *a = squash(strdup(pred)), *b = squash(strdup(e2e_json_str(item, "answer")));
         if (!strcmp(a, b)) hits++;
-        else fprintf(stderr, "%s: miss for '%s'\n", id, json_str(item, "prompt"));
+        else fprintf(stderr, "%s: miss for '%s'\n", id, e2e_json_str(item, "prompt"));
         free(a);
         free(b);
         e2e_response_free(&r);
@@ -875,7 +836,7 @@ START_TEST(test_delete)
     e2e_response r = e2e_request(&s, "DELETE", AGENTS "/gone", NULL, NULL);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.json, "deleted")));
-    ck_assert_str_eq(json_str(r.json, "user_id"), "gone");
+    ck_assert_str_eq(e2e_json_str(r.json, "user_id"), "gone");
     e2e_response_free(&r);
     const char *views[] = {AGENTS "/gone", AGENTS "/gone/status", AGENTS "/gone/pipeline", AGENTS "/gone/executions"};
     for (int i = 0; i < 4; i++) {
@@ -893,7 +854,7 @@ START_TEST(test_delete)
     wait_ready(&s, "gone", 30000);
     r = e2e_get(&s, AGENTS "/gone");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(cJSON_GetObjectItemCaseSensitive(r.json, "model"), "name"), "v1");
+    ck_assert_str_eq(e2e_json_str(cJSON_GetObjectItemCaseSensitive(r.json, "model"), "name"), "v1");
     e2e_response_free(&r);
     r = e2e_get(&s, AGENTS "/gone/executions");
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "executions")), 4);
@@ -902,13 +863,13 @@ START_TEST(test_delete)
     r = e2e_post(&s, AGENTS "/gone/evaluate",
                  "{\"test_prompt\":\"How to choose between Random Forest and XGBoost?\",\"expected_answer\":\"x\"}");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_ptr_nonnull(strstr(json_str(cJSON_GetObjectItemCaseSensitive(r.json, "evaluation"), "predicted_answer"),
+    ck_assert_ptr_nonnull(strstr(e2e_json_str(cJSON_GetObjectItemCaseSensitive(r.json, "evaluation"), "predicted_answer"),
                                  "XGBoost"));
     e2e_response_free(&r);
 
     r = e2e_request(&s, "DELETE", AGENTS "/all", NULL, NULL);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
-    ck_assert_int_eq((int)json_num(r.json, "deleted"), 3);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "deleted"), 3);
     e2e_response_free(&r);
     ck_assert_int_eq((int)list_total(&s), 0);
     r = e2e_get(&s, AGENTS "/keep1/status");
@@ -916,7 +877,7 @@ START_TEST(test_delete)
     e2e_response_free(&r);
     r = e2e_request(&s, "DELETE", AGENTS "/all", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq((int)json_num(r.json, "deleted"), 0);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "deleted"), 0);
     e2e_response_free(&r);
 
     ck_assert_int_eq(e2e_stop(&s), 0);

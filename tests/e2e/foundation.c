@@ -12,19 +12,14 @@
 
 Suite *e2e_foundation_suite(void);
 
-static const char *json_str(const cJSON *o, const char *k)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
-}
-
 /* Every error body has error, code and request_id. */
 static void assert_error(const e2e_response *r, long status, const char *code)
 {
     ck_assert_msg(r->status == status, "status %ld, want %ld: %s", r->status, status, r->body);
     ck_assert_ptr_nonnull(r->json);
-    ck_assert_str_eq(json_str(r->json, "code"), code);
-    ck_assert_ptr_nonnull(json_str(r->json, "error"));
-    ck_assert_int_gt((int)strlen(json_str(r->json, "request_id")), 0);
+    ck_assert_str_eq(e2e_json_str(r->json, "code"), code);
+    ck_assert_ptr_nonnull(e2e_json_str(r->json, "error"));
+    ck_assert_int_gt((int)strlen(e2e_json_str(r->json, "request_id")), 0);
 }
 
 START_TEST(test_health_and_config)
@@ -34,21 +29,21 @@ START_TEST(test_health_and_config)
     e2e_start(&s, NULL, env);
     e2e_response r = e2e_get(&s, "/health");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(r.json, "status"), "healthy");
-    ck_assert_ptr_nonnull(json_str(r.json, "version"));
+    ck_assert_str_eq(e2e_json_str(r.json, "status"), "healthy");
+    ck_assert_ptr_nonnull(e2e_json_str(r.json, "version"));
     ck_assert_ptr_nonnull(cJSON_GetObjectItem(r.json, "uptime_s"));
-    const char *ts = json_str(r.json, "timestamp");
+    const char *ts = e2e_json_str(r.json, "timestamp");
     ck_assert_int_eq((int)strlen(ts), 24);
     ck_assert_int_eq(ts[23], 'Z');
     cJSON *checks = cJSON_GetObjectItem(r.json, "checks");
-    ck_assert_str_eq(json_str(cJSON_GetObjectItem(checks, "database"), "status"), "ok");
-    ck_assert_str_eq(json_str(cJSON_GetObjectItem(checks, "workers"), "status"), "ok");
+    ck_assert_str_eq(e2e_json_str(cJSON_GetObjectItem(checks, "database"), "status"), "ok");
+    ck_assert_str_eq(e2e_json_str(cJSON_GetObjectItem(checks, "workers"), "status"), "ok");
     e2e_response_free(&r);
 
     r = e2e_get(&s, "/api/v1/config");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(r.json, "gemini_api_key"), "set");
-    ck_assert_str_eq(json_str(r.json, "api_key"), "unset");
+    ck_assert_str_eq(e2e_json_str(r.json, "gemini_api_key"), "set");
+    ck_assert_str_eq(e2e_json_str(r.json, "api_key"), "unset");
     ck_assert_ptr_null(strstr(r.body, "sekrit"));
     ck_assert_int_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(r.json, "max_body_bytes")), 1 << 20);
     e2e_response_free(&r);
@@ -74,7 +69,7 @@ START_TEST(test_health_unhealthy_when_database_unreadable)
         e2e_response r = e2e_get(&s, "/health");
         if (r.status == 503) {
             saw_503 = 1;
-            ck_assert_str_eq(json_str(r.json, "status"), "unhealthy");
+            ck_assert_str_eq(e2e_json_str(r.json, "status"), "unhealthy");
         }
         e2e_response_free(&r);
     }
@@ -125,7 +120,7 @@ START_TEST(test_errors_404_405_413_415_400)
 
     r = e2e_post(&s, "/api/v1/agents", "{\"user_id\": \n  \"a\",, }");
     assert_error(&r, 400, "invalid_json");
-    ck_assert_ptr_nonnull(strstr(json_str(r.json, "error"), "line 2"));
+    ck_assert_ptr_nonnull(strstr(e2e_json_str(r.json, "error"), "line 2"));
     e2e_response_free(&r);
 
     r = e2e_post(&s, "/api/v1/agents", "[1,2]");
@@ -205,7 +200,7 @@ START_TEST(test_request_id_echo_and_generate)
     e2e_response r = e2e_request(&s, "GET", "/nope", NULL, h);
     char *rid = e2e_header(&r, "X-Request-Id");
     ck_assert_str_eq(rid, "my-trace-42");
-    ck_assert_str_eq(json_str(r.json, "request_id"), "my-trace-42");
+    ck_assert_str_eq(e2e_json_str(r.json, "request_id"), "my-trace-42");
     free(rid);
     e2e_response_free(&r);
     const char *bad[] = {"X-Request-Id: has space <script>", NULL};
@@ -289,7 +284,7 @@ START_TEST(test_api_key_auth)
     const char *right[] = {"Authorization: Bearer topsecret-key", NULL};
     r = e2e_request(&s, "GET", "/api/v1/config", NULL, right);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(r.json, "api_key"), "set");
+    ck_assert_str_eq(e2e_json_str(r.json, "api_key"), "set");
     ck_assert_ptr_null(strstr(r.body, "topsecret"));
     e2e_response_free(&r);
     r = e2e_get(&s, "/health");

@@ -1,6 +1,8 @@
 #include "tests/e2e/harness.h"
 
 #include <check.h>
+#include <ctype.h>
+#include <stdarg.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +18,7 @@
 
 #include "base/buf.h"
 
-static void e2e_sleep_ms(int ms)
+void e2e_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -305,4 +307,42 @@ char *e2e_read_all(int fd, int timeout_ms)
         ad_buf_append(&b, chunk, (size_t)n);
     }
     return ad_buf_steal(&b, NULL);
+}
+
+const char *e2e_json_str(const cJSON *o, const char *k)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+double e2e_json_num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    ck_assert_msg(cJSON_IsNumber(v), "%s is not a number", k);
+    return v->valuedouble;
+}
+
+char *e2e_fmt(const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *out = NULL;
+    ck_assert_int_ge(vasprintf(&out, f, ap), 0);
+    va_end(ap);
+    return out;
+}
+
+int e2e_is_iso_utc(const char *t)
+{
+    const char *pat = "dddd-dd-ddTdd:dd:dd";
+    if (!t) return 0;
+    size_t i = 0;
+    for (; pat[i]; i++) {
+        if (pat[i] == 'd' ? !isdigit((unsigned char)t[i]) : t[i] != pat[i]) return 0;
+    }
+    if (t[i] == '.') {
+        i++;
+        if (!isdigit((unsigned char)t[i])) return 0;
+        while (isdigit((unsigned char)t[i])) i++;
+    }
+    return t[i] == 'Z' && t[i + 1] == '\0';
 }

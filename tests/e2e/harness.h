@@ -77,4 +77,14 @@ int e2e_log_count(const e2e_server *s, const char *needle);
 int e2e_connect(const e2e_server *s);
 /* Reads until the peer closes or `timeout_ms`; malloc'ed text. */
 char *e2e_read_all(int fd, int timeout_ms);
+
+/* Small helpers every suite uses. */
+const char *e2e_json_str(const cJSON *o, const char *k);
+/* The number at `k`; fails the test when it is not a number. */
+double e2e_json_num(const cJSON *o, const char *k);
+/* printf into a malloc'ed string (free it). */
+char *e2e_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+void e2e_sleep_ms(int ms);
+/* 1 when `t` is YYYY-MM-DDTHH:MM:SS[.fff]Z. */
+int e2e_is_iso_utc(const char *t);
 #endif

@@ -29,34 +29,6 @@ Suite *e2e_inference_suite(void);
 
 /* ---- small helpers --------------------------------------------------------- */
 
-static const char *json_str(const cJSON *o, const char *k)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
-}
-
-static double json_num(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    ck_assert_msg(cJSON_IsNumber(v), "%s is not a number", k);
-    return v->valuedouble;
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *out = NULL;
-    ck_assert_int_ge(vasprintf(&out, f, ap), 0);
-    va_end(ap);
-    return out;
-}
-
-static void sleep_ms(int ms)
-{
-    usleep((useconds_t)ms * 1000u);
-}
-
 /* {"prompt": p} plus `extra` (",\"stream\":true" or ""), as a string. */
 static char *prompt_body(const char *prompt, const char *extra)
 {
@@ -65,7 +37,7 @@ static char *prompt_body(const char *prompt, const char *extra)
     char *p = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     p[strlen(p) - 1] = '\0'; /* drop the closing brace */
-    char *out = fmt("%s%s}", p, extra ? extra : "");
+    char *out = e2e_fmt("%s%s}", p, extra ? extra : "");
     free(p);
     return out;
 }
@@ -85,13 +57,13 @@ static void assert_error(const e2e_response *r, long status, const char *code, c
 {
     ck_assert_msg(r->status == status, "%s: status %ld, want %ld: %s", what, r->status, status, r->body);
     ck_assert_msg(r->json != NULL, "%s: body is not JSON: %s", what, r->body);
-    const char *c = json_str(r->json, "code");
+    const char *c = e2e_json_str(r->json, "code");
     ck_assert_msg(c && !strcmp(c, code), "%s: code %s, want %s: %s", what, c ? c : "(none)", code, r->body);
-    const char *msg = json_str(r->json, "error");
+    const char *msg = e2e_json_str(r->json, "error");
     ck_assert_msg(msg && *msg, "%s: no error message: %s", what, r->body);
     if (needle)
         ck_assert_msg(strstr(msg, needle) != NULL, "%s: error '%s' does not contain '%s'", what, msg, needle);
-    ck_assert_msg(json_str(r->json, "request_id") != NULL, "%s: no request_id", what);
+    ck_assert_msg(e2e_json_str(r->json, "request_id") != NULL, "%s: no request_id", what);
 }
 
 static void create_ml(const e2e_server *s, const char *id)
@@ -121,7 +93,7 @@ static char *dataset_answer(const char *prompt)
     const cJSON *it;
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(f, "training_data"))
     {
-        if (!strcmp(json_str(it, "prompt"), prompt)) out = strdup(json_str(it, "answer"));
+        if (!strcmp(e2e_json_str(it, "prompt"), prompt)) out = strdup(e2e_json_str(it, "answer"));
     }
     cJSON_Delete(f);
     ck_assert_msg(out != NULL, "no dataset item for %s", prompt);
@@ -135,14 +107,14 @@ typedef struct totals {
 
 static totals agent_totals(const e2e_server *s, const char *id)
 {
-    char *path = fmt(AGENTS "/%s", id);
+    char *path = e2e_fmt(AGENTS "/%s", id);
     e2e_response r = e2e_get(s, path);
     free(path);
     ck_assert_msg(r.status == 200, "GET agent: %ld %s", r.status, r.body);
     const cJSON *inf = cJSON_GetObjectItemCaseSensitive(r.json, "inference");
     ck_assert_msg(cJSON_IsObject(inf), "no inference totals: %s", r.body);
-    totals t = {json_num(inf, "count"), json_num(inf, "errors"), json_num(inf, "prompt_tokens"),
-                json_num(inf, "output_tokens")};
+    totals t = {e2e_json_num(inf, "count"), e2e_json_num(inf, "errors"), e2e_json_num(inf, "prompt_tokens"),
+                e2e_json_num(inf, "output_tokens")};
     e2e_response_free(&r);
     return t;
 }
@@ -155,7 +127,7 @@ static totals wait_totals(const e2e_server *s, const char *id, double count)
     for (int i = 0; i < 250; i++) {
         t = agent_totals(s, id);
         if (t.count >= count) break;
-        sleep_ms(20);
+        e2e_sleep_ms(20);
     }
     return t;
 }
@@ -189,22 +161,6 @@ static char *inference_rows(const e2e_server *s)
 
 /* ---- the local backend's response shape ------------------------------------ */
 
-static int is_iso_utc(const char *t)
-{
-    const char *pat = "dddd-dd-ddTdd:dd:dd";
-    if (!t) return 0;
-    size_t i = 0;
-    for (; pat[i]; i++) {
-        if (pat[i] == 'd' ? !isdigit((unsigned char)t[i]) : t[i] != pat[i]) return 0;
-    }
-    if (t[i] == '.') {
-        i++;
-        if (!isdigit((unsigned char)t[i])) return 0;
-        while (isdigit((unsigned char)t[i])) i++;
-    }
-    return t[i] == 'Z' && t[i + 1] == '\0';
-}
-
 static void assert_sources(const cJSON *sources, const char *what)
 {
     ck_assert_msg(cJSON_IsArray(sources) && cJSON_GetArraySize(sources) > 0, "%s: no sources", what);
@@ -215,7 +171,7 @@ static void assert_sources(const cJSON *sources, const char *what)
         ck_assert_msg(cJSON_IsNumber(id) && id->valuedouble >= 1 && id->valuedouble == (double)(long)id->valuedouble,
                       "%s: bad passage_id", what);
         ck_assert_msg(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(src, "score")), "%s: bad score", what);
-        const char *snip = json_str(src, "snippet");
+        const char *snip = e2e_json_str(src, "snippet");
         ck_assert_msg(snip && *snip, "%s: empty snippet", what);
     }
 }
@@ -223,8 +179,8 @@ static void assert_sources(const cJSON *sources, const char *what)
 static void assert_usage(const cJSON *usage, const char *what)
 {
     ck_assert_msg(cJSON_IsObject(usage), "%s: no usage", what);
-    double p = json_num(usage, "prompt_tokens"), o = json_num(usage, "output_tokens"),
-           t = json_num(usage, "total_tokens");
+    double p = e2e_json_num(usage, "prompt_tokens"), o = e2e_json_num(usage, "output_tokens"),
+           t = e2e_json_num(usage, "total_tokens");
     ck_assert_msg(p > 0 && o > 0 && t == p + o, "%s: usage %g + %g != %g", what, p, o, t);
 }
 
@@ -234,19 +190,19 @@ static void assert_ok_body(const e2e_response *r, const char *user, const char *
 {
     ck_assert_msg(r->status == 200, "%s: %ld %s", what, r->status, r->body);
     ck_assert_msg(r->json != NULL, "%s: not JSON: %s", what, r->body);
-    ck_assert_str_eq(json_str(r->json, "user_id"), user);
-    ck_assert_str_eq(json_str(r->json, "prompt"), prompt);
-    const char *resp = json_str(r->json, "response");
+    ck_assert_str_eq(e2e_json_str(r->json, "user_id"), user);
+    ck_assert_str_eq(e2e_json_str(r->json, "prompt"), prompt);
+    const char *resp = e2e_json_str(r->json, "response");
     ck_assert_msg(resp && *resp, "%s: empty response", what);
-    ck_assert_msg(is_iso_utc(json_str(r->json, "timestamp")), "%s: timestamp %s", what,
-                  json_str(r->json, "timestamp"));
-    ck_assert_str_eq(json_str(r->json, "backend"), backend);
-    const char *model = json_str(r->json, "model");
+    ck_assert_msg(e2e_is_iso_utc(e2e_json_str(r->json, "timestamp")), "%s: timestamp %s", what,
+                  e2e_json_str(r->json, "timestamp"));
+    ck_assert_str_eq(e2e_json_str(r->json, "backend"), backend);
+    const char *model = e2e_json_str(r->json, "model");
     ck_assert_msg(model && *model, "%s: no model", what);
     assert_sources(cJSON_GetObjectItemCaseSensitive(r->json, "sources"), what);
     assert_usage(cJSON_GetObjectItemCaseSensitive(r->json, "usage"), what);
-    ck_assert_msg(json_num(r->json, "latency_ms") >= 0, "%s: latency", what);
-    ck_assert_msg(json_num(r->json, "retries") >= 0, "%s: retries", what);
+    ck_assert_msg(e2e_json_num(r->json, "latency_ms") >= 0, "%s: latency", what);
+    ck_assert_msg(e2e_json_num(r->json, "retries") >= 0, "%s: retries", what);
 }
 
 /* ---- streaming ------------------------------------------------------------- */
@@ -387,7 +343,7 @@ static char *stream_text(const stream_result *r, const char *last, const char *w
     ad_buf_init(&b);
     for (int i = 0; i < r->n - 1; i++) {
         ck_assert_msg(!strcmp(r->ev[i].name, "token"), "%s: event %d is '%s': %s", what, i, r->ev[i].name, r->body);
-        const char *t = json_str(r->ev[i].json, "text");
+        const char *t = e2e_json_str(r->ev[i].json, "text");
         ck_assert_msg(t != NULL, "%s: token %d without text: %s", what, i, r->ev[i].data);
         ad_buf_puts(&b, t);
     }
@@ -467,7 +423,7 @@ static void assert_no_key(const char *text, const char *what)
 /* The expected answer of the fake: "ANSWER: " + the first 40 bytes of the prompt. */
 static char *fake_answer(const char *prompt)
 {
-    return fmt("ANSWER: %.40s", prompt);
+    return e2e_fmt("ANSWER: %.40s", prompt);
 }
 
 /* ============================================================================ */
@@ -481,20 +437,20 @@ START_TEST(test_local_shape_deterministic_and_totals)
 
     e2e_response a = infer(&s, ML_INFER, Q_FOREST, NULL);
     assert_ok_body(&a, "ml", Q_FOREST, "local", "local");
-    ck_assert_int_eq((int)json_num(a.json, "retries"), 0);
+    ck_assert_int_eq((int)e2e_json_num(a.json, "retries"), 0);
     /* The best passage is the dataset answer to that very question. */
     char *want = dataset_answer(Q_FOREST);
-    const char *resp = json_str(a.json, "response");
+    const char *resp = e2e_json_str(a.json, "response");
     ck_assert_msg(strstr(resp, "Choose Random Forest") != NULL, "local answer: %s", resp);
     const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(a.json, "sources"), 0);
-    ck_assert_msg(!strncmp(want, json_str(first, "snippet"), strlen(json_str(first, "snippet"))),
-                  "first snippet is not a prefix of the dataset answer: %s", json_str(first, "snippet"));
+    ck_assert_msg(!strncmp(want, e2e_json_str(first, "snippet"), strlen(e2e_json_str(first, "snippet"))),
+                  "first snippet is not a prefix of the dataset answer: %s", e2e_json_str(first, "snippet"));
     free(want);
 
     /* Deterministic: the same prompt gives the same answer and sources. */
     e2e_response b = infer(&s, ML_INFER, Q_FOREST, NULL);
     assert_ok_body(&b, "ml", Q_FOREST, "local", "local again");
-    ck_assert_str_eq(json_str(b.json, "response"), resp);
+    ck_assert_str_eq(e2e_json_str(b.json, "response"), resp);
     char *sa = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(a.json, "sources"));
     char *sb = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b.json, "sources"));
     ck_assert_str_eq(sa, sb);
@@ -505,8 +461,8 @@ START_TEST(test_local_shape_deterministic_and_totals)
     ck_assert_str_eq(ua, ub);
     free(ua);
     free(ub);
-    double pt = json_num(cJSON_GetObjectItemCaseSensitive(a.json, "usage"), "prompt_tokens");
-    double ot = json_num(cJSON_GetObjectItemCaseSensitive(a.json, "usage"), "output_tokens");
+    double pt = e2e_json_num(cJSON_GetObjectItemCaseSensitive(a.json, "usage"), "prompt_tokens");
+    double ot = e2e_json_num(cJSON_GetObjectItemCaseSensitive(a.json, "usage"), "output_tokens");
     e2e_response_free(&b);
 
     /* top_passages bounds the sources. */
@@ -523,7 +479,7 @@ START_TEST(test_local_shape_deterministic_and_totals)
     ck_assert_str_eq(text, resp);
     ck_assert_int_gt(token_events(&st), 3); /* word by word, not in one piece */
     const cJSON *done = st.ev[st.n - 1].json;
-    ck_assert_str_eq(json_str(done, "backend"), "local");
+    ck_assert_str_eq(e2e_json_str(done, "backend"), "local");
     assert_usage(cJSON_GetObjectItemCaseSensitive(done, "usage"), "local done");
     assert_sources(cJSON_GetObjectItemCaseSensitive(done, "sources"), "local done");
     free(text);
@@ -592,7 +548,7 @@ START_TEST(test_validation_and_unknown_agent)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         e2e_response r = e2e_post(&s, ML_INFER, bad[i].body);
         ck_assert_msg(r.status == 400, "%s: status %ld: %s", bad[i].body, r.status, r.body);
-        const char *code = json_str(r.json, "code");
+        const char *code = e2e_json_str(r.json, "code");
         ck_assert_msg(code && *code, "%s: no code: %s", bad[i].body, r.body);
         if (bad[i].needle) {
             ck_assert_msg(!strcmp(code, "invalid_body"), "%s: code %s", bad[i].body, code);
@@ -693,9 +649,9 @@ START_TEST(test_not_ready_is_409)
     e2e_response_free(&r);
     /* The message names the agent's current status. */
     e2e_response stat = e2e_get(&s, AGENTS "/later/status");
-    const char *now = json_str(stat.json, "status");
+    const char *now = e2e_json_str(stat.json, "status");
     ck_assert_msg(now && strcmp(now, "ready"), "later is %s", now ? now : "?");
-    char *named = fmt("status: %s", now);
+    char *named = e2e_fmt("status: %s", now);
     r = infer(&s, AGENTS "/later/inference", Q_FOREST, NULL);
     assert_error(&r, 409, "agent_not_ready", named, "queued agent, status named");
     char *ra = e2e_header(&r, "Retry-After");
@@ -727,11 +683,11 @@ START_TEST(test_gemini_request_and_answer)
 
     e2e_response r = infer(&s, ML_INFER, Q_IMBALANCED, ",\"max_output_tokens\":100,\"temperature\":0.5");
     assert_ok_body(&r, "ml", Q_IMBALANCED, "gemini", "gemini");
-    ck_assert_str_eq(json_str(r.json, "model"), "gemini-test");
+    ck_assert_str_eq(e2e_json_str(r.json, "model"), "gemini-test");
     char *want = fake_answer(Q_IMBALANCED);
-    ck_assert_str_eq(json_str(r.json, "response"), want);
+    ck_assert_str_eq(e2e_json_str(r.json, "response"), want);
     free(want);
-    ck_assert_int_eq((int)json_num(r.json, "retries"), 0);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "retries"), 0);
     assert_no_key(r.body, "response body");
     assert_no_key(r.headers, "response headers");
 
@@ -741,20 +697,20 @@ START_TEST(test_gemini_request_and_answer)
     ck_assert_str_eq(q.method, "POST");
     ck_assert_str_eq(q.url, "/v1beta/models/gemini-test:generateContent");
     ck_assert_msg(!strstr(q.url, "key") && !strstr(q.url, FAKE_GEMINI_KEY), "key in URL: %s", q.url);
-    char *hdr = fmt("x-goog-api-key: %s\n", FAKE_GEMINI_KEY);
+    char *hdr = e2e_fmt("x-goog-api-key: %s\n", FAKE_GEMINI_KEY);
     ck_assert_msg(strcasestr(q.headers, hdr) != NULL, "no key header in:\n%s", q.headers);
     free(hdr);
 
     /* Usage: what the fake counted (its prompt count is body bytes / 4 + 1). */
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(r.json, "usage");
-    ck_assert_int_eq((int)json_num(usage, "prompt_tokens"), (int)(strlen(q.body) / 4 + 1));
-    double pt1 = json_num(usage, "prompt_tokens"), ot1 = json_num(usage, "output_tokens");
+    ck_assert_int_eq((int)e2e_json_num(usage, "prompt_tokens"), (int)(strlen(q.body) / 4 + 1));
+    double pt1 = e2e_json_num(usage, "prompt_tokens"), ot1 = e2e_json_num(usage, "output_tokens");
 
     cJSON *body = cJSON_Parse(q.body);
     ck_assert_msg(body != NULL, "fake got non-JSON: %s", q.body);
     /* systemInstruction: the persona and the grounding rules. */
     const cJSON *si = cJSON_GetObjectItemCaseSensitive(body, "systemInstruction");
-    const char *sys = json_str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(si, "parts"), 0), "text");
+    const char *sys = e2e_json_str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(si, "parts"), 0), "text");
     ck_assert_msg(sys != NULL, "no systemInstruction text: %s", q.body);
     ck_assert_msg(strstr(sys, "assistant of ml") != NULL, "persona lacks the user: %s", sys);
     ck_assert_msg(strstr(sys, ML_DESCRIPTION) != NULL, "persona lacks the description: %s", sys);
@@ -764,28 +720,28 @@ START_TEST(test_gemini_request_and_answer)
     int n = cJSON_GetArraySize(contents);
     ck_assert_msg(n >= 3 && n % 2 == 1, "%d turns: %s", n, q.body);
     for (int i = 0; i < n; i++) {
-        const char *role = json_str(cJSON_GetArrayItem(contents, i), "role");
+        const char *role = e2e_json_str(cJSON_GetArrayItem(contents, i), "role");
         ck_assert_msg(role && !strcmp(role, i % 2 ? "model" : "user"), "turn %d role %s", i, role ? role : "-");
     }
     const cJSON *first = cJSON_GetArrayItem(contents, 0);
-    const char *shot = json_str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(first, "parts"), 0), "text");
+    const char *shot = e2e_json_str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(first, "parts"), 0), "text");
     ck_assert_msg(shot && *shot, "empty few-shot prompt");
     const cJSON *last = cJSON_GetArrayItem(contents, n - 1);
     const cJSON *parts = cJSON_GetObjectItemCaseSensitive(last, "parts");
     int np = cJSON_GetArraySize(parts);
     ck_assert_int_ge(np, 2);
-    ck_assert_str_eq(json_str(cJSON_GetArrayItem(parts, np - 1), "text"), Q_IMBALANCED);
-    const char *ctx = json_str(cJSON_GetArrayItem(parts, 0), "text");
+    ck_assert_str_eq(e2e_json_str(cJSON_GetArrayItem(parts, np - 1), "text"), Q_IMBALANCED);
+    const char *ctx = e2e_json_str(cJSON_GetArrayItem(parts, 0), "text");
     char *passage = dataset_answer(Q_IMBALANCED);
     ck_assert_msg(ctx && strstr(ctx, passage) != NULL, "the matching passage is not in the context: %s",
                   ctx ? ctx : "(none)");
     free(passage);
     /* The snippet the client sees is that same passage. */
     const cJSON *src0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "sources"), 0);
-    ck_assert_msg(strstr(ctx, json_str(src0, "snippet")) != NULL, "snippet not sent as context");
+    ck_assert_msg(strstr(ctx, e2e_json_str(src0, "snippet")) != NULL, "snippet not sent as context");
     const cJSON *gc = cJSON_GetObjectItemCaseSensitive(body, "generationConfig");
-    ck_assert_int_eq((int)json_num(gc, "maxOutputTokens"), 100);
-    ck_assert(json_num(gc, "temperature") == 0.5);
+    ck_assert_int_eq((int)e2e_json_num(gc, "maxOutputTokens"), 100);
+    ck_assert(e2e_json_num(gc, "temperature") == 0.5);
     cJSON_Delete(body);
     fake_gemini_request_cleanup(&q);
     e2e_response_free(&r);
@@ -795,7 +751,7 @@ START_TEST(test_gemini_request_and_answer)
     assert_ok_body(&r, "ml", Q_FOREST, "gemini", "gemini, top 1");
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "sources")), 1);
     usage = cJSON_GetObjectItemCaseSensitive(r.json, "usage");
-    double pt2 = json_num(usage, "prompt_tokens"), ot2 = json_num(usage, "output_tokens");
+    double pt2 = e2e_json_num(usage, "prompt_tokens"), ot2 = e2e_json_num(usage, "output_tokens");
     ck_assert_int_eq(fake_gemini_request_get(g.fake, 1, &q), 0);
     body = cJSON_Parse(q.body);
     const cJSON *gc2 = cJSON_GetObjectItemCaseSensitive(body, "generationConfig");
@@ -804,7 +760,7 @@ START_TEST(test_gemini_request_and_answer)
                   "generationConfig without options: %s", q.body);
     contents = cJSON_GetObjectItemCaseSensitive(body, "contents");
     parts = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(contents, cJSON_GetArraySize(contents) - 1), "parts");
-    ctx = json_str(cJSON_GetArrayItem(parts, 0), "text");
+    ctx = e2e_json_str(cJSON_GetArrayItem(parts, 0), "text");
     ck_assert_msg(ctx && strstr(ctx, "[1]") && !strstr(ctx, "[2]"), "top_passages 1 context: %s", ctx);
     cJSON_Delete(body);
     fake_gemini_request_cleanup(&q);
@@ -836,8 +792,8 @@ START_TEST(test_gemini_retries)
     e2e_response r = infer(&s, ML_INFER, Q_FOREST, NULL);
     int64_t took = ad_clock_mono_ms() - t0;
     assert_ok_body(&r, "ml", Q_FOREST, "gemini", "429 then ok");
-    ck_assert_int_eq((int)json_num(r.json, "retries"), 1);
-    ck_assert_str_eq(json_str(r.json, "response"), want);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "retries"), 1);
+    ck_assert_str_eq(e2e_json_str(r.json, "response"), want);
     ck_assert_msg(took >= 950, "Retry-After 1 not honoured: %lld ms", (long long)took);
     ck_assert_int_eq((int)(fake_gemini_request_count(g.fake) - seen), 2);
     seen = fake_gemini_request_count(g.fake);
@@ -849,7 +805,7 @@ START_TEST(test_gemini_retries)
     r = infer(&s, ML_INFER, Q_FOREST, NULL);
     took = ad_clock_mono_ms() - t0;
     assert_ok_body(&r, "ml", Q_FOREST, "gemini", "RetryInfo then ok");
-    ck_assert_int_eq((int)json_num(r.json, "retries"), 1);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "retries"), 1);
     ck_assert_msg(took >= 290, "retryDelay 0.3s not honoured: %lld ms", (long long)took);
     ck_assert_int_eq((int)(fake_gemini_request_count(g.fake) - seen), 2);
     seen = fake_gemini_request_count(g.fake);
@@ -859,8 +815,8 @@ START_TEST(test_gemini_retries)
     fake_gemini_push_fault(g.fake, FAKE_503);
     r = infer(&s, ML_INFER, Q_FOREST, NULL);
     assert_ok_body(&r, "ml", Q_FOREST, "gemini", "503 then ok");
-    ck_assert_int_eq((int)json_num(r.json, "retries"), 1);
-    ck_assert_str_eq(json_str(r.json, "response"), want);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "retries"), 1);
+    ck_assert_str_eq(e2e_json_str(r.json, "response"), want);
     ck_assert_int_eq((int)(fake_gemini_request_count(g.fake) - seen), 2);
     seen = fake_gemini_request_count(g.fake);
     e2e_response_free(&r);
@@ -868,7 +824,7 @@ START_TEST(test_gemini_retries)
     fake_gemini_push_fault(g.fake, FAKE_503);
     r = infer(&s, ML_INFER, Q_FOREST, NULL);
     assert_ok_body(&r, "ml", Q_FOREST, "gemini", "504, 503 then ok");
-    ck_assert_int_eq((int)json_num(r.json, "retries"), 2);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "retries"), 2);
     ck_assert_int_eq((int)(fake_gemini_request_count(g.fake) - seen), 3);
     seen = fake_gemini_request_count(g.fake);
     e2e_response_free(&r);
@@ -887,7 +843,7 @@ START_TEST(test_gemini_retries)
     /* The queue is empty again: the next call is a plain success. */
     r = infer(&s, ML_INFER, Q_FOREST, NULL);
     assert_ok_body(&r, "ml", Q_FOREST, "gemini", "after exhaustion");
-    ck_assert_int_eq((int)json_num(r.json, "retries"), 0);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "retries"), 0);
     seen = fake_gemini_request_count(g.fake);
     e2e_response_free(&r);
 
@@ -1015,13 +971,13 @@ START_TEST(test_gemini_stream)
     ck_assert_str_eq(text, want);
     free(text);
     ck_assert_int_ge(token_events(&st), 3);
-    ck_assert_str_eq(json_str(st.ev[0].json, "text"), "ANSWER: ");
+    ck_assert_str_eq(e2e_json_str(st.ev[0].json, "text"), "ANSWER: ");
     const cJSON *done = st.ev[st.n - 1].json;
-    ck_assert_str_eq(json_str(done, "backend"), "gemini");
-    ck_assert_str_eq(json_str(done, "model"), "gemini-test");
+    ck_assert_str_eq(e2e_json_str(done, "backend"), "gemini");
+    ck_assert_str_eq(e2e_json_str(done, "model"), "gemini-test");
     assert_usage(cJSON_GetObjectItemCaseSensitive(done, "usage"), "gemini done");
     assert_sources(cJSON_GetObjectItemCaseSensitive(done, "sources"), "gemini done");
-    ck_assert_int_eq((int)json_num(done, "retries"), 0);
+    ck_assert_int_eq((int)e2e_json_num(done, "retries"), 0);
     assert_no_key(st.body, "stream");
     stream_result_free(&st);
     fake_gemini_request q;
@@ -1059,7 +1015,7 @@ START_TEST(test_gemini_stream)
     text = stream_text(&st, "done", "503 then stream");
     ck_assert_str_eq(text, want);
     free(text);
-    ck_assert_int_eq((int)json_num(st.ev[st.n - 1].json, "retries"), 1);
+    ck_assert_int_eq((int)e2e_json_num(st.ev[st.n - 1].json, "retries"), 1);
     stream_result_free(&st);
 
     /* A failure before any token: an ordinary JSON error, no stream. */
@@ -1080,9 +1036,9 @@ START_TEST(test_gemini_stream)
                   "cut stream tokens '%s' are not a strict prefix of '%s'", text, want);
     free(text);
     const cJSON *err = st.ev[st.n - 1].json;
-    const char *code = json_str(err, "code");
+    const char *code = e2e_json_str(err, "code");
     ck_assert_msg(code && *code, "error event without code: %s", st.ev[st.n - 1].data);
-    ck_assert_msg(json_str(err, "error") && *json_str(err, "error"), "error event without message");
+    ck_assert_msg(e2e_json_str(err, "error") && *e2e_json_str(err, "error"), "error event without message");
     assert_no_key(st.body, "cut stream");
     stream_result_free(&st);
 
@@ -1128,10 +1084,10 @@ START_TEST(test_gemini_disconnect_aborts_upstream)
     free(rows);
     /* The fake sees its connection dropped rather than completed. */
     size_t dropped = 0;
-    while ((dropped = fake_gemini_dropped_count(g.fake)) == 0 && ad_clock_mono_ms() - t0 < 5000) sleep_ms(10);
+    while ((dropped = fake_gemini_dropped_count(g.fake)) == 0 && ad_clock_mono_ms() - t0 < 5000) e2e_sleep_ms(10);
     ck_assert_msg(dropped == 1, "the fake saw no dropped connection (%zu)", dropped);
     /* The access line says the client went away. */
-    for (int i = 0; i < 100 && e2e_log_count(&s, "\"aborted\":") == 0; i++) sleep_ms(20);
+    for (int i = 0; i < 100 && e2e_log_count(&s, "\"aborted\":") == 0; i++) e2e_sleep_ms(20);
     ck_assert_int_ge(e2e_log_count(&s, "\"aborted\":"), 1);
 
     /* The service is fine afterwards. */
@@ -1161,7 +1117,7 @@ START_TEST(test_hangup_cancels_non_streamed_call)
     int fd = e2e_connect(&s);
     ck_assert_int_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
     ck_assert_int_eq(write(fd, body, strlen(body)), (ssize_t)strlen(body));
-    sleep_ms(500); /* the call is upstream, hanging */
+    e2e_sleep_ms(500); /* the call is upstream, hanging */
     close(fd);
     /* The record appears once the cancelled call ends: well inside the 20 s deadline. */
     totals t = wait_totals(&s, "ml", 1);
@@ -1189,8 +1145,8 @@ START_TEST(test_log_prompts)
     /* The agent record flushes the recorder: the rows are written after it. */
     totals t = agent_totals(&s, "ml");
     char *rows = inference_rows(&s);
-    char *w1 = fmt("gemini|200|ok|0|%s\n", Q_FOREST);
-    char *w2 = fmt("gemini|502|rejected|0|%s\n", Q_IMBALANCED);
+    char *w1 = e2e_fmt("gemini|200|ok|0|%s\n", Q_FOREST);
+    char *w2 = e2e_fmt("gemini|502|rejected|0|%s\n", Q_IMBALANCED);
     ck_assert_msg(strstr(rows, w1) && strstr(rows, w2), "rows:\n%s", rows);
     free(w1);
     free(w2);
@@ -1220,8 +1176,8 @@ START_TEST(test_upstream_error_carries_request_id)
     char *hid = e2e_header(&r, "X-Request-Id");
     ck_assert_str_eq(hid, "inference-rid-42");
     free(hid);
-    ck_assert_msg(!strcmp(json_str(r.json, "request_id"), "inference-rid-42"),
-                  "error body request_id '%s', want the request's id: %s", json_str(r.json, "request_id"), r.body);
+    ck_assert_msg(!strcmp(e2e_json_str(r.json, "request_id"), "inference-rid-42"),
+                  "error body request_id '%s', want the request's id: %s", e2e_json_str(r.json, "request_id"), r.body);
     e2e_response_free(&r);
     gem_stop(&s, &g);
 }

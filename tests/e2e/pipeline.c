@@ -12,11 +12,6 @@
 
 Suite *e2e_pipeline_suite(void);
 
-static const char *json_str(const cJSON *o, const char *k)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
-}
-
 /* Free text of about `bytes`, varied enough to make distinct passages. */
 static char *make_text(size_t bytes, unsigned seed)
 {
@@ -88,13 +83,13 @@ START_TEST(test_free_text_reaches_ready_and_status_reads_do_not_wait)
     for (int i = 0; i < 2000; i++) {
         e2e_response r = e2e_get(&s, "/api/v1/agents/big/status");
         ck_assert_int_eq(r.status, 200);
-        const char *st = json_str(r.json, "status");
+        const char *st = e2e_json_str(r.json, "status");
         int progress = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(r.json, "progress"));
         ck_assert_int_ge(progress, 0);
         ck_assert_int_le(progress, 100);
         if (!strcmp(st, "processing")) {
             saw_processing++;
-            ck_assert_ptr_nonnull(json_str(r.json, "stage"));
+            ck_assert_ptr_nonnull(e2e_json_str(r.json, "stage"));
         }
         int done = !strcmp(st, "ready") || !strcmp(st, "error");
         e2e_response_free(&r);
@@ -105,10 +100,10 @@ START_TEST(test_free_text_reaches_ready_and_status_reads_do_not_wait)
     ck_assert_str_eq(e2e_wait_agent(&s, "big", 120000), "ready");
     e2e_response r = e2e_get(&s, "/api/v1/agents/big");
     cJSON *model = cJSON_GetObjectItem(r.json, "model");
-    ck_assert_str_eq(json_str(model, "name"), "v1");
+    ck_assert_str_eq(e2e_json_str(model, "name"), "v1");
     cJSON *metrics = cJSON_GetObjectItem(model, "metrics");
     ck_assert_int_gt((int)cJSON_GetNumberValue(cJSON_GetObjectItem(metrics, "derived_queries")), 0);
-    ck_assert_ptr_nonnull(json_str(metrics, "quality_label"));
+    ck_assert_ptr_nonnull(e2e_json_str(metrics, "quality_label"));
     e2e_response_free(&r);
     ck_assert_int_eq(e2e_stop(&s), 0);
     e2e_cleanup(&s);
@@ -192,13 +187,13 @@ START_TEST(test_sigkill_mid_pipeline_loses_nothing)
         /* Not duplicated: one version, each stage completed once by one job. */
         snprintf(path, sizeof(path), "/api/v1/agents/%s", id);
         r = e2e_get(&s, path);
-        ck_assert_str_eq(json_str(cJSON_GetObjectItem(r.json, "model"), "name"), "v1");
+        ck_assert_str_eq(e2e_json_str(cJSON_GetObjectItem(r.json, "model"), "name"), "v1");
         e2e_response_free(&r);
         snprintf(path, sizeof(path), "/api/v1/agents/%s/pipeline", id);
         r = e2e_get(&s, path);
         cJSON *stage;
         cJSON_ArrayForEach(stage, cJSON_GetObjectItem(r.json, "stages"))
-            ck_assert_str_eq(json_str(stage, "status"), "completed");
+            ck_assert_str_eq(e2e_json_str(stage, "status"), "completed");
         e2e_response_free(&r);
     }
     r = e2e_get(&s, "/api/v1/agents?limit=1");
@@ -224,7 +219,7 @@ START_TEST(test_delete_during_processing_leaves_nothing)
     int processing = 0;
     for (int i = 0; i < 4000 && !processing; i++) {
         e2e_response r = e2e_get(&s, "/api/v1/agents/doomed/status");
-        processing = !strcmp(json_str(r.json, "status"), "processing");
+        processing = !strcmp(e2e_json_str(r.json, "status"), "processing");
         e2e_response_free(&r);
         if (!processing) usleep(2000);
     }
@@ -267,7 +262,7 @@ START_TEST(test_stage_failure_reports_stage_and_reason)
     e2e_response_free(&r);
     ck_assert_str_eq(e2e_wait_agent(&s, "empty", 30000), "error");
     r = e2e_get(&s, "/api/v1/agents/empty/status");
-    ck_assert_ptr_nonnull(strstr(json_str(r.json, "error"), "DataProcessor"));
+    ck_assert_ptr_nonnull(strstr(e2e_json_str(r.json, "error"), "DataProcessor"));
     e2e_response_free(&r);
     ck_assert_int_eq(e2e_stop(&s), 0);
     e2e_cleanup(&s);

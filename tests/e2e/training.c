@@ -28,37 +28,9 @@ static const char *const STAGES[4] = {"DataProcessor", "ModelTrainer", "ModelEva
 
 /* ---- small helpers --------------------------------------------------------- */
 
-static const char *json_str(const cJSON *o, const char *k)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
-}
-
-static double json_num(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    ck_assert_msg(cJSON_IsNumber(v), "%s is not a number", k);
-    return v->valuedouble;
-}
-
 static cJSON *json_obj(const cJSON *o, const char *k)
 {
     return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *out = NULL;
-    ck_assert_int_ge(vasprintf(&out, f, ap), 0);
-    va_end(ap);
-    return out;
-}
-
-static void sleep_ms(int ms)
-{
-    usleep((useconds_t)ms * 1000u);
 }
 
 static long long now_ms(void)
@@ -95,13 +67,13 @@ static void assert_error(const e2e_response *r, long status, const char *code, c
 {
     ck_assert_msg(r->status == status, "%s: status %ld, want %ld: %s", what, r->status, status, r->body);
     ck_assert_msg(r->json != NULL, "%s: body is not JSON: %s", what, r->body);
-    const char *c = json_str(r->json, "code");
+    const char *c = e2e_json_str(r->json, "code");
     ck_assert_msg(c && !strcmp(c, code), "%s: code %s, want %s: %s", what, c ? c : "(none)", code, r->body);
-    const char *msg = json_str(r->json, "error");
+    const char *msg = e2e_json_str(r->json, "error");
     ck_assert_msg(msg && *msg, "%s: no error message: %s", what, r->body);
     if (needle)
         ck_assert_msg(strstr(msg, needle) != NULL, "%s: error '%s' does not contain '%s'", what, msg, needle);
-    ck_assert_msg(json_str(r->json, "request_id") != NULL, "%s: no request_id", what);
+    ck_assert_msg(e2e_json_str(r->json, "request_id") != NULL, "%s: no request_id", what);
 }
 
 static void request_expect(const e2e_server *s, const char *method, const char *path, const char *body,
@@ -142,7 +114,7 @@ static void create_ml(const e2e_server *s, const char *id)
 /* POST .../inference with a fixed prompt; returns the status. */
 static long infer_status(const e2e_server *s, const char *id, const char *prompt)
 {
-    char *path = fmt(AGENTS "/%s/inference", id);
+    char *path = e2e_fmt(AGENTS "/%s/inference", id);
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "prompt", prompt);
     char *body = cJSON_PrintUnformatted(b);
@@ -150,7 +122,7 @@ static long infer_status(const e2e_server *s, const char *id, const char *prompt
     e2e_response r = e2e_post(s, path, body);
     long st = r.status;
     if (st != 200) fprintf(stderr, "inference %s: %ld %s\n", id, r.status, r.body);
-    else ck_assert_msg(json_str(r.json, "response") != NULL, "inference without response: %s", r.body);
+    else ck_assert_msg(e2e_json_str(r.json, "response") != NULL, "inference without response: %s", r.body);
     e2e_response_free(&r);
     free(body);
     free(path);
@@ -166,15 +138,15 @@ static void infer_ok(const e2e_server *s, const char *id, const char *prompt)
  * `name_out` (optional, 65 bytes) gets the version name. */
 static long long train(const e2e_server *s, const char *id, const char *body, char *name_out)
 {
-    char *path = fmt(AGENTS "/%s/train", id);
+    char *path = e2e_fmt(AGENTS "/%s/train", id);
     e2e_response r = e2e_post(s, path, body);
     free(path);
     ck_assert_msg(r.status == 202, "train %s %s: %ld %s", id, body, r.status, r.body);
-    long long tid = (long long)json_num(r.json, "training_id");
+    long long tid = (long long)e2e_json_num(r.json, "training_id");
     ck_assert_int_gt(tid, 0);
-    ck_assert_str_eq(json_str(r.json, "user_id"), id);
-    ck_assert_str_eq(json_str(r.json, "status"), "queued");
-    const char *name = json_str(r.json, "name");
+    ck_assert_str_eq(e2e_json_str(r.json, "user_id"), id);
+    ck_assert_str_eq(e2e_json_str(r.json, "status"), "queued");
+    const char *name = e2e_json_str(r.json, "name");
     ck_assert_msg(name && *name, "no version name: %s", r.body);
     if (name_out) snprintf(name_out, 65, "%s", name);
     char *loc = e2e_header(&r, "Location");
@@ -187,7 +159,7 @@ static long long train(const e2e_server *s, const char *id, const char *body, ch
 /* GET .../training[?training_id=]; asserts 200. */
 static e2e_response get_training(const e2e_server *s, const char *id, long long tid)
 {
-    char *path = tid ? fmt(AGENTS "/%s/training?training_id=%lld", id, tid) : fmt(AGENTS "/%s/training", id);
+    char *path = tid ? e2e_fmt(AGENTS "/%s/training?training_id=%lld", id, tid) : e2e_fmt(AGENTS "/%s/training", id);
     e2e_response r = e2e_get(s, path);
     free(path);
     ck_assert_msg(r.status == 200, "GET training: %ld %s", r.status, r.body);
@@ -199,7 +171,7 @@ static e2e_response get_training(const e2e_server *s, const char *id, long long 
 static const char *training_status(const e2e_server *s, const char *id, long long tid, char *buf, size_t cap)
 {
     e2e_response r = get_training(s, id, tid);
-    snprintf(buf, cap, "%s", json_str(json_obj(r.json, "training"), "status"));
+    snprintf(buf, cap, "%s", e2e_json_str(json_obj(r.json, "training"), "status"));
     e2e_response_free(&r);
     return buf;
 }
@@ -212,7 +184,7 @@ static const char *wait_training(const e2e_server *s, const char *id, long long 
     do {
         training_status(s, id, tid, st, sizeof(st));
         if (!strcmp(st, "done") || !strcmp(st, "failed")) return st;
-        sleep_ms(20);
+        e2e_sleep_ms(20);
     } while (now_ms() < end);
     return st;
 }
@@ -220,7 +192,7 @@ static const char *wait_training(const e2e_server *s, const char *id, long long 
 /* GET .../models; asserts 200. */
 static e2e_response get_models(const e2e_server *s, const char *id)
 {
-    char *path = fmt(AGENTS "/%s/models", id);
+    char *path = e2e_fmt(AGENTS "/%s/models", id);
     e2e_response r = e2e_get(s, path);
     free(path);
     ck_assert_msg(r.status == 200, "GET models: %ld %s", r.status, r.body);
@@ -233,7 +205,7 @@ static const cJSON *find_model(const e2e_response *models, const char *name)
     const cJSON *m;
     cJSON_ArrayForEach(m, json_obj(models->json, "models"))
     {
-        if (!strcmp(json_str(m, "name"), name)) return m;
+        if (!strcmp(e2e_json_str(m, "name"), name)) return m;
     }
     return NULL;
 }
@@ -246,7 +218,7 @@ static void assert_models_clean(const e2e_response *models)
     const cJSON *m;
     cJSON_ArrayForEach(m, json_obj(models->json, "models"))
     {
-        const char *n = json_str(m, "name");
+        const char *n = e2e_json_str(m, "name");
         ck_assert_msg(n && n[0] != '~', "a candidate version is listed: %s", models->body);
         ck_assert(cJSON_IsBool(json_obj(m, "deployed")));
         deployed += cJSON_IsTrue(json_obj(m, "deployed"));
@@ -264,7 +236,7 @@ static int model_deployed(const e2e_response *models, const char *name)
 /* GET .../executions; asserts 200. */
 static e2e_response get_executions(const e2e_server *s, const char *id)
 {
-    char *path = fmt(AGENTS "/%s/executions", id);
+    char *path = e2e_fmt(AGENTS "/%s/executions", id);
     e2e_response r = e2e_get(s, path);
     free(path);
     ck_assert_msg(r.status == 200, "GET executions: %ld %s", r.status, r.body);
@@ -332,7 +304,7 @@ START_TEST(test_train_five_iterations_serves_throughout)
     /* Done: the status no longer carries a training object. */
     r = e2e_get(&s, AGENTS "/ml/status");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(r.json, "status"), "ready");
+    ck_assert_str_eq(e2e_json_str(r.json, "status"), "ready");
     ck_assert_msg(json_obj(r.json, "training") == NULL, "finished run still in status: %s", r.body);
     e2e_response_free(&r);
 
@@ -343,15 +315,15 @@ START_TEST(test_train_five_iterations_serves_throughout)
     ck_assert_int_eq(cJSON_GetArraySize(iters), 5);
     double first_q = -1, best_q = -1;
     cJSON *tr = json_obj(r.json, "training");
-    ck_assert_int_eq((long long)json_num(tr, "training_id"), tid);
-    ck_assert_str_eq(json_str(tr, "name"), "v2");
-    ck_assert_str_eq(json_str(tr, "status"), "done");
-    ck_assert_int_eq((int)json_num(tr, "iterations"), 5);
-    ck_assert_int_eq((int)json_num(tr, "done_iterations"), 5);
-    int best = (int)json_num(tr, "best_iteration");
+    ck_assert_int_eq((long long)e2e_json_num(tr, "training_id"), tid);
+    ck_assert_str_eq(e2e_json_str(tr, "name"), "v2");
+    ck_assert_str_eq(e2e_json_str(tr, "status"), "done");
+    ck_assert_int_eq((int)e2e_json_num(tr, "iterations"), 5);
+    ck_assert_int_eq((int)e2e_json_num(tr, "done_iterations"), 5);
+    int best = (int)e2e_json_num(tr, "best_iteration");
     ck_assert(best >= 1 && best <= 5);
-    ck_assert(iso_ms(json_str(tr, "created_at")) > 0);
-    ck_assert(iso_ms(json_str(tr, "finished_at")) >= iso_ms(json_str(tr, "started_at")));
+    ck_assert(iso_ms(e2e_json_str(tr, "created_at")) > 0);
+    ck_assert(iso_ms(e2e_json_str(tr, "finished_at")) >= iso_ms(e2e_json_str(tr, "started_at")));
     for (int i = 1; i <= 5; i++) {
         char key[16];
         snprintf(key, sizeof(key), "%d", i);
@@ -360,11 +332,11 @@ START_TEST(test_train_five_iterations_serves_throughout)
         cJSON *params = json_obj(it, "params"), *metrics = json_obj(it, "metrics");
         ck_assert(cJSON_IsObject(params));
         static const char *const pk[] = {"passage_chars", "overlap", "top_k", "w_question", "w_body", "fewshot"};
-        for (int k = 0; k < 6; k++) json_num(params, pk[k]);
+        for (int k = 0; k < 6; k++) e2e_json_num(params, pk[k]);
         ck_assert(cJSON_IsObject(metrics));
-        double q = json_num(metrics, "quality_score");
+        double q = e2e_json_num(metrics, "quality_score");
         ck_assert(q >= 0 && q <= 1);
-        ck_assert(json_num(it, "duration_ms") >= 0);
+        ck_assert(e2e_json_num(it, "duration_ms") >= 0);
         if (i == 1) first_q = q;
         if (i == best) best_q = q;
     }
@@ -385,16 +357,16 @@ START_TEST(test_train_five_iterations_serves_throughout)
     char bkey[16];
     snprintf(bkey, sizeof(bkey), "%d", best);
     ck_assert(cJSON_Compare(json_obj(td, "best_params"), json_obj(json_obj(iters, bkey), "params"), 1));
-    ck_assert_msg(fabs(json_num(td, "quality_score") - best_q) < 1e-3, "trained quality %g, best iteration %g",
-                  json_num(td, "quality_score"), best_q);
+    ck_assert_msg(fabs(e2e_json_num(td, "quality_score") - best_q) < 1e-3, "trained quality %g, best iteration %g",
+                  e2e_json_num(td, "quality_score"), best_q);
     ck_assert(cJSON_IsArray(json_obj(td, "suggestions")));
     ck_assert_int_eq(cJSON_GetArraySize(json_obj(td, "suggestions")), 0);
-    const char *summary = json_str(td, "final_summary");
+    const char *summary = e2e_json_str(td, "final_summary");
     ck_assert_msg(summary && *summary, "final_summary: %s", r.body);
     cJSON *dep = json_obj(td, "deployment");
     ck_assert_msg(cJSON_IsObject(dep), "deployment: %s", r.body);
     ck_assert(cJSON_IsBool(json_obj(dep, "deployed")));
-    const char *reason = json_str(dep, "reason");
+    const char *reason = e2e_json_str(dep, "reason");
     ck_assert_msg(reason && *reason, "the record does not say why: %s", r.body);
 
     /* The best iteration is the new version, with its parameters and metrics. */
@@ -402,8 +374,8 @@ START_TEST(test_train_five_iterations_serves_throughout)
     const cJSON *v2 = find_model(&m, "v2");
     ck_assert_msg(v2 != NULL, "no v2: %s", m.body);
     ck_assert(cJSON_Compare(json_obj(v2, "params"), json_obj(td, "best_params"), 1));
-    ck_assert(fabs(json_num(json_obj(v2, "metrics"), "quality_score") - best_q) < 1e-3);
-    ck_assert(iso_ms(json_str(v2, "created_at")) > 0);
+    ck_assert(fabs(e2e_json_num(json_obj(v2, "metrics"), "quality_score") - best_q) < 1e-3);
+    ck_assert(iso_ms(e2e_json_str(v2, "created_at")) > 0);
     assert_models_clean(&m);
     ck_assert_int_eq(model_deployed(&m, "v2"), cJSON_IsTrue(json_obj(dep, "deployed")));
     ck_assert_int_eq(model_deployed(&m, "v1"), !cJSON_IsTrue(json_obj(dep, "deployed")));
@@ -426,11 +398,11 @@ START_TEST(test_train_five_iterations_serves_throughout)
     ck_assert_str_eq(name, "second.run-2");
     ck_assert_str_eq(wait_training(&s, "ml", tid2, 30000), "done");
     r = get_training(&s, "ml", 0);
-    ck_assert_str_eq(json_str(json_obj(r.json, "training"), "name"), "second.run-2");
+    ck_assert_str_eq(e2e_json_str(json_obj(r.json, "training"), "name"), "second.run-2");
     ck_assert_int_eq(cJSON_GetArraySize(json_obj(json_obj(r.json, "training_data"), "ml")), 2);
     e2e_response_free(&r);
     r = get_training(&s, "ml", tid);
-    ck_assert_str_eq(json_str(json_obj(r.json, "training"), "name"), "v2");
+    ck_assert_str_eq(e2e_json_str(json_obj(r.json, "training"), "name"), "v2");
     ck_assert_int_eq(cJSON_GetArraySize(json_obj(json_obj(r.json, "training_data"), "ml")), 5);
     e2e_response_free(&r);
     infer_ok(&s, "ml", Q_FOREST);
@@ -468,7 +440,7 @@ START_TEST(test_train_validation_and_conflicts)
     char *n65 = malloc(66);
     memset(n65, 'a', 65);
     n65[65] = '\0';
-    char *b65 = fmt("{\"iterations\":1,\"name\":\"%s\"}", n65);
+    char *b65 = e2e_fmt("{\"iterations\":1,\"name\":\"%s\"}", n65);
     static const char *const bad_names[] = {
         "{\"iterations\":1,\"name\":\"\"}",      "{\"iterations\":1,\"name\":\"a b\"}",
         "{\"iterations\":1,\"name\":\"a/b\"}",   "{\"iterations\":1,\"name\":\"~candidate-1-1\"}",
@@ -493,7 +465,7 @@ START_TEST(test_train_validation_and_conflicts)
     /* The largest run, with a 64-character name of every allowed kind. */
     const char *n64 = "Az09_.-Az09_.-Az09_.-Az09_.-Az09_.-Az09_.-Az09_.-Az09_.-Az09_.-x";
     ck_assert_int_eq(strlen(n64), 64);
-    char *body = fmt("{\"iterations\":1000,\"name\":\"%s\"}", n64);
+    char *body = e2e_fmt("{\"iterations\":1000,\"name\":\"%s\"}", n64);
     char name[65];
     long long tid = train(&s, "ml", body, name);
     free(body);
@@ -503,13 +475,13 @@ START_TEST(test_train_validation_and_conflicts)
      * and the agent itself stays ready and serving. */
     r = e2e_get(&s, AGENTS "/ml/status");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(r.json, "status"), "ready");
+    ck_assert_str_eq(e2e_json_str(r.json, "status"), "ready");
     cJSON *tr = json_obj(r.json, "training");
     ck_assert_msg(cJSON_IsObject(tr), "no training in status: %s", r.body);
-    ck_assert_int_eq((long long)json_num(tr, "training_id"), tid);
-    const char *ts = json_str(tr, "status");
+    ck_assert_int_eq((long long)e2e_json_num(tr, "training_id"), tid);
+    const char *ts = e2e_json_str(tr, "status");
     ck_assert_msg(ts && (!strcmp(ts, "queued") || !strcmp(ts, "running")), "training status %s", ts);
-    ck_assert_int_eq((int)json_num(tr, "iterations"), 1000);
+    ck_assert_int_eq((int)e2e_json_num(tr, "iterations"), 1000);
     e2e_response_free(&r);
     /* Progress moves. */
     int seen_progress = 0;
@@ -517,9 +489,9 @@ START_TEST(test_train_validation_and_conflicts)
         r = e2e_get(&s, AGENTS "/ml/status");
         tr = json_obj(r.json, "training");
         ck_assert_msg(cJSON_IsObject(tr), "training left the status early: %s", r.body);
-        seen_progress = !strcmp(json_str(tr, "status"), "running") && json_num(tr, "iteration") >= 2;
+        seen_progress = !strcmp(e2e_json_str(tr, "status"), "running") && e2e_json_num(tr, "iteration") >= 2;
         e2e_response_free(&r);
-        if (!seen_progress) sleep_ms(20);
+        if (!seen_progress) e2e_sleep_ms(20);
     }
     ck_assert_msg(seen_progress, "training never showed progress");
 
@@ -559,8 +531,8 @@ static long long feedback_add(const e2e_server *s, const char *prompt, const cha
     e2e_response r = e2e_post(s, AGENTS "/ml/feedback", body);
     free(body);
     ck_assert_msg(r.status == 201, "feedback: %ld %s", r.status, r.body);
-    long long id = (long long)json_num(r.json, "id");
-    ck_assert_str_eq(json_str(r.json, "user_id"), "ml");
+    long long id = (long long)e2e_json_num(r.json, "id");
+    ck_assert_str_eq(e2e_json_str(r.json, "user_id"), "ml");
     e2e_response_free(&r);
     return id;
 }
@@ -589,17 +561,17 @@ static const cJSON *export_passages(const e2e_response *r)
 /* GET export of `name`; checks it against GET models and returns it. */
 static e2e_response export_checked(const e2e_server *s, const char *id, const char *name)
 {
-    char *path = fmt(AGENTS "/%s/models/%s/export", id, name);
+    char *path = e2e_fmt(AGENTS "/%s/models/%s/export", id, name);
     e2e_response r = e2e_get(s, path);
     free(path);
     ck_assert_msg(r.status == 200, "export %s: %ld %s", name, r.status, r.body);
     char *disp = e2e_header(&r, "Content-Disposition");
     ck_assert_msg(disp && strstr(disp, "attachment"), "Content-Disposition: %s", disp ? disp : "(none)");
     free(disp);
-    const char *format = json_str(r.json, "format");
+    const char *format = e2e_json_str(r.json, "format");
     ck_assert_msg(format && *format, "no format: %.300s", r.body);
-    ck_assert_str_eq(json_str(r.json, "name"), name);
-    const char *persona = json_str(r.json, "persona");
+    ck_assert_str_eq(e2e_json_str(r.json, "name"), name);
+    const char *persona = e2e_json_str(r.json, "persona");
     ck_assert_msg(persona && *persona, "empty persona");
     /* The passages array (see test_export_passages_key_is_unique: the body
      * also carries a "passages" count under the same key). */
@@ -607,10 +579,10 @@ static e2e_response export_checked(const e2e_server *s, const char *id, const ch
     ck_assert_msg(passages != NULL, "export has no passages array: %.300s", r.body);
     ck_assert_int_gt(cJSON_GetArraySize(passages), 0);
     const cJSON *p;
-    cJSON_ArrayForEach(p, passages) ck_assert_msg(json_str(p, "body") != NULL, "passage without body");
+    cJSON_ArrayForEach(p, passages) ck_assert_msg(e2e_json_str(p, "body") != NULL, "passage without body");
     ck_assert(cJSON_IsArray(json_obj(r.json, "fewshot")));
     ck_assert(cJSON_IsObject(json_obj(r.json, "metrics")));
-    json_num(json_obj(r.json, "metrics"), "quality_score");
+    e2e_json_num(json_obj(r.json, "metrics"), "quality_score");
     /* What the version serves with: the same as GET models says. */
     e2e_response m = get_models(s, id);
     const cJSON *mv = find_model(&m, name);
@@ -618,9 +590,9 @@ static e2e_response export_checked(const e2e_server *s, const char *id, const ch
     ck_assert_msg(cJSON_Compare(json_obj(r.json, "params"), json_obj(mv, "params"), 1),
                   "export params differ from GET models' for %s", name);
     ck_assert(cJSON_Compare(json_obj(r.json, "metrics"), json_obj(mv, "metrics"), 1));
-    ck_assert_msg(cJSON_GetArraySize(passages) == (int)json_num(mv, "passages"),
+    ck_assert_msg(cJSON_GetArraySize(passages) == (int)e2e_json_num(mv, "passages"),
                   "export of %s has %d passages, GET models says %d", name, cJSON_GetArraySize(passages),
-                  (int)json_num(mv, "passages"));
+                  (int)e2e_json_num(mv, "passages"));
     ck_assert_int_eq(cJSON_IsTrue(json_obj(r.json, "deployed")), cJSON_IsTrue(json_obj(mv, "deployed")));
     e2e_response_free(&m);
     return r;
@@ -672,10 +644,10 @@ START_TEST(test_feedback_becomes_suggestions)
     ck_assert_int_eq(r.status, 200);
     cJSON *items = json_obj(r.json, "feedback");
     ck_assert_int_eq(cJSON_GetArraySize(items), 3);
-    ck_assert_int_eq((long long)json_num(cJSON_GetArrayItem(items, 0), "id"), id3);
-    ck_assert_int_eq((long long)json_num(cJSON_GetArrayItem(items, 2), "id"), id1);
-    ck_assert_str_eq(json_str(cJSON_GetArrayItem(items, 2), "feedback"), "Be concise");
-    ck_assert_int_eq((int)json_num(cJSON_GetArrayItem(items, 2), "rating"), 2);
+    ck_assert_int_eq((long long)e2e_json_num(cJSON_GetArrayItem(items, 0), "id"), id3);
+    ck_assert_int_eq((long long)e2e_json_num(cJSON_GetArrayItem(items, 2), "id"), id1);
+    ck_assert_str_eq(e2e_json_str(cJSON_GetArrayItem(items, 2), "feedback"), "Be concise");
+    ck_assert_int_eq((int)e2e_json_num(cJSON_GetArrayItem(items, 2), "rating"), 2);
     ck_assert(cJSON_IsNull(json_obj(cJSON_GetArrayItem(items, 0), "rating")));
     ck_assert(json_obj(r.json, "next_cursor") == NULL || cJSON_IsNull(json_obj(r.json, "next_cursor")));
     e2e_response_free(&r);
@@ -685,23 +657,23 @@ START_TEST(test_feedback_becomes_suggestions)
     ck_assert_int_eq(r.status, 200);
     items = json_obj(r.json, "feedback");
     ck_assert_int_eq(cJSON_GetArraySize(items), 2);
-    ck_assert_int_eq((long long)json_num(cJSON_GetArrayItem(items, 0), "id"), id3);
-    ck_assert_int_eq((long long)json_num(cJSON_GetArrayItem(items, 1), "id"), id2);
-    const char *cur = json_str(r.json, "next_cursor");
+    ck_assert_int_eq((long long)e2e_json_num(cJSON_GetArrayItem(items, 0), "id"), id3);
+    ck_assert_int_eq((long long)e2e_json_num(cJSON_GetArrayItem(items, 1), "id"), id2);
+    const char *cur = e2e_json_str(r.json, "next_cursor");
     ck_assert_msg(cur && *cur, "no next_cursor: %s", r.body);
-    char *p2 = fmt(AGENTS "/ml/feedback?limit=2&cursor=%s", cur);
+    char *p2 = e2e_fmt(AGENTS "/ml/feedback?limit=2&cursor=%s", cur);
     e2e_response_free(&r);
     r = e2e_get(&s, p2);
     free(p2);
     ck_assert_int_eq(r.status, 200);
     items = json_obj(r.json, "feedback");
     ck_assert_int_eq(cJSON_GetArraySize(items), 1);
-    ck_assert_int_eq((long long)json_num(cJSON_GetArrayItem(items, 0), "id"), id1);
+    ck_assert_int_eq((long long)e2e_json_num(cJSON_GetArrayItem(items, 0), "id"), id1);
     ck_assert(cJSON_IsNull(json_obj(r.json, "next_cursor")));
     e2e_response_free(&r);
     static const char *const bad_pages[] = {"?limit=0", "?limit=abc", "?limit=501", "?cursor=abc", "?cursor=-3"};
     for (size_t i = 0; i < sizeof(bad_pages) / sizeof(bad_pages[0]); i++) {
-        char *pp = fmt(AGENTS "/ml/feedback%s", bad_pages[i]);
+        char *pp = e2e_fmt(AGENTS "/ml/feedback%s", bad_pages[i]);
         r = e2e_get(&s, pp);
         ck_assert_msg(r.status == 400, "%s: %ld %s", pp, r.status, r.body);
         e2e_response_free(&r);
@@ -722,14 +694,14 @@ START_TEST(test_feedback_becomes_suggestions)
 
     /* Export of the new version: its persona carries them. */
     r = export_checked(&s, "ml", "fb");
-    const char *persona = json_str(r.json, "persona");
+    const char *persona = e2e_json_str(r.json, "persona");
     ck_assert_msg(strstr(persona, "You must be concise."), "persona lacks the suggestion: %s", persona);
     ck_assert_msg(strstr(persona, "You must cite sources."), "persona lacks the suggestion: %s", persona);
-    ck_assert_str_eq(json_str(r.json, "user_id"), "ml");
+    ck_assert_str_eq(e2e_json_str(r.json, "user_id"), "ml");
     e2e_response_free(&r);
     /* The version trained before the feedback does not. */
     r = export_checked(&s, "ml", "v1");
-    ck_assert_msg(!strstr(json_str(r.json, "persona"), "You must be concise."), "v1 persona changed");
+    ck_assert_msg(!strstr(e2e_json_str(r.json, "persona"), "You must be concise."), "v1 persona changed");
     e2e_response_free(&r);
 
     infer_ok(&s, "ml", Q_FOREST);
@@ -764,7 +736,7 @@ END_TEST
 
 static e2e_response deploy(const e2e_server *s, const char *id, const char *name)
 {
-    char *path = fmt(AGENTS "/%s/models/%s/deploy", id, name);
+    char *path = e2e_fmt(AGENTS "/%s/models/%s/deploy", id, name);
     e2e_response r = e2e_post(s, path, NULL);
     free(path);
     return r;
@@ -774,7 +746,7 @@ static void deploy_ok(const e2e_server *s, const char *id, const char *name)
 {
     e2e_response r = deploy(s, id, name);
     ck_assert_msg(r.status == 200, "deploy %s: %ld %s", name, r.status, r.body);
-    ck_assert_str_eq(json_str(r.json, "deployed"), name);
+    ck_assert_str_eq(e2e_json_str(r.json, "deployed"), name);
     e2e_response_free(&r);
 }
 
@@ -791,8 +763,8 @@ START_TEST(test_models_deploy_rollback_and_errors)
     deploy_ok(&s, "ml", "v2"); /* whatever training decided */
     e2e_response r = deploy(&s, "ml", "v1");
     ck_assert_msg(r.status == 200, "deploy v1: %ld %s", r.status, r.body);
-    ck_assert_str_eq(json_str(r.json, "deployed"), "v1");
-    ck_assert_str_eq(json_str(r.json, "previous"), "v2");
+    ck_assert_str_eq(e2e_json_str(r.json, "deployed"), "v1");
+    ck_assert_str_eq(e2e_json_str(r.json, "previous"), "v2");
     e2e_response_free(&r);
     r = get_models(&s, "ml");
     assert_models_clean(&r);
@@ -801,7 +773,7 @@ START_TEST(test_models_deploy_rollback_and_errors)
     e2e_response_free(&r);
     r = e2e_get(&s, AGENTS "/ml");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(json_obj(r.json, "model"), "name"), "v1");
+    ck_assert_str_eq(e2e_json_str(json_obj(r.json, "model"), "name"), "v1");
     e2e_response_free(&r);
     infer_ok(&s, "ml", Q_FOREST);
 
@@ -879,13 +851,13 @@ static exec_snap snap_executions(const e2e_server *s, const char *id)
     ck_assert_int_eq(cJSON_GetArraySize(json_obj(r.json, "executions")), 4);
     for (int i = 0; i < 4; i++) {
         const cJSON *e = exec_row_at(&r, i);
-        ck_assert_int_eq((int)json_num(e, "task_index"), i);
-        ck_assert_str_eq(json_str(e, "name"), STAGES[i]);
-        snprintf(x.task_id[i], sizeof(x.task_id[i]), "%s", json_str(e, "task_id"));
-        x.ts[i] = iso_ms(json_str(e, "timestamp"));
+        ck_assert_int_eq((int)e2e_json_num(e, "task_index"), i);
+        ck_assert_str_eq(e2e_json_str(e, "name"), STAGES[i]);
+        snprintf(x.task_id[i], sizeof(x.task_id[i]), "%s", e2e_json_str(e, "task_id"));
+        x.ts[i] = iso_ms(e2e_json_str(e, "timestamp"));
         ck_assert_int_gt(x.ts[i], 0);
         x.replayed[i] = cJSON_IsTrue(json_obj(e, "was_replayed"));
-        snprintf(x.status[i], sizeof(x.status[i]), "%s", json_str(e, "status"));
+        snprintf(x.status[i], sizeof(x.status[i]), "%s", e2e_json_str(e, "status"));
     }
     e2e_response_free(&r);
     return x;
@@ -894,13 +866,13 @@ static exec_snap snap_executions(const e2e_server *s, const char *id)
 /* POST .../replay; asserts 202 and returns replay_from. */
 static int replay(const e2e_server *s, const char *id, const char *body)
 {
-    char *path = fmt(AGENTS "/%s/replay", id);
+    char *path = e2e_fmt(AGENTS "/%s/replay", id);
     e2e_response r = e2e_post(s, path, body);
     free(path);
     ck_assert_msg(r.status == 202, "replay %s: %ld %s", body, r.status, r.body);
-    int from = (int)json_num(r.json, "replay_from");
-    ck_assert_str_eq(json_str(r.json, "name"), STAGES[from]);
-    ck_assert_str_eq(json_str(r.json, "status"), "queued");
+    int from = (int)e2e_json_num(r.json, "replay_from");
+    ck_assert_str_eq(e2e_json_str(r.json, "name"), STAGES[from]);
+    ck_assert_str_eq(e2e_json_str(r.json, "status"), "queued");
     e2e_response_free(&r);
     return from;
 }
@@ -917,12 +889,12 @@ static exec_snap wait_replayed(const e2e_server *s, const char *id, long long af
             char path[128];
             snprintf(path, sizeof(path), AGENTS "/%s/status", id);
             e2e_response r = e2e_get(s, path);
-            done = r.status == 200 && !strcmp(json_str(r.json, "status"), "ready");
+            done = r.status == 200 && !strcmp(e2e_json_str(r.json, "status"), "ready");
             e2e_response_free(&r);
             if (done) return snap_executions(s, id);
         }
         ck_assert_msg(now_ms() < end, "replay did not finish (row 3 %s, replayed %d)", x.status[3], x.replayed[3]);
-        sleep_ms(20);
+        e2e_sleep_ms(20);
     }
 }
 
@@ -993,7 +965,7 @@ START_TEST(test_replay_from_index_and_task_id)
         ck_assert_str_eq(before.status[i], "completed");
         ck_assert(!before.replayed[i]);
     }
-    sleep_ms(30); /* replayed timestamps are then strictly newer */
+    e2e_sleep_ms(30); /* replayed timestamps are then strictly newer */
 
     ck_assert_int_eq(replay(&s, "ml", "{\"task_index\":2}"), 2);
     exec_snap after = wait_replayed(&s, "ml", before.ts[3]);
@@ -1017,8 +989,8 @@ START_TEST(test_replay_from_index_and_task_id)
     infer_ok(&s, "ml", Q_FOREST);
 
     /* By task id: from row 1 on. */
-    sleep_ms(30);
-    char *body = fmt("{\"task_id\":\"%s\"}", before.task_id[1]);
+    e2e_sleep_ms(30);
+    char *body = e2e_fmt("{\"task_id\":\"%s\"}", before.task_id[1]);
     ck_assert_int_eq(replay(&s, "ml", body), 1);
     free(body);
     exec_snap again = wait_replayed(&s, "ml", after.ts[3]);
@@ -1033,7 +1005,7 @@ START_TEST(test_replay_from_index_and_task_id)
     /* Validation. */
     const char *path = AGENTS "/ml/replay";
     post_expect(&s, path, "{}", 400, "invalid_body", NULL, "neither");
-    body = fmt("{\"task_index\":1,\"task_id\":\"%s\"}", before.task_id[1]);
+    body = e2e_fmt("{\"task_index\":1,\"task_id\":\"%s\"}", before.task_id[1]);
     post_expect(&s, path, body, 400, "invalid_body", NULL, "both");
     free(body);
     static const char *const bad_index[] = {"{\"task_index\":4}", "{\"task_index\":-1}", "{\"task_index\":1.5}",
@@ -1078,18 +1050,18 @@ START_TEST(test_replay_stale_log_refused)
     /* (a) Reset A's log: B's is untouched, A's replay is refused. */
     e2e_response r = e2e_request(&s, "DELETE", AGENTS "/a/executions", NULL, NULL);
     ck_assert_msg(r.status == 200, "reset: %ld %s", r.status, r.body);
-    ck_assert_int_eq((int)json_num(r.json, "reset"), 4);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "reset"), 4);
     e2e_response_free(&r);
     /* The rows stay (same task ids), pending, with nothing to reuse. */
     r = get_executions(&s, "a");
     ck_assert_int_eq(cJSON_GetArraySize(json_obj(r.json, "executions")), 4);
     for (int i = 0; i < 4; i++) {
         const cJSON *row = exec_row_at(&r, i);
-        ck_assert_str_eq(json_str(row, "name"), STAGES[i]);
-        ck_assert_str_ne(json_str(row, "status"), "completed");
+        ck_assert_str_eq(e2e_json_str(row, "name"), STAGES[i]);
+        ck_assert_str_ne(e2e_json_str(row, "status"), "completed");
         ck_assert_msg(!cJSON_IsObject(json_obj(row, "output")), "row %d kept its output: %s", i, r.body);
         ck_assert(!cJSON_IsTrue(json_obj(row, "was_replayed")));
-        ck_assert_str_eq(json_str(row, "task_id"), a0.task_id[i]);
+        ck_assert_str_eq(e2e_json_str(row, "task_id"), a0.task_id[i]);
     }
     e2e_response_free(&r);
     exec_snap b1 = snap_executions(&s, "b");
@@ -1210,7 +1182,7 @@ START_TEST(test_crash_mid_training_keeps_serving)
     infer_ok(&s, "big", q);
 
     char name[65];
-    char *tb = fmt("{\"iterations\":%d}", CRASH_ITERATIONS);
+    char *tb = e2e_fmt("{\"iterations\":%d}", CRASH_ITERATIONS);
     long long tid = train(&s, "big", tb, name);
     free(tb);
     /* Wait until the run is visibly under way (an iteration recorded, the next building). */
@@ -1220,12 +1192,12 @@ START_TEST(test_crash_mid_training_keeps_serving)
         ck_assert_int_eq(r.status, 200);
         cJSON *tr = json_obj(r.json, "training");
         ck_assert_msg(cJSON_IsObject(tr), "training not in status: %s", r.body);
-        int running = !strcmp(json_str(tr, "status"), "running") && json_num(tr, "iteration") >= 1;
+        int running = !strcmp(e2e_json_str(tr, "status"), "running") && e2e_json_num(tr, "iteration") >= 1;
         e2e_response_free(&r);
         if (running) break;
         ck_assert_msg(now_ms() < end, "training never got going");
         ck_assert_int_eq(infer_status(&s, "big", q), 200);
-        sleep_ms(50);
+        e2e_sleep_ms(50);
     }
     e2e_kill(&s);
     e2e_restart(&s, NULL, NULL);
@@ -1234,7 +1206,7 @@ START_TEST(test_crash_mid_training_keeps_serving)
     ck_assert_int_eq(infer_status(&s, "big", q), 200);
     r = e2e_get(&s, AGENTS "/big");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(json_str(json_obj(r.json, "model"), "name"), "v1");
+    ck_assert_str_eq(e2e_json_str(json_obj(r.json, "model"), "name"), "v1");
     e2e_response_free(&r);
     r = get_models(&s, "big");
     assert_models_clean(&r);
@@ -1252,7 +1224,7 @@ START_TEST(test_crash_mid_training_keeps_serving)
         r = get_models(&s, "big");
         assert_models_clean(&r);
         e2e_response_free(&r);
-        sleep_ms(200);
+        e2e_sleep_ms(200);
     }
     ck_assert_msg(!strcmp(st, "done") || !strcmp(st, "failed"), "training still %s after 120 s", st);
     r = get_training(&s, "big", tid);
@@ -1263,7 +1235,7 @@ START_TEST(test_crash_mid_training_keeps_serving)
         assert_models_clean(&m);
         e2e_response_free(&m);
     } else {
-        const char *err = json_str(json_obj(r.json, "training"), "error");
+        const char *err = e2e_json_str(json_obj(r.json, "training"), "error");
         ck_assert_msg(err && *err, "failed without a reason: %s", r.body);
     }
     e2e_response_free(&r);
