@@ -130,35 +130,23 @@ static double bag_containment(const token_bag *p, const token_bag *e)
 
 double metrics_token_f1(const char *pred, size_t pn, const char *expected, size_t en)
 {
-    token_bag p, e;
-    bag_build(&p, pred, pn);
-    bag_build(&e, expected, en);
-    double r = bag_f1(&p, &e);
-    bag_free(&p);
-    bag_free(&e);
-    return r;
+    metrics_scores s;
+    metrics_compare_tokens(pred, pn, expected, en, &s);
+    return s.token_f1;
 }
 
 double metrics_jaccard(const char *pred, size_t pn, const char *expected, size_t en)
 {
-    token_bag p, e;
-    bag_build(&p, pred, pn);
-    bag_build(&e, expected, en);
-    double r = bag_jaccard(&p, &e);
-    bag_free(&p);
-    bag_free(&e);
-    return r;
+    metrics_scores s;
+    metrics_compare_tokens(pred, pn, expected, en, &s);
+    return s.jaccard;
 }
 
 double metrics_containment(const char *pred, size_t pn, const char *expected, size_t en)
 {
-    token_bag p, e;
-    bag_build(&p, pred, pn);
-    bag_build(&e, expected, en);
-    double r = bag_containment(&p, &e);
-    bag_free(&p);
-    bag_free(&e);
-    return r;
+    metrics_scores s;
+    metrics_compare_tokens(pred, pn, expected, en, &s);
+    return s.containment;
 }
 
 /* Decodes s[0..n) into at most `cap` comparison units: code points, ASCII
