@@ -372,11 +372,13 @@ void ad_async_complete(struct ad_async *ctx, ad_response *res)
     ctx->pending.deferred = 0;
     ad_response_init(res);
     ctx->completed = 1;
-    if (ctx->suspended) {
-        ctx->suspended = 0;
-        MHD_resume_connection(ctx->conn);
-    }
+    struct MHD_Connection *resume = ctx->suspended ? ctx->conn : NULL;
+    ctx->suspended = 0;
     pthread_mutex_unlock(&ctx->lock);
+    /* Resume last, with no lock held and ctx no longer touched: once resumed,
+     * the connection may complete (a client that left) and free ctx at once.
+     * Until then it cannot, being suspended. */
+    if (resume) MHD_resume_connection(resume);
 }
 
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
