@@ -502,8 +502,27 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
     ad_buf_cleanup(&msg);
 }
 
+/* libmicrohttpd 0.9.75 races with itself in MHD_quiesce_daemon: it marks a
+ * pool worker quiesced, the worker takes the listen socket out of its own
+ * epoll set, and the quiescing thread's EPOLL_CTL_DEL then fails and panics.
+ * Past that point MHD only records the socket as removed, which it is: that
+ * one panic is harmless and logged; any other is fatal, as MHD intends. */
+static void http_mhd_panic(void *cls, const char *file, unsigned int line, const char *reason)
+{
+    (void)cls;
+    if (reason && strstr(reason, "Failed to remove listen FD from epoll set")) {
+        ad_log(AD_LOG_WARN, "libmicrohttpd: listen socket already left a worker's epoll set");
+        return;
+    }
+    ad_log(AD_LOG_ERROR, "libmicrohttpd fatal error at %s:%u: %s", file ? file : "?", line,
+           reason ? reason : "");
+    ad_log_stop_async();
+    abort();
+}
+
 int http_start(ad_http **out, const ad_app *app, ad_err *e)
 {
+    MHD_set_panic_func(http_mhd_panic, NULL);
     const ad_config *cfg = app->cfg;
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof(addr));

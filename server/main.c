@@ -62,6 +62,16 @@ static void main_log_listening(const ad_config *cfg, uint16_t port)
 
 int main(int argc, char **argv)
 {
+    /* Signals go to the main thread's sigwait only: block them first, before
+     * any thread starts (every thread inherits the mask), so a stop that
+     * arrives during start-up is held and ends in an orderly shutdown. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
     ad_config cfg;
     ad_config_action action;
     ad_err e = {0};
@@ -80,14 +90,6 @@ int main(int argc, char **argv)
     ad_log_level_from_string(cfg.log_level, &level);
     ad_log_set_level(level);
 
-    /* Signals go to the main thread's sigwait only: block them before any
-     * thread starts, so every thread inherits the mask. */
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
     ad_log_start_async();
     ad_app app = {.cfg = &cfg, .started_ms = ad_clock_now_ms(), .started_mono_ms = ad_clock_mono_ms()};
