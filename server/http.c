@@ -24,7 +24,6 @@
 struct ad_http {
     struct MHD_Daemon *daemon;
     const ad_app *app;
-    MHD_socket quiesced_fd;
     uint16_t port;
     atomic_int stopping;       /* set by http_quiesce: new requests get 503 */
     atomic_int active;
@@ -502,18 +501,11 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
     ad_buf_cleanup(&msg);
 }
 
-/* libmicrohttpd 0.9.75 races with itself in MHD_quiesce_daemon: it marks a
- * pool worker quiesced, the worker takes the listen socket out of its own
- * epoll set, and the quiescing thread's EPOLL_CTL_DEL then fails and panics.
- * Past that point MHD only records the socket as removed, which it is: that
- * one panic is harmless and logged; any other is fatal, as MHD intends. */
+/* A libmicrohttpd panic is fatal (MHD marks what follows unreachable); the
+ * handler only makes sure the reason and the batched log lines reach stderr. */
 static void http_mhd_panic(void *cls, const char *file, unsigned int line, const char *reason)
 {
     (void)cls;
-    if (reason && strstr(reason, "Failed to remove listen FD from epoll set")) {
-        ad_log(AD_LOG_WARN, "libmicrohttpd: listen socket already left a worker's epoll set");
-        return;
-    }
     ad_log(AD_LOG_ERROR, "libmicrohttpd fatal error at %s:%u: %s", file ? file : "?", line,
            reason ? reason : "");
     ad_log_stop_async();
@@ -533,7 +525,6 @@ int http_start(ad_http **out, const ad_app *app, ad_err *e)
 
     ad_http *h = ad_calloc(1, sizeof(*h));
     h->app = app;
-    h->quiesced_fd = MHD_INVALID_SOCKET;
     if (getrandom(&h->id_prefix, sizeof(h->id_prefix), 0) != sizeof(h->id_prefix))
         h->id_prefix = (uint32_t)getpid();
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
@@ -570,8 +561,11 @@ int http_active_requests(const ad_http *h)
 
 void http_quiesce(ad_http *h)
 {
+    /* Not MHD_quiesce_daemon: in libmicrohttpd 0.9.75 it races with the pool
+     * workers over the listen socket's epoll registration and can abort the
+     * process (an open MHD defect). The listener stays open until http_stop,
+     * but every request that arrives from now on is answered 503. */
     atomic_store(&h->stopping, 1);
-    if (h->quiesced_fd == MHD_INVALID_SOCKET) h->quiesced_fd = MHD_quiesce_daemon(h->daemon);
 }
 
 int http_drain(ad_http *h, int64_t deadline_mono_ms)
@@ -584,6 +578,5 @@ void http_stop(ad_http *h)
 {
     if (!h) return;
     MHD_stop_daemon(h->daemon);
-    if (h->quiesced_fd != MHD_INVALID_SOCKET) close(h->quiesced_fd);
     free(h);
 }

@@ -23,8 +23,8 @@ uint16_t http_port(const ad_http *h);
 /* Requests between their first byte and their completion. */
 int http_active_requests(const ad_http *h);
 
-/* Stops accepting connections and answers 503 to new requests on open
- * ones; in-flight requests go on. */
+/* Stops taking new work: every request that arrives from now on is answered
+ * 503 (service_stopping); in-flight requests go on. */
 void http_quiesce(ad_http *h);
 
 /* Waits until no request is in flight or `deadline_ms` (monotonic) passes;

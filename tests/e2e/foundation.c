@@ -318,7 +318,12 @@ START_TEST(test_graceful_shutdown_completes_in_flight_request)
     usleep(200 * 1000);
     kill(s.pid, SIGTERM);
     usleep(300 * 1000);
-    /* The server is draining: new connections are refused... */
+    /* The server is draining: a new request is turned away... */
+    e2e_response late = e2e_get(&s, "/health");
+    ck_assert_int_eq(late.status, 503);
+    ck_assert_str_eq(e2e_json_str(late.json, "code"), "service_stopping");
+    e2e_response_free(&late);
+    /* ...while the one in flight completes. */
     ck_assert_int_eq(write(fd, body + 10, strlen(body) - 10), (ssize_t)(strlen(body) - 10));
     char *resp = e2e_read_all(fd, 5000);
     close(fd);
