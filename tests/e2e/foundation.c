@@ -12,16 +12,6 @@
 
 Suite *e2e_foundation_suite(void);
 
-/* Every error body has error, code and request_id. */
-static void assert_error(const e2e_response *r, long status, const char *code)
-{
-    ck_assert_msg(r->status == status, "status %ld, want %ld: %s", r->status, status, r->body);
-    ck_assert_ptr_nonnull(r->json);
-    ck_assert_str_eq(e2e_json_str(r->json, "code"), code);
-    ck_assert_ptr_nonnull(e2e_json_str(r->json, "error"));
-    ck_assert_int_gt((int)strlen(e2e_json_str(r->json, "request_id")), 0);
-}
-
 START_TEST(test_health_and_config)
 {
     e2e_server s;
@@ -85,11 +75,11 @@ START_TEST(test_errors_404_405_413_415_400)
     const char *args[] = {"--max-body-bytes", "2048", NULL};
     e2e_start(&s, args, NULL);
     e2e_response r = e2e_get(&s, "/nope");
-    assert_error(&r, 404, "not_found");
+    e2e_assert_error(&r, 404, "not_found", NULL, "not_found");
     e2e_response_free(&r);
 
     r = e2e_request(&s, "PUT", "/health", "{}", NULL);
-    assert_error(&r, 405, "method_not_allowed");
+    e2e_assert_error(&r, 405, "method_not_allowed", NULL, "method_not_allowed");
     char *allow = e2e_header(&r, "Allow");
     ck_assert_ptr_nonnull(allow);
     ck_assert_ptr_nonnull(strstr(allow, "GET"));
@@ -97,7 +87,7 @@ START_TEST(test_errors_404_405_413_415_400)
     e2e_response_free(&r);
 
     r = e2e_request(&s, "PATCH", "/api/v1/agents/x", "{}", NULL);
-    assert_error(&r, 405, "method_not_allowed");
+    e2e_assert_error(&r, 405, "method_not_allowed", NULL, "method_not_allowed");
     allow = e2e_header(&r, "Allow");
     ck_assert_ptr_nonnull(strstr(allow, "DELETE"));
     free(allow);
@@ -110,21 +100,21 @@ START_TEST(test_errors_404_405_413_415_400)
     big[sizeof(big) - 3] = '"';
     big[sizeof(big) - 2] = '}';
     r = e2e_post(&s, "/api/v1/agents/x/evaluate", big);
-    assert_error(&r, 413, "payload_too_large");
+    e2e_assert_error(&r, 413, "payload_too_large", NULL, "payload_too_large");
     e2e_response_free(&r);
 
     const char *text_ct[] = {"Content-Type: text/plain", NULL};
     r = e2e_request(&s, "POST", "/api/v1/agents", "{\"user_id\":\"a\"}", text_ct);
-    assert_error(&r, 415, "unsupported_media_type");
+    e2e_assert_error(&r, 415, "unsupported_media_type", NULL, "unsupported_media_type");
     e2e_response_free(&r);
 
     r = e2e_post(&s, "/api/v1/agents", "{\"user_id\": \n  \"a\",, }");
-    assert_error(&r, 400, "invalid_json");
+    e2e_assert_error(&r, 400, "invalid_json", NULL, "invalid_json");
     ck_assert_ptr_nonnull(strstr(e2e_json_str(r.json, "error"), "line 2"));
     e2e_response_free(&r);
 
     r = e2e_post(&s, "/api/v1/agents", "[1,2]");
-    assert_error(&r, 400, "invalid_body");
+    e2e_assert_error(&r, 400, "invalid_body", NULL, "invalid_body");
     e2e_response_free(&r);
 
     /* The server still answers after all of that. */
@@ -270,16 +260,16 @@ START_TEST(test_api_key_auth)
     const char *env[] = {"AGENTD_API_KEY=topsecret-key", NULL};
     e2e_start(&s, NULL, env);
     e2e_response r = e2e_get(&s, "/api/v1/config");
-    assert_error(&r, 401, "unauthorized");
+    e2e_assert_error(&r, 401, "unauthorized", NULL, "unauthorized");
     e2e_response_free(&r);
     const char *wrong[] = {"Authorization: Bearer topsecret-kez", NULL};
     r = e2e_request(&s, "GET", "/api/v1/agents", NULL, wrong);
-    assert_error(&r, 401, "unauthorized");
+    e2e_assert_error(&r, 401, "unauthorized", NULL, "unauthorized");
     ck_assert_ptr_null(strstr(r.body, "topsecret"));
     e2e_response_free(&r);
     const char *basic[] = {"Authorization: Basic dG9wc2VjcmV0LWtleQ==", NULL};
     r = e2e_request(&s, "GET", "/api/v1/agents", NULL, basic);
-    assert_error(&r, 401, "unauthorized");
+    e2e_assert_error(&r, 401, "unauthorized", NULL, "unauthorized");
     e2e_response_free(&r);
     const char *right[] = {"Authorization: Bearer topsecret-key", NULL};
     r = e2e_request(&s, "GET", "/api/v1/config", NULL, right);

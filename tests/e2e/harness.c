@@ -346,3 +346,18 @@ int e2e_is_iso_utc(const char *t)
     }
     return t[i] == 'Z' && t[i + 1] == '\0';
 }
+
+void e2e_assert_error(const e2e_response *r, long status, const char *code, const char *needle,
+                      const char *what)
+{
+    ck_assert_msg(r->status == status, "%s: status %ld, want %ld: %s", what, r->status, status, r->body);
+    ck_assert_msg(r->json != NULL, "%s: body is not JSON: %s", what, r->body);
+    const char *c = e2e_json_str(r->json, "code");
+    ck_assert_msg(c && !strcmp(c, code), "%s: code %s, want %s: %s", what, c ? c : "(none)", code, r->body);
+    const char *msg = e2e_json_str(r->json, "error");
+    ck_assert_msg(msg && *msg, "%s: no error message: %s", what, r->body);
+    if (needle)
+        ck_assert_msg(strstr(msg, needle) != NULL, "%s: error '%s' does not contain '%s'", what, msg, needle);
+    const char *rid = e2e_json_str(r->json, "request_id");
+    ck_assert_msg(rid && *rid, "%s: no request_id", what);
+}

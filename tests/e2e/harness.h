@@ -87,4 +87,8 @@ char *e2e_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 void e2e_sleep_ms(int ms);
 /* 1 when `t` is YYYY-MM-DDTHH:MM:SS[.fff]Z. */
 int e2e_is_iso_utc(const char *t);
+/* An error body {error, code, request_id} with `status` and `code`; the
+ * message contains `needle` when given; `what` labels a failure. */
+void e2e_assert_error(const e2e_response *r, long status, const char *code, const char *needle,
+                      const char *what);
 #endif

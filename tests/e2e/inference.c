@@ -50,22 +50,6 @@ static e2e_response infer(const e2e_server *s, const char *path, const char *pro
     return r;
 }
 
-/* An error body {error, code, request_id} with `status` and `code`, and an
- * error message containing `needle` when given. */
-static void assert_error(const e2e_response *r, long status, const char *code, const char *needle,
-                         const char *what)
-{
-    ck_assert_msg(r->status == status, "%s: status %ld, want %ld: %s", what, r->status, status, r->body);
-    ck_assert_msg(r->json != NULL, "%s: body is not JSON: %s", what, r->body);
-    const char *c = e2e_json_str(r->json, "code");
-    ck_assert_msg(c && !strcmp(c, code), "%s: code %s, want %s: %s", what, c ? c : "(none)", code, r->body);
-    const char *msg = e2e_json_str(r->json, "error");
-    ck_assert_msg(msg && *msg, "%s: no error message: %s", what, r->body);
-    if (needle)
-        ck_assert_msg(strstr(msg, needle) != NULL, "%s: error '%s' does not contain '%s'", what, msg, needle);
-    ck_assert_msg(e2e_json_str(r->json, "request_id") != NULL, "%s: no request_id", what);
-}
-
 static void create_ml(const e2e_server *s, const char *id)
 {
     char *ds = e2e_dataset_body(id, "data/ml_expert_dataset.json");
@@ -552,7 +536,7 @@ START_TEST(test_validation_and_unknown_agent)
         ck_assert_msg(code && *code, "%s: no code: %s", bad[i].body, r.body);
         if (bad[i].needle) {
             ck_assert_msg(!strcmp(code, "invalid_body"), "%s: code %s", bad[i].body, code);
-            assert_error(&r, 400, "invalid_body", bad[i].needle, bad[i].body);
+            e2e_assert_error(&r, 400, "invalid_body", bad[i].needle, bad[i].body);
         }
         e2e_response_free(&r);
     }
@@ -569,7 +553,7 @@ START_TEST(test_validation_and_unknown_agent)
     ck_assert_msg(r.status == 200, "64-byte prompt: %ld %s", r.status, r.body);
     e2e_response_free(&r);
     r = infer(&s, ML_INFER, p65, NULL);
-    assert_error(&r, 400, "invalid_body", "prompt", "65-byte prompt");
+    e2e_assert_error(&r, 400, "invalid_body", "prompt", "65-byte prompt");
     e2e_response_free(&r);
     /* The limit counts bytes, not characters: 22 three-byte characters are 66. */
     r = infer(&s, ML_INFER, "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
@@ -577,7 +561,7 @@ START_TEST(test_validation_and_unknown_agent)
                             "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
                             "\xe2\x82\xac",
               NULL);
-    assert_error(&r, 400, "invalid_body", "prompt", "66-byte UTF-8 prompt");
+    e2e_assert_error(&r, 400, "invalid_body", "prompt", "66-byte UTF-8 prompt");
     e2e_response_free(&r);
     /* Boundary values are accepted. */
     r = infer(&s, ML_INFER, "What is overfitting?",
@@ -587,7 +571,7 @@ START_TEST(test_validation_and_unknown_agent)
 
     /* Unknown agent: 404, whatever the body. */
     r = infer(&s, AGENTS "/nobody/inference", "hello", NULL);
-    assert_error(&r, 404, "agent_not_found", NULL, "unknown agent");
+    e2e_assert_error(&r, 404, "agent_not_found", NULL, "unknown agent");
     e2e_response_free(&r);
     r = e2e_post(&s, AGENTS "/nobody/inference", "{}");
     ck_assert_int_eq(r.status, 404);
@@ -645,7 +629,7 @@ START_TEST(test_not_ready_is_409)
 
     /* "later" waits behind "bulk" on the only worker. */
     r = infer(&s, AGENTS "/later/inference", Q_FOREST, NULL);
-    assert_error(&r, 409, "agent_not_ready", "later", "queued agent");
+    e2e_assert_error(&r, 409, "agent_not_ready", "later", "queued agent");
     e2e_response_free(&r);
     /* The message names the agent's current status. */
     e2e_response stat = e2e_get(&s, AGENTS "/later/status");
@@ -653,7 +637,7 @@ START_TEST(test_not_ready_is_409)
     ck_assert_msg(now && strcmp(now, "ready"), "later is %s", now ? now : "?");
     char *named = e2e_fmt("status: %s", now);
     r = infer(&s, AGENTS "/later/inference", Q_FOREST, NULL);
-    assert_error(&r, 409, "agent_not_ready", named, "queued agent, status named");
+    e2e_assert_error(&r, 409, "agent_not_ready", named, "queued agent, status named");
     char *ra = e2e_header(&r, "Retry-After");
     ck_assert_msg(ra != NULL, "409 without Retry-After");
     free(ra);
@@ -661,11 +645,11 @@ START_TEST(test_not_ready_is_409)
     e2e_response_free(&stat);
     e2e_response_free(&r);
     r = infer(&s, AGENTS "/bulk/inference", Q_FOREST, ",\"stream\":true");
-    assert_error(&r, 409, "agent_not_ready", "bulk", "training agent, streamed");
+    e2e_assert_error(&r, 409, "agent_not_ready", "bulk", "training agent, streamed");
     e2e_response_free(&r);
     /* Validation still comes first. */
     r = e2e_post(&s, AGENTS "/later/inference", "{}");
-    assert_error(&r, 400, "invalid_body", "prompt", "queued agent, bad body");
+    e2e_assert_error(&r, 400, "invalid_body", "prompt", "queued agent, bad body");
     e2e_response_free(&r);
 
     ck_assert_int_eq(e2e_stop(&s), 0);
@@ -832,7 +816,7 @@ START_TEST(test_gemini_retries)
     /* 500 three times: GEMINI_MAX_ATTEMPTS=3 exhausted → 503 with Retry-After. */
     for (int i = 0; i < 3; i++) fake_gemini_push_fault(g.fake, FAKE_500);
     r = infer(&s, ML_INFER, Q_FOREST, NULL);
-    assert_error(&r, 503, "upstream_unavailable", NULL, "500 x3");
+    e2e_assert_error(&r, 503, "upstream_unavailable", NULL, "500 x3");
     char *ra = e2e_header(&r, "Retry-After");
     ck_assert_msg(ra && atoi(ra) >= 1, "no Retry-After: %s", r.headers);
     free(ra);
@@ -853,7 +837,7 @@ START_TEST(test_gemini_retries)
     t0 = ad_clock_mono_ms();
     r = infer(&s, ML_INFER, Q_FOREST, NULL);
     took = ad_clock_mono_ms() - t0;
-    assert_error(&r, 503, "upstream_unavailable", NULL, "429 Retry-After 5 past the deadline");
+    e2e_assert_error(&r, 503, "upstream_unavailable", NULL, "429 Retry-After 5 past the deadline");
     ra = e2e_header(&r, "Retry-After");
     ck_assert_msg(ra && atoi(ra) >= 5, "Retry-After %s, want >= 5", ra ? ra : "(none)");
     free(ra);
@@ -885,14 +869,14 @@ START_TEST(test_gemini_not_retried_timeout_blocked)
 
     fake_gemini_push_fault(g.fake, FAKE_400);
     e2e_response r = infer(&s, ML_INFER, Q_FOREST, NULL);
-    assert_error(&r, 502, "upstream_rejected", FAKE_400_MESSAGE, "400");
+    e2e_assert_error(&r, 502, "upstream_rejected", FAKE_400_MESSAGE, "400");
     ck_assert_int_eq((int)(fake_gemini_request_count(g.fake) - seen), 1);
     seen = fake_gemini_request_count(g.fake);
     e2e_response_free(&r);
 
     fake_gemini_push_fault(g.fake, FAKE_NON_JSON);
     r = infer(&s, ML_INFER, Q_FOREST, NULL);
-    assert_error(&r, 502, "upstream_bad_response", NULL, "non-JSON");
+    e2e_assert_error(&r, 502, "upstream_bad_response", NULL, "non-JSON");
     ck_assert_msg(!strstr(r.body, "<html"), "raw upstream body relayed: %s", r.body);
     ck_assert_int_eq((int)(fake_gemini_request_count(g.fake) - seen), 1);
     seen = fake_gemini_request_count(g.fake);
@@ -900,14 +884,14 @@ START_TEST(test_gemini_not_retried_timeout_blocked)
 
     fake_gemini_push_fault(g.fake, FAKE_BLOCKED);
     r = infer(&s, ML_INFER, Q_FOREST, NULL);
-    assert_error(&r, 422, "blocked_by_safety", "SAFETY", "promptFeedback.blockReason");
+    e2e_assert_error(&r, 422, "blocked_by_safety", "SAFETY", "promptFeedback.blockReason");
     ck_assert_int_eq((int)(fake_gemini_request_count(g.fake) - seen), 1);
     seen = fake_gemini_request_count(g.fake);
     e2e_response_free(&r);
 
     fake_gemini_push_fault(g.fake, FAKE_SAFETY);
     r = infer(&s, ML_INFER, Q_FOREST, NULL);
-    assert_error(&r, 422, "blocked_by_safety", "SAFETY", "finishReason SAFETY");
+    e2e_assert_error(&r, 422, "blocked_by_safety", "SAFETY", "finishReason SAFETY");
     ck_assert_int_eq((int)(fake_gemini_request_count(g.fake) - seen), 1);
     seen = fake_gemini_request_count(g.fake);
     e2e_response_free(&r);
@@ -917,7 +901,7 @@ START_TEST(test_gemini_not_retried_timeout_blocked)
     int64_t t0 = ad_clock_mono_ms();
     r = infer(&s, ML_INFER, Q_FOREST, NULL);
     int64_t took = ad_clock_mono_ms() - t0;
-    assert_error(&r, 504, "upstream_timeout", NULL, "hang");
+    e2e_assert_error(&r, 504, "upstream_timeout", NULL, "hang");
     ck_assert_msg(took >= 1400 && took < 8000, "504 after %lld ms", (long long)took);
     ck_assert_int_eq((int)(fake_gemini_request_count(g.fake) - seen), 1);
     e2e_response_free(&r);
@@ -943,7 +927,7 @@ START_TEST(test_gemini_wrong_key)
     gem_env g;
     gem_start(&s, &g, "wrong-key-SENTINEL-42", NULL);
     e2e_response r = infer(&s, ML_INFER, Q_FOREST, NULL);
-    assert_error(&r, 502, "upstream_rejected", "API key not valid", "wrong key");
+    e2e_assert_error(&r, 502, "upstream_rejected", "API key not valid", "wrong key");
     ck_assert_msg(!strstr(r.body, "wrong-key-SENTINEL-42"), "key in body: %s", r.body);
     ck_assert_int_eq((int)fake_gemini_request_count(g.fake), 1);
     e2e_response_free(&r);
@@ -1021,11 +1005,11 @@ START_TEST(test_gemini_stream)
     /* A failure before any token: an ordinary JSON error, no stream. */
     fake_gemini_push_fault(g.fake, FAKE_400);
     e2e_response r = e2e_post(&s, ML_INFER, body);
-    assert_error(&r, 502, "upstream_rejected", FAKE_400_MESSAGE, "stream, 400");
+    e2e_assert_error(&r, 502, "upstream_rejected", FAKE_400_MESSAGE, "stream, 400");
     e2e_response_free(&r);
     fake_gemini_push_fault(g.fake, FAKE_BLOCKED);
     r = e2e_post(&s, ML_INFER, body);
-    assert_error(&r, 422, "blocked_by_safety", "SAFETY", "stream, blocked");
+    e2e_assert_error(&r, 422, "blocked_by_safety", "SAFETY", "stream, blocked");
     e2e_response_free(&r);
 
     /* The upstream breaks after two chunks: the tokens so far, then an error event. */
@@ -1172,7 +1156,7 @@ START_TEST(test_upstream_error_carries_request_id)
     const char *hdrs[] = {"X-Request-Id: inference-rid-42", NULL};
     e2e_response r = e2e_request(&s, "POST", ML_INFER, body, hdrs);
     free(body);
-    assert_error(&r, 502, "upstream_rejected", FAKE_400_MESSAGE, "400 with a request id");
+    e2e_assert_error(&r, 502, "upstream_rejected", FAKE_400_MESSAGE, "400 with a request id");
     char *hid = e2e_header(&r, "X-Request-Id");
     ck_assert_str_eq(hid, "inference-rid-42");
     free(hid);

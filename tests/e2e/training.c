@@ -60,27 +60,11 @@ static long long iso_ms(const char *t)
     return (long long)timegm(&tm) * 1000 + ms;
 }
 
-/* An error body {error, code, request_id} with `status` and `code`, and an
- * error message containing `needle` when given. */
-static void assert_error(const e2e_response *r, long status, const char *code, const char *needle,
-                         const char *what)
-{
-    ck_assert_msg(r->status == status, "%s: status %ld, want %ld: %s", what, r->status, status, r->body);
-    ck_assert_msg(r->json != NULL, "%s: body is not JSON: %s", what, r->body);
-    const char *c = e2e_json_str(r->json, "code");
-    ck_assert_msg(c && !strcmp(c, code), "%s: code %s, want %s: %s", what, c ? c : "(none)", code, r->body);
-    const char *msg = e2e_json_str(r->json, "error");
-    ck_assert_msg(msg && *msg, "%s: no error message: %s", what, r->body);
-    if (needle)
-        ck_assert_msg(strstr(msg, needle) != NULL, "%s: error '%s' does not contain '%s'", what, msg, needle);
-    ck_assert_msg(e2e_json_str(r->json, "request_id") != NULL, "%s: no request_id", what);
-}
-
 static void request_expect(const e2e_server *s, const char *method, const char *path, const char *body,
                            long status, const char *code, const char *needle, const char *what)
 {
     e2e_response r = e2e_request(s, method, path, body, NULL);
-    assert_error(&r, status, code, needle, what);
+    e2e_assert_error(&r, status, code, needle, what);
     e2e_response_free(&r);
 }
 
@@ -275,7 +259,7 @@ START_TEST(test_train_five_iterations_serves_throughout)
 
     /* No run yet. */
     e2e_response r = e2e_get(&s, AGENTS "/ml/training");
-    assert_error(&r, 404, "training_not_found", NULL, "training before any run");
+    e2e_assert_error(&r, 404, "training_not_found", NULL, "training before any run");
     e2e_response_free(&r);
 
     r = get_models(&s, "ml");
@@ -384,13 +368,13 @@ START_TEST(test_train_five_iterations_serves_throughout)
 
     /* Bad and unknown training ids. */
     r = e2e_get(&s, AGENTS "/ml/training?training_id=999");
-    assert_error(&r, 404, "training_not_found", NULL, "unknown training_id");
+    e2e_assert_error(&r, 404, "training_not_found", NULL, "unknown training_id");
     e2e_response_free(&r);
     r = e2e_get(&s, AGENTS "/ml/training?training_id=abc");
-    assert_error(&r, 400, "invalid_training_id", "training_id", "training_id abc");
+    e2e_assert_error(&r, 400, "invalid_training_id", "training_id", "training_id abc");
     e2e_response_free(&r);
     r = e2e_get(&s, AGENTS "/nobody/training");
-    assert_error(&r, 404, "agent_not_found", NULL, "training of unknown agent");
+    e2e_assert_error(&r, 404, "agent_not_found", NULL, "training of unknown agent");
     e2e_response_free(&r);
 
     /* A second run: the latest is shown, the first stays reachable by id. */
@@ -459,7 +443,7 @@ START_TEST(test_train_validation_and_conflicts)
     post_expect(&s, AGENTS "/nobody/train", "{\"iterations\":1}", 404, "agent_not_found", NULL, "unknown agent");
     /* Nothing was queued by any of that. */
     r = e2e_get(&s, AGENTS "/ml/training");
-    assert_error(&r, 404, "training_not_found", NULL, "after rejected requests");
+    e2e_assert_error(&r, 404, "training_not_found", NULL, "after rejected requests");
     e2e_response_free(&r);
 
     /* The largest run, with a 64-character name of every allowed kind. */
@@ -625,7 +609,7 @@ START_TEST(test_feedback_becomes_suggestions)
     post_expect(&s, AGENTS "/nobody/feedback", "{\"prompt\":\"p\",\"response\":\"r\",\"feedback\":\"f\"}", 404,
                 "agent_not_found", NULL, "feedback for unknown agent");
     r = e2e_get(&s, AGENTS "/nobody/feedback");
-    assert_error(&r, 404, "agent_not_found", NULL, "feedback list of unknown agent");
+    e2e_assert_error(&r, 404, "agent_not_found", NULL, "feedback list of unknown agent");
     e2e_response_free(&r);
 
     /* Empty list. */
@@ -790,37 +774,37 @@ START_TEST(test_models_deploy_rollback_and_errors)
 
     /* Errors. */
     r = deploy(&s, "ml", "v9");
-    assert_error(&r, 404, "model_not_found", "v9", "deploy unknown model");
+    e2e_assert_error(&r, 404, "model_not_found", "v9", "deploy unknown model");
     e2e_response_free(&r);
     r = e2e_get(&s, AGENTS "/ml/models/v9/export");
-    assert_error(&r, 404, "model_not_found", "v9", "export unknown model");
+    e2e_assert_error(&r, 404, "model_not_found", "v9", "export unknown model");
     e2e_response_free(&r);
     static const char *const bad_names[] = {"a%20b", "%7Ecandidate-1-1", "caf%C3%A9", "a%2Fb"};
     for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
         r = deploy(&s, "ml", bad_names[i]);
         ck_assert_msg(r.status == 400 || (r.status == 404 && strchr(bad_names[i], 'F')),
                       "deploy %s: %ld %s", bad_names[i], r.status, r.body);
-        if (r.status == 400) assert_error(&r, 400, "invalid_name", NULL, bad_names[i]);
+        if (r.status == 400) e2e_assert_error(&r, 400, "invalid_name", NULL, bad_names[i]);
         e2e_response_free(&r);
     }
     r = deploy(&s, "ml", "a%20b");
-    assert_error(&r, 400, "invalid_name", NULL, "deploy 'a b'");
+    e2e_assert_error(&r, 400, "invalid_name", NULL, "deploy 'a b'");
     e2e_response_free(&r);
     r = e2e_get(&s, AGENTS "/ml/models/a%20b/export");
-    assert_error(&r, 400, "invalid_name", NULL, "export 'a b'");
+    e2e_assert_error(&r, 400, "invalid_name", NULL, "export 'a b'");
     e2e_response_free(&r);
     char *long_name = malloc(66);
     memset(long_name, 'x', 65);
     long_name[65] = '\0';
     r = deploy(&s, "ml", long_name);
-    assert_error(&r, 400, "invalid_name", NULL, "deploy 65-character name");
+    e2e_assert_error(&r, 400, "invalid_name", NULL, "deploy 65-character name");
     e2e_response_free(&r);
     free(long_name);
     r = deploy(&s, "nobody", "v1");
-    assert_error(&r, 404, "agent_not_found", NULL, "deploy on unknown agent");
+    e2e_assert_error(&r, 404, "agent_not_found", NULL, "deploy on unknown agent");
     e2e_response_free(&r);
     r = e2e_get(&s, AGENTS "/nobody/models");
-    assert_error(&r, 404, "agent_not_found", NULL, "models of unknown agent");
+    e2e_assert_error(&r, 404, "agent_not_found", NULL, "models of unknown agent");
     e2e_response_free(&r);
 
     /* Nothing moved. */
