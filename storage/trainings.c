@@ -272,7 +272,7 @@ int storage_groups_start(sqlite3 *db, const char *const *user_ids, size_t n, int
     }
     if (rc == 0 && unknown) rc = ad_err_set(e, AD_ENOTFOUND, "%d unknown agent(s)", unknown);
     else if (rc == 0 && refused) rc = ad_err_set(e, AD_ESTATE, "%d agent(s) not ready or busy", refused);
-    else if (rc == 0 && taken) rc = ad_err_set(e, AD_EEXIST, "version %s exists", name);
+    else if (rc == 0 && taken) rc = ad_err_set(e, AD_EEXIST, "a model version named '%s' exists", name);
     for (size_t i = 0; i < n && rc == 0; i++) {
         int64_t tid;
         rc = trainings_insert(db, agent_ids[i], name, cycles, gid, &tid, e);
