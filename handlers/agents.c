@@ -37,7 +37,8 @@ int agents_check_user_id(const char *id, ad_err *e)
     }
     if (!strcmp(id, ".") || !strcmp(id, ".."))
         return ad_err_set(e, AD_EINVAL, "user_id must not be '.' or '..'");
-    if (!strcmp(id, "all") || !strcmp(id, "advanced"))
+    /* Literal segments of POST/DELETE routes beside /api/v1/agents/{id}. */
+    if (!strcmp(id, "all") || !strcmp(id, "advanced") || !strcmp(id, "start-training"))
         return ad_err_set(e, AD_EINVAL, "user_id '%s' is reserved", id);
     return 0;
 }
@@ -257,6 +258,11 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
     cJSON_AddStringToObject(out, "user_id", user_id);
     cJSON_AddStringToObject(out, "status", "created");
     if (base_model) cJSON_AddStringToObject(out, "base_model", base_model);
+    /* The Flask alias's own fields, which its scripts read. */
+    if (!strcmp(data_field, "json_dataset")) {
+        cJSON_AddStringToObject(out, "training_type", dataset ? "json_dataset" : "text");
+        cJSON_AddNumberToObject(out, "dataset_size", dataset ? cJSON_GetArraySize(dataset) : 0);
+    }
     ad_json_add_time(out, "timestamp", ad_clock_now_ms());
     ad_response_json(res, 201, out);
 }
@@ -588,6 +594,11 @@ void handle_agents_delete_all(ad_request *req, ad_response *res)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "message", "all agents deleted");
     cJSON_AddNumberToObject(o, "deleted", (double)count);
+    /* The Flask original's shape, read by its page: how many agents there
+     * were, every one of them removed. */
+    cJSON *result = cJSON_AddObjectToObject(o, "result");
+    cJSON_AddNumberToObject(result, "removed", (double)count);
+    cJSON_AddNumberToObject(result, "total_users", (double)count);
     ad_json_add_time(o, "timestamp", ad_clock_now_ms());
     ad_response_json(res, 200, o);
 }

@@ -10,7 +10,8 @@
 #include "storage/agents.h"
 
 /* 0 when `id` is a valid user_id: 1-64 of [A-Za-z0-9_.-], not "." or "..",
- * not a reserved word ("all", "advanced"); else AD_EINVAL with the reason. */
+ * not a reserved word ("all", "advanced", "start-training"); else AD_EINVAL
+ * with the reason. */
 int agents_check_user_id(const char *id, ad_err *e);
 
 /* Reads the agent named by the first path parameter into `out`. On failure

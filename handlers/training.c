@@ -54,6 +54,13 @@ void handle_agent_train(ad_request *req, ad_response *res)
         ad_response_error(res, req, 400, "invalid_name", "%s", e.msg);
         goto out;
     }
+    /* Group runs name their versions group-<group id>; a run named so by
+     * hand could take a future group's name. */
+    if (name && !strncmp(name, "group-", 6)) {
+        ad_response_error(res, req, 400, "invalid_name",
+                          "name: names beginning with 'group-' are reserved for group training runs");
+        goto out;
+    }
     if (!a.deployed_version_id) {
         ad_response_error(res, req, 409, "agent_not_ready",
                           "agent '%s' has no trained model yet (status: %s)", a.user_id, a.status);

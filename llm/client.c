@@ -526,6 +526,10 @@ static void attempt_finish_ok(llm_client *c, llm_call *call)
             call_finish(c, call, LLM_BAD_RESPONSE, 0, "stream carried no Gemini chunk");
             return;
         }
+        if (gemini_reply_empty(&call->reply)) {
+            call_finish(c, call, LLM_BAD_RESPONSE, 0, "Gemini streamed no candidate");
+            return;
+        }
         if (!call->reply.finish_reason[0] && !call->reply.block_reason[0]) {
             call_finish(c, call, LLM_TRANSPORT, 0, "stream ended before a finishReason");
             return;
@@ -535,6 +539,10 @@ static void attempt_finish_ok(llm_client *c, llm_call *call)
         if (gemini_parse_response(call->in.data ? call->in.data : "", call->in.len, &call->reply,
                                   NULL, &err) != 0) {
             call_finish(c, call, LLM_BAD_RESPONSE, 0, "%s", err.msg);
+            return;
+        }
+        if (gemini_reply_empty(&call->reply)) {
+            call_finish(c, call, LLM_BAD_RESPONSE, 0, "Gemini answered without a candidate");
             return;
         }
     }

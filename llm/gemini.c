@@ -153,6 +153,7 @@ static int parse_reply_object(const cJSON *root, gemini_reply *r, ad_err *e)
         if (!cJSON_IsArray(cands)) return parse_fail(e, "candidates is not an array");
         const cJSON *first = cJSON_GetArrayItem(cands, 0);
         if (first && parse_candidate(first, r, e) != 0) return AD_EUPSTREAM;
+        if (first) r->candidates++;
     }
     if (feedback) {
         if (!cJSON_IsObject(feedback)) return parse_fail(e, "promptFeedback is not an object");
@@ -183,9 +184,11 @@ int gemini_parse_response(const char *body, size_t len, gemini_reply *r, size_t 
         rc = parse_fail(e, "not a JSON object");
     } else {
         size_t before = r->text.len;
+        int candidates = r->candidates;
         rc = parse_reply_object(root, r, e);
         if (rc != 0) {
             /* Leave no half-appended text behind a failed chunk. */
+            r->candidates = candidates;
             r->text.len = before;
             if (r->text.data) r->text.data[before] = '\0';
         }
@@ -209,6 +212,11 @@ int gemini_reply_blocked(const gemini_reply *r, const char **reason)
         }
     }
     return 0;
+}
+
+int gemini_reply_empty(const gemini_reply *r)
+{
+    return r->candidates == 0 && !r->block_reason[0];
 }
 
 static void parse_retry_info(const cJSON *details, gemini_error *out)

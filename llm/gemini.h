@@ -48,6 +48,7 @@ typedef struct gemini_reply {
     long prompt_tokens;
     long output_tokens;
     long total_tokens;
+    int candidates;                           /* responses or chunks that carried a candidate */
 } gemini_reply;
 
 void gemini_reply_init(gemini_reply *r);
@@ -67,6 +68,11 @@ int gemini_parse_response(const char *body, size_t len, gemini_reply *r, size_t 
  * blockReason, or a finishReason of SAFETY, PROHIBITED_CONTENT, BLOCKLIST,
  * SPII or IMAGE_SAFETY. `reason` (may be NULL) receives which. */
 int gemini_reply_blocked(const gemini_reply *r, const char **reason);
+
+/* Nonzero when a finished reply is not an answer at all: no response or
+ * chunk carried a candidate and nothing was blocked (a 200 with
+ * `"candidates": []`), which is a bad upstream response, not an empty answer. */
+int gemini_reply_empty(const gemini_reply *r);
 
 /* Gemini's error envelope. */
 typedef struct gemini_error {

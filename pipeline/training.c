@@ -244,7 +244,9 @@ static void training_fail(training_run *r, const char *why)
 {
     ad_err e = {0};
     if (storage_begin(r->db, &e) == 0) {
-        int rc = storage_versions_delete_candidates(r->db, r->agent.id, &e);
+        /* Holding the job first: a run stopped meanwhile stays cancelled. */
+        int rc = storage_jobs_hold(r->db, r->job->id, &e);
+        if (rc == 0) rc = storage_versions_delete_candidates(r->db, r->agent.id, &e);
         if (rc == 0) rc = storage_trainings_finish(r->db, r->tr.id, "failed", 0, 0, NULL, why, &e);
         if (rc == 0) rc = storage_jobs_finish(r->db, r->job->id, "failed", why, &e);
         if (rc == 0) storage_commit(r->db, &e);
@@ -348,12 +350,20 @@ void pipeline_run_training(sqlite3 *db, const job_row *job, atomic_int *stop)
     if (rc == 0) {
         ad_log(AD_LOG_INFO, "agent %lld: training %lld done, best iteration %d (quality %.3f)",
                (long long)r.agent.id, (long long)r.tr.id, best_iteration, best_q);
-    } else if (why == PIPELINE_RUN_STOPPING || rc == AD_EBUSY) {
-        /* Shutdown: the run starts over on the next start; the serving version never moved. */
+    } else if (r.tr.id && storage_jobs_hold(db, job->id, NULL) == AD_ECANCELLED) {
+        /* The job is no longer this worker's: the run was stopped (it is
+         * already `cancelled`) or the agent deleted. Only this run's own
+         * candidate is dropped: another run of the agent may start now. */
+        if (best_vid) training_drop(db, best_vid);
+        ad_log(AD_LOG_INFO, "agent %lld: training %lld stopped", (long long)r.agent.id,
+               (long long)r.tr.id);
+    } else if (why == PIPELINE_RUN_STOPPING || why == PIPELINE_RUN_CANCELLED || rc == AD_EBUSY) {
+        /* Shutdown, or a cancel meant for a job that ended just before this
+         * one began: the run starts over; the serving version never moved. */
         storage_jobs_release(db, job->id, NULL);
-    } else if (why != PIPELINE_RUN_CANCELLED && r.tr.id) {
+    } else if (r.tr.id) {
         training_fail(&r, e.msg[0] ? e.msg : "internal error");
-    } else if (!r.tr.id) {
+    } else {
         storage_jobs_finish(db, job->id, "failed", e.msg, NULL);
     }
     cJSON_Delete(best_metrics);

@@ -5,6 +5,7 @@
 #include "handlers/models.h"
 #include "handlers/replay.h"
 #include "handlers/training.h"
+#include "handlers/training_groups.h"
 #include "handlers/system.h"
 #include "server/router.h"
 
@@ -15,6 +16,10 @@ const ad_route ad_routes[] = {
     {AD_GET, "/api/v1/agents", handle_agents_list, AD_BODY_DEFAULT},
     {AD_POST, "/api/v1/agents/advanced", handle_agents_create_advanced, AD_BODY_TRAINING},
     {AD_DELETE, "/api/v1/agents/all", handle_agents_delete_all, AD_BODY_DEFAULT},
+    {AD_POST, "/api/v1/agents/start-training", handle_training_start_group, AD_BODY_DEFAULT},
+    {AD_GET, "/api/v1/training/status", handle_training_status, AD_BODY_DEFAULT},
+    {AD_POST, "/api/v1/training/stop", handle_training_stop, AD_BODY_DEFAULT},
+    {AD_GET, "/api/v1/training/metrics", handle_training_metrics, AD_BODY_DEFAULT},
     {AD_GET, "/api/v1/agents/{id}", handle_agent_get, AD_BODY_DEFAULT},
     {AD_DELETE, "/api/v1/agents/{id}", handle_agent_delete, AD_BODY_DEFAULT},
     {AD_GET, "/api/v1/agents/{id}/status", handle_agent_status, AD_BODY_DEFAULT},

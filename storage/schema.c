@@ -140,6 +140,18 @@ const char *const storage_migrations[] = {
     "  created_at INTEGER NOT NULL);"
     "CREATE INDEX feedback_by_agent ON feedback(agent_id, id);"
     "PRAGMA user_version = 3;",
+    /* 4: training groups (POST /api/v1/agents/start-training): one row per
+     * group, and each of its training runs points at it. Deleting an agent
+     * deletes its runs; the group row stays, with the agent count it began with. */
+    "CREATE TABLE training_groups ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  cycles INTEGER NOT NULL,"
+    "  total_agents INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  stopped_at INTEGER);"
+    "ALTER TABLE trainings ADD COLUMN group_id INTEGER REFERENCES training_groups(id);"
+    "CREATE INDEX trainings_by_group ON trainings(group_id) WHERE group_id IS NOT NULL;"
+    "PRAGMA user_version = 4;",
 };
 
 const size_t storage_migration_count = sizeof(storage_migrations) / sizeof(storage_migrations[0]);

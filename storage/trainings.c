@@ -44,6 +44,30 @@ static void training_from_row(sqlite3_stmt *st, training_row *t)
     t->finished_at = sqlite3_column_int64(st, 12);
 }
 
+/* Inside the caller's transaction: the run's row and its job. AD_EBUSY when
+ * the agent has a job queued or running. */
+static int trainings_insert(sqlite3 *db, int64_t agent_id, const char *name, int iterations,
+                            int64_t group_id, int64_t *training_id, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "INSERT INTO trainings (agent_id, name, iterations, status, created_at, group_id)"
+        " VALUES (?1, ?2, ?3, 'queued', ?4, nullif(?5, 0))");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, iterations);
+    sqlite3_bind_int64(st, 4, ad_clock_now_ms());
+    sqlite3_bind_int64(st, 5, group_id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "create training", e);
+    *training_id = sqlite3_last_insert_rowid(db);
+    char params[64];
+    snprintf(params, sizeof(params), "{\"training_id\":%lld}", (long long)*training_id);
+    rc = storage_jobs_enqueue(db, agent_id, "train", 0, params, NULL, e);
+    if (rc == AD_EBUSY)
+        ad_err_set(e, AD_EBUSY, "a pipeline, replay or training job is queued or running for this agent");
+    return rc;
+}
+
 int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, int iterations,
                              int64_t *training_id, ad_err *e)
 {
@@ -52,7 +76,7 @@ int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, in
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT (SELECT count(*) FROM versions WHERE agent_id = ?1 AND name = ?2),"
         " (SELECT count(*) FROM trainings WHERE agent_id = ?1 AND (name = ?2 OR status IN ('queued', 'running'))"
-        "   AND status <> 'failed'),"
+        "   AND status NOT IN ('failed', 'cancelled')),"
         " (SELECT count(*) FROM trainings WHERE agent_id = ?1 AND status IN ('queued', 'running'))");
     sqlite3_bind_int64(st, 1, agent_id);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -64,31 +88,14 @@ int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, in
         taken |= !busy && sqlite3_column_int(st, 1) > 0;
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW) {
+    if (rc != SQLITE_ROW)
         rc = storage_fail(db, rc, "check training", e);
-    } else if (busy) {
+    else if (busy)
         rc = ad_err_set(e, AD_EBUSY, "a training run is already queued or running for this agent");
-    } else if (taken) {
+    else if (taken)
         rc = ad_err_set(e, AD_EEXIST, "a model version named '%s' already exists", name);
-    } else {
-        st = storage_stmt(db,
-            "INSERT INTO trainings (agent_id, name, iterations, status, created_at)"
-            " VALUES (?1, ?2, ?3, 'queued', ?4)");
-        sqlite3_bind_int64(st, 1, agent_id);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, iterations);
-        sqlite3_bind_int64(st, 4, ad_clock_now_ms());
-        rc = sqlite3_step(st);
-        rc = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "create training", e);
-    }
-    if (rc == 0) {
-        *training_id = sqlite3_last_insert_rowid(db);
-        char params[64];
-        snprintf(params, sizeof(params), "{\"training_id\":%lld}", (long long)*training_id);
-        rc = storage_jobs_enqueue(db, agent_id, "train", 0, params, NULL, e);
-        if (rc == AD_EBUSY)
-            ad_err_set(e, AD_EBUSY, "a pipeline, replay or training job is queued or running for this agent");
-    }
+    else
+        rc = trainings_insert(db, agent_id, name, iterations, 0, training_id, e);
     if (rc < 0) {
         storage_rollback(db);
         return rc;
@@ -130,15 +137,19 @@ int storage_trainings_start(sqlite3 *db, int64_t training_id, ad_err *e)
 {
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
-    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM training_iterations WHERE training_id = ?1");
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE trainings SET status = 'running', done_iterations = 0, best_iteration = NULL,"
+        " started_at = ?2 WHERE id = ?1 AND status IN ('queued', 'running')");
     sqlite3_bind_int64(st, 1, training_id);
+    sqlite3_bind_int64(st, 2, ad_clock_now_ms());
     rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0) {
+        storage_rollback(db);
+        return ad_err_set(e, AD_ECANCELLED, "the training run was stopped");
+    }
     if (rc == SQLITE_DONE) {
-        st = storage_stmt(db,
-            "UPDATE trainings SET status = 'running', done_iterations = 0, best_iteration = NULL,"
-            " started_at = ?2 WHERE id = ?1");
+        st = storage_stmt(db, "DELETE FROM training_iterations WHERE training_id = ?1");
         sqlite3_bind_int64(st, 1, training_id);
-        sqlite3_bind_int64(st, 2, ad_clock_now_ms());
         rc = sqlite3_step(st);
     }
     if (rc != SQLITE_DONE) {
@@ -155,7 +166,8 @@ int storage_trainings_add_iteration(sqlite3 *db, int64_t training_id, int iterat
 {
     sqlite3_stmt *st = storage_stmt(db,
         "INSERT INTO training_iterations (training_id, iteration, params, metrics, duration_ms)"
-        " VALUES (?1, ?2, ?3, ?4, ?5)");
+        " SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS"
+        " (SELECT 1 FROM trainings WHERE id = ?1 AND status = 'running')");
     sqlite3_bind_int64(st, 1, training_id);
     sqlite3_bind_int(st, 2, iteration);
     sqlite3_bind_text(st, 3, params, -1, SQLITE_STATIC);
@@ -163,7 +175,7 @@ int storage_trainings_add_iteration(sqlite3 *db, int64_t training_id, int iterat
     sqlite3_bind_int64(st, 5, duration_ms);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "record iteration", e);
-    st = storage_stmt(db, "UPDATE trainings SET done_iterations = ?2 WHERE id = ?1");
+    st = storage_stmt(db, "UPDATE trainings SET done_iterations = ?2 WHERE id = ?1 AND status = 'running'");
     sqlite3_bind_int64(st, 1, training_id);
     sqlite3_bind_int(st, 2, iteration);
     rc = sqlite3_step(st);
@@ -201,6 +213,250 @@ int storage_trainings_iterations(sqlite3 *db, int64_t training_id, iteration_vis
            (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read iterations", e);
+}
+
+/* ---- training groups ---- */
+
+void storage_groups_version_name(int64_t group_id, char *out, size_t cap)
+{
+    snprintf(out, cap, "group-%lld", (long long)group_id);
+}
+
+/* Inside the group's transaction: why the agent `user_id` cannot join, or
+ * GROUP_OK with its id. */
+static int groups_check_agent(sqlite3 *db, const char *user_id, const char *name, int64_t *agent_id,
+                              group_refusal *why, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT a.id, a.deployed_version_id IS NOT NULL,"
+        " EXISTS (SELECT 1 FROM jobs j WHERE j.agent_id = a.id AND j.state IN ('queued', 'running')),"
+        " EXISTS (SELECT 1 FROM versions v WHERE v.agent_id = a.id AND v.name = ?2)"
+        " FROM agents a WHERE a.user_id = ?1");
+    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    *why = GROUP_UNKNOWN;
+    if (rc == SQLITE_ROW) {
+        *agent_id = sqlite3_column_int64(st, 0);
+        *why = !sqlite3_column_int(st, 1) ? GROUP_NOT_READY
+               : sqlite3_column_int(st, 2) ? GROUP_BUSY
+               : sqlite3_column_int(st, 3) ? GROUP_NAME_TAKEN
+                                           : GROUP_OK;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "check agent", e);
+}
+
+int storage_groups_start(sqlite3 *db, const char *const *user_ids, size_t n, int cycles,
+                         int64_t *group_id, group_refusal *why, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    sqlite3_stmt *st = storage_stmt(db,
+        "INSERT INTO training_groups (cycles, total_agents, created_at) VALUES (?1, ?2, ?3)");
+    sqlite3_bind_int(st, 1, cycles);
+    sqlite3_bind_int64(st, 2, (int64_t)n);
+    sqlite3_bind_int64(st, 3, ad_clock_now_ms());
+    rc = sqlite3_step(st);
+    rc = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "create training group", e);
+    int64_t gid = sqlite3_last_insert_rowid(db);
+    char name[32];
+    storage_groups_version_name(gid, name, sizeof(name));
+    int unknown = 0, refused = 0, taken = 0;
+    int64_t *agent_ids = ad_calloc(n ? n : 1, sizeof(*agent_ids));
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = groups_check_agent(db, user_ids[i], name, &agent_ids[i], &why[i], e);
+        unknown += why[i] == GROUP_UNKNOWN;
+        refused += why[i] == GROUP_NOT_READY || why[i] == GROUP_BUSY;
+        taken += why[i] == GROUP_NAME_TAKEN;
+    }
+    if (rc == 0 && unknown) rc = ad_err_set(e, AD_ENOTFOUND, "%d unknown agent(s)", unknown);
+    else if (rc == 0 && refused) rc = ad_err_set(e, AD_ESTATE, "%d agent(s) not ready or busy", refused);
+    else if (rc == 0 && taken) rc = ad_err_set(e, AD_EEXIST, "a model version named '%s' exists", name);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int64_t tid;
+        rc = trainings_insert(db, agent_ids[i], name, cycles, gid, &tid, e);
+        /* The check above saw no job; one can appear only through a
+         * concurrent transaction, which BEGIN IMMEDIATE rules out. */
+        if (rc == AD_EBUSY) why[i] = GROUP_BUSY, rc = AD_ESTATE;
+    }
+    free(agent_ids);
+    if (rc < 0) {
+        storage_rollback(db);
+        return rc;
+    }
+    rc = storage_commit(db, e);
+    if (rc == 0) *group_id = gid;
+    return rc;
+}
+
+int storage_groups_latest(sqlite3 *db, group_row *out, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT id, cycles, total_agents, created_at, coalesce(stopped_at, 0) FROM training_groups"
+        " ORDER BY id DESC LIMIT 1");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(st, 0);
+        out->cycles = sqlite3_column_int(st, 1);
+        out->total_agents = sqlite3_column_int(st, 2);
+        out->created_at = sqlite3_column_int64(st, 3);
+        out->stopped_at = sqlite3_column_int64(st, 4);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "no training group");
+    return storage_fail(db, rc, "read training group", e);
+}
+
+int storage_groups_runs(sqlite3 *db, int64_t group_id, group_run_fn fn, void *ud, ad_err *e)
+{
+    /* The best quality so far is read from the iterations' stored metrics,
+     * the only place it exists before the run ends. */
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT a.user_id, t.status, t.done_iterations, t.iterations,"
+        " coalesce((SELECT max(json_extract(i.metrics, '$.quality_score')) FROM training_iterations i"
+        "           WHERE i.training_id = t.id), -1),"
+        " CASE WHEN t.status = 'done' THEN coalesce((SELECT v.quality FROM versions v"
+        "           WHERE v.id = t.version_id), -1) ELSE -1 END,"
+        " coalesce((SELECT v.quality FROM versions v WHERE v.id = a.deployed_version_id), -1),"
+        " coalesce(t.finished_at, 0)"
+        " FROM trainings t JOIN agents a ON a.id = t.agent_id WHERE t.group_id = ?1"
+        " ORDER BY a.user_id");
+    sqlite3_bind_int64(st, 1, group_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        group_run r = {
+            .user_id = (const char *)sqlite3_column_text(st, 0),
+            .status = (const char *)sqlite3_column_text(st, 1),
+            .done_iterations = sqlite3_column_int(st, 2),
+            .iterations = sqlite3_column_int(st, 3),
+            .best_quality = sqlite3_column_double(st, 4),
+            .version_quality = sqlite3_column_double(st, 5),
+            .deployed_quality = sqlite3_column_double(st, 6),
+            .finished_at = sqlite3_column_int64(st, 7),
+        };
+        fn(ud, &r);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read training group", e);
+}
+
+int storage_groups_stop(sqlite3 *db, int64_t *group_id, int *stopped, int64_t *stopped_at,
+                        void (*fn)(void *ud, int64_t agent_id), void *ud, ad_err *e)
+{
+    *group_id = 0;
+    *stopped = 0;
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    group_row g;
+    rc = storage_groups_latest(db, &g, e);
+    if (rc == AD_ENOTFOUND) {
+        storage_rollback(db);
+        return 0;
+    }
+    int64_t now = ad_clock_now_ms(), n = 0, cap = 0, *agents = NULL;
+    sqlite3_stmt *st = NULL;
+    if (rc == 0) {
+        *group_id = g.id;
+        st = storage_stmt(db,
+            "UPDATE trainings SET status = 'cancelled', finished_at = ?2,"
+            " error = 'stopped by POST /api/v1/training/stop'"
+            " WHERE group_id = ?1 AND status IN ('queued', 'running') RETURNING id, agent_id");
+        sqlite3_bind_int64(st, 1, g.id);
+        sqlite3_bind_int64(st, 2, now);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                agents = ad_realloc(agents, ad_size_mul((size_t)cap, 2 * sizeof(*agents)));
+            }
+            agents[2 * n] = sqlite3_column_int64(st, 0);
+            agents[2 * n + 1] = sqlite3_column_int64(st, 1);
+            n++;
+        }
+        sqlite3_reset(st);
+        rc = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "stop training group", e);
+    }
+    /* Each run's job: one active job per agent, and it carries the run's id. */
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+        st = storage_stmt(db,
+            "UPDATE jobs SET state = 'cancelled', error = 'training stopped', updated_at = ?3"
+            " WHERE agent_id = ?1 AND kind = 'train' AND state IN ('queued', 'running')"
+            " AND json_extract(params, '$.training_id') = ?2");
+        sqlite3_bind_int64(st, 1, agents[2 * i + 1]);
+        sqlite3_bind_int64(st, 2, agents[2 * i]);
+        sqlite3_bind_int64(st, 3, now);
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "stop training job", e);
+    }
+    if (rc == 0 && n) {
+        st = storage_stmt(db, "UPDATE training_groups SET stopped_at = ?2 WHERE id = ?1");
+        sqlite3_bind_int64(st, 1, g.id);
+        sqlite3_bind_int64(st, 2, now);
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "stop training group", e);
+    }
+    if (rc == 0) rc = storage_commit(db, e);
+    else storage_rollback(db);
+    /* Workers are told only once the stop is committed. */
+    for (int64_t i = 0; rc == 0 && fn && i < n; i++) fn(ud, agents[2 * i + 1]);
+    free(agents);
+    if (rc < 0) return rc;
+    *stopped = (int)n;
+    *stopped_at = now;
+    return 0;
+}
+
+/* ---- the metrics view ---- */
+
+int storage_training_totals(sqlite3 *db, double high, training_totals *out, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT count(*), count(v.quality), coalesce(avg(v.quality), 0),"
+        " coalesce(sum(v.quality >= ?1), 0)"
+        " FROM agents a LEFT JOIN versions v ON v.id = a.deployed_version_id");
+    sqlite3_bind_double(st, 1, high);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->total_users = sqlite3_column_int64(st, 0);
+        out->users_with_metrics = sqlite3_column_int64(st, 1);
+        out->average_quality = sqlite3_column_double(st, 2);
+        out->high_performers = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : storage_fail(db, rc, "count agents", e);
+}
+
+int storage_training_each(sqlite3 *db, const char *after, int limit, agent_training_fn fn,
+                          void *ud, int *more, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT a.user_id, a.status, coalesce(v.quality, -1),"
+        " (SELECT count(*) FROM trainings t WHERE t.agent_id = a.id),"
+        " coalesce((SELECT t.finished_at FROM trainings t WHERE t.agent_id = a.id"
+        "           AND t.finished_at IS NOT NULL ORDER BY t.id DESC LIMIT 1), 0)"
+        " FROM agents a LEFT JOIN versions v ON v.id = a.deployed_version_id"
+        " WHERE ?1 IS NULL OR a.user_id > ?1 ORDER BY a.user_id LIMIT ?2");
+    if (after) sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, limit + 1);
+    int rc, seen = 0;
+    *more = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (seen++ == limit) {
+            *more = 1;
+            continue;
+        }
+        agent_training a = {
+            .user_id = (const char *)sqlite3_column_text(st, 0),
+            .status = (const char *)sqlite3_column_text(st, 1),
+            .quality = sqlite3_column_double(st, 2),
+            .sessions = sqlite3_column_int64(st, 3),
+            .last_training = sqlite3_column_int64(st, 4),
+        };
+        fn(ud, &a);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read agents", e);
 }
 
 int storage_feedback_add(sqlite3 *db, int64_t agent_id, const char *prompt, const char *response,

@@ -7,6 +7,7 @@
 #define AD_STORAGE_TRAININGS_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -16,7 +17,7 @@ typedef struct training_row {
     int64_t agent_id;
     char name[65];
     int iterations;
-    char status[16];          /* queued, running, done, failed */
+    char status[16];          /* queued, running, done, failed, cancelled */
     int done_iterations;
     int best_iteration;       /* 0 when none yet */
     int64_t version_id;
@@ -40,10 +41,14 @@ int storage_trainings_get(sqlite3 *db, int64_t agent_id, int64_t training_id, tr
 /* The agent's queued or running run, if any (AD_ENOTFOUND otherwise). */
 int storage_trainings_active(sqlite3 *db, int64_t agent_id, training_row *out, ad_err *e);
 
-/* Starting (again, after a crash): status running, earlier iterations dropped. */
+/* Starting (again, after a crash): status running, earlier iterations
+ * dropped. AD_ECANCELLED when the run is no longer queued or running (it
+ * was stopped before its worker got to it). */
 int storage_trainings_start(sqlite3 *db, int64_t training_id, ad_err *e);
 
-/* Records iteration `iteration` and bumps done_iterations (caller's transaction or autocommit). */
+/* Records iteration `iteration` and bumps done_iterations (caller's
+ * transaction or autocommit); a run that is no longer running (stopped)
+ * records nothing more. */
 int storage_trainings_add_iteration(sqlite3 *db, int64_t training_id, int iteration,
                                     const char *params, const char *metrics, int64_t duration_ms,
                                     ad_err *e);
@@ -58,6 +63,92 @@ typedef void (*iteration_visit_fn)(void *ud, int iteration, const char *params,
                                    const char *metrics, int64_t duration_ms);
 int storage_trainings_iterations(sqlite3 *db, int64_t training_id, iteration_visit_fn fn, void *ud,
                                  ad_err *e);
+
+/* ---- training groups: one run per listed agent, started together ---- */
+
+/* Why one listed agent keeps a group from starting. */
+typedef enum group_refusal {
+    GROUP_OK = 0,
+    GROUP_UNKNOWN,      /* no such agent */
+    GROUP_NOT_READY,    /* no deployed model yet */
+    GROUP_BUSY,         /* a job (training, pipeline, replay) is queued or running */
+    GROUP_NAME_TAKEN    /* the agent already has a version with the group's name */
+} group_refusal;
+
+/* The model version name of group `group_id`'s runs ("group-<id>"), in `out`
+ * (at least 32 bytes). Group ids are never reused, so the name is unique. */
+void storage_groups_version_name(int64_t group_id, char *out, size_t cap);
+
+/* Starts a group: the group row, then one run of `cycles` iterations and its
+ * job for every agent in `user_ids` (distinct, valid ids), in one
+ * transaction: either every run is queued or none is. When an agent refuses,
+ * `why[i]` says why for each index i and the call returns AD_ENOTFOUND (some
+ * unknown), AD_ESTATE (some not ready or busy) or AD_EEXIST (name taken),
+ * having written nothing. */
+int storage_groups_start(sqlite3 *db, const char *const *user_ids, size_t n, int cycles,
+                         int64_t *group_id, group_refusal *why, ad_err *e);
+
+typedef struct group_row {
+    int64_t id;
+    int cycles;
+    int total_agents;           /* listed at start (deleted agents stay counted) */
+    int64_t created_at;
+    int64_t stopped_at;         /* 0 unless POST /training/stop stopped it */
+} group_row;
+
+/* The latest group (AD_ENOTFOUND when none was ever started). */
+int storage_groups_latest(sqlite3 *db, group_row *out, ad_err *e);
+
+/* One run of a group as the status reads it; strings borrowed during the visit. */
+typedef struct group_run {
+    const char *user_id;
+    const char *status;         /* a training run status */
+    int done_iterations;
+    int iterations;
+    double best_quality;        /* best quality its iterations reached; -1 before the first */
+    double version_quality;     /* quality of the version it produced; -1 unless done */
+    double deployed_quality;    /* quality of the agent's serving version; -1 if unknown */
+    int64_t finished_at;        /* 0 while queued or running */
+} group_run;
+
+typedef void (*group_run_fn)(void *ud, const group_run *r);
+/* Visits the runs of group `group_id` whose agents still exist, by user_id. */
+int storage_groups_runs(sqlite3 *db, int64_t group_id, group_run_fn fn, void *ud, ad_err *e);
+
+/* Stops the latest group: every run of it still queued or running ends
+ * `cancelled` with its job, and the group records `stopped_at`, in one
+ * transaction; deployed versions are untouched. `*stopped` counts the runs
+ * stopped (0: nothing was going; `*group_id` is 0 when no group exists).
+ * After the commit `fn` is told the agent of each stopped run, so that a
+ * worker running it can be interrupted. */
+int storage_groups_stop(sqlite3 *db, int64_t *group_id, int *stopped, int64_t *stopped_at,
+                        void (*fn)(void *ud, int64_t agent_id), void *ud, ad_err *e);
+
+/* ---- the metrics view: every agent's serving quality and its runs ---- */
+
+typedef struct training_totals {
+    int64_t total_users;
+    int64_t users_with_metrics;  /* agents whose serving version has a quality score */
+    double average_quality;      /* over those; 0 when there are none */
+    int64_t high_performers;     /* quality >= `high` */
+} training_totals;
+
+/* Aggregates over all agents in one statement. */
+int storage_training_totals(sqlite3 *db, double high, training_totals *out, ad_err *e);
+
+typedef struct agent_training {
+    const char *user_id;         /* borrowed during the visit */
+    const char *status;
+    double quality;              /* serving version's quality; -1 when none */
+    int64_t sessions;            /* training runs ever started */
+    int64_t last_training;       /* when its latest finished run ended; 0 if none */
+} agent_training;
+
+typedef void (*agent_training_fn)(void *ud, const agent_training *a);
+/* Visits up to `limit` agents with user_id > `after` (NULL: from the start),
+ * by user_id; `*more` says whether others follow. */
+int storage_training_each(sqlite3 *db, const char *after, int limit, agent_training_fn fn,
+                          void *ud, int *more, ad_err *e);
 
 /* Feedback on the agent's answers (crewAI's human feedback). */
 int storage_feedback_add(sqlite3 *db, int64_t agent_id, const char *prompt, const char *response,

@@ -919,6 +919,39 @@ START_TEST(test_gemini_not_retried_timeout_blocked)
 }
 END_TEST
 
+/* A 200 whose candidates list is empty answers nothing: 502
+ * upstream_bad_response (JSON, streamed or not), never a 200 with an empty
+ * response; it is not retried. */
+START_TEST(test_gemini_no_candidates_is_bad_response)
+{
+    e2e_server s;
+    gem_env g;
+    gem_start(&s, &g, FAKE_GEMINI_KEY, NULL);
+
+    fake_gemini_push_fault(g.fake, FAKE_NO_CANDIDATES);
+    e2e_response r = infer(&s, ML_INFER, Q_FOREST, NULL);
+    e2e_assert_error(&r, 502, "upstream_bad_response", "candidate", "candidates: []");
+    ck_assert_int_eq((int)fake_gemini_request_count(g.fake), 1);
+    e2e_response_free(&r);
+
+    fake_gemini_push_fault(g.fake, FAKE_NO_CANDIDATES);
+    char *body = prompt_body(Q_FOREST, ",\"stream\":true");
+    stream_result sr = stream_request(&s, ML_INFER, body, NULL, NULL);
+    free(body);
+    e2e_response as_json = {.status = sr.status, .body = sr.body, .json = cJSON_Parse(sr.body)};
+    e2e_assert_error(&as_json, 502, "upstream_bad_response", "candidate", "streamed candidates: []");
+    cJSON_Delete(as_json.json);
+    stream_result_free(&sr);
+    ck_assert_int_eq((int)fake_gemini_request_count(g.fake), 2);
+
+    /* The fault is spent: the next call answers. */
+    r = infer(&s, ML_INFER, Q_FOREST, NULL);
+    ck_assert_msg(r.status == 200, "after the fault: %ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    gem_stop(&s, &g);
+}
+END_TEST
+
 /* A wrong key: Gemini's 400 API_KEY_INVALID is relayed as upstream_rejected,
  * and neither the key nor anything of it leaks. */
 START_TEST(test_gemini_wrong_key)
@@ -1270,6 +1303,7 @@ Suite *e2e_inference_suite(void)
     tcase_add_test(tc, test_gemini_request_and_answer);
     tcase_add_test(tc, test_gemini_retries);
     tcase_add_test(tc, test_gemini_not_retried_timeout_blocked);
+    tcase_add_test(tc, test_gemini_no_candidates_is_bad_response);
     tcase_add_test(tc, test_gemini_wrong_key);
     tcase_add_test(tc, test_gemini_stream);
     tcase_add_test(tc, test_gemini_disconnect_aborts_upstream);

@@ -147,6 +147,11 @@ static void *timer_main(void *arg)
 
 /* ---- building answers ---- */
 
+/* A 200 that answers nothing: an empty candidates list, with usage. */
+#define FAKE_NO_CANDIDATES_REPLY                                                                  \
+    "{\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":9,\"totalTokenCount\":9},"         \
+    "\"modelVersion\":\"fake-gemini\"}"
+
 static enum MHD_Result queue_body(fake_conn *fc, unsigned status, const char *type,
                                   const char *body, const char *retry_after)
 {
@@ -477,6 +482,11 @@ static enum MHD_Result answer_fault(fake_conn *fc)
         return queue_body(fc, 200, "text/html",
                           "<html><head><title>502 Bad Gateway</title></head><body>upstream</body></html>\n",
                           NULL);
+    case FAKE_KIND_NO_CANDIDATES:
+        if (fc->stream)
+            return queue_body(fc, 200, "text/event-stream", "data: " FAKE_NO_CANDIDATES_REPLY "\r\n\r\n",
+                              NULL);
+        return queue_body(fc, 200, "application/json; charset=UTF-8", FAKE_NO_CANDIDATES_REPLY, NULL);
     default:
         return MHD_NO; /* not reached: only the kinds above are answered here */
     }

@@ -38,7 +38,8 @@ typedef enum fake_fault_kind {
     FAKE_KIND_SLOW_STREAM, /* streams with 200 ms between chunks */
     FAKE_KIND_STREAM_CUT,  /* streams two chunks, then drops the connection */
     FAKE_KIND_BLOCKED,     /* promptFeedback.blockReason = SAFETY, no candidates */
-    FAKE_KIND_SAFETY       /* a candidate with finishReason SAFETY and no text */
+    FAKE_KIND_SAFETY,      /* a candidate with finishReason SAFETY and no text */
+    FAKE_KIND_NO_CANDIDATES /* 200 with "candidates": [] and usage (one chunk when streamed) */
 } fake_fault_kind;
 
 typedef struct fake_fault {
@@ -62,6 +63,7 @@ typedef struct fake_fault {
 #define FAKE_STREAM_CUT ((fake_fault){FAKE_KIND_STREAM_CUT, -1, -1})
 #define FAKE_BLOCKED ((fake_fault){FAKE_KIND_BLOCKED, -1, -1})
 #define FAKE_SAFETY ((fake_fault){FAKE_KIND_SAFETY, -1, -1})
+#define FAKE_NO_CANDIDATES ((fake_fault){FAKE_KIND_NO_CANDIDATES, -1, -1})
 
 typedef struct fake_gemini fake_gemini;
 

@@ -141,6 +141,30 @@ START_TEST(test_parse_response_safety_finish)
 }
 END_TEST
 
+/* candidates: [] parses (it is Gemini's shape) but is an empty reply, unless
+ * the prompt was blocked; one candidate in any chunk makes it a reply. */
+START_TEST(test_reply_without_candidates_is_empty)
+{
+    const char *none = "{\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":3}}";
+    gemini_reply r;
+    gemini_reply_init(&r);
+    ck_assert_int_eq(gemini_parse_response(none, strlen(none), &r, NULL, NULL), 0);
+    ck_assert(gemini_reply_empty(&r));
+    ck_assert(!gemini_reply_blocked(&r, NULL));
+    const char *one = "{\"candidates\":[{\"finishReason\":\"STOP\"}]}";
+    ck_assert_int_eq(gemini_parse_response(one, strlen(one), &r, NULL, NULL), 0);
+    ck_assert(!gemini_reply_empty(&r));
+    gemini_reply_cleanup(&r);
+
+    const char *blocked = "{\"candidates\":[],\"promptFeedback\":{\"blockReason\":\"SAFETY\"}}";
+    gemini_reply_init(&r);
+    ck_assert_int_eq(gemini_parse_response(blocked, strlen(blocked), &r, NULL, NULL), 0);
+    ck_assert(!gemini_reply_empty(&r));
+    ck_assert(gemini_reply_blocked(&r, NULL));
+    gemini_reply_cleanup(&r);
+}
+END_TEST
+
 START_TEST(test_parse_response_not_gemini)
 {
     const char *bad[] = {"<html>502</html>", "[1,2]", "{\"foo\":1}",
@@ -289,6 +313,7 @@ Suite *llm_gemini_suite(void)
     tcase_add_test(tc, test_parse_response_block_reason);
     tcase_add_test(tc, test_parse_response_safety_finish);
     tcase_add_test(tc, test_parse_response_not_gemini);
+    tcase_add_test(tc, test_reply_without_candidates_is_empty);
     tcase_add_test(tc, test_parse_error_envelope_with_retry_info);
     tcase_add_test(tc, test_sse_split_at_every_boundary);
     tcase_add_test(tc, test_sse_finish_flushes_unterminated_event);

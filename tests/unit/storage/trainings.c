@@ -1,0 +1,148 @@
+/* Tests storage/trainings.c: training groups start all or nothing, a stop
+ * cancels a group's runs and jobs, and a stopped run is never restarted nor
+ * records more iterations. */
+#include <check.h>
+#include <string.h>
+
+#include "storage/agents.h"
+#include "storage/db.h"
+#include "storage/jobs.h"
+#include "storage/trainings.h"
+#include "storage/versions.h"
+#include "tests/unit/storage/fixtures.h"
+
+Suite *storage_trainings_suite(void);
+
+/* An agent; with `deployed`, its pipeline job done and a deployed version. */
+static int64_t agent(sqlite3 *db, const char *user_id, int deployed)
+{
+    agent_new a = {.user_id = user_id, .source = "text", .material = "m", .material_len = 1};
+    int64_t id = 0, vid = 0;
+    ck_assert_int_eq(storage_agents_create(db, &a, &id, NULL), 0);
+    if (!deployed) return id;
+    int64_t job = storage_fixture_count(db, "SELECT max(id) FROM jobs WHERE agent_id = ?1", id);
+    ck_assert_int_eq(storage_jobs_finish(db, job, "done", NULL, NULL), 0);
+    ck_assert_int_eq(storage_versions_create(db, id, "v1", "{}", "p", "[]", &vid, NULL), 0);
+    ck_assert_int_eq(storage_agents_set_deployed(db, id, vid, NULL), 0);
+    return id;
+}
+
+static int64_t count(sqlite3 *db, const char *sql)
+{
+    return storage_fixture_count(db, sql, 0);
+}
+
+START_TEST(test_group_all_or_nothing)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    agent(f.db, "ann", 1);
+    agent(f.db, "bob", 1);
+    agent(f.db, "new", 0);
+    ad_err e = {0};
+    int64_t gid = 0;
+    group_refusal why[3];
+
+    const char *unknown[] = {"ann", "ghost", "bob"};
+    ck_assert_int_eq(storage_groups_start(f.db, unknown, 3, 5, &gid, why, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(why[0], GROUP_OK);
+    ck_assert_int_eq(why[1], GROUP_UNKNOWN);
+    ck_assert_int_eq(why[2], GROUP_OK);
+    const char *not_ready[] = {"ann", "new"};
+    ck_assert_int_eq(storage_groups_start(f.db, not_ready, 2, 5, &gid, why, &e), AD_ESTATE);
+    ck_assert_int_eq(why[1], GROUP_NOT_READY);
+    /* Nothing was written by the refusals. */
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM training_groups"), 0);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM trainings"), 0);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM jobs WHERE kind = 'train'"), 0);
+
+    const char *both[] = {"ann", "bob"};
+    ck_assert_int_eq(storage_groups_start(f.db, both, 2, 3, &gid, why, &e), 0);
+    ck_assert_int_gt(gid, 0);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM trainings WHERE group_id IS NOT NULL"), 2);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM jobs WHERE kind = 'train' AND state = 'queued'"), 2);
+    char name[32];
+    storage_groups_version_name(gid, name, sizeof(name));
+    ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE name = ?1", name), 2);
+    /* Busy now: a second group with either is refused. */
+    const char *again[] = {"bob"};
+    ck_assert_int_eq(storage_groups_start(f.db, again, 1, 3, &gid, why, &e), AD_ESTATE);
+    ck_assert_int_eq(why[0], GROUP_BUSY);
+    group_row g;
+    ck_assert_int_eq(storage_groups_latest(f.db, &g, &e), 0);
+    ck_assert_int_eq(g.total_agents, 2);
+    ck_assert_int_eq(g.cycles, 3);
+    ck_assert_int_eq(g.stopped_at, 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+static void count_runs(void *ud, const group_run *r)
+{
+    (void)r;
+    (*(int *)ud)++;
+}
+
+START_TEST(test_stop_cancels_runs_and_jobs)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t ann = agent(f.db, "ann", 1);
+    agent(f.db, "bob", 1);
+    ad_err e = {0};
+    int64_t gid = 0, stopped_gid = 0, at = 0;
+    int stopped = -1;
+    ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(stopped, 0);
+    ck_assert_int_eq(stopped_gid, 0);
+
+    const char *both[] = {"ann", "bob"};
+    group_refusal why[2];
+    ck_assert_int_eq(storage_groups_start(f.db, both, 2, 4, &gid, why, &e), 0);
+    /* ann's run is under way, bob's waits. */
+    job_row j;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(j.agent_id, ann);
+    int64_t tid = count(f.db, "SELECT id FROM trainings WHERE agent_id = (SELECT id FROM agents WHERE user_id = 'ann')");
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
+    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, 1, "{}", "{\"quality_score\":0.5}", 3, &e), 0);
+
+    ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(stopped, 2);
+    ck_assert_int_eq(stopped_gid, gid);
+    ck_assert_int_gt(at, 0);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM trainings WHERE status = 'cancelled'"), 2);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM jobs WHERE kind = 'train' AND state = 'cancelled'"), 2);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"), 0);
+    /* The worker's job is no longer its own; the run stays cancelled. */
+    ck_assert_int_eq(storage_jobs_hold(f.db, j.id, &e), AD_ECANCELLED);
+    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, 2, "{}", "{}", 3, &e), 0);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM training_iterations"), 1);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT done_iterations FROM trainings WHERE id = ?1", tid), 1);
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), AD_ECANCELLED);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM trainings WHERE status = 'cancelled'"), 2);
+    job_row_cleanup(&j);
+
+    group_row g;
+    ck_assert_int_eq(storage_groups_latest(f.db, &g, &e), 0);
+    ck_assert_int_eq(g.stopped_at, at);
+    int runs = 0;
+    ck_assert_int_eq(storage_groups_runs(f.db, gid, count_runs, &runs, &e), 0);
+    ck_assert_int_eq(runs, 2);
+    /* Nothing left to stop; the agents are free for a new group. */
+    ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(stopped, 0);
+    ck_assert_int_eq(storage_groups_start(f.db, both, 2, 1, &gid, why, &e), 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+Suite *storage_trainings_suite(void)
+{
+    Suite *s = suite_create("storage_trainings");
+    TCase *tc = tcase_create("groups");
+    tcase_add_test(tc, test_group_all_or_nothing);
+    tcase_add_test(tc, test_stop_cancels_runs_and_jobs);
+    suite_add_tcase(s, tc);
+    return s;
+}
