@@ -175,7 +175,7 @@ void handle_agent_feedback_add(ad_request *req, ad_response *res)
     for (int i = 0; i < 3 && rc == 0; i++) {
         size_t bad;
         rc = ad_json_string(req->json, fields[i], 1, max, &vals[i], &e);
-        if (rc == 0 && text_utf8_validate(vals[i], strlen(vals[i]), &bad) < 0)
+        if (rc == 0 && ad_utf8_validate(vals[i], strlen(vals[i]), &bad) < 0)
             rc = ad_err_set(&e, AD_EINVAL, "%s is not valid UTF-8 (at byte %zu)", fields[i], bad);
     }
     if (rc == 0 && (rc = ad_json_int(req->json, "rating", 0, 1, 5, &rating, &e)) == AD_ENOTFOUND) rc = 0;
