@@ -357,7 +357,8 @@ void handle_agents_list(ad_request *req, ad_response *res)
         }
     }
     if (cursor && *cursor == '\0') cursor = NULL;
-    if (cursor && strlen(cursor) > AGENT_USER_ID_MAX) {
+    /* next_cursor is always a user_id: anything else was never issued. */
+    if (cursor && agents_check_user_id(cursor, NULL) < 0) {
         ad_response_error(res, req, 400, "invalid_cursor", "cursor is not one this server returned");
         return;
     }

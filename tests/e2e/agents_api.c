@@ -186,9 +186,9 @@ START_TEST(test_create_validation)
                 "training_data", "training_data array");
     /* Raw invalid bytes inside the JSON string (not \u escapes). */
     post_expect(&s, AGENTS, "{\"user_id\":\"t1\",\"training_data\":\"valid then \xff\xfe bytes\"}", 400,
-                "invalid_training_data", "training_data", "training_data invalid UTF-8");
+                "invalid_utf8", "training_data", "training_data invalid UTF-8");
     post_expect(&s, AGENTS, "{\"user_id\":\"t1\",\"dataset\":[{\"prompt\":\"p\",\"answer\":\"a\xff\"}]}", 400,
-                "invalid_dataset", "dataset[0].answer", "dataset answer invalid UTF-8");
+                "invalid_utf8", "dataset[0].answer", "dataset answer invalid UTF-8");
     /* 3000 bytes of text over --max-training-bytes 2048: the body (well under
      * the 1 MB request limit) is read, and the field is refused by name. */
     char *big = repeat_char('w', 3000);
