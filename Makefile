@@ -1,6 +1,5 @@
 # agentd — `make run` and `make test` are the two commands; see README.md.
 
-PORT       ?= 8080
 VARIANT    ?= release
 BUILD      := build/$(VARIANT)
 PKGS       := libmicrohttpd libcjson sqlite3 libcurl
@@ -68,10 +67,14 @@ $(E2E_BIN): $(E2E_OBJ) $(LIB_OBJ) $(FAKE_OBJ) $(TCOMMON_OBJ)
 $(FAKE_BIN): $(BUILD)/obj/tests/fake/main.o $(FAKE_OBJ) $(LIB_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
+# `make run PORT=9000 DATA_DIR=/srv/agentd`: a flag only for what is given,
+# so otherwise AGENTD_PORT, AGENTD_DATA_DIR or a config file decide (agentd's
+# defaults: 8080 and ./data, which agentd creates).
+RUN_FLAGS = $(if $(PORT),--port $(PORT)) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
 run: deps
 	@$(MAKE) --no-print-directory build VARIANT=release
-	@mkdir -p data
-	./bin/agentd --port $(PORT) --data-dir ./data
+	./bin/agentd $(strip $(RUN_FLAGS))
 
 # One variant: unit tests, then end-to-end tests against the real binary.
 check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "base/utf8.h"
 
 void ad_buf_init(ad_buf *b)
 {
@@ -71,8 +72,20 @@ void ad_buf_json_string(ad_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     ad_buf_putc(b, '"');
+    size_t valid_end = 0; /* s[i..valid_end) is known to be valid UTF-8 */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80 && i >= valid_end) {
+            size_t bad = n - i;
+            if (ad_utf8_validate(s + i, n - i, &bad) == 0 || bad > 0) {
+                valid_end = i + bad;
+            } else {
+                /* JSON cannot carry a stray byte: it is written as the text \xNN. */
+                char esc[5] = {'\\', '\\', 'x', hex[c >> 4], hex[c & 15]};
+                ad_buf_append(b, esc, 5);
+                continue;
+            }
+        }
         switch (c) {
         case '"': ad_buf_append(b, "\\\"", 2); break;
         case '\\': ad_buf_append(b, "\\\\", 2); break;

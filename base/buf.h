@@ -23,7 +23,9 @@ void ad_buf_puts(ad_buf *b, const char *s);
 void ad_buf_putc(ad_buf *b, char c);
 void ad_buf_printf(ad_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ad_buf_vprintf(ad_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-/* Appends `s` as a JSON string literal, quotes included. */
+/* Appends `s` as a JSON string literal, quotes included. A byte that is not
+ * part of valid UTF-8 becomes the four characters `\xNN` in the decoded
+ * string, so the output is valid JSON whatever `s` holds. */
 void ad_buf_json_string(ad_buf *b, const char *s, size_t n);
 void ad_buf_reset(ad_buf *b);
 /* Hands the bytes to the caller (free() them) and leaves `b` empty. */

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
+#include "base/utf8.h"
 
 void ad_json_add_time(cJSON *obj, const char *key, int64_t ms)
 {
@@ -96,4 +98,42 @@ int ad_json_bool(const cJSON *obj, const char *key, int required, int *out, ad_e
     if (!cJSON_IsBool(v)) return ad_err_set(e, AD_EINVAL, "%s must be true or false", key);
     *out = cJSON_IsTrue(v);
     return 0;
+}
+
+/* Depth-first over `node`, whose path so far is in `path`. */
+static int json_check_utf8_at(const cJSON *node, ad_buf *path, ad_err *e)
+{
+    size_t bad = 0;
+    if (cJSON_IsString(node) && node->valuestring &&
+        ad_utf8_validate(node->valuestring, strlen(node->valuestring), &bad) < 0)
+        return ad_err_set(e, AD_EINVAL, "%s is not valid UTF-8 (at byte %zu)",
+                          path->len ? path->data : "the body", bad);
+    if (!cJSON_IsObject(node) && !cJSON_IsArray(node)) return 0;
+    size_t mark = path->len;
+    int index = 0;
+    for (const cJSON *c = node->child; c; c = c->next, index++) {
+        if (cJSON_IsObject(node)) {
+            const char *k = c->string ? c->string : "";
+            if (ad_utf8_validate(k, strlen(k), NULL) < 0)
+                return ad_err_set(e, AD_EINVAL, "a member name in %s is not valid UTF-8",
+                                  path->len ? path->data : "the body");
+            ad_buf_printf(path, "%s%s", path->len ? "." : "", k);
+        } else {
+            ad_buf_printf(path, "[%d]", index);
+        }
+        int rc = json_check_utf8_at(c, path, e);
+        if (rc < 0) return rc;
+        path->len = mark;
+        if (path->data) path->data[mark] = '\0';
+    }
+    return 0;
+}
+
+int ad_json_check_utf8(const cJSON *root, ad_err *e)
+{
+    ad_buf path;
+    ad_buf_init(&path);
+    int rc = json_check_utf8_at(root, &path, e);
+    ad_buf_cleanup(&path);
+    return rc;
 }

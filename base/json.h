@@ -45,4 +45,9 @@ int ad_json_number(const cJSON *obj, const char *key, int required, double min, 
 /* Reads a boolean. Missing: AD_ENOTFOUND when !required. */
 int ad_json_bool(const cJSON *obj, const char *key, int required, int *out, ad_err *e);
 
+/* 0 when every string and member name in `root` is strict UTF-8; else
+ * AD_EINVAL with the first offender named by its path in `e`, e.g.
+ * "dataset[2].answer is not valid UTF-8 (at byte 5)". */
+int ad_json_check_utf8(const cJSON *root, ad_err *e);
+
 #endif

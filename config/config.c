@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -10,7 +11,7 @@
 
 #include "base/mem.h"
 
-typedef enum { OPT_INT, OPT_SIZE, OPT_BOOL, OPT_STRING, OPT_SECRET, OPT_LOGLEVEL } opt_type;
+typedef enum { OPT_INT, OPT_SIZE, OPT_BOOL, OPT_STRING, OPT_SECRET, OPT_LOGLEVEL, OPT_IPV4 } opt_type;
 
 typedef struct config_opt {
     const char *key;    /* JSON key */
@@ -26,7 +27,7 @@ typedef struct config_opt {
 
 static const config_opt config_opts[] = {
     {"port", "AGENTD_PORT", "--port", OPT_INT, OFF(port), 0, 65535, "TCP port (0: ephemeral)"},
-    {"bind", "AGENTD_BIND", "--bind", OPT_STRING, OFF(bind), 0, 0, "listen address"},
+    {"bind", "AGENTD_BIND", "--bind", OPT_IPV4, OFF(bind), 0, 0, "listen address (IPv4)"},
     {"data_dir", "AGENTD_DATA_DIR", "--data-dir", OPT_STRING, OFF(data_dir), 0, 0,
      "directory of the SQLite database"},
     {"workers", "AGENTD_WORKERS", "--workers", OPT_INT, OFF(workers), 1, 256,
@@ -43,6 +44,10 @@ static const config_opt config_opts[] = {
      OFF(connection_timeout_s), 1, 3600, "idle connection timeout (s)"},
     {"connection_limit", "AGENTD_CONNECTION_LIMIT", "--connection-limit", OPT_INT,
      OFF(connection_limit), 1, 1000000, "maximum open connections"},
+    {"per_ip_connection_limit", "AGENTD_PER_IP_CONNECTION_LIMIT", "--per-ip-connection-limit", OPT_INT,
+     OFF(per_ip_connection_limit), 0, 1000000, "maximum open connections from one client address (0: no limit)"},
+    {"header_timeout_s", "AGENTD_HEADER_TIMEOUT_S", "--header-timeout", OPT_INT, OFF(header_timeout_s), 1,
+     3600, "time allowed to send a request's headers (s)"},
     {"shutdown_timeout_ms", "AGENTD_SHUTDOWN_TIMEOUT_MS", "--shutdown-timeout-ms", OPT_INT,
      OFF(shutdown_timeout_ms), 0, 600000, "grace period for in-flight requests"},
     {"api_key", "AGENTD_API_KEY", "--api-key", OPT_SECRET, OFF(api_key), 0, 0,
@@ -90,6 +95,10 @@ void config_init(ad_config *cfg)
     cfg->max_prompt_bytes = 32LL << 10;
     cfg->connection_timeout_s = 30;
     cfg->connection_limit = 4096;
+    /* A quarter of the connections: one address (a client, or a proxy in
+     * front of many) cannot starve every other one. */
+    cfg->per_ip_connection_limit = 1024;
+    cfg->header_timeout_s = 10;
     cfg->shutdown_timeout_ms = 10000;
     cfg->cors_origins = ad_strdup("*");
     cfg->log_level = ad_strdup("info");
@@ -105,7 +114,7 @@ void config_cleanup(ad_config *cfg)
 {
     for (size_t i = 0; i < NOPTS; i++) {
         const config_opt *o = &config_opts[i];
-        if (o->type == OPT_STRING || o->type == OPT_SECRET || o->type == OPT_LOGLEVEL) {
+        if (o->type == OPT_STRING || o->type == OPT_SECRET || o->type == OPT_LOGLEVEL || o->type == OPT_IPV4) {
             char **slot = (char **)((char *)cfg + o->offset);
             free(*slot);
             *slot = NULL;
@@ -174,6 +183,13 @@ static int config_apply(ad_config *cfg, const config_opt *o, const char *value, 
     case OPT_STRING:
         if (!*value) return ad_err_set(e, AD_EINVAL, "%s: must not be empty", o->key);
         break;
+    case OPT_IPV4: {
+        struct in_addr a;
+        if (inet_pton(AF_INET, value, &a) != 1)
+            return ad_err_set(e, AD_EINVAL, "%s: '%.64s' is not an IPv4 address (e.g. 0.0.0.0 or 127.0.0.1)",
+                              o->key, value);
+        break;
+    }
     case OPT_SECRET:
         break;
     }
@@ -327,6 +343,7 @@ void config_to_json(const ad_config *cfg, ad_buf *out)
         case OPT_BOOL: ad_buf_puts(out, *(const int *)slot ? "true" : "false"); break;
         case OPT_SECRET: ad_buf_puts(out, *(char *const *)slot ? "\"set\"" : "\"unset\""); break;
         case OPT_STRING:
+        case OPT_IPV4:
         case OPT_LOGLEVEL: {
             const char *s = *(char *const *)slot;
             ad_buf_json_string(out, s, strlen(s));

@@ -26,6 +26,8 @@ typedef struct ad_config {
     long long max_prompt_bytes;
     int connection_timeout_s;
     int connection_limit;
+    int per_ip_connection_limit; /* open connections from one client address; 0 = no limit */
+    int header_timeout_s;       /* time allowed to send a request's headers */
     int shutdown_timeout_ms;
     char *api_key;              /* secret; NULL when unset */
     char *cors_origins;         /* "*" or a comma-separated list */

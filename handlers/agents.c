@@ -97,7 +97,7 @@ int agents_lookup(ad_request *req, ad_response *res, agent_row *out)
 static int agents_check_utf8(const char *field, const char *s, ad_err *e)
 {
     size_t bad = 0;
-    if (text_utf8_validate(s, strlen(s), &bad) < 0)
+    if (ad_utf8_validate(s, strlen(s), &bad) < 0)
         return ad_err_set(e, AD_EINVAL, "%s is not valid UTF-8 (at byte %zu)", field, bad);
     return 0;
 }
@@ -214,7 +214,7 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
     if (desc_field) description = desc_field;
     size_t bad;
     if (description && (strlen(description) > DESCRIPTION_MAX ||
-                        text_utf8_validate(description, strlen(description), &bad) < 0))
+                        ad_utf8_validate(description, strlen(description), &bad) < 0))
         description = NULL; /* the dataset file's own description is optional extra */
 
     ad_buf material;
@@ -363,7 +363,8 @@ void handle_agents_list(ad_request *req, ad_response *res)
         }
     }
     if (cursor && *cursor == '\0') cursor = NULL;
-    if (cursor && strlen(cursor) > AGENT_USER_ID_MAX) {
+    /* next_cursor is always a user_id: anything else was never issued. */
+    if (cursor && agents_check_user_id(cursor, NULL) < 0) {
         ad_response_error(res, req, 400, "invalid_cursor", "cursor is not one this server returned");
         return;
     }

@@ -384,7 +384,7 @@ void handle_agent_inference(ad_request *req, ad_response *res)
     int rc = 0;
     if (!body) rc = ad_err_set(&e, AD_EINVAL, "request body must be a JSON object with a prompt");
     if (!rc) rc = ad_json_string(body, "prompt", 1, (size_t)req->app->cfg->max_prompt_bytes, &prompt, &e);
-    if (!rc && text_utf8_validate(prompt, strlen(prompt), &bad) < 0)
+    if (!rc && ad_utf8_validate(prompt, strlen(prompt), &bad) < 0)
         rc = ad_err_set(&e, AD_EINVAL, "prompt is not valid UTF-8 (at byte %zu)", bad);
     if (!rc && (rc = ad_json_bool(body, "stream", 0, &stream, &e)) == AD_ENOTFOUND) rc = 0;
     if (!rc && (rc = ad_json_int(body, "max_output_tokens", 0, 1, 65536, &max_tokens, &e)) == AD_ENOTFOUND) rc = 0;

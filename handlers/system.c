@@ -8,7 +8,9 @@
 #include "storage/db.h"
 #include "storage/jobs.h"
 
-void handle_health(ad_request *req, ad_response *res)
+/* The health answer; `stopping` when the server drains for shutdown, which
+ * makes it 503 whatever the checks say: a load balancer must stop sending. */
+static void health_answer(ad_request *req, ad_response *res, int stopping)
 {
     const ad_app *app = req->app;
     cJSON *root = cJSON_CreateObject();
@@ -40,12 +42,22 @@ void handle_health(ad_request *req, ad_response *res)
     ad_json_add_int(qc, "depth", queued);
     ad_json_add_int(qc, "running", running);
 
-    cJSON_AddStringToObject(root, "status", healthy ? "healthy" : "unhealthy");
+    cJSON_AddStringToObject(root, "status", stopping ? "stopping" : healthy ? "healthy" : "unhealthy");
     cJSON_AddStringToObject(root, "version", AGENTD_VERSION);
     ad_json_add_int(root, "uptime_s", (ad_clock_mono_ms() - app->started_mono_ms) / 1000);
     ad_json_add_time(root, "timestamp", ad_clock_now_ms());
     cJSON_AddItemToObject(root, "checks", checks);
-    ad_response_json(res, healthy ? 200 : 503, root);
+    ad_response_json(res, healthy && !stopping ? 200 : 503, root);
+}
+
+void handle_health(ad_request *req, ad_response *res)
+{
+    health_answer(req, res, 0);
+}
+
+void handle_health_stopping(ad_request *req, ad_response *res)
+{
+    health_answer(req, res, 1);
 }
 
 void handle_config(ad_request *req, ad_response *res)

@@ -1,5 +1,6 @@
 #include "handlers/training.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,7 +183,7 @@ void handle_agent_feedback_add(ad_request *req, ad_response *res)
     for (int i = 0; i < 3 && rc == 0; i++) {
         size_t bad;
         rc = ad_json_string(req->json, fields[i], 1, max, &vals[i], &e);
-        if (rc == 0 && text_utf8_validate(vals[i], strlen(vals[i]), &bad) < 0)
+        if (rc == 0 && ad_utf8_validate(vals[i], strlen(vals[i]), &bad) < 0)
             rc = ad_err_set(&e, AD_EINVAL, "%s is not valid UTF-8 (at byte %zu)", fields[i], bad);
     }
     if (rc == 0 && (rc = ad_json_int(req->json, "rating", 0, 1, 5, &rating, &e)) == AD_ENOTFOUND) rc = 0;
@@ -228,6 +229,24 @@ static void feedback_visit(void *ud, const feedback_row *f)
     p->count++;
 }
 
+static void feedback_cursor_visit(void *ud, const feedback_row *f)
+{
+    *(int64_t *)ud = f->id;
+}
+
+/* A cursor is the id of the last row of a page: one this server issued names
+ * a stored feedback row of this agent (the newest row with id <= cursor is
+ * the cursor itself). On a storage failure it says yes, and the listing
+ * that follows reports the failure. */
+static int feedback_cursor_issued(int64_t agent_id, long long cursor)
+{
+    int64_t found = 0;
+    if (cursor == LLONG_MAX) return 0;
+    if (storage_feedback_each(storage_conn(), agent_id, cursor + 1, 1, feedback_cursor_visit, &found, NULL) < 0)
+        return 1;
+    return found == cursor;
+}
+
 void handle_agent_feedback_list(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
@@ -242,7 +261,7 @@ void handle_agent_feedback_list(ad_request *req, ad_response *res)
         agent_row_cleanup(&a);
         return;
     }
-    if (cs && *cs && ((cursor = strtoll(cs, &end, 10)) < 1 || *end)) {
+    if (cs && *cs && ((cursor = strtoll(cs, &end, 10)) < 1 || *end || !feedback_cursor_issued(a.id, cursor))) {
         ad_response_error(res, req, 400, "invalid_cursor", "cursor is not one this server returned");
         agent_row_cleanup(&a);
         return;

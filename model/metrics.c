@@ -171,7 +171,7 @@ static size_t char_units(const char *s, size_t n, uint32_t *out, size_t cap)
         } else {
             len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
             size_t bad = 0;
-            if (len == 1 || text_utf8_validate(s + i, n - i < len ? n - i : len, &bad) != 0) {
+            if (len == 1 || ad_utf8_validate(s + i, n - i < len ? n - i : len, &bad) != 0) {
                 cp = 0x110000u + c;
                 len = 1;
             } else {

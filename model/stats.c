@@ -183,7 +183,7 @@ void stats_to_json(const stats *s, size_t top_n, ad_buf *out)
         size_t len = strlen(terms[i].term);
         /* Input that skipped text_normalize may hold invalid UTF-8: keep the
          * JSON valid by leaving such terms out. */
-        if (text_utf8_validate(terms[i].term, len, NULL) != 0) continue;
+        if (ad_utf8_validate(terms[i].term, len, NULL) != 0) continue;
         if (!first) ad_buf_putc(out, ',');
         first = 0;
         ad_buf_puts(out, "{\"term\":");

@@ -17,11 +17,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
-
-/* Returns 0 if s[0..n) is strict UTF-8 (no overlongs, surrogates or code
- * points past U+10FFFF), else AD_EINVAL with the offset of the first byte of
- * the offending sequence in *bad_offset (bad_offset may be NULL). */
-int text_utf8_validate(const char *s, size_t n, size_t *bad_offset);
+#include "base/utf8.h"
 
 /* Appends the normalized form of in[0..n) to `out` (caller-owned): control
  * characters dropped (except \n and \t), \r\n and \r become \n, runs of

@@ -20,7 +20,10 @@ int auth_check(const ad_config *cfg, const char *path, const char *authorization
     if (strncasecmp(authorization, "Bearer ", 7) != 0)
         return ad_err_set(e, AD_EINVAL, "Authorization must use the Bearer scheme");
     const char *token = authorization + 7;
-    while (*token == ' ') token++;
+    /* One grammar only (RFC 6750: the scheme, one space, the token), so a
+     * proxy in front and agentd never read two different keys from one header. */
+    if (*token == ' ' || *token == '\t')
+        return ad_err_set(e, AD_EINVAL, "exactly one space must separate Bearer and the API key");
     if (!auth_equal(token, cfg->api_key)) return ad_err_set(e, AD_EINVAL, "invalid API key");
     return 0;
 }

@@ -3,7 +3,12 @@
 #ifndef AD_SERVER_HEALTHCHECK_H
 #define AD_SERVER_HEALTHCHECK_H
 
-/* Returns 0 when GET /health on host:port answers 200 within timeout_ms. */
-int healthcheck_probe(const char *host, int port, int timeout_ms);
+#include "base/buf.h"
+
+/* Returns 0 when GET /health on host:port answers 200 within timeout_ms.
+ * Appends one line to `report` saying what it found, e.g.
+ * "healthy: http://127.0.0.1:8080/health 200 in 3 ms" or
+ * "unreachable: http://127.0.0.1:8080/health: Connection refused". */
+int healthcheck_probe(const char *host, int port, int timeout_ms, ad_buf *report);
 
 #endif

@@ -1,6 +1,7 @@
 #include "server/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -10,14 +11,18 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/utf8.h"
 #include "server/async.h"
 #include "server/auth.h"
 #include "server/hangup.h"
+#include "server/header_deadline.h"
 #include "server/router.h"
 #include "server/stream_internal.h"
 
@@ -41,7 +46,9 @@ struct ad_async {
     char *scratch;             /* path parameters */
     const ad_route *route;
     size_t body_limit;
+    const char *limit_key;     /* the setting that sets body_limit */
     int too_large;
+    const char *bad_query;     /* a query parameter name with invalid UTF-8 ("" when the name itself is) */
     ad_buf body;
     char request_id[72];
     const char *origin;
@@ -60,9 +67,33 @@ struct ad_async {
     uint64_t hangup_ticket;
 };
 
+/* Per-connection state (libmicrohttpd's socket context): lives from accept
+ * to close, across the requests of a keep-alive connection. */
+typedef struct http_conn {
+    uint64_t header_ticket;    /* the armed header deadline, 0 when none */
+} http_conn;
+
+/* Our own bounds on the request head, answered in JSON. libmicrohttpd
+ * answers larger heads itself, in HTML, once they overflow its per-connection
+ * memory (about 24 KiB here; README names those answers). */
+#define HTTP_MAX_TARGET_BYTES 8192
+#define HTTP_MAX_HEADER_BYTES 12288
+/* How much of a path an error message echoes. */
+#define HTTP_ECHO_PATH_BYTES 200
+
 static const char *http_header(struct MHD_Connection *c, const char *name)
 {
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+/* The length of the longest prefix of `s` of at most `max` bytes that does
+ * not end inside a UTF-8 sequence. */
+static int http_echo_len(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max) return (int)n;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) max--;
+    return (int)max;
 }
 
 static int request_id_valid(const char *s)
@@ -156,11 +187,17 @@ static enum MHD_Result http_fail(struct ad_async *ctx, int status, const char *c
     return http_send(ctx);
 }
 
+/* Collects the query parameters; ctx->bad_query names the first one that is
+ * not valid UTF-8 (after percent-decoding). */
 static enum MHD_Result http_collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
                                           const char *value)
 {
     (void)kind;
-    ad_request *req = cls;
+    struct ad_async *ctx = cls;
+    ad_request *req = &ctx->req;
+    if (!ctx->bad_query && (ad_utf8_validate(key, strlen(key), NULL) < 0 ||
+                            (value && ad_utf8_validate(value, strlen(value), NULL) < 0)))
+        ctx->bad_query = ad_utf8_validate(key, strlen(key), NULL) < 0 ? "" : key;
     if (req->nquery < AD_MAX_QUERY) {
         req->query[req->nquery].key = key;
         req->query[req->nquery].value = value ? value : "";
@@ -181,6 +218,96 @@ static void http_answer_options(struct ad_async *ctx, unsigned allowed)
                            "Authorization, Content-Type, Accept, X-Request-Id");
         ad_response_header(&ctx->res, "Access-Control-Max-Age", "600");
     }
+}
+
+/* What the header block says about framing and credentials, counted over
+ * every header line: MHD_lookup_connection_value sees only the first of a
+ * repeated header, and a proxy in front may read another. */
+typedef struct http_head {
+    int content_length, transfer_encoding, authorization;
+    size_t bytes;
+} http_head;
+
+static enum MHD_Result http_count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+    (void)kind;
+    http_head *h = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) h->content_length++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) h->transfer_encoding++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) h->authorization++;
+    h->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+/* Answers a request whose framing cannot be trusted and closes the
+ * connection after it: whatever follows on the socket may be another request
+ * smuggled inside a body this server reads differently from a proxy. */
+static enum MHD_Result http_refuse_framing(struct ad_async *ctx, int status, const char *code, const char *msg)
+{
+    ad_response_error(&ctx->res, &ctx->req, status, code, "%s", msg);
+    ad_response_header(&ctx->res, "Connection", "close");
+    return http_send(ctx);
+}
+
+/* Checks framing (RFC 9112 6.1-6.3) before anything reads a body. */
+static int http_check_framing(struct ad_async *ctx, const http_head *h, enum MHD_Result *out)
+{
+    if (h->content_length > 1) {
+        *out = http_refuse_framing(ctx, 400, "invalid_request",
+                                   "more than one Content-Length header");
+        return -1;
+    }
+    if (h->transfer_encoding > 1) {
+        *out = http_refuse_framing(ctx, 400, "invalid_request",
+                                   "more than one Transfer-Encoding header");
+        return -1;
+    }
+    if (h->transfer_encoding && h->content_length) {
+        *out = http_refuse_framing(ctx, 400, "invalid_request",
+                                   "Content-Length and Transfer-Encoding must not both be sent");
+        return -1;
+    }
+    const char *te = http_header(ctx->conn, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (te) {
+        while (*te == ' ' || *te == '\t') te++;
+        size_t n = strlen(te);
+        while (n && (te[n - 1] == ' ' || te[n - 1] == '\t')) n--;
+        if (n != 7 || strncasecmp(te, "chunked", 7) != 0) {
+            *out = http_refuse_framing(ctx, 501, "not_implemented",
+                                       "Transfer-Encoding: only chunked is supported");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Whether the request may reach `path`; fills the 400/401 answer if not. */
+static int http_authorize(struct ad_async *ctx, const http_head *h, const char *path)
+{
+    const ad_config *cfg = ctx->http->app->cfg;
+    if (!cfg->api_key || strncmp(path, "/api/", 5) != 0) return 0;
+    if (h->authorization > 1) {
+        ad_response_error(&ctx->res, &ctx->req, 400, "invalid_request",
+                          "more than one Authorization header");
+        return -1;
+    }
+    ad_err e = {0};
+    if (auth_check(cfg, path, http_header(ctx->conn, MHD_HTTP_HEADER_AUTHORIZATION), &e) < 0) {
+        ad_response_error(&ctx->res, &ctx->req, 401, "unauthorized", "%s", e.msg);
+        ad_response_header(&ctx->res, "WWW-Authenticate", "Bearer");
+        return -1;
+    }
+    return 0;
+}
+
+/* Every method some route of the service takes, for a CORS preflight that
+ * may not learn which paths exist. */
+static unsigned http_all_methods(void)
+{
+    unsigned all = AD_OPTIONS;
+    for (size_t i = 0; i < ad_nroutes; i++) all |= ad_routes[i].method;
+    return all & AD_GET ? all | AD_HEAD : all;
 }
 
 /* First call for a request: everything that can be decided from the headers. */
@@ -204,54 +331,104 @@ static enum MHD_Result http_begin(struct ad_async *ctx, const char *url, const c
     ctx->req.path = ctx->path;
     const char *accept = http_header(c, MHD_HTTP_HEADER_ACCEPT);
     ctx->req.accept = accept ? accept : "";
-
     ad_method m = ad_method_from_string(method_name);
     ctx->req.method = m;
+
+    http_head head = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, http_count_header, &head);
+    enum MHD_Result framing_answer;
+    if (http_check_framing(ctx, &head, &framing_answer) < 0) return framing_answer;
+    if (strlen(url) > HTTP_MAX_TARGET_BYTES) {
+        ad_response_error(&ctx->res, &ctx->req, 414, "uri_too_long",
+                          "the request path is longer than %d bytes", HTTP_MAX_TARGET_BYTES);
+        return http_send(ctx);
+    }
+    if (head.bytes > HTTP_MAX_HEADER_BYTES) {
+        ad_response_error(&ctx->res, &ctx->req, 431, "headers_too_large",
+                          "the request headers are larger than %d bytes", HTTP_MAX_HEADER_BYTES);
+        return http_send(ctx);
+    }
+    size_t bad = 0;
+    if (ad_utf8_validate(url, strlen(url), &bad) < 0) {
+        ad_response_error(&ctx->res, &ctx->req, 400, "invalid_path",
+                          "the request path is not valid UTF-8 (at byte %zu)", bad);
+        return http_send(ctx);
+    }
+
+    size_t scratch_len = strlen(url) + 1;
+    ctx->scratch = ad_malloc(scratch_len);
+    unsigned allowed = 0;
+    ad_route_result rr = ad_router_match(ad_routes, ad_nroutes, m, url, &ctx->route, ctx->req.params,
+                                         &ctx->req.nparams, ctx->scratch, scratch_len, &allowed);
     if (atomic_load(&ctx->http->stopping)) {
         /* Keep-alive connections outlive the closed listener: a request that
          * arrives while draining is refused, so no handler starts work that
-         * shutdown is about to take away. */
-        ad_response_error(&ctx->res, &ctx->req, 503, "service_stopping", "the service is shutting down");
+         * shutdown is about to take away; a route with a draining answer
+         * (GET /health: "stopping") gives that one instead. */
+        ad_handler draining = NULL;
+        for (size_t i = 0; rr == AD_ROUTE_FOUND && i < ad_ndrain_answers; i++)
+            if (ad_drain_answers[i].handler == ctx->route->handler) draining = ad_drain_answers[i].draining;
+        if (draining)
+            draining(&ctx->req, &ctx->res);
+        else
+            ad_response_error(&ctx->res, &ctx->req, 503, "service_stopping", "the service is shutting down");
         ad_response_header(&ctx->res, "Connection", "close");
         ad_response_header(&ctx->res, "Retry-After", "1");
         return http_send(ctx);
     }
-    size_t scratch_len = strlen(url) + 1;
-    ctx->scratch = ad_malloc(scratch_len);
-    unsigned allowed = 0;
-    ad_route_result rr =
-        m ? ad_router_match(ad_routes, ad_nroutes, m == AD_HEAD ? AD_GET : m, url, &ctx->route,
-                            ctx->req.params, &ctx->req.nparams, ctx->scratch, scratch_len, &allowed)
-          : AD_ROUTE_NO_METHOD;
-    if (rr == AD_ROUTE_NO_PATH) {
-        ad_response_error(&ctx->res, &ctx->req, 404, "not_found", "no route for %s %s",
-                          method_name, url);
+    /* With an API key, /api/ answers nothing about its routes to a caller
+     * without the key: 401 comes before 404 and 405. A CORS preflight carries
+     * no credentials, so it gets the service's methods, whatever the path. */
+    if (m == AD_OPTIONS && cfg->api_key && strncmp(url, "/api/", 5) == 0 &&
+        http_authorize(ctx, &head, url) < 0) {
+        ad_response_cleanup(&ctx->res);
+        ad_response_init(&ctx->res);
+        http_answer_options(ctx, http_all_methods());
         return http_send(ctx);
     }
+    if (m != AD_OPTIONS && http_authorize(ctx, &head, url) < 0) return http_send(ctx);
+    if (rr == AD_ROUTE_NO_PATH) {
+        ad_response_error(&ctx->res, &ctx->req, 404, "not_found", "no route for %.16s %.*s", method_name,
+                          http_echo_len(url, HTTP_ECHO_PATH_BYTES), url);
+        return http_send(ctx);
+    }
+    char allow[128];
+    ad_router_allow_header(allowed, allow, sizeof(allow));
     if (m == AD_OPTIONS) {
         http_answer_options(ctx, allowed);
         return http_send(ctx);
     }
+    if (!m) {
+        ad_response_error(&ctx->res, &ctx->req, 501, "not_implemented",
+                          "method %.16s is not implemented (%s allows %s)", method_name, url, allow);
+        ad_response_header(&ctx->res, "Allow", allow);
+        return http_send(ctx);
+    }
     if (rr == AD_ROUTE_NO_METHOD) {
-        char allow[128];
-        ad_router_allow_header(allowed, allow, sizeof(allow));
         ad_response_error(&ctx->res, &ctx->req, 405, "method_not_allowed",
                           "%s is not allowed on %s (allowed: %s)", method_name, url, allow);
         ad_response_header(&ctx->res, "Allow", allow);
         return http_send(ctx);
     }
-    ad_err e = {0};
-    if (auth_check(cfg, url, http_header(c, MHD_HTTP_HEADER_AUTHORIZATION), &e) < 0) {
-        ad_response_error(&ctx->res, &ctx->req, 401, "unauthorized", "%s", e.msg);
-        ad_response_header(&ctx->res, "WWW-Authenticate", "Bearer");
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, http_collect_query, ctx);
+    if (ctx->bad_query) {
+        if (*ctx->bad_query)
+            ad_response_error(&ctx->res, &ctx->req, 400, "invalid_query",
+                              "query parameter '%s' is not valid UTF-8", ctx->bad_query);
+        else
+            ad_response_error(&ctx->res, &ctx->req, 400, "invalid_query",
+                              "a query parameter name is not valid UTF-8");
         return http_send(ctx);
     }
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, http_collect_query, &ctx->req);
 
-    ctx->body_limit = (size_t)cfg->max_body_bytes;
-    if (ctx->route->body_limit == AD_BODY_TRAINING && cfg->max_training_bytes > cfg->max_body_bytes)
-        /* Room for the material plus its JSON framing and escapes. */
-        ctx->body_limit = (size_t)cfg->max_training_bytes + (size_t)cfg->max_training_bytes / 4 + 4096;
+    /* One number per route: the whole body, JSON framing included. */
+    if (ctx->route->body_limit == AD_BODY_TRAINING) {
+        ctx->body_limit = (size_t)cfg->max_training_bytes;
+        ctx->limit_key = "max_training_bytes";
+    } else {
+        ctx->body_limit = (size_t)cfg->max_body_bytes;
+        ctx->limit_key = "max_body_bytes";
+    }
     const char *cl = http_header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = http_header(c, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     int has_body = (cl && strcmp(cl, "0") != 0) || te;
@@ -259,9 +436,9 @@ static enum MHD_Result http_begin(struct ad_async *ctx, const char *url, const c
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
         if (*end == '\0' && n > ctx->body_limit) {
-            char msg[128];
-            snprintf(msg, sizeof(msg), "request body of %llu bytes exceeds the limit of %zu bytes", n,
-                     ctx->body_limit);
+            char msg[160];
+            snprintf(msg, sizeof(msg), "request body of %llu bytes exceeds the limit of %zu bytes (%s)", n,
+                     ctx->body_limit, ctx->limit_key);
             return http_fail(ctx, 413, "payload_too_large", msg);
         }
     }
@@ -310,8 +487,9 @@ static void http_take_pending(struct ad_async *ctx)
 static enum MHD_Result http_dispatch(struct ad_async *ctx)
 {
     if (ctx->too_large) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes", ctx->body_limit);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes (%s)", ctx->body_limit,
+                 ctx->limit_key);
         return http_fail(ctx, 413, "payload_too_large", msg);
     }
     ctx->req.body = ctx->body.data ? ctx->body.data : "";
@@ -328,6 +506,11 @@ static enum MHD_Result http_dispatch(struct ad_async *ctx)
         }
         if (!cJSON_IsObject(ctx->req.json))
             return http_fail(ctx, 400, "invalid_body", "request body must be a JSON object");
+        /* One check for every text field of every route: cJSON keeps any
+         * byte it is given, and a handler must never store or echo one that
+         * is not UTF-8. */
+        ad_err e = {0};
+        if (ad_json_check_utf8(ctx->req.json, &e) < 0) return http_fail(ctx, 400, "invalid_utf8", e.msg);
     }
     ctx->route->handler(&ctx->req, &ctx->res);
     if (!ctx->res.deferred) return http_send(ctx);
@@ -398,6 +581,13 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         pthread_mutex_init(&ctx->lock, NULL);
         atomic_fetch_add(&h->active, 1);
         *con_cls = ctx;
+        /* The headers are in: their deadline is met. */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        http_conn *hc = ci ? ci->socket_context : NULL;
+        if (hc) {
+            header_deadline_disarm(hc->header_ticket);
+            hc->header_ticket = 0;
+        }
         return http_begin(ctx, url, method);
     }
     if (ctx->queued) {
@@ -430,14 +620,43 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     return http_dispatch(ctx);
 }
 
+/* Arms the header deadline of the connection's next request. */
+static void http_arm_header_deadline(struct MHD_Connection *conn, http_conn *hc)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && !hc->header_ticket) hc->header_ticket = header_deadline_arm(ci->connect_fd);
+}
+
+static void http_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                            enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        http_conn *hc = ad_calloc(1, sizeof(*hc));
+        http_arm_header_deadline(conn, hc);
+        *socket_context = hc;
+    } else {
+        http_conn *hc = *socket_context;
+        if (!hc) return;
+        header_deadline_disarm(hc->header_ticket);
+        free(hc);
+        *socket_context = NULL;
+    }
+}
+
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     ad_http *h = cls;
     struct ad_async *ctx = *con_cls;
     if (!ctx) return;
     *con_cls = NULL;
+    /* A keep-alive connection's next request has the same bound on its
+     * headers (the wait for it counts); a closing one is disarmed at close. */
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context) http_arm_header_deadline(conn, ci->socket_context);
+    }
     if (ad_log_enabled(AD_LOG_INFO)) {
         ad_buf f;
         ad_buf_init(&f);
@@ -512,39 +731,76 @@ static void http_mhd_panic(void *cls, const char *file, unsigned int line, const
     abort();
 }
 
-int http_start(ad_http **out, const ad_app *app, ad_err *e)
+/* Opens the listening socket. Without SO_REUSEPORT (which libmicrohttpd's
+ * address-reuse option sets), a second agentd cannot bind a port in use and
+ * share its connections; SO_REUSEADDR only lets a restart bind over
+ * connections of the previous run still in TIME_WAIT. */
+static int http_listen(const ad_config *cfg, ad_err *e)
 {
-    MHD_set_panic_func(http_mhd_panic, NULL);
-    const ad_config *cfg = app->cfg;
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof(addr));
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)cfg->port);
     if (inet_pton(AF_INET, cfg->bind, &addr.sin_addr) != 1)
         return ad_err_set(e, AD_EINVAL, "bind: '%s' is not an IPv4 address", cfg->bind);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return ad_err_set(e, AD_EIO, "cannot create the listening socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        int err = errno;
+        close(fd);
+        if (err == EADDRINUSE) return ad_err_set(e, AD_EBUSY, "port %d is already in use", cfg->port);
+        if (err == EADDRNOTAVAIL)
+            return ad_err_set(e, AD_EIO, "cannot listen on %s:%d: the address is not one of this machine's",
+                              cfg->bind, cfg->port);
+        return ad_err_set(e, AD_EIO, "cannot listen on %s:%d: %s", cfg->bind, cfg->port, strerror(err));
+    }
+    if (listen(fd, 1024) < 0) {
+        int err = errno;
+        close(fd);
+        if (err == EADDRINUSE) return ad_err_set(e, AD_EBUSY, "port %d is already in use", cfg->port);
+        return ad_err_set(e, AD_EIO, "cannot listen on %s:%d: %s", cfg->bind, cfg->port, strerror(err));
+    }
+    return fd;
+}
+
+int http_start(ad_http **out, const ad_app *app, ad_err *e)
+{
+    MHD_set_panic_func(http_mhd_panic, NULL);
+    const ad_config *cfg = app->cfg;
+    int fd = http_listen(cfg, e);
+    if (fd < 0) return fd;
+    if (header_deadline_start(cfg->header_timeout_s * 1000) < 0) {
+        close(fd);
+        return ad_err_set(e, AD_EIO, "cannot start the header deadline watchdog");
+    }
 
     ad_http *h = ad_calloc(1, sizeof(*h));
     h->app = app;
+    struct sockaddr_in bound;
+    socklen_t bound_len = sizeof(bound);
+    h->port = getsockname(fd, (struct sockaddr *)&bound, &bound_len) == 0 ? ntohs(bound.sin_port)
+                                                                           : (uint16_t)cfg->port;
     if (getrandom(&h->id_prefix, sizeof(h->id_prefix), 0) != sizeof(h->id_prefix))
         h->id_prefix = (uint32_t)getpid();
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, http_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        flags, 0, NULL, NULL, http_access, h, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->connection_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)24 * 1024,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
-        MHD_OPTION_NOTIFY_COMPLETED, http_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, http_unescape,
-        NULL, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
+        (unsigned)cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->per_ip_connection_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)24 * 1024,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, h, MHD_OPTION_NOTIFY_CONNECTION, http_connection, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
         NULL, MHD_OPTION_END);
     if (!h->daemon) {
         free(h);
-        return ad_err_set(e, AD_EIO, "cannot listen on %s:%d (in use, or not permitted)", cfg->bind,
-                          cfg->port);
+        close(fd);
+        header_deadline_stop();
+        return ad_err_set(e, AD_EIO, "cannot start the HTTP server on %s:%d", cfg->bind, cfg->port);
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : (uint16_t)cfg->port;
     *out = h;
     return 0;
 }
@@ -578,5 +834,6 @@ void http_stop(ad_http *h)
 {
     if (!h) return;
     MHD_stop_daemon(h->daemon);
+    header_deadline_stop();
     free(h);
 }

@@ -41,7 +41,10 @@ static int main_action(ad_config_action action, const ad_config *cfg)
         ad_buf_putc(&b, '\n');
         code = main_print(&b, stdout, 0);
         break;
-    case AD_CONFIG_HEALTHCHECK: code = healthcheck_probe(cfg->bind, cfg->port, 3000) == 0 ? 0 : 1; break;
+    case AD_CONFIG_HEALTHCHECK:
+        code = healthcheck_probe(cfg->bind, cfg->port, 3000, &b) == 0 ? 0 : 1;
+        main_print(&b, stdout, code);
+        break;
     case AD_CONFIG_RUN: break;
     }
     ad_buf_cleanup(&b);

@@ -43,6 +43,7 @@ ad_route_result ad_router_match(const ad_route *routes, size_t nroutes, ad_metho
     const char *tmp_params[AD_MAX_PARAMS];
     size_t tmp_n;
     int best = -1;
+    ad_method want = method == AD_HEAD ? AD_GET : method;
     *allowed = 0;
     *out = NULL;
     for (size_t i = 0; i < nroutes; i++) {
@@ -50,13 +51,14 @@ ad_route_result ad_router_match(const ad_route *routes, size_t nroutes, ad_metho
                                      scratch_len);
         if (score < 0) continue;
         *allowed |= routes[i].method;
-        if (routes[i].method == method && score > best) {
+        if (want && routes[i].method == want && score > best) {
             best = score;
             *out = &routes[i];
         }
     }
     if (!*allowed) return AD_ROUTE_NO_PATH;
     *allowed |= AD_OPTIONS;
+    if (*allowed & AD_GET) *allowed |= AD_HEAD;
     if (!*out) return AD_ROUTE_NO_METHOD;
     /* Copy the winner's parameters last, so scratch holds its values. */
     router_match_one((*out)->pattern, path, params, nparams, scratch, scratch_len);

@@ -22,6 +22,13 @@ typedef struct ad_route {
     ad_body_limit body_limit;
 } ad_route;
 
+/* A route's answer while the server drains for shutdown, in its own shape;
+ * a route without one gets 503 service_stopping. */
+typedef struct ad_drain_answer {
+    ad_handler handler;    /* the route's normal handler */
+    ad_handler draining;
+} ad_drain_answer;
+
 typedef enum ad_route_result { AD_ROUTE_FOUND, AD_ROUTE_NO_PATH, AD_ROUTE_NO_METHOD } ad_route_result;
 
 /*
@@ -29,6 +36,8 @@ typedef enum ad_route_result { AD_ROUTE_FOUND, AD_ROUTE_NO_PATH, AD_ROUTE_NO_MET
  * route and `params` holds the path parameters as NUL-terminated copies in
  * `scratch` (`scratch_len` bytes; a path that does not fit matches nothing).
  * `*allowed` is the OR of the methods the path accepts (for 405 and OPTIONS).
+ * HEAD is served by a path's GET route, so it is allowed wherever GET is.
+ * An unknown method (0) finds no route but still fills `*allowed`.
  */
 ad_route_result ad_router_match(const ad_route *routes, size_t nroutes, ad_method method,
                                 const char *path, const ad_route **out, const char **params,
@@ -41,5 +50,7 @@ void ad_router_allow_header(unsigned allowed, char *out, size_t out_len);
 /* The service's routing table (server/routes.c). */
 extern const ad_route ad_routes[];
 extern const size_t ad_nroutes;
+extern const ad_drain_answer ad_drain_answers[];
+extern const size_t ad_ndrain_answers;
 
 #endif

@@ -39,3 +39,9 @@ const ad_route ad_routes[] = {
 };
 
 const size_t ad_nroutes = sizeof(ad_routes) / sizeof(ad_routes[0]);
+
+const ad_drain_answer ad_drain_answers[] = {
+    {handle_health, handle_health_stopping},
+};
+
+const size_t ad_ndrain_answers = sizeof(ad_drain_answers) / sizeof(ad_drain_answers[0]);

@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "storage/lock.h"
 #include "storage/schema.h"
 
 /* Per-thread connection with its statement cache (open addressing on the SQL
@@ -133,6 +134,8 @@ int storage_open(const char *data_dir, ad_err *e)
     pthread_once(&db_key_once, db_key_create);
     if (mkdir(data_dir, 0750) < 0 && errno != EEXIST)
         return ad_err_set(e, AD_EIO, "cannot create data dir '%s': %s", data_dir, strerror(errno));
+    int rc = storage_lock_acquire(data_dir, e);
+    if (rc < 0) return rc;
     size_t n = ad_size_add(strlen(data_dir), sizeof("/agentd.db"));
     free(db_path);
     db_path = ad_malloc(n);
@@ -164,6 +167,7 @@ void storage_close(void)
     storage_thread_release();
     free(db_path);
     db_path = NULL;
+    storage_lock_release();
 }
 
 sqlite3 *storage_conn(void)

@@ -15,11 +15,13 @@
 
 #include "base/err.h"
 
-/* Creates the data dir if needed, opens or creates agentd.db in it and runs the
- * migrations. Refuses a database whose schema is newer than this binary. */
+/* Creates the data dir if needed, takes its lock (storage/lock.h: AD_EBUSY
+ * when another process holds it), opens or creates agentd.db in it and runs
+ * the migrations. Refuses a database whose schema is newer than this binary. */
 int storage_open(const char *data_dir, ad_err *e);
 
-/* Closes the calling thread's connection and forgets the path; call last. */
+/* Closes the calling thread's connection, forgets the path and releases the
+ * data dir's lock; call last. */
 void storage_close(void);
 
 /* The calling thread's connection, opened on first use; NULL if it cannot be

@@ -309,7 +309,7 @@ START_TEST(test_graceful_shutdown_completes_in_flight_request)
     kill(s.pid, SIGTERM);
     usleep(300 * 1000);
     /* The server is draining: a new request is turned away... */
-    e2e_response late = e2e_get(&s, "/health");
+    e2e_response late = e2e_get(&s, "/api/v1/config");
     ck_assert_int_eq(late.status, 503);
     ck_assert_str_eq(e2e_json_str(late.json, "code"), "service_stopping");
     e2e_response_free(&late);

@@ -83,7 +83,7 @@ static void fuzz_string(const cJSON *obj, const char *key, int required, size_t 
     size_t n = strlen(s);
     if (n > max || n == 0) abort();
     size_t bad = 0;
-    if (utf8 && text_utf8_validate(s, n, &bad) < 0 && bad >= n) abort();
+    if (utf8 && ad_utf8_validate(s, n, &bad) < 0 && bad >= n) abort();
 }
 
 static void fuzz_int(const cJSON *obj, const char *key, int required, long long min, long long max)

@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 3;
 
     size_t bad = 0;
-    int valid = text_utf8_validate(in, n, &bad) == 0;
+    int valid = ad_utf8_validate(in, n, &bad) == 0;
     FUZZ_ASSERT(valid || bad < n);
 
     ad_buf norm;
@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT((rc == 0) == valid);
     FUZZ_ASSERT(rc == 0 || (norm.len == 0 && e.msg[0]));
     FUZZ_ASSERT(norm.len <= n);
-    if (rc == 0) FUZZ_ASSERT(text_utf8_validate(norm.data ? norm.data : "", norm.len, NULL) == 0);
+    if (rc == 0) FUZZ_ASSERT(ad_utf8_validate(norm.data ? norm.data : "", norm.len, NULL) == 0);
     const char *t = norm.data ? norm.data : "";
     size_t tn = norm.len;
 
@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         stats_add_passage(&st, p, pn);
         (void)passages_fingerprint(p, pn);
         char *q = passages_derive_question(p, pn);
-        if (q) FUZZ_ASSERT(text_utf8_validate(q, strlen(q), NULL) == 0);
+        if (q) FUZZ_ASSERT(ad_utf8_validate(q, strlen(q), NULL) == 0);
         free(q);
     }
     FUZZ_ASSERT(st.vocabulary_size <= 64);

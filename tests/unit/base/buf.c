@@ -1,4 +1,5 @@
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,12 +35,30 @@ START_TEST(test_buf_json_string_escapes)
 }
 END_TEST
 
+/* Bytes that are not UTF-8 become the text \xNN; valid multi-byte
+ * characters pass through whole, so the output is always valid JSON. */
+START_TEST(test_buf_json_string_escapes_invalid_utf8)
+{
+    ad_buf b;
+    ad_buf_init(&b);
+    const char in[] = "/\xc3\xa9t\xe9/\xff\xfe\xe2\x82\xac\xed\xa0\x80";
+    ad_buf_json_string(&b, in, sizeof(in) - 1);
+    ck_assert_str_eq(b.data, "\"/\xc3\xa9t\\\\xe9/\\\\xff\\\\xfe\xe2\x82\xac\\\\xed\\\\xa0\\\\x80\"");
+    cJSON *j = cJSON_Parse(b.data);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(j->valuestring, "/\xc3\xa9t\\xe9/\\xff\\xfe\xe2\x82\xac\\xed\\xa0\\x80");
+    cJSON_Delete(j);
+    ad_buf_cleanup(&b);
+}
+END_TEST
+
 Suite *base_buf_suite(void)
 {
     Suite *s = suite_create("base_buf");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_buf_append_grows_and_terminates);
     tcase_add_test(tc, test_buf_json_string_escapes);
+    tcase_add_test(tc, test_buf_json_string_escapes_invalid_utf8);
     suite_add_tcase(s, tc);
     return s;
 }

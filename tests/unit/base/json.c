@@ -208,6 +208,36 @@ START_TEST(test_json_add_raw)
 }
 END_TEST
 
+/* Every string and member name is checked, and the message names the
+ * offender by its path, however deep. */
+START_TEST(test_json_check_utf8_names_the_path)
+{
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"user_id\":\"a\",\"training_data\":\"ok \xff\"}", "training_data is not valid UTF-8 (at byte 3)"},
+        {"{\"dataset\":[{\"prompt\":\"p\",\"answer\":\"a\"},{\"prompt\":\"\xc3\"}]}",
+         "dataset[1].prompt is not valid UTF-8"},
+        {"{\"json_dataset\":{\"training_data\":[{\"answer\":\"\xed\xa0\x80\"}]}}",
+         "json_dataset.training_data[0].answer is not valid UTF-8"},
+        {"{\"a\":{\"k\xfe\":1}}", "a member name in a is not valid UTF-8"},
+        {"{\"\xfe\":1}", "a member name in the body is not valid UTF-8"},
+        {"[\"\xc0\xaf\"]", "[0] is not valid UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *j = cJSON_Parse(cases[i].json);
+        ck_assert_msg(j != NULL, "case %zu does not parse", i);
+        ad_err e = {0};
+        ck_assert_int_eq(ad_json_check_utf8(j, &e), AD_EINVAL);
+        ck_assert_msg(strstr(e.msg, cases[i].want) != NULL, "case %zu: '%s'", i, e.msg);
+        cJSON_Delete(j);
+    }
+    cJSON *ok = cJSON_Parse("{\"t\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\",\"n\":[1,{\"\xc3\xa9\":true}]}");
+    ck_assert_int_eq(ad_json_check_utf8(ok, NULL), 0);
+    cJSON_Delete(ok);
+}
+END_TEST
+
 Suite *base_json_suite(void)
 {
     Suite *s = suite_create("base_json");
@@ -221,6 +251,7 @@ Suite *base_json_suite(void)
     tcase_add_test(tc, test_json_number);
     tcase_add_test(tc, test_json_add_time_format);
     tcase_add_test(tc, test_json_add_raw);
+    tcase_add_test(tc, test_json_check_utf8_names_the_path);
     suite_add_tcase(s, tc);
     return s;
 }

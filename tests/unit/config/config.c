@@ -442,6 +442,63 @@ START_TEST(test_config_usage_lists_every_flag)
 }
 END_TEST
 
+/* --bind is checked with the rest of the configuration, so --check-config
+ * (and start-up) stop with exit 2 naming the key, not at listen time. */
+START_TEST(test_config_bind_must_be_ipv4)
+{
+    static const char *const words[] = {"bind", "not an IPv4 address", NULL};
+    char *a1[] = {"agentd", "--bind", "localhost", "--check-config", NULL};
+    expect_invalid(a1, NULL, words);
+    char *a2[] = {"agentd", "--bind=300.1.2.3", NULL};
+    expect_invalid(a2, NULL, words);
+    char *env[] = {"AGENTD_BIND=::1", NULL};
+    char *a3[] = {"agentd", NULL};
+    static const char *const env_words[] = {"bind", "AGENTD_BIND", NULL};
+    expect_invalid(a3, env, env_words);
+
+    ad_config cfg;
+    config_init(&cfg);
+    ad_config_action action;
+    ad_err e;
+    char *ok[] = {"agentd", "--bind", "127.0.0.2", "--check-config", NULL};
+    ck_assert_int_eq(load(&cfg, ok, NULL, &action, &e), 0);
+    ck_assert_str_eq(cfg.bind, "127.0.0.2");
+    config_cleanup(&cfg);
+}
+END_TEST
+
+/* The slow-client settings: defaults below connection_limit, every source. */
+START_TEST(test_config_slow_client_limits)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    ck_assert_int_gt(cfg.per_ip_connection_limit, 0);
+    ck_assert_int_lt(cfg.per_ip_connection_limit, cfg.connection_limit);
+    ck_assert_int_eq(cfg.header_timeout_s, 10);
+    ad_config_action action;
+    ad_err e;
+    char *env[] = {"AGENTD_PER_IP_CONNECTION_LIMIT=7", "AGENTD_HEADER_TIMEOUT_S=3", NULL};
+    char *argv[] = {"agentd", "--header-timeout", "2", NULL};
+    ck_assert_int_eq(load(&cfg, argv, env, &action, &e), 0);
+    ck_assert_int_eq(cfg.per_ip_connection_limit, 7);
+    ck_assert_int_eq(cfg.header_timeout_s, 2);
+    ad_buf b;
+    ad_buf_init(&b);
+    config_to_json(&cfg, &b);
+    ck_assert_ptr_nonnull(strstr(b.data, "\"per_ip_connection_limit\":7"));
+    ck_assert_ptr_nonnull(strstr(b.data, "\"header_timeout_s\":2"));
+    ad_buf_cleanup(&b);
+    config_cleanup(&cfg);
+
+    static const char *const w1[] = {"header_timeout_s", NULL};
+    char *bad1[] = {"agentd", "--header-timeout", "0", NULL};
+    expect_invalid(bad1, NULL, w1);
+    static const char *const w2[] = {"per_ip_connection_limit", NULL};
+    char *bad2[] = {"agentd", "--per-ip-connection-limit", "-1", NULL};
+    expect_invalid(bad2, NULL, w2);
+}
+END_TEST
+
 Suite *config_config_suite(void)
 {
     Suite *s = suite_create("config_config");
@@ -456,6 +513,8 @@ Suite *config_config_suite(void)
     tcase_add_test(tc, test_config_empty_secret_means_unset);
     tcase_add_test(tc, test_config_actions);
     tcase_add_test(tc, test_config_usage_lists_every_flag);
+    tcase_add_test(tc, test_config_bind_must_be_ipv4);
+    tcase_add_test(tc, test_config_slow_client_limits);
     suite_add_tcase(s, tc);
     return s;
 }

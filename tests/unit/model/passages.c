@@ -226,7 +226,7 @@ START_TEST(test_derived_questions_on_datasets)
         size_t ql = strlen(q);
         ck_assert_uint_gt(ql, 8);
         ck_assert_int_eq(q[ql - 1], '?');
-        ck_assert_int_eq(text_utf8_validate(q, ql, NULL), 0);
+        ck_assert_int_eq(ad_utf8_validate(q, ql, NULL), 0);
         char *again = passages_derive_question(raw + l.items[i].offset, l.items[i].length);
         ck_assert_str_eq(q, again);
         free(again);

@@ -142,7 +142,7 @@ START_TEST(test_perturb_dataset_prompts)
             char *v = perturb_prompt(p, strlen(p), seed, &op);
             ck_assert_int_ne(op, PERTURB_NONE);
             ck_assert_str_ne(v, p);
-            ck_assert_int_eq(text_utf8_validate(v, strlen(v), NULL), 0);
+            ck_assert_int_eq(ad_utf8_validate(v, strlen(v), NULL), 0);
             free(v);
         }
         prompts++;

@@ -11,7 +11,7 @@ Suite *model_text_suite(void);
 static int validate(const char *s, size_t n, size_t *bad)
 {
     *bad = (size_t)-1;
-    return text_utf8_validate(s, n, bad);
+    return ad_utf8_validate(s, n, bad);
 }
 
 START_TEST(test_utf8_accepts_valid)

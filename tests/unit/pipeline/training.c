@@ -244,7 +244,7 @@ START_TEST(test_suggestion_long_utf8_stays_valid)
     in[801] = '\0';
     char *got = training_suggestion(in);
     size_t bad = 0;
-    ck_assert_msg(text_utf8_validate(got, strlen(got), &bad) == 0,
+    ck_assert_msg(ad_utf8_validate(got, strlen(got), &bad) == 0,
                   "suggestion is not valid UTF-8 at byte %zu of %zu", bad, strlen(got));
     free(got);
     free(in);

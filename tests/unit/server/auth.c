@@ -62,6 +62,8 @@ START_TEST(test_auth_rejections)
         "Bearer k3y-Secret",      /* a prefix of the key */
         "Bearer " KEY "x",        /* the key plus a suffix */
         "Bearer " KEY " ",        /* trailing space */
+        "Bearer  " KEY,           /* two spaces after the scheme */
+        "Bearer \t" KEY,          /* a tab after the space */
         "Bearer K3Y-SECRET_VALUE", /* keys are case-sensitive */
     };
     ad_config cfg = auth_config(1);
@@ -88,6 +90,8 @@ START_TEST(test_auth_messages_say_why)
     ck_assert_ptr_nonnull(strstr(e.msg, "Bearer"));
     auth_check(&cfg, "/api/v1/config", "Bearer nope", &e);
     ck_assert_ptr_nonnull(strstr(e.msg, "invalid"));
+    auth_check(&cfg, "/api/v1/config", "Bearer   " KEY, &e);
+    ck_assert_ptr_nonnull(strstr(e.msg, "exactly one space"));
     /* A NULL error buffer is allowed. */
     ck_assert_int_eq(auth_check(&cfg, "/api/v1/config", "Bearer nope", NULL), AD_EINVAL);
 }

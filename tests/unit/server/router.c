@@ -139,15 +139,15 @@ START_TEST(test_router_wrong_method_reports_allowed)
     route(&m, AD_PUT, "/api/v1/agents/all");
     ck_assert_int_eq(m.result, AD_ROUTE_NO_METHOD);
     ck_assert_ptr_null(m.route);
-    ck_assert_uint_eq(m.allowed, AD_GET | AD_DELETE | AD_OPTIONS);
+    ck_assert_uint_eq(m.allowed, AD_GET | AD_HEAD | AD_DELETE | AD_OPTIONS);
 
     route(&m, AD_DELETE, "/health");
     ck_assert_int_eq(m.result, AD_ROUTE_NO_METHOD);
-    ck_assert_uint_eq(m.allowed, AD_GET | AD_OPTIONS);
+    ck_assert_uint_eq(m.allowed, AD_GET | AD_HEAD | AD_OPTIONS);
 
     route(&m, AD_PATCH, "/api/v1/agents");
     ck_assert_int_eq(m.result, AD_ROUTE_NO_METHOD);
-    ck_assert_uint_eq(m.allowed, AD_GET | AD_POST | AD_OPTIONS);
+    ck_assert_uint_eq(m.allowed, AD_GET | AD_HEAD | AD_POST | AD_OPTIONS);
 
     route(&m, AD_GET, "/api/v1/agents/x/evaluate");
     ck_assert_int_eq(m.result, AD_ROUTE_NO_METHOD);
@@ -156,7 +156,36 @@ START_TEST(test_router_wrong_method_reports_allowed)
     /* A found route still reports the mask (the OPTIONS answer uses it). */
     route(&m, AD_GET, "/api/v1/agents/x");
     ck_assert_int_eq(m.result, AD_ROUTE_FOUND);
-    ck_assert_uint_eq(m.allowed, AD_GET | AD_DELETE | AD_OPTIONS);
+    ck_assert_uint_eq(m.allowed, AD_GET | AD_HEAD | AD_DELETE | AD_OPTIONS);
+}
+END_TEST
+
+/* HEAD is answered by the GET route of a path, and only where GET exists. */
+START_TEST(test_router_head_uses_the_get_route)
+{
+    match m;
+    route(&m, AD_HEAD, "/api/v1/agents/x/status");
+    ck_assert_int_eq(m.result, AD_ROUTE_FOUND);
+    ck_assert_ptr_eq(m.route->handler, handle_agent_status);
+    ck_assert_str_eq(m.params[0], "x");
+    route(&m, AD_HEAD, "/api/v1/agents/x/evaluate");
+    ck_assert_int_eq(m.result, AD_ROUTE_NO_METHOD);
+    ck_assert_uint_eq(m.allowed, AD_POST | AD_OPTIONS);
+}
+END_TEST
+
+/* An unknown method (0) matches no route but learns what the path allows,
+ * so the answer can carry a non-empty Allow; an unknown path stays unknown. */
+START_TEST(test_router_unknown_method_still_reports_allowed)
+{
+    match m;
+    route(&m, (ad_method)0, "/health");
+    ck_assert_int_eq(m.result, AD_ROUTE_NO_METHOD);
+    ck_assert_ptr_null(m.route);
+    ck_assert_uint_eq(m.allowed, AD_GET | AD_HEAD | AD_OPTIONS);
+    route(&m, (ad_method)0, "/nowhere");
+    ck_assert_int_eq(m.result, AD_ROUTE_NO_PATH);
+    ck_assert_uint_eq(m.allowed, 0);
 }
 END_TEST
 
@@ -247,6 +276,8 @@ Suite *server_router_suite(void)
     tcase_add_test(tc, test_router_unknown_paths_are_no_path);
     tcase_add_test(tc, test_router_trailing_slash_and_empty_segments);
     tcase_add_test(tc, test_router_wrong_method_reports_allowed);
+    tcase_add_test(tc, test_router_head_uses_the_get_route);
+    tcase_add_test(tc, test_router_unknown_method_still_reports_allowed);
     tcase_add_test(tc, test_router_allow_header_text);
     tcase_add_test(tc, test_router_allow_header_truncates_at_whole_names);
     tcase_add_test(tc, test_router_parameter_too_long_for_scratch_matches_nothing);
