@@ -78,7 +78,7 @@ static const config_opt config_opts[] = {
     {"gemini_max_thinking_budget", "GEMINI_MAX_THINKING_BUDGET", "--gemini-max-thinking-budget", OPT_INT,
      OFF(gemini_max_thinking_budget), 0, 32768, "largest thinking_budget a request may ask"},
     {"gemini_check_timeout_ms", "GEMINI_CHECK_TIMEOUT_MS", "--gemini-check-timeout-ms", OPT_INT,
-     OFF(gemini_check_timeout_ms), 100, 60000, "bound of the model lookup at start-up"},
+     OFF(gemini_check_timeout_ms), 0, 60000, "bound of the model lookup at start-up (0: no lookup)"},
 };
 
 #define NOPTS (sizeof(config_opts) / sizeof(config_opts[0]))

@@ -47,7 +47,7 @@ static llm_config main_llm_config(const ad_config *cfg)
  * complete is reported, not fatal: the network may come later). */
 static int main_check_model(const ad_config *cfg)
 {
-    if (!cfg->gemini_api_key) return 0;
+    if (!cfg->gemini_api_key || cfg->gemini_check_timeout_ms == 0) return 0;
     llm_config lc = main_llm_config(cfg);
     llm_model_check mc;
     llm_model_lookup(&lc, cfg->gemini_check_timeout_ms, &mc);
@@ -135,7 +135,7 @@ int main(int argc, char **argv)
             goto out;
         }
         /* In the background: serving starts now, /health tells the outcome. */
-        llm_client_check_model(app.llm, cfg.gemini_check_timeout_ms);
+        if (cfg.gemini_check_timeout_ms > 0) llm_client_check_model(app.llm, cfg.gemini_check_timeout_ms);
     }
     storage_inferences_start();
     if (hangup_start() < 0) {

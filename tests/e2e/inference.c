@@ -351,7 +351,7 @@ typedef struct gem_env {
     unsigned port;
     char base_url[64];
     char deadline[64];
-    const char *env[8];
+    const char *env[10];
 } gem_env;
 
 /* Starts the fake, then agentd pointed at it with `key` and a deadline of
@@ -372,6 +372,8 @@ static void gem_start_deadline(e2e_server *s, gem_env *g, const char *key, int d
     g->env[n++] = "GEMINI_BACKOFF_BASE_MS=10";
     g->env[n++] = "GEMINI_MAX_ATTEMPTS=3";
     g->env[n++] = "GEMINI_MODEL=gemini-test";
+    /* No start-up model lookup: every request the fake sees is a call. */
+    g->env[n++] = "GEMINI_CHECK_TIMEOUT_MS=0";
     g->env[n] = NULL;
     const char *args[16];
     int a = 0;
@@ -665,7 +667,7 @@ START_TEST(test_gemini_request_and_answer)
     gem_env g;
     gem_start(&s, &g, FAKE_GEMINI_KEY, NULL);
 
-    e2e_response r = infer(&s, ML_INFER, Q_IMBALANCED, ",\"max_output_tokens\":100,\"temperature\":0.5");
+    e2e_response r = infer(&s, ML_INFER, Q_IMBALANCED, ",\"max_output_tokens\":600,\"temperature\":0.5");
     assert_ok_body(&r, "ml", Q_IMBALANCED, "gemini", "gemini");
     ck_assert_str_eq(e2e_json_str(r.json, "model"), "gemini-test");
     char *want = fake_answer(Q_IMBALANCED);
@@ -724,8 +726,12 @@ START_TEST(test_gemini_request_and_answer)
     const cJSON *src0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "sources"), 0);
     ck_assert_msg(strstr(ctx, e2e_json_str(src0, "snippet")) != NULL, "snippet not sent as context");
     const cJSON *gc = cJSON_GetObjectItemCaseSensitive(body, "generationConfig");
-    ck_assert_int_eq((int)e2e_json_num(gc, "maxOutputTokens"), 100);
+    ck_assert_int_eq((int)e2e_json_num(gc, "maxOutputTokens"), 600);
     ck_assert(e2e_json_num(gc, "temperature") == 0.5);
+    /* The server's default thinking (gemini_thinking_level "low"), as a level. */
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(gc, "thinkingConfig");
+    ck_assert_str_eq(e2e_json_str(tc, "thinkingLevel"), "LOW");
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(tc, "thinkingBudget"));
     cJSON_Delete(body);
     fake_gemini_request_cleanup(&q);
     e2e_response_free(&r);
