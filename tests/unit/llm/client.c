@@ -643,6 +643,127 @@ START_TEST(test_500_concurrent_calls)
 }
 END_TEST
 
+/* A 429 that names no delay: the waits double from 1 s, so four attempts
+ * are not spent within a second. */
+START_TEST(test_429_without_delay_backs_off_from_a_second)
+{
+    fixture fx;
+    waiter w;
+    fx.base_url[0] = '\0';
+    llm_config cfg = test_config(&fx);
+    cfg.deadline_ms = 6000;
+    fixture_start_with(&fx, &cfg);
+    waiter_init(&w);
+    fake_gemini_push_fault(fx.fake, (fake_fault){FAKE_KIND_429, -1, -1, 0, NULL});
+    fake_gemini_push_fault(fx.fake, (fake_fault){FAKE_KIND_429, -1, -1, 0, NULL});
+    int64_t ms = run_call(&fx, &w, "quota", 0);
+    ck_assert_msg(w.outcome == LLM_OK, "%s: %s", llm_outcome_name(w.outcome), w.message);
+    ck_assert_int_eq(w.retries, 2);
+    ck_assert_int_ge(ms, 3000); /* 1 s, then 2 s */
+    waiter_cleanup(&w);
+    fixture_stop(&fx);
+}
+END_TEST
+
+/* Gemini's own DEADLINE_EXCEEDED on every attempt is a timeout, not
+ * "unavailable". */
+START_TEST(test_504_exhausted_is_timeout)
+{
+    fixture fx;
+    waiter w;
+    fixture_start(&fx);
+    waiter_init(&w);
+    for (int i = 0; i < 4; i++) fake_gemini_push_fault(fx.fake, FAKE_504);
+    run_call(&fx, &w, "slow", 0);
+    ck_assert_msg(w.outcome == LLM_TIMEOUT, "%s: %s", llm_outcome_name(w.outcome), w.message);
+    ck_assert_int_eq(w.http_status, 504);
+    ck_assert_int_eq(w.retries, 3);
+    ck_assert_ptr_nonnull(strstr(w.message, "Deadline expired"));
+    waiter_cleanup(&w);
+    fixture_stop(&fx);
+}
+END_TEST
+
+/* llm_request.model picks the model of one call; a bad name is refused. */
+START_TEST(test_call_model_override)
+{
+    fixture fx;
+    waiter w;
+    fixture_start(&fx);
+    waiter_init(&w);
+    llm_request req = make_request("which model?", 1);
+    req.model = "models/gemini-agent-model";
+    ck_assert_int_eq(llm_client_submit(fx.client, &req, on_delta, on_done, &w, NULL, NULL), 0);
+    ck_assert(wait_for(&w, &w.done, 1, 5000));
+    ck_assert_msg(w.outcome == LLM_OK, "%s: %s", llm_outcome_name(w.outcome), w.message);
+    ck_assert_str_eq(w.model, "gemini-agent-model");
+    fake_gemini_request r;
+    ck_assert_int_eq(fake_gemini_request_get(fx.fake, 0, &r), 0);
+    ck_assert_str_eq(r.url, "/v1beta/models/gemini-agent-model:streamGenerateContent?alt=sse");
+    fake_gemini_request_cleanup(&r);
+    ad_err e;
+    req.model = "gemini/../../etc";
+    ck_assert_int_eq(llm_client_submit(fx.client, &req, on_delta, on_done, &w, NULL, &e), AD_EINVAL);
+    ck_assert(llm_model_is_gemini("gemini-3.8-flash") && llm_model_is_gemini("models/gemini-x"));
+    ck_assert(!llm_model_is_gemini("distilbert-base-uncased") && !llm_model_is_gemini(NULL) &&
+              !llm_model_is_gemini("gemini-a b"));
+    waiter_cleanup(&w);
+    fixture_stop(&fx);
+}
+END_TEST
+
+/* GET models/{m}: found, missing, retired, unusable, unreachable. */
+START_TEST(test_model_lookup)
+{
+    fixture fx;
+    fixture_start(&fx);
+    llm_config cfg = test_config(&fx);
+    llm_model_check mc;
+    llm_model_lookup(&cfg, 2000, &mc);
+    ck_assert_msg(mc.state == LLM_MODEL_OK, "%s", mc.message);
+    ck_assert_str_eq(mc.model, "gemini-test");
+    cfg.model = "missing-model";
+    llm_model_lookup(&cfg, 2000, &mc);
+    ck_assert_int_eq(mc.state, LLM_MODEL_MISSING);
+    ck_assert_ptr_nonnull(strstr(mc.message, "does not exist"));
+    cfg.model = "gemini-2.5-flash";
+    llm_model_lookup(&cfg, 2000, &mc);
+    ck_assert_int_eq(mc.state, LLM_MODEL_MISSING);
+    ck_assert_ptr_nonnull(strstr(mc.message, "retired"));
+    ck_assert_ptr_nonnull(strstr(mc.message, LLM_DEFAULT_MODEL));
+    cfg.model = "embed-model";
+    llm_model_lookup(&cfg, 2000, &mc);
+    ck_assert_int_eq(mc.state, LLM_MODEL_UNUSABLE);
+    ck_assert_str_eq(llm_model_state_name(mc.state), "unusable");
+    fake_gemini_request r;
+    ck_assert_int_eq(fake_gemini_request_get(fx.fake, 0, &r), 0);
+    ck_assert_str_eq(r.method, "GET");
+    ck_assert_str_eq(r.url, "/v1beta/models/gemini-test");
+    ck_assert_ptr_nonnull(strcasestr(r.headers, "x-goog-api-key: " FAKE_GEMINI_KEY "\n"));
+    fake_gemini_request_cleanup(&r);
+
+    /* The client's own lookup runs beside it and reports through the client. */
+    llm_client_model_status(fx.client, &mc);
+    ck_assert_int_eq(mc.state, LLM_MODEL_UNCHECKED);
+    llm_client_check_model(fx.client, 2000);
+    for (int i = 0; i < 200 && mc.state == LLM_MODEL_UNCHECKED; i++) {
+        usleep(10000);
+        llm_client_model_status(fx.client, &mc);
+    }
+    ck_assert_msg(mc.state == LLM_MODEL_OK, "%s", mc.message);
+    fixture_stop(&fx);
+
+    /* Nothing listens: bounded, and "unchecked", not "missing". */
+    cfg.model = "gemini-test";
+    cfg.base_url = "http://127.0.0.1:9";
+    int64_t t0 = ad_clock_mono_ms();
+    llm_model_lookup(&cfg, 500, &mc);
+    ck_assert_int_lt(ad_clock_mono_ms() - t0, 1500);
+    ck_assert_int_eq(mc.state, LLM_MODEL_UNCHECKED);
+    ck_assert_ptr_null(strstr(mc.message, FAKE_GEMINI_KEY));
+}
+END_TEST
+
 /* ---- recorded shapes: tests/data/gemini/, replayed by the fake ---- */
 
 /* One fixture and exactly what the client hands its caller for it. */
@@ -815,6 +936,10 @@ Suite *llm_client_suite(void)
     tcase_add_test(tc, test_submit_rejects_bad_request);
     tcase_add_test(tc, test_key_never_logged_nor_in_url);
     tcase_add_test(tc, test_500_concurrent_calls);
+    tcase_add_test(tc, test_429_without_delay_backs_off_from_a_second);
+    tcase_add_test(tc, test_504_exhausted_is_timeout);
+    tcase_add_test(tc, test_call_model_override);
+    tcase_add_test(tc, test_model_lookup);
     suite_add_tcase(s, tc);
     TCase *replay = tcase_create("replay");
     tcase_set_timeout(replay, 30);
