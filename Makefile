@@ -39,7 +39,7 @@ UNIT_BIN   := $(BUILD)/unit_tests
 E2E_BIN    := $(BUILD)/e2e_tests
 FAKE_BIN   := $(BUILD)/fake_gemini
 
-.PHONY: all deps run test check check-threads build lint bench clean format
+.PHONY: all deps run test check check-threads build lint bench clean format smoke-gemini
 
 all: build
 
@@ -105,6 +105,13 @@ lint:
 	bear --output compile_commands.json -- $(MAKE) --no-print-directory build/lint/agentd VARIANT=lint
 	cppcheck --project=compile_commands.json --enable=warning,performance,portability \
 	  --error-exitcode=1 --inline-suppr --suppress=missingIncludeSystem -q
+
+# A few real calls to Google with GEMINI_API_KEY (skipped, saying so, without
+# it): checks a key and a model. Not part of `make test`.
+smoke-gemini:
+	@scripts/deps.sh smoke
+	@$(MAKE) --no-print-directory build VARIANT=release
+	AGENTD_BIN=$(BUILD)/agentd scripts/smoke_gemini.sh
 
 bench:
 	@scripts/deps.sh bench

@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include "base/mem.h"
+#include "llm/client.h" /* LLM_DEFAULT_MODEL: one default for both */
 
-typedef enum { OPT_INT, OPT_SIZE, OPT_BOOL, OPT_STRING, OPT_SECRET, OPT_LOGLEVEL, OPT_IPV4 } opt_type;
+typedef enum { OPT_INT, OPT_SIZE, OPT_BOOL, OPT_STRING, OPT_SECRET, OPT_LOGLEVEL, OPT_IPV4,
+               OPT_THINKING } opt_type;
 
 typedef struct config_opt {
     const char *key;    /* JSON key */
@@ -72,6 +74,17 @@ static const config_opt config_opts[] = {
      OFF(gemini_backoff_base_ms), 1, 60000, "first retry backoff"},
     {"gemini_max_concurrency", "GEMINI_MAX_CONCURRENCY", "--gemini-max-concurrency", OPT_INT,
      OFF(gemini_max_concurrency), 1, 100000, "concurrent Gemini transfers"},
+    {"gemini_thinking_level", "GEMINI_THINKING_LEVEL", "--gemini-thinking-level", OPT_THINKING,
+     OFF(gemini_thinking_level), 0, 0, "thinking level: minimal, low, medium, high, or none"},
+    {"gemini_thinking_budget", "GEMINI_THINKING_BUDGET", "--gemini-thinking-budget", OPT_INT,
+     OFF(gemini_thinking_budget), -1, 32768,
+     "thinking tokens when the level is none (-1: not sent, 0: off)"},
+    {"gemini_max_thinking_level", "GEMINI_MAX_THINKING_LEVEL", "--gemini-max-thinking-level",
+     OPT_THINKING, OFF(gemini_max_thinking_level), 0, 0, "highest thinking_level a request may ask"},
+    {"gemini_max_thinking_budget", "GEMINI_MAX_THINKING_BUDGET", "--gemini-max-thinking-budget", OPT_INT,
+     OFF(gemini_max_thinking_budget), 0, 32768, "largest thinking_budget a request may ask"},
+    {"gemini_check_timeout_ms", "GEMINI_CHECK_TIMEOUT_MS", "--gemini-check-timeout-ms", OPT_INT,
+     OFF(gemini_check_timeout_ms), 0, 60000, "bound of the model lookup at start-up (0: no lookup)"},
 };
 
 #define NOPTS (sizeof(config_opts) / sizeof(config_opts[0]))
@@ -102,19 +115,26 @@ void config_init(ad_config *cfg)
     cfg->shutdown_timeout_ms = 10000;
     cfg->cors_origins = ad_strdup("*");
     cfg->log_level = ad_strdup("info");
-    cfg->gemini_model = ad_strdup("gemini-2.5-flash");
+    cfg->gemini_model = ad_strdup(LLM_DEFAULT_MODEL);
     cfg->gemini_base_url = ad_strdup("https://generativelanguage.googleapis.com");
     cfg->gemini_deadline_ms = 30000;
     cfg->gemini_max_attempts = 4;
     cfg->gemini_backoff_base_ms = 250;
     cfg->gemini_max_concurrency = 1000;
+    /* Short answers grounded in given passages need little reasoning. */
+    cfg->gemini_thinking_level = ad_strdup("low");
+    cfg->gemini_thinking_budget = -1;
+    cfg->gemini_max_thinking_level = ad_strdup("medium");
+    cfg->gemini_max_thinking_budget = 8192;
+    cfg->gemini_check_timeout_ms = 3000;
 }
 
 void config_cleanup(ad_config *cfg)
 {
     for (size_t i = 0; i < NOPTS; i++) {
         const config_opt *o = &config_opts[i];
-        if (o->type == OPT_STRING || o->type == OPT_SECRET || o->type == OPT_LOGLEVEL || o->type == OPT_IPV4) {
+        if (o->type == OPT_STRING || o->type == OPT_SECRET || o->type == OPT_LOGLEVEL ||
+            o->type == OPT_IPV4 || o->type == OPT_THINKING) {
             char **slot = (char **)((char *)cfg + o->offset);
             free(*slot);
             *slot = NULL;
@@ -178,6 +198,15 @@ static int config_apply(ad_config *cfg, const config_opt *o, const char *value, 
         if (!ok)
             return ad_err_set(e, AD_EINVAL, "%s: '%s' is not one of debug, info, warn, error", o->key,
                               value);
+        break;
+    }
+    case OPT_THINKING: {
+        static const char *const levels[] = {"minimal", "low", "medium", "high", "none"};
+        int ok = 0;
+        for (int i = 0; i < 5; i++) ok |= !strcmp(levels[i], value);
+        if (!ok)
+            return ad_err_set(e, AD_EINVAL, "%s: '%s' is not one of minimal, low, medium, high, none",
+                              o->key, value);
         break;
     }
     case OPT_STRING:
@@ -344,6 +373,7 @@ void config_to_json(const ad_config *cfg, ad_buf *out)
         case OPT_SECRET: ad_buf_puts(out, *(char *const *)slot ? "\"set\"" : "\"unset\""); break;
         case OPT_STRING:
         case OPT_IPV4:
+        case OPT_THINKING:
         case OPT_LOGLEVEL: {
             const char *s = *(char *const *)slot;
             ad_buf_json_string(out, s, strlen(s));

@@ -40,6 +40,11 @@ typedef struct ad_config {
     int gemini_max_attempts;
     int gemini_backoff_base_ms;
     int gemini_max_concurrency;
+    char *gemini_thinking_level;     /* minimal|low|medium|high, or "none": not sent */
+    int gemini_thinking_budget;      /* used when the level is "none": -1 not sent, 0 off, > 0 tokens */
+    char *gemini_max_thinking_level; /* the highest thinking_level a request may ask */
+    int gemini_max_thinking_budget;  /* the largest thinking_budget a request may ask */
+    int gemini_check_timeout_ms;     /* the start-up model lookup's bound; 0: no lookup */
 } ad_config;
 
 /* What the command line asked for besides settings. */

@@ -76,6 +76,24 @@ static cJSON *inference_sources(const answerer_result *a)
     return arr;
 }
 
+/* Gemini's usage: null when it sent none; thinking_tokens counted apart
+ * from the answer's; total_tokens what Gemini billed (its totalTokenCount),
+ * or the sum when it gave no total. */
+static cJSON *inference_gemini_usage(const llm_result *r)
+{
+    if (!r->has_usage) return cJSON_CreateNull();
+    long pt = r->prompt_tokens > 0 ? r->prompt_tokens : 0;
+    long ot = r->output_tokens > 0 ? r->output_tokens : 0;
+    long tt = r->thinking_tokens > 0 ? r->thinking_tokens : 0;
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)pt);
+    cJSON_AddNumberToObject(u, "output_tokens", (double)ot);
+    cJSON_AddNumberToObject(u, "thinking_tokens", (double)tt);
+    cJSON_AddNumberToObject(u, "total_tokens",
+                            (double)(r->total_tokens >= 0 ? r->total_tokens : pt + ot + tt));
+    return u;
+}
+
 static cJSON *inference_usage(long prompt_tokens, long output_tokens, long total)
 {
     cJSON *u = cJSON_CreateObject();
@@ -145,7 +163,8 @@ static cJSON *inference_done_event(const char *backend, const char *model, cJSON
     cJSON_AddItemToObject(d, "sources", sources);
     cJSON_AddNumberToObject(d, "latency_ms", (double)latency);
     cJSON_AddNumberToObject(d, "retries", retries);
-    if (finish_reason) cJSON_AddStringToObject(d, "finish_reason", finish_reason);
+    if (finish_reason && finish_reason[0]) cJSON_AddStringToObject(d, "finish_reason", finish_reason);
+    else cJSON_AddNullToObject(d, "finish_reason");
     return d;
 }
 
@@ -192,10 +211,14 @@ typedef struct upstream_error {
     const char *code;
 } upstream_error;
 
-static upstream_error inference_map_outcome(llm_outcome o)
+static upstream_error inference_map_outcome(const llm_result *r)
 {
-    switch (o) {
-    case LLM_BLOCKED: return (upstream_error){422, "blocked_by_safety"};
+    switch (r->outcome) {
+    case LLM_BLOCKED:
+        if (strcmp(r->block_reason, "RECITATION") == 0) return (upstream_error){422, "blocked_recitation"};
+        return (upstream_error){422, "blocked_by_safety"};
+    case LLM_NO_ANSWER: return (upstream_error){502, "upstream_no_answer"};
+    case LLM_THINKING_EXHAUSTED: return (upstream_error){502, "upstream_thinking_exhausted"};
     case LLM_REJECTED: return (upstream_error){502, "upstream_rejected"};
     case LLM_UNAVAILABLE: return (upstream_error){503, "upstream_unavailable"};
     case LLM_TIMEOUT: return (upstream_error){504, "upstream_timeout"};
@@ -235,30 +258,30 @@ static void inference_on_done(void *ud, const llm_result *r)
 {
     inference_call *c = ud;
     int64_t latency = ad_clock_mono_ms() - c->start_ms;
-    upstream_error ue = inference_map_outcome(r->outcome);
-    const char *model = c->app->cfg->gemini_model;
+    upstream_error ue = inference_map_outcome(r);
+    const char *model = r->model && r->model[0] ? r->model : c->app->cfg->gemini_model;
+    /* Thinking is billed as output: the agent's counters add up to Gemini's total. */
+    long billed_out = (r->output_tokens > 0 ? r->output_tokens : 0) +
+                      (r->thinking_tokens > 0 ? r->thinking_tokens : 0);
     inference_log_call(c->app, c->agent_id, "gemini", ue.status, llm_outcome_name(r->outcome), latency,
-                     r->prompt_tokens, r->output_tokens, r->retries, c->prompt);
+                       r->prompt_tokens, r->has_usage ? billed_out : -1, r->retries, c->prompt);
 
     char message[AD_ERR_MSG_MAX + 64];
-    if (r->outcome == LLM_BLOCKED)
-        snprintf(message, sizeof(message), "Gemini blocked the request: %s",
-                 r->block_reason ? r->block_reason : "SAFETY");
-    else
-        snprintf(message, sizeof(message), "%s", r->message && *r->message ? r->message : llm_outcome_name(r->outcome));
+    snprintf(message, sizeof(message), "%s", r->message && *r->message ? r->message : llm_outcome_name(r->outcome));
 
     if (c->stream && (c->stream_started || r->outcome == LLM_OK)) {
         if (!c->stream_started) inference_start_stream(c);
         if (r->outcome == LLM_OK) {
             inference_emit(c->events, "done",
-                           inference_done_event("gemini", model, c->sources,
-                                                inference_usage(r->prompt_tokens, r->output_tokens, r->total_tokens),
+                           inference_done_event("gemini", model, c->sources, inference_gemini_usage(r),
                                                 latency, r->retries, r->finish_reason));
             c->sources = NULL;
         } else {
             cJSON *d = cJSON_CreateObject();
             cJSON_AddStringToObject(d, "code", ue.code);
             cJSON_AddStringToObject(d, "error", message);
+            if (r->finish_reason[0]) cJSON_AddStringToObject(d, "finish_reason", r->finish_reason);
+            if (r->upstream_status[0]) cJSON_AddStringToObject(d, "upstream_status", r->upstream_status);
             inference_emit(c->events, "error", d);
         }
     } else {
@@ -267,10 +290,10 @@ static void inference_on_done(void *ud, const llm_result *r)
         ad_request rq = {.request_id = c->request_id};
         if (r->outcome == LLM_OK) {
             cJSON *o = inference_body(c->user_id, c->prompt, r->text ? r->text : "", "gemini", model,
-                                      c->sources, inference_usage(r->prompt_tokens, r->output_tokens, r->total_tokens),
-                                      latency, r->retries);
+                                      c->sources, inference_gemini_usage(r), latency, r->retries);
             c->sources = NULL;
-            if (r->finish_reason) cJSON_AddStringToObject(o, "finish_reason", r->finish_reason);
+            if (r->finish_reason[0]) cJSON_AddStringToObject(o, "finish_reason", r->finish_reason);
+            else cJSON_AddNullToObject(o, "finish_reason");
             ad_response_json(&res, 200, o);
         } else {
             ad_response_error(&res, &rq, ue.status, ue.code, "%s", message);
@@ -307,9 +330,17 @@ static char *inference_context(const answerer_result *a)
     return ad_buf_steal(&b, NULL);
 }
 
+/* How much thinking a call may do: the request's own setting, else the
+ * server's. A level wins over a budget (see llm_request). */
+typedef struct inference_thinking {
+    const char *level; /* NULL: no level sent */
+    int budget;        /* llm_request.thinking_budget */
+} inference_thinking;
+
 static void inference_gemini(ad_request *req, ad_response *res, const agent_row *a,
                              const version_row *v, const char *prompt, answerer_result *ans,
-                             int stream, long max_tokens, double temperature, int64_t start)
+                             int stream, long max_tokens, double temperature,
+                             inference_thinking thinking, int64_t start)
 {
     cJSON *fs = cJSON_Parse(v->fewshot);
     int nshots = cJSON_GetArraySize(fs);
@@ -330,8 +361,14 @@ static void inference_gemini(ad_request *req, ad_response *res, const agent_row 
         .fewshot_count = (size_t)k,
         .context = context,
         .prompt = prompt,
+        /* An agent created for a Gemini model is answered by it; any other
+         * base_model (the Flask original's "distilbert-base-uncased") is a
+         * label only. */
+        .model = llm_model_is_gemini(a->base_model) ? a->base_model : NULL,
         .max_output_tokens = (int)max_tokens,
         .temperature = temperature,
+        .thinking_level = thinking.level,
+        .thinking_budget = thinking.budget,
         .stream = stream,
     };
     inference_call *c = ad_calloc(1, sizeof(*c));
@@ -369,6 +406,54 @@ static void inference_gemini(ad_request *req, ad_response *res, const agent_row 
     }
 }
 
+/* The server's thinking setting (gemini_thinking_level / _budget). */
+static inference_thinking inference_thinking_default(const ad_config *cfg)
+{
+    inference_thinking t = {NULL, 0};
+    if (gemini_thinking_level_valid(cfg->gemini_thinking_level)) t.level = cfg->gemini_thinking_level;
+    else if (cfg->gemini_thinking_budget == 0) t.budget = GEMINI_THINKING_BUDGET_OFF;
+    else if (cfg->gemini_thinking_budget > 0) t.budget = cfg->gemini_thinking_budget;
+    return t;
+}
+
+/* Reads thinking_level / thinking_budget from the body, within the server's
+ * bounds, and checks that max_output_tokens leaves room for an answer. */
+static int inference_read_thinking(const cJSON *body, const ad_config *cfg, long long max_tokens,
+                                   inference_thinking *t, ad_err *e)
+{
+    const char *level = NULL;
+    long long budget = 0;
+    int rc = ad_json_string(body, "thinking_level", 0, 16, &level, e);
+    if (rc < 0 && rc != AD_ENOTFOUND) return rc;
+    if (rc == AD_ENOTFOUND) level = NULL;
+    rc = ad_json_int(body, "thinking_budget", 0, 0, cfg->gemini_max_thinking_budget, &budget, e);
+    if (rc < 0 && rc != AD_ENOTFOUND) return rc;
+    int has_budget = rc == 0;
+    if (level && has_budget)
+        return ad_err_set(e, AD_EINVAL, "thinking_level and thinking_budget exclude each other: give one");
+    if (level) {
+        int rank = gemini_thinking_level_rank(level);
+        if (rank < 0)
+            return ad_err_set(e, AD_EINVAL, "thinking_level must be minimal, low, medium or high");
+        if (rank > gemini_thinking_level_rank(cfg->gemini_max_thinking_level))
+            return ad_err_set(e, AD_EINVAL, "thinking_level must be at most %s (gemini_max_thinking_level)",
+                              cfg->gemini_max_thinking_level);
+        t->level = level;
+        t->budget = 0;
+    } else if (has_budget) {
+        t->level = NULL;
+        t->budget = budget == 0 ? GEMINI_THINKING_BUDGET_OFF : (int)budget;
+    }
+    int min = gemini_min_output_tokens(t->level, t->budget);
+    if (max_tokens > 0 && max_tokens < min)
+        return ad_err_set(e, AD_EINVAL,
+                          "max_output_tokens must be at least %d: thinking (%s) is paid from the same "
+                          "allowance and the answer needs %d more",
+                          min, t->level ? t->level : t->budget > 0 ? "budget" : "off",
+                          GEMINI_ANSWER_MIN_TOKENS);
+    return 0;
+}
+
 void handle_agent_inference(ad_request *req, ad_response *res)
 {
     int64_t start = ad_clock_mono_ms();
@@ -390,6 +475,10 @@ void handle_agent_inference(ad_request *req, ad_response *res)
     if (!rc && (rc = ad_json_int(body, "max_output_tokens", 0, 1, 65536, &max_tokens, &e)) == AD_ENOTFOUND) rc = 0;
     if (!rc && (rc = ad_json_number(body, "temperature", 0, 0.0, 2.0, &temperature, &e)) == AD_ENOTFOUND) rc = 0;
     if (!rc && (rc = ad_json_int(body, "top_passages", 0, 1, ANSWERER_MAX_HITS, &top, &e)) == AD_ENOTFOUND) rc = 0;
+    /* Thinking shares Gemini's output allowance; the local answerer has neither. */
+    inference_thinking thinking = inference_thinking_default(req->app->cfg);
+    if (!rc && req->app->llm)
+        rc = inference_read_thinking(body, req->app->cfg, max_tokens, &thinking, &e);
     if (rc < 0) {
         ad_response_error(res, req, 400, "invalid_body", "%s", e.msg);
         agent_row_cleanup(&a);
@@ -419,7 +508,8 @@ void handle_agent_inference(ad_request *req, ad_response *res)
         ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
     } else {
         if (req->app->llm)
-            inference_gemini(req, res, &a, &v, prompt, &ans, stream, (long)max_tokens, temperature, start);
+            inference_gemini(req, res, &a, &v, prompt, &ans, stream, (long)max_tokens, temperature,
+                             thinking, start);
         else
             inference_local(req, res, &a, prompt, &ans, stream, start);
         answerer_result_cleanup(&ans);

@@ -3,6 +3,7 @@
 #include "base/clock.h"
 #include "base/json.h"
 #include "config/config.h"
+#include "llm/client.h"
 #include "pipeline/pool.h"
 #include "server/app.h"
 #include "storage/db.h"
@@ -42,7 +43,25 @@ static void health_answer(ad_request *req, ad_response *res, int stopping)
     ad_json_add_int(qc, "depth", queued);
     ad_json_add_int(qc, "running", running);
 
-    cJSON_AddStringToObject(root, "status", stopping ? "stopping" : healthy ? "healthy" : "unhealthy");
+    /* Gemini's model is looked up at start-up: a missing or retired model
+     * fails every Gemini call, but the service still stores, trains and
+     * answers its other routes, so it is degraded rather than unhealthy. */
+    int degraded = 0;
+    if (app->llm) {
+        llm_model_check mc;
+        llm_client_model_status(app->llm, &mc);
+        degraded = mc.state == LLM_MODEL_MISSING || mc.state == LLM_MODEL_UNUSABLE;
+        cJSON *uc = cJSON_AddObjectToObject(checks, "upstream");
+        cJSON_AddStringToObject(uc, "status", degraded ? "degraded" : "ok");
+        cJSON_AddStringToObject(uc, "model", mc.model);
+        cJSON_AddStringToObject(uc, "model_state", llm_model_state_name(mc.state));
+        cJSON_AddStringToObject(uc, "message", mc.message);
+    }
+
+    cJSON_AddStringToObject(root, "status", stopping    ? "stopping"
+                                           : !healthy ? "unhealthy"
+                                           : degraded ? "degraded"
+                                                      : "healthy");
     cJSON_AddStringToObject(root, "version", AGENTD_VERSION);
     ad_json_add_int(root, "uptime_s", (ad_clock_mono_ms() - app->started_mono_ms) / 1000);
     ad_json_add_time(root, "timestamp", ad_clock_now_ms());

@@ -1,5 +1,6 @@
 #include "llm/client.h"
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -59,6 +60,8 @@ struct llm_call {
     llm_delta_fn on_delta;
     llm_done_fn on_done;
     void *ud;
+    char *url;   /* generateContent or streamGenerateContent of the call's model */
+    char *model;
     int64_t started_ms;
     int64_t deadline_ms;
     int attempts;
@@ -72,7 +75,10 @@ struct llm_call {
     int events;            /* SSE chunks parsed this attempt */
     int deltas;            /* deltas handed to on_delta, all attempts */
     int failed;            /* the write path gave up: outcome and why */
+    int fail_retry;        /* ... but the failure is worth another attempt */
+    int64_t fail_hint_ms;  /* ... after at least this long (-1: no hint) */
     llm_outcome fail_outcome;
+    char upstream_status[GEMINI_REASON_MAX]; /* of an error envelope that ended it */
     char fail_msg[AD_ERR_MSG_MAX];
     char last_error[AD_ERR_MSG_MAX]; /* why the last retryable attempt failed */
     char errbuf[CURL_ERROR_SIZE];
@@ -89,8 +95,7 @@ struct llm_client {
     CURLSH *share;
     char *key;
     char *model;
-    char *url_generate;
-    char *url_stream;
+    char *base;  /* base URL without trailing '/' */
     struct curl_slist *headers_json;
     struct curl_slist *headers_sse;
     llm_retry_policy policy;
@@ -98,6 +103,13 @@ struct llm_client {
     int connect_timeout_ms;
     int max_transfers;
     int tls; /* base_url is https */
+
+    /* The model lookup thread (llm_client_check_model). */
+    pthread_t check_thread;
+    int check_started;
+    int check_timeout_ms;
+    pthread_mutex_t check_mu;
+    llm_model_check check; /* check_mu */
 
     /* Loop thread only. */
     llm_call *all_head;                 /* every call the loop has seen, not done */
@@ -110,8 +122,9 @@ struct llm_client {
 
 const char *llm_outcome_name(llm_outcome o)
 {
-    static const char *const names[] = {"ok",      "blocked",      "rejected",  "unavailable",
-                                        "timeout", "bad_response", "cancelled", "transport"};
+    static const char *const names[] = {"ok",        "blocked",         "rejected",  "unavailable",
+                                        "timeout",   "bad_response",    "cancelled", "transport",
+                                        "no_answer", "thinking_exhausted"};
     return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "unknown";
 }
 
@@ -280,12 +293,17 @@ static void call_finish(llm_client *c, llm_call *call, llm_outcome outcome, int 
     llm_result r = {
         .outcome = outcome,
         .http_status = call->status,
+        .model = call->model,
         .text = call->reply.text.data ? call->reply.text.data : "",
         .text_len = call->reply.text.len,
         .finish_reason = call->reply.finish_reason,
+        .finish_message = call->reply.finish_message,
         .block_reason = block,
+        .upstream_status = call->upstream_status,
+        .has_usage = call->reply.has_usage,
         .prompt_tokens = call->reply.prompt_tokens,
         .output_tokens = call->reply.output_tokens,
+        .thinking_tokens = call->reply.thinking_tokens,
         .total_tokens = call->reply.total_tokens,
         .retries = call->attempts > 0 ? call->attempts - 1 : 0,
         .retry_after_s = retry_after_s,
@@ -301,6 +319,10 @@ static void call_finish(llm_client *c, llm_call *call, llm_outcome outcome, int 
     ad_buf_cleanup(&msg);
     free(call->body);
     call->body = NULL;
+    free(call->url);
+    call->url = NULL;
+    free(call->model);
+    call->model = NULL;
     ad_buf_cleanup(&call->in);
     gemini_sse_cleanup(&call->sse);
     gemini_reply_cleanup(&call->reply);
@@ -308,6 +330,20 @@ static void call_finish(llm_client *c, llm_call *call, llm_outcome outcome, int 
 }
 
 /* ---- one attempt ---- */
+
+/* The stream carried Google's error envelope instead of (more) answer. One
+ * that comes before anything was relayed is retried like a 5xx would be. */
+static void call_fail_with_envelope(llm_call *call, const gemini_error *ge)
+{
+    int retryable = gemini_error_retryable(ge);
+    call->failed = 1;
+    call->fail_outcome = retryable ? LLM_UNAVAILABLE : LLM_REJECTED;
+    call->fail_retry = retryable && call->deltas == 0;
+    call->fail_hint_ms = ge->retry_delay_ms;
+    snprintf(call->upstream_status, sizeof(call->upstream_status), "%s", ge->status);
+    msg_set(call->fail_msg, "Gemini stream error %ld%s%s: %s", ge->code, ge->status[0] ? " " : "",
+            ge->status, ge->message[0] ? ge->message : "no message");
+}
 
 static int on_sse_event(void *ud, const char *data, size_t len)
 {
@@ -319,9 +355,7 @@ static int on_sse_event(void *ud, const char *data, size_t len)
         call->failed = 1;
         if (gemini_parse_error(data, len, &ge) == 0) {
             /* Gemini reports a failure after the 200 as an error chunk. */
-            call->fail_outcome = ge.code >= 400 && ge.code < 500 ? LLM_REJECTED : LLM_UNAVAILABLE;
-            msg_set(call->fail_msg, "Gemini stream error %ld: %s", ge.code,
-                     ge.message);
+            call_fail_with_envelope(call, &ge);
         } else {
             call->fail_outcome = LLM_BAD_RESPONSE;
             msg_set(call->fail_msg, "bad stream chunk: %s", err.msg);
@@ -427,6 +461,9 @@ static void attempt_reset(llm_call *call)
     call->retry_after_ms = -1;
     call->events = 0;
     call->failed = 0;
+    call->fail_retry = 0;
+    call->fail_hint_ms = -1;
+    call->upstream_status[0] = '\0';
     call->errbuf[0] = '\0';
 }
 
@@ -445,7 +482,7 @@ static void attempt_start(llm_client *c, llm_call *call)
     attempt_reset(call);
     CURL *h = curl_easy_init();
     ad_assert(h != NULL);
-    curl_easy_setopt(h, CURLOPT_URL, call->stream ? c->url_stream : c->url_generate);
+    curl_easy_setopt(h, CURLOPT_URL, call->url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, call->stream ? c->headers_sse : c->headers_json);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, call->body);
@@ -481,7 +518,7 @@ static void attempt_start(llm_client *c, llm_call *call)
     }
     if (ad_log_enabled(AD_LOG_DEBUG))
         ad_log(AD_LOG_DEBUG, "gemini attempt %d/%d: model=%s stream=%d remaining_ms=%lld",
-               call->attempts, c->policy.max_attempts, c->model, call->stream,
+               call->attempts, c->policy.max_attempts, call->model, call->stream,
                (long long)(call->deadline_ms - now));
 }
 
@@ -497,6 +534,12 @@ static void attempt_retry_or_give_up(llm_client *c, llm_call *call, int64_t hint
     int64_t now = ad_clock_mono_ms();
     llm_retry_plan plan = llm_retry_plan_next(&c->policy, call->attempts, call->prev_wait_ms,
                                               hint_ms, now, call->deadline_ms, client_rand, c);
+    if (!plan.retry && call->status == 504) {
+        /* Gemini itself ran out of time (DEADLINE_EXCEEDED) every time. */
+        call_finish(c, call, LLM_TIMEOUT, 0, "Gemini timed out after %d attempt%s: %s",
+                    call->attempts, call->attempts == 1 ? "" : "s", call->last_error);
+        return;
+    }
     if (!plan.retry) {
         call_finish(c, call, LLM_UNAVAILABLE, hint_seconds(plan.wait_ms),
                     "Gemini unavailable after %d attempt%s: %s", call->attempts,
@@ -512,25 +555,102 @@ static void attempt_retry_or_give_up(llm_client *c, llm_call *call, int64_t hint
     heap_push(c, call);
 }
 
+/* Ends a call that failed in the write path: retried when the failure says
+ * so (an error envelope before anything was relayed), else finished. */
+static void attempt_end_failed(llm_client *c, llm_call *call)
+{
+    if (call->fail_retry) {
+        msg_set(call->last_error, "%s", call->fail_msg);
+        attempt_retry_or_give_up(c, call, call->fail_hint_ms);
+        return;
+    }
+    call_finish(c, call, call->fail_outcome, call->fail_outcome == LLM_UNAVAILABLE, "%s",
+                call->fail_msg);
+}
+
+/* What " (finishMessage)" or " (blockReasonMessage)" adds to a message. */
+static const char *paren_open(const char *s)
+{
+    return s[0] ? " (" : "";
+}
+
+static const char *paren_close(const char *s)
+{
+    return s[0] ? ")" : "";
+}
+
+/* A complete 200 response: an answer, or which kind of non-answer it is. */
+static void attempt_classify_reply(llm_client *c, llm_call *call)
+{
+    const gemini_reply *r = &call->reply;
+    const char *reason;
+    if (gemini_reply_blocked(r, &reason)) {
+        const char *why = r->block_reason[0] ? r->block_message : r->finish_message;
+        call_finish(c, call, LLM_BLOCKED, 0, "Gemini blocked the %s: %s%s%s%s",
+                    r->block_reason[0] ? "prompt" : "answer", reason, paren_open(why), why,
+                    paren_close(why));
+        return;
+    }
+    gemini_finish_kind kind = gemini_finish_classify(r->finish_reason);
+    if (kind == GEMINI_FINISH_NO_ANSWER) {
+        call_finish(c, call, LLM_NO_ANSWER, 0, "Gemini gave no answer: finishReason %s%s%s%s",
+                    r->finish_reason, paren_open(r->finish_message), r->finish_message,
+                    paren_close(r->finish_message));
+        return;
+    }
+    if (r->text.len > 0) {
+        call_finish(c, call, LLM_OK, 0, "ok");
+        return;
+    }
+    if (r->candidates_seen == 0) {
+        /* No candidate: an empty list, or none at all. */
+        call_finish(c, call, LLM_BAD_RESPONSE, 0, "Gemini returned no candidates%s%s%s",
+                    paren_open(r->block_message), r->block_message, paren_close(r->block_message));
+        return;
+    }
+    if (r->malformed_content) {
+        call_finish(c, call, LLM_BAD_RESPONSE, 0, "Gemini's candidate content is not a Content");
+        return;
+    }
+    if (kind == GEMINI_FINISH_TRUNCATED && (r->thinking_tokens > 0 || r->thought_parts > 0)) {
+        call_finish(c, call, LLM_THINKING_EXHAUSTED, 0,
+                    "thinking used the whole output allowance (%ld thinking tokens) before any "
+                    "answer text: raise max_output_tokens or lower the thinking level",
+                    r->thinking_tokens);
+        return;
+    }
+    call_finish(c, call, LLM_NO_ANSWER, 0, "Gemini gave no answer text%s%s%s",
+                r->finish_reason[0] ? ": finishReason " : "", r->finish_reason,
+                r->other_parts ? " (only parts without text)" : "");
+}
+
+/* A stream whose bytes were not all events: the bare JSON error Google
+ * sends when a stream fails midway. Returns nonzero when it ended the call. */
+static int attempt_stray_error(llm_client *c, llm_call *call)
+{
+    gemini_error ge;
+    const ad_buf *stray = &call->sse.stray;
+    if (stray->len == 0 || gemini_parse_error(stray->data, stray->len, &ge) != 0) return 0;
+    call_fail_with_envelope(call, &ge);
+    attempt_end_failed(c, call);
+    return 1;
+}
+
 static void attempt_finish_ok(llm_client *c, llm_call *call)
 {
-    const char *reason;
     if (call->stream) {
         gemini_sse_finish(&call->sse, on_sse_event, call);
         if (call->failed) {
-            call_finish(c, call, call->fail_outcome, call->fail_outcome == LLM_UNAVAILABLE, "%s",
-                    call->fail_msg);
+            attempt_end_failed(c, call);
             return;
         }
+        if (attempt_stray_error(c, call)) return;
         if (call->events == 0) {
             call_finish(c, call, LLM_BAD_RESPONSE, 0, "stream carried no Gemini chunk");
             return;
         }
-        if (gemini_reply_empty(&call->reply)) {
-            call_finish(c, call, LLM_BAD_RESPONSE, 0, "Gemini streamed no candidate");
-            return;
-        }
-        if (!call->reply.finish_reason[0] && !call->reply.block_reason[0]) {
+        if (!call->reply.finish_reason[0] && !call->reply.block_reason[0] &&
+            call->reply.text.len > 0) {
             call_finish(c, call, LLM_TRANSPORT, 0, "stream ended before a finishReason");
             return;
         }
@@ -541,16 +661,8 @@ static void attempt_finish_ok(llm_client *c, llm_call *call)
             call_finish(c, call, LLM_BAD_RESPONSE, 0, "%s", err.msg);
             return;
         }
-        if (gemini_reply_empty(&call->reply)) {
-            call_finish(c, call, LLM_BAD_RESPONSE, 0, "Gemini answered without a candidate");
-            return;
-        }
     }
-    if (gemini_reply_blocked(&call->reply, &reason)) {
-        call_finish(c, call, LLM_BLOCKED, 0, "Gemini blocked the answer: %s", reason);
-        return;
-    }
-    call_finish(c, call, LLM_OK, 0, "ok");
+    attempt_classify_reply(c, call);
 }
 
 static void attempt_done(llm_client *c, llm_call *call, CURLcode res)
@@ -562,8 +674,7 @@ static void attempt_done(llm_client *c, llm_call *call, CURLcode res)
         ad_log(AD_LOG_DEBUG, "gemini attempt %d ended: status=%ld curl=%d %s", call->attempts,
                call->status, (int)res, res == CURLE_OK ? "" : curl_easy_strerror(res));
     if (call->failed) {
-        call_finish(c, call, call->fail_outcome, call->fail_outcome == LLM_UNAVAILABLE, "%s",
-                    call->fail_msg);
+        attempt_end_failed(c, call);
         return;
     }
     if (res != CURLE_OK) {
@@ -590,11 +701,13 @@ static void attempt_done(llm_client *c, llm_call *call, CURLcode res)
     if (llm_retry_status_retryable(call->status)) {
         int64_t hint = call->retry_after_ms;
         if (enveloped && ge.retry_delay_ms > hint) hint = ge.retry_delay_ms;
+        if (hint < 0) hint = llm_retry_floor_ms(call->status, call->attempts);
         msg_set(call->last_error, "HTTP %ld%s%s", call->status,
                  enveloped && ge.message[0] ? ": " : "", enveloped ? ge.message : "");
         attempt_retry_or_give_up(c, call, hint);
         return;
     }
+    if (enveloped) snprintf(call->upstream_status, sizeof(call->upstream_status), "%s", ge.status);
     if (call->status >= 400 && call->status < 500) {
         if (enveloped && ge.message[0])
             call_finish(c, call, LLM_REJECTED, 0, "%s", ge.message);
@@ -755,9 +868,11 @@ static int config_int(int v, int def)
     return v > 0 ? v : def;
 }
 
-static int model_name_valid(const char *m)
+int llm_model_name_valid(const char *m)
 {
-    if (!*m) return 0;
+    if (!m) return 0;
+    if (strncmp(m, "models/", 7) == 0) m += 7;
+    if (!*m || strlen(m) >= sizeof(((llm_model_check *)0)->model)) return 0;
     for (; *m; m++) {
         char ch = *m;
         int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
@@ -765,6 +880,13 @@ static int model_name_valid(const char *m)
         if (!ok) return 0;
     }
     return 1;
+}
+
+int llm_model_is_gemini(const char *name)
+{
+    if (!name) return 0;
+    if (strncmp(name, "models/", 7) == 0) name += 7;
+    return strncmp(name, "gemini-", 7) == 0 && llm_model_name_valid(name);
 }
 
 static int text_printable(const char *s)
@@ -784,9 +906,9 @@ static void client_free(llm_client *c)
     if (c->key) explicit_bzero(c->key, strlen(c->key));
     free(c->key);
     free(c->model);
-    free(c->url_generate);
-    free(c->url_stream);
+    free(c->base);
     free(c->heap);
+    pthread_mutex_destroy(&c->check_mu);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -798,7 +920,7 @@ static int client_configure(llm_client *c, const llm_config *cfg, ad_err *e)
         return ad_err_set(e, AD_EINVAL, "api_key contains control characters");
     const char *model = cfg->model && cfg->model[0] ? cfg->model : LLM_DEFAULT_MODEL;
     if (strncmp(model, "models/", 7) == 0) model += 7;
-    if (!model_name_valid(model))
+    if (!llm_model_name_valid(model))
         return ad_err_set(e, AD_EINVAL, "model must be letters, digits, '.', '_' or '-'");
     const char *base = cfg->base_url && cfg->base_url[0] ? cfg->base_url : LLM_DEFAULT_BASE_URL;
     if ((strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) ||
@@ -810,13 +932,9 @@ static int client_configure(llm_client *c, const llm_config *cfg, ad_err *e)
 
     c->key = ad_strdup(cfg->api_key);
     c->model = ad_strdup(model);
+    c->base = ad_strndup(base, blen);
     ad_buf b;
     ad_buf_init(&b);
-    ad_buf_printf(&b, "%.*s/v1beta/models/%s:generateContent", (int)blen, base, model);
-    c->url_generate = ad_buf_steal(&b, NULL);
-    ad_buf_printf(&b, "%.*s/v1beta/models/%s:streamGenerateContent?alt=sse", (int)blen, base,
-                  model);
-    c->url_stream = ad_buf_steal(&b, NULL);
 
     ad_buf_printf(&b, "x-goog-api-key: %s", c->key);
     struct curl_slist *common[2] = {NULL, NULL};
@@ -867,6 +985,7 @@ int llm_client_start(llm_client **out, const llm_config *cfg, ad_err *e)
                           curl_easy_strerror(curl_init_result));
     llm_client *c = ad_calloc(1, sizeof(*c));
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->check_mu, NULL);
     int rc = client_configure(c, cfg, e);
     if (rc != 0) {
         client_free(c);
@@ -886,6 +1005,10 @@ int llm_client_submit(llm_client *c, const llm_request *req, llm_delta_fn on_del
 {
     if (out) *out = NULL;
     if (!on_done) return ad_err_set(e, AD_EINVAL, "on_done is required");
+    const char *model = req->model && req->model[0] ? req->model : c->model;
+    if (strncmp(model, "models/", 7) == 0) model += 7;
+    if (!llm_model_name_valid(model))
+        return ad_err_set(e, AD_EINVAL, "model must be letters, digits, '.', '_' or '-'");
     ad_err local;
     char *body = gemini_request_json(req, &local);
     if (!body) return ad_err_set(e, local.code, "%s", local.msg);
@@ -900,6 +1023,12 @@ int llm_client_submit(llm_client *c, const llm_request *req, llm_delta_fn on_del
     call->body = body;
     call->body_len = strlen(body);
     call->stream = req->stream != 0;
+    call->model = ad_strdup(model);
+    ad_buf url;
+    ad_buf_init(&url);
+    ad_buf_printf(&url, "%s/v1beta/models/%s:%s", c->base, model,
+                  call->stream ? "streamGenerateContent?alt=sse" : "generateContent");
+    call->url = ad_buf_steal(&url, NULL);
     call->on_delta = on_delta;
     call->on_done = on_done;
     call->ud = ud;
@@ -922,6 +1051,8 @@ int llm_client_submit(llm_client *c, const llm_request *req, llm_delta_fn on_del
         gemini_sse_cleanup(&call->sse);
         gemini_reply_cleanup(&call->reply);
         free(call->body);
+        free(call->url);
+        free(call->model);
         pthread_mutex_destroy(&call->mu);
         free(call);
         return ad_err_set(e, AD_ESTATE, "the Gemini client is shutting down");
@@ -944,6 +1075,7 @@ void llm_client_stop(llm_client *c)
     if (already) return;
     curl_multi_wakeup(c->multi);
     pthread_join(c->thread, NULL);
+    if (c->check_started) pthread_join(c->check_thread, NULL);
 }
 
 void llm_client_free(llm_client *c)
@@ -951,4 +1083,179 @@ void llm_client_free(llm_client *c)
     if (!c) return;
     llm_client_stop(c);
     client_free(c);
+}
+
+/* ---- the model lookup ---- */
+
+const char *llm_model_state_name(llm_model_state st)
+{
+    static const char *const names[] = {"unchecked", "ok", "missing", "unusable"};
+    return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "unknown";
+}
+
+/* Models Google's deprecations page lists as shut down. A lookup that finds
+ * no such model says "retired" for these rather than "not found", which
+ * tells the operator what to do. */
+static int model_known_retired(const char *m)
+{
+    static const char *const exact[] = {"gemini-pro", "gemini-2.5-flash", "gemini-2.5-pro",
+                                        "gemini-2.0-flash", "gemini-2.0-flash-lite",
+                                        "gemini-3-pro-preview"};
+    static const char *const prefixes[] = {"gemini-1.0-", "gemini-1.5-", "gemini-2.0-flash-"};
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (strcmp(m, exact[i]) == 0) return 1;
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(m, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+    return 0;
+}
+
+static size_t lookup_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    ad_buf *b = ud;
+    size_t n = size * nmemb;
+    if (b->len + n > 1u << 20) return 0;
+    ad_buf_append(b, ptr, n);
+    return n;
+}
+
+/* Nonzero when the Model resource lists generateContent (or lists nothing,
+ * which older resources do). */
+static int model_generates(const char *body, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    const cJSON *methods = cJSON_GetObjectItemCaseSensitive(root, "supportedGenerationMethods");
+    int ok = !cJSON_IsArray(methods);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, methods)
+    {
+        if (cJSON_IsString(m) && strcmp(m->valuestring, "generateContent") == 0) ok = 1;
+    }
+    cJSON_Delete(root);
+    return ok;
+}
+
+static void lookup_set(llm_model_check *out, llm_model_state st, const char *key, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+
+static void lookup_set(llm_model_check *out, llm_model_state st, const char *key, const char *fmt,
+                       ...)
+{
+    ad_buf raw, msg;
+    ad_buf_init(&raw);
+    ad_buf_init(&msg);
+    va_list ap;
+    va_start(ap, fmt);
+    ad_buf_vprintf(&raw, fmt, ap);
+    va_end(ap);
+    put_redacted(&msg, raw.data ? raw.data : "", key ? key : "");
+    out->state = st;
+    snprintf(out->message, sizeof(out->message), "%s", msg.data ? msg.data : "");
+    ad_buf_cleanup(&raw);
+    ad_buf_cleanup(&msg);
+}
+
+void llm_model_lookup(const llm_config *cfg, int timeout_ms, llm_model_check *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *model = cfg->model && cfg->model[0] ? cfg->model : LLM_DEFAULT_MODEL;
+    if (strncmp(model, "models/", 7) == 0) model += 7;
+    snprintf(out->model, sizeof(out->model), "%s", model);
+    const char *base = cfg->base_url && cfg->base_url[0] ? cfg->base_url : LLM_DEFAULT_BASE_URL;
+    if (!cfg->api_key || !cfg->api_key[0] || !text_printable(cfg->api_key) ||
+        !llm_model_name_valid(model) || !text_printable(base)) {
+        lookup_set(out, LLM_MODEL_UNCHECKED, NULL, "no key, or an invalid model or base URL");
+        return;
+    }
+    pthread_once(&curl_once, curl_init_once);
+    size_t blen = strlen(base);
+    while (blen > 0 && base[blen - 1] == '/') blen--;
+    ad_buf url, hdr, body;
+    ad_buf_init(&url);
+    ad_buf_init(&hdr);
+    ad_buf_init(&body);
+    ad_buf_printf(&url, "%.*s/v1beta/models/%s", (int)blen, base, model);
+    ad_buf_printf(&hdr, "x-goog-api-key: %s", cfg->api_key);
+    struct curl_slist *headers = curl_slist_append(NULL, hdr.data);
+    explicit_bzero(hdr.data, hdr.len);
+    CURL *h = curl_easy_init();
+    long status = 0;
+    CURLcode res = CURLE_FAILED_INIT;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    if (h && headers) {
+        curl_easy_setopt(h, CURLOPT_URL, url.data);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, lookup_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+        curl_easy_setopt(h, CURLOPT_USERAGENT, "agentd");
+        res = curl_easy_perform(h);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    }
+    gemini_error ge;
+    int enveloped = gemini_parse_error(body.data ? body.data : "", body.len, &ge) == 0;
+    if (res != CURLE_OK) {
+        lookup_set(out, LLM_MODEL_UNCHECKED, cfg->api_key, "could not look model %s up: %s", model,
+                   errbuf[0] ? errbuf : curl_easy_strerror(res));
+    } else if (status == 200 && model_generates(body.data ? body.data : "", body.len)) {
+        lookup_set(out, LLM_MODEL_OK, cfg->api_key, "model %s is available", model);
+    } else if (status == 200) {
+        lookup_set(out, LLM_MODEL_UNUSABLE, cfg->api_key,
+                   "model %s exists but does not offer generateContent", model);
+    } else if (status == 404 && model_known_retired(model)) {
+        lookup_set(out, LLM_MODEL_MISSING, cfg->api_key,
+                   "model %s is retired (shut down on Google's deprecations page): set "
+                   "gemini_model to a current model, e.g. %s",
+                   model, LLM_DEFAULT_MODEL);
+    } else if (status == 404) {
+        lookup_set(out, LLM_MODEL_MISSING, cfg->api_key, "model %s does not exist (404%s%s)", model,
+                   enveloped && ge.message[0] ? ": " : "", enveloped ? ge.message : "");
+    } else {
+        lookup_set(out, LLM_MODEL_UNCHECKED, cfg->api_key, "could not look model %s up: HTTP %ld%s%s",
+                   model, status, enveloped && ge.message[0] ? ": " : "",
+                   enveloped ? ge.message : "");
+    }
+    if (h) curl_easy_cleanup(h);
+    curl_slist_free_all(headers);
+    ad_buf_cleanup(&url);
+    ad_buf_cleanup(&hdr);
+    ad_buf_cleanup(&body);
+}
+
+static void *check_main(void *arg)
+{
+    llm_client *c = arg;
+    llm_config cfg = {.api_key = c->key, .model = c->model, .base_url = c->base};
+    llm_model_check found;
+    llm_model_lookup(&cfg, c->check_timeout_ms, &found);
+    ad_log(found.state == LLM_MODEL_OK ? AD_LOG_INFO : AD_LOG_WARN, "gemini model check: %s: %s",
+           llm_model_state_name(found.state), found.message);
+    pthread_mutex_lock(&c->check_mu);
+    c->check = found;
+    pthread_mutex_unlock(&c->check_mu);
+    return NULL;
+}
+
+void llm_client_check_model(llm_client *c, int timeout_ms)
+{
+    if (c->check_started) return;
+    c->check_timeout_ms = timeout_ms;
+    pthread_mutex_lock(&c->check_mu);
+    snprintf(c->check.model, sizeof(c->check.model), "%s", c->model);
+    snprintf(c->check.message, sizeof(c->check.message), "lookup in progress");
+    pthread_mutex_unlock(&c->check_mu);
+    if (pthread_create(&c->check_thread, NULL, check_main, c) == 0) c->check_started = 1;
+}
+
+void llm_client_model_status(llm_client *c, llm_model_check *out)
+{
+    pthread_mutex_lock(&c->check_mu);
+    *out = c->check;
+    pthread_mutex_unlock(&c->check_mu);
+    if (!out->model[0]) {
+        snprintf(out->model, sizeof(out->model), "%s", c->model);
+        snprintf(out->message, sizeof(out->message), "not looked up");
+    }
 }

@@ -22,7 +22,8 @@
 #include "base/err.h"
 #include "llm/gemini.h"
 
-#define LLM_DEFAULT_MODEL "gemini-2.5-flash"
+/* A stable (GA) model on Google's models page; see README "Gemini model". */
+#define LLM_DEFAULT_MODEL "gemini-3.8-flash"
 #define LLM_DEFAULT_BASE_URL "https://generativelanguage.googleapis.com"
 
 /* Client settings. Borrowed by llm_client_start, which copies the strings.
@@ -50,25 +51,37 @@ typedef enum llm_outcome {
     LLM_TIMEOUT,      /* the deadline passed while a request was in flight */
     LLM_BAD_RESPONSE, /* the body is not Gemini JSON (or SSE of it) */
     LLM_CANCELLED,    /* llm_call_cancel or llm_client_stop */
-    LLM_TRANSPORT     /* the connection failed after a stream had started
+    LLM_TRANSPORT,    /* the connection failed after a stream had started
                        * relaying deltas, so it could not be retried */
+    LLM_NO_ANSWER,    /* Gemini finished without answer text: finish_reason
+                       * (OTHER, STOP with nothing, an unknown reason) and
+                       * finish_message say why */
+    LLM_THINKING_EXHAUSTED /* MAX_TOKENS before any answer text: thinking
+                            * used the whole maxOutputTokens */
 } llm_outcome;
 
 /* A short snake_case name, e.g. "bad_response". */
 const char *llm_outcome_name(llm_outcome o);
 
 /* What on_done receives. Every pointer is valid only during on_done; strings
- * are never NULL ("" when absent). Token counts are -1 when not reported. */
+ * are never NULL ("" when absent). Token counts are -1 when not reported;
+ * has_usage says whether Gemini sent usageMetadata at all. */
 typedef struct llm_result {
     llm_outcome outcome;
     long http_status;          /* of the last attempt; 0 if none got an answer */
+    const char *model;         /* the model the call went to */
     const char *text;          /* the whole answer (also for streams) */
     size_t text_len;
-    const char *finish_reason; /* e.g. "STOP", "MAX_TOKENS" */
-    const char *block_reason;  /* e.g. "SAFETY" when outcome is LLM_BLOCKED */
+    const char *finish_reason; /* e.g. "STOP", "MAX_TOKENS"; "" if none came */
+    const char *finish_message;/* Gemini's finishMessage, or "" */
+    const char *block_reason;  /* e.g. "SAFETY", "RECITATION" when LLM_BLOCKED */
+    const char *upstream_status; /* Google's error status ("CANCELLED", ...) when
+                                  * an error envelope ended the call, or "" */
+    int has_usage;
     long prompt_tokens;
-    long output_tokens;
-    long total_tokens;
+    long output_tokens;        /* the answer (candidatesTokenCount) */
+    long thinking_tokens;      /* thoughtsTokenCount */
+    long total_tokens;         /* Gemini's totalTokenCount */
     int retries;               /* attempts made minus one */
     int retry_after_s;         /* LLM_UNAVAILABLE: when to try again, >= 1 */
     const char *message;       /* for humans; never contains the API key */
@@ -118,5 +131,44 @@ void llm_client_stop(llm_client *c);
 
 /* Stops the client if needed and frees it; nothing may use it after. */
 void llm_client_free(llm_client *c);
+
+/* Nonzero when `name` may be sent as a model: [A-Za-z0-9._-]+, optionally
+ * after "models/". */
+int llm_model_name_valid(const char *name);
+
+/* Nonzero when `name` looks like a Gemini model name ("gemini-..."), the test
+ * for an agent's base_model to be used for its calls. */
+int llm_model_is_gemini(const char *name);
+
+/* What looking the model up (GET /v1beta/models/{model}) found. */
+typedef enum llm_model_state {
+    LLM_MODEL_UNCHECKED, /* not looked up (yet), or the lookup could not tell */
+    LLM_MODEL_OK,        /* Gemini serves it and it can generateContent */
+    LLM_MODEL_MISSING,   /* 404: no such model, or a retired one */
+    LLM_MODEL_UNUSABLE   /* it exists but does not offer generateContent */
+} llm_model_state;
+
+/* A short snake_case name: "unchecked", "ok", "missing", "unusable". */
+const char *llm_model_state_name(llm_model_state s);
+
+typedef struct llm_model_check {
+    llm_model_state state;
+    char model[128];
+    char message[AD_ERR_MSG_MAX]; /* for humans; never contains the key */
+} llm_model_check;
+
+/* Looks `cfg`'s model up with one GET, blocking at most `timeout_ms`, and
+ * says what it found. A model Google lists as shut down (a small built-in
+ * table) that is not found is reported as retired. Never fails: a lookup
+ * that cannot complete is LLM_MODEL_UNCHECKED with the reason. */
+void llm_model_lookup(const llm_config *cfg, int timeout_ms, llm_model_check *out);
+
+/* Starts llm_model_lookup for the client's model on a thread of its own, so
+ * start-up does not wait for it; llm_client_stop joins it. Call once. */
+void llm_client_check_model(llm_client *c, int timeout_ms);
+
+/* The latest lookup result (LLM_MODEL_UNCHECKED until one finished).
+ * Thread-safe. */
+void llm_client_model_status(llm_client *c, llm_model_check *out);
 
 #endif

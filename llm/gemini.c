@@ -1,9 +1,11 @@
 #include "llm/gemini.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/mem.h"
 #include "llm/retry.h"
@@ -32,10 +34,63 @@ static cJSON *json_add_turn(cJSON *contents, const char *role)
     return parts;
 }
 
+static const char *const thinking_levels[] = {"minimal", "low", "medium", "high"};
+
+int gemini_thinking_level_valid(const char *level)
+{
+    for (size_t i = 0; i < sizeof(thinking_levels) / sizeof(thinking_levels[0]); i++)
+        if (level && strcmp(level, thinking_levels[i]) == 0) return 1;
+    return 0;
+}
+
+int gemini_thinking_level_rank(const char *level)
+{
+    for (size_t i = 0; i < sizeof(thinking_levels) / sizeof(thinking_levels[0]); i++)
+        if (level && strcmp(level, thinking_levels[i]) == 0) return (int)i;
+    return -1;
+}
+
+int gemini_min_output_tokens(const char *thinking_level, int thinking_budget)
+{
+    static const int level_reserve[] = {0, 512, 2048, 8192};
+    int rank = gemini_thinking_level_rank(thinking_level);
+    if (rank >= 0) return GEMINI_ANSWER_MIN_TOKENS + level_reserve[rank];
+    if (thinking_budget > 0) return GEMINI_ANSWER_MIN_TOKENS + thinking_budget;
+    if (thinking_budget == GEMINI_THINKING_BUDGET_OFF) return GEMINI_ANSWER_MIN_TOKENS;
+    return GEMINI_ANSWER_MIN_TOKENS + 1024;
+}
+
+/* generationConfig.thinkingConfig: Gemini 3 takes a level, Gemini 2.5 a
+ * budget, and a request with both is refused, so at most one is sent. */
+static void json_add_thinking(cJSON *gc, const llm_request *req)
+{
+    cJSON *tc = json_checked(cJSON_AddObjectToObject(gc, "thinkingConfig"));
+    if (req->thinking_level && req->thinking_level[0]) {
+        char upper[16];
+        size_t i = 0;
+        for (; req->thinking_level[i] && i < sizeof(upper) - 1; i++)
+            upper[i] = (char)toupper((unsigned char)req->thinking_level[i]);
+        upper[i] = '\0';
+        json_checked(cJSON_AddStringToObject(tc, "thinkingLevel", upper));
+        return;
+    }
+    int budget = req->thinking_budget == GEMINI_THINKING_BUDGET_OFF ? 0 : req->thinking_budget;
+    json_checked(cJSON_AddNumberToObject(tc, "thinkingBudget", budget));
+}
+
 char *gemini_request_json(const llm_request *req, ad_err *e)
 {
     if (!req->prompt || !req->prompt[0]) {
         ad_err_set(e, AD_EINVAL, "prompt is required");
+        return NULL;
+    }
+    if (req->thinking_level && req->thinking_level[0] &&
+        !gemini_thinking_level_valid(req->thinking_level)) {
+        ad_err_set(e, AD_EINVAL, "thinking level must be minimal, low, medium or high");
+        return NULL;
+    }
+    if (req->thinking_budget < GEMINI_THINKING_BUDGET_OFF) {
+        ad_err_set(e, AD_EINVAL, "thinking budget %d is not a budget", req->thinking_budget);
         return NULL;
     }
     for (size_t i = 0; i < req->fewshot_count; i++) {
@@ -68,12 +123,14 @@ char *gemini_request_json(const llm_request *req, ad_err *e)
         ad_buf_cleanup(&ctx);
     }
     json_add_text_part(parts, req->prompt);
-    if (req->max_output_tokens > 0 || req->temperature >= 0) {
+    int thinking = (req->thinking_level && req->thinking_level[0]) || req->thinking_budget != 0;
+    if (req->max_output_tokens > 0 || req->temperature >= 0 || thinking) {
         cJSON *gc = json_checked(cJSON_AddObjectToObject(root, "generationConfig"));
         if (req->max_output_tokens > 0)
             json_checked(cJSON_AddNumberToObject(gc, "maxOutputTokens", req->max_output_tokens));
         if (req->temperature >= 0)
             json_checked(cJSON_AddNumberToObject(gc, "temperature", req->temperature));
+        if (thinking) json_add_thinking(gc, req);
     }
     char *out = cJSON_PrintUnformatted(root);
     ad_assert(out != NULL);
@@ -85,7 +142,7 @@ void gemini_reply_init(gemini_reply *r)
 {
     memset(r, 0, sizeof(*r));
     ad_buf_init(&r->text);
-    r->prompt_tokens = r->output_tokens = r->total_tokens = -1;
+    r->prompt_tokens = r->output_tokens = r->thinking_tokens = r->total_tokens = -1;
 }
 
 void gemini_reply_cleanup(gemini_reply *r)
@@ -103,42 +160,122 @@ static int parse_fail(ad_err *e, const char *what)
     return ad_err_set(e, AD_EUPSTREAM, "response is not a Gemini reply: %s", what);
 }
 
-/* Reads an optional integer field; a present field of the wrong type fails. */
+/* Reads an optional token count. proto3 JSON writes int64 as a number or as
+ * a decimal string, and both are valid; anything else fails. */
 static int read_count(const cJSON *obj, const char *name, long *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     if (!v) return 0;
+    if (cJSON_IsString(v)) {
+        const char *s = v->valuestring;
+        long n = 0;
+        if (!*s) return -1;
+        for (; *s; s++) {
+            if (!isdigit((unsigned char)*s) || n > 100000000000000L) return -1;
+            n = n * 10 + (*s - '0');
+        }
+        *out = n;
+        return 0;
+    }
     /* The upper bound keeps the cast defined (1e99 or inf would overflow it). */
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1e15)) return -1;
     *out = (long)v->valuedouble;
     return 0;
 }
 
+/* Reads an optional string field into a fixed buffer; a non-string fails. */
+static int read_text(const cJSON *obj, const char *name, char *dst, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!v) return 0;
+    if (!cJSON_IsString(v)) return -1;
+    snprintf(dst, cap, "%s", v->valuestring);
+    return 0;
+}
+
+/* Nonzero when `content` is a Content: an object whose keys are parts and
+ * role only. {} is an empty Content; {"invalid-field": true} is not one. */
+static int content_is_content(const cJSON *content)
+{
+    const cJSON *k;
+    cJSON_ArrayForEach(k, content)
+    {
+        if (strcmp(k->string, "parts") != 0 && strcmp(k->string, "role") != 0) return 0;
+    }
+    return 1;
+}
+
+static int parse_parts(const cJSON *parts, gemini_reply *r, int relay, ad_err *e)
+{
+    const cJSON *part;
+    cJSON_ArrayForEach(part, parts)
+    {
+        if (!cJSON_IsObject(part)) return parse_fail(e, "part is not an object");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        const cJSON *thought = cJSON_GetObjectItemCaseSensitive(part, "thought");
+        if (thought && !cJSON_IsBool(thought)) return parse_fail(e, "part thought is not a boolean");
+        if (text && !cJSON_IsString(text)) return parse_fail(e, "part text is not a string");
+        /* A thought summary is the model talking to itself, not the answer. */
+        if (cJSON_IsTrue(thought)) {
+            r->thought_parts++;
+            continue;
+        }
+        /* Parts without text (function calls, inline data, a lone thought
+         * signature) carry nothing this client relays. */
+        if (!text) {
+            if (!cJSON_GetObjectItemCaseSensitive(part, "thoughtSignature") || part->child->next)
+                r->other_parts++;
+            continue;
+        }
+        if (relay) ad_buf_puts(&r->text, text->valuestring);
+    }
+    return 0;
+}
+
+/* The candidate this client reads: the one with index 0 (an absent index is
+ * 0), or none. Several come only when candidateCount > 1 was asked. */
+static const cJSON *candidate_zero(const cJSON *cands)
+{
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cands)
+    {
+        const cJSON *idx = cJSON_IsObject(c) ? cJSON_GetObjectItemCaseSensitive(c, "index") : NULL;
+        if (!idx || (cJSON_IsNumber(idx) && idx->valuedouble == 0)) return c;
+    }
+    return NULL;
+}
+
 static int parse_candidate(const cJSON *cand, gemini_reply *r, ad_err *e)
 {
     if (!cJSON_IsObject(cand)) return parse_fail(e, "candidate is not an object");
+    r->candidates_seen++;
+    const cJSON *finish = cJSON_GetObjectItemCaseSensitive(cand, "finishReason");
+    if (finish && !cJSON_IsString(finish)) return parse_fail(e, "finishReason is not a string");
+    if (read_text(cand, "finishMessage", r->finish_message, sizeof(r->finish_message)) != 0)
+        return parse_fail(e, "finishMessage is not a string");
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(cand, "content");
     if (content) {
         if (!cJSON_IsObject(content)) return parse_fail(e, "content is not an object");
         const cJSON *parts = cJSON_GetObjectItemCaseSensitive(content, "parts");
         if (parts && !cJSON_IsArray(parts)) return parse_fail(e, "parts is not an array");
-        const cJSON *part;
-        cJSON_ArrayForEach(part, parts)
-        {
-            if (!cJSON_IsObject(part)) return parse_fail(e, "part is not an object");
-            const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
-            /* Parts without text (function calls, thoughts signatures) carry
-             * nothing this client relays; a text that is not a string is wrong. */
-            if (!text) continue;
-            if (!cJSON_IsString(text)) return parse_fail(e, "part text is not a string");
-            ad_buf_puts(&r->text, text->valuestring);
-        }
+        if (!content_is_content(content)) r->malformed_content = 1;
+        /* The text that comes with a refusal is what the filter judged. */
+        int relay = gemini_finish_relays_text(finish ? finish->valuestring : "");
+        if (parse_parts(parts, r, relay, e) != 0) return AD_EUPSTREAM;
     }
-    const cJSON *finish = cJSON_GetObjectItemCaseSensitive(cand, "finishReason");
-    if (finish) {
-        if (!cJSON_IsString(finish)) return parse_fail(e, "finishReason is not a string");
-        copy_reason(r->finish_reason, finish->valuestring);
-    }
+    if (finish) copy_reason(r->finish_reason, finish->valuestring);
+    return 0;
+}
+
+static int parse_usage(const cJSON *usage, gemini_reply *r, ad_err *e)
+{
+    if (!cJSON_IsObject(usage)) return parse_fail(e, "usageMetadata is not an object");
+    if (read_count(usage, "promptTokenCount", &r->prompt_tokens) != 0 ||
+        read_count(usage, "candidatesTokenCount", &r->output_tokens) != 0 ||
+        read_count(usage, "thoughtsTokenCount", &r->thinking_tokens) != 0 ||
+        read_count(usage, "totalTokenCount", &r->total_tokens) != 0)
+        return parse_fail(e, "usageMetadata count is not a number");
+    r->has_usage = 1;
     return 0;
 }
 
@@ -151,9 +288,9 @@ static int parse_reply_object(const cJSON *root, gemini_reply *r, ad_err *e)
         return parse_fail(e, "no candidates, promptFeedback or usageMetadata");
     if (cands) {
         if (!cJSON_IsArray(cands)) return parse_fail(e, "candidates is not an array");
-        const cJSON *first = cJSON_GetArrayItem(cands, 0);
+        if (cJSON_GetArraySize(cands) == 0) r->empty_candidates = 1;
+        const cJSON *first = candidate_zero(cands);
         if (first && parse_candidate(first, r, e) != 0) return AD_EUPSTREAM;
-        if (first) r->candidates++;
     }
     if (feedback) {
         if (!cJSON_IsObject(feedback)) return parse_fail(e, "promptFeedback is not an object");
@@ -162,14 +299,10 @@ static int parse_reply_object(const cJSON *root, gemini_reply *r, ad_err *e)
             if (!cJSON_IsString(block)) return parse_fail(e, "blockReason is not a string");
             copy_reason(r->block_reason, block->valuestring);
         }
+        if (read_text(feedback, "blockReasonMessage", r->block_message, sizeof(r->block_message)) != 0)
+            return parse_fail(e, "blockReasonMessage is not a string");
     }
-    if (usage) {
-        if (!cJSON_IsObject(usage)) return parse_fail(e, "usageMetadata is not an object");
-        if (read_count(usage, "promptTokenCount", &r->prompt_tokens) != 0 ||
-            read_count(usage, "candidatesTokenCount", &r->output_tokens) != 0 ||
-            read_count(usage, "totalTokenCount", &r->total_tokens) != 0)
-            return parse_fail(e, "usageMetadata count is not a number");
-    }
+    if (usage && parse_usage(usage, r, e) != 0) return AD_EUPSTREAM;
     return 0;
 }
 
@@ -184,11 +317,9 @@ int gemini_parse_response(const char *body, size_t len, gemini_reply *r, size_t 
         rc = parse_fail(e, "not a JSON object");
     } else {
         size_t before = r->text.len;
-        int candidates = r->candidates;
         rc = parse_reply_object(root, r, e);
         if (rc != 0) {
             /* Leave no half-appended text behind a failed chunk. */
-            r->candidates = candidates;
             r->text.len = before;
             if (r->text.data) r->text.data[before] = '\0';
         }
@@ -197,26 +328,38 @@ int gemini_parse_response(const char *body, size_t len, gemini_reply *r, size_t 
     return rc;
 }
 
+gemini_finish_kind gemini_finish_classify(const char *finish_reason)
+{
+    static const char *const blocked[] = {"SAFETY",        "PROHIBITED_CONTENT", "BLOCKLIST",
+                                          "SPII",          "IMAGE_SAFETY",       "IMAGE_PROHIBITED_CONTENT",
+                                          "IMAGE_RECITATION"};
+    if (!finish_reason || !finish_reason[0]) return GEMINI_FINISH_NONE;
+    if (strcmp(finish_reason, "STOP") == 0) return GEMINI_FINISH_ANSWER;
+    if (strcmp(finish_reason, "MAX_TOKENS") == 0) return GEMINI_FINISH_TRUNCATED;
+    if (strcmp(finish_reason, "RECITATION") == 0) return GEMINI_FINISH_RECITATION;
+    for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
+        if (strcmp(finish_reason, blocked[i]) == 0) return GEMINI_FINISH_BLOCKED;
+    return GEMINI_FINISH_NO_ANSWER;
+}
+
+int gemini_finish_relays_text(const char *finish_reason)
+{
+    gemini_finish_kind k = gemini_finish_classify(finish_reason);
+    return k == GEMINI_FINISH_NONE || k == GEMINI_FINISH_ANSWER || k == GEMINI_FINISH_TRUNCATED;
+}
+
 int gemini_reply_blocked(const gemini_reply *r, const char **reason)
 {
-    static const char *const refusals[] = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII",
-                                           "IMAGE_SAFETY"};
     if (r->block_reason[0]) {
         if (reason) *reason = r->block_reason;
         return 1;
     }
-    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
-        if (strcmp(r->finish_reason, refusals[i]) == 0) {
-            if (reason) *reason = r->finish_reason;
-            return 1;
-        }
+    gemini_finish_kind k = gemini_finish_classify(r->finish_reason);
+    if (k == GEMINI_FINISH_BLOCKED || k == GEMINI_FINISH_RECITATION) {
+        if (reason) *reason = r->finish_reason;
+        return 1;
     }
     return 0;
-}
-
-int gemini_reply_empty(const gemini_reply *r)
-{
-    return r->candidates == 0 && !r->block_reason[0];
 }
 
 static void parse_retry_info(const cJSON *details, gemini_error *out)
@@ -231,6 +374,39 @@ static void parse_retry_info(const cJSON *details, gemini_error *out)
         out->retry_delay_ms = llm_retry_parse_duration(delay->valuestring);
         return;
     }
+}
+
+/* Copies `src`, every run of digits that follows "project" (within a few
+ * characters: "projects/123", "project_number: 123", "project 123")
+ * replaced by "[redacted]". */
+static void redact_projects(char *dst, size_t cap, const char *src)
+{
+    ad_buf b;
+    ad_buf_init(&b);
+    const char *s = src;
+    while (*s) {
+        if (strncasecmp(s, "project", 7) != 0) {
+            ad_buf_putc(&b, *s++);
+            continue;
+        }
+        ad_buf_append(&b, s, 7);
+        s += 7;
+        const char *t = s;
+        while (*t && !isdigit((unsigned char)*t) && t - s < 12 && *t != '.' && *t != ',') t++;
+        if (!isdigit((unsigned char)*t)) continue;
+        ad_buf_append(&b, s, (size_t)(t - s));
+        while (isdigit((unsigned char)*t)) t++;
+        ad_buf_puts(&b, "[redacted]");
+        s = t;
+    }
+    snprintf(dst, cap, "%s", b.data ? b.data : "");
+    ad_buf_cleanup(&b);
+}
+
+int gemini_error_retryable(const gemini_error *ge)
+{
+    long c = ge->code;
+    return c == 0 || c == 429 || c == 499 || c == 500 || c == 502 || c == 503 || c == 504;
 }
 
 int gemini_parse_error(const char *body, size_t len, gemini_error *out)
@@ -250,7 +426,7 @@ int gemini_parse_error(const char *body, size_t len, gemini_error *out)
     /* Only a plausible HTTP status converts: a huge number would overflow the cast. */
     if (cJSON_IsNumber(code) && code->valuedouble >= 0 && code->valuedouble <= 999)
         out->code = (long)code->valuedouble;
-    if (cJSON_IsString(message)) snprintf(out->message, sizeof(out->message), "%s", message->valuestring);
+    if (cJSON_IsString(message)) redact_projects(out->message, sizeof(out->message), message->valuestring);
     if (cJSON_IsString(status)) copy_reason(out->status, status->valuestring);
     if (cJSON_IsArray(details)) parse_retry_info(details, out);
     cJSON_Delete(root);
@@ -262,12 +438,14 @@ void gemini_sse_init(gemini_sse *p)
     memset(p, 0, sizeof(*p));
     ad_buf_init(&p->line);
     ad_buf_init(&p->data);
+    ad_buf_init(&p->stray);
 }
 
 void gemini_sse_cleanup(gemini_sse *p)
 {
     ad_buf_cleanup(&p->line);
     ad_buf_cleanup(&p->data);
+    ad_buf_cleanup(&p->stray);
 }
 
 static int sse_dispatch(gemini_sse *p, gemini_sse_event_fn fn, void *ud)
@@ -279,6 +457,12 @@ static int sse_dispatch(gemini_sse *p, gemini_sse_event_fn fn, void *ud)
     return rc;
 }
 
+static int sse_known_field(const char *name, size_t len)
+{
+    return (len == 5 && memcmp(name, "event", 5) == 0) || (len == 2 && memcmp(name, "id", 2) == 0) ||
+           (len == 5 && memcmp(name, "retry", 5) == 0);
+}
+
 /* One complete line, without its terminator. */
 static int sse_line(gemini_sse *p, gemini_sse_event_fn fn, void *ud)
 {
@@ -288,7 +472,13 @@ static int sse_line(gemini_sse *p, gemini_sse_event_fn fn, void *ud)
     if (s[0] == ':') return 0;
     const char *colon = memchr(s, ':', n);
     size_t name_len = colon ? (size_t)(colon - s) : n;
-    if (name_len != 4 || memcmp(s, "data", 4) != 0) return 0;
+    if (name_len != 4 || memcmp(s, "data", 4) != 0) {
+        if (!sse_known_field(s, name_len) && p->stray.len + n + 1 <= GEMINI_SSE_STRAY_MAX) {
+            ad_buf_append(&p->stray, s, n);
+            ad_buf_putc(&p->stray, '\n');
+        }
+        return 0;
+    }
     const char *v = colon ? colon + 1 : s + n;
     if (v < s + n && *v == ' ') v++;
     if (p->has_data) ad_buf_putc(&p->data, '\n');

@@ -47,6 +47,14 @@ llm_retry_plan llm_retry_plan_next(const llm_retry_policy *p, int attempts_made,
     return plan;
 }
 
+int64_t llm_retry_floor_ms(long http_status, int retry)
+{
+    if (http_status != 429) return 0;
+    int64_t ms = 1000;
+    for (int i = 1; i < retry && ms < 60000; i++) ms *= 2;
+    return ms < 60000 ? ms : 60000;
+}
+
 int64_t llm_retry_parse_retry_after(const char *value)
 {
     const char *s = value;

@@ -54,6 +54,12 @@ llm_retry_plan llm_retry_plan_next(const llm_retry_policy *p, int attempts_made,
                                    int64_t prev_wait_ms, int64_t hint_ms, int64_t now_ms,
                                    int64_t deadline_ms, llm_retry_rand_fn rnd, void *rnd_ud);
 
+/* The least wait before retry number `retry` (1-based) after `http_status`
+ * when the server named none: a 429 means "too fast", so waiting less than
+ * a second to ask again only spends quota; it doubles from 1 s (capped at a
+ * minute). 0 for every other status. */
+int64_t llm_retry_floor_ms(long http_status, int retry);
+
 /* Parses a Retry-After header value in delta-seconds ("3", surrounding
  * blanks allowed) into milliseconds; -1 for anything else, including the
  * HTTP-date form, which Google does not send. Capped at one day. */

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages agentd needs, only those missing.
-# Usage: scripts/deps.sh [build|test|bench|lint|fuzz]   (every level includes build)
+# Usage: scripts/deps.sh [build|test|bench|lint|fuzz|smoke]   (every level includes build)
 set -eu
 level=${1:-build}
 pkgs="gcc make pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libcurl4-openssl-dev"
 case "$level" in
   test) pkgs="$pkgs check curl sqlite3 python3" ;;
+  smoke) pkgs="$pkgs curl python3" ;;
   bench) pkgs="$pkgs check curl sqlite3 python3 wrk nginx-light procps" ;;
   lint) pkgs="$pkgs bear cppcheck clang-format" ;;
   # clang-14 does not pull in its sanitizer/libFuzzer runtimes (libclang_rt.*);

@@ -27,6 +27,35 @@ static int main_print(const ad_buf *b, FILE *to, int code)
     return code;
 }
 
+static llm_config main_llm_config(const ad_config *cfg)
+{
+    llm_config lc = {
+        .api_key = cfg->gemini_api_key,
+        .model = cfg->gemini_model,
+        .base_url = cfg->gemini_base_url,
+        .deadline_ms = cfg->gemini_deadline_ms,
+        .max_attempts = cfg->gemini_max_attempts,
+        .backoff_base_ms = cfg->gemini_backoff_base_ms,
+        .max_transfers = cfg->gemini_max_concurrency,
+    };
+    return lc;
+}
+
+/* --check-config with a Gemini key: looks the model up and says on stderr
+ * what it found. Returns the exit code: 1 when the model is missing,
+ * retired or cannot generate content, else 0 (a lookup that could not
+ * complete is reported, not fatal: the network may come later). */
+static int main_check_model(const ad_config *cfg)
+{
+    if (!cfg->gemini_api_key || cfg->gemini_check_timeout_ms == 0) return 0;
+    llm_config lc = main_llm_config(cfg);
+    llm_model_check mc;
+    llm_model_lookup(&lc, cfg->gemini_check_timeout_ms, &mc);
+    fprintf(stderr, "agentd: gemini model %s: %s: %s\n", mc.model, llm_model_state_name(mc.state),
+            mc.message);
+    return mc.state == LLM_MODEL_MISSING || mc.state == LLM_MODEL_UNUSABLE ? 1 : 0;
+}
+
 /* Runs the actions that exit without serving; returns -1 to go on serving. */
 static int main_action(ad_config_action action, const ad_config *cfg)
 {
@@ -39,7 +68,7 @@ static int main_action(ad_config_action action, const ad_config *cfg)
     case AD_CONFIG_CHECK:
         config_to_json(cfg, &b);
         ad_buf_putc(&b, '\n');
-        code = main_print(&b, stdout, 0);
+        code = main_print(&b, stdout, main_check_model(cfg));
         break;
     case AD_CONFIG_HEALTHCHECK:
         code = healthcheck_probe(cfg->bind, cfg->port, 3000, &b) == 0 ? 0 : 1;
@@ -103,19 +132,13 @@ int main(int argc, char **argv)
         goto out;
     }
     if (cfg.gemini_api_key) {
-        llm_config lc = {
-            .api_key = cfg.gemini_api_key,
-            .model = cfg.gemini_model,
-            .base_url = cfg.gemini_base_url,
-            .deadline_ms = cfg.gemini_deadline_ms,
-            .max_attempts = cfg.gemini_max_attempts,
-            .backoff_base_ms = cfg.gemini_backoff_base_ms,
-            .max_transfers = cfg.gemini_max_concurrency,
-        };
+        llm_config lc = main_llm_config(&cfg);
         if (llm_client_start(&app.llm, &lc, &e) < 0) {
             ad_log(AD_LOG_ERROR, "%s", e.msg);
             goto out;
         }
+        /* In the background: serving starts now, /health tells the outcome. */
+        if (cfg.gemini_check_timeout_ms > 0) llm_client_check_model(app.llm, cfg.gemini_check_timeout_ms);
     }
     storage_inferences_start();
     if (hangup_start() < 0) {

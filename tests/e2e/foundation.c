@@ -15,7 +15,9 @@ Suite *e2e_foundation_suite(void);
 START_TEST(test_health_and_config)
 {
     e2e_server s;
-    const char *env[] = {"AGENTD_API_KEY=", "GEMINI_API_KEY=sekrit-gemini-key-123", NULL};
+    /* The key turns the model lookup on: it goes to a closed loopback port, never out. */
+    const char *env[] = {"AGENTD_API_KEY=", "GEMINI_API_KEY=sekrit-gemini-key-123",
+                         "GEMINI_BASE_URL=http://127.0.0.1:9", NULL};
     e2e_start(&s, NULL, env);
     e2e_response r = e2e_get(&s, "/health");
     ck_assert_int_eq(r.status, 200);

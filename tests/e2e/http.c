@@ -167,7 +167,8 @@ START_TEST(test_slow_clients_do_not_starve_other_addresses)
     int fds[SLOW];
     for (int i = 0; i < SLOW; i++) {
         fds[i] = connect_from(&s, "127.0.0.1");
-        ck_assert_int_eq(write(fds[i], "GET /health HTTP/1.1\r\nHost", 26), 26);
+        /* Past the per-address limit the server closes at once: the write may fail. */
+        (void)!write(fds[i], "GET /health HTTP/1.1\r\nHost", 26);
     }
     e2e_sleep_ms(200);
     for (int i = 0; i < SLOW; i++) (void)!write(fds[i], ":", 1);

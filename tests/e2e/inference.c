@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -50,12 +51,15 @@ static e2e_response infer(const e2e_server *s, const char *path, const char *pro
     return r;
 }
 
-static void create_ml(const e2e_server *s, const char *id)
+/* Creates agent `id` on the ML dataset, with `base_model` unless NULL, and
+ * waits until it is ready. */
+static void create_ml_model(const e2e_server *s, const char *id, const char *base_model)
 {
     char *ds = e2e_dataset_body(id, "data/ml_expert_dataset.json");
     cJSON *b = cJSON_Parse(ds);
     free(ds);
     cJSON_AddStringToObject(b, "description", ML_DESCRIPTION);
+    if (base_model) cJSON_AddStringToObject(b, "base_model", base_model);
     char *body = cJSON_PrintUnformatted(b);
     cJSON_Delete(b);
     e2e_response r = e2e_post(s, AGENTS, body);
@@ -64,6 +68,11 @@ static void create_ml(const e2e_server *s, const char *id)
     e2e_response_free(&r);
     const char *st = e2e_wait_agent(s, id, 60000);
     ck_assert_msg(!strcmp(st, "ready"), "agent %s ended %s", id, st);
+}
+
+static void create_ml(const e2e_server *s, const char *id)
+{
+    create_ml_model(s, id, NULL);
 }
 
 /* The dataset's answer to `prompt`, malloc'ed. */
@@ -351,7 +360,7 @@ typedef struct gem_env {
     unsigned port;
     char base_url[64];
     char deadline[64];
-    const char *env[8];
+    const char *env[10];
 } gem_env;
 
 /* Starts the fake, then agentd pointed at it with `key` and a deadline of
@@ -372,6 +381,8 @@ static void gem_start_deadline(e2e_server *s, gem_env *g, const char *key, int d
     g->env[n++] = "GEMINI_BACKOFF_BASE_MS=10";
     g->env[n++] = "GEMINI_MAX_ATTEMPTS=3";
     g->env[n++] = "GEMINI_MODEL=gemini-test";
+    /* No start-up model lookup: every request the fake sees is a call. */
+    g->env[n++] = "GEMINI_CHECK_TIMEOUT_MS=0";
     g->env[n] = NULL;
     const char *args[16];
     int a = 0;
@@ -665,7 +676,7 @@ START_TEST(test_gemini_request_and_answer)
     gem_env g;
     gem_start(&s, &g, FAKE_GEMINI_KEY, NULL);
 
-    e2e_response r = infer(&s, ML_INFER, Q_IMBALANCED, ",\"max_output_tokens\":100,\"temperature\":0.5");
+    e2e_response r = infer(&s, ML_INFER, Q_IMBALANCED, ",\"max_output_tokens\":600,\"temperature\":0.5");
     assert_ok_body(&r, "ml", Q_IMBALANCED, "gemini", "gemini");
     ck_assert_str_eq(e2e_json_str(r.json, "model"), "gemini-test");
     char *want = fake_answer(Q_IMBALANCED);
@@ -724,8 +735,12 @@ START_TEST(test_gemini_request_and_answer)
     const cJSON *src0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "sources"), 0);
     ck_assert_msg(strstr(ctx, e2e_json_str(src0, "snippet")) != NULL, "snippet not sent as context");
     const cJSON *gc = cJSON_GetObjectItemCaseSensitive(body, "generationConfig");
-    ck_assert_int_eq((int)e2e_json_num(gc, "maxOutputTokens"), 100);
+    ck_assert_int_eq((int)e2e_json_num(gc, "maxOutputTokens"), 600);
     ck_assert(e2e_json_num(gc, "temperature") == 0.5);
+    /* The server's default thinking (gemini_thinking_level "low"), as a level. */
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(gc, "thinkingConfig");
+    ck_assert_str_eq(e2e_json_str(tc, "thinkingLevel"), "LOW");
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(tc, "thinkingBudget"));
     cJSON_Delete(body);
     fake_gemini_request_cleanup(&q);
     e2e_response_free(&r);
@@ -1292,6 +1307,290 @@ START_TEST(test_stream_call_failing_at_once_is_not_used_after_free)
 }
 END_TEST
 
+
+/* ---- Gemini as it really answers: recorded shapes through the binary ------ */
+
+/* Queues tests/data/gemini/`file` as the fake's next answer. */
+static void push_fixture(gem_env *g, const char *file, int status)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "tests/data/gemini/%s", file);
+    char *body = e2e_read_file(path, NULL);
+    ck_assert_msg(body != NULL, "cannot read %s (run from the repository root)", path);
+    fake_gemini_push_replay(g->fake, status, body);
+    free(body);
+}
+
+static e2e_response infer_fixture(const e2e_server *s, gem_env *g, const char *file, int status)
+{
+    push_fixture(g, file, status);
+    return infer(s, ML_INFER, Q_FOREST, NULL);
+}
+
+static stream_result stream_fixture(const e2e_server *s, gem_env *g, const char *file)
+{
+    push_fixture(g, file, 200);
+    char *body = prompt_body(Q_FOREST, ",\"stream\":true");
+    stream_result st = stream_request(s, ML_INFER, body, NULL, NULL);
+    free(body);
+    return st;
+}
+
+START_TEST(test_gemini_recorded_answers)
+{
+    e2e_server s;
+    gem_env g;
+    gem_start(&s, &g, FAKE_GEMINI_KEY, NULL);
+
+    /* Thought parts stay out of the answer; thinking is counted apart, and
+     * the totals are Gemini's. */
+    e2e_response r = infer_fixture(&s, &g, "thought.json", 200);
+    ck_assert_msg(r.status == 200, "thought: %ld %s", r.status, r.body);
+    ck_assert_str_eq(e2e_json_str(r.json, "response"), "Bake at 6.");
+    ck_assert_ptr_null(strstr(r.body, "Planning"));
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(r.json, "usage");
+    ck_assert_int_eq((int)e2e_json_num(u, "prompt_tokens"), 10);
+    ck_assert_int_eq((int)e2e_json_num(u, "output_tokens"), 4);
+    ck_assert_int_eq((int)e2e_json_num(u, "thinking_tokens"), 70);
+    ck_assert_int_eq((int)e2e_json_num(u, "total_tokens"), 84);
+    ck_assert_str_eq(e2e_json_str(r.json, "finish_reason"), "STOP");
+    e2e_response_free(&r);
+    totals t = wait_totals(&s, "ml", 1);
+    ck_assert_int_eq((int)t.prompt_tokens, 10);
+    ck_assert_int_eq((int)(t.prompt_tokens + t.output_tokens), 84); /* what Gemini billed */
+
+    /* No usageMetadata, no finishReason: null, not zeros or "". */
+    r = infer_fixture(&s, &g, "no-usage.json", 200);
+    ck_assert_msg(r.status == 200, "no-usage: %ld %s", r.status, r.body);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r.json, "usage")));
+    e2e_response_free(&r);
+    r = infer_fixture(&s, &g, "no-finish.json", 200);
+    ck_assert_msg(r.status == 200, "no-finish: %ld %s", r.status, r.body);
+    ck_assert_str_eq(e2e_json_str(r.json, "response"), "Partial");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r.json, "finish_reason")));
+    e2e_response_free(&r);
+    r = infer_fixture(&s, &g, "string-counts.json", 200);
+    ck_assert_msg(r.status == 200, "string counts: %ld %s", r.status, r.body);
+    ck_assert_int_eq((int)e2e_json_num(cJSON_GetObjectItemCaseSensitive(r.json, "usage"), "total_tokens"), 20);
+    e2e_response_free(&r);
+    r = infer_fixture(&s, &g, "max-tokens.json", 200);
+    ck_assert_msg(r.status == 200, "max tokens: %ld %s", r.status, r.body);
+    ck_assert_str_eq(e2e_json_str(r.json, "finish_reason"), "MAX_TOKENS");
+    e2e_response_free(&r);
+
+    /* Non-answers are errors that say which. */
+    struct {
+        const char *file;
+        int upstream;
+        long status;
+        const char *code, *needle;
+    } bad[] = {
+        {"other-message.json", 200, 502, "upstream_no_answer", "Model failed to generate content"},
+        {"unknown-finish.json", 200, 502, "upstream_no_answer", "FAKE_NEW_FINISH_REASON"},
+        {"empty-content.json", 200, 502, "upstream_no_answer", "no answer text"},
+        {"empty-candidates.json", 200, 502, "upstream_bad_response", "no candidates"},
+        {"malformed-content.json", 200, 502, "upstream_bad_response", "not a Content"},
+        {"thinking-exhausted.json", 200, 502, "upstream_thinking_exhausted", "max_output_tokens"},
+        {"recitation.json", 200, 422, "blocked_recitation", "RECITATION"},
+        {"safety-text.json", 200, 422, "blocked_by_safety", "SAFETY"},
+        {"prompt-blocked.json", 200, 422, "blocked_by_safety", "The prompt asks for harm"},
+        {"http-error.json", 400, 502, "upstream_rejected", "User location is not supported"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = infer_fixture(&s, &g, bad[i].file, bad[i].upstream);
+        e2e_assert_error(&r, bad[i].status, bad[i].code, bad[i].needle, bad[i].file);
+        ck_assert_ptr_null(strstr(r.body, "flagged"));
+        e2e_response_free(&r);
+    }
+    /* Gemini's own deadline on every attempt is a timeout. */
+    for (int i = 0; i < 3; i++) fake_gemini_push_fault(g.fake, FAKE_504);
+    r = infer(&s, ML_INFER, Q_FOREST, NULL);
+    e2e_assert_error(&r, 504, "upstream_timeout", "Deadline expired", "504 x3");
+    e2e_response_free(&r);
+
+    /* Streams: flagged text never sent; the end is an error naming why. */
+    stream_result st = stream_fixture(&s, &g, "safety-text.sse");
+    char *text = stream_text(&st, "error", "safety stream");
+    ck_assert_str_eq(text, "Sure, ");
+    ck_assert_ptr_null(strstr(st.body, "here is how"));
+    const cJSON *ev = st.ev[st.n - 1].json;
+    ck_assert_str_eq(e2e_json_str(ev, "code"), "blocked_by_safety");
+    ck_assert_str_eq(e2e_json_str(ev, "finish_reason"), "SAFETY");
+    free(text);
+    stream_result_free(&st);
+
+    st = stream_fixture(&s, &g, "recitation.sse");
+    text = stream_text(&st, "error", "recitation stream");
+    ck_assert_str_eq(e2e_json_str(st.ev[st.n - 1].json, "code"), "blocked_recitation");
+    free(text);
+    stream_result_free(&st);
+
+    st = stream_fixture(&s, &g, "error-midstream.sse");
+    text = stream_text(&st, "error", "error mid-stream");
+    ck_assert_str_eq(text, "First Second ");
+    ev = st.ev[st.n - 1].json;
+    ck_assert_str_eq(e2e_json_str(ev, "code"), "upstream_unavailable");
+    ck_assert_str_eq(e2e_json_str(ev, "upstream_status"), "CANCELLED");
+    ck_assert_ptr_nonnull(strstr(e2e_json_str(ev, "error"), "The operation was cancelled"));
+    ck_assert_ptr_null(strstr(st.body, "123456789012"));
+    free(text);
+    stream_result_free(&st);
+
+    st = stream_fixture(&s, &g, "thought.sse");
+    text = stream_text(&st, "done", "thought stream");
+    ck_assert_str_eq(text, "Bake at 6.");
+    ck_assert_ptr_null(strstr(st.body, "Planning"));
+    u = cJSON_GetObjectItemCaseSensitive(st.ev[st.n - 1].json, "usage");
+    ck_assert_int_eq((int)e2e_json_num(u, "thinking_tokens"), 70);
+    ck_assert_int_eq((int)e2e_json_num(u, "total_tokens"), 84);
+    free(text);
+    stream_result_free(&st);
+
+    st = stream_fixture(&s, &g, "no-usage.sse");
+    text = stream_text(&st, "done", "no-usage stream");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(st.ev[st.n - 1].json, "usage")));
+    free(text);
+    stream_result_free(&st);
+    gem_stop(&s, &g);
+}
+END_TEST
+
+/* Thinking: the server's setting, a request's own within the bounds, and a
+ * max_output_tokens that could not hold an answer refused up front. */
+START_TEST(test_gemini_thinking_settings)
+{
+    e2e_server s;
+    gem_env g;
+    const char *args[] = {"--gemini-thinking-level", "none", "--gemini-thinking-budget", "2048", NULL};
+    gem_start(&s, &g, FAKE_GEMINI_KEY, args);
+    struct {
+        const char *extra, *needle;
+    } bad[] = {
+        {",\"thinking_level\":\"extreme\"", "thinking_level"},
+        {",\"thinking_level\":7", "thinking_level"},
+        {",\"thinking_level\":\"high\"", "gemini_max_thinking_level"},
+        {",\"thinking_budget\":9000", "thinking_budget"},
+        {",\"thinking_budget\":-1", "thinking_budget"},
+        {",\"thinking_budget\":10,\"thinking_level\":\"low\"", "thinking_level"},
+        {",\"max_output_tokens\":1000", "max_output_tokens must be at least 2080"},
+        {",\"thinking_level\":\"low\",\"max_output_tokens\":500", "max_output_tokens must be at least 544"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        e2e_response r = infer(&s, ML_INFER, Q_FOREST, bad[i].extra);
+        e2e_assert_error(&r, 400, "invalid_body", bad[i].needle, bad[i].extra);
+        e2e_response_free(&r);
+    }
+    ck_assert_int_eq((int)fake_gemini_request_count(g.fake), 0);
+
+    struct {
+        const char *extra, *want;
+    } good[] = {
+        {"", "\"thinkingConfig\":{\"thinkingBudget\":2048}"},
+        {",\"thinking_level\":\"minimal\",\"max_output_tokens\":40", "\"thinkingConfig\":{\"thinkingLevel\":\"MINIMAL\"}"},
+        {",\"thinking_budget\":0,\"max_output_tokens\":32", "\"thinkingConfig\":{\"thinkingBudget\":0}"},
+        {",\"thinking_level\":\"medium\"", "\"thinkingConfig\":{\"thinkingLevel\":\"MEDIUM\"}"},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        e2e_response r = infer(&s, ML_INFER, Q_FOREST, good[i].extra);
+        ck_assert_msg(r.status == 200, "%s: %ld %s", good[i].extra, r.status, r.body);
+        e2e_response_free(&r);
+        fake_gemini_request q;
+        ck_assert_int_eq(fake_gemini_request_get(g.fake, i, &q), 0);
+        ck_assert_msg(strstr(q.body, good[i].want) != NULL, "%s: sent %s", good[i].extra, q.body);
+        fake_gemini_request_cleanup(&q);
+    }
+    gem_stop(&s, &g);
+}
+END_TEST
+
+/* Waits until /health has the model lookup's outcome; returns the body. */
+static e2e_response health_after_lookup(const e2e_server *s)
+{
+    for (int i = 0; i < 300; i++) {
+        e2e_response r = e2e_get(s, "/health");
+        const cJSON *up = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r.json, "checks"),
+                                                           "upstream");
+        const char *state = e2e_json_str(up, "model_state");
+        if (state && strcmp(state, "unchecked") != 0) return r;
+        e2e_response_free(&r);
+        e2e_sleep_ms(10);
+    }
+    ck_abort_msg("the model lookup never finished");
+    return (e2e_response){0};
+}
+
+/* Runs the binary under `env` (VAR=value words) with `args`, and returns
+ * its exit code and merged output. */
+static int run_agentd_args(const char *env, const char *args, char *out, size_t cap)
+{
+    const char *bin = getenv("AGENTD_BIN");
+    char *cmd = e2e_fmt("env %s %s %s 2>&1", env, bin && *bin ? bin : "bin/agentd", args);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The model: looked up at start-up (a missing one degrades /health but the
+ * service runs), by --check-config (exit 1 when missing or retired), and an
+ * agent's Gemini base_model answers that agent's calls. */
+START_TEST(test_gemini_model_lookup_and_base_model)
+{
+    e2e_server s;
+    gem_env g;
+    const char *args[] = {"--gemini-model", "missing-model", "--gemini-check-timeout-ms", "2000", NULL};
+    gem_start(&s, &g, FAKE_GEMINI_KEY, args);
+    e2e_response r = health_after_lookup(&s);
+    ck_assert_msg(r.status == 200, "health: %ld %s", r.status, r.body);
+    ck_assert_str_eq(e2e_json_str(r.json, "status"), "degraded");
+    const cJSON *up = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r.json, "checks"), "upstream");
+    ck_assert_str_eq(e2e_json_str(up, "status"), "degraded");
+    ck_assert_str_eq(e2e_json_str(up, "model"), "missing-model");
+    ck_assert_str_eq(e2e_json_str(up, "model_state"), "missing");
+    ck_assert_ptr_nonnull(strstr(e2e_json_str(up, "message"), "does not exist"));
+    e2e_response_free(&r);
+    ck_assert_int_ge(e2e_log_count(&s, "gemini model check: missing"), 1);
+
+    create_ml_model(&s, "gx", "gemini-agent-x");
+    create_ml_model(&s, "dx", "distilbert-base-uncased");
+    size_t before = fake_gemini_request_count(g.fake);
+    const char *who[][2] = {{AGENTS "/gx/inference", "gemini-agent-x"},
+                            {AGENTS "/dx/inference", "missing-model"},
+                            {ML_INFER, "missing-model"}};
+    for (int i = 0; i < 3; i++) {
+        r = infer(&s, who[i][0], Q_FOREST, NULL);
+        ck_assert_msg(r.status == 200, "%s: %ld %s", who[i][0], r.status, r.body);
+        ck_assert_str_eq(e2e_json_str(r.json, "model"), who[i][1]);
+        e2e_response_free(&r);
+        fake_gemini_request q;
+        ck_assert_int_eq(fake_gemini_request_get(g.fake, before + (size_t)i, &q), 0);
+        char *want = e2e_fmt("/v1beta/models/%s:generateContent", who[i][1]);
+        ck_assert_str_eq(q.url, want);
+        free(want);
+        fake_gemini_request_cleanup(&q);
+    }
+
+    /* --check-config looks the model up too, and says so. */
+    char out[8192];
+    char *cmd = e2e_fmt("GEMINI_API_KEY=%s GEMINI_BASE_URL=http://127.0.0.1:%u GEMINI_MODEL=gemini-2.5-flash",
+                        FAKE_GEMINI_KEY, g.port);
+    int code = run_agentd_args(cmd, "--check-config", out, sizeof(out));
+    ck_assert_msg(code == 1, "retired model: exit %d: %s", code, out);
+    ck_assert_ptr_nonnull(strstr(out, "gemini model gemini-2.5-flash: missing: model gemini-2.5-flash is retired"));
+    ck_assert_ptr_null(strstr(out, FAKE_GEMINI_KEY));
+    free(cmd);
+    cmd = e2e_fmt("GEMINI_API_KEY=%s GEMINI_BASE_URL=http://127.0.0.1:%u GEMINI_MODEL=gemini-test",
+                  FAKE_GEMINI_KEY, g.port);
+    code = run_agentd_args(cmd, "--check-config", out, sizeof(out));
+    ck_assert_msg(code == 0, "available model: exit %d: %s", code, out);
+    ck_assert_ptr_nonnull(strstr(out, "gemini model gemini-test: ok"));
+    free(cmd);
+    gem_stop(&s, &g);
+}
+END_TEST
+
 Suite *e2e_inference_suite(void)
 {
     Suite *s = suite_create("e2e_inference");
@@ -1310,6 +1609,9 @@ Suite *e2e_inference_suite(void)
     tcase_add_test(tc, test_hangup_cancels_non_streamed_call);
     tcase_add_test(tc, test_log_prompts);
     tcase_add_test(tc, test_upstream_error_carries_request_id);
+    tcase_add_test(tc, test_gemini_recorded_answers);
+    tcase_add_test(tc, test_gemini_thinking_settings);
+    tcase_add_test(tc, test_gemini_model_lookup_and_base_model);
     /* Regression: llm_client_submit once published the call handle after the
      * loop could already have finished and freed the caller's state. */
     tcase_add_test(tc, test_stream_call_failing_at_once_is_not_used_after_free);

@@ -256,6 +256,30 @@ static void build_reply(ad_buf *b, const fake_conn *fc)
     ad_buf_puts(b, ",\"modelVersion\":\"fake-gemini\",\"responseId\":\"fake\"}");
 }
 
+/* A replayed stream: the fixture cut after each blank line ("\n\n" or
+ * "\r\n\r\n"), the rest (a bare JSON error, say) as the last piece. */
+static void build_replay_stream(fake_conn *fc)
+{
+    const char *s = fc->fault.body;
+    size_t n = strlen(s), cap = 8;
+    fc->chunks = ad_calloc(cap, sizeof(char *));
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        size_t end = 0;
+        if (i + 1 < n && s[i] == '\n' && s[i + 1] == '\n') end = i + 2;
+        else if (i + 3 < n && !memcmp(s + i, "\r\n\r\n", 4)) end = i + 4;
+        else if (i == n && start < n) end = n;
+        if (!end) continue;
+        if (fc->nchunks == cap) {
+            cap *= 2;
+            fc->chunks = ad_realloc(fc->chunks, ad_size_mul(cap, sizeof(char *)));
+        }
+        fc->chunks[fc->nchunks++] = ad_strndup(s + start, end - start);
+        start = end;
+        i = end - 1;
+    }
+}
+
 static char *sse_event(const ad_buf *json)
 {
     ad_buf b;
@@ -268,6 +292,10 @@ static char *sse_event(const ad_buf *json)
  * the last carrying finishReason and usage. */
 static void build_stream(fake_conn *fc)
 {
+    if (fc->fault.kind == FAKE_KIND_REPLAY) {
+        build_replay_stream(fc);
+        return;
+    }
     fc->chunks = ad_calloc(5, sizeof(char *));
     ad_buf j;
     ad_buf_init(&j);
@@ -391,7 +419,7 @@ static void record(fake_gemini *f, fake_conn *fc, const char *method, const char
 
 static fake_fault next_fault(fake_gemini *f)
 {
-    fake_fault none = {FAKE_KIND_NONE, -1, -1};
+    fake_fault none = {FAKE_KIND_NONE, -1, -1, 0, NULL};
     pthread_mutex_lock(&f->mu);
     if (f->fault_len > 0) {
         none = f->faults[f->fault_head];
@@ -402,12 +430,45 @@ static fake_fault next_fault(fake_gemini *f)
     return none;
 }
 
+/* GET models/{name}: what the model lookup sees. The key is checked first,
+ * as for every call. */
+static enum MHD_Result answer_model(fake_conn *fc, const char *name)
+{
+    const char *key = MHD_lookup_connection_value(fc->conn, MHD_HEADER_KIND, "x-goog-api-key");
+    if (!key || strcmp(key, FAKE_GEMINI_KEY) != 0)
+        return queue_error(fc, 400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
+                           NULL, NULL);
+    ad_buf b;
+    ad_buf_init(&b);
+    enum MHD_Result ret;
+    if (!strcmp(name, "gemini-2.5-flash") || !strncmp(name, "missing-", 8)) {
+        ad_buf_printf(&b, "models/%s is not found for API version v1beta, or is not supported for "
+                          "generateContent. Call ListModels to see the list of available models and "
+                          "their supported methods.", name);
+        ret = queue_error(fc, 404, "NOT_FOUND", b.data, NULL, NULL);
+    } else {
+        ad_buf_printf(&b, "{\"name\":\"models/%s\",\"version\":\"001\",\"displayName\":\"Fake\","
+                          "\"inputTokenLimit\":1048576,\"outputTokenLimit\":65536,"
+                          "\"supportedGenerationMethods\":[%s],\"thinking\":true}",
+                      name, strncmp(name, "embed-", 6) ? "\"generateContent\",\"countTokens\""
+                                                      : "\"embedContent\"");
+        ret = queue_body(fc, 200, "application/json; charset=UTF-8", b.data, NULL);
+    }
+    ad_buf_cleanup(&b);
+    return ret;
+}
+
 /* Routes the request; returns nonzero with *stream set when it is a model
  * call, or queues the error itself. */
 static int route(fake_conn *fc, const char *method, const char *url, enum MHD_Result *ret)
 {
     static const char prefix[] = "/v1beta/models/";
     const char *colon = strrchr(url, ':');
+    if (strncmp(url, prefix, sizeof(prefix) - 1) == 0 && !colon && strcmp(method, "GET") == 0 &&
+        url[sizeof(prefix) - 1] && !strchr(url + sizeof(prefix) - 1, '/')) {
+        *ret = answer_model(fc, url + sizeof(prefix) - 1);
+        return 0;
+    }
     if (strncmp(url, prefix, sizeof(prefix) - 1) != 0 || !colon) {
         *ret = queue_error(fc, 404, "NOT_FOUND", "Requested entity was not found.", NULL, NULL);
         return 0;
@@ -494,7 +555,12 @@ static enum MHD_Result answer_fault(fake_conn *fc)
 
 static enum MHD_Result answer(fake_conn *fc)
 {
+    if (fc->fault.kind == FAKE_KIND_REPLAY && (!fc->stream || fc->fault.status != 200))
+        return queue_body(fc, (unsigned)fc->fault.status,
+                          fc->stream ? "text/event-stream" : "application/json; charset=UTF-8",
+                          fc->fault.body, NULL);
     switch (fc->fault.kind) {
+    case FAKE_KIND_REPLAY:
     case FAKE_KIND_NONE:
     case FAKE_KIND_SLOW_STREAM:
     case FAKE_KIND_STREAM_CUT:
@@ -580,6 +646,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         pthread_mutex_unlock(&f->mu);
     }
     ad_buf_cleanup(&fc->body);
+    free(fc->fault.body);
     for (size_t i = 0; i < fc->nchunks; i++) free(fc->chunks[i]);
     free(fc->chunks);
     free(fc->answer);
@@ -639,6 +706,7 @@ void fake_gemini_stop(fake_gemini *f)
     /* MHD may still be resuming connections suspended just before `stopping`
      * was set; those resume themselves at once (conn_suspend_until). */
     MHD_stop_daemon(f->daemon);
+    for (size_t i = 0; i < f->fault_len; i++) free(f->faults[(f->fault_head + i) % FAKE_MAX_FAULTS].body);
     for (size_t i = 0; i < f->recorded_len; i++) fake_gemini_request_cleanup(&f->recorded[i]);
     free(f->recorded);
     pthread_cond_destroy(&f->cond);
@@ -668,6 +736,19 @@ void fake_gemini_push_fault(fake_gemini *f, fake_fault fault)
         f->fault_len++;
     }
     pthread_mutex_unlock(&f->mu);
+}
+
+void fake_gemini_push_replay(fake_gemini *f, int status, const char *body)
+{
+    fake_fault fault = {FAKE_KIND_REPLAY, -1, -1, status, ad_strdup(body)};
+    pthread_mutex_lock(&f->mu);
+    if (f->fault_len < FAKE_MAX_FAULTS) {
+        f->faults[(f->fault_head + f->fault_len) % FAKE_MAX_FAULTS] = fault;
+        f->fault_len++;
+        fault.body = NULL;
+    }
+    pthread_mutex_unlock(&f->mu);
+    free(fault.body);
 }
 
 size_t fake_gemini_request_count(fake_gemini *f)

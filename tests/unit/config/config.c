@@ -58,6 +58,13 @@ START_TEST(test_config_defaults)
     ck_assert_ptr_null(cfg.gemini_api_key);
     ck_assert_str_eq(cfg.log_level, "info");
     ck_assert_int_eq(cfg.log_prompts, 0);
+    /* A current model, and little thinking for short grounded answers. */
+    ck_assert_str_eq(cfg.gemini_model, "gemini-3.8-flash");
+    ck_assert_str_eq(cfg.gemini_thinking_level, "low");
+    ck_assert_int_eq(cfg.gemini_thinking_budget, -1);
+    ck_assert_str_eq(cfg.gemini_max_thinking_level, "medium");
+    ck_assert_int_eq(cfg.gemini_max_thinking_budget, 8192);
+    ck_assert_int_eq(cfg.gemini_check_timeout_ms, 3000);
 
     /* Loading nothing keeps the defaults. */
     char *argv[] = {"agentd", NULL};
@@ -217,6 +224,32 @@ START_TEST(test_config_invalid_values_name_the_key)
         char *argv[] = {"agentd", "--config", "/nonexistent/dir/agentd.json", NULL};
         expect_invalid(argv, NULL, (const char *const[]){"/nonexistent/dir/agentd.json", NULL});
     }
+}
+END_TEST
+
+START_TEST(test_config_thinking_settings)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    ad_err e;
+    ck_assert_int_eq(config_set(&cfg, "gemini_thinking_level", "none", &e), 0);
+    ck_assert_int_eq(config_set(&cfg, "gemini_thinking_level", "high", &e), 0);
+    ck_assert_str_eq(cfg.gemini_thinking_level, "high");
+    ck_assert_int_eq(config_set(&cfg, "gemini_thinking_level", "HIGH", &e), AD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(e.msg, "gemini_thinking_level"));
+    ck_assert_int_eq(config_set(&cfg, "gemini_max_thinking_level", "", &e), AD_EINVAL);
+    ck_assert_int_eq(config_set(&cfg, "gemini_thinking_budget", "-2", &e), AD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(e.msg, "gemini_thinking_budget"));
+    ck_assert_int_eq(config_set(&cfg, "gemini_thinking_budget", "0", &e), 0);
+    ck_assert_int_eq(config_set(&cfg, "gemini_max_thinking_budget", "40000", &e), AD_EINVAL);
+    ck_assert_int_eq(config_set(&cfg, "gemini_check_timeout_ms", "0", &e), 0);
+    ad_buf b;
+    ad_buf_init(&b);
+    config_to_json(&cfg, &b);
+    ck_assert_ptr_nonnull(strstr(b.data, "\"gemini_thinking_level\":\"high\""));
+    ck_assert_ptr_nonnull(strstr(b.data, "\"gemini_check_timeout_ms\":0"));
+    ad_buf_cleanup(&b);
+    config_cleanup(&cfg);
 }
 END_TEST
 
@@ -508,6 +541,7 @@ Suite *config_config_suite(void)
     tcase_add_test(tc, test_config_flag_forms);
     tcase_add_test(tc, test_config_invalid_values_name_the_key);
     tcase_add_test(tc, test_config_bad_files);
+    tcase_add_test(tc, test_config_thinking_settings);
     tcase_add_test(tc, test_config_set_by_key);
     tcase_add_test(tc, test_config_secrets_never_shown);
     tcase_add_test(tc, test_config_empty_secret_means_unset);

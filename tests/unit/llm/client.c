@@ -29,7 +29,10 @@ typedef struct waiter {
     char *text;
     char finish[GEMINI_REASON_MAX];
     char block[GEMINI_REASON_MAX];
-    long prompt_tokens, output_tokens, total_tokens;
+    char upstream_status[GEMINI_REASON_MAX];
+    char model[128];
+    int has_usage;
+    long prompt_tokens, output_tokens, thinking_tokens, total_tokens;
     int retries;
     int retry_after_s;
     char *message;
@@ -78,8 +81,12 @@ static void on_done(void *ud, const llm_result *r)
     w->text = ad_strndup(r->text, r->text_len);
     snprintf(w->finish, sizeof(w->finish), "%s", r->finish_reason);
     snprintf(w->block, sizeof(w->block), "%s", r->block_reason);
+    snprintf(w->upstream_status, sizeof(w->upstream_status), "%s", r->upstream_status);
+    snprintf(w->model, sizeof(w->model), "%s", r->model);
+    w->has_usage = r->has_usage;
     w->prompt_tokens = r->prompt_tokens;
     w->output_tokens = r->output_tokens;
+    w->thinking_tokens = r->thinking_tokens;
     w->total_tokens = r->total_tokens;
     w->retries = r->retries;
     w->retry_after_s = r->retry_after_s;
@@ -636,6 +643,275 @@ START_TEST(test_500_concurrent_calls)
 }
 END_TEST
 
+/* A 429 that names no delay: the waits double from 1 s, so four attempts
+ * are not spent within a second. */
+START_TEST(test_429_without_delay_backs_off_from_a_second)
+{
+    fixture fx;
+    waiter w;
+    fx.base_url[0] = '\0';
+    llm_config cfg = test_config(&fx);
+    cfg.deadline_ms = 6000;
+    fixture_start_with(&fx, &cfg);
+    waiter_init(&w);
+    fake_gemini_push_fault(fx.fake, (fake_fault){FAKE_KIND_429, -1, -1, 0, NULL});
+    fake_gemini_push_fault(fx.fake, (fake_fault){FAKE_KIND_429, -1, -1, 0, NULL});
+    int64_t ms = run_call(&fx, &w, "quota", 0);
+    ck_assert_msg(w.outcome == LLM_OK, "%s: %s", llm_outcome_name(w.outcome), w.message);
+    ck_assert_int_eq(w.retries, 2);
+    ck_assert_int_ge(ms, 3000); /* 1 s, then 2 s */
+    waiter_cleanup(&w);
+    fixture_stop(&fx);
+}
+END_TEST
+
+/* Gemini's own DEADLINE_EXCEEDED on every attempt is a timeout, not
+ * "unavailable". */
+START_TEST(test_504_exhausted_is_timeout)
+{
+    fixture fx;
+    waiter w;
+    fixture_start(&fx);
+    waiter_init(&w);
+    for (int i = 0; i < 4; i++) fake_gemini_push_fault(fx.fake, FAKE_504);
+    run_call(&fx, &w, "slow", 0);
+    ck_assert_msg(w.outcome == LLM_TIMEOUT, "%s: %s", llm_outcome_name(w.outcome), w.message);
+    ck_assert_int_eq(w.http_status, 504);
+    ck_assert_int_eq(w.retries, 3);
+    ck_assert_ptr_nonnull(strstr(w.message, "Deadline expired"));
+    waiter_cleanup(&w);
+    fixture_stop(&fx);
+}
+END_TEST
+
+/* llm_request.model picks the model of one call; a bad name is refused. */
+START_TEST(test_call_model_override)
+{
+    fixture fx;
+    waiter w;
+    fixture_start(&fx);
+    waiter_init(&w);
+    llm_request req = make_request("which model?", 1);
+    req.model = "models/gemini-agent-model";
+    ck_assert_int_eq(llm_client_submit(fx.client, &req, on_delta, on_done, &w, NULL, NULL), 0);
+    ck_assert(wait_for(&w, &w.done, 1, 5000));
+    ck_assert_msg(w.outcome == LLM_OK, "%s: %s", llm_outcome_name(w.outcome), w.message);
+    ck_assert_str_eq(w.model, "gemini-agent-model");
+    fake_gemini_request r;
+    ck_assert_int_eq(fake_gemini_request_get(fx.fake, 0, &r), 0);
+    ck_assert_str_eq(r.url, "/v1beta/models/gemini-agent-model:streamGenerateContent?alt=sse");
+    fake_gemini_request_cleanup(&r);
+    ad_err e;
+    req.model = "gemini/../../etc";
+    ck_assert_int_eq(llm_client_submit(fx.client, &req, on_delta, on_done, &w, NULL, &e), AD_EINVAL);
+    ck_assert(llm_model_is_gemini("gemini-3.8-flash") && llm_model_is_gemini("models/gemini-x"));
+    ck_assert(!llm_model_is_gemini("distilbert-base-uncased") && !llm_model_is_gemini(NULL) &&
+              !llm_model_is_gemini("gemini-a b"));
+    waiter_cleanup(&w);
+    fixture_stop(&fx);
+}
+END_TEST
+
+/* GET models/{m}: found, missing, retired, unusable, unreachable. */
+START_TEST(test_model_lookup)
+{
+    fixture fx;
+    fixture_start(&fx);
+    llm_config cfg = test_config(&fx);
+    llm_model_check mc;
+    llm_model_lookup(&cfg, 2000, &mc);
+    ck_assert_msg(mc.state == LLM_MODEL_OK, "%s", mc.message);
+    ck_assert_str_eq(mc.model, "gemini-test");
+    cfg.model = "missing-model";
+    llm_model_lookup(&cfg, 2000, &mc);
+    ck_assert_int_eq(mc.state, LLM_MODEL_MISSING);
+    ck_assert_ptr_nonnull(strstr(mc.message, "does not exist"));
+    cfg.model = "gemini-2.5-flash";
+    llm_model_lookup(&cfg, 2000, &mc);
+    ck_assert_int_eq(mc.state, LLM_MODEL_MISSING);
+    ck_assert_ptr_nonnull(strstr(mc.message, "retired"));
+    ck_assert_ptr_nonnull(strstr(mc.message, LLM_DEFAULT_MODEL));
+    cfg.model = "embed-model";
+    llm_model_lookup(&cfg, 2000, &mc);
+    ck_assert_int_eq(mc.state, LLM_MODEL_UNUSABLE);
+    ck_assert_str_eq(llm_model_state_name(mc.state), "unusable");
+    fake_gemini_request r;
+    ck_assert_int_eq(fake_gemini_request_get(fx.fake, 0, &r), 0);
+    ck_assert_str_eq(r.method, "GET");
+    ck_assert_str_eq(r.url, "/v1beta/models/gemini-test");
+    ck_assert_ptr_nonnull(strcasestr(r.headers, "x-goog-api-key: " FAKE_GEMINI_KEY "\n"));
+    fake_gemini_request_cleanup(&r);
+
+    /* The client's own lookup runs beside it and reports through the client. */
+    llm_client_model_status(fx.client, &mc);
+    ck_assert_int_eq(mc.state, LLM_MODEL_UNCHECKED);
+    llm_client_check_model(fx.client, 2000);
+    for (int i = 0; i < 200 && mc.state == LLM_MODEL_UNCHECKED; i++) {
+        usleep(10000);
+        llm_client_model_status(fx.client, &mc);
+    }
+    ck_assert_msg(mc.state == LLM_MODEL_OK, "%s", mc.message);
+    fixture_stop(&fx);
+
+    /* Nothing listens: bounded, and "unchecked", not "missing". */
+    cfg.model = "gemini-test";
+    cfg.base_url = "http://127.0.0.1:9";
+    int64_t t0 = ad_clock_mono_ms();
+    llm_model_lookup(&cfg, 500, &mc);
+    ck_assert_int_lt(ad_clock_mono_ms() - t0, 1500);
+    ck_assert_int_eq(mc.state, LLM_MODEL_UNCHECKED);
+    ck_assert_ptr_null(strstr(mc.message, FAKE_GEMINI_KEY));
+}
+END_TEST
+
+/* ---- recorded shapes: tests/data/gemini/, replayed by the fake ---- */
+
+/* One fixture and exactly what the client hands its caller for it. */
+typedef struct replay_case {
+    const char *file;   /* under tests/data/gemini/; .sse is streamed */
+    int status;         /* the HTTP status the fake answers with */
+    const char *then;   /* a fixture for the retry that follows, or NULL */
+    llm_outcome outcome;
+    const char *text;   /* the whole text in the result */
+    const char *deltas; /* on_delta calls, each followed by '|' */
+    const char *finish;
+    const char *block;
+    int has_usage;
+    long prompt, output, thinking, total;
+    int retries;
+    const char *message;         /* a substring of the message, or NULL */
+    const char *upstream_status; /* Google's error status, or "" */
+} replay_case;
+
+#define U(p, o, t, tot) 1, p, o, t, tot
+#define NO_USAGE 0, -1, -1, -1, -1
+
+static const replay_case replay_cases[] = {
+    /* Answers. */
+    {"basic.json", 200, NULL, LLM_OK, "Sourdough is baked at dawn.", "", "STOP", "", U(12, 7, -1, 19), 0, NULL, ""},
+    {"basic.sse", 200, NULL, LLM_OK, "Sourdough is baked at dawn.", "Sourdough is |baked at dawn.|", "STOP", "", U(12, 7, -1, 19), 0, NULL, ""},
+    {"multipart.json", 200, NULL, LLM_OK, "Rye on Mondays", "", "STOP", "", U(9, 3, -1, 12), 0, NULL, ""},
+    {"multipart.sse", 200, NULL, LLM_OK, "Rye on Mondays", "Rye on |Mondays|", "STOP", "", U(9, 3, -1, 12), 0, NULL, ""},
+    {"multicandidate.json", 200, NULL, LLM_OK, "A answer", "", "STOP", "", U(5, 4, -1, 9), 0, NULL, ""},
+    {"multicandidate.sse", 200, NULL, LLM_OK, "A answer", "A |answer|", "STOP", "", U(5, 4, -1, 9), 0, NULL, ""},
+    {"thought.json", 200, NULL, LLM_OK, "Bake at 6.", "", "STOP", "", U(10, 4, 70, 84), 0, NULL, ""},
+    {"thought.sse", 200, NULL, LLM_OK, "Bake at 6.", "Bake at 6.|", "STOP", "", U(10, 4, 70, 84), 0, NULL, ""},
+    {"max-tokens.json", 200, NULL, LLM_OK, "The oven is", "", "MAX_TOKENS", "", U(10, 3, 20, 33), 0, NULL, ""},
+    {"max-tokens.sse", 200, NULL, LLM_OK, "The oven is", "The oven |is|", "MAX_TOKENS", "", U(10, 3, 20, 33), 0, NULL, ""},
+    {"unknown-fields.json", 200, NULL, LLM_OK, "Hello", "", "STOP", "", U(6, 1, -1, 9), 0, NULL, ""},
+    {"unknown-fields.sse", 200, NULL, LLM_OK, "Hello", "Hello|", "STOP", "", U(6, 1, -1, 9), 0, NULL, ""},
+    {"string-counts.json", 200, NULL, LLM_OK, "Twelve loaves.", "", "STOP", "", U(12, 3, 5, 20), 0, NULL, ""},
+    {"string-counts.sse", 200, NULL, LLM_OK, "Twelve loaves.", "Twelve loaves.|", "STOP", "", U(12, 3, 5, 20), 0, NULL, ""},
+    {"no-usage.json", 200, NULL, LLM_OK, "Yes.", "", "STOP", "", NO_USAGE, 0, NULL, ""},
+    {"no-usage.sse", 200, NULL, LLM_OK, "Yes.", "Yes.|", "STOP", "", NO_USAGE, 0, NULL, ""},
+    {"finish-message.json", 200, NULL, LLM_OK, "Hello world!", "", "STOP", "", NO_USAGE, 0, NULL, ""},
+    {"finish-message.sse", 200, NULL, LLM_OK, "Hello world!", "Hello| world!|", "STOP", "", NO_USAGE, 0, NULL, ""},
+    /* A whole response without finishReason is its answer; a stream that
+     * ends without one was cut. */
+    {"no-finish.json", 200, NULL, LLM_OK, "Partial", "", "", "", U(3, 1, -1, 4), 0, NULL, ""},
+    {"no-finish.sse", 200, NULL, LLM_TRANSPORT, "Partial", "Partial|", "", "", U(3, 1, -1, 4), 0, "before a finishReason", ""},
+    /* Refusals: the flagged chunk's text never reaches the caller. */
+    {"safety-text.json", 200, NULL, LLM_BLOCKED, "", "", "SAFETY", "SAFETY", U(8, 1, -1, 9), 0, "SAFETY", ""},
+    {"safety-text.sse", 200, NULL, LLM_BLOCKED, "Sure, ", "Sure, |", "SAFETY", "SAFETY", U(8, 4, -1, 12), 0, "SAFETY", ""},
+    {"safety-empty.json", 200, NULL, LLM_BLOCKED, "", "", "SAFETY", "SAFETY", U(8, -1, -1, 8), 0, "SAFETY", ""},
+    {"safety-empty.sse", 200, NULL, LLM_BLOCKED, "", "", "SAFETY", "SAFETY", U(8, -1, -1, 8), 0, "SAFETY", ""},
+    {"prompt-blocked.json", 200, NULL, LLM_BLOCKED, "", "", "", "SAFETY", U(5, -1, -1, 5), 0, "The prompt asks for harm", ""},
+    {"prompt-blocked.sse", 200, NULL, LLM_BLOCKED, "", "", "", "SAFETY", U(5, -1, -1, 5), 0, "The prompt asks for harm", ""},
+    {"prompt-blocked-unknown.json", 200, NULL, LLM_BLOCKED, "", "", "", "FAKE_NEW_BLOCK_REASON", NO_USAGE, 0, "prompt", ""},
+    {"prompt-blocked-unknown.sse", 200, NULL, LLM_BLOCKED, "", "", "", "FAKE_NEW_BLOCK_REASON", NO_USAGE, 0, "prompt", ""},
+    {"recitation.json", 200, NULL, LLM_BLOCKED, "", "", "RECITATION", "RECITATION", U(18, -1, -1, 18), 0, "RECITATION", ""},
+    {"recitation.sse", 200, NULL, LLM_BLOCKED, "Copyrighted text more of it", "Copyrighted text |more of it|", "RECITATION", "RECITATION", NO_USAGE, 0, "RECITATION", ""},
+    {"prohibited-content.json", 200, NULL, LLM_BLOCKED, "", "", "PROHIBITED_CONTENT", "PROHIBITED_CONTENT", U(7, 2, -1, 9), 0, NULL, ""},
+    {"prohibited-content.sse", 200, NULL, LLM_BLOCKED, "", "", "PROHIBITED_CONTENT", "PROHIBITED_CONTENT", U(7, 2, -1, 9), 0, NULL, ""},
+    {"spii.json", 200, NULL, LLM_BLOCKED, "", "", "SPII", "SPII", U(7, 2, -1, 9), 0, NULL, ""},
+    {"spii.sse", 200, NULL, LLM_BLOCKED, "", "", "SPII", "SPII", U(7, 2, -1, 9), 0, NULL, ""},
+    {"blocklist.json", 200, NULL, LLM_BLOCKED, "", "", "BLOCKLIST", "BLOCKLIST", U(7, 2, -1, 9), 0, NULL, ""},
+    {"blocklist.sse", 200, NULL, LLM_BLOCKED, "", "", "BLOCKLIST", "BLOCKLIST", U(7, 2, -1, 9), 0, NULL, ""},
+    /* Non-answers, each named. */
+    {"other-message.json", 200, NULL, LLM_NO_ANSWER, "", "", "OTHER", "", NO_USAGE, 0, "OTHER (Model failed to generate content due to internal error.)", ""},
+    {"other-message.sse", 200, NULL, LLM_NO_ANSWER, "", "", "OTHER", "", NO_USAGE, 0, "OTHER (Model failed to generate content due to internal error.)", ""},
+    {"unknown-finish.json", 200, NULL, LLM_NO_ANSWER, "", "", "FAKE_NEW_FINISH_REASON", "", NO_USAGE, 0, "FAKE_NEW_FINISH_REASON", ""},
+    {"unknown-finish.sse", 200, NULL, LLM_NO_ANSWER, "Cats ", "Cats |", "FAKE_ENUM", "", NO_USAGE, 0, "FAKE_ENUM", ""},
+    {"language.json", 200, NULL, LLM_NO_ANSWER, "", "", "LANGUAGE", "", U(4, -1, -1, 4), 0, "LANGUAGE", ""},
+    {"language.sse", 200, NULL, LLM_NO_ANSWER, "", "", "LANGUAGE", "", U(4, -1, -1, 4), 0, "LANGUAGE", ""},
+    {"empty-content.json", 200, NULL, LLM_NO_ANSWER, "", "", "", "", NO_USAGE, 0, "no answer text", ""},
+    {"empty-content.sse", 200, NULL, LLM_NO_ANSWER, "", "", "", "", NO_USAGE, 0, "no answer text", ""},
+    {"function-call.json", 200, NULL, LLM_NO_ANSWER, "", "", "STOP", "", U(9, 5, -1, 14), 0, "only parts without text", ""},
+    {"function-call.sse", 200, NULL, LLM_NO_ANSWER, "", "", "STOP", "", U(9, 5, -1, 14), 0, "only parts without text", ""},
+    {"thinking-exhausted.json", 200, NULL, LLM_THINKING_EXHAUSTED, "", "", "MAX_TOKENS", "", U(10, -1, 128, 138), 0, "128 thinking tokens", ""},
+    {"thinking-exhausted.sse", 200, NULL, LLM_THINKING_EXHAUSTED, "", "", "MAX_TOKENS", "", U(10, -1, 128, 138), 0, "128 thinking tokens", ""},
+    {"empty-candidates.json", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "no candidates (Message)", ""},
+    {"empty-candidates.sse", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "no candidates (Message)", ""},
+    {"malformed-content.json", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Content", ""},
+    {"malformed-content.sse", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Content", ""},
+    {"not-gemini.json", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Gemini reply", ""},
+    {"not-gemini.sse", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Gemini reply", ""},
+    /* Errors: in the stream after text, as the status, and as the first event. */
+    {"error-midstream.sse", 200, NULL, LLM_UNAVAILABLE, "First Second ", "First |Second |", "STOP", "", NO_USAGE, 0, "499 CANCELLED: The operation was cancelled for projects/[redacted].", "CANCELLED"},
+    {"http-error.json", 400, NULL, LLM_REJECTED, "", "", "", "", NO_USAGE, 0, "User location is not supported for the API use.", "FAILED_PRECONDITION"},
+    {"http-error.sse", 400, NULL, LLM_REJECTED, "", "", "", "", NO_USAGE, 0, "User location is not supported for the API use.", "FAILED_PRECONDITION"},
+    {"error-first.json", 503, "basic.json", LLM_OK, "Sourdough is baked at dawn.", "", "STOP", "", U(12, 7, -1, 19), 1, NULL, ""},
+    {"error-first.sse", 200, "basic.sse", LLM_OK, "Sourdough is baked at dawn.", "Sourdough is |baked at dawn.|", "STOP", "", U(12, 7, -1, 19), 1, NULL, ""},
+};
+
+static char *replay_read(const char *file)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "tests/data/gemini/%s", file);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s (run from the repository root)", path);
+    ad_buf b;
+    ad_buf_init(&b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) ad_buf_append(&b, chunk, n);
+    fclose(f);
+    return ad_buf_steal(&b, NULL);
+}
+
+static void replay_push(fixture *fx, const char *file, int status)
+{
+    char *body = replay_read(file);
+    fake_gemini_push_replay(fx->fake, status, body);
+    free(body);
+}
+
+START_TEST(test_replay_fixture)
+{
+    const replay_case *c = &replay_cases[_i];
+    fixture fx;
+    waiter w;
+    fixture_start(&fx);
+    waiter_init(&w);
+    replay_push(&fx, c->file, c->status);
+    if (c->then) replay_push(&fx, c->then, 200);
+    run_call(&fx, &w, "When is the bread baked?", strstr(c->file, ".sse") != NULL);
+    const char *f = c->file;
+    ck_assert_msg(w.outcome == c->outcome, "%s: outcome %s (%s), want %s", f, llm_outcome_name(w.outcome),
+                  w.message, llm_outcome_name(c->outcome));
+    ck_assert_msg(!strcmp(w.text, c->text), "%s: text '%s', want '%s'", f, w.text, c->text);
+    const char *deltas = w.deltas.data ? w.deltas.data : "";
+    ck_assert_msg(!strcmp(deltas, c->deltas), "%s: deltas '%s', want '%s'", f, deltas, c->deltas);
+    ck_assert_msg(!strcmp(w.finish, c->finish), "%s: finish '%s', want '%s'", f, w.finish, c->finish);
+    ck_assert_msg(!strcmp(w.block, c->block), "%s: block '%s', want '%s'", f, w.block, c->block);
+    ck_assert_msg(w.has_usage == c->has_usage && w.prompt_tokens == c->prompt &&
+                      w.output_tokens == c->output && w.thinking_tokens == c->thinking &&
+                      w.total_tokens == c->total,
+                  "%s: usage %d %ld/%ld/%ld/%ld, want %d %ld/%ld/%ld/%ld", f, w.has_usage,
+                  w.prompt_tokens, w.output_tokens, w.thinking_tokens, w.total_tokens, c->has_usage,
+                  c->prompt, c->output, c->thinking, c->total);
+    ck_assert_msg(w.retries == c->retries, "%s: %d retries, want %d", f, w.retries, c->retries);
+    ck_assert_msg(!c->message || strstr(w.message, c->message), "%s: message '%s' lacks '%s'", f,
+                  w.message, c->message);
+    ck_assert_msg(!strcmp(w.upstream_status, c->upstream_status), "%s: upstream status '%s', want '%s'",
+                  f, w.upstream_status, c->upstream_status);
+    ck_assert_str_eq(w.model, "gemini-test");
+    ck_assert_int_eq(fake_gemini_request_count(fx.fake), (size_t)(1 + c->retries));
+    waiter_cleanup(&w);
+    fixture_stop(&fx);
+}
+END_TEST
+
 Suite *llm_client_suite(void)
 {
     Suite *s = suite_create("llm_client");
@@ -660,6 +936,15 @@ Suite *llm_client_suite(void)
     tcase_add_test(tc, test_submit_rejects_bad_request);
     tcase_add_test(tc, test_key_never_logged_nor_in_url);
     tcase_add_test(tc, test_500_concurrent_calls);
+    tcase_add_test(tc, test_429_without_delay_backs_off_from_a_second);
+    tcase_add_test(tc, test_504_exhausted_is_timeout);
+    tcase_add_test(tc, test_call_model_override);
+    tcase_add_test(tc, test_model_lookup);
     suite_add_tcase(s, tc);
+    TCase *replay = tcase_create("replay");
+    tcase_set_timeout(replay, 30);
+    tcase_add_loop_test(replay, test_replay_fixture, 0,
+                        (int)(sizeof(replay_cases) / sizeof(replay_cases[0])));
+    suite_add_tcase(s, replay);
     return s;
 }

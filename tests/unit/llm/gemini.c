@@ -149,17 +149,18 @@ START_TEST(test_reply_without_candidates_is_empty)
     gemini_reply r;
     gemini_reply_init(&r);
     ck_assert_int_eq(gemini_parse_response(none, strlen(none), &r, NULL, NULL), 0);
-    ck_assert(gemini_reply_empty(&r));
+    ck_assert_int_eq(r.candidates_seen, 0);
+    ck_assert(r.empty_candidates);
     ck_assert(!gemini_reply_blocked(&r, NULL));
     const char *one = "{\"candidates\":[{\"finishReason\":\"STOP\"}]}";
     ck_assert_int_eq(gemini_parse_response(one, strlen(one), &r, NULL, NULL), 0);
-    ck_assert(!gemini_reply_empty(&r));
+    ck_assert_int_eq(r.candidates_seen, 1);
     gemini_reply_cleanup(&r);
 
     const char *blocked = "{\"candidates\":[],\"promptFeedback\":{\"blockReason\":\"SAFETY\"}}";
     gemini_reply_init(&r);
     ck_assert_int_eq(gemini_parse_response(blocked, strlen(blocked), &r, NULL, NULL), 0);
-    ck_assert(!gemini_reply_empty(&r));
+    ck_assert_int_eq(r.candidates_seen, 0);
     ck_assert(gemini_reply_blocked(&r, NULL));
     gemini_reply_cleanup(&r);
 }
@@ -302,6 +303,153 @@ START_TEST(test_stream_chunks_merge_into_reply)
 }
 END_TEST
 
+START_TEST(test_request_json_thinking)
+{
+    llm_request req = sample_request();
+    req.thinking_level = "low";
+    req.thinking_budget = 4096; /* a level wins: Gemini refuses both at once */
+    char *json = gemini_request_json(&req, NULL);
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *tc = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "generationConfig"), "thinkingConfig");
+    ck_assert_str_eq(cJSON_GetObjectItem(tc, "thinkingLevel")->valuestring, "LOW");
+    ck_assert_ptr_null(cJSON_GetObjectItem(tc, "thinkingBudget"));
+    cJSON_Delete(root);
+    free(json);
+
+    req.thinking_level = NULL;
+    json = gemini_request_json(&req, NULL);
+    root = cJSON_Parse(json);
+    tc = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "generationConfig"), "thinkingConfig");
+    ck_assert_int_eq(cJSON_GetObjectItem(tc, "thinkingBudget")->valueint, 4096);
+    cJSON_Delete(root);
+    free(json);
+
+    req.thinking_budget = GEMINI_THINKING_BUDGET_OFF;
+    json = gemini_request_json(&req, NULL);
+    ck_assert_ptr_nonnull(strstr(json, "\"thinkingConfig\":{\"thinkingBudget\":0}"));
+    free(json);
+
+    /* Nothing set: no thinkingConfig, the model's own default. */
+    req.thinking_budget = 0;
+    json = gemini_request_json(&req, NULL);
+    ck_assert_ptr_null(strstr(json, "thinkingConfig"));
+    free(json);
+
+    ad_err e;
+    req.thinking_level = "extreme";
+    ck_assert_ptr_null(gemini_request_json(&req, &e));
+    ck_assert_ptr_nonnull(strstr(e.msg, "thinking level"));
+}
+END_TEST
+
+START_TEST(test_min_output_tokens)
+{
+    ck_assert_int_eq(gemini_min_output_tokens("minimal", 0), GEMINI_ANSWER_MIN_TOKENS);
+    ck_assert_int_eq(gemini_min_output_tokens("low", 0), GEMINI_ANSWER_MIN_TOKENS + 512);
+    ck_assert_int_eq(gemini_min_output_tokens("high", 0), GEMINI_ANSWER_MIN_TOKENS + 8192);
+    ck_assert_int_eq(gemini_min_output_tokens(NULL, 300), GEMINI_ANSWER_MIN_TOKENS + 300);
+    ck_assert_int_eq(gemini_min_output_tokens(NULL, GEMINI_THINKING_BUDGET_OFF), GEMINI_ANSWER_MIN_TOKENS);
+    ck_assert_int_eq(gemini_min_output_tokens(NULL, 0), GEMINI_ANSWER_MIN_TOKENS + 1024);
+    ck_assert_int_eq(gemini_thinking_level_rank("medium"), 2);
+    ck_assert_int_eq(gemini_thinking_level_rank("MEDIUM"), -1);
+}
+END_TEST
+
+START_TEST(test_finish_classes)
+{
+    ck_assert_int_eq(gemini_finish_classify(""), GEMINI_FINISH_NONE);
+    ck_assert_int_eq(gemini_finish_classify("STOP"), GEMINI_FINISH_ANSWER);
+    ck_assert_int_eq(gemini_finish_classify("MAX_TOKENS"), GEMINI_FINISH_TRUNCATED);
+    ck_assert_int_eq(gemini_finish_classify("RECITATION"), GEMINI_FINISH_RECITATION);
+    const char *blocked[] = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(gemini_finish_classify(blocked[i]), GEMINI_FINISH_BLOCKED);
+        ck_assert(!gemini_finish_relays_text(blocked[i]));
+    }
+    const char *none[] = {"OTHER", "LANGUAGE", "MALFORMED_FUNCTION_CALL", "FINISH_REASON_UNSPECIFIED",
+                          "FAKE_NEW_FINISH_REASON"};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(gemini_finish_classify(none[i]), GEMINI_FINISH_NO_ANSWER);
+        ck_assert(!gemini_finish_relays_text(none[i]));
+    }
+    ck_assert(gemini_finish_relays_text("STOP") && gemini_finish_relays_text("MAX_TOKENS") &&
+              gemini_finish_relays_text(""));
+}
+END_TEST
+
+START_TEST(test_error_message_loses_project_numbers)
+{
+    const char *body = "{\"error\":{\"code\":403,\"status\":\"PERMISSION_DENIED\",\"message\":"
+                       "\"Generative Language API has not been used in project 1234567890 before. "
+                       "See projects/987654321/services; project_number:555444333 too. Projects are fine.\"}}";
+    gemini_error ge;
+    ck_assert_int_eq(gemini_parse_error(body, strlen(body), &ge), 0);
+    ck_assert_str_eq(ge.message, "Generative Language API has not been used in project [redacted] before. "
+                                 "See projects/[redacted]/services; project_number:[redacted] too. "
+                                 "Projects are fine.");
+    ck_assert(!gemini_error_retryable(&ge));
+    ge.code = 499;
+    ck_assert(gemini_error_retryable(&ge));
+    ge.code = 0;
+    ck_assert(gemini_error_retryable(&ge));
+}
+END_TEST
+
+static int count_event(void *ud, const char *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    (*(int *)ud)++;
+    return 0;
+}
+
+START_TEST(test_sse_keeps_stray_lines)
+{
+    const char *wire = "data: {\"a\":1}\n\nevent: x\nid: 3\nretry: 10\n: comment\n{\n  \"error\": {\n"
+                       "    \"code\": 499\n  }\n}\n";
+    gemini_sse p;
+    gemini_sse_init(&p);
+    int seen = 0;
+    ck_assert_int_eq(gemini_sse_feed(&p, wire, strlen(wire), count_event, &seen), 0);
+    ck_assert_int_eq(gemini_sse_finish(&p, count_event, &seen), 0);
+    ck_assert_int_eq(seen, 1);
+    ck_assert_str_eq(p.stray.data, "{\n  \"error\": {\n    \"code\": 499\n  }\n}\n");
+    gemini_error ge;
+    ck_assert_int_eq(gemini_parse_error(p.stray.data, p.stray.len, &ge), 0);
+    ck_assert_int_eq(ge.code, 499);
+    gemini_sse_cleanup(&p);
+}
+END_TEST
+
+START_TEST(test_parse_thought_parts_and_string_counts)
+{
+    const char *body = "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"plan\",\"thought\":true},"
+                       "{\"thoughtSignature\":\"c2ln\"},{\"text\":\"Answer.\"}]},\"finishReason\":\"STOP\"}],"
+                       "\"usageMetadata\":{\"promptTokenCount\":\"7\",\"candidatesTokenCount\":2,"
+                       "\"thoughtsTokenCount\":\"9\",\"totalTokenCount\":\"18\"}}";
+    gemini_reply r;
+    gemini_reply_init(&r);
+    ck_assert_int_eq(gemini_parse_response(body, strlen(body), &r, NULL, NULL), 0);
+    ck_assert_str_eq(r.text.data, "Answer.");
+    ck_assert_int_eq(r.thought_parts, 1);
+    ck_assert_int_eq(r.other_parts, 0);
+    ck_assert_int_eq(r.prompt_tokens, 7);
+    ck_assert_int_eq(r.thinking_tokens, 9);
+    ck_assert_int_eq(r.total_tokens, 18);
+    ck_assert(r.has_usage);
+    gemini_reply_cleanup(&r);
+    const char *bad[] = {"{\"usageMetadata\":{\"promptTokenCount\":\"7x\"}}",
+                         "{\"usageMetadata\":{\"promptTokenCount\":\"-7\"}}",
+                         "{\"usageMetadata\":{\"promptTokenCount\":\"\"}}",
+                         "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\",\"thought\":1}]}}]}"};
+    for (int i = 0; i < 4; i++) {
+        gemini_reply_init(&r);
+        ck_assert_int_eq(gemini_parse_response(bad[i], strlen(bad[i]), &r, NULL, NULL), AD_EUPSTREAM);
+        gemini_reply_cleanup(&r);
+    }
+}
+END_TEST
+
 Suite *llm_gemini_suite(void)
 {
     Suite *s = suite_create("llm_gemini");
@@ -319,6 +467,12 @@ Suite *llm_gemini_suite(void)
     tcase_add_test(tc, test_sse_finish_flushes_unterminated_event);
     tcase_add_test(tc, test_sse_callback_stops_feed);
     tcase_add_test(tc, test_stream_chunks_merge_into_reply);
+    tcase_add_test(tc, test_request_json_thinking);
+    tcase_add_test(tc, test_min_output_tokens);
+    tcase_add_test(tc, test_finish_classes);
+    tcase_add_test(tc, test_error_message_loses_project_numbers);
+    tcase_add_test(tc, test_sse_keeps_stray_lines);
+    tcase_add_test(tc, test_parse_thought_parts_and_string_counts);
     suite_add_tcase(s, tc);
     return s;
 }

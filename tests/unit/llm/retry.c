@@ -119,6 +119,17 @@ START_TEST(test_parse_duration)
 }
 END_TEST
 
+START_TEST(test_rate_limit_floor)
+{
+    ck_assert_int_eq(llm_retry_floor_ms(429, 1), 1000);
+    ck_assert_int_eq(llm_retry_floor_ms(429, 2), 2000);
+    ck_assert_int_eq(llm_retry_floor_ms(429, 3), 4000);
+    ck_assert_int_eq(llm_retry_floor_ms(429, 40), 60000);
+    ck_assert_int_eq(llm_retry_floor_ms(503, 1), 0);
+    ck_assert_int_eq(llm_retry_floor_ms(500, 3), 0);
+}
+END_TEST
+
 Suite *llm_retry_suite(void)
 {
     Suite *s = suite_create("llm_retry");
@@ -130,6 +141,7 @@ Suite *llm_retry_suite(void)
     tcase_add_test(tc, test_plan_never_waits_past_deadline);
     tcase_add_test(tc, test_parse_retry_after);
     tcase_add_test(tc, test_parse_duration);
+    tcase_add_test(tc, test_rate_limit_floor);
     suite_add_tcase(s, tc);
     return s;
 }
