@@ -188,7 +188,8 @@ int storage_trainings_finish(sqlite3 *db, int64_t training_id, const char *statu
 {
     sqlite3_stmt *st = storage_stmt(db,
         "UPDATE trainings SET status = ?2, best_iteration = nullif(?3, 0), version_id = nullif(?4, 0),"
-        " trained_data = ?5, error = ?6, finished_at = ?7 WHERE id = ?1");
+        " trained_data = ?5, error = ?6, finished_at = ?7"
+        " WHERE id = ?1 AND status IN ('queued', 'running')");
     sqlite3_bind_int64(st, 1, training_id);
     sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, best_iteration);

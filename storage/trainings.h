@@ -53,7 +53,8 @@ int storage_trainings_add_iteration(sqlite3 *db, int64_t training_id, int iterat
                                     const char *params, const char *metrics, int64_t duration_ms,
                                     ad_err *e);
 
-/* Ends a run: done with its version and trained data, or failed with a reason. */
+/* Ends a run: done with its version and trained data, or failed with a
+ * reason. A run that has already ended (stopped: cancelled) keeps its end. */
 int storage_trainings_finish(sqlite3 *db, int64_t training_id, const char *status,
                              int best_iteration, int64_t version_id, const char *trained_data,
                              const char *error, ad_err *e);
