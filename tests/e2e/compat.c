@@ -541,6 +541,32 @@ START_TEST(test_metrics_advanced_and_delete_all_shapes)
     ck_assert_int_eq((int)e2e_json_num(field(r.json, "result"), "total_users"), 0);
     e2e_response_free(&r);
 
+    /* The dataset files' own shape {description, training_data: [...]}:
+     * dataset_size counts the pairs, not the object's keys. */
+    char *pairs = dataset_body("adv2", "training_data", 7);
+    cJSON *file = cJSON_Parse(pairs);
+    free(pairs);
+    cJSON_DeleteItemFromObjectCaseSensitive(file, "user_id");
+    cJSON_AddStringToObject(file, "description", "a dataset file");
+    cJSON *wrapped = cJSON_CreateObject();
+    cJSON_AddStringToObject(wrapped, "user_id", "adv2");
+    cJSON_AddItemToObject(wrapped, "json_dataset", file);
+    body = cJSON_PrintUnformatted(wrapped);
+    cJSON_Delete(wrapped);
+    r = e2e_post(&s, AGENTS "/advanced", body);
+    free(body);
+    ck_assert_msg(r.status == 201, "advanced (file shape): %ld %s", r.status, r.body);
+    ck_assert_str_eq(e2e_json_str(r.json, "training_type"), "json_dataset");
+    ck_assert_int_eq((int)e2e_json_num(r.json, "dataset_size"), 7);
+    e2e_response_free(&r);
+    /* Free text through the alias: training_type text, no pairs. */
+    r = e2e_post(&s, AGENTS "/advanced",
+                 "{\"user_id\":\"adv3\",\"training_data\":\"Builds are queued by priority. A failed build is retried twice.\"}");
+    ck_assert_msg(r.status == 201, "advanced (text): %ld %s", r.status, r.body);
+    ck_assert_str_eq(e2e_json_str(r.json, "training_type"), "text");
+    ck_assert_int_eq((int)e2e_json_num(r.json, "dataset_size"), 0);
+    e2e_response_free(&r);
+
     ck_assert_int_eq(e2e_stop(&s), 0);
     e2e_cleanup(&s);
 }
