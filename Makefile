@@ -86,11 +86,13 @@ check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 SHARED ?= $(abspath ../shared)
 
 # The suites whose threads share state (the llm loop, deferred responses,
-# streams, the worker pool), again under ThreadSanitizer.
+# streams, the worker pool, a training stop reaching running workers), again
+# under ThreadSanitizer.
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN) e2e_inference
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN) e2e_pipeline
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN) e2e_compat
 
 test:
 	@scripts/deps.sh test

@@ -2,7 +2,7 @@
  * The Flask original's group training routes, over agentd's training runs:
  * POST /api/v1/agents/start-training starts one run per listed agent as one
  * group; GET /api/v1/training/status reads the latest group; POST
- * /api/v1/training/stop cancels what is still going of it; GET
+ * /api/v1/training/stop cancels every group run still going; GET
  * /api/v1/training/metrics shows every agent's serving quality and its runs.
  */
 #ifndef AD_HANDLERS_TRAINING_GROUPS_H
@@ -18,7 +18,7 @@
 void handle_training_start_group(ad_request *req, ad_response *res);
 /* GET /api/v1/training/status: the latest group's progress and outcome. */
 void handle_training_status(ad_request *req, ad_response *res);
-/* POST /api/v1/training/stop: cancels the latest group's runs still going. */
+/* POST /api/v1/training/stop: cancels every group's runs still going. */
 void handle_training_stop(ad_request *req, ad_response *res);
 /* GET /api/v1/training/metrics: totals over all agents and one page of them. */
 void handle_training_metrics(ad_request *req, ad_response *res);

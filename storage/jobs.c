@@ -93,7 +93,15 @@ int storage_jobs_finish(sqlite3 *db, int64_t job_id, const char *state, const ch
 
 int storage_jobs_release(sqlite3 *db, int64_t job_id, ad_err *e)
 {
-    return jobs_set_state(db, job_id, "queued", NULL, e);
+    /* Only a running job goes back: one cancelled meanwhile (a training
+     * stop) stays cancelled, however late its worker lets go. */
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE jobs SET state = 'queued', error = NULL, updated_at = ?2"
+        " WHERE id = ?1 AND state = 'running'");
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, ad_clock_now_ms());
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "release job", e);
 }
 
 int storage_jobs_requeue_running(sqlite3 *db, int *count, ad_err *e)

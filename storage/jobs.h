@@ -41,7 +41,8 @@ int storage_jobs_claim(sqlite3 *db, job_row *out, ad_err *e);
 int storage_jobs_finish(sqlite3 *db, int64_t job_id, const char *state, const char *error,
                         ad_err *e);
 
-/* Puts a claimed job back in the queue (the worker stopped before finishing it). */
+/* Puts a claimed job back in the queue (the worker stopped before finishing
+ * it); a job no longer running (cancelled meanwhile) is left as it is. */
 int storage_jobs_release(sqlite3 *db, int64_t job_id, ad_err *e);
 
 /* Start-up recovery: every `running` job goes back to `queued`. */

@@ -188,7 +188,8 @@ int storage_trainings_finish(sqlite3 *db, int64_t training_id, const char *statu
 {
     sqlite3_stmt *st = storage_stmt(db,
         "UPDATE trainings SET status = ?2, best_iteration = nullif(?3, 0), version_id = nullif(?4, 0),"
-        " trained_data = ?5, error = ?6, finished_at = ?7 WHERE id = ?1");
+        " trained_data = ?5, error = ?6, finished_at = ?7"
+        " WHERE id = ?1 AND status IN ('queued', 'running')");
     sqlite3_bind_int64(st, 1, training_id);
     sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, best_iteration);
@@ -349,59 +350,54 @@ int storage_groups_stop(sqlite3 *db, int64_t *group_id, int *stopped, int64_t *s
     *stopped = 0;
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
-    group_row g;
-    rc = storage_groups_latest(db, &g, e);
-    if (rc == AD_ENOTFOUND) {
-        storage_rollback(db);
-        return 0;
-    }
-    int64_t now = ad_clock_now_ms(), n = 0, cap = 0, *agents = NULL;
-    sqlite3_stmt *st = NULL;
-    if (rc == 0) {
-        *group_id = g.id;
-        st = storage_stmt(db,
-            "UPDATE trainings SET status = 'cancelled', finished_at = ?2,"
-            " error = 'stopped by POST /api/v1/training/stop'"
-            " WHERE group_id = ?1 AND status IN ('queued', 'running') RETURNING id, agent_id");
-        sqlite3_bind_int64(st, 1, g.id);
-        sqlite3_bind_int64(st, 2, now);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                agents = ad_realloc(agents, ad_size_mul((size_t)cap, 2 * sizeof(*agents)));
-            }
-            agents[2 * n] = sqlite3_column_int64(st, 0);
-            agents[2 * n + 1] = sqlite3_column_int64(st, 1);
-            n++;
+    /* Every group's runs, not only the latest group's: a later group that
+     * has ended must not leave an earlier one going out of reach. */
+    int64_t now = ad_clock_now_ms(), n = 0, cap = 0, *runs = NULL;
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE trainings SET status = 'cancelled', finished_at = ?1,"
+        " error = 'stopped by POST /api/v1/training/stop'"
+        " WHERE group_id IS NOT NULL AND status IN ('queued', 'running')"
+        " RETURNING id, agent_id, group_id");
+    sqlite3_bind_int64(st, 1, now);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            runs = ad_realloc(runs, ad_size_mul((size_t)cap, 3 * sizeof(*runs)));
         }
-        sqlite3_reset(st);
-        rc = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "stop training group", e);
+        for (int c = 0; c < 3; c++) runs[3 * n + c] = sqlite3_column_int64(st, c);
+        n++;
     }
-    /* Each run's job: one active job per agent, and it carries the run's id. */
+    sqlite3_reset(st);
+    rc = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "stop training group", e);
+    /* Each run's job (one active job per agent, carrying the run's id), and
+     * its group's stop time. */
     for (int64_t i = 0; i < n && rc == 0; i++) {
         st = storage_stmt(db,
             "UPDATE jobs SET state = 'cancelled', error = 'training stopped', updated_at = ?3"
             " WHERE agent_id = ?1 AND kind = 'train' AND state IN ('queued', 'running')"
             " AND json_extract(params, '$.training_id') = ?2");
-        sqlite3_bind_int64(st, 1, agents[2 * i + 1]);
-        sqlite3_bind_int64(st, 2, agents[2 * i]);
+        sqlite3_bind_int64(st, 1, runs[3 * i + 1]);
+        sqlite3_bind_int64(st, 2, runs[3 * i]);
         sqlite3_bind_int64(st, 3, now);
         rc = sqlite3_step(st);
         rc = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "stop training job", e);
-    }
-    if (rc == 0 && n) {
+        if (rc < 0) break;
         st = storage_stmt(db, "UPDATE training_groups SET stopped_at = ?2 WHERE id = ?1");
-        sqlite3_bind_int64(st, 1, g.id);
+        sqlite3_bind_int64(st, 1, runs[3 * i + 2]);
         sqlite3_bind_int64(st, 2, now);
         rc = sqlite3_step(st);
         rc = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "stop training group", e);
+        if (runs[3 * i + 2] > *group_id) *group_id = runs[3 * i + 2];
     }
     if (rc == 0) rc = storage_commit(db, e);
     else storage_rollback(db);
     /* Workers are told only once the stop is committed. */
-    for (int64_t i = 0; rc == 0 && fn && i < n; i++) fn(ud, agents[2 * i + 1]);
-    free(agents);
-    if (rc < 0) return rc;
+    for (int64_t i = 0; rc == 0 && fn && i < n; i++) fn(ud, runs[3 * i + 1]);
+    free(runs);
+    if (rc < 0) {
+        *group_id = 0;
+        return rc;
+    }
     *stopped = (int)n;
     *stopped_at = now;
     return 0;

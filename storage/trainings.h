@@ -53,7 +53,8 @@ int storage_trainings_add_iteration(sqlite3 *db, int64_t training_id, int iterat
                                     const char *params, const char *metrics, int64_t duration_ms,
                                     ad_err *e);
 
-/* Ends a run: done with its version and trained data, or failed with a reason. */
+/* Ends a run: done with its version and trained data, or failed with a
+ * reason. A run that has already ended (stopped: cancelled) keeps its end. */
 int storage_trainings_finish(sqlite3 *db, int64_t training_id, const char *status,
                              int best_iteration, int64_t version_id, const char *trained_data,
                              const char *error, ad_err *e);
@@ -115,10 +116,11 @@ typedef void (*group_run_fn)(void *ud, const group_run *r);
 /* Visits the runs of group `group_id` whose agents still exist, by user_id. */
 int storage_groups_runs(sqlite3 *db, int64_t group_id, group_run_fn fn, void *ud, ad_err *e);
 
-/* Stops the latest group: every run of it still queued or running ends
- * `cancelled` with its job, and the group records `stopped_at`, in one
- * transaction; deployed versions are untouched. `*stopped` counts the runs
- * stopped (0: nothing was going; `*group_id` is 0 when no group exists).
+/* Stops group training: every group run still queued or running (of the
+ * latest group or an earlier one) ends `cancelled` with its job, and each of
+ * their groups records `stopped_at`, in one transaction; deployed versions
+ * are untouched. `*stopped` counts the runs stopped (0: nothing was going);
+ * `*group_id` is the latest group among theirs (0 when none).
  * After the commit `fn` is told the agent of each stopped run, so that a
  * worker running it can be interrupted. */
 int storage_groups_stop(sqlite3 *db, int64_t *group_id, int *stopped, int64_t *stopped_at,

@@ -7,6 +7,7 @@
  * completion, the advanced-create and delete-all fields. Small inline
  * datasets keep every run short. */
 #include <check.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,24 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One integer from the server's database file, read beside it (read-only):
+ * what no route shows, such as the hidden candidate versions of a run. */
+static long long db_count(const e2e_server *s, const char *sql)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/agentd.db", s->data_dir);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    long long n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
 }
 
 /* A dataset body of `pairs` prompt/answer pairs for `id`, under `field_name`. */
@@ -361,8 +380,15 @@ START_TEST(test_stop_while_running_keeps_serving)
     ck_assert_str_eq(e2e_json_str(r.json, "message"), "No active training to stop");
     e2e_response_free(&r);
 
-    /* The workers let go: nothing more is recorded, no candidate is left,
-     * the deployed version (v1) serves, and the agents are free again. */
+    /* The workers let go: no candidate version of the stopped runs is left
+     * (the models list hides candidates, so the database is asked), nothing
+     * more is recorded, the deployed version (v1) serves, and the agents are
+     * free again. */
+    end = now_ms() + 10000;
+    while (db_count(&s, "SELECT count(*) FROM versions WHERE state = 'candidate'") > 0) {
+        ck_assert_msg(now_ms() < end, "candidates of stopped runs are left behind");
+        e2e_sleep_ms(20);
+    }
     e2e_sleep_ms(300);
     for (int i = 0; i < 3; i++) {
         r = latest_run(&s, ids[i]);
@@ -513,6 +539,32 @@ START_TEST(test_metrics_advanced_and_delete_all_shapes)
     e2e_response_free(&r);
     r = e2e_request(&s, "DELETE", AGENTS "/all", NULL, NULL);
     ck_assert_int_eq((int)e2e_json_num(field(r.json, "result"), "total_users"), 0);
+    e2e_response_free(&r);
+
+    /* The dataset files' own shape {description, training_data: [...]}:
+     * dataset_size counts the pairs, not the object's keys. */
+    char *pairs = dataset_body("adv2", "training_data", 7);
+    cJSON *file = cJSON_Parse(pairs);
+    free(pairs);
+    cJSON_DeleteItemFromObjectCaseSensitive(file, "user_id");
+    cJSON_AddStringToObject(file, "description", "a dataset file");
+    cJSON *wrapped = cJSON_CreateObject();
+    cJSON_AddStringToObject(wrapped, "user_id", "adv2");
+    cJSON_AddItemToObject(wrapped, "json_dataset", file);
+    body = cJSON_PrintUnformatted(wrapped);
+    cJSON_Delete(wrapped);
+    r = e2e_post(&s, AGENTS "/advanced", body);
+    free(body);
+    ck_assert_msg(r.status == 201, "advanced (file shape): %ld %s", r.status, r.body);
+    ck_assert_str_eq(e2e_json_str(r.json, "training_type"), "json_dataset");
+    ck_assert_int_eq((int)e2e_json_num(r.json, "dataset_size"), 7);
+    e2e_response_free(&r);
+    /* Free text through the alias: training_type text, no pairs. */
+    r = e2e_post(&s, AGENTS "/advanced",
+                 "{\"user_id\":\"adv3\",\"training_data\":\"Builds are queued by priority. A failed build is retried twice.\"}");
+    ck_assert_msg(r.status == 201, "advanced (text): %ld %s", r.status, r.body);
+    ck_assert_str_eq(e2e_json_str(r.json, "training_type"), "text");
+    ck_assert_int_eq((int)e2e_json_num(r.json, "dataset_size"), 0);
     e2e_response_free(&r);
 
     ck_assert_int_eq(e2e_stop(&s), 0);

@@ -137,12 +137,84 @@ START_TEST(test_stop_cancels_runs_and_jobs)
 }
 END_TEST
 
+/* A worker that let go of its job just as a stop came (shutdown, a busy
+ * database) must not put the cancelled job back in the queue, and no late
+ * failure may turn the cancelled run into a failed one. */
+START_TEST(test_stopped_run_stays_cancelled)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    agent(f.db, "ann", 1);
+    ad_err e = {0};
+    int64_t gid = 0, stopped_gid = 0, at = 0;
+    int stopped = 0;
+    const char *ids[] = {"ann"};
+    group_refusal why[1];
+    ck_assert_int_eq(storage_groups_start(f.db, ids, 1, 4, &gid, why, &e), 0);
+    job_row j;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    int64_t tid = count(f.db, "SELECT max(id) FROM trainings");
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
+    ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(stopped, 1);
+
+    ck_assert_int_eq(storage_jobs_release(f.db, j.id, &e), 0);
+    ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM jobs WHERE state = ?1", "cancelled"), 1);
+    job_row again;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &again, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_trainings_finish(f.db, tid, "failed", 0, 0, NULL, "late failure", &e), 0);
+    ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE status = ?1",
+                                                "cancelled"), 1);
+    ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE error = ?1",
+                                                "late failure"), 0);
+    job_row_cleanup(&j);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* A later group that has already ended must not hide an earlier one still
+ * going: the stop reaches every group run still queued or running. */
+START_TEST(test_stop_reaches_earlier_groups)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    agent(f.db, "ann", 1);
+    agent(f.db, "bob", 1);
+    ad_err e = {0};
+    int64_t g1 = 0, g2 = 0, stopped_gid = 0, at = 0;
+    int stopped = 0;
+    group_refusal why[1];
+    const char *first[] = {"ann"}, *second[] = {"bob"};
+    ck_assert_int_eq(storage_groups_start(f.db, first, 1, 1000, &g1, why, &e), 0);
+    ck_assert_int_eq(storage_groups_start(f.db, second, 1, 1, &g2, why, &e), 0);
+    ck_assert_int_gt(g2, g1);
+    /* bob's one-cycle group ends; ann's long one goes on. */
+    int64_t bob_run = storage_fixture_count(f.db, "SELECT id FROM trainings WHERE group_id = ?1", g2);
+    ck_assert_int_eq(storage_trainings_finish(f.db, bob_run, "done", 1, 0, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_jobs_finish(f.db, storage_fixture_count(f.db,
+        "SELECT id FROM jobs WHERE json_extract(params, '$.training_id') = ?1", bob_run), "done", NULL, &e), 0);
+
+    ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(stopped, 1);
+    ck_assert_int_eq(stopped_gid, g1);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM trainings WHERE group_id = ?1"
+                                                 " AND status = 'cancelled'", g1), 1);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT stopped_at FROM training_groups WHERE id = ?1", g1), at);
+    /* The ended group is not marked stopped. */
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT stopped_at IS NULL FROM training_groups WHERE id = ?1", g2), 1);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 Suite *storage_trainings_suite(void)
 {
     Suite *s = suite_create("storage_trainings");
     TCase *tc = tcase_create("groups");
     tcase_add_test(tc, test_group_all_or_nothing);
     tcase_add_test(tc, test_stop_cancels_runs_and_jobs);
+    tcase_add_test(tc, test_stopped_run_stays_cancelled);
+    tcase_add_test(tc, test_stop_reaches_earlier_groups);
     suite_add_tcase(s, tc);
     return s;
 }
