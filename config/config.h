@@ -38,6 +38,9 @@ typedef struct ad_config {
     int gemini_max_attempts;
     int gemini_backoff_base_ms;
     int gemini_max_concurrency;
+    int log_retention_s;        /* log rows older than this are pruned; 0 = no age limit */
+    long long log_max_rows_per_agent; /* inference-log and feedback rows kept per agent; 0 = no limit */
+    int maintenance_interval_s; /* period of log pruning and space reclaiming */
 } ad_config;
 
 /* What the command line asked for besides settings. */

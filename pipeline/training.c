@@ -351,6 +351,10 @@ void pipeline_run_training(sqlite3 *db, const job_row *job, atomic_int *stop)
     } else if (why == PIPELINE_RUN_STOPPING || rc == AD_EBUSY) {
         /* Shutdown: the run starts over on the next start; the serving version never moved. */
         storage_jobs_release(db, job->id, NULL);
+    } else if (rc == AD_EIO) {
+        /* The database refused a write: the pool puts the job back (pool.c). */
+        ad_log(AD_LOG_WARN, "agent %lld: training %lld: %s; it will run again", (long long)r.agent.id,
+               (long long)r.tr.id, e.msg);
     } else if (why != PIPELINE_RUN_CANCELLED && r.tr.id) {
         training_fail(&r, e.msg[0] ? e.msg : "internal error");
     } else if (!r.tr.id) {

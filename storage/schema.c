@@ -140,6 +140,12 @@ const char *const storage_migrations[] = {
     "  created_at INTEGER NOT NULL);"
     "CREATE INDEX feedback_by_agent ON feedback(agent_id, id);"
     "PRAGMA user_version = 3;",
+    /* 4: the one-row table /health writes to when it must find out whether
+     * the disk takes writes again. (This version also switches the file to
+     * incremental auto-vacuum; storage_open does that, outside any
+     * transaction, as SQLite requires.) */
+    "CREATE TABLE write_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, pad BLOB);"
+    "PRAGMA user_version = 4;",
 };
 
 const size_t storage_migration_count = sizeof(storage_migrations) / sizeof(storage_migrations[0]);
