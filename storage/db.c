@@ -117,35 +117,42 @@ static sqlite3 *db_open_connection(int *why, ad_err *e)
     return db;
 }
 
+/* Makes `db` the calling thread's connection. */
+static void db_conn_install(sqlite3 *db)
+{
+    db_conn *c = ad_calloc(1, sizeof(*c));
+    c->db = db;
+    c->cap = 64;
+    c->slots = ad_calloc(c->cap, sizeof(*c->slots));
+    pthread_setspecific(db_key, c);
+}
+
 /* Rewrites `e` (SQLite's reason for failing to open or migrate the database)
  * into one message that names the file, the user agentd runs as, and what to
  * do about it. */
 static int db_explain_open_failure(int why, ad_err *e)
 {
-    char reason[AD_ERR_MSG_MAX];
-    snprintf(reason, sizeof(reason), "%s", e ? e->msg : "");
+    char reason[96];
+    snprintf(reason, sizeof(reason), "%.80s", e ? e->msg : "");
     int primary = why & 0xff;
     if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT)
         return ad_err_set(e, AD_EIO,
                           "database '%s' is corrupt or not a SQLite database (%s): restore it from a "
-                          "backup, or move it aside (mv '%s' '%s.broken') to start with an empty one",
-                          db_path, reason, db_path, db_path);
+                          "backup, or move it aside to start with an empty one",
+                          db_path, reason);
     unsigned uid = (unsigned)geteuid(), gid = (unsigned)getegid();
     struct stat st;
-    char where[200] = "";
+    char where[96] = "check the data dir's ownership";
     if (stat(db_path, &st) == 0 && access(db_path, R_OK | W_OK) < 0)
-        snprintf(where, sizeof(where), "the file (owner %u:%u, mode %04o) is not readable and writable by it",
-                 (unsigned)st.st_uid, (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
+        snprintf(where, sizeof(where), "the file is owned by %u:%u, mode %04o", (unsigned)st.st_uid,
+                 (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
     else if (stat(db_dir, &st) == 0 && access(db_dir, W_OK | X_OK) < 0)
-        snprintf(where, sizeof(where), "the data dir (owner %u:%u, mode %04o) is not writable by it",
-                 (unsigned)st.st_uid, (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
-    else
-        snprintf(where, sizeof(where), "check that the data dir and the file are writable by it");
+        snprintf(where, sizeof(where), "the data dir is owned by %u:%u, mode %04o", (unsigned)st.st_uid,
+                 (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
     return ad_err_set(e, AD_EIO,
-                      "cannot open database '%s' (%s): agentd runs as uid %u gid %u and %s; make the "
-                      "data dir '%s' and its files owned by that user (chown -R %u:%u '%s'), or run "
-                      "agentd as their owner (docker: --user UID:GID)",
-                      db_path, reason, uid, gid, where, db_dir, uid, gid, db_dir);
+                      "cannot open database '%s' (%s): agentd runs as uid %u gid %u; %s: chown -R %u:%u "
+                      "the data dir, or run agentd as its owner (docker: --user)",
+                      db_path, reason, uid, gid, where, uid, gid);
 }
 
 static int db_migrate(sqlite3 *db, ad_err *e)
@@ -194,11 +201,9 @@ int storage_open(const char *data_dir, ad_err *e)
     if (mkdir(data_dir, 0750) < 0 && errno != EEXIST) {
         int err = errno;
         return ad_err_set(e, AD_EIO,
-                          "cannot create data dir '%s': %s; agentd runs as uid %u gid %u: create the "
-                          "directory (its parent must be a directory) and make it writable by that "
-                          "user (chown %u:%u), or choose another data dir (--data-dir, AGENTD_DATA_DIR)",
-                          data_dir, strerror(err), (unsigned)geteuid(), (unsigned)getegid(),
-                          (unsigned)geteuid(), (unsigned)getegid());
+                          "cannot create data dir '%s': %s; agentd runs as uid %u gid %u: create it "
+                          "(under a directory) writable by that user, or choose another --data-dir",
+                          data_dir, strerror(err), (unsigned)geteuid(), (unsigned)getegid());
     }
     size_t n = ad_size_add(strlen(data_dir), sizeof("/agentd.db"));
     free(db_path);
@@ -209,17 +214,13 @@ int storage_open(const char *data_dir, ad_err *e)
     atomic_store(&db_failed_ms, 0);
 
     storage_thread_release();
-    sqlite3 *db = storage_conn();
-    if (!db) {
-        /* Open it again only to say why, in the caller's words. */
-        int why = 0;
-        sqlite3 *probe = db_open_connection(&why, e);
-        sqlite3_close(probe);
-        return db_explain_open_failure(why, e);
-    }
+    int why = 0;
+    sqlite3 *db = db_open_connection(&why, e);
+    if (!db) return db_explain_open_failure(why, e);
+    db_conn_install(db);
     int rc = db_migrate(db, e);
     if (rc < 0) {
-        int why = sqlite3_extended_errcode(db);
+        why = sqlite3_extended_errcode(db);
         if ((why & 0xff) == SQLITE_NOTADB || (why & 0xff) == SQLITE_CORRUPT ||
             (why & 0xff) == SQLITE_READONLY || (why & 0xff) == SQLITE_CANTOPEN)
             return db_explain_open_failure(why, e);
@@ -263,14 +264,10 @@ sqlite3 *storage_conn(void)
     ad_err e = {0};
     sqlite3 *db = db_path ? db_open_connection(NULL, &e) : NULL;
     if (!db) {
-        ad_log(AD_LOG_ERROR, "%s", db_path ? e.msg : "storage used before storage_open");
+        ad_log(AD_LOG_ERROR, "cannot open the database: %s", db_path ? e.msg : "storage used before storage_open");
         return NULL;
     }
-    c = ad_calloc(1, sizeof(*c));
-    c->db = db;
-    c->cap = 64;
-    c->slots = ad_calloc(c->cap, sizeof(*c->slots));
-    pthread_setspecific(db_key, c);
+    db_conn_install(db);
     return db;
 }
 
