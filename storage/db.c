@@ -13,7 +13,6 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "storage/maintenance.h"
 #include "storage/schema.h"
 
 /* Per-thread connection with its statement cache (open addressing on the SQL
@@ -186,7 +185,12 @@ static int db_migrate(sqlite3 *db, ad_err *e)
     }
     if (storage_pragma_int(db, "PRAGMA auto_vacuum") != 2) {
         ad_log(AD_LOG_INFO, "converting the database to incremental auto-vacuum (a one-time VACUUM)");
-        if (db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", NULL, e) < 0) return AD_EIO;
+        ad_err ve = {0};
+        /* VACUUM needs room for a copy of the database: without it, start
+         * anyway; freed pages are then reused but not given back. */
+        if (db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", NULL, &ve) < 0)
+            ad_log(AD_LOG_WARN, "database '%s' not converted to incremental auto-vacuum: %s", db_path,
+                   ve.msg);
     }
     return 0;
 }
@@ -224,6 +228,11 @@ int storage_open(const char *data_dir, ad_err *e)
         if ((why & 0xff) == SQLITE_NOTADB || (why & 0xff) == SQLITE_CORRUPT ||
             (why & 0xff) == SQLITE_READONLY || (why & 0xff) == SQLITE_CANTOPEN)
             return db_explain_open_failure(why, e);
+        if (e && !strstr(e->msg, db_path)) {
+            char msg[AD_ERR_MSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", e->msg);
+            ad_err_set(e, rc, "cannot migrate database '%s': %s", db_path, msg);
+        }
     }
     return rc;
 }

@@ -287,10 +287,10 @@ START_TEST(test_full_disk_503_then_recovers_without_restart)
     const char *filler = fill_disk(mnt, 256 << 10);
     /* Creates until the database refuses them: 503 storage_unavailable with
      * Retry-After, never 500; what was accepted must end ready later. */
-    char accepted[FULL_AGENTS][16];
+    char accepted[FULL_AGENTS][24];
     int naccepted = 0, refused = 0;
     for (int i = 0; i < FULL_AGENTS && refused < 3; i++) {
-        char id[16];
+        char id[24];
         snprintf(id, sizeof(id), "full%d", i);
         char *body = text_body(id, 40000, (unsigned)i);
         r = e2e_post(&s, AGENTS, body);
@@ -362,7 +362,7 @@ START_TEST(test_deletes_give_space_back)
     e2e_server s;
     e2e_start(&s, NULL, NULL);
     for (int i = 0; i < SPACE_AGENTS; i++) {
-        char id[16];
+        char id[24];
         snprintf(id, sizeof(id), "space%d", i);
         char *body = text_body(id, 60000, (unsigned)i + 100);
         e2e_response r = e2e_post(&s, AGENTS, body);
@@ -371,7 +371,7 @@ START_TEST(test_deletes_give_space_back)
         e2e_response_free(&r);
     }
     for (int i = 0; i < SPACE_AGENTS; i++) {
-        char id[16];
+        char id[24];
         snprintf(id, sizeof(id), "space%d", i);
         wait_ready(&s, id, 60000);
     }
