@@ -255,9 +255,47 @@ static const char *health_writes(const e2e_response *r)
 
 #define FULL_AGENTS 40
 
+/* The process that runs the suite (forked tests inherit it): its tmpfs
+ * mounts carry its pid, so the suite's teardown, which runs even when a
+ * test failed half-way, unmounts its own and nobody else's. */
+static pid_t suite_pid;
+
+static void full_disk_prefix(char *out, size_t cap)
+{
+    snprintf(out, cap, "/tmp/agentd-full-%ld-", (long)suite_pid);
+}
+
+static void storage_suite_setup(void)
+{
+    suite_pid = getpid();
+}
+
+static void storage_suite_teardown(void)
+{
+    char prefix[64];
+    full_disk_prefix(prefix, sizeof(prefix));
+    FILE *f = fopen("/proc/mounts", "r");
+    if (!f) return;
+    char line[1024], left[16][256];
+    int n = 0;
+    while (fgets(line, sizeof(line), f) && n < 16) {
+        char dev[256], dir[256];
+        if (sscanf(line, "%255s %255s", dev, dir) == 2 && !strncmp(dir, prefix, strlen(prefix)))
+            snprintf(left[n++], sizeof(left[0]), "%s", dir);
+    }
+    fclose(f);
+    for (int i = 0; i < n; i++) {
+        char *cmd = e2e_fmt("umount '%s' && rm -rf '%s'", left[i], left[i]);
+        if (system(cmd) != 0) fprintf(stderr, "could not unmount %s\n", left[i]);
+        free(cmd);
+    }
+}
+
 START_TEST(test_full_disk_503_then_recovers_without_restart)
 {
-    char mnt[] = "/tmp/agentd-full-XXXXXX";
+    char mnt[96];
+    full_disk_prefix(mnt, sizeof(mnt));
+    strcat(mnt, "XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(mnt));
     if (mount("tmpfs", mnt, "tmpfs", 0, "size=4m") != 0) {
         fprintf(stderr,
@@ -611,6 +649,7 @@ Suite *e2e_storage_suite(void)
     Suite *s = suite_create("e2e_storage");
     TCase *tc = tcase_create("storage");
     tcase_set_timeout(tc, 180);
+    tcase_add_unchecked_fixture(tc, storage_suite_setup, storage_suite_teardown);
     tcase_add_test(tc, test_startup_on_corrupt_database);
     tcase_add_test(tc, test_startup_on_unusable_data_dir);
     tcase_add_test(tc, test_requests_racing_delete_never_500);
