@@ -27,7 +27,7 @@ enum {
     AD_EINTERNAL = -10
 };
 
-#define AD_ERR_MSG_MAX 256
+#define AD_ERR_MSG_MAX 512
 
 /* Caller-owned error detail; `code` repeats the returned code for convenience. */
 typedef struct ad_err {

@@ -12,8 +12,9 @@
 #include "base/mem.h"
 #include "llm/client.h" /* LLM_DEFAULT_MODEL: one default for both */
 
+/* OPT_DURATION: seconds, given as an integer with an optional s, m, h or d suffix. */
 typedef enum { OPT_INT, OPT_SIZE, OPT_BOOL, OPT_STRING, OPT_SECRET, OPT_LOGLEVEL, OPT_IPV4,
-               OPT_THINKING } opt_type;
+               OPT_THINKING, OPT_DURATION } opt_type;
 
 typedef struct config_opt {
     const char *key;    /* JSON key */
@@ -85,6 +86,12 @@ static const config_opt config_opts[] = {
      OFF(gemini_max_thinking_budget), 0, 32768, "largest thinking_budget a request may ask"},
     {"gemini_check_timeout_ms", "GEMINI_CHECK_TIMEOUT_MS", "--gemini-check-timeout-ms", OPT_INT,
      OFF(gemini_check_timeout_ms), 0, 60000, "bound of the model lookup at start-up (0: no lookup)"},
+    {"log_retention", "AGENTD_LOG_RETENTION", "--log-retention", OPT_DURATION, OFF(log_retention_s),
+     0, 3650LL * 86400, "age at which log rows are pruned (s, or with m/h/d; 0: never)"},
+    {"log_max_rows_per_agent", "AGENTD_LOG_MAX_ROWS_PER_AGENT", "--log-max-rows-per-agent", OPT_SIZE,
+     OFF(log_max_rows_per_agent), 0, 1LL << 40, "inference-log and feedback rows kept per agent (0: no limit)"},
+    {"maintenance_interval", "AGENTD_MAINTENANCE_INTERVAL", "--maintenance-interval", OPT_DURATION,
+     OFF(maintenance_interval_s), 1, 86400, "period of log pruning and space reclaiming"},
 };
 
 #define NOPTS (sizeof(config_opts) / sizeof(config_opts[0]))
@@ -127,6 +134,9 @@ void config_init(ad_config *cfg)
     cfg->gemini_max_thinking_level = ad_strdup("medium");
     cfg->gemini_max_thinking_budget = 8192;
     cfg->gemini_check_timeout_ms = 3000;
+    cfg->log_retention_s = 30 * 86400;
+    cfg->log_max_rows_per_agent = 100000;
+    cfg->maintenance_interval_s = 60;
 }
 
 void config_cleanup(ad_config *cfg)
@@ -157,6 +167,13 @@ static int config_parse_int(const config_opt *o, const char *value, long long *o
     long long v = strtoll(value, &end, 10);
     if (end == value || errno == ERANGE)
         return ad_err_set(e, AD_EINVAL, "%s: '%s' is not an integer", o->key, value);
+    if (o->type == OPT_DURATION && *end) {
+        long long mult = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : *end == 'd' ? 86400 : 0;
+        if (!mult || end[1] != '\0' || __builtin_mul_overflow(v, mult, &v))
+            return ad_err_set(e, AD_EINVAL, "%s: '%s' is not a duration (seconds, or with s, m, h, d)",
+                              o->key, value);
+        end++;
+    }
     if (o->type == OPT_SIZE && *end) {
         long long mult = *end == 'K' || *end == 'k' ? 1LL << 10
                        : *end == 'M' || *end == 'm' ? 1LL << 20
@@ -181,8 +198,9 @@ static int config_apply(ad_config *cfg, const config_opt *o, const char *value, 
     switch (o->type) {
     case OPT_INT:
     case OPT_SIZE:
+    case OPT_DURATION:
         if (config_parse_int(o, value, &v, e) < 0) return AD_EINVAL;
-        if (o->type == OPT_INT) *(int *)slot = (int)v;
+        if (o->type != OPT_SIZE) *(int *)slot = (int)v;
         else *(long long *)slot = v;
         return 0;
     case OPT_BOOL:
@@ -367,7 +385,8 @@ void config_to_json(const ad_config *cfg, ad_buf *out)
         ad_buf_json_string(out, o->key, strlen(o->key));
         ad_buf_putc(out, ':');
         switch (o->type) {
-        case OPT_INT: ad_buf_printf(out, "%d", *(const int *)slot); break;
+        case OPT_INT:
+        case OPT_DURATION: ad_buf_printf(out, "%d", *(const int *)slot); break;
         case OPT_SIZE: ad_buf_printf(out, "%lld", *(const long long *)slot); break;
         case OPT_BOOL: ad_buf_puts(out, *(const int *)slot ? "true" : "false"); break;
         case OPT_SECRET: ad_buf_puts(out, *(char *const *)slot ? "\"set\"" : "\"unset\""); break;

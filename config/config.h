@@ -45,6 +45,9 @@ typedef struct ad_config {
     char *gemini_max_thinking_level; /* the highest thinking_level a request may ask */
     int gemini_max_thinking_budget;  /* the largest thinking_budget a request may ask */
     int gemini_check_timeout_ms;     /* the start-up model lookup's bound; 0: no lookup */
+    int log_retention_s;        /* log rows older than this are pruned; 0 = no age limit */
+    long long log_max_rows_per_agent; /* inference-log and feedback rows kept per agent; 0 = no limit */
+    int maintenance_interval_s; /* period of log pruning and space reclaiming */
 } ad_config;
 
 /* What the command line asked for besides settings. */

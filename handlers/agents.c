@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "model/text.h"
 #include "pipeline/pool.h"
@@ -43,20 +44,38 @@ int agents_check_user_id(const char *id, ad_err *e)
     return 0;
 }
 
-static sqlite3 *agents_db(ad_request *req, ad_response *res)
+sqlite3 *agents_db(ad_request *req, ad_response *res)
 {
     sqlite3 *db = storage_conn();
     if (!db) ad_response_error(res, req, 503, "database_unavailable", "the database cannot be opened");
     return db;
 }
 
-/* Answers a storage failure: busy maps to 503 (retry), anything else to 500. */
-static void agents_storage_error(ad_request *req, ad_response *res, const ad_err *e)
+#define STORAGE_RETRY_AFTER_S "5"
+
+int agents_answer_storage(ad_request *req, ad_response *res, int rc, const char *user_id,
+                          const ad_err *e)
 {
-    if (e->code == AD_EBUSY)
+    const char *rid = req->request_id ? req->request_id : "";
+    const char *detail = e && e->msg[0] ? e->msg : ad_err_name(rc);
+    if (rc == AD_ENOTFOUND && user_id) {
+        ad_response_error(res, req, 404, "agent_not_found", "no agent with user_id '%s'", user_id);
+    } else if (rc == AD_EBUSY) {
         ad_response_error(res, req, 503, "database_busy", "the database is busy; retry shortly");
-    else
-        ad_response_error(res, req, 500, "storage_error", "%s", e->msg);
+        ad_response_header(res, "Retry-After", "1");
+    } else if (rc == AD_EIO) {
+        ad_log(AD_LOG_WARN, "request %s: storage unavailable: %s", rid, detail);
+        ad_response_error(res, req, 503, "storage_unavailable",
+                          "the database cannot store data right now (disk full or I/O error); "
+                          "retry later");
+        ad_response_header(res, "Retry-After", STORAGE_RETRY_AFTER_S);
+    } else {
+        ad_log(AD_LOG_ERROR, "request %s: storage error: %s", rid, detail);
+        ad_response_error(res, req, 500, "storage_error",
+                          "internal storage error; the server log has the details under request id %s",
+                          rid);
+    }
+    return rc;
 }
 
 /* The connection for a route that names an agent: validates the path's
@@ -72,18 +91,6 @@ static sqlite3 *agents_path_db(ad_request *req, ad_response *res, const char **i
     return agents_db(req, res);
 }
 
-/* Answers a failed per-agent storage call: 404 for an unknown agent, else
- * the storage error. Returns rc. */
-static int agents_answer_failure(ad_request *req, ad_response *res, int rc, const char *id,
-                                 const ad_err *e)
-{
-    if (rc == AD_ENOTFOUND)
-        ad_response_error(res, req, 404, "agent_not_found", "no agent with user_id '%s'", id);
-    else
-        agents_storage_error(req, res, e);
-    return rc;
-}
-
 int agents_lookup(ad_request *req, ad_response *res, agent_row *out)
 {
     ad_err e = {0};
@@ -91,7 +98,20 @@ int agents_lookup(ad_request *req, ad_response *res, agent_row *out)
     sqlite3 *db = agents_path_db(req, res, &id);
     if (!db) return AD_EINVAL;
     int rc = storage_agents_get(db, id, out, &e);
-    return rc < 0 ? agents_answer_failure(req, res, rc, id, &e) : 0;
+    return rc < 0 ? agents_answer_storage(req, res, rc, id, &e) : 0;
+}
+
+int agents_lookup_snapshot(ad_request *req, ad_response *res, agent_row *out)
+{
+    ad_err e = {0};
+    const char *id;
+    sqlite3 *db = agents_path_db(req, res, &id);
+    if (!db) return AD_EINVAL;
+    int rc = storage_snapshot_begin(db, &e);
+    if (rc == 0) rc = storage_agents_get(db, id, out, &e);
+    if (rc == 0) return 0;
+    storage_snapshot_end(db);
+    return agents_answer_storage(req, res, rc, id, &e);
 }
 
 static int agents_check_utf8(const char *field, const char *s, ad_err *e)
@@ -246,7 +266,7 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
         return;
     }
     if (rc < 0) {
-        agents_storage_error(req, res, &e);
+        agents_answer_storage(req, res, e.code, NULL, &e);
         return;
     }
     if (req->app->pool) pipeline_pool_notify(req->app->pool);
@@ -296,7 +316,7 @@ void handle_agent_status(ad_request *req, ad_response *res)
     agent_status a;
     int rc = storage_agents_status(db, id, &a, &e);
     if (rc < 0) {
-        agents_answer_failure(req, res, rc, id, &e);
+        agents_answer_storage(req, res, rc, id, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -375,7 +395,7 @@ void handle_agents_list(ad_request *req, ad_response *res)
     int64_t total = 0;
     if (storage_agents_list(db, status, cursor, (int)limit, agents_list_visit, &l, &more, &total, &e) < 0) {
         cJSON_Delete(l.users);
-        agents_storage_error(req, res, &e);
+        agents_answer_storage(req, res, e.code, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -493,10 +513,13 @@ static void agents_add_exec_common(cJSON *s, const exec_row *r)
 static int agents_read_log(ad_request *req, ad_response *res, agent_row *a, exec_row *rows, int *n)
 {
     ad_err e = {0};
-    if (agents_lookup(req, res, a) < 0) return -1;
-    if (storage_exec_list(storage_conn(), a->id, rows, EXEC_STAGES, n, &e) < 0) {
+    if (agents_lookup_snapshot(req, res, a) < 0) return -1;
+    sqlite3 *db = storage_conn();
+    int rc = storage_exec_list(db, a->id, rows, EXEC_STAGES, n, &e);
+    storage_snapshot_end(db);
+    if (rc < 0) {
+        agents_answer_storage(req, res, rc, a->user_id, &e);
         agent_row_cleanup(a);
-        agents_storage_error(req, res, &e);
         return -1;
     }
     return 0;
@@ -563,7 +586,7 @@ void handle_agent_delete(ad_request *req, ad_response *res)
     int64_t agent_id;
     int rc = storage_agents_delete(db, id, &agent_id, &e);
     if (rc < 0) {
-        agents_answer_failure(req, res, rc, id, &e);
+        agents_answer_storage(req, res, rc, id, &e);
         return;
     }
     if (req->app->pool) pipeline_pool_cancel_agent(req->app->pool, agent_id);
@@ -589,7 +612,7 @@ void handle_agents_delete_all(ad_request *req, ad_response *res)
     int64_t count = 0;
     /* The pool is thread-safe; the app struct is only read. */
     if (storage_agents_delete_all(db, &count, agents_cancel_deleted, (void *)(uintptr_t)req->app, &e) < 0) {
-        agents_storage_error(req, res, &e);
+        agents_answer_storage(req, res, e.code, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();

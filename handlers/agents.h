@@ -15,8 +15,28 @@
 int agents_check_user_id(const char *id, ad_err *e);
 
 /* Reads the agent named by the first path parameter into `out`. On failure
- * fills `res` (400 bad id, 404 unknown, 500) and returns a negative code. */
+ * fills `res` (400 bad id, 404 unknown, 503/500) and returns a negative code. */
 int agents_lookup(ad_request *req, ad_response *res, agent_row *out);
+
+/* The calling thread's database connection, or NULL after answering 503
+ * `database_unavailable`. */
+sqlite3 *agents_db(ad_request *req, ad_response *res);
+
+/* agents_lookup inside a read snapshot (storage/db.h), so that the request's
+ * later reads (versions, passages, the execution log) see the agent as it was
+ * at the lookup even if it is deleted meanwhile. The caller ends it with
+ * storage_snapshot_end once its reads are done, before any write; on failure
+ * it is already ended. */
+int agents_lookup_snapshot(ad_request *req, ad_response *res, agent_row *out);
+
+/* Answers a failed storage call of a request about agent `user_id` (NULL
+ * when the request names none): 404 agent_not_found when the agent vanished
+ * (AD_ENOTFOUND), 503 database_busy or storage_unavailable (with Retry-After)
+ * when the database is busy or refuses writes (disk full, I/O error), else
+ * 500 storage_error. The client never sees SQLite's words: they go to the
+ * log with the request id. Returns `rc`. */
+int agents_answer_storage(ad_request *req, ad_response *res, int rc, const char *user_id,
+                          const ad_err *e);
 
 void handle_agents_create(ad_request *req, ad_response *res);
 void handle_agents_create_advanced(ad_request *req, ad_response *res);

@@ -21,38 +21,40 @@ void handle_agent_evaluate(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
     agent_row a;
-    if (agents_lookup(req, res, &a) < 0) return;
+    if (agents_lookup_snapshot(req, res, &a) < 0) return;
+    sqlite3 *db = storage_conn();
     const char *prompt = NULL, *expected = NULL;
     size_t max = (size_t)req->app->cfg->max_prompt_bytes;
     if (!req->json || ad_json_string(req->json, "test_prompt", 1, max, &prompt, &e) < 0 ||
         ad_json_string(req->json, "expected_answer", 1, max, &expected, &e) < 0) {
+        storage_snapshot_end(db);
         ad_response_error(res, req, 400, "invalid_body", "%s",
                           req->json ? e.msg : "request body must be a JSON object with test_prompt and expected_answer");
         agent_row_cleanup(&a);
         return;
     }
     if (!a.deployed_version_id) {
+        storage_snapshot_end(db);
         ad_response_error(res, req, 409, "agent_not_ready",
                           "agent '%s' is not ready (status: %s)", a.user_id, a.status);
         agent_row_cleanup(&a);
         return;
     }
-    sqlite3 *db = storage_conn();
     version_row v;
     answerer_result ans;
     model_params p;
     model_params_default(&p);
-    if (storage_versions_get(db, a.deployed_version_id, &v, &e) < 0) {
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
-        agent_row_cleanup(&a);
-        return;
+    int rc = storage_versions_get(db, a.deployed_version_id, &v, &e);
+    if (rc == 0) {
+        cJSON *pj = cJSON_Parse(v.params);
+        model_params_from_json(&p, pj);
+        cJSON_Delete(pj);
+        version_row_cleanup(&v);
+        rc = answerer_answer(db, a.deployed_version_id, &p, prompt, p.top_k, ANSWERER_ALL, &ans, &e);
     }
-    cJSON *pj = cJSON_Parse(v.params);
-    model_params_from_json(&p, pj);
-    cJSON_Delete(pj);
-    version_row_cleanup(&v);
-    if (answerer_answer(db, a.deployed_version_id, &p, prompt, p.top_k, ANSWERER_ALL, &ans, &e) < 0) {
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+    storage_snapshot_end(db);
+    if (rc < 0) {
+        agents_answer_storage(req, res, rc, a.user_id, &e);
         agent_row_cleanup(&a);
         return;
     }

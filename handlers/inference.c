@@ -459,7 +459,8 @@ void handle_agent_inference(ad_request *req, ad_response *res)
     int64_t start = ad_clock_mono_ms();
     ad_err e = {0};
     agent_row a;
-    if (agents_lookup(req, res, &a) < 0) return;
+    if (agents_lookup_snapshot(req, res, &a) < 0) return;
+    sqlite3 *db = storage_conn();
     const cJSON *body = req->json;
     const char *prompt = NULL;
     int stream = strstr(req->accept, "text/event-stream") != NULL;
@@ -480,21 +481,24 @@ void handle_agent_inference(ad_request *req, ad_response *res)
     if (!rc && req->app->llm)
         rc = inference_read_thinking(body, req->app->cfg, max_tokens, &thinking, &e);
     if (rc < 0) {
+        storage_snapshot_end(db);
         ad_response_error(res, req, 400, "invalid_body", "%s", e.msg);
         agent_row_cleanup(&a);
         return;
     }
     if (!a.deployed_version_id) {
+        storage_snapshot_end(db);
         ad_response_error(res, req, 409, "agent_not_ready", "agent '%s' is not ready (status: %s)",
                           a.user_id, a.status);
         ad_response_header(res, "Retry-After", "1");
         agent_row_cleanup(&a);
         return;
     }
-    sqlite3 *db = storage_conn();
     version_row v;
-    if (!db || storage_versions_get(db, a.deployed_version_id, &v, &e) < 0) {
-        ad_response_error(res, req, 500, "storage_error", "%s", db ? e.msg : "no database");
+    rc = storage_versions_get(db, a.deployed_version_id, &v, &e);
+    if (rc < 0) {
+        storage_snapshot_end(db);
+        agents_answer_storage(req, res, rc, a.user_id, &e);
         agent_row_cleanup(&a);
         return;
     }
@@ -504,8 +508,12 @@ void handle_agent_inference(ad_request *req, ad_response *res)
     model_params_from_json(&p, pj);
     cJSON_Delete(pj);
     answerer_result ans;
-    if (answerer_answer(db, v.id, &p, prompt, top ? (int)top : p.top_k, ANSWERER_ALL, &ans, &e) < 0) {
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+    rc = answerer_answer(db, v.id, &p, prompt, top ? (int)top : p.top_k, ANSWERER_ALL, &ans, &e);
+    /* Every read is done: what follows writes (the inference log) or waits
+     * on the network, neither inside the snapshot. */
+    storage_snapshot_end(db);
+    if (rc < 0) {
+        agents_answer_storage(req, res, rc, a.user_id, &e);
     } else {
         if (req->app->llm)
             inference_gemini(req, res, &a, &v, prompt, &ans, stream, (long)max_tokens, temperature,

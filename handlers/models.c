@@ -42,11 +42,13 @@ void handle_agent_models(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
     agent_row a;
-    if (agents_lookup(req, res, &a) < 0) return;
+    if (agents_lookup_snapshot(req, res, &a) < 0) return;
     models_list l = {cJSON_CreateArray(), a.deployed_version_id};
-    if (storage_versions_each(storage_conn(), a.id, models_visit, &l, &e) < 0) {
+    int rc = storage_versions_each(storage_conn(), a.id, models_visit, &l, &e);
+    storage_snapshot_end(storage_conn());
+    if (rc < 0) {
         cJSON_Delete(l.items);
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+        agents_answer_storage(req, res, rc, a.user_id, &e);
         agent_row_cleanup(&a);
         return;
     }
@@ -77,7 +79,7 @@ static int models_lookup(ad_request *req, ad_response *res, const agent_row *a, 
         ad_response_error(res, req, 404, "model_not_found", "agent '%s' has no model version '%s'",
                           a->user_id, name);
     else if (rc < 0)
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+        agents_answer_storage(req, res, rc, a->user_id, &e);
     return rc;
 }
 
@@ -86,23 +88,22 @@ void handle_agent_model_deploy(ad_request *req, ad_response *res)
     ad_err e = {0};
     agent_row a;
     version_row v, prev;
-    if (agents_lookup(req, res, &a) < 0) return;
+    if (agents_lookup_snapshot(req, res, &a) < 0) return;
+    sqlite3 *db = storage_conn();
     if (models_lookup(req, res, &a, &v) < 0) {
+        storage_snapshot_end(db);
         agent_row_cleanup(&a);
         return;
     }
-    sqlite3 *db = storage_conn();
     int has_prev = a.deployed_version_id && storage_versions_get(db, a.deployed_version_id, &prev, NULL) == 0;
+    storage_snapshot_end(db);
     char note[160];
     snprintf(note, sizeof(note), "deployed by request%s%s", has_prev ? ", replacing " : "",
              has_prev ? prev.name : "");
-    int rc = storage_begin(db, &e);
-    if (rc == 0) rc = storage_versions_deploy(db, a.id, v.id, note, &e);
-    if (rc == 0) rc = storage_commit(db, &e);
-    else storage_rollback(db);
+    /* A version vanishes only with its agent: either way the agent is gone. */
+    int rc = storage_versions_redeploy(db, a.id, v.id, note, &e);
     if (rc < 0) {
-        ad_response_error(res, req, rc == AD_EBUSY ? 503 : 500,
-                          rc == AD_EBUSY ? "database_busy" : "storage_error", "%s", e.msg);
+        agents_answer_storage(req, res, rc, a.user_id, &e);
     } else {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "user_id", a.user_id);
@@ -133,8 +134,10 @@ void handle_agent_model_export(ad_request *req, ad_response *res)
     ad_err e = {0};
     agent_row a;
     version_row v;
-    if (agents_lookup(req, res, &a) < 0) return;
+    if (agents_lookup_snapshot(req, res, &a) < 0) return;
+    sqlite3 *db = storage_conn();
     if (models_lookup(req, res, &a, &v) < 0) {
+        storage_snapshot_end(db);
         agent_row_cleanup(&a);
         return;
     }
@@ -147,9 +150,11 @@ void handle_agent_model_export(ad_request *req, ad_response *res)
     /* The document carries the passages themselves, not their count. */
     cJSON_DeleteItemFromObjectCaseSensitive(o, "passages");
     cJSON *passages = cJSON_AddArrayToObject(o, "passages");
-    if (storage_passages_each(storage_conn(), v.id, models_export_passage, passages, &e) < 0) {
+    int rc = storage_passages_each(db, v.id, models_export_passage, passages, &e);
+    storage_snapshot_end(db);
+    if (rc < 0) {
         cJSON_Delete(o);
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+        agents_answer_storage(req, res, rc, a.user_id, &e);
     } else {
         ad_json_add_time(o, "exported_at", ad_clock_now_ms());
         char disp[200];

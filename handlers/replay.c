@@ -35,7 +35,7 @@ void handle_agent_replay(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
     agent_row a;
-    if (agents_lookup(req, res, &a) < 0) return;
+    if (agents_lookup_snapshot(req, res, &a) < 0) return;
     sqlite3 *db = storage_conn();
     exec_row rows[EXEC_STAGES + 1];
     int n = 0;
@@ -57,8 +57,12 @@ void handle_agent_replay(ad_request *req, ad_response *res)
         ad_response_error(res, req, 400, "invalid_task_id", "%s", e.msg);
         goto out;
     }
-    if (storage_exec_list(db, a.id, rows, EXEC_STAGES + 1, &n, &e) < 0) {
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+    int rc = storage_exec_list(db, a.id, rows, EXEC_STAGES + 1, &n, &e);
+    /* The log and the agent were read together; the job is queued in a
+     * transaction of its own, which finds out if the agent is gone. */
+    storage_snapshot_end(db);
+    if (rc < 0) {
+        agents_answer_storage(req, res, rc, a.user_id, &e);
         goto out;
     }
     if (task_id) {
@@ -80,7 +84,7 @@ void handle_agent_replay(ad_request *req, ad_response *res)
         goto out;
     }
     int64_t job_id = 0;
-    int rc = storage_jobs_enqueue(db, a.id, "replay", (int)index, NULL, &job_id, &e);
+    rc = storage_jobs_enqueue(db, a.id, "replay", (int)index, NULL, &job_id, &e);
     if (rc == AD_EBUSY) {
         /* Another request queued a job between the check above and here. */
         ad_response_error(res, req, 409, "job_in_progress",
@@ -88,7 +92,7 @@ void handle_agent_replay(ad_request *req, ad_response *res)
         goto out;
     }
     if (rc < 0) {
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+        agents_answer_storage(req, res, rc, a.user_id, &e);
         goto out;
     }
     if (req->app->pool) pipeline_pool_notify(req->app->pool);
@@ -102,6 +106,7 @@ void handle_agent_replay(ad_request *req, ad_response *res)
     ad_json_add_time(o, "timestamp", ad_clock_now_ms());
     ad_response_json(res, 202, o);
 out:
+    storage_snapshot_end(db);
     for (int i = 0; i < n; i++) exec_row_cleanup(&rows[i]);
     agent_row_cleanup(&a);
 }
@@ -117,7 +122,7 @@ void handle_agent_executions_reset(ad_request *req, ad_response *res)
         ad_response_error(res, req, 409, "job_in_progress",
                           "agent '%s' has a job queued or running; reset its log after it ends", a.user_id);
     } else if (storage_exec_reset(db, a.id, &count, &e) < 0) {
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+        agents_answer_storage(req, res, e.code, a.user_id, &e);
     } else {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "user_id", a.user_id);

@@ -23,13 +23,24 @@ static void health_answer(ad_request *req, ad_response *res, int stopping)
     ad_err e = {0};
     int64_t queued = 0, running = 0;
     /* The queue count reads the database file: it is the readability probe too. */
+    storage_health sh;
+    storage_health_check(db, &sh);
     if (!db || storage_jobs_depth(db, &queued, &running, &e) < 0) {
         healthy = 0;
         cJSON_AddStringToObject(dbc, "status", "error");
-        cJSON_AddStringToObject(dbc, "message", db ? e.msg : "database cannot be opened");
+        cJSON_AddStringToObject(dbc, "message", db ? "the database cannot be read; see the server log"
+                                                   : "the database cannot be opened");
+    } else if (sh.writes_failing) {
+        /* Reads still work, but nothing new can be stored: not ready. */
+        healthy = 0;
+        cJSON_AddStringToObject(dbc, "status", "error");
+        cJSON_AddStringToObject(dbc, "message",
+                                "writes are failing (disk full or I/O error); see the server log");
     } else {
         cJSON_AddStringToObject(dbc, "status", "ok");
     }
+    cJSON_AddStringToObject(dbc, "writes", sh.writes_failing ? "failing" : "ok");
+    if (sh.writes_failing) ad_json_add_time(dbc, "last_write_failure", sh.last_failure_ms);
 
     cJSON *wc = cJSON_AddObjectToObject(checks, "workers");
     int workers = 0, busy = 0;

@@ -36,7 +36,7 @@ void handle_agent_train(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
     agent_row a;
-    if (agents_lookup(req, res, &a) < 0) return;
+    if (agents_lookup_snapshot(req, res, &a) < 0) return;
     long long iterations = 0;
     const char *name = NULL;
     char default_name[65];
@@ -68,12 +68,16 @@ void handle_agent_train(ad_request *req, ad_response *res)
         goto out;
     }
     if (!name) {
-        if (storage_versions_next_name(db, a.id, default_name, sizeof(default_name), &e) < 0) {
-            ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+        rc = storage_versions_next_name(db, a.id, default_name, sizeof(default_name), &e);
+        if (rc < 0) {
+            agents_answer_storage(req, res, rc, a.user_id, &e);
             goto out;
         }
         name = default_name;
     }
+    /* The run is queued in a transaction of its own, which finds out if the
+     * agent is gone. */
+    storage_snapshot_end(db);
     int64_t tid = 0;
     rc = storage_trainings_create(db, a.id, name, (int)iterations, &tid, &e);
     if (rc == AD_EBUSY) {
@@ -85,7 +89,7 @@ void handle_agent_train(ad_request *req, ad_response *res)
         goto out;
     }
     if (rc < 0) {
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+        agents_answer_storage(req, res, rc, a.user_id, &e);
         goto out;
     }
     if (req->app->pool) pipeline_pool_notify(req->app->pool);
@@ -102,6 +106,7 @@ void handle_agent_train(ad_request *req, ad_response *res)
     ad_json_add_time(o, "timestamp", ad_clock_now_ms());
     ad_response_json(res, 202, o);
 out:
+    storage_snapshot_end(db);
     agent_row_cleanup(&a);
 }
 
@@ -121,21 +126,23 @@ void handle_agent_training(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
     agent_row a;
-    if (agents_lookup(req, res, &a) < 0) return;
+    if (agents_lookup_snapshot(req, res, &a) < 0) return;
+    sqlite3 *db = storage_conn();
     const char *tid_s = ad_request_query(req, "training_id");
     long long tid = 0;
     if (tid_s) {
         char *end;
         tid = strtoll(tid_s, &end, 10);
         if (!*tid_s || *end || tid < 1) {
+            storage_snapshot_end(db);
             ad_response_error(res, req, 400, "invalid_training_id", "training_id must be a positive integer");
             agent_row_cleanup(&a);
             return;
         }
     }
-    sqlite3 *db = storage_conn();
     training_row t;
     int rc = storage_trainings_get(db, a.id, tid, &t, &e);
+    if (rc < 0) storage_snapshot_end(db);
     if (rc == AD_ENOTFOUND) {
         ad_response_error(res, req, 404, "training_not_found", "agent '%s' has no training run%s",
                           a.user_id, tid ? " with that training_id" : "");
@@ -143,7 +150,7 @@ void handle_agent_training(ad_request *req, ad_response *res)
         return;
     }
     if (rc < 0) {
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+        agents_answer_storage(req, res, rc, a.user_id, &e);
         agent_row_cleanup(&a);
         return;
     }
@@ -152,6 +159,7 @@ void handle_agent_training(ad_request *req, ad_response *res)
     cJSON *o = cJSON_CreateObject();
     cJSON *iters = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "training_data"), a.user_id);
     storage_trainings_iterations(db, t.id, training_iteration_visit, iters, NULL);
+    storage_snapshot_end(db);
     cJSON *tr = cJSON_AddObjectToObject(o, "training");
     cJSON_AddNumberToObject(tr, "training_id", (double)t.id);
     cJSON_AddStringToObject(tr, "name", t.name);
@@ -193,8 +201,11 @@ void handle_agent_feedback_add(ad_request *req, ad_response *res)
         return;
     }
     int64_t id = 0;
-    if (storage_feedback_add(storage_conn(), a.id, vals[0], vals[1], vals[2], (int)rating, &id, &e) < 0) {
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+    /* An agent deleted since the lookup fails the insert's foreign key:
+     * AD_ENOTFOUND, answered 404 as a moment later. */
+    rc = storage_feedback_add(storage_conn(), a.id, vals[0], vals[1], vals[2], (int)rating, &id, &e);
+    if (rc < 0) {
+        agents_answer_storage(req, res, rc, a.user_id, &e);
         agent_row_cleanup(&a);
         return;
     }
@@ -270,7 +281,7 @@ void handle_agent_feedback_list(ad_request *req, ad_response *res)
     /* One extra row says whether another page exists. */
     if (storage_feedback_each(storage_conn(), a.id, cursor, (int)limit + 1, feedback_visit, &p, &e) < 0) {
         cJSON_Delete(p.items);
-        ad_response_error(res, req, 500, "storage_error", "%s", e.msg);
+        agents_answer_storage(req, res, e.code, a.user_id, &e);
         agent_row_cleanup(&a);
         return;
     }

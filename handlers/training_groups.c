@@ -24,25 +24,6 @@
 #define METRICS_DEFAULT_LIMIT 100
 #define METRICS_MAX_LIMIT 500
 
-/* Answers a storage failure without its text (logged instead): busy maps to
- * 503 (retry), anything else to 500. */
-static void groups_storage_error(ad_request *req, ad_response *res, const ad_err *e)
-{
-    if (e->code == AD_EBUSY) {
-        ad_response_error(res, req, 503, "database_busy", "the database is busy; retry shortly");
-        return;
-    }
-    ad_log(AD_LOG_ERROR, "request %s: %s", req->request_id ? req->request_id : "-", e->msg);
-    ad_response_error(res, req, 500, "storage_error", "the database failed; see the server log");
-}
-
-static sqlite3 *groups_db(ad_request *req, ad_response *res)
-{
-    sqlite3 *db = storage_conn();
-    if (!db) ad_response_error(res, req, 503, "database_unavailable", "the database cannot be opened");
-    return db;
-}
-
 /* A quality score (0-1) as the original's accuracy: a percentage, 2 decimals. */
 static double groups_percent(double quality)
 {
@@ -120,7 +101,7 @@ static void groups_refused(ad_request *req, ad_response *res, int rc, const char
         ad_response_error(res, req, 409, "version_exists", "no training started; %s for %s", e->msg,
                           a.data);
     } else {
-        groups_storage_error(req, res, e);
+        agents_answer_storage(req, res, e->code, NULL, e);
     }
     ad_buf_cleanup(&a);
     ad_buf_cleanup(&b);
@@ -150,7 +131,7 @@ void handle_training_start_group(ad_request *req, ad_response *res)
         ad_response_error(res, req, 400, "invalid_user_ids", "%s", e.msg);
         goto out;
     }
-    sqlite3 *db = groups_db(req, res);
+    sqlite3 *db = agents_db(req, res);
     if (!db) goto out;
     why = ad_calloc((size_t)n, sizeof(*why));
     int64_t gid = 0;
@@ -237,7 +218,7 @@ static void group_view_add_best(cJSON *o, const group_view *v)
 void handle_training_status(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
-    sqlite3 *db = groups_db(req, res);
+    sqlite3 *db = agents_db(req, res);
     if (!db) return;
     group_row g;
     int rc = storage_groups_latest(db, &g, &e);
@@ -252,7 +233,7 @@ void handle_training_status(ad_request *req, ad_response *res)
     group_view v;
     if (rc < 0 || group_view_read(db, g.id, &v, &e) < 0) {
         cJSON_Delete(o);
-        groups_storage_error(req, res, &e);
+        agents_answer_storage(req, res, e.code, NULL, &e);
         return;
     }
     cJSON_AddBoolToObject(o, "training_active", v.active);
@@ -286,7 +267,7 @@ static void groups_cancel_agent(void *ud, int64_t agent_id)
 void handle_training_stop(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
-    sqlite3 *db = groups_db(req, res);
+    sqlite3 *db = agents_db(req, res);
     if (!db) return;
     int64_t gid = 0, stopped_at = 0;
     int stopped = 0;
@@ -294,7 +275,7 @@ void handle_training_stop(ad_request *req, ad_response *res)
     int rc = storage_groups_stop(db, &gid, &stopped, &stopped_at, groups_cancel_agent,
                                  (void *)(uintptr_t)req->app, &e);
     if (rc < 0) {
-        groups_storage_error(req, res, &e);
+        agents_answer_storage(req, res, e.code, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -307,7 +288,7 @@ void handle_training_stop(ad_request *req, ad_response *res)
     group_view v;
     if (group_view_read(db, gid, &v, &e) < 0) {
         cJSON_Delete(o);
-        groups_storage_error(req, res, &e);
+        agents_answer_storage(req, res, e.code, NULL, &e);
         return;
     }
     char msg[96];
@@ -367,7 +348,7 @@ void handle_training_metrics(ad_request *req, ad_response *res)
         ad_response_error(res, req, 400, "invalid_cursor", "cursor is not one this server returned");
         return;
     }
-    sqlite3 *db = groups_db(req, res);
+    sqlite3 *db = agents_db(req, res);
     if (!db) return;
     training_totals t;
     metrics_page p = {.users = cJSON_CreateObject()};
@@ -375,7 +356,7 @@ void handle_training_metrics(ad_request *req, ad_response *res)
     if (storage_training_totals(db, TRAINING_HIGH_QUALITY, &t, &e) < 0 ||
         storage_training_each(db, cursor, (int)limit, metrics_visit, &p, &more, &e) < 0) {
         cJSON_Delete(p.users);
-        groups_storage_error(req, res, &e);
+        agents_answer_storage(req, res, e.code, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();

@@ -15,6 +15,9 @@
 /* A job claimed this many times without finishing has crashed the process
  * each time (or met a shutdown each time); it is failed instead of retried. */
 #define POOL_MAX_ATTEMPTS 5
+/* How long a worker waits before trying the database again after it refused
+ * a write (disk full, I/O error). */
+#define POOL_STORAGE_BACKOFF_MS 500
 
 typedef struct pool_worker {
     pthread_t thread;
@@ -56,6 +59,39 @@ static int pool_stopping(pipeline_pool *p)
     return s;
 }
 
+/* Sleeps `ms`, or less when the pool stops. */
+static void pool_pause(pipeline_pool *p, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&p->lock);
+    while (!p->stopping && pthread_cond_timedwait(&p->wake, &p->lock, &ts) != ETIMEDOUT) {}
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* After a job returned: one the runner could neither finish nor put back,
+ * because the database refused the write, is still `running` with no worker
+ * on it. Put it back in the queue (uncounted), retrying until the database
+ * takes the write or the pool stops (the next start requeues it then), and
+ * back off before claiming again. */
+static void pool_settle(pipeline_pool *p, sqlite3 *db, int64_t job_id)
+{
+    for (;;) {
+        ad_err e = {0};
+        int rc = storage_jobs_postpone(db, job_id, &e);
+        if (rc == 0) return;
+        if (rc > 0) {
+            pool_pause(p, POOL_STORAGE_BACKOFF_MS);
+            return;
+        }
+        if (pool_stopping(p)) return;
+        pool_pause(p, POOL_STORAGE_BACKOFF_MS);
+    }
+}
+
 static void *pool_main(void *arg)
 {
     pool_worker *w = arg;
@@ -70,6 +106,10 @@ static void *pool_main(void *arg)
         int rc = db ? storage_jobs_claim(db, &job, &e) : AD_EIO;
         if (rc == AD_ENOTFOUND || rc == AD_EBUSY) {
             pool_wait(p);
+            continue;
+        }
+        if (rc == AD_EIO) {
+            pool_pause(p, POOL_STORAGE_BACKOFF_MS);
             continue;
         }
         if (rc < 0) {
@@ -88,6 +128,7 @@ static void *pool_main(void *arg)
         if (pool_stopping(p)) atomic_store(&w->cancel, PIPELINE_RUN_STOPPING);
         atomic_fetch_add(&p->busy, 1);
         pipeline_run_job(db, &job, &w->cancel);
+        pool_settle(p, db, job.id);
         atomic_fetch_sub(&p->busy, 1);
         atomic_store(&w->agent_id, 0);
         job_row_cleanup(&job);

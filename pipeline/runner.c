@@ -51,7 +51,7 @@ static int runner_agent_exists(sqlite3 *db, int64_t agent_id)
 /* Records a failure on the agent, its stage row and the job, in one transaction. */
 static void runner_fail(sqlite3 *db, const job_row *job, int stage, const char *why)
 {
-    char reason[512];
+    char reason[AD_ERR_MSG_MAX + 64];
     snprintf(reason, sizeof(reason), "%s failed: %s", exec_stage_names[stage], why);
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "error", why);
@@ -169,6 +169,11 @@ void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop)
             /* A cancel for an agent that still exists (its delete did not
              * commit), or a busy database: the job waits for another go. */
             storage_jobs_release(db, job->id, NULL);
+        } else if (rc == AD_EIO) {
+            /* The database refused a write (disk full, I/O error): not the
+             * job's fault. The job stays running; the pool puts it back,
+             * uncounted, as soon as the database takes writes again. */
+            ad_log(AD_LOG_WARN, "agent %lld: %s; the job will run again", (long long)agent.id, e.msg);
         } else {
             runner_fail(db, job, i, e.msg[0] ? e.msg : "internal error");
         }

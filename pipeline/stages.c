@@ -72,7 +72,8 @@ static void unit_set_visit(void *ud, const unit_row *u)
 int unit_set_load(sqlite3 *db, int64_t agent_id, unit_set *s, ad_err *e)
 {
     memset(s, 0, sizeof(*s));
-    if (storage_units_each(db, agent_id, unit_set_visit, s, e) < 0) return AD_EIO;
+    int rc = storage_units_each(db, agent_id, unit_set_visit, s, e);
+    if (rc < 0) return rc;
     if (s->count == 0) return ad_err_set(e, AD_ESTATE, "no processed material (DataProcessor output missing)");
     return 0;
 }
@@ -237,8 +238,9 @@ int pipeline_process(sqlite3 *db, const agent_row *agent, const model_params *pa
 {
     char *material = NULL;
     size_t len = 0;
-    if (storage_agents_material(db, agent->id, &material, &len, e) < 0) return AD_EIO;
-    int rc = strcmp(agent->source, "text") == 0
+    int rc = storage_agents_material(db, agent->id, &material, &len, e);
+    if (rc < 0) return rc;
+    rc = strcmp(agent->source, "text") == 0
                  ? process_text(params, stop, material, len, units, st, duplicates, e)
                  : process_dataset(stop, material, len, units, st, duplicates, categories, e);
     free(material);
@@ -478,7 +480,8 @@ static int eval_query(sqlite3 *db, int64_t vid, const model_params *params, cons
                       eval_acc *acc, ad_err *e)
 {
     answerer_result a;
-    if (answerer_answer(db, vid, params, query, ANSWERER_MAX_HITS, fields, &a, e) < 0) return AD_EIO;
+    int rc = answerer_answer(db, vid, params, query, ANSWERER_MAX_HITS, fields, &a, e);
+    if (rc < 0) return rc;
     if (expected_ord >= 0) {
         size_t rank = 0;
         for (int i = 0; i < a.nhits && !rank; i++)

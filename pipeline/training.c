@@ -361,6 +361,10 @@ void pipeline_run_training(sqlite3 *db, const job_row *job, atomic_int *stop)
         /* Shutdown, or a cancel meant for a job that ended just before this
          * one began: the run starts over; the serving version never moved. */
         storage_jobs_release(db, job->id, NULL);
+    } else if (rc == AD_EIO) {
+        /* The database refused a write: the pool puts the job back (pool.c). */
+        ad_log(AD_LOG_WARN, "agent %lld: training %lld: %s; it will run again", (long long)r.agent.id,
+               (long long)r.tr.id, e.msg);
     } else if (r.tr.id) {
         training_fail(&r, e.msg[0] ? e.msg : "internal error");
     } else {

@@ -18,6 +18,7 @@
 #include "server/stream.h"
 #include "storage/db.h"
 #include "storage/inferences.h"
+#include "storage/maintenance.h"
 
 extern char **environ;
 
@@ -141,6 +142,11 @@ int main(int argc, char **argv)
         if (cfg.gemini_check_timeout_ms > 0) llm_client_check_model(app.llm, cfg.gemini_check_timeout_ms);
     }
     storage_inferences_start();
+    storage_retention retention = {
+        .max_age_ms = (int64_t)cfg.log_retention_s * 1000,
+        .max_rows_per_agent = cfg.log_max_rows_per_agent,
+    };
+    storage_maintenance_start(&retention, cfg.maintenance_interval_s);
     if (hangup_start() < 0) {
         ad_log(AD_LOG_ERROR, "cannot start the hang-up watcher");
         goto out;
@@ -177,6 +183,7 @@ out:
     llm_client_free(app.llm);
     storage_inferences_stop();
     pipeline_pool_stop(app.pool);
+    storage_maintenance_stop();
     storage_close();
     if (code == 0) ad_log(AD_LOG_INFO, "stopped");
     ad_log_stop_async();

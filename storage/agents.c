@@ -9,6 +9,7 @@
 #include "storage/db.h"
 #include "storage/executions.h"
 #include "storage/jobs.h"
+#include "storage/maintenance.h"
 
 #define AGENT_COLUMNS                                                                          \
     "id, user_id, status, stage, progress, error, base_model, description, source, "          \
@@ -84,18 +85,17 @@ int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text64(st, 2, a->material, (sqlite3_uint64)a->material_len, SQLITE_STATIC, SQLITE_UTF8);
     rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
-        storage_fail(db, rc, "store material", e);
-        goto fail;
+    int code = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "store material", e);
+    if (code == 0) code = storage_exec_create_log(db, id, a->user_id, now, e);
+    if (code == 0) code = storage_jobs_enqueue(db, id, "pipeline", 0, NULL, NULL, e);
+    if (code < 0) {
+        storage_rollback(db);
+        return code;
     }
-    if (storage_exec_create_log(db, id, a->user_id, now, e) < 0) goto fail;
-    if (storage_jobs_enqueue(db, id, "pipeline", 0, NULL, NULL, e) < 0) goto fail;
-    if (storage_commit(db, e) < 0) return AD_EIO;
+    code = storage_commit(db, e);
+    if (code < 0) return code;
     *agent_id = id;
     return 0;
-fail:
-    storage_rollback(db);
-    return AD_EIO;
 }
 
 static int agents_read_one(sqlite3 *db, sqlite3_stmt *st, agent_row *out, ad_err *e)
@@ -301,13 +301,15 @@ int storage_agents_delete(sqlite3 *db, const char *user_id, int64_t *agent_id, a
     code = storage_commit(db, e);
     if (code < 0) return code;
     *agent_id = id;
+    storage_maintenance_poke();
     return 0;
 }
 
 int storage_agents_delete_all(sqlite3 *db, int64_t *count, void (*fn)(void *ud, int64_t id),
                               void *ud, ad_err *e)
 {
-    if (storage_begin(db, e) < 0) return AD_EIO;
+    int began = storage_begin(db, e);
+    if (began < 0) return began;
     sqlite3_stmt *st = storage_stmt(db, "DELETE FROM agents RETURNING id");
     int rc;
     int64_t n = 0, cap = 0, *ids = NULL;
@@ -330,5 +332,6 @@ int storage_agents_delete_all(sqlite3 *db, int64_t *count, void (*fn)(void *ud, 
     free(ids);
     if (code < 0) return code;
     *count = n;
+    storage_maintenance_poke();
     return 0;
 }

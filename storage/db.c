@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "storage/lock.h"
@@ -25,9 +27,18 @@ typedef struct db_conn {
     sqlite3 *db;
     stmt_slot *slots;
     size_t cap, used;
+    int snapshot;            /* a read snapshot is open (storage_snapshot_begin) */
 } db_conn;
 
 static char *db_path;
+static char *db_dir;
+
+/* The database's ability to write, shared by every connection: the times of
+ * the last commit and of the last write that failed for lack of space or an
+ * I/O error, and SQLite's words for that failure. */
+static atomic_llong db_commit_ms, db_failed_ms, db_probe_ms;
+static pthread_mutex_t db_fail_lock = PTHREAD_MUTEX_INITIALIZER;
+static char db_fail_reason[160];
 static pthread_key_t db_key;
 static pthread_once_t db_key_once = PTHREAD_ONCE_INIT;
 
@@ -47,12 +58,15 @@ static void db_key_create(void)
     pthread_key_create(&db_key, db_conn_free);
 }
 
-static int db_exec(sqlite3 *db, const char *sql, ad_err *e)
+/* Runs `sql`; on failure fills `e` and, when `why` is not NULL, stores
+ * SQLite's result code there. */
+static int db_exec(sqlite3 *db, const char *sql, int *why, ad_err *e)
 {
     char *msg = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        ad_err_set(e, AD_EIO, "sqlite: %s", msg ? msg : sqlite3_errstr(rc));
+        if (why) *why = rc;
+        ad_err_set(e, AD_EIO, "%s", msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
         return AD_EIO;
     }
@@ -72,30 +86,73 @@ static int db_busy(void *ud, int count)
     return 1;
 }
 
-static sqlite3 *db_open_connection(ad_err *e)
+/* Opens a connection; on failure fills `e` with SQLite's words and `*why`
+ * (when not NULL) with its result code. */
+static sqlite3 *db_open_connection(int *why, ad_err *e)
 {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(db_path, &db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        ad_err_set(e, AD_EIO, "cannot open database '%s': %s", db_path,
-                   db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        if (why) *why = rc;
+        ad_err_set(e, AD_EIO, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);
         return NULL;
     }
     sqlite3_busy_handler(db, db_busy, NULL);
     sqlite3_extended_result_codes(db, 1);
+    /* journal_size_limit: a WAL that a checkpoint has emptied is cut back to
+     * this size instead of keeping its peak size on disk. */
     if (db_exec(db,
                 "PRAGMA journal_mode = WAL;"
                 "PRAGMA synchronous = NORMAL;"
                 "PRAGMA foreign_keys = ON;"
                 "PRAGMA temp_store = MEMORY;"
+                "PRAGMA journal_size_limit = 4194304;"
                 "PRAGMA cache_size = -2048;",
-                e) < 0) {
+                why, e) < 0) {
         sqlite3_close(db);
         return NULL;
     }
     return db;
+}
+
+/* Makes `db` the calling thread's connection. */
+static void db_conn_install(sqlite3 *db)
+{
+    db_conn *c = ad_calloc(1, sizeof(*c));
+    c->db = db;
+    c->cap = 64;
+    c->slots = ad_calloc(c->cap, sizeof(*c->slots));
+    pthread_setspecific(db_key, c);
+}
+
+/* Rewrites `e` (SQLite's reason for failing to open or migrate the database)
+ * into one message that names the file, the user agentd runs as, and what to
+ * do about it. */
+static int db_explain_open_failure(int why, ad_err *e)
+{
+    char reason[96];
+    snprintf(reason, sizeof(reason), "%.80s", e ? e->msg : "");
+    int primary = why & 0xff;
+    if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT)
+        return ad_err_set(e, AD_EIO,
+                          "database '%s' is corrupt or not a SQLite database (%s): restore it from a "
+                          "backup, or move it aside to start with an empty one",
+                          db_path, reason);
+    unsigned uid = (unsigned)geteuid(), gid = (unsigned)getegid();
+    struct stat st;
+    char where[96] = "check the data dir's ownership";
+    if (stat(db_path, &st) == 0 && access(db_path, R_OK | W_OK) < 0)
+        snprintf(where, sizeof(where), "the file is owned by %u:%u, mode %04o", (unsigned)st.st_uid,
+                 (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
+    else if (stat(db_dir, &st) == 0 && access(db_dir, W_OK | X_OK) < 0)
+        snprintf(where, sizeof(where), "the data dir is owned by %u:%u, mode %04o", (unsigned)st.st_uid,
+                 (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
+    return ad_err_set(e, AD_EIO,
+                      "cannot open database '%s' (%s): agentd runs as uid %u gid %u; %s: chown -R %u:%u "
+                      "the data dir, or run agentd as its owner (docker: --user)",
+                      db_path, reason, uid, gid, where, uid, gid);
 }
 
 static int db_migrate(sqlite3 *db, ad_err *e)
@@ -113,14 +170,28 @@ static int db_migrate(sqlite3 *db, ad_err *e)
                           "database '%s' has schema version %d, newer than this agentd (%d): "
                           "upgrade agentd or use another data dir",
                           db_path, version, latest);
+    /* auto_vacuum must be chosen before the first table exists; an older
+     * database is converted once, by a VACUUM outside any transaction. */
+    if (version == 0 && db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, e) < 0) return AD_EIO;
     for (int v = version; v < latest; v++) {
-        if (storage_begin(db, e) < 0) return AD_EIO;
-        if (db_exec(db, storage_migrations[v], e) < 0) {
+        int rc = storage_begin(db, e);
+        if (rc < 0) return rc;
+        if (db_exec(db, storage_migrations[v], NULL, e) < 0) {
             storage_rollback(db);
             return AD_EIO;
         }
-        if (storage_commit(db, e) < 0) return AD_EIO;
+        rc = storage_commit(db, e);
+        if (rc < 0) return rc;
         ad_log(AD_LOG_INFO, "database migrated to schema version %d", v + 1);
+    }
+    if (storage_pragma_int(db, "PRAGMA auto_vacuum") != 2) {
+        ad_log(AD_LOG_INFO, "converting the database to incremental auto-vacuum (a one-time VACUUM)");
+        ad_err ve = {0};
+        /* VACUUM needs room for a copy of the database: without it, start
+         * anyway; freed pages are then reused but not given back. */
+        if (db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", NULL, &ve) < 0)
+            ad_log(AD_LOG_WARN, "database '%s' not converted to incremental auto-vacuum: %s", db_path,
+                   ve.msg);
     }
     return 0;
 }
@@ -132,24 +203,54 @@ int storage_open(const char *data_dir, ad_err *e)
      * Must precede any other SQLite call; fails harmlessly if one came first. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     pthread_once(&db_key_once, db_key_create);
-    if (mkdir(data_dir, 0750) < 0 && errno != EEXIST)
-        return ad_err_set(e, AD_EIO, "cannot create data dir '%s': %s", data_dir, strerror(errno));
-    int rc = storage_lock_acquire(data_dir, e);
-    if (rc < 0) return rc;
+    if (mkdir(data_dir, 0750) < 0 && errno != EEXIST) {
+        int err = errno;
+        return ad_err_set(e, AD_EIO,
+                          "cannot create data dir '%s': %s; agentd runs as uid %u gid %u: create it "
+                          "(under a directory) writable by that user, or choose another --data-dir",
+                          data_dir, strerror(err), (unsigned)geteuid(), (unsigned)getegid());
+    }
     size_t n = ad_size_add(strlen(data_dir), sizeof("/agentd.db"));
     free(db_path);
+    free(db_dir);
     db_path = ad_malloc(n);
     snprintf(db_path, n, "%s/agentd.db", data_dir);
+    db_dir = ad_strdup(data_dir);
+    /* The lock comes first, so two processes never migrate one file; a data
+     * dir it cannot be created in is explained like an unopenable database. */
+    int rc = storage_lock_acquire(data_dir, e);
+    if (rc == AD_EIO) return db_explain_open_failure(SQLITE_CANTOPEN, e);
+    if (rc < 0) return rc;
+    atomic_store(&db_failed_ms, 0);
 
     storage_thread_release();
-    sqlite3 *db = storage_conn();
-    if (!db) {
-        /* Open it again only to say why, in the caller's words. */
-        sqlite3 *probe = db_open_connection(e);
-        sqlite3_close(probe);
-        return AD_EIO;
+    int why = 0;
+    sqlite3 *db = db_open_connection(&why, e);
+    if (!db) return db_explain_open_failure(why, e);
+    db_conn_install(db);
+    rc = db_migrate(db, e);
+    if (rc < 0) {
+        why = sqlite3_extended_errcode(db);
+        if ((why & 0xff) == SQLITE_NOTADB || (why & 0xff) == SQLITE_CORRUPT ||
+            (why & 0xff) == SQLITE_READONLY || (why & 0xff) == SQLITE_CANTOPEN)
+            return db_explain_open_failure(why, e);
+        if (e && !strstr(e->msg, db_path)) {
+            char msg[AD_ERR_MSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", e->msg);
+            ad_err_set(e, rc, "cannot migrate database '%s': %s", db_path, msg);
+        }
     }
-    return db_migrate(db, e);
+    return rc;
+}
+
+int storage_pragma_int(sqlite3 *db, const char *pragma)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, pragma, -1, &st, NULL) != SQLITE_OK) return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
 }
 
 void storage_thread_release(void)
@@ -166,7 +267,8 @@ void storage_close(void)
 {
     storage_thread_release();
     free(db_path);
-    db_path = NULL;
+    free(db_dir);
+    db_path = db_dir = NULL;
     storage_lock_release();
 }
 
@@ -176,16 +278,12 @@ sqlite3 *storage_conn(void)
     db_conn *c = pthread_getspecific(db_key);
     if (c) return c->db;
     ad_err e = {0};
-    sqlite3 *db = db_path ? db_open_connection(&e) : NULL;
+    sqlite3 *db = db_path ? db_open_connection(NULL, &e) : NULL;
     if (!db) {
-        ad_log(AD_LOG_ERROR, "%s", db_path ? e.msg : "storage used before storage_open");
+        ad_log(AD_LOG_ERROR, "cannot open the database: %s", db_path ? e.msg : "storage used before storage_open");
         return NULL;
     }
-    c = ad_calloc(1, sizeof(*c));
-    c->db = db;
-    c->cap = 64;
-    c->slots = ad_calloc(c->cap, sizeof(*c->slots));
-    pthread_setspecific(db_key, c);
+    db_conn_install(db);
     return db;
 }
 
@@ -242,18 +340,39 @@ sqlite3_stmt *storage_stmt(sqlite3 *db, const char *sql)
     return st;
 }
 
+static db_conn *db_current(sqlite3 *db)
+{
+    db_conn *c = pthread_getspecific(db_key);
+    return c && c->db == db ? c : NULL;
+}
+
+/* Remembers a write that failed for lack of space or an I/O error. */
+static void db_note_failure(sqlite3 *db, int rc)
+{
+    pthread_mutex_lock(&db_fail_lock);
+    snprintf(db_fail_reason, sizeof(db_fail_reason), "%s",
+             db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    pthread_mutex_unlock(&db_fail_lock);
+    atomic_store(&db_failed_ms, ad_clock_now_ms());
+}
+
 int storage_fail(sqlite3 *db, int rc, const char *what, ad_err *e)
 {
-    int code = AD_EIO;
+    int code = AD_EINTERNAL;
     int primary = rc & 0xff;
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) code = AD_EEXIST;
     else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) code = AD_ENOTFOUND;
     else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) code = AD_EBUSY;
+    else if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN ||
+             primary == SQLITE_READONLY || primary == SQLITE_NOMEM || primary == SQLITE_PROTOCOL)
+        code = AD_EIO;
+    if (code == AD_EIO) db_note_failure(db, rc);
     return ad_err_set(e, code, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
 int storage_begin(sqlite3 *db, ad_err *e)
 {
+    storage_snapshot_end(db);
     int rc = sqlite3_step(storage_stmt(db, "BEGIN IMMEDIATE"));
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "begin transaction", e);
 }
@@ -261,14 +380,82 @@ int storage_begin(sqlite3 *db, ad_err *e)
 int storage_commit(sqlite3 *db, ad_err *e)
 {
     int rc = sqlite3_step(storage_stmt(db, "COMMIT"));
-    if (rc == SQLITE_DONE) return 0;
+    if (rc == SQLITE_DONE) {
+        atomic_store(&db_commit_ms, ad_clock_now_ms());
+        return 0;
+    }
+    int code = storage_fail(db, rc, "commit", e);
     storage_rollback(db);
-    return storage_fail(db, rc, "commit", e);
+    return code;
 }
 
 void storage_rollback(sqlite3 *db)
 {
     if (!sqlite3_get_autocommit(db)) sqlite3_step(storage_stmt(db, "ROLLBACK"));
+}
+
+int storage_snapshot_begin(sqlite3 *db, ad_err *e)
+{
+    db_conn *c = db_current(db);
+    ad_assert(c != NULL);
+    storage_snapshot_end(db);
+    if (!sqlite3_get_autocommit(db))
+        return ad_err_set(e, AD_EINTERNAL, "read snapshot requested inside a write transaction");
+    int rc = sqlite3_step(storage_stmt(db, "BEGIN DEFERRED"));
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "begin read snapshot", e);
+    c->snapshot = 1;
+    return 0;
+}
+
+void storage_snapshot_end(sqlite3 *db)
+{
+    db_conn *c = db_current(db);
+    if (!c || !c->snapshot) return;
+    c->snapshot = 0;
+    /* Nothing was written: ending the read transaction cannot lose anything. */
+    if (!sqlite3_get_autocommit(db)) sqlite3_step(storage_stmt(db, "ROLLBACK"));
+}
+
+int64_t storage_last_commit_ms(void)
+{
+    return atomic_load(&db_commit_ms);
+}
+
+/* A write big enough to need fresh pages: a full disk refuses it. */
+static int db_probe_write(sqlite3 *db)
+{
+    ad_err e = {0};
+    if (storage_begin(db, &e) < 0) return -1;
+    sqlite3_stmt *st = storage_stmt(db,
+        "INSERT OR REPLACE INTO write_probe (id, at, pad) VALUES (1, ?1, zeroblob(65536))");
+    sqlite3_bind_int64(st, 1, ad_clock_now_ms());
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        storage_fail(db, rc, "probe write", &e);
+        storage_rollback(db);
+        return -1;
+    }
+    return storage_commit(db, &e);
+}
+
+void storage_health_check(sqlite3 *db, storage_health *out)
+{
+    memset(out, 0, sizeof(*out));
+    int64_t now = ad_clock_now_ms(), failed = atomic_load(&db_failed_ms);
+    if (!failed) return;
+    int64_t committed = atomic_load(&db_commit_ms);
+    if (now - failed >= STORAGE_FAILING_HOLD_MS && committed > failed) return;
+    if (now - failed >= STORAGE_FAILING_HOLD_MS && db &&
+        now - atomic_load(&db_probe_ms) >= STORAGE_FAILING_HOLD_MS / 2) {
+        atomic_store(&db_probe_ms, now);
+        if (db_probe_write(db) == 0) return;
+        failed = atomic_load(&db_failed_ms);
+    }
+    out->writes_failing = 1;
+    out->last_failure_ms = failed;
+    pthread_mutex_lock(&db_fail_lock);
+    snprintf(out->reason, sizeof(out->reason), "%s", db_fail_reason);
+    pthread_mutex_unlock(&db_fail_lock);
 }
 
 int storage_schema_version(void)

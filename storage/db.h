@@ -37,13 +37,51 @@ void storage_thread_release(void);
  * cleared; it stays owned by the cache. */
 sqlite3_stmt *storage_stmt(sqlite3 *db, const char *sql);
 
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK on the calling thread's connection. */
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK on the calling thread's connection.
+ * storage_begin first ends a read snapshot the thread still holds. */
 int storage_begin(sqlite3 *db, ad_err *e);
 int storage_commit(sqlite3 *db, ad_err *e);
 void storage_rollback(sqlite3 *db);
 
-/* Maps a SQLite result code to an AD_E* code and fills `e` with its message. */
+/* A read snapshot: every read on this thread's connection between
+ * storage_snapshot_begin and storage_snapshot_end sees the database as it was
+ * at the first of them, so a request that reads an agent and then its
+ * versions or passages never sees half of a concurrent delete. A write
+ * transaction (storage_begin) ends the snapshot first; autocommit writes must
+ * not run inside one. Ending a snapshot that is not open does nothing. */
+int storage_snapshot_begin(sqlite3 *db, ad_err *e);
+void storage_snapshot_end(sqlite3 *db);
+
+/* Maps a SQLite result code to an AD_E* code and fills `e` with its message
+ * (SQLite's words: for the log, never for a client). Unique-key conflicts
+ * are AD_EEXIST, a vanished parent row (foreign key) AD_ENOTFOUND, lock
+ * contention AD_EBUSY, lack of space and I/O errors AD_EIO (the database is
+ * unavailable for writing; /health reports it), anything else AD_EINTERNAL. */
 int storage_fail(sqlite3 *db, int rc, const char *what, ad_err *e);
+
+/* What /health shows of the database's ability to write. */
+typedef struct storage_health {
+    int writes_failing;      /* a write failed for lack of space or an I/O error */
+    int64_t last_failure_ms; /* ms since the epoch of the last such failure */
+    char reason[160];        /* SQLite's words for the last such failure */
+} storage_health;
+
+/* Fills `out`. Writes count as failing from a failure until a later write
+ * commits (and for at least STORAGE_FAILING_HOLD_MS after the failure, so a
+ * small write that still fits does not hide a full disk); once the hold is
+ * over and nothing else has written, a small probe write on the calling
+ * thread's connection decides. */
+void storage_health_check(sqlite3 *db, storage_health *out);
+
+#define STORAGE_FAILING_HOLD_MS 2000
+
+/* Milliseconds since the epoch of the last committed write transaction (0:
+ * none yet); the maintenance thread treats a quiet database as idle. */
+int64_t storage_last_commit_ms(void);
+
+/* The integer a one-value PRAGMA query returns (e.g. "PRAGMA freelist_count"),
+ * -1 on failure. Pass only string literals. */
+int storage_pragma_int(sqlite3 *db, const char *pragma);
 
 /* The schema version this binary migrates to. */
 int storage_schema_version(void);

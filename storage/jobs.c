@@ -104,6 +104,18 @@ int storage_jobs_release(sqlite3 *db, int64_t job_id, ad_err *e)
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "release job", e);
 }
 
+int storage_jobs_postpone(sqlite3 *db, int64_t job_id, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE jobs SET state = 'queued', attempts = max(attempts - 1, 0), updated_at = ?2"
+        " WHERE id = ?1 AND state = 'running'");
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, ad_clock_now_ms());
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "postpone job", e);
+    return sqlite3_changes(db) > 0;
+}
+
 int storage_jobs_requeue_running(sqlite3 *db, int *count, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "UPDATE jobs SET state = 'queued' WHERE state = 'running'");

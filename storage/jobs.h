@@ -45,6 +45,13 @@ int storage_jobs_finish(sqlite3 *db, int64_t job_id, const char *state, const ch
  * it); a job no longer running (cancelled meanwhile) is left as it is. */
 int storage_jobs_release(sqlite3 *db, int64_t job_id, ad_err *e);
 
+/* Puts a job that is still `running` back in the queue without counting the
+ * attempt: called by the worker that held it once the job has returned, so a
+ * job whose last write the database refused (disk full, I/O error) runs again
+ * once writes succeed. Returns 1 when the job was put back, 0 when it was no
+ * longer running (finished, failed, released or deleted), or an error. */
+int storage_jobs_postpone(sqlite3 *db, int64_t job_id, ad_err *e);
+
 /* Start-up recovery: every `running` job goes back to `queued`. */
 int storage_jobs_requeue_running(sqlite3 *db, int *count, ad_err *e);
 

@@ -23,7 +23,7 @@ int storage_lock_acquire(const char *data_dir, ad_err *e)
     snprintf(path, n, "%s/agentd.lock", data_dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
-        int rc = ad_err_set(e, AD_EIO, "cannot open the lock file '%s': %s", path, strerror(errno));
+        int rc = ad_err_set(e, AD_EIO, "cannot create agentd.lock in '%s': %s", data_dir, strerror(errno));
         free(path);
         return rc;
     }

@@ -152,6 +152,12 @@ const char *const storage_migrations[] = {
     "ALTER TABLE trainings ADD COLUMN group_id INTEGER REFERENCES training_groups(id);"
     "CREATE INDEX trainings_by_group ON trainings(group_id) WHERE group_id IS NOT NULL;"
     "PRAGMA user_version = 4;",
+    /* 5: the one-row table /health writes to when it must find out whether
+     * the disk takes writes again. (This version also switches the file to
+     * incremental auto-vacuum; storage_open does that, outside any
+     * transaction, as SQLite requires.) */
+    "CREATE TABLE write_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, pad BLOB);"
+    "PRAGMA user_version = 5;",
 };
 
 const size_t storage_migration_count = sizeof(storage_migrations) / sizeof(storage_migrations[0]);

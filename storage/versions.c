@@ -172,6 +172,25 @@ int storage_versions_deploy(sqlite3 *db, int64_t agent_id, int64_t version_id, c
     return ver_exec(db, st, "point agent at version", e);
 }
 
+int storage_versions_redeploy(sqlite3 *db, int64_t agent_id, int64_t version_id, const char *note,
+                              ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    sqlite3_stmt *st = storage_stmt(db, "SELECT 1 FROM agents WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step == SQLITE_DONE) rc = ad_err_set(e, AD_ENOTFOUND, "agent not found");
+    else if (step != SQLITE_ROW) rc = storage_fail(db, step, "check agent", e);
+    if (rc == 0) rc = storage_versions_deploy(db, agent_id, version_id, note, e);
+    if (rc < 0) {
+        storage_rollback(db);
+        return rc;
+    }
+    return storage_commit(db, e);
+}
+
 int storage_versions_reject(sqlite3 *db, int64_t version_id, const char *note, ad_err *e)
 {
     sqlite3_stmt *st =

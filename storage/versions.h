@@ -52,6 +52,12 @@ int storage_versions_set_metrics(sqlite3 *db, int64_t version_id, const char *me
  * and points the agent at it; caller's transaction. */
 int storage_versions_deploy(sqlite3 *db, int64_t agent_id, int64_t version_id, const char *note,
                             ad_err *e);
+/* A client's rollback: makes `version_id` the agent's deployed version in a
+ * transaction of its own that first checks the agent still exists, so a
+ * delete that won the race gives AD_ENOTFOUND, not a half-made change. */
+int storage_versions_redeploy(sqlite3 *db, int64_t agent_id, int64_t version_id, const char *note,
+                              ad_err *e);
+
 int storage_versions_reject(sqlite3 *db, int64_t version_id, const char *note, ad_err *e);
 
 /* Training candidates: a version in state "candidate" is never served or

@@ -532,6 +532,42 @@ START_TEST(test_config_slow_client_limits)
 }
 END_TEST
 
+START_TEST(test_config_retention_durations)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    ck_assert_int_eq(cfg.log_retention_s, 30 * 86400);
+    ck_assert_int_eq(cfg.log_max_rows_per_agent, 100000);
+    ck_assert_int_eq(cfg.maintenance_interval_s, 60);
+    ad_err e = {0};
+    static const struct { const char *in; int secs; } ok[] = {
+        {"0", 0}, {"90", 90}, {"45s", 45}, {"10m", 600}, {"2h", 7200}, {"7d", 7 * 86400}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        ck_assert_int_eq(config_set(&cfg, "log_retention", ok[i].in, &e), 0);
+        ck_assert_int_eq(cfg.log_retention_s, ok[i].secs);
+    }
+    static const char *const bad[] = {"1w", "5mm", "-1", "3651d", "d", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(config_set(&cfg, "log_retention", bad[i], &e), AD_EINVAL);
+        ck_assert_msg(strstr(e.msg, "log_retention") != NULL, "%s: %s", bad[i], e.msg);
+    }
+    ck_assert_int_eq(config_set(&cfg, "maintenance_interval", "0", &e), AD_EINVAL);
+    ck_assert_int_eq(config_set(&cfg, "maintenance_interval", "1", &e), 0);
+    ck_assert_int_eq(config_set(&cfg, "log_max_rows_per_agent", "0", &e), 0);
+    ck_assert_int_eq(config_set(&cfg, "log_max_rows_per_agent", "-5", &e), AD_EINVAL);
+    ad_buf b;
+    ad_buf_init(&b);
+    config_to_json(&cfg, &b);
+    cJSON *j = cJSON_ParseWithLength(b.data, b.len);
+    ck_assert_int_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "log_retention")), 7 * 86400);
+    ck_assert_int_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "maintenance_interval")), 1);
+    ck_assert_int_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "log_max_rows_per_agent")), 0);
+    cJSON_Delete(j);
+    ad_buf_cleanup(&b);
+    config_cleanup(&cfg);
+}
+END_TEST
+
 Suite *config_config_suite(void)
 {
     Suite *s = suite_create("config_config");
@@ -549,6 +585,7 @@ Suite *config_config_suite(void)
     tcase_add_test(tc, test_config_usage_lists_every_flag);
     tcase_add_test(tc, test_config_bind_must_be_ipv4);
     tcase_add_test(tc, test_config_slow_client_limits);
+    tcase_add_test(tc, test_config_retention_durations);
     suite_add_tcase(s, tc);
     return s;
 }
