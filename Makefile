@@ -78,16 +78,14 @@ check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  CK_DEFAULT_TIMEOUT=120 $(UNIT_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN)
-
-SHARED ?= $(abspath ../shared)
+	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) $(E2E_BIN)
 
 # The suites whose threads share state (the llm loop, deferred responses,
 # streams, the worker pool), again under ThreadSanitizer.
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN) e2e_inference
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN) e2e_pipeline
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_inference
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_pipeline
 
 test:
 	@scripts/deps.sh test

@@ -37,18 +37,17 @@ char *e2e_read_file(const char *path, size_t *len)
     return ad_buf_steal(&b, len);
 }
 
-const char *e2e_shared(const char *rel)
+const char *e2e_test_file(const char *rel)
 {
     static char path[1024];
-    const char *root = getenv("AGENTD_SHARED");
-    snprintf(path, sizeof(path), "%s/%s", root && *root ? root : "../shared", rel);
+    snprintf(path, sizeof(path), "tests/%s", rel);
     return path;
 }
 
-char *e2e_dataset_body(const char *user_id, const char *shared_rel)
+char *e2e_dataset_body(const char *user_id, const char *rel)
 {
-    char *text = e2e_read_file(e2e_shared(shared_rel), NULL);
-    ck_assert_msg(text != NULL, "cannot read %s", e2e_shared(shared_rel));
+    char *text = e2e_read_file(e2e_test_file(rel), NULL);
+    ck_assert_msg(text != NULL, "cannot read %s (run from the repository root)", e2e_test_file(rel));
     cJSON *file = cJSON_Parse(text);
     free(text);
     cJSON *body = cJSON_CreateObject();

@@ -58,14 +58,16 @@ char *e2e_header(const e2e_response *r, const char *name);
 /* Polls GET /status until the agent is ready or error, or `timeout_ms`; returns the final status string (static). */
 const char *e2e_wait_agent(const e2e_server *s, const char *user_id, int timeout_ms);
 
-/* Reads a whole file (shared datasets); NULL when missing. */
+/* Reads a whole file (test datasets); NULL when missing. */
 char *e2e_read_file(const char *path, size_t *len);
 
-/* Path of a file in ../shared (AGENTD_SHARED), in a static buffer. */
-const char *e2e_shared(const char *rel);
+/* Path of a file the repository carries under tests/ ("data/ml_expert_dataset.json"),
+ * in a static buffer; the suites run from the repository root, so a bare clone
+ * has every file they read. */
+const char *e2e_test_file(const char *rel);
 
-/* {"user_id": id, "dataset": <training_data of the shared file>} as a string. */
-char *e2e_dataset_body(const char *user_id, const char *shared_rel);
+/* {"user_id": id, "dataset": <training_data of tests/`rel`>} as a string. */
+char *e2e_dataset_body(const char *user_id, const char *rel);
 
 /* Counts lines of the server log containing `needle`. */
 int e2e_log_count(const e2e_server *s, const char *needle);

@@ -69,7 +69,7 @@ static void create_ml(const e2e_server *s, const char *id)
 /* The dataset's answer to `prompt`, malloc'ed. */
 static char *dataset_answer(const char *prompt)
 {
-    char *text = e2e_read_file(e2e_shared("data/ml_expert_dataset.json"), NULL);
+    char *text = e2e_read_file(e2e_test_file("data/ml_expert_dataset.json"), NULL);
     ck_assert_ptr_nonnull(text);
     cJSON *f = cJSON_Parse(text);
     free(text);
