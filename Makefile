@@ -94,8 +94,13 @@ test:
 	@$(MAKE) --no-print-directory check-threads VARIANT=tsan
 	@$(MAKE) --no-print-directory build VARIANT=release
 
+# The OpenAPI description is linted by Redocly's CLI (recommended rules, see
+# redocly.yaml), pinned in package-lock.json; it must report no error.
+REDOCLY := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly
+
 lint:
 	@scripts/deps.sh lint
+	$(REDOCLY) lint --format=stylish openapi.yaml
 	rm -rf build/lint
 	bear --output compile_commands.json -- $(MAKE) --no-print-directory build/lint/agentd VARIANT=lint
 	cppcheck --project=compile_commands.json --enable=warning,performance,portability \
