@@ -73,12 +73,32 @@ run: deps
 	@mkdir -p data
 	./bin/agentd --port $(PORT) --data-dir ./data
 
-# One variant: unit tests, then end-to-end tests against the real binary.
-check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
+# One variant: unit tests, then end-to-end tests against the real binary. The
+# release variant also checks every response the e2e run received against
+# openapi.yaml (the contract test: tests/contract/), and runs the README's
+# examples in order against a fresh server (tests/readme/run_examples.py).
+CONTRACT_LOG := $(abspath $(BUILD)/contract.jsonl)
+NODE_TOOLS   := node_modules/.package-lock.json
+ifeq ($(VARIANT),release)
+CHECK_TOOLS  := $(NODE_TOOLS)
+E2E_ENV      := AGENTD_CONTRACT_LOG=$(CONTRACT_LOG)
+endif
+
+check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN) $(CHECK_TOOLS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  CK_DEFAULT_TIMEOUT=120 $(UNIT_BIN)
+	rm -f $(CONTRACT_LOG)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) $(E2E_BIN)
+	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) $(E2E_ENV) $(E2E_BIN)
+ifeq ($(VARIANT),release)
+	node --test tests/contract/contract.test.mjs
+	node tests/contract/validate.mjs openapi.yaml $(CONTRACT_LOG)
+	python3 tests/readme/run_examples.py $(AGENTD) README.md
+endif
+
+# The npm tools (package-lock.json): installed again when the lockfile changes.
+$(NODE_TOOLS): package-lock.json
+	@scripts/deps.sh test
 
 # The suites whose threads share state (the llm loop, deferred responses,
 # streams, the worker pool), again under ThreadSanitizer.

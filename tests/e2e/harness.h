@@ -49,6 +49,15 @@ void e2e_cleanup(e2e_server *s);
 e2e_response e2e_request(const e2e_server *s, const char *method, const char *path,
                          const char *body, const char *const *headers);
 e2e_response e2e_get(const e2e_server *s, const char *path);
+
+/* Appends one exchange to the contract log named by $AGENTD_CONTRACT_LOG (a
+ * JSON line: test case, method, path, status, content type, body), which
+ * tests/contract/validate.mjs checks against openapi.yaml after the run; no-op
+ * when the variable is unset. e2e_request records every exchange itself;
+ * suites that speak HTTP with their own libcurl handle record complete
+ * responses with this. Safe from concurrent threads and forked tests. */
+void e2e_contract_record(const char *method, const char *path, long status,
+                         const char *content_type, const char *body);
 e2e_response e2e_post(const e2e_server *s, const char *path, const char *json);
 void e2e_response_free(e2e_response *r);
 
