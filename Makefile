@@ -75,8 +75,9 @@ run: deps
 
 # One variant: unit tests, then end-to-end tests against the real binary. The
 # release variant also checks every response the e2e run received against
-# openapi.yaml (the contract test: tests/contract/), and runs the README's
-# examples in order against a fresh server (tests/readme/run_examples.py).
+# openapi.yaml (the contract test: tests/contract/), runs the README's
+# examples in order against a fresh server (tests/readme/run_examples.py), and
+# checks the Dockerfile's promises (tests/image/check_dockerfile.py).
 CONTRACT_LOG := $(abspath $(BUILD)/contract.jsonl)
 NODE_TOOLS   := node_modules/.package-lock.json
 ifeq ($(VARIANT),release)
@@ -94,6 +95,7 @@ ifeq ($(VARIANT),release)
 	node --test tests/contract/contract.test.mjs
 	node tests/contract/validate.mjs openapi.yaml $(CONTRACT_LOG)
 	python3 tests/readme/run_examples.py $(AGENTD) README.md
+	python3 tests/image/check_dockerfile.py Dockerfile
 endif
 
 # The npm tools (package-lock.json): installed again when the lockfile changes.

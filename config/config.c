@@ -90,7 +90,7 @@ void config_init(ad_config *cfg)
     cfg->max_prompt_bytes = 32LL << 10;
     cfg->connection_timeout_s = 30;
     cfg->connection_limit = 4096;
-    cfg->shutdown_timeout_ms = 10000;
+    cfg->shutdown_timeout_ms = 5000;
     cfg->cors_origins = ad_strdup("*");
     cfg->log_level = ad_strdup("info");
     cfg->gemini_model = ad_strdup("gemini-2.5-flash");

@@ -58,6 +58,8 @@ START_TEST(test_config_defaults)
     ck_assert_ptr_null(cfg.gemini_api_key);
     ck_assert_str_eq(cfg.log_level, "info");
     ck_assert_int_eq(cfg.log_prompts, 0);
+    /* The drain ends well inside the 10 s that `docker stop` waits before SIGKILL. */
+    ck_assert_int_eq(cfg.shutdown_timeout_ms, 5000);
 
     /* Loading nothing keeps the defaults. */
     char *argv[] = {"agentd", NULL};
