@@ -29,10 +29,12 @@ RUN make -j"$(nproc)" build VARIANT=release \
 ############################ runtime ############################
 FROM debian:bookworm-slim AS runtime
 
-# Runtime libraries only; ca-certificates for TLS to the Gemini API.
+# Runtime libraries only; ca-certificates for TLS to the Gemini API. The
+# downloaded packages go too, on base images that do not clean them up.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libmicrohttpd12 libcjson1 libsqlite3-0 libcurl4 ca-certificates \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid/gid (10001:10001), so that a bind-mounted data dir can be given
