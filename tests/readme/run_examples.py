@@ -168,9 +168,17 @@ class Server:
 
 
 def substitute(text, server, binary, tmp):
-    text = re.sub(r"(?:localhost|127\.0\.0\.1):\d+", f"127.0.0.1:{server.port}", text)
-    text = re.sub(r"(?<![\w/.])bin/agentd\b", binary, text)
-    return re.sub(r"(?<![\w.])/tmp/", tmp + "/", text)
+    """One pass, so that a replacement (a binary under /tmp) is never rewritten again."""
+    def replace(m):
+        if m.group("addr"):
+            return f"127.0.0.1:{server.port}"
+        if m.group("bin"):
+            return binary
+        return tmp + "/"
+    pattern = (r"(?P<addr>(?:localhost|127\.0\.0\.1):\d+)"
+               r"|(?P<bin>(?<![\w/.])bin/agentd\b)"
+               r"|(?P<tmp>(?<![\w.])/tmp/)")
+    return re.sub(pattern, replace, text)
 
 
 def run_shell(prelude, command, timeout):
