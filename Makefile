@@ -76,23 +76,43 @@ run: deps
 	@$(MAKE) --no-print-directory build VARIANT=release
 	./bin/agentd $(strip $(RUN_FLAGS))
 
-# One variant: unit tests, then end-to-end tests against the real binary.
-check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
+# One variant: unit tests, then end-to-end tests against the real binary. The
+# release variant also checks every response the e2e run received against
+# openapi.yaml (the contract test: tests/contract/), runs the README's
+# examples in order against a fresh server (tests/readme/run_examples.py), and
+# checks the Dockerfile's promises (tests/image/check_dockerfile.py).
+CONTRACT_LOG := $(abspath $(BUILD)/contract.jsonl)
+NODE_TOOLS   := node_modules/.package-lock.json
+ifeq ($(VARIANT),release)
+CHECK_TOOLS  := $(NODE_TOOLS)
+E2E_ENV      := AGENTD_CONTRACT_LOG=$(CONTRACT_LOG)
+endif
+
+check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN) $(CHECK_TOOLS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  CK_DEFAULT_TIMEOUT=120 $(UNIT_BIN)
+	rm -f $(CONTRACT_LOG)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN)
+	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) $(E2E_ENV) $(E2E_BIN)
+ifeq ($(VARIANT),release)
+	node --test tests/contract/contract.test.mjs
+	node tests/contract/validate.mjs openapi.yaml $(CONTRACT_LOG)
+	python3 tests/readme/run_examples.py $(AGENTD) README.md
+	python3 tests/image/check_dockerfile.py Dockerfile
+endif
 
-SHARED ?= $(abspath ../shared)
+# The npm tools (package-lock.json): installed again when the lockfile changes.
+$(NODE_TOOLS): package-lock.json
+	@scripts/deps.sh test
 
 # The suites whose threads share state (the llm loop, deferred responses,
 # streams, the worker pool, a training stop reaching running workers), again
 # under ThreadSanitizer.
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN) e2e_inference
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN) e2e_pipeline
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) AGENTD_SHARED=$(SHARED) $(E2E_BIN) e2e_compat
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_inference
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_pipeline
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_compat
 
 test:
 	@scripts/deps.sh test
@@ -101,8 +121,13 @@ test:
 	@$(MAKE) --no-print-directory check-threads VARIANT=tsan
 	@$(MAKE) --no-print-directory build VARIANT=release
 
+# The OpenAPI description is linted by Redocly's CLI (recommended rules, see
+# redocly.yaml), pinned in package-lock.json; it must report no error.
+REDOCLY := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly
+
 lint:
 	@scripts/deps.sh lint
+	$(REDOCLY) lint --format=stylish openapi.yaml
 	rm -rf build/lint
 	bear --output compile_commands.json -- $(MAKE) --no-print-directory build/lint/agentd VARIANT=lint
 	cppcheck --project=compile_commands.json --enable=warning,performance,portability \

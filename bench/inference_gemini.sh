@@ -15,7 +15,7 @@ BENCH_CONNS=${GEMINI_CONNS:-500}
 BENCH_DURATION=${GEMINI_DURATION:-15s}
 BENCH_WARMUP=0
 DELAY_MS=${GEMINI_DELAY_MS:-1000}
-DATASET=${INFER_DATASET:-/work/shared/data/python_expert_dataset.json}
+DATASET=${INFER_DATASET:-$BENCH_ROOT/tests/data/python_expert_dataset.json}
 lua="$BENCH_DIR/wrk/inference.lua"
 bench_need python3 jq curl
 bench_require_agentd

@@ -2,7 +2,7 @@
 # Scenario: POST /api/v1/agents/{id}/inference with the local backend (no Gemini
 # key), wrk -t2 -c64 -d10s with bench/wrk/inference.lua (6 prompts rotating), on
 # two agents stored once: python_expert (the dataset in
-# /work/shared/data/python_expert_dataset.json, its training_data pairs) and
+# tests/data/python_expert_dataset.json, its training_data pairs) and
 # big-agent (10 MiB of generated free text, seed 42). Rounds alternate access log
 # on (info) / off (warn); agentd restarts on the same data dir. No target; figures.
 set -euo pipefail
@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_WARMUP=${BENCH_WARMUP_INFERENCE:-1s}
-DATASET=${INFER_DATASET:-/work/shared/data/python_expert_dataset.json}
+DATASET=${INFER_DATASET:-$BENCH_ROOT/tests/data/python_expert_dataset.json}
 lua="$BENCH_DIR/wrk/inference.lua"
 bench_need python3 jq curl
 bench_require_agentd

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Scenario: time per training iteration (POST .../train, iterations=5) on each
-# dataset in ../shared/data and on a 1 MiB free text. Reads each iteration's
+# dataset in tests/data and on a 1 MiB free text. Reads each iteration's
 # duration_ms from GET .../training and reports the median per agent.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 ITERATIONS=${TRAIN_ITERATIONS:-5}
-SHARED=${AGENTD_SHARED:-$BENCH_ROOT/../shared}
+DATA=$BENCH_ROOT/tests/data
 bench_need python3 jq curl
 bench_require_agentd
 bench_init
@@ -27,7 +27,7 @@ create() { # user_id body_file
 }
 
 for ds in ml_expert python_expert; do
-	jq -c --arg id "$ds" '{user_id: $id, dataset: .training_data}' "$SHARED/data/${ds}_dataset.json" \
+	jq -c --arg id "$ds" '{user_id: $id, dataset: .training_data}' "$DATA/${ds}_dataset.json" \
 		>"$BENCH_TMP/$ds.json"
 	create "$ds" "$BENCH_TMP/$ds.json"
 done

@@ -119,7 +119,7 @@ void config_init(ad_config *cfg)
      * front of many) cannot starve every other one. */
     cfg->per_ip_connection_limit = 1024;
     cfg->header_timeout_s = 10;
-    cfg->shutdown_timeout_ms = 10000;
+    cfg->shutdown_timeout_ms = 5000;
     cfg->cors_origins = ad_strdup("*");
     cfg->log_level = ad_strdup("info");
     cfg->gemini_model = ad_strdup(LLM_DEFAULT_MODEL);

@@ -17,11 +17,29 @@ missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-echo "installing:$missing" >&2
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq || true
-# shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# The contract test (test) and the OpenAPI linter (lint) run on Node.js. A
+# Node.js that did not come from Debian (its own nodejs package bundles npm)
+# is used as it is: only a machine without npm gets Debian's.
+case "$level" in
+  test|lint) command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm" ;;
+esac
+if [ -n "$missing" ]; then
+  echo "installing:$missing" >&2
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq || true
+  # shellcheck disable=SC2086
+  $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+# The npm tools, exactly as package-lock.json pins them; npm ci again only
+# when the lockfile changed since the last install.
+case "$level" in
+  test|lint)
+    cd "$(dirname "$0")/.."
+    if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+      echo "installing the npm tools (npm ci)" >&2
+      npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    fi
+    ;;
+esac

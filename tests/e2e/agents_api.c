@@ -1,6 +1,6 @@
 /* The agents API over HTTP against the real binary: create validation, the
  * Flask alias, 404s, listing, the detail/pipeline/executions views, evaluate,
- * the shared datasets' hit rate and deletion. */
+ * the test datasets' hit rate and deletion. */
 #include <check.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -329,7 +329,7 @@ START_TEST(test_advanced_alias)
     e2e_server s;
     e2e_start(&s, NULL, NULL);
     const char *adv = AGENTS "/advanced";
-    char *file = e2e_read_file(e2e_shared("data/ml_expert_dataset.json"), NULL);
+    char *file = e2e_read_file(e2e_test_file("data/ml_expert_dataset.json"), NULL);
     ck_assert_ptr_nonnull(file);
     cJSON *fj = cJSON_Parse(file);
     ck_assert_ptr_nonnull(fj);
@@ -350,7 +350,7 @@ START_TEST(test_advanced_alias)
     free(loc);
     e2e_response_free(&r);
 
-    /* json_dataset as the shared file's whole object. */
+    /* json_dataset as the dataset file's whole object. */
     char *whole = e2e_fmt("{\"user_id\":\"adv_file\",\"json_dataset\":%s}", file);
     create_ok(&s, adv, whole);
 
@@ -593,7 +593,7 @@ START_TEST(test_agent_detail_pipeline_executions)
     cJSON *cats = cJSON_GetObjectItemCaseSensitive(stats, "categories");
     ck_assert(cJSON_IsObject(cats));
     ck_assert_int_gt(cJSON_GetArraySize(cats), 0);
-    /* The shared file's first item's category is counted. */
+    /* The dataset file's first item's category is counted. */
     ck_assert_ptr_nonnull(cJSON_GetObjectItemCaseSensitive(cats, "algorithm_selection"));
 
     cJSON *model = cJSON_GetObjectItemCaseSensitive(r.json, "model");
@@ -733,7 +733,7 @@ START_TEST(test_evaluate)
     e2e_response_free(&r);
 
     /* A dataset prompt verbatim with its own answer: a perfect score. */
-    char *file = e2e_read_file(e2e_shared("data/ml_expert_dataset.json"), NULL);
+    char *file = e2e_read_file(e2e_test_file("data/ml_expert_dataset.json"), NULL);
     cJSON *fj = cJSON_Parse(file);
     free(file);
     cJSON *item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(fj, "training_data"), 3);
@@ -777,13 +777,13 @@ START_TEST(test_evaluate)
 }
 END_TEST
 
-/* ---- 7. the shared datasets answer their own prompts ------------------------ */
+/* ---- 7. the test datasets answer their own prompts ------------------------ */
 
 static void hit_rate(const e2e_server *s, const char *id, const char *rel)
 {
     create_ok(s, AGENTS, e2e_dataset_body(id, rel));
     wait_ready(s, id, 30000);
-    char *file = e2e_read_file(e2e_shared(rel), NULL);
+    char *file = e2e_read_file(e2e_test_file(rel), NULL);
     cJSON *fj = cJSON_Parse(file);
     free(file);
     cJSON *items = cJSON_GetObjectItemCaseSensitive(fj, "training_data");
@@ -815,7 +815,7 @@ static void hit_rate(const e2e_server *s, const char *id, const char *rel)
     ck_assert_msg(hits * 100 >= n * 95, "%s: hit rate %d/%d below 95%%", rel, hits, n);
 }
 
-START_TEST(test_shared_datasets_hit_rate)
+START_TEST(test_datasets_hit_rate)
 {
     e2e_server s;
     e2e_start(&s, NULL, NULL);
@@ -951,7 +951,7 @@ Suite *e2e_agents_api_suite(void)
     tcase_add_test(tc, test_list_pagination_and_filters);
     tcase_add_test(tc, test_agent_detail_pipeline_executions);
     tcase_add_test(tc, test_evaluate);
-    tcase_add_test(tc, test_shared_datasets_hit_rate);
+    tcase_add_test(tc, test_datasets_hit_rate);
     tcase_add_test(tc, test_delete);
     tcase_add_test(tc, test_nul_escape_in_body_is_rejected);
     tcase_add_test(tc, test_nul_in_path_id_is_rejected);

@@ -37,18 +37,17 @@ char *e2e_read_file(const char *path, size_t *len)
     return ad_buf_steal(&b, len);
 }
 
-const char *e2e_shared(const char *rel)
+const char *e2e_test_file(const char *rel)
 {
     static char path[1024];
-    const char *root = getenv("AGENTD_SHARED");
-    snprintf(path, sizeof(path), "%s/%s", root && *root ? root : "../shared", rel);
+    snprintf(path, sizeof(path), "tests/%s", rel);
     return path;
 }
 
-char *e2e_dataset_body(const char *user_id, const char *shared_rel)
+char *e2e_dataset_body(const char *user_id, const char *rel)
 {
-    char *text = e2e_read_file(e2e_shared(shared_rel), NULL);
-    ck_assert_msg(text != NULL, "cannot read %s", e2e_shared(shared_rel));
+    char *text = e2e_read_file(e2e_test_file(rel), NULL);
+    ck_assert_msg(text != NULL, "cannot read %s (run from the repository root)", e2e_test_file(rel));
     cJSON *file = cJSON_Parse(text);
     free(text);
     cJSON *body = cJSON_CreateObject();
@@ -214,7 +213,39 @@ e2e_response e2e_request(const e2e_server *s, const char *method, const char *pa
     r.body = ad_buf_steal(&b, &r.body_len);
     r.headers = ad_buf_steal(&h, NULL);
     r.json = cJSON_Parse(r.body);
+    char *content_type = e2e_header(&r, "Content-Type");
+    e2e_contract_record(method, path, r.status, content_type, r.body);
+    free(content_type);
     return r;
+}
+
+void e2e_contract_record(const char *method, const char *path, long status,
+                         const char *content_type, const char *body)
+{
+    const char *log = getenv("AGENTD_CONTRACT_LOG");
+    if (!log || !*log) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "test", tcase_name() ? tcase_name() : "");
+    cJSON_AddStringToObject(o, "method", method);
+    cJSON_AddStringToObject(o, "path", path);
+    cJSON_AddNumberToObject(o, "status", (double)status);
+    if (content_type) cJSON_AddStringToObject(o, "content_type", content_type);
+    else cJSON_AddNullToObject(o, "content_type");
+    cJSON_AddStringToObject(o, "body", body ? body : "");
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    ck_assert_ptr_nonnull(json);
+    char *line = e2e_fmt("%s\n", json);
+    free(json);
+    /* One write() on an O_APPEND descriptor: lines from concurrent threads and
+     * forked tests never interleave. */
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ck_assert_msg(fd >= 0, "cannot open the contract log %s: %s", log, strerror(errno));
+    size_t len = strlen(line);
+    ssize_t n = write(fd, line, len);
+    close(fd);
+    ck_assert_msg(n == (ssize_t)len, "short write to the contract log %s", log);
+    free(line);
 }
 
 e2e_response e2e_get(const e2e_server *s, const char *path)

@@ -49,6 +49,15 @@ void e2e_cleanup(e2e_server *s);
 e2e_response e2e_request(const e2e_server *s, const char *method, const char *path,
                          const char *body, const char *const *headers);
 e2e_response e2e_get(const e2e_server *s, const char *path);
+
+/* Appends one exchange to the contract log named by $AGENTD_CONTRACT_LOG (a
+ * JSON line: test case, method, path, status, content type, body), which
+ * tests/contract/validate.mjs checks against openapi.yaml after the run; no-op
+ * when the variable is unset. e2e_request records every exchange itself;
+ * suites that speak HTTP with their own libcurl handle record complete
+ * responses with this. Safe from concurrent threads and forked tests. */
+void e2e_contract_record(const char *method, const char *path, long status,
+                         const char *content_type, const char *body);
 e2e_response e2e_post(const e2e_server *s, const char *path, const char *json);
 void e2e_response_free(e2e_response *r);
 
@@ -58,14 +67,16 @@ char *e2e_header(const e2e_response *r, const char *name);
 /* Polls GET /status until the agent is ready or error, or `timeout_ms`; returns the final status string (static). */
 const char *e2e_wait_agent(const e2e_server *s, const char *user_id, int timeout_ms);
 
-/* Reads a whole file (shared datasets); NULL when missing. */
+/* Reads a whole file (test datasets); NULL when missing. */
 char *e2e_read_file(const char *path, size_t *len);
 
-/* Path of a file in ../shared (AGENTD_SHARED), in a static buffer. */
-const char *e2e_shared(const char *rel);
+/* Path of a file the repository carries under tests/ ("data/ml_expert_dataset.json"),
+ * in a static buffer; the suites run from the repository root, so a bare clone
+ * has every file they read. */
+const char *e2e_test_file(const char *rel);
 
-/* {"user_id": id, "dataset": <training_data of the shared file>} as a string. */
-char *e2e_dataset_body(const char *user_id, const char *shared_rel);
+/* {"user_id": id, "dataset": <training_data of tests/`rel`>} as a string. */
+char *e2e_dataset_body(const char *user_id, const char *rel);
 
 /* Counts lines of the server log containing `needle`. */
 int e2e_log_count(const e2e_server *s, const char *needle);

@@ -80,9 +80,9 @@ static void wait_ready(const e2e_server *s, const char *id, int timeout_ms)
     ck_assert_msg(!strcmp(st, "ready"), "agent %s ended %s", id, st);
 }
 
-static void create_dataset(const e2e_server *s, const char *id, const char *shared_rel)
+static void create_dataset(const e2e_server *s, const char *id, const char *rel)
 {
-    char *body = e2e_dataset_body(id, shared_rel);
+    char *body = e2e_dataset_body(id, rel);
     e2e_response r = e2e_post(s, AGENTS, body);
     free(body);
     ck_assert_msg(r.status == 201, "create %s: %ld %s", id, r.status, r.body);

@@ -65,6 +65,8 @@ START_TEST(test_config_defaults)
     ck_assert_str_eq(cfg.gemini_max_thinking_level, "medium");
     ck_assert_int_eq(cfg.gemini_max_thinking_budget, 8192);
     ck_assert_int_eq(cfg.gemini_check_timeout_ms, 3000);
+    /* The drain ends well inside the 10 s that `docker stop` waits before SIGKILL. */
+    ck_assert_int_eq(cfg.shutdown_timeout_ms, 5000);
 
     /* Loading nothing keeps the defaults. */
     char *argv[] = {"agentd", NULL};

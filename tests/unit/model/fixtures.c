@@ -7,10 +7,9 @@
 
 cJSON *model_fixture_dataset(const char *name)
 {
-    const char *shared = getenv("AGENTD_SHARED");
     ad_buf path;
     ad_buf_init(&path);
-    ad_buf_printf(&path, "%s/data/%s", shared && *shared ? shared : "../shared", name);
+    ad_buf_printf(&path, "tests/data/%s", name);
     FILE *f = fopen(path.data, "rb");
     ad_buf_cleanup(&path);
     if (!f) return NULL;

@@ -132,7 +132,7 @@ static int64_t expect_ready(sqlite3 *db, const char *user_id)
 START_TEST(test_pipeline_dataset_agent_answers_its_own_prompts)
 {
     cJSON *root = model_fixture_dataset("python_expert_dataset.json");
-    ck_assert_msg(root != NULL, "python_expert_dataset.json not found (set AGENTD_SHARED)");
+    ck_assert_msg(root != NULL, "python_expert_dataset.json not found in tests/data (run from the repository root)");
     const cJSON *training = cJSON_GetObjectItemCaseSensitive(root, "training_data");
     int total = cJSON_GetArraySize(training);
     ck_assert_int_gt(total, 0);
