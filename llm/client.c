@@ -108,6 +108,7 @@ struct llm_client {
     pthread_t check_thread;
     int check_started;
     int check_timeout_ms;
+    atomic_int check_abort; /* llm_client_stop: give the lookup up now */
     pthread_mutex_t check_mu;
     llm_model_check check; /* check_mu */
 
@@ -984,6 +985,7 @@ int llm_client_start(llm_client **out, const llm_config *cfg, ad_err *e)
         return ad_err_set(e, AD_EINTERNAL, "curl_global_init: %s",
                           curl_easy_strerror(curl_init_result));
     llm_client *c = ad_calloc(1, sizeof(*c));
+    atomic_init(&c->check_abort, 0);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->check_mu, NULL);
     int rc = client_configure(c, cfg, e);
@@ -1073,6 +1075,7 @@ void llm_client_stop(llm_client *c)
     c->stopping = 1;
     pthread_mutex_unlock(&c->mu);
     if (already) return;
+    atomic_store(&c->check_abort, 1);
     curl_multi_wakeup(c->multi);
     pthread_join(c->thread, NULL);
     if (c->check_started) pthread_join(c->check_thread, NULL);
@@ -1118,6 +1121,19 @@ static size_t lookup_body(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* Aborts a lookup whose client is stopping, so shutdown does not wait out
+ * the lookup's timeout on a server that does not answer. */
+static int lookup_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                           curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    const atomic_int *abort_flag = ud;
+    return abort_flag && atomic_load(abort_flag) ? 1 : 0;
+}
+
 /* Nonzero when the Model resource lists generateContent (or lists nothing,
  * which older resources do). */
 static int model_generates(const char *body, size_t len)
@@ -1154,7 +1170,9 @@ static void lookup_set(llm_model_check *out, llm_model_state st, const char *key
     ad_buf_cleanup(&msg);
 }
 
-void llm_model_lookup(const llm_config *cfg, int timeout_ms, llm_model_check *out)
+/* llm_model_lookup, given up as soon as *abort_flag (may be NULL) is set. */
+static void model_lookup(const llm_config *cfg, int timeout_ms, atomic_int *abort_flag,
+                         llm_model_check *out)
 {
     memset(out, 0, sizeof(*out));
     const char *model = cfg->model && cfg->model[0] ? cfg->model : LLM_DEFAULT_MODEL;
@@ -1191,12 +1209,18 @@ void llm_model_lookup(const llm_config *cfg, int timeout_ms, llm_model_check *ou
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
         curl_easy_setopt(h, CURLOPT_USERAGENT, "agentd");
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, lookup_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, abort_flag);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         res = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     }
     gemini_error ge;
     int enveloped = gemini_parse_error(body.data ? body.data : "", body.len, &ge) == 0;
-    if (res != CURLE_OK) {
+    if (res == CURLE_ABORTED_BY_CALLBACK) {
+        lookup_set(out, LLM_MODEL_UNCHECKED, NULL, "lookup of model %s abandoned: shutting down",
+                   model);
+    } else if (res != CURLE_OK) {
         lookup_set(out, LLM_MODEL_UNCHECKED, cfg->api_key, "could not look model %s up: %s", model,
                    errbuf[0] ? errbuf : curl_easy_strerror(res));
     } else if (status == 200 && model_generates(body.data ? body.data : "", body.len)) {
@@ -1224,12 +1248,17 @@ void llm_model_lookup(const llm_config *cfg, int timeout_ms, llm_model_check *ou
     ad_buf_cleanup(&body);
 }
 
+void llm_model_lookup(const llm_config *cfg, int timeout_ms, llm_model_check *out)
+{
+    model_lookup(cfg, timeout_ms, NULL, out);
+}
+
 static void *check_main(void *arg)
 {
     llm_client *c = arg;
     llm_config cfg = {.api_key = c->key, .model = c->model, .base_url = c->base};
     llm_model_check found;
-    llm_model_lookup(&cfg, c->check_timeout_ms, &found);
+    model_lookup(&cfg, c->check_timeout_ms, &c->check_abort, &found);
     ad_log(found.state == LLM_MODEL_OK ? AD_LOG_INFO : AD_LOG_WARN, "gemini model check: %s: %s",
            llm_model_state_name(found.state), found.message);
     pthread_mutex_lock(&c->check_mu);

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -764,6 +766,39 @@ START_TEST(test_model_lookup)
 }
 END_TEST
 
+/* A start-up lookup still waiting on a server that never answers does not
+ * hold shutdown for its whole timeout: stopping the client abandons it. */
+START_TEST(test_stop_abandons_model_lookup)
+{
+    /* Listening but never answering: the kernel completes the handshake,
+     * the GET goes out, and no reply ever comes. */
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(ls, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sa);
+    ck_assert_int_eq(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(ls, 4), 0);
+    ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&sa, &slen), 0);
+    char base[64];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    llm_config cfg = {.api_key = FAKE_GEMINI_KEY, .model = "gemini-test", .base_url = base};
+    llm_client *c;
+    ad_err e;
+    ck_assert_msg(llm_client_start(&c, &cfg, &e) == 0, "%s", e.msg);
+    llm_client_check_model(c, 20000);
+    usleep(200000); /* the GET is out and waiting */
+    int64_t t0 = ad_clock_mono_ms();
+    llm_client_stop(c);
+    int64_t took = ad_clock_mono_ms() - t0;
+    ck_assert_msg(took < 2500, "stop waited %lld ms for the lookup", (long long)took);
+    llm_model_check mc;
+    llm_client_model_status(c, &mc);
+    ck_assert_int_eq(mc.state, LLM_MODEL_UNCHECKED);
+    llm_client_free(c);
+    close(ls);
+}
+END_TEST
+
 /* ---- recorded shapes: tests/data/gemini/, replayed by the fake ---- */
 
 /* One fixture and exactly what the client hands its caller for it. */
@@ -940,6 +975,7 @@ Suite *llm_client_suite(void)
     tcase_add_test(tc, test_504_exhausted_is_timeout);
     tcase_add_test(tc, test_call_model_override);
     tcase_add_test(tc, test_model_lookup);
+    tcase_add_test(tc, test_stop_abandons_model_lookup);
     suite_add_tcase(s, tc);
     TCase *replay = tcase_create("replay");
     tcase_set_timeout(replay, 30);
