@@ -77,6 +77,7 @@ struct llm_call {
     int failed;            /* the write path gave up: outcome and why */
     int fail_retry;        /* ... but the failure is worth another attempt */
     int64_t fail_hint_ms;  /* ... after at least this long (-1: no hint) */
+    long fail_code;        /* ... the HTTP-like code of the error envelope, or 0 */
     llm_outcome fail_outcome;
     char upstream_status[GEMINI_REASON_MAX]; /* of an error envelope that ended it */
     char fail_msg[AD_ERR_MSG_MAX];
@@ -338,9 +339,12 @@ static void call_fail_with_envelope(llm_call *call, const gemini_error *ge)
 {
     int retryable = gemini_error_retryable(ge);
     call->failed = 1;
-    call->fail_outcome = retryable ? LLM_UNAVAILABLE : LLM_REJECTED;
+    call->fail_outcome = !retryable ? LLM_REJECTED : ge->code == 504 ? LLM_TIMEOUT : LLM_UNAVAILABLE;
     call->fail_retry = retryable && call->deltas == 0;
-    call->fail_hint_ms = ge->retry_delay_ms;
+    call->fail_code = ge->code;
+    /* The same waits as for the HTTP status the envelope names. */
+    call->fail_hint_ms = ge->retry_delay_ms >= 0 ? ge->retry_delay_ms
+                                                 : llm_retry_floor_ms(ge->code, call->attempts);
     snprintf(call->upstream_status, sizeof(call->upstream_status), "%s", ge->status);
     msg_set(call->fail_msg, "Gemini stream error %ld%s%s: %s", ge->code, ge->status[0] ? " " : "",
             ge->status, ge->message[0] ? ge->message : "no message");
@@ -464,6 +468,7 @@ static void attempt_reset(llm_call *call)
     call->failed = 0;
     call->fail_retry = 0;
     call->fail_hint_ms = -1;
+    call->fail_code = 0;
     call->upstream_status[0] = '\0';
     call->errbuf[0] = '\0';
 }
@@ -535,7 +540,7 @@ static void attempt_retry_or_give_up(llm_client *c, llm_call *call, int64_t hint
     int64_t now = ad_clock_mono_ms();
     llm_retry_plan plan = llm_retry_plan_next(&c->policy, call->attempts, call->prev_wait_ms,
                                               hint_ms, now, call->deadline_ms, client_rand, c);
-    if (!plan.retry && call->status == 504) {
+    if (!plan.retry && (call->status == 504 || call->fail_code == 504)) {
         /* Gemini itself ran out of time (DEADLINE_EXCEEDED) every time. */
         call_finish(c, call, LLM_TIMEOUT, 0, "Gemini timed out after %d attempt%s: %s",
                     call->attempts, call->attempts == 1 ? "" : "s", call->last_error);

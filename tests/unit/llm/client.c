@@ -799,6 +799,41 @@ START_TEST(test_stop_abandons_model_lookup)
 }
 END_TEST
 
+/* An error event that opens a stream is retried like the HTTP status it
+ * names: a 429 without RetryInfo waits from 1 s, and DEADLINE_EXCEEDED on
+ * every attempt is a timeout. */
+START_TEST(test_stream_error_event_retried_like_its_status)
+{
+    static const char quota[] =
+        "data: {\"error\":{\"code\":429,\"message\":\"Quota\",\"status\":\"RESOURCE_EXHAUSTED\"}}\n\n";
+    static const char deadline[] =
+        "data: {\"error\":{\"code\":504,\"message\":\"Deadline\",\"status\":\"DEADLINE_EXCEEDED\"}}\n\n";
+    fixture fx;
+    waiter w;
+    fx.base_url[0] = '\0';
+    llm_config cfg = test_config(&fx);
+    cfg.deadline_ms = 6000;
+    fixture_start_with(&fx, &cfg);
+    waiter_init(&w);
+    fake_gemini_push_replay(fx.fake, 200, quota);
+    fake_gemini_push_replay(fx.fake, 200, quota);
+    int64_t ms = run_call(&fx, &w, "quota", 1);
+    ck_assert_msg(w.outcome == LLM_OK, "%s: %s", llm_outcome_name(w.outcome), w.message);
+    ck_assert_int_eq(w.retries, 2);
+    ck_assert_msg(ms >= 3000, "two 429 events retried after %lld ms", (long long)ms); /* 1 s, then 2 s */
+    waiter_cleanup(&w);
+
+    waiter_init(&w);
+    for (int i = 0; i < 4; i++) fake_gemini_push_replay(fx.fake, 200, deadline);
+    run_call(&fx, &w, "slow", 1);
+    ck_assert_msg(w.outcome == LLM_TIMEOUT, "%s: %s", llm_outcome_name(w.outcome), w.message);
+    ck_assert_int_eq(w.retries, 3);
+    ck_assert_str_eq(w.upstream_status, "DEADLINE_EXCEEDED");
+    waiter_cleanup(&w);
+    fixture_stop(&fx);
+}
+END_TEST
+
 /* ---- recorded shapes: tests/data/gemini/, replayed by the fake ---- */
 
 /* One fixture and exactly what the client hands its caller for it. */
@@ -976,6 +1011,7 @@ Suite *llm_client_suite(void)
     tcase_add_test(tc, test_call_model_override);
     tcase_add_test(tc, test_model_lookup);
     tcase_add_test(tc, test_stop_abandons_model_lookup);
+    tcase_add_test(tc, test_stream_error_event_retried_like_its_status);
     suite_add_tcase(s, tc);
     TCase *replay = tcase_create("replay");
     tcase_set_timeout(replay, 30);
