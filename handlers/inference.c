@@ -280,7 +280,11 @@ static void inference_on_done(void *ud, const llm_result *r)
             cJSON *d = cJSON_CreateObject();
             cJSON_AddStringToObject(d, "code", ue.code);
             cJSON_AddStringToObject(d, "error", message);
-            if (r->finish_reason[0]) cJSON_AddStringToObject(d, "finish_reason", r->finish_reason);
+            /* Only a reason that ended the answer: the STOP of the chunks
+             * before an error object did not. */
+            if (r->finish_reason[0] && (r->outcome == LLM_BLOCKED || r->outcome == LLM_NO_ANSWER ||
+                                        r->outcome == LLM_THINKING_EXHAUSTED))
+                cJSON_AddStringToObject(d, "finish_reason", r->finish_reason);
             if (r->upstream_status[0]) cJSON_AddStringToObject(d, "upstream_status", r->upstream_status);
             inference_emit(c->events, "error", d);
         }

@@ -77,6 +77,7 @@ struct llm_call {
     int failed;            /* the write path gave up: outcome and why */
     int fail_retry;        /* ... but the failure is worth another attempt */
     int64_t fail_hint_ms;  /* ... after at least this long (-1: no hint) */
+    long fail_code;        /* ... the HTTP-like code of the error envelope, or 0 */
     llm_outcome fail_outcome;
     char upstream_status[GEMINI_REASON_MAX]; /* of an error envelope that ended it */
     char fail_msg[AD_ERR_MSG_MAX];
@@ -108,6 +109,7 @@ struct llm_client {
     pthread_t check_thread;
     int check_started;
     int check_timeout_ms;
+    atomic_int check_abort; /* llm_client_stop: give the lookup up now */
     pthread_mutex_t check_mu;
     llm_model_check check; /* check_mu */
 
@@ -337,9 +339,12 @@ static void call_fail_with_envelope(llm_call *call, const gemini_error *ge)
 {
     int retryable = gemini_error_retryable(ge);
     call->failed = 1;
-    call->fail_outcome = retryable ? LLM_UNAVAILABLE : LLM_REJECTED;
+    call->fail_outcome = !retryable ? LLM_REJECTED : ge->code == 504 ? LLM_TIMEOUT : LLM_UNAVAILABLE;
     call->fail_retry = retryable && call->deltas == 0;
-    call->fail_hint_ms = ge->retry_delay_ms;
+    call->fail_code = ge->code;
+    /* The same waits as for the HTTP status the envelope names. */
+    call->fail_hint_ms = ge->retry_delay_ms >= 0 ? ge->retry_delay_ms
+                                                 : llm_retry_floor_ms(ge->code, call->attempts);
     snprintf(call->upstream_status, sizeof(call->upstream_status), "%s", ge->status);
     msg_set(call->fail_msg, "Gemini stream error %ld%s%s: %s", ge->code, ge->status[0] ? " " : "",
             ge->status, ge->message[0] ? ge->message : "no message");
@@ -463,6 +468,7 @@ static void attempt_reset(llm_call *call)
     call->failed = 0;
     call->fail_retry = 0;
     call->fail_hint_ms = -1;
+    call->fail_code = 0;
     call->upstream_status[0] = '\0';
     call->errbuf[0] = '\0';
 }
@@ -534,7 +540,7 @@ static void attempt_retry_or_give_up(llm_client *c, llm_call *call, int64_t hint
     int64_t now = ad_clock_mono_ms();
     llm_retry_plan plan = llm_retry_plan_next(&c->policy, call->attempts, call->prev_wait_ms,
                                               hint_ms, now, call->deadline_ms, client_rand, c);
-    if (!plan.retry && call->status == 504) {
+    if (!plan.retry && (call->status == 504 || call->fail_code == 504)) {
         /* Gemini itself ran out of time (DEADLINE_EXCEEDED) every time. */
         call_finish(c, call, LLM_TIMEOUT, 0, "Gemini timed out after %d attempt%s: %s",
                     call->attempts, call->attempts == 1 ? "" : "s", call->last_error);
@@ -984,6 +990,7 @@ int llm_client_start(llm_client **out, const llm_config *cfg, ad_err *e)
         return ad_err_set(e, AD_EINTERNAL, "curl_global_init: %s",
                           curl_easy_strerror(curl_init_result));
     llm_client *c = ad_calloc(1, sizeof(*c));
+    atomic_init(&c->check_abort, 0);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->check_mu, NULL);
     int rc = client_configure(c, cfg, e);
@@ -1073,6 +1080,7 @@ void llm_client_stop(llm_client *c)
     c->stopping = 1;
     pthread_mutex_unlock(&c->mu);
     if (already) return;
+    atomic_store(&c->check_abort, 1);
     curl_multi_wakeup(c->multi);
     pthread_join(c->thread, NULL);
     if (c->check_started) pthread_join(c->check_thread, NULL);
@@ -1118,6 +1126,19 @@ static size_t lookup_body(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* Aborts a lookup whose client is stopping, so shutdown does not wait out
+ * the lookup's timeout on a server that does not answer. */
+static int lookup_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                           curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    const atomic_int *abort_flag = ud;
+    return abort_flag && atomic_load(abort_flag) ? 1 : 0;
+}
+
 /* Nonzero when the Model resource lists generateContent (or lists nothing,
  * which older resources do). */
 static int model_generates(const char *body, size_t len)
@@ -1154,7 +1175,9 @@ static void lookup_set(llm_model_check *out, llm_model_state st, const char *key
     ad_buf_cleanup(&msg);
 }
 
-void llm_model_lookup(const llm_config *cfg, int timeout_ms, llm_model_check *out)
+/* llm_model_lookup, given up as soon as *abort_flag (may be NULL) is set. */
+static void model_lookup(const llm_config *cfg, int timeout_ms, atomic_int *abort_flag,
+                         llm_model_check *out)
 {
     memset(out, 0, sizeof(*out));
     const char *model = cfg->model && cfg->model[0] ? cfg->model : LLM_DEFAULT_MODEL;
@@ -1191,12 +1214,18 @@ void llm_model_lookup(const llm_config *cfg, int timeout_ms, llm_model_check *ou
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
         curl_easy_setopt(h, CURLOPT_USERAGENT, "agentd");
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, lookup_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, abort_flag);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         res = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     }
     gemini_error ge;
     int enveloped = gemini_parse_error(body.data ? body.data : "", body.len, &ge) == 0;
-    if (res != CURLE_OK) {
+    if (res == CURLE_ABORTED_BY_CALLBACK) {
+        lookup_set(out, LLM_MODEL_UNCHECKED, NULL, "lookup of model %s abandoned: shutting down",
+                   model);
+    } else if (res != CURLE_OK) {
         lookup_set(out, LLM_MODEL_UNCHECKED, cfg->api_key, "could not look model %s up: %s", model,
                    errbuf[0] ? errbuf : curl_easy_strerror(res));
     } else if (status == 200 && model_generates(body.data ? body.data : "", body.len)) {
@@ -1224,12 +1253,17 @@ void llm_model_lookup(const llm_config *cfg, int timeout_ms, llm_model_check *ou
     ad_buf_cleanup(&body);
 }
 
+void llm_model_lookup(const llm_config *cfg, int timeout_ms, llm_model_check *out)
+{
+    model_lookup(cfg, timeout_ms, NULL, out);
+}
+
 static void *check_main(void *arg)
 {
     llm_client *c = arg;
     llm_config cfg = {.api_key = c->key, .model = c->model, .base_url = c->base};
     llm_model_check found;
-    llm_model_lookup(&cfg, c->check_timeout_ms, &found);
+    model_lookup(&cfg, c->check_timeout_ms, &c->check_abort, &found);
     ad_log(found.state == LLM_MODEL_OK ? AD_LOG_INFO : AD_LOG_WARN, "gemini model check: %s: %s",
            llm_model_state_name(found.state), found.message);
     pthread_mutex_lock(&c->check_mu);

@@ -164,7 +164,8 @@ typedef struct llm_model_check {
 void llm_model_lookup(const llm_config *cfg, int timeout_ms, llm_model_check *out);
 
 /* Starts llm_model_lookup for the client's model on a thread of its own, so
- * start-up does not wait for it; llm_client_stop joins it. Call once. */
+ * start-up does not wait for it; llm_client_stop abandons it (within about a
+ * second, not the whole timeout) and joins it. Call once. */
 void llm_client_check_model(llm_client *c, int timeout_ms);
 
 /* The latest lookup result (LLM_MODEL_UNCHECKED until one finished).

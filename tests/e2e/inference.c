@@ -1433,6 +1433,8 @@ START_TEST(test_gemini_recorded_answers)
     ev = st.ev[st.n - 1].json;
     ck_assert_str_eq(e2e_json_str(ev, "code"), "upstream_unavailable");
     ck_assert_str_eq(e2e_json_str(ev, "upstream_status"), "CANCELLED");
+    /* The chunks before the error said STOP, but STOP did not end this answer. */
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(ev, "finish_reason"));
     ck_assert_ptr_nonnull(strstr(e2e_json_str(ev, "error"), "The operation was cancelled"));
     ck_assert_ptr_null(strstr(st.body, "123456789012"));
     free(text);

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -28,6 +30,7 @@ typedef struct waiter {
     long http_status;
     char *text;
     char finish[GEMINI_REASON_MAX];
+    char finish_message[AD_ERR_MSG_MAX];
     char block[GEMINI_REASON_MAX];
     char upstream_status[GEMINI_REASON_MAX];
     char model[128];
@@ -80,6 +83,7 @@ static void on_done(void *ud, const llm_result *r)
     free(w->message);
     w->text = ad_strndup(r->text, r->text_len);
     snprintf(w->finish, sizeof(w->finish), "%s", r->finish_reason);
+    snprintf(w->finish_message, sizeof(w->finish_message), "%s", r->finish_message);
     snprintf(w->block, sizeof(w->block), "%s", r->block_reason);
     snprintf(w->upstream_status, sizeof(w->upstream_status), "%s", r->upstream_status);
     snprintf(w->model, sizeof(w->model), "%s", r->model);
@@ -764,6 +768,74 @@ START_TEST(test_model_lookup)
 }
 END_TEST
 
+/* A start-up lookup still waiting on a server that never answers does not
+ * hold shutdown for its whole timeout: stopping the client abandons it. */
+START_TEST(test_stop_abandons_model_lookup)
+{
+    /* Listening but never answering: the kernel completes the handshake,
+     * the GET goes out, and no reply ever comes. */
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(ls, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sa);
+    ck_assert_int_eq(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(ls, 4), 0);
+    ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&sa, &slen), 0);
+    char base[64];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    llm_config cfg = {.api_key = FAKE_GEMINI_KEY, .model = "gemini-test", .base_url = base};
+    llm_client *c;
+    ad_err e;
+    ck_assert_msg(llm_client_start(&c, &cfg, &e) == 0, "%s", e.msg);
+    llm_client_check_model(c, 20000);
+    usleep(200000); /* the GET is out and waiting */
+    int64_t t0 = ad_clock_mono_ms();
+    llm_client_stop(c);
+    int64_t took = ad_clock_mono_ms() - t0;
+    ck_assert_msg(took < 2500, "stop waited %lld ms for the lookup", (long long)took);
+    llm_model_check mc;
+    llm_client_model_status(c, &mc);
+    ck_assert_int_eq(mc.state, LLM_MODEL_UNCHECKED);
+    llm_client_free(c);
+    close(ls);
+}
+END_TEST
+
+/* An error event that opens a stream is retried like the HTTP status it
+ * names: a 429 without RetryInfo waits from 1 s, and DEADLINE_EXCEEDED on
+ * every attempt is a timeout. */
+START_TEST(test_stream_error_event_retried_like_its_status)
+{
+    static const char quota[] =
+        "data: {\"error\":{\"code\":429,\"message\":\"Quota\",\"status\":\"RESOURCE_EXHAUSTED\"}}\n\n";
+    static const char deadline[] =
+        "data: {\"error\":{\"code\":504,\"message\":\"Deadline\",\"status\":\"DEADLINE_EXCEEDED\"}}\n\n";
+    fixture fx;
+    waiter w;
+    fx.base_url[0] = '\0';
+    llm_config cfg = test_config(&fx);
+    cfg.deadline_ms = 6000;
+    fixture_start_with(&fx, &cfg);
+    waiter_init(&w);
+    fake_gemini_push_replay(fx.fake, 200, quota);
+    fake_gemini_push_replay(fx.fake, 200, quota);
+    int64_t ms = run_call(&fx, &w, "quota", 1);
+    ck_assert_msg(w.outcome == LLM_OK, "%s: %s", llm_outcome_name(w.outcome), w.message);
+    ck_assert_int_eq(w.retries, 2);
+    ck_assert_msg(ms >= 3000, "two 429 events retried after %lld ms", (long long)ms); /* 1 s, then 2 s */
+    waiter_cleanup(&w);
+
+    waiter_init(&w);
+    for (int i = 0; i < 4; i++) fake_gemini_push_replay(fx.fake, 200, deadline);
+    run_call(&fx, &w, "slow", 1);
+    ck_assert_msg(w.outcome == LLM_TIMEOUT, "%s: %s", llm_outcome_name(w.outcome), w.message);
+    ck_assert_int_eq(w.retries, 3);
+    ck_assert_str_eq(w.upstream_status, "DEADLINE_EXCEEDED");
+    waiter_cleanup(&w);
+    fixture_stop(&fx);
+}
+END_TEST
+
 /* ---- recorded shapes: tests/data/gemini/, replayed by the fake ---- */
 
 /* One fixture and exactly what the client hands its caller for it. */
@@ -781,6 +853,7 @@ typedef struct replay_case {
     int retries;
     const char *message;         /* a substring of the message, or NULL */
     const char *upstream_status; /* Google's error status, or "" */
+    const char *finish_message;  /* Gemini's finishMessage; NULL: "" */
 } replay_case;
 
 #define U(p, o, t, tot) 1, p, o, t, tot
@@ -788,70 +861,70 @@ typedef struct replay_case {
 
 static const replay_case replay_cases[] = {
     /* Answers. */
-    {"basic.json", 200, NULL, LLM_OK, "Sourdough is baked at dawn.", "", "STOP", "", U(12, 7, -1, 19), 0, NULL, ""},
-    {"basic.sse", 200, NULL, LLM_OK, "Sourdough is baked at dawn.", "Sourdough is |baked at dawn.|", "STOP", "", U(12, 7, -1, 19), 0, NULL, ""},
-    {"multipart.json", 200, NULL, LLM_OK, "Rye on Mondays", "", "STOP", "", U(9, 3, -1, 12), 0, NULL, ""},
-    {"multipart.sse", 200, NULL, LLM_OK, "Rye on Mondays", "Rye on |Mondays|", "STOP", "", U(9, 3, -1, 12), 0, NULL, ""},
-    {"multicandidate.json", 200, NULL, LLM_OK, "A answer", "", "STOP", "", U(5, 4, -1, 9), 0, NULL, ""},
-    {"multicandidate.sse", 200, NULL, LLM_OK, "A answer", "A |answer|", "STOP", "", U(5, 4, -1, 9), 0, NULL, ""},
-    {"thought.json", 200, NULL, LLM_OK, "Bake at 6.", "", "STOP", "", U(10, 4, 70, 84), 0, NULL, ""},
-    {"thought.sse", 200, NULL, LLM_OK, "Bake at 6.", "Bake at 6.|", "STOP", "", U(10, 4, 70, 84), 0, NULL, ""},
-    {"max-tokens.json", 200, NULL, LLM_OK, "The oven is", "", "MAX_TOKENS", "", U(10, 3, 20, 33), 0, NULL, ""},
-    {"max-tokens.sse", 200, NULL, LLM_OK, "The oven is", "The oven |is|", "MAX_TOKENS", "", U(10, 3, 20, 33), 0, NULL, ""},
-    {"unknown-fields.json", 200, NULL, LLM_OK, "Hello", "", "STOP", "", U(6, 1, -1, 9), 0, NULL, ""},
-    {"unknown-fields.sse", 200, NULL, LLM_OK, "Hello", "Hello|", "STOP", "", U(6, 1, -1, 9), 0, NULL, ""},
-    {"string-counts.json", 200, NULL, LLM_OK, "Twelve loaves.", "", "STOP", "", U(12, 3, 5, 20), 0, NULL, ""},
-    {"string-counts.sse", 200, NULL, LLM_OK, "Twelve loaves.", "Twelve loaves.|", "STOP", "", U(12, 3, 5, 20), 0, NULL, ""},
-    {"no-usage.json", 200, NULL, LLM_OK, "Yes.", "", "STOP", "", NO_USAGE, 0, NULL, ""},
-    {"no-usage.sse", 200, NULL, LLM_OK, "Yes.", "Yes.|", "STOP", "", NO_USAGE, 0, NULL, ""},
-    {"finish-message.json", 200, NULL, LLM_OK, "Hello world!", "", "STOP", "", NO_USAGE, 0, NULL, ""},
-    {"finish-message.sse", 200, NULL, LLM_OK, "Hello world!", "Hello| world!|", "STOP", "", NO_USAGE, 0, NULL, ""},
+    {"basic.json", 200, NULL, LLM_OK, "Sourdough is baked at dawn.", "", "STOP", "", U(12, 7, -1, 19), 0, NULL, "", NULL},
+    {"basic.sse", 200, NULL, LLM_OK, "Sourdough is baked at dawn.", "Sourdough is |baked at dawn.|", "STOP", "", U(12, 7, -1, 19), 0, NULL, "", NULL},
+    {"multipart.json", 200, NULL, LLM_OK, "Rye on Mondays", "", "STOP", "", U(9, 3, -1, 12), 0, NULL, "", NULL},
+    {"multipart.sse", 200, NULL, LLM_OK, "Rye on Mondays", "Rye on |Mondays|", "STOP", "", U(9, 3, -1, 12), 0, NULL, "", NULL},
+    {"multicandidate.json", 200, NULL, LLM_OK, "A answer", "", "STOP", "", U(5, 4, -1, 9), 0, NULL, "", NULL},
+    {"multicandidate.sse", 200, NULL, LLM_OK, "A answer", "A |answer|", "STOP", "", U(5, 4, -1, 9), 0, NULL, "", NULL},
+    {"thought.json", 200, NULL, LLM_OK, "Bake at 6.", "", "STOP", "", U(10, 4, 70, 84), 0, NULL, "", NULL},
+    {"thought.sse", 200, NULL, LLM_OK, "Bake at 6.", "Bake at 6.|", "STOP", "", U(10, 4, 70, 84), 0, NULL, "", NULL},
+    {"max-tokens.json", 200, NULL, LLM_OK, "The oven is", "", "MAX_TOKENS", "", U(10, 3, 20, 33), 0, NULL, "", NULL},
+    {"max-tokens.sse", 200, NULL, LLM_OK, "The oven is", "The oven |is|", "MAX_TOKENS", "", U(10, 3, 20, 33), 0, NULL, "", NULL},
+    {"unknown-fields.json", 200, NULL, LLM_OK, "Hello", "", "STOP", "", U(6, 1, -1, 9), 0, NULL, "", NULL},
+    {"unknown-fields.sse", 200, NULL, LLM_OK, "Hello", "Hello|", "STOP", "", U(6, 1, -1, 9), 0, NULL, "", NULL},
+    {"string-counts.json", 200, NULL, LLM_OK, "Twelve loaves.", "", "STOP", "", U(12, 3, 5, 20), 0, NULL, "", NULL},
+    {"string-counts.sse", 200, NULL, LLM_OK, "Twelve loaves.", "Twelve loaves.|", "STOP", "", U(12, 3, 5, 20), 0, NULL, "", NULL},
+    {"no-usage.json", 200, NULL, LLM_OK, "Yes.", "", "STOP", "", NO_USAGE, 0, NULL, "", NULL},
+    {"no-usage.sse", 200, NULL, LLM_OK, "Yes.", "Yes.|", "STOP", "", NO_USAGE, 0, NULL, "", NULL},
+    {"finish-message.json", 200, NULL, LLM_OK, "Hello world!", "", "STOP", "", NO_USAGE, 0, NULL, "", "Finished successfully"},
+    {"finish-message.sse", 200, NULL, LLM_OK, "Hello world!", "Hello| world!|", "STOP", "", NO_USAGE, 0, NULL, "", "Finished successfully"},
     /* A whole response without finishReason is its answer; a stream that
      * ends without one was cut. */
-    {"no-finish.json", 200, NULL, LLM_OK, "Partial", "", "", "", U(3, 1, -1, 4), 0, NULL, ""},
-    {"no-finish.sse", 200, NULL, LLM_TRANSPORT, "Partial", "Partial|", "", "", U(3, 1, -1, 4), 0, "before a finishReason", ""},
+    {"no-finish.json", 200, NULL, LLM_OK, "Partial", "", "", "", U(3, 1, -1, 4), 0, NULL, "", NULL},
+    {"no-finish.sse", 200, NULL, LLM_TRANSPORT, "Partial", "Partial|", "", "", U(3, 1, -1, 4), 0, "before a finishReason", "", NULL},
     /* Refusals: the flagged chunk's text never reaches the caller. */
-    {"safety-text.json", 200, NULL, LLM_BLOCKED, "", "", "SAFETY", "SAFETY", U(8, 1, -1, 9), 0, "SAFETY", ""},
-    {"safety-text.sse", 200, NULL, LLM_BLOCKED, "Sure, ", "Sure, |", "SAFETY", "SAFETY", U(8, 4, -1, 12), 0, "SAFETY", ""},
-    {"safety-empty.json", 200, NULL, LLM_BLOCKED, "", "", "SAFETY", "SAFETY", U(8, -1, -1, 8), 0, "SAFETY", ""},
-    {"safety-empty.sse", 200, NULL, LLM_BLOCKED, "", "", "SAFETY", "SAFETY", U(8, -1, -1, 8), 0, "SAFETY", ""},
-    {"prompt-blocked.json", 200, NULL, LLM_BLOCKED, "", "", "", "SAFETY", U(5, -1, -1, 5), 0, "The prompt asks for harm", ""},
-    {"prompt-blocked.sse", 200, NULL, LLM_BLOCKED, "", "", "", "SAFETY", U(5, -1, -1, 5), 0, "The prompt asks for harm", ""},
-    {"prompt-blocked-unknown.json", 200, NULL, LLM_BLOCKED, "", "", "", "FAKE_NEW_BLOCK_REASON", NO_USAGE, 0, "prompt", ""},
-    {"prompt-blocked-unknown.sse", 200, NULL, LLM_BLOCKED, "", "", "", "FAKE_NEW_BLOCK_REASON", NO_USAGE, 0, "prompt", ""},
-    {"recitation.json", 200, NULL, LLM_BLOCKED, "", "", "RECITATION", "RECITATION", U(18, -1, -1, 18), 0, "RECITATION", ""},
-    {"recitation.sse", 200, NULL, LLM_BLOCKED, "Copyrighted text more of it", "Copyrighted text |more of it|", "RECITATION", "RECITATION", NO_USAGE, 0, "RECITATION", ""},
-    {"prohibited-content.json", 200, NULL, LLM_BLOCKED, "", "", "PROHIBITED_CONTENT", "PROHIBITED_CONTENT", U(7, 2, -1, 9), 0, NULL, ""},
-    {"prohibited-content.sse", 200, NULL, LLM_BLOCKED, "", "", "PROHIBITED_CONTENT", "PROHIBITED_CONTENT", U(7, 2, -1, 9), 0, NULL, ""},
-    {"spii.json", 200, NULL, LLM_BLOCKED, "", "", "SPII", "SPII", U(7, 2, -1, 9), 0, NULL, ""},
-    {"spii.sse", 200, NULL, LLM_BLOCKED, "", "", "SPII", "SPII", U(7, 2, -1, 9), 0, NULL, ""},
-    {"blocklist.json", 200, NULL, LLM_BLOCKED, "", "", "BLOCKLIST", "BLOCKLIST", U(7, 2, -1, 9), 0, NULL, ""},
-    {"blocklist.sse", 200, NULL, LLM_BLOCKED, "", "", "BLOCKLIST", "BLOCKLIST", U(7, 2, -1, 9), 0, NULL, ""},
+    {"safety-text.json", 200, NULL, LLM_BLOCKED, "", "", "SAFETY", "SAFETY", U(8, 1, -1, 9), 0, "SAFETY", "", NULL},
+    {"safety-text.sse", 200, NULL, LLM_BLOCKED, "Sure, ", "Sure, |", "SAFETY", "SAFETY", U(8, 4, -1, 12), 0, "SAFETY", "", NULL},
+    {"safety-empty.json", 200, NULL, LLM_BLOCKED, "", "", "SAFETY", "SAFETY", U(8, -1, -1, 8), 0, "SAFETY", "", NULL},
+    {"safety-empty.sse", 200, NULL, LLM_BLOCKED, "", "", "SAFETY", "SAFETY", U(8, -1, -1, 8), 0, "SAFETY", "", NULL},
+    {"prompt-blocked.json", 200, NULL, LLM_BLOCKED, "", "", "", "SAFETY", U(5, -1, -1, 5), 0, "The prompt asks for harm", "", NULL},
+    {"prompt-blocked.sse", 200, NULL, LLM_BLOCKED, "", "", "", "SAFETY", U(5, -1, -1, 5), 0, "The prompt asks for harm", "", NULL},
+    {"prompt-blocked-unknown.json", 200, NULL, LLM_BLOCKED, "", "", "", "FAKE_NEW_BLOCK_REASON", NO_USAGE, 0, "prompt", "", NULL},
+    {"prompt-blocked-unknown.sse", 200, NULL, LLM_BLOCKED, "", "", "", "FAKE_NEW_BLOCK_REASON", NO_USAGE, 0, "prompt", "", NULL},
+    {"recitation.json", 200, NULL, LLM_BLOCKED, "", "", "RECITATION", "RECITATION", U(18, -1, -1, 18), 0, "RECITATION", "", NULL},
+    {"recitation.sse", 200, NULL, LLM_BLOCKED, "Copyrighted text more of it", "Copyrighted text |more of it|", "RECITATION", "RECITATION", NO_USAGE, 0, "RECITATION", "", NULL},
+    {"prohibited-content.json", 200, NULL, LLM_BLOCKED, "", "", "PROHIBITED_CONTENT", "PROHIBITED_CONTENT", U(7, 2, -1, 9), 0, NULL, "", NULL},
+    {"prohibited-content.sse", 200, NULL, LLM_BLOCKED, "", "", "PROHIBITED_CONTENT", "PROHIBITED_CONTENT", U(7, 2, -1, 9), 0, NULL, "", NULL},
+    {"spii.json", 200, NULL, LLM_BLOCKED, "", "", "SPII", "SPII", U(7, 2, -1, 9), 0, NULL, "", NULL},
+    {"spii.sse", 200, NULL, LLM_BLOCKED, "", "", "SPII", "SPII", U(7, 2, -1, 9), 0, NULL, "", NULL},
+    {"blocklist.json", 200, NULL, LLM_BLOCKED, "", "", "BLOCKLIST", "BLOCKLIST", U(7, 2, -1, 9), 0, NULL, "", NULL},
+    {"blocklist.sse", 200, NULL, LLM_BLOCKED, "", "", "BLOCKLIST", "BLOCKLIST", U(7, 2, -1, 9), 0, NULL, "", NULL},
     /* Non-answers, each named. */
-    {"other-message.json", 200, NULL, LLM_NO_ANSWER, "", "", "OTHER", "", NO_USAGE, 0, "OTHER (Model failed to generate content due to internal error.)", ""},
-    {"other-message.sse", 200, NULL, LLM_NO_ANSWER, "", "", "OTHER", "", NO_USAGE, 0, "OTHER (Model failed to generate content due to internal error.)", ""},
-    {"unknown-finish.json", 200, NULL, LLM_NO_ANSWER, "", "", "FAKE_NEW_FINISH_REASON", "", NO_USAGE, 0, "FAKE_NEW_FINISH_REASON", ""},
-    {"unknown-finish.sse", 200, NULL, LLM_NO_ANSWER, "Cats ", "Cats |", "FAKE_ENUM", "", NO_USAGE, 0, "FAKE_ENUM", ""},
-    {"language.json", 200, NULL, LLM_NO_ANSWER, "", "", "LANGUAGE", "", U(4, -1, -1, 4), 0, "LANGUAGE", ""},
-    {"language.sse", 200, NULL, LLM_NO_ANSWER, "", "", "LANGUAGE", "", U(4, -1, -1, 4), 0, "LANGUAGE", ""},
-    {"empty-content.json", 200, NULL, LLM_NO_ANSWER, "", "", "", "", NO_USAGE, 0, "no answer text", ""},
-    {"empty-content.sse", 200, NULL, LLM_NO_ANSWER, "", "", "", "", NO_USAGE, 0, "no answer text", ""},
-    {"function-call.json", 200, NULL, LLM_NO_ANSWER, "", "", "STOP", "", U(9, 5, -1, 14), 0, "only parts without text", ""},
-    {"function-call.sse", 200, NULL, LLM_NO_ANSWER, "", "", "STOP", "", U(9, 5, -1, 14), 0, "only parts without text", ""},
-    {"thinking-exhausted.json", 200, NULL, LLM_THINKING_EXHAUSTED, "", "", "MAX_TOKENS", "", U(10, -1, 128, 138), 0, "128 thinking tokens", ""},
-    {"thinking-exhausted.sse", 200, NULL, LLM_THINKING_EXHAUSTED, "", "", "MAX_TOKENS", "", U(10, -1, 128, 138), 0, "128 thinking tokens", ""},
-    {"empty-candidates.json", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "no candidates (Message)", ""},
-    {"empty-candidates.sse", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "no candidates (Message)", ""},
-    {"malformed-content.json", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Content", ""},
-    {"malformed-content.sse", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Content", ""},
-    {"not-gemini.json", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Gemini reply", ""},
-    {"not-gemini.sse", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Gemini reply", ""},
+    {"other-message.json", 200, NULL, LLM_NO_ANSWER, "", "", "OTHER", "", NO_USAGE, 0, "OTHER (Model failed to generate content due to internal error.)", "", "Model failed to generate content due to internal error."},
+    {"other-message.sse", 200, NULL, LLM_NO_ANSWER, "", "", "OTHER", "", NO_USAGE, 0, "OTHER (Model failed to generate content due to internal error.)", "", "Model failed to generate content due to internal error."},
+    {"unknown-finish.json", 200, NULL, LLM_NO_ANSWER, "", "", "FAKE_NEW_FINISH_REASON", "", NO_USAGE, 0, "FAKE_NEW_FINISH_REASON", "", NULL},
+    {"unknown-finish.sse", 200, NULL, LLM_NO_ANSWER, "Cats ", "Cats |", "FAKE_ENUM", "", NO_USAGE, 0, "FAKE_ENUM", "", NULL},
+    {"language.json", 200, NULL, LLM_NO_ANSWER, "", "", "LANGUAGE", "", U(4, -1, -1, 4), 0, "LANGUAGE", "", NULL},
+    {"language.sse", 200, NULL, LLM_NO_ANSWER, "", "", "LANGUAGE", "", U(4, -1, -1, 4), 0, "LANGUAGE", "", NULL},
+    {"empty-content.json", 200, NULL, LLM_NO_ANSWER, "", "", "", "", NO_USAGE, 0, "no answer text", "", NULL},
+    {"empty-content.sse", 200, NULL, LLM_NO_ANSWER, "", "", "", "", NO_USAGE, 0, "no answer text", "", NULL},
+    {"function-call.json", 200, NULL, LLM_NO_ANSWER, "", "", "STOP", "", U(9, 5, -1, 14), 0, "only parts without text", "", NULL},
+    {"function-call.sse", 200, NULL, LLM_NO_ANSWER, "", "", "STOP", "", U(9, 5, -1, 14), 0, "only parts without text", "", NULL},
+    {"thinking-exhausted.json", 200, NULL, LLM_THINKING_EXHAUSTED, "", "", "MAX_TOKENS", "", U(10, -1, 128, 138), 0, "128 thinking tokens", "", NULL},
+    {"thinking-exhausted.sse", 200, NULL, LLM_THINKING_EXHAUSTED, "", "", "MAX_TOKENS", "", U(10, -1, 128, 138), 0, "128 thinking tokens", "", NULL},
+    {"empty-candidates.json", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "no candidates (Message)", "", NULL},
+    {"empty-candidates.sse", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "no candidates (Message)", "", NULL},
+    {"malformed-content.json", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Content", "", NULL},
+    {"malformed-content.sse", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Content", "", NULL},
+    {"not-gemini.json", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Gemini reply", "", NULL},
+    {"not-gemini.sse", 200, NULL, LLM_BAD_RESPONSE, "", "", "", "", NO_USAGE, 0, "not a Gemini reply", "", NULL},
     /* Errors: in the stream after text, as the status, and as the first event. */
-    {"error-midstream.sse", 200, NULL, LLM_UNAVAILABLE, "First Second ", "First |Second |", "STOP", "", NO_USAGE, 0, "499 CANCELLED: The operation was cancelled for projects/[redacted].", "CANCELLED"},
-    {"http-error.json", 400, NULL, LLM_REJECTED, "", "", "", "", NO_USAGE, 0, "User location is not supported for the API use.", "FAILED_PRECONDITION"},
-    {"http-error.sse", 400, NULL, LLM_REJECTED, "", "", "", "", NO_USAGE, 0, "User location is not supported for the API use.", "FAILED_PRECONDITION"},
-    {"error-first.json", 503, "basic.json", LLM_OK, "Sourdough is baked at dawn.", "", "STOP", "", U(12, 7, -1, 19), 1, NULL, ""},
-    {"error-first.sse", 200, "basic.sse", LLM_OK, "Sourdough is baked at dawn.", "Sourdough is |baked at dawn.|", "STOP", "", U(12, 7, -1, 19), 1, NULL, ""},
+    {"error-midstream.sse", 200, NULL, LLM_UNAVAILABLE, "First Second ", "First |Second |", "STOP", "", NO_USAGE, 0, "499 CANCELLED: The operation was cancelled for projects/[redacted].", "CANCELLED", NULL},
+    {"http-error.json", 400, NULL, LLM_REJECTED, "", "", "", "", NO_USAGE, 0, "User location is not supported for the API use.", "FAILED_PRECONDITION", NULL},
+    {"http-error.sse", 400, NULL, LLM_REJECTED, "", "", "", "", NO_USAGE, 0, "User location is not supported for the API use.", "FAILED_PRECONDITION", NULL},
+    {"error-first.json", 503, "basic.json", LLM_OK, "Sourdough is baked at dawn.", "", "STOP", "", U(12, 7, -1, 19), 1, NULL, "", NULL},
+    {"error-first.sse", 200, "basic.sse", LLM_OK, "Sourdough is baked at dawn.", "Sourdough is |baked at dawn.|", "STOP", "", U(12, 7, -1, 19), 1, NULL, "", NULL},
 };
 
 static char *replay_read(const char *file)
@@ -905,6 +978,14 @@ START_TEST(test_replay_fixture)
                   w.message, c->message);
     ck_assert_msg(!strcmp(w.upstream_status, c->upstream_status), "%s: upstream status '%s', want '%s'",
                   f, w.upstream_status, c->upstream_status);
+    const char *fm = c->finish_message ? c->finish_message : "";
+    ck_assert_msg(!strcmp(w.finish_message, fm), "%s: finish message '%s', want '%s'", f,
+                  w.finish_message, fm);
+    long want_status = c->then ? 200 : c->status;
+    ck_assert_msg(w.http_status == want_status, "%s: HTTP status %ld, want %ld", f, w.http_status,
+                  want_status);
+    ck_assert_msg(w.retry_after_s == (w.outcome == LLM_UNAVAILABLE ? 1 : 0),
+                  "%s: retry_after_s %d", f, w.retry_after_s);
     ck_assert_str_eq(w.model, "gemini-test");
     ck_assert_int_eq(fake_gemini_request_count(fx.fake), (size_t)(1 + c->retries));
     waiter_cleanup(&w);
@@ -940,6 +1021,8 @@ Suite *llm_client_suite(void)
     tcase_add_test(tc, test_504_exhausted_is_timeout);
     tcase_add_test(tc, test_call_model_override);
     tcase_add_test(tc, test_model_lookup);
+    tcase_add_test(tc, test_stop_abandons_model_lookup);
+    tcase_add_test(tc, test_stream_error_event_retried_like_its_status);
     suite_add_tcase(s, tc);
     TCase *replay = tcase_create("replay");
     tcase_set_timeout(replay, 30);
