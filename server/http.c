@@ -225,14 +225,32 @@ static void http_answer_options(struct ad_async *ctx, unsigned allowed)
  * repeated header, and a proxy in front may read another. */
 typedef struct http_head {
     int content_length, transfer_encoding, authorization;
+    int bad_name;              /* a header name that is not an RFC 9110 token */
     size_t bytes;
 } http_head;
+
+/* Whether `s` is a token (RFC 9110 5.6.2), as every header name must be. */
+static int http_is_token(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              (ch && strchr("!#$%&'*+-.^_`|~", ch))))
+            return 0;
+    }
+    return 1;
+}
 
 static enum MHD_Result http_count_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                          const char *value)
 {
     (void)kind;
     http_head *h = cls;
+    /* libmicrohttpd 0.9.75 keeps whitespace before the colon in the name, so
+     * "Content-Length : 5" frames nothing for it but 5 bytes for a proxy
+     * that trims the name. */
+    if (!http_is_token(key)) h->bad_name = 1;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) h->content_length++;
     else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) h->transfer_encoding++;
     else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) h->authorization++;
@@ -253,6 +271,11 @@ static enum MHD_Result http_refuse_framing(struct ad_async *ctx, int status, con
 /* Checks framing (RFC 9112 6.1-6.3) before anything reads a body. */
 static int http_check_framing(struct ad_async *ctx, const http_head *h, enum MHD_Result *out)
 {
+    if (h->bad_name) {
+        *out = http_refuse_framing(ctx, 400, "invalid_request",
+                                   "a header name is malformed (e.g. whitespace before its colon)");
+        return -1;
+    }
     if (h->content_length > 1) {
         *out = http_refuse_framing(ctx, 400, "invalid_request",
                                    "more than one Content-Length header");
