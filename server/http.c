@@ -423,13 +423,15 @@ static enum MHD_Result http_begin(struct ad_async *ctx, const char *url, const c
     }
     if (!m) {
         ad_response_error(&ctx->res, &ctx->req, 501, "not_implemented",
-                          "method %.16s is not implemented (%s allows %s)", method_name, url, allow);
+                          "method %.16s is not implemented (%.*s allows %s)", method_name,
+                          http_echo_len(url, HTTP_ECHO_PATH_BYTES), url, allow);
         ad_response_header(&ctx->res, "Allow", allow);
         return http_send(ctx);
     }
     if (rr == AD_ROUTE_NO_METHOD) {
         ad_response_error(&ctx->res, &ctx->req, 405, "method_not_allowed",
-                          "%s is not allowed on %s (allowed: %s)", method_name, url, allow);
+                          "%s is not allowed on %.*s (allowed: %s)", method_name,
+                          http_echo_len(url, HTTP_ECHO_PATH_BYTES), url, allow);
         ad_response_header(&ctx->res, "Allow", allow);
         return http_send(ctx);
     }

@@ -369,6 +369,17 @@ START_TEST(test_oversized_heads_answer_json)
     e2e_assert_error(&r, 404, "not_found", NULL, "long 404");
     ck_assert_uint_lt(strlen(e2e_json_str(r.json, "error")), 260);
     e2e_response_free(&r);
+    /* So do 405 and 501, on a path that some route takes. */
+    char *agent = e2e_fmt("/api/v1/agents%s", longish);
+    r = e2e_request(&s, "PUT", agent, NULL, NULL);
+    e2e_assert_error(&r, 405, "method_not_allowed", NULL, "long 405");
+    ck_assert_uint_lt(strlen(e2e_json_str(r.json, "error")), 300);
+    e2e_response_free(&r);
+    r = e2e_request(&s, "FOO", agent, NULL, NULL);
+    e2e_assert_error(&r, 501, "not_implemented", NULL, "long 501");
+    ck_assert_uint_lt(strlen(e2e_json_str(r.json, "error")), 300);
+    e2e_response_free(&r);
+    free(agent);
     ck_assert_int_eq(e2e_stop(&s), 0);
     e2e_cleanup(&s);
 }
