@@ -245,6 +245,42 @@ START_TEST(test_slow_clients_do_not_starve_other_addresses)
 }
 END_TEST
 
+/* On a keep-alive connection the next request's headers have the same bound,
+ * counted from the previous response; the first request's deadline was met,
+ * so only the re-armed one can close this connection. */
+START_TEST(test_header_deadline_rearms_on_keep_alive)
+{
+    e2e_server s;
+    const char *args[] = {"--header-timeout", "1", NULL};
+    e2e_start(&s, args, NULL);
+    int fd = e2e_connect(&s);
+    static const char get[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(send(fd, get, sizeof(get) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(get) - 1));
+    char buf[4096];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 3000), 1);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "first request: %s", buf);
+
+    ck_assert_int_eq(send(fd, "GET /health HTTP/1.1\r\nHost", 26, MSG_NOSIGNAL), 26);
+    long long start = now_ms();
+    int closed = 0;
+    while (!closed && now_ms() - start < 5000) {
+        e2e_sleep_ms(200);
+        if (poll(&p, 1, 0) == 1 && read(fd, buf, sizeof(buf)) <= 0) closed = 1;
+        else (void)!send(fd, "a", 1, MSG_NOSIGNAL);
+    }
+    long long took = now_ms() - start;
+    close(fd);
+    ck_assert_msg(closed, "a dripping keep-alive request still open after %lld ms", took);
+    ck_assert_msg(took < 2500, "the second request's deadline took %lld ms", took);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 static void assert_utf8_refused(const e2e_server *s, const char *path, const char *body, const char *field)
 {
     e2e_response r = e2e_post(s, path, body);
@@ -762,6 +798,7 @@ Suite *e2e_http_suite(void)
     tcase_add_test(tc, test_smuggling_whitespace_before_colon_is_400_and_closes);
     tcase_add_test(tc, test_unknown_transfer_coding_is_501_at_once);
     tcase_add_test(tc, test_slow_clients_do_not_starve_other_addresses);
+    tcase_add_test(tc, test_header_deadline_rearms_on_keep_alive);
     tcase_add_test(tc, test_invalid_utf8_refused_everywhere);
     tcase_add_test(tc, test_oversized_heads_answer_json);
     tcase_add_test(tc, test_methods_allow_head_and_unknown);
