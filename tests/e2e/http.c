@@ -785,6 +785,14 @@ START_TEST(test_make_run_passes_only_given_settings)
     pclose(p);
     ck_assert_msg(strstr(out, "bin/agentd") && !strstr(out, "--port") && !strstr(out, "--data-dir"),
                   "make -n run without PORT: %s", out);
+    /* PORT and DATA_DIR in the environment belong to other programs (many
+     * platforms set PORT): only make's command line gives them to agentd. */
+    p = popen("env PORT=3000 DATA_DIR=/elsewhere AGENTD_PORT=9555 make -n --no-print-directory run 2>&1", "r");
+    n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    ck_assert_msg(strstr(out, "bin/agentd") && !strstr(out, "--port") && !strstr(out, "--data-dir"),
+                  "make -n run with PORT in the environment: %s", out);
 }
 END_TEST
 
