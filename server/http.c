@@ -821,8 +821,11 @@ int http_start(ad_http **out, const ad_app *app, ad_err *e)
         MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
         NULL, MHD_OPTION_END);
     if (!h->daemon) {
+        /* Not close(fd): libmicrohttpd 0.9.75 closes the socket it was given
+         * on most of its failure paths, and closing it again could close a
+         * descriptor another thread (workers, logger) has just opened under
+         * the same number. Where it does not, start-up ends right after. */
         free(h);
-        close(fd);
         header_deadline_stop();
         return ad_err_set(e, AD_EIO, "cannot start the HTTP server on %s:%d", cfg->bind, cfg->port);
     }
