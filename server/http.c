@@ -249,8 +249,13 @@ static enum MHD_Result http_count_header(void *cls, enum MHD_ValueKind kind, con
     http_head *h = cls;
     /* libmicrohttpd 0.9.75 keeps whitespace before the colon in the name, so
      * "Content-Length : 5" frames nothing for it but 5 bytes for a proxy
-     * that trims the name. */
-    if (!http_is_token(key)) h->bad_name = 1;
+     * that trims the name. It also glues a folded continuation line (obs-fold)
+     * to the name, "Content-Length: 5\r\n x" becoming "Content-Lengthx": a
+     * framing header's name followed by more is refused for the same reason. */
+    if (!http_is_token(key) ||
+        (strncasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH, 14) == 0 && key[14]) ||
+        (strncasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, 17) == 0 && key[17]))
+        h->bad_name = 1;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) h->content_length++;
     else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) h->transfer_encoding++;
     else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) h->authorization++;
@@ -273,7 +278,8 @@ static int http_check_framing(struct ad_async *ctx, const http_head *h, enum MHD
 {
     if (h->bad_name) {
         *out = http_refuse_framing(ctx, 400, "invalid_request",
-                                   "a header name is malformed (e.g. whitespace before its colon)");
+                                   "a header name is malformed (whitespace before its colon, or a "
+                                   "folded line)");
         return -1;
     }
     if (h->content_length > 1) {

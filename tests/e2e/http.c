@@ -134,27 +134,38 @@ END_TEST
  * so it reads no length at all and runs the body as the next request, while a
  * proxy that trims the space forwards a 41-byte body. RFC 9112 5.1: a
  * server must refuse whitespace between a field name and its colon. */
-START_TEST(test_smuggling_whitespace_before_colon_is_400_and_closes)
+START_TEST(test_smuggling_malformed_header_names_are_400_and_closes)
 {
     e2e_server s;
     e2e_start(&s, NULL, NULL);
     static const char smuggled[] = "GET /api/v1/agents/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
-    static const char *const names[] = {"Content-Length :", "Content-Length\t:", "Transfer-Encoding :"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        char *req = i < 2 ? e2e_fmt("POST /api/v1/agents/x/evaluate HTTP/1.1\r\nHost: x\r\n"
-                                    "Content-Type: application/json\r\n%s %zu\r\n\r\n%s",
-                                    names[i], sizeof(smuggled) - 1, smuggled)
-                          : e2e_fmt("POST /api/v1/agents/x/evaluate HTTP/1.1\r\nHost: x\r\n"
-                                    "Content-Type: application/json\r\n%s chunked\r\n\r\n0\r\n\r\n%s",
-                                    names[i], smuggled);
+    /* Each head is `before`, then (for a length) the smuggled request's
+     * length and `after`. The last two fold a line into the framing header
+     * (obs-fold): 0.9.75 glues the continuation to the header's name
+     * ("Content-Lengthx"), so it reads no framing at all. */
+    static const struct {
+        const char *before, *after;
+    } heads[] = {
+        {"Content-Length : ", "\r\n\r\n"},
+        {"Content-Length\t: ", "\r\n\r\n"},
+        {"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", NULL},
+        {"Content-Length: ", "\r\n x\r\n\r\n"},
+        {"Transfer-Encoding: chunked\r\n x\r\n\r\n0\r\n\r\n", NULL},
+    };
+    for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+        char *head = heads[i].after ? e2e_fmt("%s%zu%s", heads[i].before, sizeof(smuggled) - 1, heads[i].after)
+                                    : e2e_fmt("%s", heads[i].before);
+        char *req = e2e_fmt("POST /api/v1/agents/x/evaluate HTTP/1.1\r\nHost: x\r\n"
+                            "Content-Type: application/json\r\n%s%s", head, smuggled);
         int closed;
         char *resp = raw_exchange(&s, req, strlen(req), 3000, &closed, NULL);
-        assert_raw_error(resp, "HTTP/1.1 400", "invalid_request", names[i]);
-        ck_assert_msg(count_responses(resp) == 1, "%s: the smuggled request was answered: %s", names[i], resp);
-        ck_assert_msg(strstr(resp, "smuggled") == NULL, "%s: %s", names[i], resp);
-        ck_assert_msg(closed, "%s: connection left open", names[i]);
+        assert_raw_error(resp, "HTTP/1.1 400", "invalid_request", head);
+        ck_assert_msg(count_responses(resp) == 1, "%s: the smuggled request was answered: %s", head, resp);
+        ck_assert_msg(strstr(resp, "smuggled") == NULL, "%s: %s", head, resp);
+        ck_assert_msg(closed, "%s: connection left open", head);
         free(resp);
         free(req);
+        free(head);
     }
     ck_assert_int_eq(e2e_stop(&s), 0);
     e2e_cleanup(&s);
@@ -803,7 +814,7 @@ Suite *e2e_http_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_smuggling_repeated_content_length_is_400_and_closes);
     tcase_add_test(tc, test_smuggling_content_length_with_transfer_encoding_is_400);
-    tcase_add_test(tc, test_smuggling_whitespace_before_colon_is_400_and_closes);
+    tcase_add_test(tc, test_smuggling_malformed_header_names_are_400_and_closes);
     tcase_add_test(tc, test_unknown_transfer_coding_is_501_at_once);
     tcase_add_test(tc, test_slow_clients_do_not_starve_other_addresses);
     tcase_add_test(tc, test_header_deadline_rearms_on_keep_alive);
