@@ -67,10 +67,12 @@ $(E2E_BIN): $(E2E_OBJ) $(LIB_OBJ) $(FAKE_OBJ) $(TCOMMON_OBJ)
 $(FAKE_BIN): $(BUILD)/obj/tests/fake/main.o $(FAKE_OBJ) $(LIB_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
-# `make run PORT=9000 DATA_DIR=/srv/agentd`: a flag only for what is given,
+# `make run PORT=9000 DATA_DIR=/srv/agentd`: a flag only for what is given on
+# make's command line (PORT in the environment is often another program's),
 # so otherwise AGENTD_PORT, AGENTD_DATA_DIR or a config file decide (agentd's
 # defaults: 8080 and ./data, which agentd creates).
-RUN_FLAGS = $(if $(PORT),--port $(PORT)) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+run_given = $(and $(filter command line,$(origin $(1))),$($(1)))
+RUN_FLAGS = $(if $(call run_given,PORT),--port $(PORT)) $(if $(call run_given,DATA_DIR),--data-dir $(DATA_DIR))
 
 run: deps
 	@$(MAKE) --no-print-directory build VARIANT=release

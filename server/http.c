@@ -225,14 +225,37 @@ static void http_answer_options(struct ad_async *ctx, unsigned allowed)
  * repeated header, and a proxy in front may read another. */
 typedef struct http_head {
     int content_length, transfer_encoding, authorization;
+    int bad_name;              /* a header name that is not an RFC 9110 token */
     size_t bytes;
 } http_head;
+
+/* Whether `s` is a token (RFC 9110 5.6.2), as every header name must be. */
+static int http_is_token(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              (ch && strchr("!#$%&'*+-.^_`|~", ch))))
+            return 0;
+    }
+    return 1;
+}
 
 static enum MHD_Result http_count_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                          const char *value)
 {
     (void)kind;
     http_head *h = cls;
+    /* libmicrohttpd 0.9.75 keeps whitespace before the colon in the name, so
+     * "Content-Length : 5" frames nothing for it but 5 bytes for a proxy
+     * that trims the name. It also glues a folded continuation line (obs-fold)
+     * to the name, "Content-Length: 5\r\n x" becoming "Content-Lengthx": a
+     * framing header's name followed by more is refused for the same reason. */
+    if (!http_is_token(key) ||
+        (strncasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH, 14) == 0 && key[14]) ||
+        (strncasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, 17) == 0 && key[17]))
+        h->bad_name = 1;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) h->content_length++;
     else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) h->transfer_encoding++;
     else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) h->authorization++;
@@ -253,6 +276,12 @@ static enum MHD_Result http_refuse_framing(struct ad_async *ctx, int status, con
 /* Checks framing (RFC 9112 6.1-6.3) before anything reads a body. */
 static int http_check_framing(struct ad_async *ctx, const http_head *h, enum MHD_Result *out)
 {
+    if (h->bad_name) {
+        *out = http_refuse_framing(ctx, 400, "invalid_request",
+                                   "a header name is malformed (whitespace before its colon, or a "
+                                   "folded line)");
+        return -1;
+    }
     if (h->content_length > 1) {
         *out = http_refuse_framing(ctx, 400, "invalid_request",
                                    "more than one Content-Length header");
@@ -400,13 +429,15 @@ static enum MHD_Result http_begin(struct ad_async *ctx, const char *url, const c
     }
     if (!m) {
         ad_response_error(&ctx->res, &ctx->req, 501, "not_implemented",
-                          "method %.16s is not implemented (%s allows %s)", method_name, url, allow);
+                          "method %.16s is not implemented (%.*s allows %s)", method_name,
+                          http_echo_len(url, HTTP_ECHO_PATH_BYTES), url, allow);
         ad_response_header(&ctx->res, "Allow", allow);
         return http_send(ctx);
     }
     if (rr == AD_ROUTE_NO_METHOD) {
         ad_response_error(&ctx->res, &ctx->req, 405, "method_not_allowed",
-                          "%s is not allowed on %s (allowed: %s)", method_name, url, allow);
+                          "%s is not allowed on %.*s (allowed: %s)", method_name,
+                          http_echo_len(url, HTTP_ECHO_PATH_BYTES), url, allow);
         ad_response_header(&ctx->res, "Allow", allow);
         return http_send(ctx);
     }
@@ -796,8 +827,11 @@ int http_start(ad_http **out, const ad_app *app, ad_err *e)
         MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
         NULL, MHD_OPTION_END);
     if (!h->daemon) {
+        /* Not close(fd): libmicrohttpd 0.9.75 closes the socket it was given
+         * on most of its failure paths, and closing it again could close a
+         * descriptor another thread (workers, logger) has just opened under
+         * the same number. Where it does not, start-up ends right after. */
         free(h);
-        close(fd);
         header_deadline_stop();
         return ad_err_set(e, AD_EIO, "cannot start the HTTP server on %s:%d", cfg->bind, cfg->port);
     }

@@ -130,6 +130,48 @@ START_TEST(test_smuggling_content_length_with_transfer_encoding_is_400)
 }
 END_TEST
 
+/* "Content-Length : 41": libmicrohttpd keeps the space in the header's name,
+ * so it reads no length at all and runs the body as the next request, while a
+ * proxy that trims the space forwards a 41-byte body. RFC 9112 5.1: a
+ * server must refuse whitespace between a field name and its colon. */
+START_TEST(test_smuggling_malformed_header_names_are_400_and_closes)
+{
+    e2e_server s;
+    e2e_start(&s, NULL, NULL);
+    static const char smuggled[] = "GET /api/v1/agents/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    /* Each head is `before`, then (for a length) the smuggled request's
+     * length and `after`. The last two fold a line into the framing header
+     * (obs-fold): 0.9.75 glues the continuation to the header's name
+     * ("Content-Lengthx"), so it reads no framing at all. */
+    static const struct {
+        const char *before, *after;
+    } heads[] = {
+        {"Content-Length : ", "\r\n\r\n"},
+        {"Content-Length\t: ", "\r\n\r\n"},
+        {"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", NULL},
+        {"Content-Length: ", "\r\n x\r\n\r\n"},
+        {"Transfer-Encoding: chunked\r\n x\r\n\r\n0\r\n\r\n", NULL},
+    };
+    for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+        char *head = heads[i].after ? e2e_fmt("%s%zu%s", heads[i].before, sizeof(smuggled) - 1, heads[i].after)
+                                    : e2e_fmt("%s", heads[i].before);
+        char *req = e2e_fmt("POST /api/v1/agents/x/evaluate HTTP/1.1\r\nHost: x\r\n"
+                            "Content-Type: application/json\r\n%s%s", head, smuggled);
+        int closed;
+        char *resp = raw_exchange(&s, req, strlen(req), 3000, &closed, NULL);
+        assert_raw_error(resp, "HTTP/1.1 400", "invalid_request", head);
+        ck_assert_msg(count_responses(resp) == 1, "%s: the smuggled request was answered: %s", head, resp);
+        ck_assert_msg(strstr(resp, "smuggled") == NULL, "%s: %s", head, resp);
+        ck_assert_msg(closed, "%s: connection left open", head);
+        free(resp);
+        free(req);
+        free(head);
+    }
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 /* A coding agentd cannot decode is refused at once, not after the idle timeout. */
 START_TEST(test_unknown_transfer_coding_is_501_at_once)
 {
@@ -167,11 +209,13 @@ START_TEST(test_slow_clients_do_not_starve_other_addresses)
     int fds[SLOW];
     for (int i = 0; i < SLOW; i++) {
         fds[i] = connect_from(&s, "127.0.0.1");
-        /* Past the per-address limit the server closes at once: the write may fail. */
-        (void)!write(fds[i], "GET /health HTTP/1.1\r\nHost", 26);
+        /* Past the per-address limit the server closes at once: the send may fail. */
+        (void)!send(fds[i], "GET /health HTTP/1.1\r\nHost", 26, MSG_NOSIGNAL);
     }
     e2e_sleep_ms(200);
-    for (int i = 0; i < SLOW; i++) (void)!write(fds[i], ":", 1);
+    /* Connections over the per-address limit were closed at accept: writing
+     * to them again fails with EPIPE, which must not raise SIGPIPE here. */
+    for (int i = 0; i < SLOW; i++) (void)!send(fds[i], ":", 1, MSG_NOSIGNAL);
 
     long long t0 = now_ms();
     int fd = connect_from(&s, "127.0.0.2");
@@ -198,7 +242,7 @@ START_TEST(test_slow_clients_do_not_starve_other_addresses)
                 fds[i] = -1;
                 continue;
             }
-            (void)!write(fds[i], "a", 1);
+            (void)!send(fds[i], "a", 1, MSG_NOSIGNAL);
             open_left++;
         }
         e2e_sleep_ms(200);
@@ -208,6 +252,42 @@ START_TEST(test_slow_clients_do_not_starve_other_addresses)
         if (fds[i] >= 0) close(fds[i]);
     ck_assert_msg(open_left == 0, "%d dripping connections still open after %lld ms", open_left, took);
     ck_assert_msg(took < 4500, "the header deadline took %lld ms", took);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
+/* On a keep-alive connection the next request's headers have the same bound,
+ * counted from the previous response; the first request's deadline was met,
+ * so only the re-armed one can close this connection. */
+START_TEST(test_header_deadline_rearms_on_keep_alive)
+{
+    e2e_server s;
+    const char *args[] = {"--header-timeout", "1", NULL};
+    e2e_start(&s, args, NULL);
+    int fd = e2e_connect(&s);
+    static const char get[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(send(fd, get, sizeof(get) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(get) - 1));
+    char buf[4096];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 3000), 1);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "first request: %s", buf);
+
+    ck_assert_int_eq(send(fd, "GET /health HTTP/1.1\r\nHost", 26, MSG_NOSIGNAL), 26);
+    long long start = now_ms();
+    int closed = 0;
+    while (!closed && now_ms() - start < 5000) {
+        e2e_sleep_ms(200);
+        if (poll(&p, 1, 0) == 1 && read(fd, buf, sizeof(buf)) <= 0) closed = 1;
+        else (void)!send(fd, "a", 1, MSG_NOSIGNAL);
+    }
+    long long took = now_ms() - start;
+    close(fd);
+    ck_assert_msg(closed, "a dripping keep-alive request still open after %lld ms", took);
+    ck_assert_msg(took < 2500, "the second request's deadline took %lld ms", took);
     ck_assert_int_eq(e2e_stop(&s), 0);
     e2e_cleanup(&s);
 }
@@ -337,6 +417,17 @@ START_TEST(test_oversized_heads_answer_json)
     e2e_assert_error(&r, 404, "not_found", NULL, "long 404");
     ck_assert_uint_lt(strlen(e2e_json_str(r.json, "error")), 260);
     e2e_response_free(&r);
+    /* So do 405 and 501, on a path that some route takes. */
+    char *agent = e2e_fmt("/api/v1/agents%s", longish);
+    r = e2e_request(&s, "PUT", agent, NULL, NULL);
+    e2e_assert_error(&r, 405, "method_not_allowed", NULL, "long 405");
+    ck_assert_uint_lt(strlen(e2e_json_str(r.json, "error")), 300);
+    e2e_response_free(&r);
+    r = e2e_request(&s, "FOO", agent, NULL, NULL);
+    e2e_assert_error(&r, 501, "not_implemented", NULL, "long 501");
+    ck_assert_uint_lt(strlen(e2e_json_str(r.json, "error")), 300);
+    e2e_response_free(&r);
+    free(agent);
     ck_assert_int_eq(e2e_stop(&s), 0);
     e2e_cleanup(&s);
 }
@@ -706,6 +797,14 @@ START_TEST(test_make_run_passes_only_given_settings)
     pclose(p);
     ck_assert_msg(strstr(out, "bin/agentd") && !strstr(out, "--port") && !strstr(out, "--data-dir"),
                   "make -n run without PORT: %s", out);
+    /* PORT and DATA_DIR in the environment belong to other programs (many
+     * platforms set PORT): only make's command line gives them to agentd. */
+    p = popen("env PORT=3000 DATA_DIR=/elsewhere AGENTD_PORT=9555 make -n --no-print-directory run 2>&1", "r");
+    n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    ck_assert_msg(strstr(out, "bin/agentd") && !strstr(out, "--port") && !strstr(out, "--data-dir"),
+                  "make -n run with PORT in the environment: %s", out);
 }
 END_TEST
 
@@ -716,8 +815,10 @@ Suite *e2e_http_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_smuggling_repeated_content_length_is_400_and_closes);
     tcase_add_test(tc, test_smuggling_content_length_with_transfer_encoding_is_400);
+    tcase_add_test(tc, test_smuggling_malformed_header_names_are_400_and_closes);
     tcase_add_test(tc, test_unknown_transfer_coding_is_501_at_once);
     tcase_add_test(tc, test_slow_clients_do_not_starve_other_addresses);
+    tcase_add_test(tc, test_header_deadline_rearms_on_keep_alive);
     tcase_add_test(tc, test_invalid_utf8_refused_everywhere);
     tcase_add_test(tc, test_oversized_heads_answer_json);
     tcase_add_test(tc, test_methods_allow_head_and_unknown);
