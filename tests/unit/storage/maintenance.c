@@ -164,7 +164,15 @@ START_TEST(test_snapshot_sees_one_state)
     storage_snapshot_end(f.db);
     storage_snapshot_end(f.db);
     ck_assert_int_eq(storage_agents_get(f.db, "b", &row, NULL), 0);
+    int64_t b = row.id, fid = 0;
     agent_row_cleanup(&row);
+    /* A write that ran inside a snapshot by mistake is kept when it ends. */
+    ck_assert_int_eq(storage_snapshot_begin(f.db, NULL), 0);
+    ck_assert_int_eq(storage_agents_get(f.db, "b", &row, NULL), 0);
+    agent_row_cleanup(&row);
+    ck_assert_int_eq(storage_feedback_add(f.db, b, "p", "r", "f", 0, &fid, NULL), 0);
+    storage_snapshot_end(f.db);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM feedback WHERE agent_id = ?1", b), 1);
     storage_fixture_close(&f);
 }
 END_TEST
