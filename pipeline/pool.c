@@ -16,8 +16,12 @@
  * each time (or met a shutdown each time); it is failed instead of retried. */
 #define POOL_MAX_ATTEMPTS 5
 /* How long a worker waits before trying the database again after it refused
- * a write (disk full, I/O error). */
+ * a write (disk full, I/O error). A job the database keeps refusing is run
+ * again after twice the wait each time, up to the cap: a disk that stays full
+ * for hours must not have every worker redo a whole pipeline (and log it)
+ * twice a second. */
 #define POOL_STORAGE_BACKOFF_MS 500
+#define POOL_STORAGE_BACKOFF_MAX_MS 4000
 
 typedef struct pool_worker {
     pthread_t thread;
@@ -76,15 +80,21 @@ static void pool_pause(pipeline_pool *p, int ms)
  * because the database refused the write, is still `running` with no worker
  * on it. Put it back in the queue (uncounted), retrying until the database
  * takes the write or the pool stops (the next start requeues it then), and
- * back off before claiming again. */
-static void pool_settle(pipeline_pool *p, sqlite3 *db, int64_t job_id)
+ * back off (`*backoff_ms`, doubled each time in a row) before claiming
+ * again; a job that ended normally resets the wait. */
+static void pool_settle(pipeline_pool *p, sqlite3 *db, int64_t job_id, int *backoff_ms)
 {
     for (;;) {
         ad_err e = {0};
         int rc = storage_jobs_postpone(db, job_id, &e);
-        if (rc == 0) return;
+        if (rc == 0) {
+            *backoff_ms = POOL_STORAGE_BACKOFF_MS;
+            return;
+        }
         if (rc > 0) {
-            pool_pause(p, POOL_STORAGE_BACKOFF_MS);
+            pool_pause(p, *backoff_ms);
+            *backoff_ms = *backoff_ms * 2 > POOL_STORAGE_BACKOFF_MAX_MS ? POOL_STORAGE_BACKOFF_MAX_MS
+                                                                          : *backoff_ms * 2;
             return;
         }
         if (pool_stopping(p)) return;
@@ -96,6 +106,7 @@ static void *pool_main(void *arg)
 {
     pool_worker *w = arg;
     pipeline_pool *p = w->pool;
+    int backoff_ms = POOL_STORAGE_BACKOFF_MS;
     while (!pool_stopping(p)) {
         sqlite3 *db = storage_conn();
         job_row job;
@@ -128,7 +139,7 @@ static void *pool_main(void *arg)
         if (pool_stopping(p)) atomic_store(&w->cancel, PIPELINE_RUN_STOPPING);
         atomic_fetch_add(&p->busy, 1);
         pipeline_run_job(db, &job, &w->cancel);
-        pool_settle(p, db, job.id);
+        pool_settle(p, db, job.id, &backoff_ms);
         atomic_fetch_sub(&p->busy, 1);
         atomic_store(&w->agent_id, 0);
         job_row_cleanup(&job);

@@ -412,8 +412,12 @@ void storage_snapshot_end(sqlite3 *db)
     db_conn *c = db_current(db);
     if (!c || !c->snapshot) return;
     c->snapshot = 0;
-    /* Nothing was written: ending the read transaction cannot lose anything. */
-    if (!sqlite3_get_autocommit(db)) sqlite3_step(storage_stmt(db, "ROLLBACK"));
+    /* COMMIT, not ROLLBACK: for reads alone they are the same, but an
+     * autocommit write that ran inside the snapshot by mistake joined its
+     * transaction, and a ROLLBACK would drop it after its request had been
+     * told it was stored. */
+    if (!sqlite3_get_autocommit(db) && sqlite3_step(storage_stmt(db, "COMMIT")) != SQLITE_DONE)
+        storage_rollback(db);
 }
 
 int64_t storage_last_commit_ms(void)

@@ -48,7 +48,9 @@ void storage_rollback(sqlite3 *db);
  * at the first of them, so a request that reads an agent and then its
  * versions or passages never sees half of a concurrent delete. A write
  * transaction (storage_begin) ends the snapshot first; autocommit writes must
- * not run inside one. Ending a snapshot that is not open does nothing. */
+ * not run inside one (one that does is kept when the snapshot ends, but it
+ * fails busy if another connection wrote since the snapshot began). Ending a
+ * snapshot that is not open does nothing. */
 int storage_snapshot_begin(sqlite3 *db, ad_err *e);
 void storage_snapshot_end(sqlite3 *db);
 

@@ -37,14 +37,16 @@ static const age_log age_logs[] = {
     {"SELECT max(id) FROM (SELECT id FROM jobs WHERE id > ?1 ORDER BY id LIMIT ?2)",
      "SELECT updated_at FROM jobs WHERE id = ?1",
      "DELETE FROM jobs WHERE id > ?1 AND id <= ?2 AND updated_at < ?3"
-     " AND state IN ('done', 'failed')", PRUNE_BATCH},
-    /* A training run is kept while it is its agent's latest: GET .../training
-     * shows that one by default. */
+     " AND state IN ('done', 'failed', 'cancelled')", PRUNE_BATCH},
+    /* A training run is kept while it is its agent's latest (GET .../training
+     * shows that one by default) or belongs to the latest group (GET
+     * /api/v1/training/status reads that group's runs). */
     {"SELECT max(id) FROM (SELECT id FROM trainings WHERE id > ?1 ORDER BY id LIMIT ?2)",
      "SELECT created_at FROM trainings WHERE id = ?1",
      "DELETE FROM trainings WHERE id > ?1 AND id <= ?2 AND created_at < ?3"
-     " AND status IN ('done', 'failed')"
-     " AND id < (SELECT max(t.id) FROM trainings t WHERE t.agent_id = trainings.agent_id)",
+     " AND status IN ('done', 'failed', 'cancelled')"
+     " AND id < (SELECT max(t.id) FROM trainings t WHERE t.agent_id = trainings.agent_id)"
+     " AND (group_id IS NULL OR group_id < (SELECT max(g.id) FROM training_groups g))",
      PRUNE_TRAINING_BATCH},
 };
 

@@ -6,6 +6,7 @@
 
 #include "storage/agents.h"
 #include "storage/db.h"
+#include "storage/maintenance.h"
 #include "tests/unit/storage/fixtures.h"
 
 Suite *storage_db_suite(void);
@@ -99,6 +100,61 @@ START_TEST(test_storage_open_fails_on_unusable_dir)
 }
 END_TEST
 
+
+/* A file the previous release made: the same tables but the last one, no
+ * auto-vacuum (SQLite's default), schema version one behind. */
+static void make_previous_release_file(const char *data_dir)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "%s/agentd.db", data_dir);
+    sqlite3 *raw = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &raw), SQLITE_OK);
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "DROP TABLE write_probe; PRAGMA user_version = %d; PRAGMA auto_vacuum = NONE; VACUUM",
+             storage_schema_version() - 1);
+    char *msg = NULL;
+    ck_assert_msg(sqlite3_exec(raw, sql, NULL, NULL, &msg) == SQLITE_OK, "%s", msg ? msg : "");
+    ck_assert_int_eq(storage_fixture_count(raw, "PRAGMA auto_vacuum", 0), 0);
+    sqlite3_close(raw);
+}
+
+START_TEST(test_previous_release_file_is_converted_to_auto_vacuum)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    static char material[1 << 20];
+    memset(material, 'x', sizeof(material));
+    agent_new a = {.user_id = "old", .source = "text", .material = material, .material_len = sizeof(material)};
+    int64_t id = 0;
+    ck_assert_int_eq(storage_agents_create(f.db, &a, &id, NULL), 0);
+    storage_close();
+    make_previous_release_file(f.data_dir);
+
+    ad_err e = {0};
+    ck_assert_msg(storage_open(f.data_dir, &e) == 0, "open the previous release's file: %s", e.msg);
+    sqlite3 *db = storage_conn();
+    f.db = db;
+    ck_assert_int_eq(user_version(db), storage_schema_version());
+    ck_assert_int_eq(storage_fixture_count(db, "PRAGMA auto_vacuum", 0), 2);
+    ck_assert_int_eq(storage_fixture_count_text(db, "SELECT count(*) FROM sqlite_schema WHERE name = ?1",
+                                                "write_probe"), 1);
+    agent_row row;
+    ck_assert_int_eq(storage_agents_get(db, "old", &row, NULL), 0);
+    ck_assert_int_eq(row.id, id);
+    agent_row_cleanup(&row);
+
+    /* Its freed pages now go back to the file system. */
+    int64_t pages = storage_fixture_count(db, "PRAGMA page_count", 0);
+    ck_assert_int_eq(storage_agents_delete(db, "old", &id, NULL), 0);
+    ck_assert_int_gt(storage_fixture_count(db, "PRAGMA freelist_count", 0), 0);
+    ck_assert_int_eq(storage_reclaim_space(db, 1, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(db, "PRAGMA freelist_count", 0), 0);
+    ck_assert_int_lt(storage_fixture_count(db, "PRAGMA page_count", 0), pages / 4);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 Suite *storage_db_suite(void)
 {
     Suite *s = suite_create("storage_db");
@@ -107,6 +163,7 @@ Suite *storage_db_suite(void)
     tcase_add_test(tc, test_storage_reopen_is_idempotent);
     tcase_add_test(tc, test_storage_refuses_newer_schema);
     tcase_add_test(tc, test_storage_open_fails_on_unusable_dir);
+    tcase_add_test(tc, test_previous_release_file_is_converted_to_auto_vacuum);
     suite_add_tcase(s, tc);
     return s;
 }

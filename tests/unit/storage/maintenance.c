@@ -3,6 +3,7 @@
  * postponing of storage/db.c and storage/jobs.c that the same faults need. */
 #include <check.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "storage/agents.h"
@@ -64,6 +65,45 @@ START_TEST(test_prune_by_rows_per_agent_keeps_the_newest)
     /* Nothing left to do. */
     ck_assert_int_eq(storage_prune_logs(f.db, &r, NULL, &removed, &e), 0);
     ck_assert_int_eq(removed, 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* Age pruning spares the runs GET /api/v1/training/status reads (the latest
+ * group's, even when older than the cutoff and not its agent's latest) and
+ * takes cancelled runs and jobs like finished ones. */
+START_TEST(test_prune_keeps_the_latest_group)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "a");
+    exec_sql(f.db, "UPDATE jobs SET state = 'done'");
+    exec_sql(f.db, "INSERT INTO training_groups (id, cycles, total_agents, created_at) VALUES (1, 1, 1, 0), (2, 1, 1, 0)");
+    int64_t t1 = 0, t2 = 0, t3 = 0;
+    ck_assert_int_eq(storage_trainings_create(f.db, a, "group-1", 1, &t1, NULL), 0);
+    ck_assert_int_eq(storage_trainings_finish(f.db, t1, "done", 1, 0, NULL, NULL, NULL), 0);
+    exec_sql(f.db, "UPDATE jobs SET state = 'done'");
+    ck_assert_int_eq(storage_trainings_create(f.db, a, "group-2", 1, &t2, NULL), 0);
+    ck_assert_int_eq(storage_trainings_finish(f.db, t2, "cancelled", 0, 0, NULL, NULL, NULL), 0);
+    exec_sql(f.db, "UPDATE jobs SET state = 'cancelled' WHERE state IN ('queued', 'running')");
+    ck_assert_int_eq(storage_trainings_create(f.db, a, "v4", 1, &t3, NULL), 0);
+    ck_assert_int_eq(storage_trainings_finish(f.db, t3, "cancelled", 0, 0, NULL, NULL, NULL), 0);
+    exec_sql(f.db, "UPDATE jobs SET state = 'cancelled' WHERE state IN ('queued', 'running')");
+    char sql[160];
+    snprintf(sql, sizeof(sql), "UPDATE trainings SET group_id = 1 WHERE id = %lld", (long long)t1);
+    exec_sql(f.db, sql);
+    snprintf(sql, sizeof(sql), "UPDATE trainings SET group_id = 2 WHERE id = %lld", (long long)t2);
+    exec_sql(f.db, sql);
+    exec_sql(f.db, "UPDATE jobs SET updated_at = updated_at - 172800000");
+    exec_sql(f.db, "UPDATE trainings SET created_at = created_at - 172800000");
+
+    storage_retention r = {.max_age_ms = 86400000, .max_rows_per_agent = 0};
+    int64_t removed = 0;
+    ck_assert_int_eq(storage_prune_logs(f.db, &r, NULL, &removed, NULL), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs", 0), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM trainings", 0), 2);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT min(id) FROM trainings", 0), t2);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT max(id) FROM trainings", 0), t3);
     storage_fixture_close(&f);
 }
 END_TEST
@@ -164,7 +204,15 @@ START_TEST(test_snapshot_sees_one_state)
     storage_snapshot_end(f.db);
     storage_snapshot_end(f.db);
     ck_assert_int_eq(storage_agents_get(f.db, "b", &row, NULL), 0);
+    int64_t b = row.id, fid = 0;
     agent_row_cleanup(&row);
+    /* A write that ran inside a snapshot by mistake is kept when it ends. */
+    ck_assert_int_eq(storage_snapshot_begin(f.db, NULL), 0);
+    ck_assert_int_eq(storage_agents_get(f.db, "b", &row, NULL), 0);
+    agent_row_cleanup(&row);
+    ck_assert_int_eq(storage_feedback_add(f.db, b, "p", "r", "f", 0, &fid, NULL), 0);
+    storage_snapshot_end(f.db);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM feedback WHERE agent_id = ?1", b), 1);
     storage_fixture_close(&f);
 }
 END_TEST
@@ -213,6 +261,7 @@ Suite *storage_maintenance_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_prune_by_rows_per_agent_keeps_the_newest);
     tcase_add_test(tc, test_prune_by_age);
+    tcase_add_test(tc, test_prune_keeps_the_latest_group);
     tcase_add_test(tc, test_reclaim_gives_pages_back);
     tcase_add_test(tc, test_snapshot_sees_one_state);
     tcase_add_test(tc, test_vanished_agent_is_not_found);

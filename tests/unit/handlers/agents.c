@@ -1,0 +1,165 @@
+/*
+ * Tests the handlers' view of an agent deleted while a request works on it,
+ * without timing luck: a statement trace on the request's connection runs
+ * the delete on another thread (another connection) at the exact moment the
+ * handler starts its first statement after the lookup, so the window the
+ * e2e race hits only sometimes is hit every time.
+ */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/config.h"
+#include "handlers/evaluate.h"
+#include "handlers/inference.h"
+#include "handlers/models.h"
+#include "handlers/replay.h"
+#include "handlers/training.h"
+#include "pipeline/runner.h"
+#include "server/app.h"
+#include "server/request.h"
+#include "storage/agents.h"
+#include "storage/db.h"
+#include "storage/jobs.h"
+#include "tests/unit/storage/fixtures.h"
+
+Suite *handlers_agents_suite(void);
+
+static const char notes[] =
+    "Cargo is the Rust build tool and package manager. It downloads dependencies from crates.io, "
+    "compiles the project and runs its tests with cargo test.\n\n"
+    "The Rust borrow checker enforces ownership rules at compile time. Every value has a single "
+    "owner, and the value is dropped when its owner goes out of scope.\n\n"
+    "Lifetimes describe how long references are valid. The compiler infers most lifetimes, and "
+    "explicit annotations are needed only when a function returns a reference.\n";
+
+/* A ready agent "racer" (its pipeline run on this thread). */
+static void make_ready_agent(sqlite3 *db)
+{
+    agent_new a = {.user_id = "racer", .source = "text", .material = notes,
+                   .material_len = sizeof(notes) - 1, .description = "race"};
+    int64_t id = 0;
+    ad_err e = {0};
+    ck_assert_msg(storage_agents_create(db, &a, &id, &e) == 0, "%s", e.msg);
+    job_row job;
+    ck_assert_int_eq(storage_jobs_claim(db, &job, &e), 0);
+    atomic_int stop = 0;
+    pipeline_run_job(db, &job, &stop);
+    job_row_cleanup(&job);
+    agent_row r;
+    ck_assert_int_eq(storage_agents_get(db, "racer", &r, &e), 0);
+    ck_assert_msg(r.deployed_version_id > 0, "racer is %s", r.status);
+    agent_row_cleanup(&r);
+}
+
+/* The delete, on a thread (and so a connection) of its own. */
+static void *delete_racer(void *arg)
+{
+    (void)arg;
+    int64_t id = 0;
+    intptr_t rc = storage_agents_delete(storage_conn(), "racer", &id, NULL);
+    storage_thread_release();
+    return (void *)rc;
+}
+
+typedef struct race_trigger {
+    const char *sql;   /* the statement (a substring of it) the delete goes before */
+    int fired;
+} race_trigger;
+
+static int race_trace(unsigned type, void *ud, void *p, void *x)
+{
+    (void)type;
+    (void)p;
+    race_trigger *t = ud;
+    if (t->fired || !strstr((const char *)x, t->sql)) return 0;
+    t->fired = 1;
+    pthread_t th;
+    void *rc;
+    pthread_create(&th, NULL, delete_racer, NULL);
+    pthread_join(th, &rc);
+    ck_assert_int_eq((int)(intptr_t)rc, 0);
+    return 0;
+}
+
+typedef struct race_case {
+    const char *name;
+    void (*handler)(ad_request *, ad_response *);
+    const char *param2;   /* the second path parameter, or NULL */
+    const char *body;
+    const char *trigger;  /* the delete lands just before this statement */
+    int allowed[3];       /* 0-terminated */
+} race_case;
+
+static const race_case cases[] = {
+    /* After the lookup, before the reads of the version and its passages. */
+    {"inference", handle_agent_inference, NULL, "{\"prompt\":\"What does Cargo download?\"}",
+     "FROM versions WHERE id = ?1", {200}},
+    {"evaluate", handle_agent_evaluate, NULL,
+     "{\"test_prompt\":\"What does Cargo download?\",\"expected_answer\":\"crates\"}",
+     "FROM versions WHERE id = ?1", {200}},
+    /* After the lookup, before the read of the execution log. */
+    {"replay", handle_agent_replay, NULL, "{\"task_index\":2}", "FROM executions WHERE agent_id", {404}},
+    /* Writes keyed by the looked-up agent, which has gone meanwhile. */
+    {"deploy", handle_agent_model_deploy, "v1", NULL, "BEGIN IMMEDIATE", {404}},
+    {"train", handle_agent_train, NULL, "{\"iterations\":1}", "BEGIN IMMEDIATE", {404}},
+    {"feedback", handle_agent_feedback_add, NULL, "{\"prompt\":\"p\",\"response\":\"r\",\"feedback\":\"f\"}",
+     "INSERT INTO feedback", {404}},
+};
+
+static const char *leaked(const char *body)
+{
+    static const char *const bad[] = {"constraint", "sqlite", "foreign key", "version not found",
+                                      "no such", "database"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (strcasestr(body, bad[i])) return bad[i];
+    return NULL;
+}
+
+START_TEST(test_delete_inside_a_request_never_500)
+{
+    const race_case *c = &cases[_i];
+    storage_fixture f;
+    storage_fixture_open(&f);
+    make_ready_agent(f.db);
+    ad_config cfg;
+    config_init(&cfg);
+    ad_app app = {.cfg = &cfg};
+    ad_request req = {.method = AD_POST, .params = {"racer", c->param2}, .nparams = c->param2 ? 2 : 1,
+                      .accept = "", .body = c->body ? c->body : "", .request_id = "race-1", .app = &app};
+    req.body_len = strlen(req.body);
+    req.json = c->body ? cJSON_Parse(c->body) : NULL;
+    ad_response res;
+    ad_response_init(&res);
+    race_trigger t = {c->trigger, 0};
+    sqlite3_trace_v2(f.db, SQLITE_TRACE_STMT, race_trace, &t);
+    c->handler(&req, &res);
+    sqlite3_trace_v2(f.db, 0, NULL, NULL);
+    ck_assert_msg(t.fired, "%s: the delete never ran (no statement matched '%s')", c->name, c->trigger);
+    const char *body = res.body.data ? res.body.data : "";
+    int ok = 0;
+    for (int i = 0; c->allowed[i]; i++) ok |= res.status == c->allowed[i];
+    ck_assert_msg(ok, "%s with the agent deleted mid-request: %d %s", c->name, res.status, body);
+    ck_assert_msg(!leaked(body), "%s: database text in %s", c->name, body);
+    /* No read snapshot is left open on the connection. */
+    ck_assert_int_ne(sqlite3_get_autocommit(f.db), 0);
+    ad_response_cleanup(&res);
+    cJSON_Delete(req.json);
+    config_cleanup(&cfg);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+Suite *handlers_agents_suite(void)
+{
+    Suite *s = suite_create("handlers_agents");
+    TCase *tc = tcase_create("core");
+    tcase_add_loop_test(tc, test_delete_inside_a_request_never_500, 0, (int)(sizeof(cases) / sizeof(cases[0])));
+    suite_add_tcase(s, tc);
+    return s;
+}
