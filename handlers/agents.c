@@ -598,10 +598,10 @@ void handle_agent_delete(ad_request *req, ad_response *res)
     ad_response_json(res, 200, o);
 }
 
-static void agents_cancel_deleted(void *ud, int64_t id)
+void agents_cancel_jobs(void *app, int64_t agent_id)
 {
-    const ad_app *app = ud;
-    if (app->pool) pipeline_pool_cancel_agent(app->pool, id);
+    const ad_app *a = app;
+    if (a->pool) pipeline_pool_cancel_agent(a->pool, agent_id);
 }
 
 void handle_agents_delete_all(ad_request *req, ad_response *res)
@@ -611,7 +611,7 @@ void handle_agents_delete_all(ad_request *req, ad_response *res)
     if (!db) return;
     int64_t count = 0;
     /* The pool is thread-safe; the app struct is only read. */
-    if (storage_agents_delete_all(db, &count, agents_cancel_deleted, (void *)(uintptr_t)req->app, &e) < 0) {
+    if (storage_agents_delete_all(db, &count, agents_cancel_jobs, (void *)(uintptr_t)req->app, &e) < 0) {
         agents_answer_storage(req, res, e.code, NULL, &e);
         return;
     }

@@ -18,6 +18,11 @@ int agents_check_user_id(const char *id, ad_err *e);
  * fills `res` (400 bad id, 404 unknown, 503/500) and returns a negative code. */
 int agents_lookup(ad_request *req, ad_response *res, agent_row *out);
 
+/* Cancels the running or queued pipeline work of one agent; `app` is the
+ * request's `const ad_app *` (a storage callback's user data). The pool is
+ * thread-safe, and the app is only read. */
+void agents_cancel_jobs(void *app, int64_t agent_id);
+
 /* The calling thread's database connection, or NULL after answering 503
  * `database_unavailable`. */
 sqlite3 *agents_db(ad_request *req, ad_response *res);

@@ -258,12 +258,6 @@ void handle_training_status(ad_request *req, ad_response *res)
     ad_response_json(res, 200, o);
 }
 
-static void groups_cancel_agent(void *ud, int64_t agent_id)
-{
-    const ad_app *app = ud;
-    if (app->pool) pipeline_pool_cancel_agent(app->pool, agent_id);
-}
-
 void handle_training_stop(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
@@ -272,7 +266,7 @@ void handle_training_stop(ad_request *req, ad_response *res)
     int64_t gid = 0, stopped_at = 0;
     int stopped = 0;
     /* The pool is thread-safe; the app struct is only read. */
-    int rc = storage_groups_stop(db, &gid, &stopped, &stopped_at, groups_cancel_agent,
+    int rc = storage_groups_stop(db, &gid, &stopped, &stopped_at, agents_cancel_jobs,
                                  (void *)(uintptr_t)req->app, &e);
     if (rc < 0) {
         agents_answer_storage(req, res, e.code, NULL, &e);
