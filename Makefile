@@ -97,6 +97,7 @@ check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN) $(CHECK_TOOLS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) $(E2E_ENV) $(E2E_BIN)
 ifeq ($(VARIANT),release)
+	$(REDOCLY) lint --format=stylish openapi.yaml
 	node --test tests/contract/contract.test.mjs
 	node tests/contract/validate.mjs openapi.yaml $(CONTRACT_LOG)
 	python3 tests/readme/run_examples.py $(AGENTD) README.md
