@@ -14,7 +14,7 @@
 typedef struct hd_slot {
     uint64_t ticket;      /* 0: free */
     int fd;               /* our duplicate of the connection's socket */
-    int64_t deadline_ms;  /* monotonic; 0 once shut down */
+    int64_t deadline_ms;  /* monotonic; 0 while paused or once shut down */
 } hd_slot;
 
 static pthread_mutex_t hd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -99,7 +99,7 @@ void header_deadline_stop(void)
     hd_cap = hd_free_hint = 0;
 }
 
-uint64_t header_deadline_arm(int fd)
+uint64_t header_deadline_watch(int fd)
 {
     pthread_mutex_lock(&hd_lock);
     if (!hd_running) {
@@ -129,7 +129,27 @@ uint64_t header_deadline_arm(int fd)
     return ticket;
 }
 
-void header_deadline_disarm(uint64_t ticket)
+/* Sets a watched connection's deadline (0: none). */
+static void hd_set_deadline(uint64_t ticket, int64_t deadline_ms)
+{
+    if (!ticket) return;
+    pthread_mutex_lock(&hd_lock);
+    hd_slot *s = hd_find(ticket);
+    if (s) s->deadline_ms = deadline_ms;
+    pthread_mutex_unlock(&hd_lock);
+}
+
+void header_deadline_pause(uint64_t ticket)
+{
+    hd_set_deadline(ticket, 0);
+}
+
+void header_deadline_rearm(uint64_t ticket)
+{
+    hd_set_deadline(ticket, ad_clock_mono_ms() + hd_timeout_ms);
+}
+
+void header_deadline_forget(uint64_t ticket)
 {
     if (!ticket) return;
     pthread_mutex_lock(&hd_lock);

@@ -7,9 +7,11 @@
  * connection whose headers are not complete when its deadline passes, so
  * libmicrohttpd sees the peer gone and closes it.
  *
- * The watchdog works on its own duplicate of the socket descriptor, taken when
- * the deadline is armed and closed when it is disarmed: it can never shut down
- * a descriptor number that libmicrohttpd closed and the kernel reused.
+ * The watchdog works on its own duplicate of the socket descriptor, taken once
+ * when the connection is first watched and closed when it is forgotten: it can
+ * never shut down a descriptor number that libmicrohttpd closed and the kernel
+ * reused. Between the requests of a keep-alive connection only the deadline
+ * changes (no system call on the request path).
  */
 #ifndef AD_SERVER_HEADER_DEADLINE_H
 #define AD_SERVER_HEADER_DEADLINE_H
@@ -22,13 +24,22 @@ int header_deadline_start(int timeout_ms);
 /* Stops the watchdog and closes every descriptor it still holds. */
 void header_deadline_stop(void);
 
-/* Arms a deadline for socket `fd` (a request's headers start now); returns a
- * ticket for header_deadline_disarm, or 0 when none could be armed (no
- * watchdog, or the descriptor could not be duplicated). */
-uint64_t header_deadline_arm(int fd);
+/* Starts watching socket `fd` (a connection was accepted: its first request's
+ * headers start now) with its deadline armed; returns a ticket for the calls
+ * below, or 0 when it cannot be watched (no watchdog, or the descriptor could
+ * not be duplicated: the connection is then served without the bound). */
+uint64_t header_deadline_watch(int fd);
 
-/* Disarms `ticket` (0 is ignored); after it returns the watchdog no longer
- * touches the socket. */
-void header_deadline_disarm(uint64_t ticket);
+/* The headers of the connection's request are complete: no deadline until
+ * header_deadline_rearm. 0 is ignored. */
+void header_deadline_pause(uint64_t ticket);
+
+/* The connection waits for its next request's headers: the deadline is now +
+ * the timeout. 0 is ignored. */
+void header_deadline_rearm(uint64_t ticket);
+
+/* The connection is closed: after this returns the watchdog no longer touches
+ * the socket and its duplicate is closed. 0 is ignored. */
+void header_deadline_forget(uint64_t ticket);
 
 #endif

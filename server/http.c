@@ -70,7 +70,7 @@ struct ad_async {
 /* Per-connection state (libmicrohttpd's socket context): lives from accept
  * to close, across the requests of a keep-alive connection. */
 typedef struct http_conn {
-    uint64_t header_ticket;    /* the armed header deadline, 0 when none */
+    uint64_t header_ticket;    /* the watched header deadline, 0 when unwatched */
 } http_conn;
 
 /* Our own bounds on the request head, answered in JSON. libmicrohttpd
@@ -615,10 +615,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         /* The headers are in: their deadline is met. */
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         http_conn *hc = ci ? ci->socket_context : NULL;
-        if (hc) {
-            header_deadline_disarm(hc->header_ticket);
-            hc->header_ticket = 0;
-        }
+        if (hc) header_deadline_pause(hc->header_ticket);
         return http_begin(ctx, url, method);
     }
     if (ctx->queued) {
@@ -651,25 +648,19 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     return http_dispatch(ctx);
 }
 
-/* Arms the header deadline of the connection's next request. */
-static void http_arm_header_deadline(struct MHD_Connection *conn, http_conn *hc)
-{
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci && !hc->header_ticket) hc->header_ticket = header_deadline_arm(ci->connect_fd);
-}
-
 static void http_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                             enum MHD_ConnectionNotificationCode toe)
 {
     (void)cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         http_conn *hc = ad_calloc(1, sizeof(*hc));
-        http_arm_header_deadline(conn, hc);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) hc->header_ticket = header_deadline_watch(ci->connect_fd);
         *socket_context = hc;
     } else {
         http_conn *hc = *socket_context;
         if (!hc) return;
-        header_deadline_disarm(hc->header_ticket);
+        header_deadline_forget(hc->header_ticket);
         free(hc);
         *socket_context = NULL;
     }
@@ -686,7 +677,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
      * headers (the wait for it counts); a closing one is disarmed at close. */
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        if (ci && ci->socket_context) http_arm_header_deadline(conn, ci->socket_context);
+        http_conn *hc = ci ? ci->socket_context : NULL;
+        if (hc) header_deadline_rearm(hc->header_ticket);
     }
     if (ad_log_enabled(AD_LOG_INFO)) {
         ad_buf f;
