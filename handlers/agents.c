@@ -60,6 +60,10 @@ int agents_answer_storage(ad_request *req, ad_response *res, int rc, const char 
     const char *detail = e && e->msg[0] ? e->msg : ad_err_name(rc);
     if (rc == AD_ENOTFOUND && user_id) {
         ad_response_error(res, req, 404, "agent_not_found", "no agent with user_id '%s'", user_id);
+    } else if (rc == AD_ECONFLICT) {
+        /* Storage's own words: they name the conflicting job or run, no SQL. */
+        ad_response_error(res, req, 409, "conflict", "%s",
+                          e && e->msg[0] ? e->msg : "a conflicting operation is running");
     } else if (rc == AD_EBUSY) {
         ad_response_error(res, req, 503, "database_busy", "the database is busy; retry shortly");
         ad_response_header(res, "Retry-After", "1");

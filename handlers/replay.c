@@ -85,7 +85,7 @@ void handle_agent_replay(ad_request *req, ad_response *res)
     }
     int64_t job_id = 0;
     rc = storage_jobs_enqueue(db, a.id, "replay", (int)index, NULL, &job_id, &e);
-    if (rc == AD_EBUSY) {
+    if (rc == AD_ECONFLICT) {
         /* Another request queued a job between the check above and here. */
         ad_response_error(res, req, 409, "job_in_progress",
                           "agent '%s' has a pipeline or training job queued or running", a.user_id);

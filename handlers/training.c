@@ -80,7 +80,7 @@ void handle_agent_train(ad_request *req, ad_response *res)
     storage_snapshot_end(db);
     int64_t tid = 0;
     rc = storage_trainings_create(db, a.id, name, (int)iterations, &tid, &e);
-    if (rc == AD_EBUSY) {
+    if (rc == AD_ECONFLICT) {
         ad_response_error(res, req, 409, "training_in_progress", "%s", e.msg);
         goto out;
     }

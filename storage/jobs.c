@@ -27,7 +27,7 @@ int storage_jobs_enqueue(sqlite3 *db, int64_t agent_id, const char *kind, int st
     sqlite3_bind_int64(st, 5, now);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_CONSTRAINT_UNIQUE)
-        return ad_err_set(e, AD_EBUSY, "the agent already has a job queued or running");
+        return ad_err_set(e, AD_ECONFLICT, "the agent already has a job queued or running");
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "queue job", e);
     if (job_id) *job_id = sqlite3_last_insert_rowid(db);
     return 0;

@@ -24,7 +24,7 @@ typedef struct job_row {
 void job_row_cleanup(job_row *j);
 
 /* Queues a job; runs inside the caller's transaction when there is one.
- * AD_EBUSY when the agent already has a queued or running job. */
+ * AD_ECONFLICT when the agent already has a queued or running job. */
 int storage_jobs_enqueue(sqlite3 *db, int64_t agent_id, const char *kind, int start_stage,
                          const char *params, int64_t *job_id, ad_err *e);
 

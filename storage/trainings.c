@@ -44,7 +44,7 @@ static void training_from_row(sqlite3_stmt *st, training_row *t)
     t->finished_at = sqlite3_column_int64(st, 12);
 }
 
-/* Inside the caller's transaction: the run's row and its job. AD_EBUSY when
+/* Inside the caller's transaction: the run's row and its job. AD_ECONFLICT when
  * the agent has a job queued or running. */
 static int trainings_insert(sqlite3 *db, int64_t agent_id, const char *name, int iterations,
                             int64_t group_id, int64_t *training_id, ad_err *e)
@@ -63,8 +63,8 @@ static int trainings_insert(sqlite3 *db, int64_t agent_id, const char *name, int
     char params[64];
     snprintf(params, sizeof(params), "{\"training_id\":%lld}", (long long)*training_id);
     rc = storage_jobs_enqueue(db, agent_id, "train", 0, params, NULL, e);
-    if (rc == AD_EBUSY)
-        ad_err_set(e, AD_EBUSY, "a pipeline, replay or training job is queued or running for this agent");
+    if (rc == AD_ECONFLICT)
+        ad_err_set(e, AD_ECONFLICT, "a pipeline, replay or training job is queued or running for this agent");
     return rc;
 }
 
@@ -91,7 +91,7 @@ int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, in
     if (rc != SQLITE_ROW)
         rc = storage_fail(db, rc, "check training", e);
     else if (busy)
-        rc = ad_err_set(e, AD_EBUSY, "a training run is already queued or running for this agent");
+        rc = ad_err_set(e, AD_ECONFLICT, "a training run is already queued or running for this agent");
     else if (taken)
         rc = ad_err_set(e, AD_EEXIST, "a model version named '%s' already exists", name);
     else
@@ -279,7 +279,7 @@ int storage_groups_start(sqlite3 *db, const char *const *user_ids, size_t n, int
         rc = trainings_insert(db, agent_ids[i], name, cycles, gid, &tid, e);
         /* The check above saw no job; one can appear only through a
          * concurrent transaction, which BEGIN IMMEDIATE rules out. */
-        if (rc == AD_EBUSY) why[i] = GROUP_BUSY, rc = AD_ESTATE;
+        if (rc == AD_ECONFLICT) why[i] = GROUP_BUSY, rc = AD_ESTATE;
     }
     free(agent_ids);
     if (rc < 0) {

@@ -30,7 +30,7 @@ void training_row_cleanup(training_row *t);
 
 /* Queues a run: the training row and its job, in one transaction. The name
  * must be free among the agent's versions (AD_EEXIST) and no run may be
- * queued or running for the agent (AD_EBUSY). */
+ * queued or running for the agent (AD_ECONFLICT). */
 int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, int iterations,
                              int64_t *training_id, ad_err *e);
 

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "config/config.h"
+#include "handlers/agents.h"
 #include "handlers/evaluate.h"
 #include "handlers/inference.h"
 #include "handlers/models.h"
@@ -155,10 +156,46 @@ START_TEST(test_delete_inside_a_request_never_500)
 }
 END_TEST
 
+/* One place maps storage codes to HTTP: a conflict is the client's 409, a
+ * busy database a 503 to retry, and neither leaks storage's words. */
+START_TEST(test_storage_codes_map_to_http)
+{
+    static const struct {
+        int rc;
+        const char *user_id;
+        int status;
+        const char *code;
+        int retry_after;
+    } maps[] = {
+        {AD_ECONFLICT, "u1", 409, "\"conflict\"", 0},
+        {AD_EBUSY, "u1", 503, "\"database_busy\"", 1},
+        {AD_EIO, "u1", 503, "\"storage_unavailable\"", 1},
+        {AD_ENOTFOUND, "u1", 404, "\"agent_not_found\"", 0},
+        {AD_EINTERNAL, NULL, 500, "\"storage_error\"", 0},
+    };
+    for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+        ad_request req = {.method = AD_GET, .accept = "", .body = "", .request_id = "map-1"};
+        ad_response res;
+        ad_response_init(&res);
+        ad_err e;
+        ad_err_set(&e, maps[i].rc, "a job is queued or running for this agent");
+        ck_assert_int_eq(agents_answer_storage(&req, &res, maps[i].rc, maps[i].user_id, &e),
+                         maps[i].rc);
+        ck_assert_int_eq(res.status, maps[i].status);
+        ck_assert_msg(strstr(res.body.data, maps[i].code), "%s", res.body.data);
+        int has_retry = 0;
+        for (size_t h = 0; h < res.nheaders; h++) has_retry |= !strcmp(res.headers[h].name, "Retry-After");
+        ck_assert_int_eq(has_retry, maps[i].retry_after);
+        ad_response_cleanup(&res);
+    }
+}
+END_TEST
+
 Suite *handlers_agents_suite(void)
 {
     Suite *s = suite_create("handlers_agents");
     TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_storage_codes_map_to_http);
     tcase_add_loop_test(tc, test_delete_inside_a_request_never_500, 0, (int)(sizeof(cases) / sizeof(cases[0])));
     suite_add_tcase(s, tc);
     return s;

@@ -211,7 +211,7 @@ static void populate(sqlite3 *db, int64_t agent_id)
                                           "shared body words", "answer", NULL, &e), 0);
     /* The jobs table already holds the agent's creation job, and a second
      * active job for the same agent is refused. */
-    ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, "replay", 1, NULL, NULL, &e), AD_EBUSY);
+    ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, "replay", 1, NULL, NULL, &e), AD_ECONFLICT);
 }
 
 static int64_t rows_of(sqlite3 *db, const char *table, int64_t agent_id)

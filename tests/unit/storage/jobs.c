@@ -33,7 +33,7 @@ START_TEST(test_jobs_one_running_job_per_agent)
     int64_t ja = agent_with_job(f.db, "a", &a);
     ad_err e = {0};
     /* One queued or running job per agent: a second one is refused. */
-    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, "{\"k\":1}", &a2, &e), AD_EBUSY);
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, "{\"k\":1}", &a2, &e), AD_ECONFLICT);
     int64_t jb = agent_with_job(f.db, "b", &b);
     ck_assert(ja < jb);
     expect_depth(f.db, 2, 0);
@@ -47,7 +47,7 @@ START_TEST(test_jobs_one_running_job_per_agent)
     ck_assert_ptr_null(j.params);
     ck_assert_int_eq(j.attempts, 1);
     job_row_cleanup(&j);
-    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, NULL, &a2, &e), AD_EBUSY);
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, NULL, &a2, &e), AD_ECONFLICT);
 
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
     ck_assert_int_eq(j.id, jb);
