@@ -303,7 +303,7 @@ void handle_agents_create_advanced(ad_request *req, ad_response *res)
 
 static void agents_add_status_fields(cJSON *o, const agent_row *a)
 {
-    cJSON_AddStringToObject(o, "status", a->status);
+    cJSON_AddStringToObject(o, "status", agent_state_to_string(a->status));
     ad_json_add_str(o, "stage", a->stage);
     cJSON_AddNumberToObject(o, "progress", a->progress);
     if (a->error) cJSON_AddStringToObject(o, "error", a->error);
@@ -325,7 +325,7 @@ void handle_agent_status(ad_request *req, ad_response *res)
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", a.user_id);
-    cJSON_AddStringToObject(o, "status", a.status);
+    cJSON_AddStringToObject(o, "status", agent_state_to_string(a.status));
     ad_json_add_str(o, "stage", a.stage);
     ad_json_add_int(o, "progress", a.progress);
     if (a.error[0]) cJSON_AddStringToObject(o, "error", a.error);
@@ -336,7 +336,7 @@ void handle_agent_status(ad_request *req, ad_response *res)
     if (a.training_id) {
         cJSON *tr = cJSON_AddObjectToObject(o, "training");
         ad_json_add_int(tr, "training_id", a.training_id);
-        cJSON_AddStringToObject(tr, "status", a.training_status);
+        cJSON_AddStringToObject(tr, "status", training_state_to_string(a.training_status));
         ad_json_add_int(tr, "iteration", a.training_done);
         ad_json_add_int(tr, "iterations", a.training_iterations);
         ad_json_add_int(tr, "progress",
@@ -371,8 +371,8 @@ void handle_agents_list(ad_request *req, ad_response *res)
     const char *cursor = ad_request_query(req, "cursor");
     const char *limit_s = ad_request_query(req, "limit");
     long limit = LIST_DEFAULT_LIMIT;
-    if (status && strcmp(status, "initializing") && strcmp(status, "processing") &&
-        strcmp(status, "ready") && strcmp(status, "error")) {
+    agent_state wanted;
+    if (status && agent_state_from_string(status, &wanted, NULL) < 0) {
         ad_response_error(res, req, 400, "invalid_status",
                           "status must be one of initializing, processing, ready, error");
         return;
@@ -397,7 +397,7 @@ void handle_agents_list(ad_request *req, ad_response *res)
     list_ctx l = {.users = cJSON_CreateObject()};
     int more = 0;
     int64_t total = 0;
-    if (storage_agents_list(db, status, cursor, (int)limit, agents_list_visit, &l, &more, &total, &e) < 0) {
+    if (storage_agents_list(db, status ? &wanted : NULL, cursor, (int)limit, agents_list_visit, &l, &more, &total, &e) < 0) {
         cJSON_Delete(l.users);
         agents_answer_storage(req, res, e.code, NULL, &e);
         return;
@@ -506,7 +506,7 @@ static void agents_add_exec_common(cJSON *s, const exec_row *r)
 {
     cJSON_AddNumberToObject(s, "task_index", r->task_index);
     cJSON_AddStringToObject(s, "name", r->name);
-    cJSON_AddStringToObject(s, "status", r->status);
+    cJSON_AddStringToObject(s, "status", exec_status_to_string(r->status));
     ad_json_add_time(s, "started_at", r->started_at);
     ad_json_add_time(s, "finished_at", r->finished_at);
     if (r->finished_at) cJSON_AddNumberToObject(s, "duration_ms", (double)r->duration_ms);
@@ -537,7 +537,7 @@ void handle_agent_pipeline(ad_request *req, ad_response *res)
     if (agents_read_log(req, res, &a, rows, &n) < 0) return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", a.user_id);
-    cJSON_AddStringToObject(o, "status", a.status);
+    cJSON_AddStringToObject(o, "status", agent_state_to_string(a.status));
     cJSON_AddNumberToObject(o, "progress", a.progress);
     cJSON *stages = cJSON_AddArrayToObject(o, "stages");
     for (int i = 0; i < n; i++) {

@@ -83,7 +83,7 @@ static cJSON *stage_stored_output(sqlite3 *db, int64_t agent_id, int task_index,
 {
     exec_row r;
     if (storage_exec_get(db, agent_id, task_index, &r, e) < 0) return NULL;
-    cJSON *out = r.output && strcmp(r.status, "completed") == 0 ? cJSON_Parse(r.output) : NULL;
+    cJSON *out = r.output && r.status == EXEC_COMPLETED ? cJSON_Parse(r.output) : NULL;
     if (!out)
         ad_err_set(e, AD_ESTATE, "%s has no stored output to build on (run it first)",
                    exec_stage_names[task_index]);

@@ -54,7 +54,7 @@ static void make_ready_agent(sqlite3 *db)
     job_row_cleanup(&job);
     agent_row r;
     ck_assert_int_eq(storage_agents_get(db, "racer", &r, &e), 0);
-    ck_assert_msg(r.deployed_version_id > 0, "racer is %s", r.status);
+    ck_assert_msg(r.deployed_version_id > 0, "racer is %s", agent_state_to_string(r.status));
     agent_row_cleanup(&r);
 }
 

@@ -89,7 +89,7 @@ static int64_t expect_ready(sqlite3 *db, const char *user_id)
     agent_row a;
     ad_err e = {0};
     ck_assert_int_eq(storage_agents_get(db, user_id, &a, &e), 0);
-    ck_assert_msg(strcmp(a.status, "ready") == 0, "%s is %s at %s: %s", user_id, a.status, a.stage,
+    ck_assert_msg(a.status == AGENT_READY, "%s is %s at %s: %s", user_id, agent_state_to_string(a.status), a.stage,
                   a.error ? a.error : "");
     ck_assert_int_eq(a.progress, 100);
     ck_assert_ptr_null(a.error);
@@ -104,8 +104,8 @@ static int64_t expect_ready(sqlite3 *db, const char *user_id)
     for (int i = 0; i < n; i++) {
         ck_assert_int_eq(rows[i].task_index, i);
         ck_assert_str_eq(rows[i].name, exec_stage_names[i]);
-        ck_assert_msg(strcmp(rows[i].status, "completed") == 0, "%s is %s", rows[i].name,
-                      rows[i].status);
+        ck_assert_msg(rows[i].status == EXEC_COMPLETED, "%s is %s", rows[i].name,
+                      exec_status_to_string(rows[i].status));
         ck_assert_ptr_nonnull(rows[i].output);
         cJSON *out = cJSON_Parse(rows[i].output);
         ck_assert_msg(cJSON_IsObject(out) && out->child, "%s output: %s", rows[i].name,
@@ -117,7 +117,7 @@ static int64_t expect_ready(sqlite3 *db, const char *user_id)
     version_row v;
     ck_assert_int_eq(storage_versions_get(db, vid, &v, &e), 0);
     ck_assert_int_eq(v.agent_id, a.id);
-    ck_assert_str_eq(v.state, "deployed");
+    ck_assert_int_eq(v.state, VERSION_DEPLOYED);
     ck_assert_int_gt(v.passages, 0);
     version_row_cleanup(&v);
 
@@ -219,7 +219,7 @@ START_TEST(test_pipeline_stopping_leaves_job_queued)
     ck_assert_int_eq(running, 0);
     agent_row a;
     ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &a, NULL), 0);
-    ck_assert_str_ne(a.status, "error");
+    ck_assert_int_ne(a.status, AGENT_ERROR);
     ck_assert_ptr_null(a.error);
     ck_assert_int_eq(a.deployed_version_id, 0);
     agent_row_cleanup(&a);
@@ -243,14 +243,14 @@ START_TEST(test_pipeline_bad_dataset_fails_the_agent)
     run_next_job(f.db, id);
     agent_row a;
     ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &a, NULL), 0);
-    ck_assert_str_eq(a.status, "error");
+    ck_assert_int_eq(a.status, AGENT_ERROR);
     ck_assert_str_eq(a.stage, "DataProcessor");
     ck_assert_ptr_nonnull(a.error);
     ck_assert_ptr_nonnull(strstr(a.error, "DataProcessor"));
     agent_row_cleanup(&a);
     exec_row r;
     ck_assert_int_eq(storage_exec_get(f.db, id, 0, &r, NULL), 0);
-    ck_assert_str_eq(r.status, "failed");
+    ck_assert_int_eq(r.status, EXEC_FAILED);
     exec_row_cleanup(&r);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE agent_id = ?1"
                                                  " AND state = 'failed'", id), 1);
