@@ -272,7 +272,8 @@ static int training_prepare(training_run *r, ad_err *e)
     }
     if (rc < 0) return rc;
     exec_row ex;
-    if (storage_exec_get(r->db, r->agent.id, 0, &ex, e) < 0) return AD_ESTATE;
+    rc = storage_exec_get(r->db, r->agent.id, 0, &ex, e);
+    if (rc < 0) return rc == AD_ENOTFOUND ? AD_ESTATE : rc;
     cJSON *out = ex.output && ex.status == EXEC_COMPLETED ? cJSON_Parse(ex.output) : NULL;
     exec_row_cleanup(&ex);
     if (!out) return ad_err_set(e, AD_ESTATE, "the agent has no processed material: run the pipeline first");

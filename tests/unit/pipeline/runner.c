@@ -14,6 +14,7 @@
 #include "model/params.h"
 #include "model/text.h"
 #include "pipeline/runner.h"
+#include "pipeline/stages.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/executions.h"
@@ -203,6 +204,34 @@ START_TEST(test_pipeline_text_agent_reaches_ready)
 }
 END_TEST
 
+/* A stage that cannot read its inputs passes storage's code on (here a
+ * version row in a state no enum value has: AD_EINTERNAL), so the runner
+ * can tell a busy or failing database, which it retries, from a stage
+ * whose inputs are missing (AD_ESTATE). */
+START_TEST(test_stage_passes_storage_codes_through)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create(f.db, "codes", "text", free_text, sizeof(free_text) - 1);
+    run_next_job(f.db, id);
+    int64_t vid = expect_ready(f.db, "codes");
+    char sql[96];
+    snprintf(sql, sizeof(sql), "UPDATE versions SET state = 'bogus' WHERE id = %lld", (long long)vid);
+    ck_assert_int_eq(sqlite3_exec(f.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    agent_row a;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_get(f.db, "codes", &a, &e), 0);
+    atomic_int stop = 0;
+    stage_ctx c = {.db = f.db, .agent = &a, .stop = &stop};
+    model_params_default(&c.params);
+    ck_assert_int_eq(stage_evaluate(&c, &e), AD_EINTERNAL);
+    cJSON_Delete(c.inputs);
+    cJSON_Delete(c.output);
+    agent_row_cleanup(&a);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_pipeline_stopping_leaves_job_queued)
 {
     storage_fixture f;
@@ -267,6 +296,7 @@ Suite *pipeline_runner_suite(void)
     tcase_add_test(tc, test_pipeline_text_agent_reaches_ready);
     tcase_add_test(tc, test_pipeline_stopping_leaves_job_queued);
     tcase_add_test(tc, test_pipeline_bad_dataset_fails_the_agent);
+    tcase_add_test(tc, test_stage_passes_storage_codes_through);
     suite_add_tcase(s, tc);
     return s;
 }
