@@ -420,6 +420,23 @@ void handle_agent_get(ad_request *req, ad_response *res)
     agent_row a;
     if (agents_lookup(req, res, &a) < 0) return;
     sqlite3 *db = storage_conn();
+    ad_err e = {0};
+    version_row v;
+    int vrc = a.deployed_version_id ? storage_versions_get(db, a.deployed_version_id, &v, &e)
+                                    : AD_ENOTFOUND;
+    exec_row rows[EXEC_STAGES];
+    int n = 0;
+    int xrc = vrc == 0 || vrc == AD_ENOTFOUND ? storage_exec_list(db, a.id, rows, EXEC_STAGES, &n, &e) : 0;
+    /* A version that vanished went with its agent (a delete that won the
+     * race) and shows as no model; any other failure is the database's and
+     * is answered as such rather than shown as "no model". */
+    int failed = vrc < 0 && vrc != AD_ENOTFOUND ? vrc : xrc;
+    if (failed < 0) {
+        if (vrc == 0) version_row_cleanup(&v);
+        agents_answer_storage(req, res, failed, a.user_id, &e);
+        agent_row_cleanup(&a);
+        return;
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", a.user_id);
     agents_add_status_fields(o, &a);
@@ -428,8 +445,7 @@ void handle_agent_get(ad_request *req, ad_response *res)
     cJSON_AddStringToObject(o, "source", a.source);
     ad_json_add_raw(o, "statistics", a.statistics);
 
-    version_row v;
-    if (a.deployed_version_id && storage_versions_get(db, a.deployed_version_id, &v, NULL) == 0) {
+    if (vrc == 0) {
         cJSON *m = cJSON_AddObjectToObject(o, "model");
         cJSON_AddStringToObject(m, "name", v.name);
         cJSON_AddNumberToObject(m, "passages", (double)v.passages);
@@ -443,14 +459,10 @@ void handle_agent_get(ad_request *req, ad_response *res)
         cJSON_AddNullToObject(o, "model");
     }
     cJSON *timings = cJSON_AddObjectToObject(o, "timings");
-    exec_row rows[EXEC_STAGES];
-    int n = 0;
-    if (storage_exec_list(db, a.id, rows, EXEC_STAGES, &n, NULL) == 0) {
-        for (int i = 0; i < n; i++) {
-            if (rows[i].finished_at) cJSON_AddNumberToObject(timings, rows[i].name, (double)rows[i].duration_ms);
-            else cJSON_AddNullToObject(timings, rows[i].name);
-            exec_row_cleanup(&rows[i]);
-        }
+    for (int i = 0; i < n; i++) {
+        if (rows[i].finished_at) cJSON_AddNumberToObject(timings, rows[i].name, (double)rows[i].duration_ms);
+        else cJSON_AddNullToObject(timings, rows[i].name);
+        exec_row_cleanup(&rows[i]);
     }
     cJSON *inf = cJSON_AddObjectToObject(o, "inference");
     cJSON_AddNumberToObject(inf, "count", (double)a.inference_count);

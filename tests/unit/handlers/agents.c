@@ -156,6 +156,33 @@ START_TEST(test_delete_inside_a_request_never_500)
 }
 END_TEST
 
+/* GET /agents/{id} reads the agent, then its deployed version: a failure
+ * of that second read is answered through agents_answer_storage, not shown
+ * as an agent with no model. The failure here is a version row in a state
+ * no enum value has (AD_EINTERNAL). */
+START_TEST(test_agent_get_answers_a_failed_version_read)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    make_ready_agent(f.db);
+    ck_assert_int_eq(sqlite3_exec(f.db, "UPDATE versions SET state = 'bogus'", NULL, NULL, NULL), SQLITE_OK);
+    ad_config cfg;
+    config_init(&cfg);
+    ad_app app = {.cfg = &cfg};
+    ad_request req = {.method = AD_GET, .params = {"racer"}, .nparams = 1, .accept = "", .body = "",
+                      .request_id = "get-1", .app = &app};
+    ad_response res;
+    ad_response_init(&res);
+    handle_agent_get(&req, &res);
+    ck_assert_int_eq(res.status, 500);
+    ck_assert_msg(strstr(res.body.data, "\"storage_error\"") && !strstr(res.body.data, "bogus"), "%s",
+                  res.body.data);
+    ad_response_cleanup(&res);
+    config_cleanup(&cfg);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 /* One place maps storage codes to HTTP: a conflict is the client's 409, a
  * busy database a 503 to retry, and neither leaks storage's words. */
 START_TEST(test_storage_codes_map_to_http)
@@ -196,6 +223,7 @@ Suite *handlers_agents_suite(void)
     Suite *s = suite_create("handlers_agents");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_storage_codes_map_to_http);
+    tcase_add_test(tc, test_agent_get_answers_a_failed_version_read);
     tcase_add_loop_test(tc, test_delete_inside_a_request_never_500, 0, (int)(sizeof(cases) / sizeof(cases[0])));
     suite_add_tcase(s, tc);
     return s;
