@@ -24,6 +24,7 @@ const char *ad_err_name(int code)
     case AD_ENOTFOUND: return "not_found";
     case AD_EEXIST: return "exists";
     case AD_EBUSY: return "busy";
+    case AD_ECONFLICT: return "conflict";
     case AD_ESTATE: return "bad_state";
     case AD_ETOOBIG: return "too_large";
     case AD_EIO: return "io_error";

@@ -18,13 +18,14 @@ enum {
     AD_EINVAL = -1,   /* the input is wrong; the message says which field */
     AD_ENOTFOUND = -2,
     AD_EEXIST = -3,
-    AD_EBUSY = -4,    /* a conflicting operation is running */
+    AD_EBUSY = -4,    /* the database is busy (lock contention); retrying may succeed */
     AD_ESTATE = -5,   /* the object is not in a state that allows this */
     AD_ETOOBIG = -6,
     AD_EIO = -7,      /* storage or file-system failure */
     AD_ECANCELLED = -8,
     AD_EUPSTREAM = -9,
-    AD_EINTERNAL = -10
+    AD_EINTERNAL = -10,
+    AD_ECONFLICT = -11 /* a conflicting operation is running (a job, a run, another agentd) */
 };
 
 #define AD_ERR_MSG_MAX 512

@@ -60,6 +60,10 @@ int agents_answer_storage(ad_request *req, ad_response *res, int rc, const char 
     const char *detail = e && e->msg[0] ? e->msg : ad_err_name(rc);
     if (rc == AD_ENOTFOUND && user_id) {
         ad_response_error(res, req, 404, "agent_not_found", "no agent with user_id '%s'", user_id);
+    } else if (rc == AD_ECONFLICT) {
+        /* Storage's own words: they name the conflicting job or run, no SQL. */
+        ad_response_error(res, req, 409, "conflict", "%s",
+                          e && e->msg[0] ? e->msg : "a conflicting operation is running");
     } else if (rc == AD_EBUSY) {
         ad_response_error(res, req, 503, "database_busy", "the database is busy; retry shortly");
         ad_response_header(res, "Retry-After", "1");
@@ -299,7 +303,7 @@ void handle_agents_create_advanced(ad_request *req, ad_response *res)
 
 static void agents_add_status_fields(cJSON *o, const agent_row *a)
 {
-    cJSON_AddStringToObject(o, "status", a->status);
+    cJSON_AddStringToObject(o, "status", agent_state_to_string(a->status));
     ad_json_add_str(o, "stage", a->stage);
     cJSON_AddNumberToObject(o, "progress", a->progress);
     if (a->error) cJSON_AddStringToObject(o, "error", a->error);
@@ -321,7 +325,7 @@ void handle_agent_status(ad_request *req, ad_response *res)
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", a.user_id);
-    cJSON_AddStringToObject(o, "status", a.status);
+    cJSON_AddStringToObject(o, "status", agent_state_to_string(a.status));
     ad_json_add_str(o, "stage", a.stage);
     ad_json_add_int(o, "progress", a.progress);
     if (a.error[0]) cJSON_AddStringToObject(o, "error", a.error);
@@ -332,7 +336,7 @@ void handle_agent_status(ad_request *req, ad_response *res)
     if (a.training_id) {
         cJSON *tr = cJSON_AddObjectToObject(o, "training");
         ad_json_add_int(tr, "training_id", a.training_id);
-        cJSON_AddStringToObject(tr, "status", a.training_status);
+        cJSON_AddStringToObject(tr, "status", training_state_to_string(a.training_status));
         ad_json_add_int(tr, "iteration", a.training_done);
         ad_json_add_int(tr, "iterations", a.training_iterations);
         ad_json_add_int(tr, "progress",
@@ -367,8 +371,8 @@ void handle_agents_list(ad_request *req, ad_response *res)
     const char *cursor = ad_request_query(req, "cursor");
     const char *limit_s = ad_request_query(req, "limit");
     long limit = LIST_DEFAULT_LIMIT;
-    if (status && strcmp(status, "initializing") && strcmp(status, "processing") &&
-        strcmp(status, "ready") && strcmp(status, "error")) {
+    agent_state wanted;
+    if (status && agent_state_from_string(status, &wanted, NULL) < 0) {
         ad_response_error(res, req, 400, "invalid_status",
                           "status must be one of initializing, processing, ready, error");
         return;
@@ -393,7 +397,7 @@ void handle_agents_list(ad_request *req, ad_response *res)
     list_ctx l = {.users = cJSON_CreateObject()};
     int more = 0;
     int64_t total = 0;
-    if (storage_agents_list(db, status, cursor, (int)limit, agents_list_visit, &l, &more, &total, &e) < 0) {
+    if (storage_agents_list(db, status ? &wanted : NULL, cursor, (int)limit, agents_list_visit, &l, &more, &total, &e) < 0) {
         cJSON_Delete(l.users);
         agents_answer_storage(req, res, e.code, NULL, &e);
         return;
@@ -416,6 +420,23 @@ void handle_agent_get(ad_request *req, ad_response *res)
     agent_row a;
     if (agents_lookup(req, res, &a) < 0) return;
     sqlite3 *db = storage_conn();
+    ad_err e = {0};
+    version_row v;
+    int vrc = a.deployed_version_id ? storage_versions_get(db, a.deployed_version_id, &v, &e)
+                                    : AD_ENOTFOUND;
+    exec_row rows[EXEC_STAGES];
+    int n = 0;
+    int xrc = vrc == 0 || vrc == AD_ENOTFOUND ? storage_exec_list(db, a.id, rows, EXEC_STAGES, &n, &e) : 0;
+    /* A version that vanished went with its agent (a delete that won the
+     * race) and shows as no model; any other failure is the database's and
+     * is answered as such rather than shown as "no model". */
+    int failed = vrc < 0 && vrc != AD_ENOTFOUND ? vrc : xrc;
+    if (failed < 0) {
+        if (vrc == 0) version_row_cleanup(&v);
+        agents_answer_storage(req, res, failed, a.user_id, &e);
+        agent_row_cleanup(&a);
+        return;
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", a.user_id);
     agents_add_status_fields(o, &a);
@@ -424,8 +445,7 @@ void handle_agent_get(ad_request *req, ad_response *res)
     cJSON_AddStringToObject(o, "source", a.source);
     ad_json_add_raw(o, "statistics", a.statistics);
 
-    version_row v;
-    if (a.deployed_version_id && storage_versions_get(db, a.deployed_version_id, &v, NULL) == 0) {
+    if (vrc == 0) {
         cJSON *m = cJSON_AddObjectToObject(o, "model");
         cJSON_AddStringToObject(m, "name", v.name);
         cJSON_AddNumberToObject(m, "passages", (double)v.passages);
@@ -439,14 +459,10 @@ void handle_agent_get(ad_request *req, ad_response *res)
         cJSON_AddNullToObject(o, "model");
     }
     cJSON *timings = cJSON_AddObjectToObject(o, "timings");
-    exec_row rows[EXEC_STAGES];
-    int n = 0;
-    if (storage_exec_list(db, a.id, rows, EXEC_STAGES, &n, NULL) == 0) {
-        for (int i = 0; i < n; i++) {
-            if (rows[i].finished_at) cJSON_AddNumberToObject(timings, rows[i].name, (double)rows[i].duration_ms);
-            else cJSON_AddNullToObject(timings, rows[i].name);
-            exec_row_cleanup(&rows[i]);
-        }
+    for (int i = 0; i < n; i++) {
+        if (rows[i].finished_at) cJSON_AddNumberToObject(timings, rows[i].name, (double)rows[i].duration_ms);
+        else cJSON_AddNullToObject(timings, rows[i].name);
+        exec_row_cleanup(&rows[i]);
     }
     cJSON *inf = cJSON_AddObjectToObject(o, "inference");
     cJSON_AddNumberToObject(inf, "count", (double)a.inference_count);
@@ -502,7 +518,7 @@ static void agents_add_exec_common(cJSON *s, const exec_row *r)
 {
     cJSON_AddNumberToObject(s, "task_index", r->task_index);
     cJSON_AddStringToObject(s, "name", r->name);
-    cJSON_AddStringToObject(s, "status", r->status);
+    cJSON_AddStringToObject(s, "status", exec_status_to_string(r->status));
     ad_json_add_time(s, "started_at", r->started_at);
     ad_json_add_time(s, "finished_at", r->finished_at);
     if (r->finished_at) cJSON_AddNumberToObject(s, "duration_ms", (double)r->duration_ms);
@@ -533,7 +549,7 @@ void handle_agent_pipeline(ad_request *req, ad_response *res)
     if (agents_read_log(req, res, &a, rows, &n) < 0) return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", a.user_id);
-    cJSON_AddStringToObject(o, "status", a.status);
+    cJSON_AddStringToObject(o, "status", agent_state_to_string(a.status));
     cJSON_AddNumberToObject(o, "progress", a.progress);
     cJSON *stages = cJSON_AddArrayToObject(o, "stages");
     for (int i = 0; i < n; i++) {

@@ -36,7 +36,8 @@ int agents_lookup_snapshot(ad_request *req, ad_response *res, agent_row *out);
 
 /* Answers a failed storage call of a request about agent `user_id` (NULL
  * when the request names none): 404 agent_not_found when the agent vanished
- * (AD_ENOTFOUND), 503 database_busy or storage_unavailable (with Retry-After)
+ * (AD_ENOTFOUND), 409 conflict when a conflicting job or run holds the agent
+ * (AD_ECONFLICT, with storage's message), 503 database_busy or storage_unavailable (with Retry-After)
  * when the database is busy or refuses writes (disk full, I/O error), else
  * 500 storage_error. The client never sees SQLite's words: they go to the
  * log with the request id. Returns `rc`. */

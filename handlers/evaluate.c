@@ -36,7 +36,7 @@ void handle_agent_evaluate(ad_request *req, ad_response *res)
     if (!a.deployed_version_id) {
         storage_snapshot_end(db);
         ad_response_error(res, req, 409, "agent_not_ready",
-                          "agent '%s' is not ready (status: %s)", a.user_id, a.status);
+                          "agent '%s' is not ready (status: %s)", a.user_id, agent_state_to_string(a.status));
         agent_row_cleanup(&a);
         return;
     }

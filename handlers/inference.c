@@ -493,7 +493,7 @@ void handle_agent_inference(ad_request *req, ad_response *res)
     if (!a.deployed_version_id) {
         storage_snapshot_end(db);
         ad_response_error(res, req, 409, "agent_not_ready", "agent '%s' is not ready (status: %s)",
-                          a.user_id, a.status);
+                          a.user_id, agent_state_to_string(a.status));
         ad_response_header(res, "Retry-After", "1");
         agent_row_cleanup(&a);
         return;

@@ -20,7 +20,7 @@ typedef struct models_list {
 static void models_add_common(cJSON *o, const version_row *v, int64_t deployed_id)
 {
     cJSON_AddStringToObject(o, "name", v->name);
-    cJSON_AddStringToObject(o, "state", v->state);
+    cJSON_AddStringToObject(o, "state", version_state_to_string(v->state));
     cJSON_AddBoolToObject(o, "deployed", v->id == deployed_id);
     ad_json_add_time(o, "created_at", v->created_at);
     ad_json_add_time(o, "deployed_at", v->deployed_at);
@@ -71,7 +71,7 @@ static int models_lookup(ad_request *req, ad_response *res, const agent_row *a, 
         return AD_EINVAL;
     }
     int rc = storage_versions_get_by_name(storage_conn(), a->id, name, v, &e);
-    if (rc == 0 && strcmp(v->state, "candidate") == 0) {
+    if (rc == 0 && v->state == VERSION_CANDIDATE) {
         version_row_cleanup(v);
         rc = AD_ENOTFOUND;
     }

@@ -24,7 +24,7 @@ static int replay_check_log(const exec_row *rows, int n, int from, ad_err *e)
                               rows[i].task_index, rows[i].name, i, exec_stage_names[i]);
     }
     for (int i = 0; i < from; i++) {
-        if (strcmp(rows[i].status, "completed") != 0 || !rows[i].output)
+        if (rows[i].status != EXEC_COMPLETED || !rows[i].output)
             return ad_err_set(e, AD_ESTATE, "%s (task_index %d) has no stored output to replay from",
                               rows[i].name, i);
     }
@@ -85,7 +85,7 @@ void handle_agent_replay(ad_request *req, ad_response *res)
     }
     int64_t job_id = 0;
     rc = storage_jobs_enqueue(db, a.id, "replay", (int)index, NULL, &job_id, &e);
-    if (rc == AD_EBUSY) {
+    if (rc == AD_ECONFLICT) {
         /* Another request queued a job between the check above and here. */
         ad_response_error(res, req, 409, "job_in_progress",
                           "agent '%s' has a pipeline or training job queued or running", a.user_id);
@@ -102,7 +102,7 @@ void handle_agent_replay(ad_request *req, ad_response *res)
     cJSON_AddStringToObject(o, "task_id", rows[index].task_id);
     cJSON_AddStringToObject(o, "name", rows[index].name);
     cJSON_AddNumberToObject(o, "job_id", (double)job_id);
-    cJSON_AddStringToObject(o, "status", "queued");
+    cJSON_AddStringToObject(o, "status", job_state_to_string(JOB_QUEUED));
     ad_json_add_time(o, "timestamp", ad_clock_now_ms());
     ad_response_json(res, 202, o);
 out:

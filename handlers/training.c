@@ -64,7 +64,7 @@ void handle_agent_train(ad_request *req, ad_response *res)
     }
     if (!a.deployed_version_id) {
         ad_response_error(res, req, 409, "agent_not_ready",
-                          "agent '%s' has no trained model yet (status: %s)", a.user_id, a.status);
+                          "agent '%s' has no trained model yet (status: %s)", a.user_id, agent_state_to_string(a.status));
         goto out;
     }
     if (!name) {
@@ -80,7 +80,7 @@ void handle_agent_train(ad_request *req, ad_response *res)
     storage_snapshot_end(db);
     int64_t tid = 0;
     rc = storage_trainings_create(db, a.id, name, (int)iterations, &tid, &e);
-    if (rc == AD_EBUSY) {
+    if (rc == AD_ECONFLICT) {
         ad_response_error(res, req, 409, "training_in_progress", "%s", e.msg);
         goto out;
     }
@@ -102,7 +102,7 @@ void handle_agent_train(ad_request *req, ad_response *res)
     cJSON_AddStringToObject(o, "user_id", a.user_id);
     cJSON_AddStringToObject(o, "name", name);
     cJSON_AddNumberToObject(o, "iterations", (double)iterations);
-    cJSON_AddStringToObject(o, "status", "queued");
+    cJSON_AddStringToObject(o, "status", training_state_to_string(TRAINING_QUEUED));
     ad_json_add_time(o, "timestamp", ad_clock_now_ms());
     ad_response_json(res, 202, o);
 out:
@@ -163,7 +163,7 @@ void handle_agent_training(ad_request *req, ad_response *res)
     cJSON *tr = cJSON_AddObjectToObject(o, "training");
     cJSON_AddNumberToObject(tr, "training_id", (double)t.id);
     cJSON_AddStringToObject(tr, "name", t.name);
-    cJSON_AddStringToObject(tr, "status", t.status);
+    cJSON_AddStringToObject(tr, "status", training_state_to_string(t.status));
     cJSON_AddNumberToObject(tr, "iterations", t.iterations);
     cJSON_AddNumberToObject(tr, "done_iterations", t.done_iterations);
     if (t.best_iteration) cJSON_AddNumberToObject(tr, "best_iteration", t.best_iteration);

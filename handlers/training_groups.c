@@ -190,8 +190,8 @@ static void group_view_visit(void *ud, const group_run *r)
     }
     if (!v->runs || r->done_iterations < v->cycle_count) v->cycle_count = r->done_iterations;
     v->iterations_done += r->done_iterations;
-    v->active |= !strcmp(r->status, "queued") || !strcmp(r->status, "running");
-    v->failed += !strcmp(r->status, "failed");
+    v->active |= r->status == TRAINING_QUEUED || r->status == TRAINING_RUNNING;
+    v->failed += r->status == TRAINING_FAILED;
     if (r->finished_at > v->last_finished) v->last_finished = r->finished_at;
     v->runs++;
 }
@@ -310,7 +310,7 @@ static void metrics_visit(void *ud, const agent_training *a)
     metrics_page *p = ud;
     cJSON *u = cJSON_CreateObject();
     cJSON_AddStringToObject(u, "user_id", a->user_id);
-    cJSON_AddStringToObject(u, "status", a->status);
+    cJSON_AddStringToObject(u, "status", agent_state_to_string(a->status));
     if (a->quality >= 0) cJSON_AddNumberToObject(u, "accuracy", groups_percent(a->quality));
     else cJSON_AddNullToObject(u, "accuracy");
     cJSON_AddBoolToObject(u, "has_metrics", a->quality >= 0);

@@ -153,7 +153,8 @@ int pipeline_pool_start(pipeline_pool **out, int workers, ad_err *e)
     sqlite3 *db = storage_conn();
     int requeued = 0;
     if (!db) return ad_err_set(e, AD_EIO, "database unavailable");
-    if (storage_jobs_requeue_running(db, &requeued, e) < 0) return AD_EIO;
+    int rc = storage_jobs_requeue_running(db, &requeued, e);
+    if (rc < 0) return rc;
     if (requeued) ad_log(AD_LOG_INFO, "resuming %d interrupted job(s)", requeued);
 
     pipeline_pool *p = ad_calloc(1, sizeof(*p));

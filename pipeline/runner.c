@@ -33,7 +33,7 @@ static int runner_first_stage(sqlite3 *db, const job_row *job)
     for (; i < EXEC_STAGES; i++) {
         exec_row r;
         if (storage_exec_get(db, job->agent_id, i, &r, NULL) < 0) break;
-        int done = strcmp(r.status, "completed") == 0 && r.job_id == job->id;
+        int done = r.status == EXEC_COMPLETED && r.job_id == job->id;
         exec_row_cleanup(&r);
         if (!done) break;
     }
@@ -58,10 +58,10 @@ static void runner_fail(sqlite3 *db, const job_row *job, int stage, const char *
     char *txt = runner_json(out, "{}");
     ad_err e = {0};
     if (storage_begin(db, &e) == 0) {
-        int rc = storage_agents_set_state(db, job->agent_id, "error", exec_stage_names[stage],
+        int rc = storage_agents_set_state(db, job->agent_id, AGENT_ERROR, exec_stage_names[stage],
                                           runner_progress(stage), reason, &e);
-        if (rc == 0) rc = storage_exec_finish(db, job->agent_id, stage, "failed", NULL, txt, 0, &e);
-        if (rc == 0) rc = storage_jobs_finish(db, job->id, "failed", reason, &e);
+        if (rc == 0) rc = storage_exec_finish(db, job->agent_id, stage, EXEC_FAILED, NULL, txt, 0, &e);
+        if (rc == 0) rc = storage_jobs_finish(db, job->id, JOB_FAILED, reason, &e);
         if (rc == 0) storage_commit(db, &e);
         else storage_rollback(db);
     }
@@ -74,14 +74,14 @@ void pipeline_fail_job(sqlite3 *db, const job_row *job, const char *why)
 {
     ad_err e = {0};
     if (storage_begin(db, &e) < 0) return;
-    int rc = storage_jobs_finish(db, job->id, "failed", why, &e);
+    int rc = storage_jobs_finish(db, job->id, JOB_FAILED, why, &e);
     if (rc == 0 && strcmp(job->kind, "train") == 0) {
         cJSON *p = job->params ? cJSON_Parse(job->params) : NULL;
         int64_t tid = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "training_id"));
         cJSON_Delete(p);
-        if (tid) rc = storage_trainings_finish(db, tid, "failed", 0, 0, NULL, why, &e);
+        if (tid) rc = storage_trainings_finish(db, tid, TRAINING_FAILED, 0, 0, NULL, why, &e);
     } else if (rc == 0) {
-        rc = storage_agents_set_state(db, job->agent_id, "error", NULL, 0, why, &e);
+        rc = storage_agents_set_state(db, job->agent_id, AGENT_ERROR, NULL, 0, why, &e);
     }
     if (rc == 0) storage_commit(db, &e);
     else storage_rollback(db);
@@ -117,7 +117,7 @@ void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop)
 
     if (storage_begin(db, &e) == 0) {
         int rc = first < EXEC_STAGES
-                     ? storage_agents_set_state(db, agent.id, "processing", exec_stage_names[first],
+                     ? storage_agents_set_state(db, agent.id, AGENT_PROCESSING, exec_stage_names[first],
                                                 runner_progress(first), NULL, &e)
                      : 0;
         if (rc == 0 && first < EXEC_STAGES)
@@ -142,13 +142,13 @@ void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop)
             char *out = runner_json(c.output, "{}");
             int last = i == EXEC_STAGES - 1;
             rc = storage_jobs_hold(db, job->id, &e);
-            if (rc == 0) rc = storage_exec_finish(db, agent.id, i, "completed", in, out, ms, &e);
+            if (rc == 0) rc = storage_exec_finish(db, agent.id, i, EXEC_COMPLETED, in, out, ms, &e);
             if (rc == 0)
-                rc = storage_agents_set_state(db, agent.id, last ? "ready" : "processing",
+                rc = storage_agents_set_state(db, agent.id, last ? AGENT_READY : AGENT_PROCESSING,
                                               last ? NULL : exec_stage_names[i + 1],
                                               runner_progress(i + 1), NULL, &e);
             if (rc == 0 && !last) rc = storage_exec_start(db, agent.id, i + 1, job->id, NULL, replay, &e);
-            if (rc == 0 && last) rc = storage_jobs_finish(db, job->id, "done", NULL, &e);
+            if (rc == 0 && last) rc = storage_jobs_finish(db, job->id, JOB_DONE, NULL, &e);
             if (rc == 0) rc = storage_commit(db, &e);
             else storage_rollback(db);
             cJSON_free(in);
@@ -180,8 +180,8 @@ void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop)
         break;
     }
     if (first == EXEC_STAGES) {
-        storage_agents_set_state(db, agent.id, "ready", NULL, 100, NULL, NULL);
-        storage_jobs_finish(db, job->id, "done", NULL, NULL);
+        storage_agents_set_state(db, agent.id, AGENT_READY, NULL, 100, NULL, NULL);
+        storage_jobs_finish(db, job->id, JOB_DONE, NULL, NULL);
     }
     cJSON_Delete(params_json);
     agent_row_cleanup(&agent);

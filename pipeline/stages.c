@@ -83,7 +83,7 @@ static cJSON *stage_stored_output(sqlite3 *db, int64_t agent_id, int task_index,
 {
     exec_row r;
     if (storage_exec_get(db, agent_id, task_index, &r, e) < 0) return NULL;
-    cJSON *out = r.output && strcmp(r.status, "completed") == 0 ? cJSON_Parse(r.output) : NULL;
+    cJSON *out = r.output && r.status == EXEC_COMPLETED ? cJSON_Parse(r.output) : NULL;
     if (!out)
         ad_err_set(e, AD_ESTATE, "%s has no stored output to build on (run it first)",
                    exec_stage_names[task_index]);
@@ -589,14 +589,18 @@ int stage_evaluate(stage_ctx *c, ad_err *e)
     int64_t vid = json_int(prev, "version_id");
     cJSON_Delete(prev);
     version_row v;
-    if (storage_versions_get(c->db, vid, &v, e) < 0) return AD_ESTATE;
+    /* A version that is gone is the stage's state; a busy or failing
+     * database keeps its code, so the runner retries instead of failing. */
+    int got = storage_versions_get(c->db, vid, &v, e);
+    if (got < 0) return got == AD_ENOTFOUND ? AD_ESTATE : got;
     cJSON *vp = cJSON_Parse(v.params);
     model_params_from_json(&c->params, vp);
     cJSON_Delete(vp);
     version_row_cleanup(&v);
 
     unit_set units;
-    if (unit_set_load(c->db, c->agent->id, &units, e) < 0) return AD_ESTATE;
+    got = unit_set_load(c->db, c->agent->id, &units, e);
+    if (got < 0) return got == AD_ENOTFOUND ? AD_ESTATE : got;
     cJSON *m = NULL;
     double quality = 0;
     int rc = pipeline_evaluate(c->db, c->agent, vid, &c->params, &units, NULL, c->stop, &m,

@@ -173,7 +173,7 @@ static int training_candidate(training_run *r, int iteration, const model_params
     if (rc == 0)
         rc = pipeline_index_version(r->db, &r->agent, p, &r->units, name, persona, fewshot, r->stop,
                                     vid, e);
-    if (rc == 0) rc = storage_versions_set_state(r->db, *vid, "candidate", e);
+    if (rc == 0) rc = storage_versions_set_state(r->db, *vid, VERSION_CANDIDATE, e);
     if (rc == 0) rc = storage_commit(r->db, e);
     else storage_rollback(r->db);
     free(persona);
@@ -206,7 +206,7 @@ static int training_finish(training_run *r, int64_t vid, const cJSON *metrics, d
     int rc = storage_begin(r->db, e);
     if (rc == 0) rc = storage_jobs_hold(r->db, r->job->id, e);
     if (rc == 0) rc = storage_versions_rename(r->db, vid, r->tr.name, e);
-    if (rc == 0) rc = storage_versions_set_state(r->db, vid, "trained", e);
+    if (rc == 0) rc = storage_versions_set_state(r->db, vid, VERSION_TRAINED, e);
     if (rc == 0) rc = storage_versions_set_metrics(r->db, vid, mtxt, quality, e);
     if (rc == 0) rc = pipeline_deploy_version(r->db, r->agent.id, vid, &deploy, e);
     char *trained = NULL;
@@ -229,9 +229,9 @@ static int training_finish(training_run *r, int64_t vid, const cJSON *metrics, d
         deploy = NULL;
         trained = json_text(td);
         cJSON_Delete(td);
-        rc = storage_trainings_finish(r->db, r->tr.id, "done", best_iteration, vid, trained, NULL, e);
+        rc = storage_trainings_finish(r->db, r->tr.id, TRAINING_DONE, best_iteration, vid, trained, NULL, e);
     }
-    if (rc == 0) rc = storage_jobs_finish(r->db, r->job->id, "done", NULL, e);
+    if (rc == 0) rc = storage_jobs_finish(r->db, r->job->id, JOB_DONE, NULL, e);
     if (rc == 0) rc = storage_commit(r->db, e);
     else storage_rollback(r->db);
     cJSON_Delete(deploy);
@@ -247,8 +247,8 @@ static void training_fail(training_run *r, const char *why)
         /* Holding the job first: a run stopped meanwhile stays cancelled. */
         int rc = storage_jobs_hold(r->db, r->job->id, &e);
         if (rc == 0) rc = storage_versions_delete_candidates(r->db, r->agent.id, &e);
-        if (rc == 0) rc = storage_trainings_finish(r->db, r->tr.id, "failed", 0, 0, NULL, why, &e);
-        if (rc == 0) rc = storage_jobs_finish(r->db, r->job->id, "failed", why, &e);
+        if (rc == 0) rc = storage_trainings_finish(r->db, r->tr.id, TRAINING_FAILED, 0, 0, NULL, why, &e);
+        if (rc == 0) rc = storage_jobs_finish(r->db, r->job->id, JOB_FAILED, why, &e);
         if (rc == 0) storage_commit(r->db, &e);
         else storage_rollback(r->db);
     }
@@ -272,8 +272,9 @@ static int training_prepare(training_run *r, ad_err *e)
     }
     if (rc < 0) return rc;
     exec_row ex;
-    if (storage_exec_get(r->db, r->agent.id, 0, &ex, e) < 0) return AD_ESTATE;
-    cJSON *out = ex.output && !strcmp(ex.status, "completed") ? cJSON_Parse(ex.output) : NULL;
+    rc = storage_exec_get(r->db, r->agent.id, 0, &ex, e);
+    if (rc < 0) return rc == AD_ENOTFOUND ? AD_ESTATE : rc;
+    cJSON *out = ex.output && ex.status == EXEC_COMPLETED ? cJSON_Parse(ex.output) : NULL;
     exec_row_cleanup(&ex);
     if (!out) return ad_err_set(e, AD_ESTATE, "the agent has no processed material: run the pipeline first");
     r->statistics = cJSON_DetachItemFromObjectCaseSensitive(out, "statistics");
@@ -368,7 +369,7 @@ void pipeline_run_training(sqlite3 *db, const job_row *job, atomic_int *stop)
     } else if (r.tr.id) {
         training_fail(&r, e.msg[0] ? e.msg : "internal error");
     } else {
-        storage_jobs_finish(db, job->id, "failed", e.msg, NULL);
+        storage_jobs_finish(db, job->id, JOB_FAILED, e.msg, NULL);
     }
     cJSON_Delete(best_metrics);
     cJSON_Delete(r.statistics);

@@ -773,7 +773,7 @@ static int http_listen(const ad_config *cfg, ad_err *e)
     if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
         int err = errno;
         close(fd);
-        if (err == EADDRINUSE) return ad_err_set(e, AD_EBUSY, "port %d is already in use", cfg->port);
+        if (err == EADDRINUSE) return ad_err_set(e, AD_ECONFLICT, "port %d is already in use", cfg->port);
         if (err == EADDRNOTAVAIL)
             return ad_err_set(e, AD_EIO, "cannot listen on %s:%d: the address is not one of this machine's",
                               cfg->bind, cfg->port);
@@ -782,7 +782,7 @@ static int http_listen(const ad_config *cfg, ad_err *e)
     if (listen(fd, 1024) < 0) {
         int err = errno;
         close(fd);
-        if (err == EADDRINUSE) return ad_err_set(e, AD_EBUSY, "port %d is already in use", cfg->port);
+        if (err == EADDRINUSE) return ad_err_set(e, AD_ECONFLICT, "port %d is already in use", cfg->port);
         return ad_err_set(e, AD_EIO, "cannot listen on %s:%d: %s", cfg->bind, cfg->port, strerror(err));
     }
     return fd;

@@ -37,12 +37,21 @@ static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap)
     snprintf(dst, cap, "%s", s ? (const char *)s : "");
 }
 
-static void agent_from_row(sqlite3_stmt *st, agent_row *a)
+/* A stored word no enum value has: only a database that agentd did not
+ * write holds one. */
+static int agents_bad_state(ad_err *e)
+{
+    return ad_err_set(e, AD_EINTERNAL, "an agent row holds an unknown status");
+}
+
+/* Fills `a`; AD_EINTERNAL (with nothing to clean up) for an unknown status. */
+static int agent_from_row(sqlite3_stmt *st, agent_row *a, ad_err *e)
 {
     memset(a, 0, sizeof(*a));
+    if (agent_state_from_string((const char *)sqlite3_column_text(st, 2), &a->status, NULL) < 0)
+        return agents_bad_state(e);
     a->id = sqlite3_column_int64(st, 0);
     col_copy(st, 1, a->user_id, sizeof(a->user_id));
-    col_copy(st, 2, a->status, sizeof(a->status));
     col_copy(st, 3, a->stage, sizeof(a->stage));
     a->progress = sqlite3_column_int(st, 4);
     a->error = col_dup(st, 5);
@@ -57,6 +66,7 @@ static void agent_from_row(sqlite3_stmt *st, agent_row *a)
     a->output_tokens = sqlite3_column_int64(st, 14);
     a->created_at = sqlite3_column_int64(st, 15);
     a->updated_at = sqlite3_column_int64(st, 16);
+    return 0;
 }
 
 int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad_err *e)
@@ -102,9 +112,9 @@ static int agents_read_one(sqlite3 *db, sqlite3_stmt *st, agent_row *out, ad_err
 {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        agent_from_row(st, out);
+        rc = agent_from_row(st, out, e);
         sqlite3_reset(st);
-        return 0;
+        return rc;
     }
     sqlite3_reset(st);
     if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "agent not found");
@@ -138,19 +148,24 @@ int storage_agents_status(sqlite3 *db, const char *user_id, agent_status *out, a
     if (rc == SQLITE_ROW) {
         memset(out, 0, sizeof(*out));
         col_copy(st, 0, out->user_id, sizeof(out->user_id));
-        col_copy(st, 1, out->status, sizeof(out->status));
+        if (agent_state_from_string((const char *)sqlite3_column_text(st, 1), &out->status, NULL) < 0)
+            rc = agents_bad_state(e);
         col_copy(st, 2, out->stage, sizeof(out->stage));
         out->progress = sqlite3_column_int(st, 3);
         col_copy(st, 4, out->error, sizeof(out->error));
         out->created_at = sqlite3_column_int64(st, 5);
         out->updated_at = sqlite3_column_int64(st, 6);
         out->training_id = sqlite3_column_int64(st, 7);
-        col_copy(st, 8, out->training_status, sizeof(out->training_status));
+        if (out->training_id &&
+            training_state_from_string((const char *)sqlite3_column_text(st, 8),
+                                       &out->training_status, NULL) < 0)
+            rc = agents_bad_state(e);
         out->training_done = sqlite3_column_int(st, 9);
         out->training_iterations = sqlite3_column_int(st, 10);
     }
     sqlite3_reset(st);
     if (rc == SQLITE_ROW) return 0;
+    if (rc == AD_EINTERNAL) return rc;
     if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "agent not found");
     return storage_fail(db, rc, "read agent status", e);
 }
@@ -180,14 +195,14 @@ static int agents_step_changed(sqlite3 *db, sqlite3_stmt *st, const char *what, 
     return sqlite3_changes(db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "agent not found");
 }
 
-int storage_agents_set_state(sqlite3 *db, int64_t agent_id, const char *status, const char *stage,
+int storage_agents_set_state(sqlite3 *db, int64_t agent_id, agent_state status, const char *stage,
                              int progress, const char *error, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "UPDATE agents SET status = ?2, stage = ?3, progress = ?4, error = ?5, updated_at = ?6 "
         "WHERE id = ?1");
     sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, agent_state_to_string(status), -1, SQLITE_STATIC);
     if (stage) sqlite3_bind_text(st, 3, stage, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 4, progress);
     if (error) sqlite3_bind_text(st, 5, error, -1, SQLITE_STATIC);
@@ -227,12 +242,12 @@ int storage_agents_count_inference(sqlite3 *db, int64_t agent_id, int ok, int pr
     return agents_step_changed(db, st, "count inference", e);
 }
 
-int storage_agents_list(sqlite3 *db, const char *status, const char *after, int limit,
+int storage_agents_list(sqlite3 *db, const agent_state *status, const char *after, int limit,
                         agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT count(*) FROM agents WHERE (?1 IS NULL OR status = ?1)");
-    if (status) sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+    if (status) sqlite3_bind_text(st, 1, agent_state_to_string(*status), -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) return storage_fail(db, rc, "count agents", e);
     *total = sqlite3_column_int64(st, 0);
@@ -241,7 +256,7 @@ int storage_agents_list(sqlite3 *db, const char *status, const char *after, int 
     st = storage_stmt(db,
         "SELECT " AGENT_COLUMNS " FROM agents WHERE (?1 IS NULL OR status = ?1)"
         " AND (?2 IS NULL OR user_id > ?2) ORDER BY user_id LIMIT ?3");
-    if (status) sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+    if (status) sqlite3_bind_text(st, 1, agent_state_to_string(*status), -1, SQLITE_STATIC);
     if (after) sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, limit + 1);
     int n = 0;
@@ -252,7 +267,10 @@ int storage_agents_list(sqlite3 *db, const char *status, const char *after, int 
             break;
         }
         agent_row a;
-        agent_from_row(st, &a);
+        if (agent_from_row(st, &a, e) < 0) {
+            sqlite3_reset(st);
+            return AD_EINTERNAL;
+        }
         fn(ud, &a);
         agent_row_cleanup(&a);
         n++;

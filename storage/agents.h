@@ -11,13 +11,14 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/states.h"
 
 #define AGENT_USER_ID_MAX 64
 
 typedef struct agent_row {
     int64_t id;
     char user_id[AGENT_USER_ID_MAX + 1];
-    char status[16];
+    agent_state status;
     char stage[32];
     int progress;
     char *error;              /* owned strings below: agent_row_cleanup frees them */
@@ -52,13 +53,13 @@ int storage_agents_get_by_id(sqlite3 *db, int64_t id, agent_row *out, ad_err *e)
  * active training run, read in one statement (the hot polling route). */
 typedef struct agent_status {
     char user_id[AGENT_USER_ID_MAX + 1];
-    char status[16];
+    agent_state status;
     char stage[32];
     int progress;
     char error[512];
     int64_t created_at, updated_at;
     int64_t training_id;      /* 0 when no run is queued or running */
-    char training_status[16];
+    training_state training_status;  /* meaningful when training_id is not 0 */
     int training_done, training_iterations;
 } agent_status;
 
@@ -68,7 +69,7 @@ int storage_agents_status(sqlite3 *db, const char *user_id, agent_status *out, a
 int storage_agents_material(sqlite3 *db, int64_t agent_id, char **out, size_t *len, ad_err *e);
 
 /* Sets status, stage and progress (and error, or clears it when NULL). */
-int storage_agents_set_state(sqlite3 *db, int64_t agent_id, const char *status, const char *stage,
+int storage_agents_set_state(sqlite3 *db, int64_t agent_id, agent_state status, const char *stage,
                              int progress, const char *error, ad_err *e);
 
 int storage_agents_set_statistics(sqlite3 *db, int64_t agent_id, const char *json, ad_err *e);
@@ -79,10 +80,11 @@ int storage_agents_count_inference(sqlite3 *db, int64_t agent_id, int ok, int pr
                                    int output_tokens, ad_err *e);
 
 /* Calls `fn` for up to `limit` agents with user_id > `after` (NULL: from the
- * start), ordered by user_id, optionally only those in `status`. `*more` says
- * whether agents remain past the page; `*total` counts all that match. */
+ * start), ordered by user_id, only those in `*status` unless `status` is
+ * NULL. `*more` says whether agents remain past the page; `*total` counts
+ * all that match. */
 typedef void (*agent_visit_fn)(void *ud, const agent_row *a);
-int storage_agents_list(sqlite3 *db, const char *status, const char *after, int limit,
+int storage_agents_list(sqlite3 *db, const agent_state *status, const char *after, int limit,
                         agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e);
 
 /* Deletes an agent and everything stored for it, in one transaction. */

@@ -15,7 +15,7 @@
 
 #include "base/err.h"
 
-/* Creates the data dir if needed, takes its lock (storage/lock.h: AD_EBUSY
+/* Creates the data dir if needed, takes its lock (storage/lock.h: AD_ECONFLICT
  * when another process holds it), opens or creates agentd.db in it and runs
  * the migrations. Refuses a database whose schema is newer than this binary. */
 int storage_open(const char *data_dir, ad_err *e);

@@ -83,7 +83,7 @@ int storage_exec_start(sqlite3 *db, int64_t agent_id, int task_index, int64_t jo
     return sqlite3_changes(db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
 }
 
-int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, const char *status,
+int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, exec_status status,
                         const char *inputs, const char *output, int64_t duration_ms, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -91,7 +91,7 @@ int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, const cha
         " timestamp = ?5, inputs = coalesce(?7, inputs) WHERE agent_id = ?1 AND task_index = ?2");
     sqlite3_bind_int64(st, 1, agent_id);
     sqlite3_bind_int(st, 2, task_index);
-    sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, exec_status_to_string(status), -1, SQLITE_STATIC);
     if (output) sqlite3_bind_text(st, 4, output, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, ad_clock_now_ms());
     sqlite3_bind_int64(st, 6, duration_ms);
@@ -125,14 +125,17 @@ static char *exec_dup(sqlite3_stmt *st, int i)
     return s ? ad_strdup((const char *)s) : NULL;
 }
 
-static void exec_from_row(sqlite3_stmt *st, exec_row *r)
+/* Fills `r`; AD_EINTERNAL (with nothing to clean up) for a status no
+ * exec_status has, which only a database agentd did not write holds. */
+static int exec_from_row(sqlite3_stmt *st, exec_row *r, ad_err *e)
 {
     memset(r, 0, sizeof(*r));
+    if (exec_status_from_string((const char *)sqlite3_column_text(st, 4), &r->status, NULL) < 0)
+        return ad_err_set(e, AD_EINTERNAL, "an execution row holds an unknown status");
     r->task_index = sqlite3_column_int(st, 0);
     snprintf(r->task_id, sizeof(r->task_id), "%s", (const char *)sqlite3_column_text(st, 1));
     snprintf(r->name, sizeof(r->name), "%s", (const char *)sqlite3_column_text(st, 2));
     r->expected_output = exec_dup(st, 3);
-    snprintf(r->status, sizeof(r->status), "%s", (const char *)sqlite3_column_text(st, 4));
     r->inputs = exec_dup(st, 5);
     r->output = exec_dup(st, 6);
     r->job_id = sqlite3_column_int64(st, 7);
@@ -141,6 +144,7 @@ static void exec_from_row(sqlite3_stmt *st, exec_row *r)
     r->finished_at = sqlite3_column_int64(st, 10);
     r->duration_ms = sqlite3_column_int64(st, 11);
     r->timestamp = sqlite3_column_int64(st, 12);
+    return 0;
 }
 
 int storage_exec_get(sqlite3 *db, int64_t agent_id, int task_index, exec_row *out, ad_err *e)
@@ -150,9 +154,9 @@ int storage_exec_get(sqlite3 *db, int64_t agent_id, int task_index, exec_row *ou
     sqlite3_bind_int64(st, 1, agent_id);
     sqlite3_bind_int(st, 2, task_index);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) exec_from_row(st, out);
+    int bad = rc == SQLITE_ROW ? exec_from_row(st, out, e) : 0;
     sqlite3_reset(st);
-    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_ROW) return bad;
     if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "no execution row %d", task_index);
     return storage_fail(db, rc, "read execution", e);
 }
@@ -163,14 +167,17 @@ int storage_exec_list(sqlite3 *db, int64_t agent_id, exec_row *rows, int max, in
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT " EXEC_COLUMNS " FROM executions WHERE agent_id = ?1 ORDER BY task_index");
     sqlite3_bind_int64(st, 1, agent_id);
-    int rc, n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) exec_from_row(st, &rows[n++]);
+    int rc, n = 0, bad = 0;
+    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
+        bad = exec_from_row(st, &rows[n], e);
+        if (!bad) n++;
+    }
     sqlite3_reset(st);
     *count = n;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (bad || (rc != SQLITE_ROW && rc != SQLITE_DONE)) {
         for (int i = 0; i < n; i++) exec_row_cleanup(&rows[i]);
         *count = 0;
-        return storage_fail(db, rc, "list executions", e);
+        return bad ? bad : storage_fail(db, rc, "list executions", e);
     }
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/states.h"
 
 #define EXEC_STAGES 4
 
@@ -19,7 +20,7 @@ typedef struct exec_row {
     char task_id[40];
     char name[32];
     char *expected_output;    /* owned strings: exec_row_cleanup */
-    char status[16];          /* pending, running, completed, failed */
+    exec_status status;
     char *inputs;             /* JSON */
     char *output;             /* JSON or NULL */
     int64_t job_id;
@@ -43,7 +44,7 @@ int storage_exec_start(sqlite3 *db, int64_t agent_id, int task_index, int64_t jo
 
 /* Stores a stage's inputs and output and marks it completed (or failed, with
  * output {"error": ...}) with its duration. */
-int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, const char *status,
+int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, exec_status status,
                         const char *inputs, const char *output, int64_t duration_ms, ad_err *e);
 
 /* Resets the agent's log: every row back to pending, outputs and timings

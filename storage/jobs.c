@@ -27,7 +27,7 @@ int storage_jobs_enqueue(sqlite3 *db, int64_t agent_id, const char *kind, int st
     sqlite3_bind_int64(st, 5, now);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_CONSTRAINT_UNIQUE)
-        return ad_err_set(e, AD_EBUSY, "the agent already has a job queued or running");
+        return ad_err_set(e, AD_ECONFLICT, "the agent already has a job queued or running");
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "queue job", e);
     if (job_id) *job_id = sqlite3_last_insert_rowid(db);
     return 0;
@@ -72,20 +72,20 @@ int storage_jobs_claim(sqlite3 *db, job_row *out, ad_err *e)
     return storage_fail(db, rc, "claim job", e);
 }
 
-static int jobs_set_state(sqlite3 *db, int64_t job_id, const char *state, const char *error,
+static int jobs_set_state(sqlite3 *db, int64_t job_id, job_state state, const char *error,
                           ad_err *e)
 {
     sqlite3_stmt *st =
         storage_stmt(db, "UPDATE jobs SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1");
     sqlite3_bind_int64(st, 1, job_id);
-    sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, job_state_to_string(state), -1, SQLITE_STATIC);
     if (error) sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, ad_clock_now_ms());
     int rc = sqlite3_step(st);
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "update job", e);
 }
 
-int storage_jobs_finish(sqlite3 *db, int64_t job_id, const char *state, const char *error,
+int storage_jobs_finish(sqlite3 *db, int64_t job_id, job_state state, const char *error,
                         ad_err *e)
 {
     return jobs_set_state(db, job_id, state, error, e);

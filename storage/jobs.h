@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/states.h"
 
 typedef struct job_row {
     int64_t id;
@@ -24,7 +25,7 @@ typedef struct job_row {
 void job_row_cleanup(job_row *j);
 
 /* Queues a job; runs inside the caller's transaction when there is one.
- * AD_EBUSY when the agent already has a queued or running job. */
+ * AD_ECONFLICT when the agent already has a queued or running job. */
 int storage_jobs_enqueue(sqlite3 *db, int64_t agent_id, const char *kind, int start_stage,
                          const char *params, int64_t *job_id, ad_err *e);
 
@@ -37,8 +38,8 @@ int storage_jobs_hold(sqlite3 *db, int64_t job_id, ad_err *e);
  * `out`, or AD_ENOTFOUND when there is none. */
 int storage_jobs_claim(sqlite3 *db, job_row *out, ad_err *e);
 
-/* Marks a job done or failed (state "done" / "failed") with an optional error. */
-int storage_jobs_finish(sqlite3 *db, int64_t job_id, const char *state, const char *error,
+/* Marks a job JOB_DONE or JOB_FAILED with an optional error. */
+int storage_jobs_finish(sqlite3 *db, int64_t job_id, job_state state, const char *error,
                         ad_err *e);
 
 /* Puts a claimed job back in the queue (the worker stopped before finishing

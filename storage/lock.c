@@ -35,7 +35,7 @@ int storage_lock_acquire(const char *data_dir, ad_err *e)
         pid[strcspn(pid, "\n")] = '\0';
         close(fd);
         int rc = err == EWOULDBLOCK
-                     ? ad_err_set(e, AD_EBUSY,
+                     ? ad_err_set(e, AD_ECONFLICT,
                                   "data dir '%s' is in use by another agentd (pid %s holds %s); "
                                   "stop it, or give this one another data_dir",
                                   data_dir, *pid ? pid : "unknown", path)

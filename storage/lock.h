@@ -13,7 +13,7 @@
 
 /* Takes the lock of `data_dir` (which must exist) for this process. Taking the
  * lock already held is a no-op; taking another dir's lock releases the first.
- * AD_EBUSY when another process holds it, with the dir and that process's
+ * AD_ECONFLICT when another process holds it, with the dir and that process's
  * pid in `e`; AD_EIO when the lock file cannot be opened. */
 int storage_lock_acquire(const char *data_dir, ad_err *e);
 

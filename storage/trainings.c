@@ -26,14 +26,17 @@ static char *tr_dup(sqlite3_stmt *st, int i)
     return s ? ad_strdup((const char *)s) : NULL;
 }
 
-static void training_from_row(sqlite3_stmt *st, training_row *t)
+/* Fills `t`; AD_EINTERNAL (with nothing to clean up) for a status no
+ * training_state has, which only a database agentd did not write holds. */
+static int training_from_row(sqlite3_stmt *st, training_row *t, ad_err *e)
 {
     memset(t, 0, sizeof(*t));
+    if (training_state_from_string((const char *)sqlite3_column_text(st, 4), &t->status, NULL) < 0)
+        return ad_err_set(e, AD_EINTERNAL, "a training row holds an unknown status");
     t->id = sqlite3_column_int64(st, 0);
     t->agent_id = sqlite3_column_int64(st, 1);
     snprintf(t->name, sizeof(t->name), "%s", (const char *)sqlite3_column_text(st, 2));
     t->iterations = sqlite3_column_int(st, 3);
-    snprintf(t->status, sizeof(t->status), "%s", (const char *)sqlite3_column_text(st, 4));
     t->done_iterations = sqlite3_column_int(st, 5);
     t->best_iteration = sqlite3_column_int(st, 6);
     t->version_id = sqlite3_column_int64(st, 7);
@@ -42,9 +45,10 @@ static void training_from_row(sqlite3_stmt *st, training_row *t)
     t->created_at = sqlite3_column_int64(st, 10);
     t->started_at = sqlite3_column_int64(st, 11);
     t->finished_at = sqlite3_column_int64(st, 12);
+    return 0;
 }
 
-/* Inside the caller's transaction: the run's row and its job. AD_EBUSY when
+/* Inside the caller's transaction: the run's row and its job. AD_ECONFLICT when
  * the agent has a job queued or running. */
 static int trainings_insert(sqlite3 *db, int64_t agent_id, const char *name, int iterations,
                             int64_t group_id, int64_t *training_id, ad_err *e)
@@ -63,8 +67,8 @@ static int trainings_insert(sqlite3 *db, int64_t agent_id, const char *name, int
     char params[64];
     snprintf(params, sizeof(params), "{\"training_id\":%lld}", (long long)*training_id);
     rc = storage_jobs_enqueue(db, agent_id, "train", 0, params, NULL, e);
-    if (rc == AD_EBUSY)
-        ad_err_set(e, AD_EBUSY, "a pipeline, replay or training job is queued or running for this agent");
+    if (rc == AD_ECONFLICT)
+        ad_err_set(e, AD_ECONFLICT, "a pipeline, replay or training job is queued or running for this agent");
     return rc;
 }
 
@@ -91,7 +95,7 @@ int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, in
     if (rc != SQLITE_ROW)
         rc = storage_fail(db, rc, "check training", e);
     else if (busy)
-        rc = ad_err_set(e, AD_EBUSY, "a training run is already queued or running for this agent");
+        rc = ad_err_set(e, AD_ECONFLICT, "a training run is already queued or running for this agent");
     else if (taken)
         rc = ad_err_set(e, AD_EEXIST, "a model version named '%s' already exists", name);
     else
@@ -106,9 +110,9 @@ int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, in
 static int tr_read_one(sqlite3 *db, sqlite3_stmt *st, training_row *out, ad_err *e)
 {
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) training_from_row(st, out);
+    int bad = rc == SQLITE_ROW ? training_from_row(st, out, e) : 0;
     sqlite3_reset(st);
-    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_ROW) return bad;
     if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "training run not found");
     return storage_fail(db, rc, "read training", e);
 }
@@ -182,7 +186,7 @@ int storage_trainings_add_iteration(sqlite3 *db, int64_t training_id, int iterat
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "record iteration", e);
 }
 
-int storage_trainings_finish(sqlite3 *db, int64_t training_id, const char *status,
+int storage_trainings_finish(sqlite3 *db, int64_t training_id, training_state status,
                              int best_iteration, int64_t version_id, const char *trained_data,
                              const char *error, ad_err *e)
 {
@@ -191,7 +195,7 @@ int storage_trainings_finish(sqlite3 *db, int64_t training_id, const char *statu
         " trained_data = ?5, error = ?6, finished_at = ?7"
         " WHERE id = ?1 AND status IN ('queued', 'running')");
     sqlite3_bind_int64(st, 1, training_id);
-    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, training_state_to_string(status), -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, best_iteration);
     sqlite3_bind_int64(st, 4, version_id);
     if (trained_data) sqlite3_bind_text(st, 5, trained_data, -1, SQLITE_STATIC);
@@ -279,7 +283,7 @@ int storage_groups_start(sqlite3 *db, const char *const *user_ids, size_t n, int
         rc = trainings_insert(db, agent_ids[i], name, cycles, gid, &tid, e);
         /* The check above saw no job; one can appear only through a
          * concurrent transaction, which BEGIN IMMEDIATE rules out. */
-        if (rc == AD_EBUSY) why[i] = GROUP_BUSY, rc = AD_ESTATE;
+        if (rc == AD_ECONFLICT) why[i] = GROUP_BUSY, rc = AD_ESTATE;
     }
     free(agent_ids);
     if (rc < 0) {
@@ -329,7 +333,6 @@ int storage_groups_runs(sqlite3 *db, int64_t group_id, group_run_fn fn, void *ud
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         group_run r = {
             .user_id = (const char *)sqlite3_column_text(st, 0),
-            .status = (const char *)sqlite3_column_text(st, 1),
             .done_iterations = sqlite3_column_int(st, 2),
             .iterations = sqlite3_column_int(st, 3),
             .best_quality = sqlite3_column_double(st, 4),
@@ -337,6 +340,10 @@ int storage_groups_runs(sqlite3 *db, int64_t group_id, group_run_fn fn, void *ud
             .deployed_quality = sqlite3_column_double(st, 6),
             .finished_at = sqlite3_column_int64(st, 7),
         };
+        if (training_state_from_string((const char *)sqlite3_column_text(st, 1), &r.status, NULL) < 0) {
+            sqlite3_reset(st);
+            return ad_err_set(e, AD_EINTERNAL, "a training row holds an unknown status");
+        }
         fn(ud, &r);
     }
     sqlite3_reset(st);
@@ -444,11 +451,14 @@ int storage_training_each(sqlite3 *db, const char *after, int limit, agent_train
         }
         agent_training a = {
             .user_id = (const char *)sqlite3_column_text(st, 0),
-            .status = (const char *)sqlite3_column_text(st, 1),
             .quality = sqlite3_column_double(st, 2),
             .sessions = sqlite3_column_int64(st, 3),
             .last_training = sqlite3_column_int64(st, 4),
         };
+        if (agent_state_from_string((const char *)sqlite3_column_text(st, 1), &a.status, NULL) < 0) {
+            sqlite3_reset(st);
+            return ad_err_set(e, AD_EINTERNAL, "an agent row holds an unknown status");
+        }
         fn(ud, &a);
     }
     sqlite3_reset(st);

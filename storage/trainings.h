@@ -11,13 +11,14 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/states.h"
 
 typedef struct training_row {
     int64_t id;
     int64_t agent_id;
     char name[65];
     int iterations;
-    char status[16];          /* queued, running, done, failed, cancelled */
+    training_state status;
     int done_iterations;
     int best_iteration;       /* 0 when none yet */
     int64_t version_id;
@@ -30,7 +31,7 @@ void training_row_cleanup(training_row *t);
 
 /* Queues a run: the training row and its job, in one transaction. The name
  * must be free among the agent's versions (AD_EEXIST) and no run may be
- * queued or running for the agent (AD_EBUSY). */
+ * queued or running for the agent (AD_ECONFLICT). */
 int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, int iterations,
                              int64_t *training_id, ad_err *e);
 
@@ -55,7 +56,7 @@ int storage_trainings_add_iteration(sqlite3 *db, int64_t training_id, int iterat
 
 /* Ends a run: done with its version and trained data, or failed with a
  * reason. A run that has already ended (stopped: cancelled) keeps its end. */
-int storage_trainings_finish(sqlite3 *db, int64_t training_id, const char *status,
+int storage_trainings_finish(sqlite3 *db, int64_t training_id, training_state status,
                              int best_iteration, int64_t version_id, const char *trained_data,
                              const char *error, ad_err *e);
 
@@ -103,7 +104,7 @@ int storage_groups_latest(sqlite3 *db, group_row *out, ad_err *e);
 /* One run of a group as the status reads it; strings borrowed during the visit. */
 typedef struct group_run {
     const char *user_id;
-    const char *status;         /* a training run status */
+    training_state status;
     int done_iterations;
     int iterations;
     double best_quality;        /* best quality its iterations reached; -1 before the first */
@@ -140,7 +141,7 @@ int storage_training_totals(sqlite3 *db, double high, training_totals *out, ad_e
 
 typedef struct agent_training {
     const char *user_id;         /* borrowed during the visit */
-    const char *status;
+    agent_state status;
     double quality;              /* serving version's quality; -1 when none */
     int64_t sessions;            /* training runs ever started */
     int64_t last_training;       /* when its latest finished run ended; 0 if none */

@@ -29,13 +29,16 @@ static char *ver_dup(sqlite3_stmt *st, int i)
     return s ? ad_strdup((const char *)s) : NULL;
 }
 
-static void version_from_row(sqlite3_stmt *st, version_row *v)
+/* Fills `v`; AD_EINTERNAL (with nothing to clean up) for a state no
+ * version_state has, which only a database agentd did not write holds. */
+static int version_from_row(sqlite3_stmt *st, version_row *v, ad_err *e)
 {
     memset(v, 0, sizeof(*v));
+    if (version_state_from_string((const char *)sqlite3_column_text(st, 3), &v->state, NULL) < 0)
+        return ad_err_set(e, AD_EINTERNAL, "a model version row holds an unknown state");
     v->id = sqlite3_column_int64(st, 0);
     v->agent_id = sqlite3_column_int64(st, 1);
     snprintf(v->name, sizeof(v->name), "%s", (const char *)sqlite3_column_text(st, 2));
-    snprintf(v->state, sizeof(v->state), "%s", (const char *)sqlite3_column_text(st, 3));
     v->params = ver_dup(st, 4);
     v->persona = ver_dup(st, 5);
     v->fewshot = ver_dup(st, 6);
@@ -45,6 +48,7 @@ static void version_from_row(sqlite3_stmt *st, version_row *v)
     v->passages = sqlite3_column_int64(st, 10);
     v->created_at = sqlite3_column_int64(st, 11);
     v->deployed_at = sqlite3_column_int64(st, 12);
+    return 0;
 }
 
 int storage_versions_create(sqlite3 *db, int64_t agent_id, const char *name, const char *params,
@@ -200,11 +204,11 @@ int storage_versions_reject(sqlite3 *db, int64_t version_id, const char *note, a
     return ver_exec(db, st, "reject version", e);
 }
 
-int storage_versions_set_state(sqlite3 *db, int64_t version_id, const char *state, ad_err *e)
+int storage_versions_set_state(sqlite3 *db, int64_t version_id, version_state state, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "UPDATE versions SET state = ?2 WHERE id = ?1");
     sqlite3_bind_int64(st, 1, version_id);
-    sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, version_state_to_string(state), -1, SQLITE_STATIC);
     return ver_exec(db, st, "set version state", e);
 }
 
@@ -255,9 +259,9 @@ int storage_versions_delete_candidates(sqlite3 *db, int64_t agent_id, ad_err *e)
 static int ver_read_one(sqlite3 *db, sqlite3_stmt *st, version_row *out, ad_err *e)
 {
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) version_from_row(st, out);
+    int bad = rc == SQLITE_ROW ? version_from_row(st, out, e) : 0;
     sqlite3_reset(st);
-    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_ROW) return bad;
     if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "model version not found");
     return storage_fail(db, rc, "read version", e);
 }
@@ -288,7 +292,10 @@ int storage_versions_each(sqlite3 *db, int64_t agent_id, version_visit_fn fn, vo
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         version_row v;
-        version_from_row(st, &v);
+        if (version_from_row(st, &v, e) < 0) {
+            sqlite3_reset(st);
+            return AD_EINTERNAL;
+        }
         fn(ud, &v);
         version_row_cleanup(&v);
     }

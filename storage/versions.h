@@ -13,12 +13,13 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/states.h"
 
 typedef struct version_row {
     int64_t id;
     int64_t agent_id;
     char name[65];
-    char state[16];        /* building, trained, deployed, retired, rejected */
+    version_state state;
     char *params;          /* JSON; owned strings: version_row_cleanup */
     char *persona;
     char *fewshot;         /* JSON array of {prompt, answer} */
@@ -62,7 +63,7 @@ int storage_versions_reject(sqlite3 *db, int64_t version_id, const char *note, a
 
 /* Training candidates: a version in state "candidate" is never served or
  * listed; the best one of a run is renamed and becomes "trained". */
-int storage_versions_set_state(sqlite3 *db, int64_t version_id, const char *state, ad_err *e);
+int storage_versions_set_state(sqlite3 *db, int64_t version_id, version_state state, ad_err *e);
 int storage_versions_rename(sqlite3 *db, int64_t version_id, const char *name, ad_err *e);
 /* Deletes a version and its passages. */
 int storage_versions_delete(sqlite3 *db, int64_t version_id, ad_err *e);

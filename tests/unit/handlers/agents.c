@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "config/config.h"
+#include "handlers/agents.h"
 #include "handlers/evaluate.h"
 #include "handlers/inference.h"
 #include "handlers/models.h"
@@ -53,7 +54,7 @@ static void make_ready_agent(sqlite3 *db)
     job_row_cleanup(&job);
     agent_row r;
     ck_assert_int_eq(storage_agents_get(db, "racer", &r, &e), 0);
-    ck_assert_msg(r.deployed_version_id > 0, "racer is %s", r.status);
+    ck_assert_msg(r.deployed_version_id > 0, "racer is %s", agent_state_to_string(r.status));
     agent_row_cleanup(&r);
 }
 
@@ -155,10 +156,74 @@ START_TEST(test_delete_inside_a_request_never_500)
 }
 END_TEST
 
+/* GET /agents/{id} reads the agent, then its deployed version: a failure
+ * of that second read is answered through agents_answer_storage, not shown
+ * as an agent with no model. The failure here is a version row in a state
+ * no enum value has (AD_EINTERNAL). */
+START_TEST(test_agent_get_answers_a_failed_version_read)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    make_ready_agent(f.db);
+    ck_assert_int_eq(sqlite3_exec(f.db, "UPDATE versions SET state = 'bogus'", NULL, NULL, NULL), SQLITE_OK);
+    ad_config cfg;
+    config_init(&cfg);
+    ad_app app = {.cfg = &cfg};
+    ad_request req = {.method = AD_GET, .params = {"racer"}, .nparams = 1, .accept = "", .body = "",
+                      .request_id = "get-1", .app = &app};
+    ad_response res;
+    ad_response_init(&res);
+    handle_agent_get(&req, &res);
+    ck_assert_int_eq(res.status, 500);
+    ck_assert_msg(strstr(res.body.data, "\"storage_error\"") && !strstr(res.body.data, "bogus"), "%s",
+                  res.body.data);
+    ad_response_cleanup(&res);
+    config_cleanup(&cfg);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* One place maps storage codes to HTTP: a conflict is the client's 409, a
+ * busy database a 503 to retry, and neither leaks storage's words. */
+START_TEST(test_storage_codes_map_to_http)
+{
+    static const struct {
+        int rc;
+        const char *user_id;
+        int status;
+        const char *code;
+        int retry_after;
+    } maps[] = {
+        {AD_ECONFLICT, "u1", 409, "\"conflict\"", 0},
+        {AD_EBUSY, "u1", 503, "\"database_busy\"", 1},
+        {AD_EIO, "u1", 503, "\"storage_unavailable\"", 1},
+        {AD_ENOTFOUND, "u1", 404, "\"agent_not_found\"", 0},
+        {AD_EINTERNAL, NULL, 500, "\"storage_error\"", 0},
+    };
+    for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+        ad_request req = {.method = AD_GET, .accept = "", .body = "", .request_id = "map-1"};
+        ad_response res;
+        ad_response_init(&res);
+        ad_err e;
+        ad_err_set(&e, maps[i].rc, "a job is queued or running for this agent");
+        ck_assert_int_eq(agents_answer_storage(&req, &res, maps[i].rc, maps[i].user_id, &e),
+                         maps[i].rc);
+        ck_assert_int_eq(res.status, maps[i].status);
+        ck_assert_msg(strstr(res.body.data, maps[i].code), "%s", res.body.data);
+        int has_retry = 0;
+        for (size_t h = 0; h < res.nheaders; h++) has_retry |= !strcmp(res.headers[h].name, "Retry-After");
+        ck_assert_int_eq(has_retry, maps[i].retry_after);
+        ad_response_cleanup(&res);
+    }
+}
+END_TEST
+
 Suite *handlers_agents_suite(void)
 {
     Suite *s = suite_create("handlers_agents");
     TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_storage_codes_map_to_http);
+    tcase_add_test(tc, test_agent_get_answers_a_failed_version_read);
     tcase_add_loop_test(tc, test_delete_inside_a_request_never_500, 0, (int)(sizeof(cases) / sizeof(cases[0])));
     suite_add_tcase(s, tc);
     return s;

@@ -14,6 +14,7 @@
 #include "model/params.h"
 #include "model/text.h"
 #include "pipeline/runner.h"
+#include "pipeline/stages.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/executions.h"
@@ -89,7 +90,7 @@ static int64_t expect_ready(sqlite3 *db, const char *user_id)
     agent_row a;
     ad_err e = {0};
     ck_assert_int_eq(storage_agents_get(db, user_id, &a, &e), 0);
-    ck_assert_msg(strcmp(a.status, "ready") == 0, "%s is %s at %s: %s", user_id, a.status, a.stage,
+    ck_assert_msg(a.status == AGENT_READY, "%s is %s at %s: %s", user_id, agent_state_to_string(a.status), a.stage,
                   a.error ? a.error : "");
     ck_assert_int_eq(a.progress, 100);
     ck_assert_ptr_null(a.error);
@@ -104,8 +105,8 @@ static int64_t expect_ready(sqlite3 *db, const char *user_id)
     for (int i = 0; i < n; i++) {
         ck_assert_int_eq(rows[i].task_index, i);
         ck_assert_str_eq(rows[i].name, exec_stage_names[i]);
-        ck_assert_msg(strcmp(rows[i].status, "completed") == 0, "%s is %s", rows[i].name,
-                      rows[i].status);
+        ck_assert_msg(rows[i].status == EXEC_COMPLETED, "%s is %s", rows[i].name,
+                      exec_status_to_string(rows[i].status));
         ck_assert_ptr_nonnull(rows[i].output);
         cJSON *out = cJSON_Parse(rows[i].output);
         ck_assert_msg(cJSON_IsObject(out) && out->child, "%s output: %s", rows[i].name,
@@ -117,7 +118,7 @@ static int64_t expect_ready(sqlite3 *db, const char *user_id)
     version_row v;
     ck_assert_int_eq(storage_versions_get(db, vid, &v, &e), 0);
     ck_assert_int_eq(v.agent_id, a.id);
-    ck_assert_str_eq(v.state, "deployed");
+    ck_assert_int_eq(v.state, VERSION_DEPLOYED);
     ck_assert_int_gt(v.passages, 0);
     version_row_cleanup(&v);
 
@@ -203,6 +204,34 @@ START_TEST(test_pipeline_text_agent_reaches_ready)
 }
 END_TEST
 
+/* A stage that cannot read its inputs passes storage's code on (here a
+ * version row in a state no enum value has: AD_EINTERNAL), so the runner
+ * can tell a busy or failing database, which it retries, from a stage
+ * whose inputs are missing (AD_ESTATE). */
+START_TEST(test_stage_passes_storage_codes_through)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create(f.db, "codes", "text", free_text, sizeof(free_text) - 1);
+    run_next_job(f.db, id);
+    int64_t vid = expect_ready(f.db, "codes");
+    char sql[96];
+    snprintf(sql, sizeof(sql), "UPDATE versions SET state = 'bogus' WHERE id = %lld", (long long)vid);
+    ck_assert_int_eq(sqlite3_exec(f.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    agent_row a;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_get(f.db, "codes", &a, &e), 0);
+    atomic_int stop = 0;
+    stage_ctx c = {.db = f.db, .agent = &a, .stop = &stop};
+    model_params_default(&c.params);
+    ck_assert_int_eq(stage_evaluate(&c, &e), AD_EINTERNAL);
+    cJSON_Delete(c.inputs);
+    cJSON_Delete(c.output);
+    agent_row_cleanup(&a);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_pipeline_stopping_leaves_job_queued)
 {
     storage_fixture f;
@@ -219,7 +248,7 @@ START_TEST(test_pipeline_stopping_leaves_job_queued)
     ck_assert_int_eq(running, 0);
     agent_row a;
     ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &a, NULL), 0);
-    ck_assert_str_ne(a.status, "error");
+    ck_assert_int_ne(a.status, AGENT_ERROR);
     ck_assert_ptr_null(a.error);
     ck_assert_int_eq(a.deployed_version_id, 0);
     agent_row_cleanup(&a);
@@ -243,14 +272,14 @@ START_TEST(test_pipeline_bad_dataset_fails_the_agent)
     run_next_job(f.db, id);
     agent_row a;
     ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &a, NULL), 0);
-    ck_assert_str_eq(a.status, "error");
+    ck_assert_int_eq(a.status, AGENT_ERROR);
     ck_assert_str_eq(a.stage, "DataProcessor");
     ck_assert_ptr_nonnull(a.error);
     ck_assert_ptr_nonnull(strstr(a.error, "DataProcessor"));
     agent_row_cleanup(&a);
     exec_row r;
     ck_assert_int_eq(storage_exec_get(f.db, id, 0, &r, NULL), 0);
-    ck_assert_str_eq(r.status, "failed");
+    ck_assert_int_eq(r.status, EXEC_FAILED);
     exec_row_cleanup(&r);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE agent_id = ?1"
                                                  " AND state = 'failed'", id), 1);
@@ -267,6 +296,7 @@ Suite *pipeline_runner_suite(void)
     tcase_add_test(tc, test_pipeline_text_agent_reaches_ready);
     tcase_add_test(tc, test_pipeline_stopping_leaves_job_queued);
     tcase_add_test(tc, test_pipeline_bad_dataset_fails_the_agent);
+    tcase_add_test(tc, test_stage_passes_storage_codes_through);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -43,7 +43,7 @@ START_TEST(test_agents_create_and_get)
     ck_assert_int_eq(storage_agents_get(f.db, "alice", &row, &e), 0);
     ck_assert_int_eq(row.id, id);
     ck_assert_str_eq(row.user_id, "alice");
-    ck_assert_str_eq(row.status, "initializing");
+    ck_assert_int_eq(row.status, AGENT_INITIALIZING);
     ck_assert_str_eq(row.source, "text");
     ck_assert_int_eq(row.progress, 0);
     ck_assert_str_eq(row.base_model, "bm");
@@ -110,20 +110,20 @@ START_TEST(test_agents_set_state)
     storage_fixture_open(&f);
     int64_t id = create_agent(f.db, "s");
     ad_err e = {0};
-    ck_assert_int_eq(storage_agents_set_state(f.db, id, "error", "ModelTrainer", 25, "boom", &e), 0);
+    ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_ERROR, "ModelTrainer", 25, "boom", &e), 0);
     agent_row row;
     ck_assert_int_eq(storage_agents_get(f.db, "s", &row, &e), 0);
-    ck_assert_str_eq(row.status, "error");
+    ck_assert_int_eq(row.status, AGENT_ERROR);
     ck_assert_str_eq(row.stage, "ModelTrainer");
     ck_assert_int_eq(row.progress, 25);
     ck_assert_str_eq(row.error, "boom");
     agent_row_cleanup(&row);
-    ck_assert_int_eq(storage_agents_set_state(f.db, id, "ready", NULL, 100, NULL, &e), 0);
+    ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_READY, NULL, 100, NULL, &e), 0);
     ck_assert_int_eq(storage_agents_get(f.db, "s", &row, &e), 0);
     ck_assert_ptr_null(row.error);
     ck_assert_str_eq(row.stage, "");
     agent_row_cleanup(&row);
-    ck_assert_int_eq(storage_agents_set_state(f.db, id + 1, "ready", NULL, 100, NULL, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_agents_set_state(f.db, id + 1, AGENT_READY, NULL, 100, NULL, &e), AD_ENOTFOUND);
     storage_fixture_close(&f);
 }
 END_TEST
@@ -136,6 +136,31 @@ static void collect(void *ud, const agent_row *a)
     strcat(out, a->user_id);
 }
 
+/* The enums store the same words as before (no migration), and a word no
+ * state has, which only a database agentd did not write holds, is an
+ * internal error rather than a made-up state. */
+START_TEST(test_agents_status_words_stored)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create_agent(f.db, "w");
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_PROCESSING, NULL, 10, NULL, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents WHERE id = ?1 AND status = 'processing'", id), 1);
+    ck_assert_int_eq(sqlite3_exec(f.db, "UPDATE agents SET status = 'paused'", NULL, NULL, NULL), SQLITE_OK);
+    agent_row row;
+    ck_assert_int_eq(storage_agents_get(f.db, "w", &row, &e), AD_EINTERNAL);
+    ck_assert_msg(strstr(e.msg, "unknown status"), "%s", e.msg);
+    agent_status st;
+    ck_assert_int_eq(storage_agents_status(f.db, "w", &st, &e), AD_EINTERNAL);
+    char seen[64] = "";
+    int more = 0;
+    int64_t total = 0;
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, NULL, 10, collect, seen, &more, &total, &e), AD_EINTERNAL);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_agents_list_pages_and_filters)
 {
     storage_fixture f;
@@ -145,7 +170,7 @@ START_TEST(test_agents_list_pages_and_filters)
     for (size_t i = 0; i < 5; i++) {
         int64_t id = create_agent(f.db, ids[i]);
         if (!strcmp(ids[i], "b") || !strcmp(ids[i], "d") || !strcmp(ids[i], "e"))
-            ck_assert_int_eq(storage_agents_set_state(f.db, id, "ready", NULL, 100, NULL, NULL), 0);
+            ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_READY, NULL, 100, NULL, NULL), 0);
     }
     char seen[64] = "";
     int more = -1;
@@ -174,24 +199,24 @@ START_TEST(test_agents_list_pages_and_filters)
     ck_assert_int_eq(more, 0);
 
     seen[0] = '\0';
-    ck_assert_int_eq(storage_agents_list(f.db, "ready", NULL, 10, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_READY}, NULL, 10, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "b,d,e");
     ck_assert_int_eq(more, 0);
     ck_assert_int_eq(total, 3);
 
     seen[0] = '\0';
-    ck_assert_int_eq(storage_agents_list(f.db, "ready", "b", 1, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_READY}, "b", 1, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "d");
     ck_assert_int_eq(more, 1);
     ck_assert_int_eq(total, 3);
 
     seen[0] = '\0';
-    ck_assert_int_eq(storage_agents_list(f.db, "initializing", NULL, 10, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_INITIALIZING}, NULL, 10, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "a,c");
     ck_assert_int_eq(total, 2);
 
     seen[0] = '\0';
-    ck_assert_int_eq(storage_agents_list(f.db, "error", NULL, 10, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_ERROR}, NULL, 10, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "");
     ck_assert_int_eq(more, 0);
     ck_assert_int_eq(total, 0);
@@ -211,7 +236,7 @@ static void populate(sqlite3 *db, int64_t agent_id)
                                           "shared body words", "answer", NULL, &e), 0);
     /* The jobs table already holds the agent's creation job, and a second
      * active job for the same agent is refused. */
-    ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, "replay", 1, NULL, NULL, &e), AD_EBUSY);
+    ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, "replay", 1, NULL, NULL, &e), AD_ECONFLICT);
 }
 
 static int64_t rows_of(sqlite3 *db, const char *table, int64_t agent_id)
@@ -327,6 +352,7 @@ Suite *storage_agents_suite(void)
     tcase_add_test(tc, test_agents_create_and_get);
     tcase_add_test(tc, test_agents_duplicate_user_id);
     tcase_add_test(tc, test_agents_set_state);
+    tcase_add_test(tc, test_agents_status_words_stored);
     tcase_add_test(tc, test_agents_list_pages_and_filters);
     tcase_add_test(tc, test_agents_delete_cascades);
     tcase_add_test(tc, test_agents_delete_all);

@@ -33,7 +33,7 @@ START_TEST(test_jobs_one_running_job_per_agent)
     int64_t ja = agent_with_job(f.db, "a", &a);
     ad_err e = {0};
     /* One queued or running job per agent: a second one is refused. */
-    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, "{\"k\":1}", &a2, &e), AD_EBUSY);
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, "{\"k\":1}", &a2, &e), AD_ECONFLICT);
     int64_t jb = agent_with_job(f.db, "b", &b);
     ck_assert(ja < jb);
     expect_depth(f.db, 2, 0);
@@ -47,7 +47,7 @@ START_TEST(test_jobs_one_running_job_per_agent)
     ck_assert_ptr_null(j.params);
     ck_assert_int_eq(j.attempts, 1);
     job_row_cleanup(&j);
-    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, NULL, &a2, &e), AD_EBUSY);
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, NULL, &a2, &e), AD_ECONFLICT);
 
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
     ck_assert_int_eq(j.id, jb);
@@ -59,7 +59,7 @@ START_TEST(test_jobs_one_running_job_per_agent)
     ck_assert_int_eq(storage_jobs_hold(f.db, ja, &e), 0);
 
     /* Once a's first job is done, the next may be queued and run. */
-    ck_assert_int_eq(storage_jobs_finish(f.db, ja, "done", NULL, &e), 0);
+    ck_assert_int_eq(storage_jobs_finish(f.db, ja, JOB_DONE, NULL, &e), 0);
     ck_assert_int_eq(storage_jobs_hold(f.db, ja, &e), AD_ECANCELLED);
     ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, "{\"k\":1}", &a2, &e), 0);
     ck_assert(a2 > jb);
@@ -109,12 +109,12 @@ START_TEST(test_jobs_requeue_running_and_release)
     job_row_cleanup(&j);
 
     /* Finished jobs leave the queue. */
-    ck_assert_int_eq(storage_jobs_finish(f.db, ja, "failed", "why", NULL), 0);
+    ck_assert_int_eq(storage_jobs_finish(f.db, ja, JOB_FAILED, "why", NULL), 0);
     ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM jobs WHERE error = ?1", "why"), 1);
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), 0);
     ck_assert_int_eq(j.id, jb);
     job_row_cleanup(&j);
-    ck_assert_int_eq(storage_jobs_finish(f.db, jb, "done", NULL, NULL), 0);
+    ck_assert_int_eq(storage_jobs_finish(f.db, jb, JOB_DONE, NULL, NULL), 0);
     expect_depth(f.db, 0, 0);
     ck_assert_int_eq(storage_jobs_agent_busy(f.db, a, NULL), 0);
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), AD_ENOTFOUND);

@@ -81,13 +81,13 @@ START_TEST(test_prune_keeps_the_latest_group)
     exec_sql(f.db, "INSERT INTO training_groups (id, cycles, total_agents, created_at) VALUES (1, 1, 1, 0), (2, 1, 1, 0)");
     int64_t t1 = 0, t2 = 0, t3 = 0;
     ck_assert_int_eq(storage_trainings_create(f.db, a, "group-1", 1, &t1, NULL), 0);
-    ck_assert_int_eq(storage_trainings_finish(f.db, t1, "done", 1, 0, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(storage_trainings_finish(f.db, t1, TRAINING_DONE, 1, 0, NULL, NULL, NULL), 0);
     exec_sql(f.db, "UPDATE jobs SET state = 'done'");
     ck_assert_int_eq(storage_trainings_create(f.db, a, "group-2", 1, &t2, NULL), 0);
-    ck_assert_int_eq(storage_trainings_finish(f.db, t2, "cancelled", 0, 0, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(storage_trainings_finish(f.db, t2, TRAINING_CANCELLED, 0, 0, NULL, NULL, NULL), 0);
     exec_sql(f.db, "UPDATE jobs SET state = 'cancelled' WHERE state IN ('queued', 'running')");
     ck_assert_int_eq(storage_trainings_create(f.db, a, "v4", 1, &t3, NULL), 0);
-    ck_assert_int_eq(storage_trainings_finish(f.db, t3, "cancelled", 0, 0, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(storage_trainings_finish(f.db, t3, TRAINING_CANCELLED, 0, 0, NULL, NULL, NULL), 0);
     exec_sql(f.db, "UPDATE jobs SET state = 'cancelled' WHERE state IN ('queued', 'running')");
     char sql[160];
     snprintf(sql, sizeof(sql), "UPDATE trainings SET group_id = 1 WHERE id = %lld", (long long)t1);
@@ -120,10 +120,10 @@ START_TEST(test_prune_by_age)
     int64_t t1 = 0, t2 = 0;
     ck_assert_int_eq(storage_trainings_create(f.db, a, "v2", 1, &t1, NULL), 0);
     ck_assert_int_eq(storage_trainings_add_iteration(f.db, t1, 1, "{}", "{}", 1, NULL), 0);
-    ck_assert_int_eq(storage_trainings_finish(f.db, t1, "done", 1, 0, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(storage_trainings_finish(f.db, t1, TRAINING_DONE, 1, 0, NULL, NULL, NULL), 0);
     exec_sql(f.db, "UPDATE jobs SET state = 'done'");
     ck_assert_int_eq(storage_trainings_create(f.db, a, "v3", 1, &t2, NULL), 0);
-    ck_assert_int_eq(storage_trainings_finish(f.db, t2, "failed", 0, 0, NULL, "x", NULL), 0);
+    ck_assert_int_eq(storage_trainings_finish(f.db, t2, TRAINING_FAILED, 0, 0, NULL, "x", NULL), 0);
     exec_sql(f.db, "UPDATE jobs SET state = 'failed'");
     /* All of it two days old, but the last 100 calls. */
     exec_sql(f.db, "UPDATE inferences SET created_at = created_at - 172800000 WHERE id <= 600");
@@ -247,7 +247,7 @@ START_TEST(test_postpone_requeues_uncounted)
     job_row_cleanup(&j);
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), 0);
     ck_assert_int_eq(j.attempts, 1);
-    ck_assert_int_eq(storage_jobs_finish(f.db, j.id, "done", NULL, NULL), 0);
+    ck_assert_int_eq(storage_jobs_finish(f.db, j.id, JOB_DONE, NULL, NULL), 0);
     /* A finished job stays finished. */
     ck_assert_int_eq(storage_jobs_postpone(f.db, j.id, NULL), 0);
     job_row_cleanup(&j);

@@ -21,7 +21,7 @@ static int64_t agent(sqlite3 *db, const char *user_id, int deployed)
     ck_assert_int_eq(storage_agents_create(db, &a, &id, NULL), 0);
     if (!deployed) return id;
     int64_t job = storage_fixture_count(db, "SELECT max(id) FROM jobs WHERE agent_id = ?1", id);
-    ck_assert_int_eq(storage_jobs_finish(db, job, "done", NULL, NULL), 0);
+    ck_assert_int_eq(storage_jobs_finish(db, job, JOB_DONE, NULL, NULL), 0);
     ck_assert_int_eq(storage_versions_create(db, id, "v1", "{}", "p", "[]", &vid, NULL), 0);
     ck_assert_int_eq(storage_agents_set_deployed(db, id, vid, NULL), 0);
     return id;
@@ -162,7 +162,7 @@ START_TEST(test_stopped_run_stays_cancelled)
     ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM jobs WHERE state = ?1", "cancelled"), 1);
     job_row again;
     ck_assert_int_eq(storage_jobs_claim(f.db, &again, &e), AD_ENOTFOUND);
-    ck_assert_int_eq(storage_trainings_finish(f.db, tid, "failed", 0, 0, NULL, "late failure", &e), 0);
+    ck_assert_int_eq(storage_trainings_finish(f.db, tid, TRAINING_FAILED, 0, 0, NULL, "late failure", &e), 0);
     ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE status = ?1",
                                                 "cancelled"), 1);
     ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE error = ?1",
@@ -190,9 +190,9 @@ START_TEST(test_stop_reaches_earlier_groups)
     ck_assert_int_gt(g2, g1);
     /* bob's one-cycle group ends; ann's long one goes on. */
     int64_t bob_run = storage_fixture_count(f.db, "SELECT id FROM trainings WHERE group_id = ?1", g2);
-    ck_assert_int_eq(storage_trainings_finish(f.db, bob_run, "done", 1, 0, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_trainings_finish(f.db, bob_run, TRAINING_DONE, 1, 0, NULL, NULL, &e), 0);
     ck_assert_int_eq(storage_jobs_finish(f.db, storage_fixture_count(f.db,
-        "SELECT id FROM jobs WHERE json_extract(params, '$.training_id') = ?1", bob_run), "done", NULL, &e), 0);
+        "SELECT id FROM jobs WHERE json_extract(params, '$.training_id') = ?1", bob_run), JOB_DONE, NULL, &e), 0);
 
     ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 1);

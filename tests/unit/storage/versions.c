@@ -62,7 +62,7 @@ START_TEST(test_versions_create_and_names)
     ck_assert_int_eq(storage_versions_get(f.db, v1, &v, &e), 0);
     ck_assert_int_eq(v.agent_id, a);
     ck_assert_str_eq(v.name, "v1");
-    ck_assert_str_eq(v.state, "building");
+    ck_assert_int_eq(v.state, VERSION_BUILDING);
     ck_assert_str_eq(v.params, "{\"top_k\":3}");
     ck_assert_ptr_null(v.metrics);
     version_row_cleanup(&v);
@@ -70,7 +70,7 @@ START_TEST(test_versions_create_and_names)
     ck_assert_int_eq(storage_versions_set_built(f.db, v1, 7, &e), 0);
     ck_assert_int_eq(storage_versions_set_metrics(f.db, v1, "{\"hit1\":1}", 0.75, &e), 0);
     ck_assert_int_eq(storage_versions_get_by_name(f.db, a, "v1", &v, &e), 0);
-    ck_assert_str_eq(v.state, "trained");
+    ck_assert_int_eq(v.state, VERSION_TRAINED);
     ck_assert_int_eq(v.passages, 7);
     ck_assert_str_eq(v.metrics, "{\"hit1\":1}");
     ck_assert_double_eq(v.quality, 0.75);
@@ -88,7 +88,7 @@ static void collect_state(void *ud, const version_row *v)
     if (*out) strcat(out, ",");
     strcat(out, v->name);
     strcat(out, "=");
-    strcat(out, v->state);
+    strcat(out, version_state_to_string(v->state));
 }
 
 START_TEST(test_versions_deploy_retires_previous)
@@ -110,7 +110,7 @@ START_TEST(test_versions_deploy_retires_previous)
     agent_row_cleanup(&ar);
     version_row v;
     ck_assert_int_eq(storage_versions_get(f.db, v1, &v, &e), 0);
-    ck_assert_str_eq(v.state, "deployed");
+    ck_assert_int_eq(v.state, VERSION_DEPLOYED);
     ck_assert_str_eq(v.note, "first");
     ck_assert_int_gt(v.deployed_at, 0);
     version_row_cleanup(&v);
@@ -145,7 +145,7 @@ START_TEST(test_versions_deploy_retires_previous)
 
     ck_assert_int_eq(storage_versions_reject(f.db, v1, "worse", &e), 0);
     ck_assert_int_eq(storage_versions_get(f.db, v1, &v, &e), 0);
-    ck_assert_str_eq(v.state, "rejected");
+    ck_assert_int_eq(v.state, VERSION_REJECTED);
     ck_assert_str_eq(v.note, "worse");
     version_row_cleanup(&v);
     storage_fixture_close(&f);
