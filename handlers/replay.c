@@ -118,11 +118,12 @@ void handle_agent_executions_reset(ad_request *req, ad_response *res)
     if (agents_lookup(req, res, &a) < 0) return;
     sqlite3 *db = storage_conn();
     int count = 0;
-    if (storage_jobs_agent_busy(db, a.id, NULL)) {
+    int rc = storage_exec_reset(db, a.id, &count, &e);
+    if (rc == AD_ECONFLICT) {
         ad_response_error(res, req, 409, "job_in_progress",
                           "agent '%s' has a job queued or running; reset its log after it ends", a.user_id);
-    } else if (storage_exec_reset(db, a.id, &count, &e) < 0) {
-        agents_answer_storage(req, res, e.code, a.user_id, &e);
+    } else if (rc < 0) {
+        agents_answer_storage(req, res, rc, a.user_id, &e);
     } else {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "user_id", a.user_id);

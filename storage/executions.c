@@ -103,16 +103,28 @@ int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, exec_stat
 
 int storage_exec_reset(sqlite3 *db, int64_t agent_id, int *count, ad_err *e)
 {
+    /* The job check is part of the update: checked apart, a job queued in
+     * between would run on (or replay from) a log wiped under it. */
     sqlite3_stmt *st = storage_stmt(db,
         "UPDATE executions SET status = 'pending', inputs = '{}', output = NULL, job_id = NULL,"
         " was_replayed = 0, started_at = NULL, finished_at = NULL, duration_ms = NULL,"
-        " timestamp = ?2 WHERE agent_id = ?1");
+        " timestamp = ?2 WHERE agent_id = ?1 AND NOT EXISTS (SELECT 1 FROM jobs"
+        " WHERE agent_id = ?1 AND state IN ('queued', 'running'))");
     sqlite3_bind_int64(st, 1, agent_id);
     sqlite3_bind_int64(st, 2, ad_clock_now_ms());
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "reset execution log", e);
     *count = sqlite3_changes(db);
-    return 0;
+    if (*count) return 0;
+    /* Nothing reset: an agent's log always has its rows, so a job held it. */
+    st = storage_stmt(db,
+        "SELECT count(*) FROM jobs WHERE agent_id = ?1 AND state IN ('queued', 'running')");
+    sqlite3_bind_int64(st, 1, agent_id);
+    rc = sqlite3_step(st);
+    int active = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) return storage_fail(db, rc, "check jobs", e);
+    return active ? ad_err_set(e, AD_ECONFLICT, "the agent has a job queued or running") : 0;
 }
 
 #define EXEC_COLUMNS                                                                           \

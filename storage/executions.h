@@ -48,7 +48,8 @@ int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, exec_stat
                         const char *inputs, const char *output, int64_t duration_ms, ad_err *e);
 
 /* Resets the agent's log: every row back to pending, outputs and timings
- * cleared, task ids kept. */
+ * cleared, task ids kept. AD_ECONFLICT, with nothing reset, while the agent
+ * has a job queued or running. */
 int storage_exec_reset(sqlite3 *db, int64_t agent_id, int *count, ad_err *e);
 
 /* Reads one row; AD_ENOTFOUND when absent. */

@@ -4,6 +4,7 @@
 
 #include "storage/agents.h"
 #include "storage/db.h"
+#include "storage/executions.h"
 #include "storage/jobs.h"
 #include "tests/unit/storage/fixtures.h"
 
@@ -133,6 +134,31 @@ START_TEST(test_jobs_enqueue_for_missing_agent)
 }
 END_TEST
 
+/* Resetting the execution log refuses in the same statement that resets
+ * while a job is queued or running (a separate check let a job queued in
+ * between run on a wiped log), and resets once the job has ended. */
+START_TEST(test_exec_reset_refused_while_a_job_is_active)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = 0;
+    int64_t ja = agent_with_job(f.db, "a", &a);
+    ad_err e = {0};
+    ck_assert_int_eq(storage_exec_finish(f.db, a, 0, EXEC_COMPLETED, "{}", "{\"k\":1}", 5, &e), 0);
+    int count = -1;
+    ck_assert_int_eq(storage_exec_reset(f.db, a, &count, &e), AD_ECONFLICT);
+    ck_assert_int_eq(count, 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1"
+                                                 " AND status = 'completed'", a), 1);
+    ck_assert_int_eq(storage_jobs_finish(f.db, ja, JOB_DONE, NULL, &e), 0);
+    ck_assert_int_eq(storage_exec_reset(f.db, a, &count, &e), 0);
+    ck_assert_int_eq(count, EXEC_STAGES);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1"
+                                                 " AND status = 'pending' AND output IS NULL", a), EXEC_STAGES);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 Suite *storage_jobs_suite(void)
 {
     Suite *s = suite_create("storage_jobs");
@@ -140,6 +166,7 @@ Suite *storage_jobs_suite(void)
     tcase_add_test(tc, test_jobs_one_running_job_per_agent);
     tcase_add_test(tc, test_jobs_requeue_running_and_release);
     tcase_add_test(tc, test_jobs_enqueue_for_missing_agent);
+    tcase_add_test(tc, test_exec_reset_refused_while_a_job_is_active);
     suite_add_tcase(s, tc);
     return s;
 }
