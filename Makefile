@@ -100,6 +100,7 @@ ifeq ($(VARIANT),release)
 	$(REDOCLY) lint --format=stylish openapi.yaml
 	node --test tests/contract/contract.test.mjs
 	node tests/contract/validate.mjs openapi.yaml $(CONTRACT_LOG)
+	python3 tests/readme/test_run_examples.py
 	python3 tests/readme/run_examples.py $(AGENTD) README.md
 	python3 tests/image/check_dockerfile.py Dockerfile
 endif

@@ -54,9 +54,13 @@ function errorsText(validate) {
 }
 
 // Events of an SSE body as [{event, data}] (data parsed as JSON when it is).
+// As in the event-stream format, an event is dispatched by the blank line
+// that ends it: a last block without one is not an event (a client drops it).
 export function parseSse(body) {
   const events = [];
-  for (const block of body.replace(/\r\n/g, '\n').split(/\n\n+/)) {
+  const blocks = body.replace(/\r\n/g, '\n').split(/\n\n+/);
+  blocks.pop(); // what follows the last blank line: empty, or an unended event
+  for (const block of blocks) {
     if (!block.trim()) continue;
     let event = 'message';
     const data = [];
@@ -131,7 +135,8 @@ export class Contract {
     const pointer = this.mediaPointer(route.template, opMethod, responses[key], key, mediaKey);
     const media = content[mediaKey];
     if (mediaKey === 'text/event-stream') return this.checkSse(where, media, pointer, body);
-    if (!media.schema) return [];
+    // A documented body without a schema would let any body through.
+    if (!media.schema) return [`${where}: the spec gives no schema for ${mediaKey}, so nothing can be checked`];
     let json;
     try {
       json = JSON.parse(body);
@@ -155,6 +160,8 @@ export class Contract {
     const problems = [];
     const events = parseSse(body);
     if (events.length === 0) problems.push(`${where}: an empty event stream`);
+    const tail = body.replace(/\r\n/g, '\n').split(/\n\n+/).pop();
+    if (tail.trim()) problems.push(`${where}: the stream ends inside an event (no blank line after it): ${tail.slice(0, 120)}`);
     events.forEach((ev, i) => {
       if (!validate(ev)) problems.push(`${where}: event ${i} (${ev.event}): ${errorsText(validate)}`);
     });

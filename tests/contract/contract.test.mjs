@@ -77,3 +77,20 @@ test('SSE parsing follows the event-stream format', () => {
     { event: 'message', data: 'plain' },
   ]);
 });
+
+test('a last event without its ending blank line is caught', () => {
+  const body = sse([['token', { text: 'Hi' }], ['done', done]]);
+  assert.match(contract.check(stream(body.slice(0, -1))).join(), /ends inside an event/);
+  assert.deepEqual(parseSse('event: token\ndata: {"text":"a"}\n\nevent: done\ndata: {}\n'), [
+    { event: 'token', data: { text: 'a' } },
+  ]);
+});
+
+test('a documented body without a schema is caught, not waved through', () => {
+  const spec = {
+    openapi: '3.1.0',
+    paths: { '/x': { get: { responses: { 200: { description: 'x', content: { 'application/json': {} } } } } } },
+  };
+  const bare = new Contract(spec);
+  assert.match(bare.check({ method: 'GET', path: '/x', status: 200, content_type: JSON_TYPE, body: '{}' }).join(), /no schema/);
+});

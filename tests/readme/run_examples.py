@@ -5,12 +5,15 @@ README, followed top to bottom on an empty data dir, keeps working.
 Usage: tests/readme/run_examples.py AGENTD_BIN [README.md]   (from the repository root)
 
 What it runs, in README order:
-- every ```sh block, except one preceded by the line <!-- readme-test: skip -->;
+- every ```sh block (also one indented in a list), except one preceded by the
+  line <!-- readme-test: skip -->; a `curl` line in any other block that is not
+  so marked is an error, so no example goes unrun by its fence;
   in a block, a line that starts a command is shell; lines that start with
   `{`, `[`, `…` or a space (when not continuing a command) are shown output;
-- a curl command must state its expected status in a trailing comment,
-  `# 201`; `# 200, repeat until "status":"ready"` repeats it (up to a
-  minute) until the body contains the quoted text, then checks the status;
+- a command that runs curl (alone, in a loop or a pipeline) must state its
+  expected status in a trailing comment, `# 201`, and every curl it runs must
+  answer that status; `# 200, repeat until "status":"ready"` repeats it (up
+  to a minute) until the body contains the quoted text, then checks it;
 - any other command must exit 0; `NAME=value` lines set shell variables for
   the commands after them; `[VAR=value ...] make run` (re)starts the server
   with that environment on the same data dir.
@@ -81,30 +84,41 @@ def is_output(line):
     return line == "" or line[0] in "{[… \t" or line.startswith("event:") or line.startswith("data:")
 
 
+CURL_LINE = re.compile(r"^\s*(?:\$\s+)?curl\s")
+
+
 def examples(readme):
-    """The runnable commands of the README, in order."""
+    """The runnable commands of the README, in order; ValueError for a curl
+    example in a block that would not run."""
     out = []
     lines = readme.split("\n")
     i = 0
     previous = ""
     while i < len(lines):
         line = lines[i]
-        fence = re.match(r"^```(\w*)\s*$", line)
+        fence = re.match(r"^(\s*)```(\w*)\s*$", line)
         if not fence:
             if line.strip():
                 previous = line.strip()
             i += 1
             continue
-        lang = fence.group(1)
+        indent = len(fence.group(1))
+        lang = fence.group(2)
         skip = previous == SKIP_MARK
         body_start = i + 1
         i += 1
-        while i < len(lines) and not lines[i].startswith("```"):
+        while i < len(lines) and not lines[i].lstrip().startswith("```"):
             i += 1
-        block = lines[body_start:i]
+        block = [b[indent:] if not b[:indent].strip() else b.lstrip() for b in lines[body_start:i]]
         i += 1
         previous = ""
-        if lang not in ("sh", "bash") or skip:
+        if skip:
+            continue
+        if lang not in ("sh", "bash"):
+            for k, b in enumerate(block):
+                if CURL_LINE.match(b):
+                    raise ValueError(f"line {body_start + k + 1}: a curl example in a ```{lang} block is not "
+                                     f"run; fence it ```sh, or put {SKIP_MARK} before the block")
             continue
         j = 0
         while j < len(block):
@@ -194,13 +208,19 @@ def main():
     binary = os.path.abspath(sys.argv[1])
     readme_path = sys.argv[2] if len(sys.argv) > 2 else "README.md"
     with open(readme_path, encoding="utf-8") as f:
-        todo = examples(f.read())
+        try:
+            todo = examples(f.read())
+        except ValueError as e:
+            print(f"readme: {readme_path}:{e}", file=sys.stderr)
+            return 1
     workdir = tempfile.mkdtemp(prefix="agentd-readme-")
     tmp = os.path.join(workdir, "tmp")
     os.makedirs(tmp)
     server = Server(binary, workdir)
     assignments = []
-    curl = f"curl() {{ command curl -w '\\n{STATUS_MARK}%{{http_code}}\\n' \"$@\"; }}"
+    # Each curl reports its status on stderr, which no pipe or loop of the
+    # example swallows.
+    curl = f"curl() {{ command curl -w '%{{stderr}}\\n{STATUS_MARK}%{{http_code}}\\n' \"$@\"; }}"
     passed = failed = 0
     try:
         server.start({})
@@ -230,19 +250,19 @@ def main():
             while True:
                 r = run_shell(prelude, command, COMMAND_SECONDS)
                 out = r.stdout
-                got = None
-                marks = re.findall(re.escape(STATUS_MARK) + r"(\d{3})", out)
-                if marks:
-                    got = int(marks[-1])
-                body = re.sub(r"\n?" + re.escape(STATUS_MARK) + r"\d{3}\n?", "\n", out).strip()
+                marks = [int(m) for m in re.findall(re.escape(STATUS_MARK) + r"(\d{3})", r.stderr)]
+                got = marks[-1] if marks else None
+                body = out.strip()
                 if not ex.until or ex.until in body or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
             problem = None
             if r.returncode != 0:
                 problem = f"exit {r.returncode}"
-            elif ex.status is not None and got != ex.status:
-                problem = f"status {got}, the README says {ex.status}"
+            elif ex.status is None and marks:
+                problem = f"it runs curl (answered {marks}) but states no expected status (e.g. `# 200`)"
+            elif ex.status is not None and (not marks or any(m != ex.status for m in marks)):
+                problem = f"status {marks or 'none'}, the README says {ex.status}"
             elif ex.until and ex.until not in body:
                 problem = f"after {POLL_SECONDS} s the body still lacks {ex.until}"
             if problem:
