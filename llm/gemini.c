@@ -68,7 +68,7 @@ static void json_add_thinking(cJSON *gc, const llm_request *req)
     if (req->thinking_level && req->thinking_level[0]) {
         char upper[16];
         size_t i = 0;
-        for (; req->thinking_level[i] && i < sizeof(upper) - 1; i++)
+        for (; i < sizeof(upper) - 1 && req->thinking_level[i]; i++)
             upper[i] = (char)toupper((unsigned char)req->thinking_level[i]);
         upper[i] = '\0';
         json_checked(cJSON_AddStringToObject(tc, "thinkingLevel", upper));
