@@ -260,6 +260,20 @@ static void put_redacted(ad_buf *b, const char *s, const char *key)
     ad_buf_puts(b, s);
 }
 
+/* Formats a message into `msg` (initialised by the caller), with the key
+ * redacted as put_redacted does. */
+static void format_redacted(ad_buf *msg, const char *key, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void format_redacted(ad_buf *msg, const char *key, const char *fmt, va_list ap)
+{
+    ad_buf raw;
+    ad_buf_init(&raw);
+    ad_buf_vprintf(&raw, fmt, ap);
+    put_redacted(msg, raw.data ? raw.data : "", key ? key : "");
+    ad_buf_cleanup(&raw);
+}
+
 /* Ends the call: fires on_done once and drops the loop's reference. */
 static void call_finish(llm_client *c, llm_call *call, llm_outcome outcome, int retry_after_s,
                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -281,14 +295,12 @@ static void call_finish(llm_client *c, llm_call *call, llm_outcome outcome, int 
     call->finished = 1;
     pthread_mutex_unlock(&call->mu);
 
-    ad_buf raw, msg;
-    ad_buf_init(&raw);
+    ad_buf msg;
     ad_buf_init(&msg);
     va_list ap;
     va_start(ap, fmt);
-    ad_buf_vprintf(&raw, fmt, ap);
+    format_redacted(&msg, c->key, fmt, ap);
     va_end(ap);
-    put_redacted(&msg, raw.data ? raw.data : "", c->key);
 
     const char *block = "";
     if (outcome == LLM_BLOCKED) gemini_reply_blocked(&call->reply, &block);
@@ -317,7 +329,6 @@ static void call_finish(llm_client *c, llm_call *call, llm_outcome outcome, int 
                (long long)(ad_clock_mono_ms() - call->started_ms));
     call->on_done(call->ud, &r);
 
-    ad_buf_cleanup(&raw);
     ad_buf_cleanup(&msg);
     free(call->body);
     call->body = NULL;
@@ -1161,17 +1172,14 @@ static void lookup_set(llm_model_check *out, llm_model_state st, const char *key
 static void lookup_set(llm_model_check *out, llm_model_state st, const char *key, const char *fmt,
                        ...)
 {
-    ad_buf raw, msg;
-    ad_buf_init(&raw);
+    ad_buf msg;
     ad_buf_init(&msg);
     va_list ap;
     va_start(ap, fmt);
-    ad_buf_vprintf(&raw, fmt, ap);
+    format_redacted(&msg, key, fmt, ap);
     va_end(ap);
-    put_redacted(&msg, raw.data ? raw.data : "", key ? key : "");
     out->state = st;
     snprintf(out->message, sizeof(out->message), "%s", msg.data ? msg.data : "");
-    ad_buf_cleanup(&raw);
     ad_buf_cleanup(&msg);
 }
 
