@@ -44,9 +44,9 @@ int agents_check_user_id(const char *id, ad_err *e)
     return 0;
 }
 
-sqlite3 *agents_db(ad_request *req, ad_response *res)
+storage_conn *agents_db(ad_request *req, ad_response *res)
 {
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     if (!db) ad_response_error(res, req, 503, "database_unavailable", "the database cannot be opened");
     return db;
 }
@@ -84,7 +84,7 @@ int agents_answer_storage(ad_request *req, ad_response *res, int rc, const char 
 
 /* The connection for a route that names an agent: validates the path's
  * user_id first. Answers 400 or 503 and returns NULL when it cannot go on. */
-static sqlite3 *agents_path_db(ad_request *req, ad_response *res, const char **id)
+static storage_conn *agents_path_db(ad_request *req, ad_response *res, const char **id)
 {
     ad_err e = {0};
     *id = req->params[0];
@@ -99,7 +99,7 @@ int agents_lookup(ad_request *req, ad_response *res, agent_row *out)
 {
     ad_err e = {0};
     const char *id;
-    sqlite3 *db = agents_path_db(req, res, &id);
+    storage_conn *db = agents_path_db(req, res, &id);
     if (!db) return AD_EINVAL;
     int rc = storage_agents_get(db, id, out, &e);
     return rc < 0 ? agents_answer_storage(req, res, rc, id, &e) : 0;
@@ -109,7 +109,7 @@ int agents_lookup_snapshot(ad_request *req, ad_response *res, agent_row *out)
 {
     ad_err e = {0};
     const char *id;
-    sqlite3 *db = agents_path_db(req, res, &id);
+    storage_conn *db = agents_path_db(req, res, &id);
     if (!db) return AD_EINVAL;
     int rc = storage_snapshot_begin(db, &e);
     if (rc == 0) rc = storage_agents_get(db, id, out, &e);
@@ -249,7 +249,7 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
         ad_buf_cleanup(&material);
         return;
     }
-    sqlite3 *db = agents_db(req, res);
+    storage_conn *db = agents_db(req, res);
     if (!db) {
         ad_buf_cleanup(&material);
         return;
@@ -315,7 +315,7 @@ void handle_agent_status(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
     const char *id;
-    sqlite3 *db = agents_path_db(req, res, &id);
+    storage_conn *db = agents_path_db(req, res, &id);
     if (!db) return;
     agent_status a;
     int rc = storage_agents_status(db, id, &a, &e);
@@ -392,7 +392,7 @@ void handle_agents_list(ad_request *req, ad_response *res)
         ad_response_error(res, req, 400, "invalid_cursor", "cursor is not one this server returned");
         return;
     }
-    sqlite3 *db = agents_db(req, res);
+    storage_conn *db = agents_db(req, res);
     if (!db) return;
     list_ctx l = {.users = cJSON_CreateObject()};
     int more = 0;
@@ -419,7 +419,7 @@ void handle_agent_get(ad_request *req, ad_response *res)
     storage_inferences_flush();
     agent_row a;
     if (agents_lookup(req, res, &a) < 0) return;
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     ad_err e = {0};
     version_row v;
     int vrc = a.deployed_version_id ? storage_versions_get(db, a.deployed_version_id, &v, &e)
@@ -530,7 +530,7 @@ static int agents_read_log(ad_request *req, ad_response *res, agent_row *a, exec
 {
     ad_err e = {0};
     if (agents_lookup_snapshot(req, res, a) < 0) return -1;
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     int rc = storage_exec_list(db, a->id, rows, EXEC_STAGES, n, &e);
     storage_snapshot_end(db);
     if (rc < 0) {
@@ -597,7 +597,7 @@ void handle_agent_delete(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
     const char *id;
-    sqlite3 *db = agents_path_db(req, res, &id);
+    storage_conn *db = agents_path_db(req, res, &id);
     if (!db) return;
     int64_t agent_id;
     int rc = storage_agents_delete(db, id, &agent_id, &e);
@@ -623,7 +623,7 @@ void agents_cancel_jobs(void *app, int64_t agent_id)
 void handle_agents_delete_all(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
-    sqlite3 *db = agents_db(req, res);
+    storage_conn *db = agents_db(req, res);
     if (!db) return;
     int64_t count = 0;
     /* The pool is thread-safe; the app struct is only read. */

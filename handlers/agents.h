@@ -25,7 +25,7 @@ void agents_cancel_jobs(void *app, int64_t agent_id);
 
 /* The calling thread's database connection, or NULL after answering 503
  * `database_unavailable`. */
-sqlite3 *agents_db(ad_request *req, ad_response *res);
+storage_conn *agents_db(ad_request *req, ad_response *res);
 
 /* agents_lookup inside a read snapshot (storage/db.h), so that the request's
  * later reads (versions, passages, the execution log) see the agent as it was

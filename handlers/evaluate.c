@@ -22,7 +22,7 @@ void handle_agent_evaluate(ad_request *req, ad_response *res)
     ad_err e = {0};
     agent_row a;
     if (agents_lookup_snapshot(req, res, &a) < 0) return;
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     const char *prompt = NULL, *expected = NULL;
     size_t max = (size_t)req->app->cfg->max_prompt_bytes;
     if (!req->json || ad_json_string(req->json, "test_prompt", 1, max, &prompt, &e) < 0 ||

@@ -464,7 +464,7 @@ void handle_agent_inference(ad_request *req, ad_response *res)
     ad_err e = {0};
     agent_row a;
     if (agents_lookup_snapshot(req, res, &a) < 0) return;
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     const cJSON *body = req->json;
     const char *prompt = NULL;
     int stream = strstr(req->accept, "text/event-stream") != NULL;

@@ -44,8 +44,8 @@ void handle_agent_models(ad_request *req, ad_response *res)
     agent_row a;
     if (agents_lookup_snapshot(req, res, &a) < 0) return;
     models_list l = {cJSON_CreateArray(), a.deployed_version_id};
-    int rc = storage_versions_each(storage_conn(), a.id, models_visit, &l, &e);
-    storage_snapshot_end(storage_conn());
+    int rc = storage_versions_each(storage_conn_get(), a.id, models_visit, &l, &e);
+    storage_snapshot_end(storage_conn_get());
     if (rc < 0) {
         cJSON_Delete(l.items);
         agents_answer_storage(req, res, rc, a.user_id, &e);
@@ -70,7 +70,7 @@ static int models_lookup(ad_request *req, ad_response *res, const agent_row *a, 
         ad_response_error(res, req, 400, "invalid_name", "%s", e.msg);
         return AD_EINVAL;
     }
-    int rc = storage_versions_get_by_name(storage_conn(), a->id, name, v, &e);
+    int rc = storage_versions_get_by_name(storage_conn_get(), a->id, name, v, &e);
     if (rc == 0 && v->state == VERSION_CANDIDATE) {
         version_row_cleanup(v);
         rc = AD_ENOTFOUND;
@@ -89,7 +89,7 @@ void handle_agent_model_deploy(ad_request *req, ad_response *res)
     agent_row a;
     version_row v, prev;
     if (agents_lookup_snapshot(req, res, &a) < 0) return;
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     if (models_lookup(req, res, &a, &v) < 0) {
         storage_snapshot_end(db);
         agent_row_cleanup(&a);
@@ -135,7 +135,7 @@ void handle_agent_model_export(ad_request *req, ad_response *res)
     agent_row a;
     version_row v;
     if (agents_lookup_snapshot(req, res, &a) < 0) return;
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     if (models_lookup(req, res, &a, &v) < 0) {
         storage_snapshot_end(db);
         agent_row_cleanup(&a);

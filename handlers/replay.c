@@ -36,7 +36,7 @@ void handle_agent_replay(ad_request *req, ad_response *res)
     ad_err e = {0};
     agent_row a;
     if (agents_lookup_snapshot(req, res, &a) < 0) return;
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     exec_row rows[EXEC_STAGES + 1];
     int n = 0;
     long long index = -1;
@@ -116,7 +116,7 @@ void handle_agent_executions_reset(ad_request *req, ad_response *res)
     ad_err e = {0};
     agent_row a;
     if (agents_lookup(req, res, &a) < 0) return;
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     int count = 0;
     int rc = storage_exec_reset(db, a.id, &count, &e);
     if (rc == AD_ECONFLICT) {

@@ -19,7 +19,7 @@ static void health_answer(ad_request *req, ad_response *res, int stopping)
     int healthy = 1;
 
     cJSON *dbc = cJSON_AddObjectToObject(checks, "database");
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     ad_err e = {0};
     int64_t queued = 0, running = 0;
     /* The queue count reads the database file: it is the readability probe too. */

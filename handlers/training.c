@@ -40,7 +40,7 @@ void handle_agent_train(ad_request *req, ad_response *res)
     long long iterations = 0;
     const char *name = NULL;
     char default_name[65];
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     if (!req->json) {
         ad_response_error(res, req, 400, "invalid_body", "request body must be a JSON object with iterations");
         goto out;
@@ -127,7 +127,7 @@ void handle_agent_training(ad_request *req, ad_response *res)
     ad_err e = {0};
     agent_row a;
     if (agents_lookup_snapshot(req, res, &a) < 0) return;
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     const char *tid_s = ad_request_query(req, "training_id");
     long long tid = 0;
     if (tid_s) {
@@ -203,7 +203,7 @@ void handle_agent_feedback_add(ad_request *req, ad_response *res)
     int64_t id = 0;
     /* An agent deleted since the lookup fails the insert's foreign key:
      * AD_ENOTFOUND, answered 404 as a moment later. */
-    rc = storage_feedback_add(storage_conn(), a.id, vals[0], vals[1], vals[2], (int)rating, &id, &e);
+    rc = storage_feedback_add(storage_conn_get(), a.id, vals[0], vals[1], vals[2], (int)rating, &id, &e);
     if (rc < 0) {
         agents_answer_storage(req, res, rc, a.user_id, &e);
         agent_row_cleanup(&a);
@@ -253,7 +253,7 @@ static int feedback_cursor_issued(int64_t agent_id, long long cursor)
 {
     int64_t found = 0;
     if (cursor == LLONG_MAX) return 0;
-    if (storage_feedback_each(storage_conn(), agent_id, cursor + 1, 1, feedback_cursor_visit, &found, NULL) < 0)
+    if (storage_feedback_each(storage_conn_get(), agent_id, cursor + 1, 1, feedback_cursor_visit, &found, NULL) < 0)
         return 1;
     return found == cursor;
 }
@@ -279,7 +279,7 @@ void handle_agent_feedback_list(ad_request *req, ad_response *res)
     }
     feedback_page p = {.items = cJSON_CreateArray()};
     /* One extra row says whether another page exists. */
-    if (storage_feedback_each(storage_conn(), a.id, cursor, (int)limit + 1, feedback_visit, &p, &e) < 0) {
+    if (storage_feedback_each(storage_conn_get(), a.id, cursor, (int)limit + 1, feedback_visit, &p, &e) < 0) {
         cJSON_Delete(p.items);
         agents_answer_storage(req, res, e.code, a.user_id, &e);
         agent_row_cleanup(&a);

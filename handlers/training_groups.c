@@ -131,7 +131,7 @@ void handle_training_start_group(ad_request *req, ad_response *res)
         ad_response_error(res, req, 400, "invalid_user_ids", "%s", e.msg);
         goto out;
     }
-    sqlite3 *db = agents_db(req, res);
+    storage_conn *db = agents_db(req, res);
     if (!db) goto out;
     why = ad_calloc((size_t)n, sizeof(*why));
     int64_t gid = 0;
@@ -196,7 +196,7 @@ static void group_view_visit(void *ud, const group_run *r)
     v->runs++;
 }
 
-static int group_view_read(sqlite3 *db, int64_t group_id, group_view *v, ad_err *e)
+static int group_view_read(storage_conn *db, int64_t group_id, group_view *v, ad_err *e)
 {
     memset(v, 0, sizeof(*v));
     v->best = -1;
@@ -218,7 +218,7 @@ static void group_view_add_best(cJSON *o, const group_view *v)
 void handle_training_status(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
-    sqlite3 *db = agents_db(req, res);
+    storage_conn *db = agents_db(req, res);
     if (!db) return;
     group_row g;
     int rc = storage_groups_latest(db, &g, &e);
@@ -261,7 +261,7 @@ void handle_training_status(ad_request *req, ad_response *res)
 void handle_training_stop(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
-    sqlite3 *db = agents_db(req, res);
+    storage_conn *db = agents_db(req, res);
     if (!db) return;
     int64_t gid = 0, stopped_at = 0;
     int stopped = 0;
@@ -342,7 +342,7 @@ void handle_training_metrics(ad_request *req, ad_response *res)
         ad_response_error(res, req, 400, "invalid_cursor", "cursor is not one this server returned");
         return;
     }
-    sqlite3 *db = agents_db(req, res);
+    storage_conn *db = agents_db(req, res);
     if (!db) return;
     training_totals t;
     metrics_page p = {.users = cJSON_CreateObject()};

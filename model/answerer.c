@@ -41,7 +41,7 @@ static double answerer_coverage(const char *prompt, const char *question, const 
     return total ? (double)found / (double)total : 0.0;
 }
 
-int answerer_answer(sqlite3 *db, int64_t version_id, const model_params *p, const char *prompt,
+int answerer_answer(storage_conn *db, int64_t version_id, const model_params *p, const char *prompt,
                     int k, answerer_fields fields, answerer_result *out, ad_err *e)
 {
     memset(out, 0, sizeof(*out));

@@ -7,7 +7,6 @@
 #ifndef AD_MODEL_ANSWERER_H
 #define AD_MODEL_ANSWERER_H
 
-#include <sqlite3.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -29,7 +28,7 @@ typedef struct answerer_result {
 
 /* Retrieves up to `k` passages (k <= ANSWERER_MAX_HITS) for `prompt` and picks
  * the answer. A prompt with no searchable word yields no hits, not an error. */
-int answerer_answer(sqlite3 *db, int64_t version_id, const model_params *p, const char *prompt,
+int answerer_answer(storage_conn *db, int64_t version_id, const model_params *p, const char *prompt,
                     int k, answerer_fields fields, answerer_result *out, ad_err *e);
 
 void answerer_result_cleanup(answerer_result *a);

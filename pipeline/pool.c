@@ -82,7 +82,7 @@ static void pool_pause(pipeline_pool *p, int ms)
  * takes the write or the pool stops (the next start requeues it then), and
  * back off (`*backoff_ms`, doubled each time in a row) before claiming
  * again; a job that ended normally resets the wait. */
-static void pool_settle(pipeline_pool *p, sqlite3 *db, int64_t job_id, int *backoff_ms)
+static void pool_settle(pipeline_pool *p, storage_conn *db, int64_t job_id, int *backoff_ms)
 {
     for (;;) {
         ad_err e = {0};
@@ -108,7 +108,7 @@ static void *pool_main(void *arg)
     pipeline_pool *p = w->pool;
     int backoff_ms = POOL_STORAGE_BACKOFF_MS;
     while (!pool_stopping(p)) {
-        sqlite3 *db = storage_conn();
+        storage_conn *db = storage_conn_get();
         job_row job;
         ad_err e = {0};
         /* Reset before claiming, so a cancel or stop that arrives between the
@@ -150,7 +150,7 @@ static void *pool_main(void *arg)
 
 int pipeline_pool_start(pipeline_pool **out, int workers, ad_err *e)
 {
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     int requeued = 0;
     if (!db) return ad_err_set(e, AD_EIO, "database unavailable");
     int rc = storage_jobs_requeue_running(db, &requeued, e);

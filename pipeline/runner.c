@@ -27,7 +27,7 @@ static char *runner_json(const cJSON *j, const char *fallback)
 
 /* The first stage at or after the job's start that this job has not yet
  * completed: after a crash, stages whose output is stored are not run again. */
-static int runner_first_stage(sqlite3 *db, const job_row *job)
+static int runner_first_stage(storage_conn *db, const job_row *job)
 {
     int i = job->start_stage;
     for (; i < EXEC_STAGES; i++) {
@@ -40,7 +40,7 @@ static int runner_first_stage(sqlite3 *db, const job_row *job)
     return i;
 }
 
-static int runner_agent_exists(sqlite3 *db, int64_t agent_id)
+static int runner_agent_exists(storage_conn *db, int64_t agent_id)
 {
     agent_row a;
     if (storage_agents_get_by_id(db, agent_id, &a, NULL) < 0) return 0;
@@ -49,7 +49,7 @@ static int runner_agent_exists(sqlite3 *db, int64_t agent_id)
 }
 
 /* Records a failure on the agent, its stage row and the job, in one transaction. */
-static void runner_fail(sqlite3 *db, const job_row *job, int stage, const char *why)
+static void runner_fail(storage_conn *db, const job_row *job, int stage, const char *why)
 {
     char reason[AD_ERR_MSG_MAX + 64];
     snprintf(reason, sizeof(reason), "%s failed: %s", exec_stage_names[stage], why);
@@ -70,7 +70,7 @@ static void runner_fail(sqlite3 *db, const job_row *job, int stage, const char *
     cJSON_Delete(out);
 }
 
-void pipeline_fail_job(sqlite3 *db, const job_row *job, const char *why)
+void pipeline_fail_job(storage_conn *db, const job_row *job, const char *why)
 {
     ad_err e = {0};
     if (storage_begin(db, &e) < 0) return;
@@ -98,7 +98,7 @@ static void runner_load_params(const job_row *job, stage_ctx *c, cJSON **params_
     c->suggestions = cJSON_GetObjectItemCaseSensitive(*params_json, "suggestions");
 }
 
-void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop)
+void pipeline_run_job(storage_conn *db, const job_row *job, atomic_int *stop)
 {
     agent_row agent;
     ad_err e = {0};

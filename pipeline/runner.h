@@ -7,7 +7,6 @@
 #ifndef AD_PIPELINE_RUNNER_H
 #define AD_PIPELINE_RUNNER_H
 
-#include <sqlite3.h>
 #include <stdatomic.h>
 
 #include "storage/jobs.h"
@@ -17,10 +16,10 @@ enum { PIPELINE_RUN_CANCELLED = 1, PIPELINE_RUN_STOPPING = 2 };
 
 /* Runs `job` to its end, failure, or a stop request. Finishes or releases the
  * job row itself; never returns an error (failures are stored on the agent). */
-void pipeline_run_job(sqlite3 *db, const job_row *job, atomic_int *stop);
+void pipeline_run_job(storage_conn *db, const job_row *job, atomic_int *stop);
 
 /* Fails a job that will not be run (again): the job row, and the agent's
  * status or the training run it belongs to, record `why`. */
-void pipeline_fail_job(sqlite3 *db, const job_row *job, const char *why);
+void pipeline_fail_job(storage_conn *db, const job_row *job, const char *why);
 
 #endif

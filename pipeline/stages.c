@@ -69,7 +69,7 @@ static void unit_set_visit(void *ud, const unit_row *u)
     unit_set_push(ud, u->question, u->body, u->answer, u->category, u->probe);
 }
 
-int unit_set_load(sqlite3 *db, int64_t agent_id, unit_set *s, ad_err *e)
+int unit_set_load(storage_conn *db, int64_t agent_id, unit_set *s, ad_err *e)
 {
     memset(s, 0, sizeof(*s));
     int rc = storage_units_each(db, agent_id, unit_set_visit, s, e);
@@ -79,7 +79,7 @@ int unit_set_load(sqlite3 *db, int64_t agent_id, unit_set *s, ad_err *e)
 }
 
 /* Reads a stored stage output as JSON; the caller deletes it. */
-static cJSON *stage_stored_output(sqlite3 *db, int64_t agent_id, int task_index, ad_err *e)
+static cJSON *stage_stored_output(storage_conn *db, int64_t agent_id, int task_index, ad_err *e)
 {
     exec_row r;
     if (storage_exec_get(db, agent_id, task_index, &r, e) < 0) return NULL;
@@ -232,7 +232,7 @@ static int process_dataset(atomic_int *stop, const char *material, size_t len, u
     return rc;
 }
 
-int pipeline_process(sqlite3 *db, const agent_row *agent, const model_params *params,
+int pipeline_process(storage_conn *db, const agent_row *agent, const model_params *params,
                      atomic_int *stop, unit_set *units, stats *st, size_t *duplicates,
                      cJSON *categories, size_t *material_len, ad_err *e)
 {
@@ -397,7 +397,7 @@ cJSON *pipeline_fewshot(const model_params *params, const unit_set *units)
     return arr;
 }
 
-int pipeline_index_version(sqlite3 *db, const agent_row *agent, const model_params *params,
+int pipeline_index_version(storage_conn *db, const agent_row *agent, const model_params *params,
                            const unit_set *units, const char *name, const char *persona,
                            const char *fewshot, atomic_int *stop, int64_t *version_id, ad_err *e)
 {
@@ -475,7 +475,7 @@ typedef struct eval_acc {
 
 /* Runs one query; `expected_ord` is the unit it should find (-1: none, only
  * the answer is scored). */
-static int eval_query(sqlite3 *db, int64_t vid, const model_params *params, const char *query,
+static int eval_query(storage_conn *db, int64_t vid, const model_params *params, const char *query,
                       answerer_fields fields, int expected_ord, const char *expected_answer,
                       eval_acc *acc, ad_err *e)
 {
@@ -511,7 +511,7 @@ static double round3(double v)
     return floor(v * 1000.0 + 0.5) / 1000.0;
 }
 
-int pipeline_evaluate(sqlite3 *db, const agent_row *agent, int64_t vid, const model_params *params,
+int pipeline_evaluate(storage_conn *db, const agent_row *agent, int64_t vid, const model_params *params,
                       const unit_set *units, const cJSON *extra_cases, atomic_int *stop,
                       cJSON **metrics, double *quality_out, ad_err *e)
 {
@@ -623,7 +623,7 @@ int stage_evaluate(stage_ctx *c, ad_err *e)
 
 /* ---- 4. ModelDeployer ---- */
 
-int pipeline_deploy_version(sqlite3 *db, int64_t agent_id, int64_t vid, cJSON **output, ad_err *e)
+int pipeline_deploy_version(storage_conn *db, int64_t agent_id, int64_t vid, cJSON **output, ad_err *e)
 {
     version_row v, cur;
     int rc = storage_versions_get(db, vid, &v, e);

@@ -14,7 +14,6 @@
 #define AD_PIPELINE_STAGES_H
 
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 
 #include "base/err.h"
@@ -23,7 +22,7 @@
 #include "storage/agents.h"
 
 typedef struct stage_ctx {
-    sqlite3 *db;
+    storage_conn *db;
     const agent_row *agent;
     atomic_int *stop;           /* non-zero: give up with AD_ECANCELLED */
     model_params params;
@@ -60,12 +59,12 @@ typedef struct unit_set {
 
 void unit_set_cleanup(unit_set *s);
 /* Loads the stored DataProcessor output (the units table). */
-int unit_set_load(sqlite3 *db, int64_t agent_id, unit_set *s, ad_err *e);
+int unit_set_load(storage_conn *db, int64_t agent_id, unit_set *s, ad_err *e);
 
 /* Turns the agent's material into units with `params` (passage size and
  * overlap matter for free text), without writing anything. `st` and
  * `categories` receive statistics. */
-int pipeline_process(sqlite3 *db, const agent_row *agent, const model_params *params,
+int pipeline_process(storage_conn *db, const agent_row *agent, const model_params *params,
                      atomic_int *stop, unit_set *units, stats *st, size_t *duplicates,
                      cJSON *categories, size_t *material_len, ad_err *e);
 
@@ -77,18 +76,18 @@ char *pipeline_persona(const agent_row *agent, const cJSON *statistics, const cJ
 cJSON *pipeline_fewshot(const model_params *params, const unit_set *units);
 
 /* Creates version `name` and indexes `units` under it. */
-int pipeline_index_version(sqlite3 *db, const agent_row *agent, const model_params *params,
+int pipeline_index_version(storage_conn *db, const agent_row *agent, const model_params *params,
                            const unit_set *units, const char *name, const char *persona,
                            const char *fewshot, atomic_int *stop, int64_t *version_id, ad_err *e);
 
 /* Evaluates version `vid` on queries it was not built from, plus
  * `extra_cases` ([{prompt, expected}] from feedback, may be NULL). */
-int pipeline_evaluate(sqlite3 *db, const agent_row *agent, int64_t vid, const model_params *params,
+int pipeline_evaluate(storage_conn *db, const agent_row *agent, int64_t vid, const model_params *params,
                       const unit_set *units, const cJSON *extra_cases, atomic_int *stop,
                       cJSON **metrics, double *quality, ad_err *e);
 
 /* Deploys `vid` unless it scores clearly worse than the deployed version, in
  * which case it is recorded as rejected; `*output` says which and why. */
-int pipeline_deploy_version(sqlite3 *db, int64_t agent_id, int64_t vid, cJSON **output, ad_err *e);
+int pipeline_deploy_version(storage_conn *db, int64_t agent_id, int64_t vid, cJSON **output, ad_err *e);
 
 #endif

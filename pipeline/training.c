@@ -126,7 +126,7 @@ static char *json_text(const cJSON *j)
 
 /* Everything one run needs, built once. */
 typedef struct training_run {
-    sqlite3 *db;
+    storage_conn *db;
     const job_row *job;
     atomic_int *stop;
     agent_row agent;
@@ -186,7 +186,7 @@ static int training_candidate(training_run *r, int iteration, const model_params
     return rc;
 }
 
-static void training_drop(sqlite3 *db, int64_t vid)
+static void training_drop(storage_conn *db, int64_t vid)
 {
     ad_err e = {0};
     if (storage_begin(db, &e) == 0) {
@@ -285,7 +285,7 @@ static int training_prepare(training_run *r, ad_err *e)
                                  &r->feedback, e);
 }
 
-void pipeline_run_training(sqlite3 *db, const job_row *job, atomic_int *stop)
+void pipeline_run_training(storage_conn *db, const job_row *job, atomic_int *stop)
 {
     training_run r = {.db = db, .job = job, .stop = stop};
     ad_err e = {0};

@@ -10,14 +10,13 @@
 #ifndef AD_PIPELINE_TRAINING_H
 #define AD_PIPELINE_TRAINING_H
 
-#include <sqlite3.h>
 #include <stdatomic.h>
 
 #include "model/params.h"
 #include "storage/jobs.h"
 
 /* Runs a "train" job to its end; finishes or releases the job row itself. */
-void pipeline_run_training(sqlite3 *db, const job_row *job, atomic_int *stop);
+void pipeline_run_training(storage_conn *db, const job_row *job, atomic_int *stop);
 
 /* The parameters iteration `iteration` (1-based) tries, given the best so
  * far and the agent's source ("text" or "dataset"). Iteration 1 is `best`

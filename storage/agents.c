@@ -6,7 +6,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
-#include "storage/db.h"
+#include "storage/sqlite.h"
 #include "storage/executions.h"
 #include "storage/jobs.h"
 #include "storage/maintenance.h"
@@ -69,7 +69,7 @@ static int agent_from_row(sqlite3_stmt *st, agent_row *a, ad_err *e)
     return 0;
 }
 
-int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad_err *e)
+int storage_agents_create(storage_conn *db, const agent_new *a, int64_t *agent_id, ad_err *e)
 {
     int64_t now = ad_clock_now_ms();
     int rc0 = storage_begin(db, e);
@@ -90,7 +90,7 @@ int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad
             ad_err_set(e, AD_EEXIST, "an agent with user_id '%s' already exists", a->user_id);
         return code;
     }
-    int64_t id = sqlite3_last_insert_rowid(db);
+    int64_t id = sqlite3_last_insert_rowid(db->db);
     st = storage_stmt(db, "INSERT INTO materials (agent_id, body) VALUES (?1, ?2)");
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text64(st, 2, a->material, (sqlite3_uint64)a->material_len, SQLITE_STATIC, SQLITE_UTF8);
@@ -108,7 +108,7 @@ int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad
     return 0;
 }
 
-static int agents_read_one(sqlite3 *db, sqlite3_stmt *st, agent_row *out, ad_err *e)
+static int agents_read_one(storage_conn *db, sqlite3_stmt *st, agent_row *out, ad_err *e)
 {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -121,21 +121,21 @@ static int agents_read_one(sqlite3 *db, sqlite3_stmt *st, agent_row *out, ad_err
     return storage_fail(db, rc, "read agent", e);
 }
 
-int storage_agents_get(sqlite3 *db, const char *user_id, agent_row *out, ad_err *e)
+int storage_agents_get(storage_conn *db, const char *user_id, agent_row *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "SELECT " AGENT_COLUMNS " FROM agents WHERE user_id = ?1");
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
     return agents_read_one(db, st, out, e);
 }
 
-int storage_agents_get_by_id(sqlite3 *db, int64_t id, agent_row *out, ad_err *e)
+int storage_agents_get_by_id(storage_conn *db, int64_t id, agent_row *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "SELECT " AGENT_COLUMNS " FROM agents WHERE id = ?1");
     sqlite3_bind_int64(st, 1, id);
     return agents_read_one(db, st, out, e);
 }
 
-int storage_agents_status(sqlite3 *db, const char *user_id, agent_status *out, ad_err *e)
+int storage_agents_status(storage_conn *db, const char *user_id, agent_status *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT a.user_id, a.status, a.stage, a.progress, a.error, a.created_at, a.updated_at,"
@@ -170,7 +170,7 @@ int storage_agents_status(sqlite3 *db, const char *user_id, agent_status *out, a
     return storage_fail(db, rc, "read agent status", e);
 }
 
-int storage_agents_material(sqlite3 *db, int64_t agent_id, char **out, size_t *len, ad_err *e)
+int storage_agents_material(storage_conn *db, int64_t agent_id, char **out, size_t *len, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "SELECT body FROM materials WHERE agent_id = ?1");
     sqlite3_bind_int64(st, 1, agent_id);
@@ -188,14 +188,14 @@ int storage_agents_material(sqlite3 *db, int64_t agent_id, char **out, size_t *l
     return 0;
 }
 
-static int agents_step_changed(sqlite3 *db, sqlite3_stmt *st, const char *what, ad_err *e)
+static int agents_step_changed(storage_conn *db, sqlite3_stmt *st, const char *what, ad_err *e)
 {
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, what, e);
-    return sqlite3_changes(db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "agent not found");
+    return sqlite3_changes(db->db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "agent not found");
 }
 
-int storage_agents_set_state(sqlite3 *db, int64_t agent_id, agent_state status, const char *stage,
+int storage_agents_set_state(storage_conn *db, int64_t agent_id, agent_state status, const char *stage,
                              int progress, const char *error, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -210,7 +210,7 @@ int storage_agents_set_state(sqlite3 *db, int64_t agent_id, agent_state status, 
     return agents_step_changed(db, st, "update agent", e);
 }
 
-int storage_agents_set_statistics(sqlite3 *db, int64_t agent_id, const char *json, ad_err *e)
+int storage_agents_set_statistics(storage_conn *db, int64_t agent_id, const char *json, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "UPDATE agents SET statistics = ?2 WHERE id = ?1");
     sqlite3_bind_int64(st, 1, agent_id);
@@ -218,7 +218,7 @@ int storage_agents_set_statistics(sqlite3 *db, int64_t agent_id, const char *jso
     return agents_step_changed(db, st, "store statistics", e);
 }
 
-int storage_agents_set_deployed(sqlite3 *db, int64_t agent_id, int64_t version_id, ad_err *e)
+int storage_agents_set_deployed(storage_conn *db, int64_t agent_id, int64_t version_id, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "UPDATE agents SET deployed_version_id = ?2, updated_at = ?3 WHERE id = ?1");
@@ -228,7 +228,7 @@ int storage_agents_set_deployed(sqlite3 *db, int64_t agent_id, int64_t version_i
     return agents_step_changed(db, st, "deploy version", e);
 }
 
-int storage_agents_count_inference(sqlite3 *db, int64_t agent_id, int ok, int prompt_tokens,
+int storage_agents_count_inference(storage_conn *db, int64_t agent_id, int ok, int prompt_tokens,
                                    int output_tokens, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -242,7 +242,7 @@ int storage_agents_count_inference(sqlite3 *db, int64_t agent_id, int ok, int pr
     return agents_step_changed(db, st, "count inference", e);
 }
 
-int storage_agents_list(sqlite3 *db, const agent_state *status, const char *after, int limit,
+int storage_agents_list(storage_conn *db, const agent_state *status, const char *after, int limit,
                         agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -282,7 +282,7 @@ int storage_agents_list(sqlite3 *db, const agent_state *status, const char *afte
 
 /* The passage index is a virtual table outside the foreign keys: its rows go
  * by the agent's scope token. */
-static int agents_delete_passages(sqlite3 *db, int64_t agent_id, ad_err *e)
+static int agents_delete_passages(storage_conn *db, int64_t agent_id, ad_err *e)
 {
     char scope[40];
     snprintf(scope, sizeof(scope), "scope : a%lld", (long long)agent_id);
@@ -292,7 +292,7 @@ static int agents_delete_passages(sqlite3 *db, int64_t agent_id, ad_err *e)
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "delete passages", e);
 }
 
-int storage_agents_delete(sqlite3 *db, const char *user_id, int64_t *agent_id, ad_err *e)
+int storage_agents_delete(storage_conn *db, const char *user_id, int64_t *agent_id, ad_err *e)
 {
     int rc0 = storage_begin(db, e);
     if (rc0 < 0) return rc0;
@@ -323,7 +323,7 @@ int storage_agents_delete(sqlite3 *db, const char *user_id, int64_t *agent_id, a
     return 0;
 }
 
-int storage_agents_delete_all(sqlite3 *db, int64_t *count, void (*fn)(void *ud, int64_t id),
+int storage_agents_delete_all(storage_conn *db, int64_t *count, void (*fn)(void *ud, int64_t id),
                               void *ud, ad_err *e)
 {
     int began = storage_begin(db, e);

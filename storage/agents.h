@@ -6,11 +6,11 @@
 #ifndef AD_STORAGE_AGENTS_H
 #define AD_STORAGE_AGENTS_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/db.h"
 #include "storage/states.h"
 
 #define AGENT_USER_ID_MAX 64
@@ -43,11 +43,11 @@ typedef struct agent_new {
 } agent_new;
 
 /* Creates the agent and queues its pipeline. AD_EEXIST if the user_id is taken. */
-int storage_agents_create(sqlite3 *db, const agent_new *a, int64_t *agent_id, ad_err *e);
+int storage_agents_create(storage_conn *db, const agent_new *a, int64_t *agent_id, ad_err *e);
 
 /* Reads one agent by user_id (AD_ENOTFOUND when there is none) or by id. */
-int storage_agents_get(sqlite3 *db, const char *user_id, agent_row *out, ad_err *e);
-int storage_agents_get_by_id(sqlite3 *db, int64_t id, agent_row *out, ad_err *e);
+int storage_agents_get(storage_conn *db, const char *user_id, agent_row *out, ad_err *e);
+int storage_agents_get_by_id(storage_conn *db, int64_t id, agent_row *out, ad_err *e);
 
 /* What GET .../status shows: the agent's place in the pipeline and its
  * active training run, read in one statement (the hot polling route). */
@@ -63,20 +63,20 @@ typedef struct agent_status {
     int training_done, training_iterations;
 } agent_status;
 
-int storage_agents_status(sqlite3 *db, const char *user_id, agent_status *out, ad_err *e);
+int storage_agents_status(storage_conn *db, const char *user_id, agent_status *out, ad_err *e);
 
 /* The agent's material; `*out` is owned by the caller (free). */
-int storage_agents_material(sqlite3 *db, int64_t agent_id, char **out, size_t *len, ad_err *e);
+int storage_agents_material(storage_conn *db, int64_t agent_id, char **out, size_t *len, ad_err *e);
 
 /* Sets status, stage and progress (and error, or clears it when NULL). */
-int storage_agents_set_state(sqlite3 *db, int64_t agent_id, agent_state status, const char *stage,
+int storage_agents_set_state(storage_conn *db, int64_t agent_id, agent_state status, const char *stage,
                              int progress, const char *error, ad_err *e);
 
-int storage_agents_set_statistics(sqlite3 *db, int64_t agent_id, const char *json, ad_err *e);
-int storage_agents_set_deployed(sqlite3 *db, int64_t agent_id, int64_t version_id, ad_err *e);
+int storage_agents_set_statistics(storage_conn *db, int64_t agent_id, const char *json, ad_err *e);
+int storage_agents_set_deployed(storage_conn *db, int64_t agent_id, int64_t version_id, ad_err *e);
 
 /* Adds one inference call to the agent's running totals. */
-int storage_agents_count_inference(sqlite3 *db, int64_t agent_id, int ok, int prompt_tokens,
+int storage_agents_count_inference(storage_conn *db, int64_t agent_id, int ok, int prompt_tokens,
                                    int output_tokens, ad_err *e);
 
 /* Calls `fn` for up to `limit` agents with user_id > `after` (NULL: from the
@@ -84,14 +84,14 @@ int storage_agents_count_inference(sqlite3 *db, int64_t agent_id, int ok, int pr
  * NULL. `*more` says whether agents remain past the page; `*total` counts
  * all that match. */
 typedef void (*agent_visit_fn)(void *ud, const agent_row *a);
-int storage_agents_list(sqlite3 *db, const agent_state *status, const char *after, int limit,
+int storage_agents_list(storage_conn *db, const agent_state *status, const char *after, int limit,
                         agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e);
 
 /* Deletes an agent and everything stored for it, in one transaction. */
-int storage_agents_delete(sqlite3 *db, const char *user_id, int64_t *agent_id, ad_err *e);
+int storage_agents_delete(storage_conn *db, const char *user_id, int64_t *agent_id, ad_err *e);
 
 /* Deletes every agent; `*count` says how many. `fn` is told each deleted id. */
-int storage_agents_delete_all(sqlite3 *db, int64_t *count, void (*fn)(void *ud, int64_t id),
+int storage_agents_delete_all(storage_conn *db, int64_t *count, void (*fn)(void *ud, int64_t id),
                               void *ud, ad_err *e);
 
 #endif

@@ -14,21 +14,9 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "storage/lock.h"
+#include "storage/sqlite.h"
 #include "storage/schema.h"
 
-/* Per-thread connection with its statement cache (open addressing on the SQL
- * pointer; string literals have stable addresses). */
-typedef struct stmt_slot {
-    const char *sql;
-    sqlite3_stmt *stmt;
-} stmt_slot;
-
-typedef struct db_conn {
-    sqlite3 *db;
-    stmt_slot *slots;
-    size_t cap, used;
-    int snapshot;            /* a read snapshot is open (storage_snapshot_begin) */
-} db_conn;
 
 static char *db_path;
 static char *db_dir;
@@ -44,7 +32,7 @@ static pthread_once_t db_key_once = PTHREAD_ONCE_INIT;
 
 static void db_conn_free(void *p)
 {
-    db_conn *c = p;
+    storage_conn *c = p;
     if (!c) return;
     for (size_t i = 0; i < c->cap; i++)
         if (c->slots[i].stmt) sqlite3_finalize(c->slots[i].stmt);
@@ -118,13 +106,14 @@ static sqlite3 *db_open_connection(int *why, ad_err *e)
 }
 
 /* Makes `db` the calling thread's connection. */
-static void db_conn_install(sqlite3 *db)
+static storage_conn *db_conn_install(sqlite3 *db)
 {
-    db_conn *c = ad_calloc(1, sizeof(*c));
+    storage_conn *c = ad_calloc(1, sizeof(*c));
     c->db = db;
     c->cap = 64;
     c->slots = ad_calloc(c->cap, sizeof(*c->slots));
     pthread_setspecific(db_key, c);
+    return c;
 }
 
 /* Rewrites `e` (SQLite's reason for failing to open or migrate the database)
@@ -155,12 +144,13 @@ static int db_explain_open_failure(int why, ad_err *e)
                       db_path, reason, uid, gid, where, uid, gid);
 }
 
-static int db_migrate(sqlite3 *db, ad_err *e)
+static int db_migrate(storage_conn *c, ad_err *e)
 {
+    sqlite3 *db = c->db;
     sqlite3_stmt *st;
     int version = 0;
     if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return storage_fail(db, sqlite3_errcode(db), "read schema version", e);
+        return storage_fail(c, sqlite3_errcode(db), "read schema version", e);
     if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
 
@@ -174,17 +164,17 @@ static int db_migrate(sqlite3 *db, ad_err *e)
      * database is converted once, by a VACUUM outside any transaction. */
     if (version == 0 && db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, e) < 0) return AD_EIO;
     for (int v = version; v < latest; v++) {
-        int rc = storage_begin(db, e);
+        int rc = storage_begin(c, e);
         if (rc < 0) return rc;
         if (db_exec(db, storage_migrations[v], NULL, e) < 0) {
-            storage_rollback(db);
+            storage_rollback(c);
             return AD_EIO;
         }
-        rc = storage_commit(db, e);
+        rc = storage_commit(c, e);
         if (rc < 0) return rc;
         ad_log(AD_LOG_INFO, "database migrated to schema version %d", v + 1);
     }
-    if (storage_pragma_int(db, "PRAGMA auto_vacuum") != 2) {
+    if (storage_pragma_int(c, "PRAGMA auto_vacuum") != 2) {
         ad_log(AD_LOG_INFO, "converting the database to incremental auto-vacuum (a one-time VACUUM)");
         ad_err ve = {0};
         /* VACUUM needs room for a copy of the database: without it, start
@@ -227,8 +217,7 @@ int storage_open(const char *data_dir, ad_err *e)
     int why = 0;
     sqlite3 *db = db_open_connection(&why, e);
     if (!db) return db_explain_open_failure(why, e);
-    db_conn_install(db);
-    rc = db_migrate(db, e);
+    rc = db_migrate(db_conn_install(db), e);
     if (rc < 0) {
         why = sqlite3_extended_errcode(db);
         if ((why & 0xff) == SQLITE_NOTADB || (why & 0xff) == SQLITE_CORRUPT ||
@@ -243,8 +232,9 @@ int storage_open(const char *data_dir, ad_err *e)
     return rc;
 }
 
-int storage_pragma_int(sqlite3 *db, const char *pragma)
+int storage_pragma_int(storage_conn *c, const char *pragma)
 {
+    sqlite3 *db = c->db;
     sqlite3_stmt *st;
     int v = -1;
     if (sqlite3_prepare_v2(db, pragma, -1, &st, NULL) != SQLITE_OK) return -1;
@@ -256,7 +246,7 @@ int storage_pragma_int(sqlite3 *db, const char *pragma)
 void storage_thread_release(void)
 {
     pthread_once(&db_key_once, db_key_create);
-    db_conn *c = pthread_getspecific(db_key);
+    storage_conn *c = pthread_getspecific(db_key);
     if (c) {
         pthread_setspecific(db_key, NULL);
         db_conn_free(c);
@@ -272,19 +262,18 @@ void storage_close(void)
     storage_lock_release();
 }
 
-sqlite3 *storage_conn(void)
+storage_conn *storage_conn_get(void)
 {
     pthread_once(&db_key_once, db_key_create);
-    db_conn *c = pthread_getspecific(db_key);
-    if (c) return c->db;
+    storage_conn *c = pthread_getspecific(db_key);
+    if (c) return c;
     ad_err e = {0};
     sqlite3 *db = db_path ? db_open_connection(NULL, &e) : NULL;
     if (!db) {
         ad_log(AD_LOG_ERROR, "cannot open the database: %s", db_path ? e.msg : "storage used before storage_open");
         return NULL;
     }
-    db_conn_install(db);
-    return db;
+    return db_conn_install(db);
 }
 
 static size_t stmt_hash(const char *sql, size_t cap)
@@ -295,7 +284,7 @@ static size_t stmt_hash(const char *sql, size_t cap)
     return (size_t)(h >> 7) & (cap - 1);
 }
 
-static void stmt_cache_grow(db_conn *c)
+static void stmt_cache_grow(storage_conn *c)
 {
     stmt_slot *old = c->slots;
     size_t oldcap = c->cap;
@@ -310,10 +299,9 @@ static void stmt_cache_grow(db_conn *c)
     free(old);
 }
 
-sqlite3_stmt *storage_stmt(sqlite3 *db, const char *sql)
+sqlite3_stmt *storage_stmt(storage_conn *c, const char *sql)
 {
-    db_conn *c = pthread_getspecific(db_key);
-    ad_assert(c && c->db == db);
+    sqlite3 *db = c->db;
     size_t i = stmt_hash(sql, c->cap);
     while (c->slots[i].sql && c->slots[i].sql != sql) i = (i + 1) & (c->cap - 1);
     if (c->slots[i].sql) {
@@ -340,12 +328,6 @@ sqlite3_stmt *storage_stmt(sqlite3 *db, const char *sql)
     return st;
 }
 
-static db_conn *db_current(sqlite3 *db)
-{
-    db_conn *c = pthread_getspecific(db_key);
-    return c && c->db == db ? c : NULL;
-}
-
 /* Remembers a write that failed for lack of space or an I/O error. */
 static void db_note_failure(sqlite3 *db, int rc)
 {
@@ -356,8 +338,9 @@ static void db_note_failure(sqlite3 *db, int rc)
     atomic_store(&db_failed_ms, ad_clock_now_ms());
 }
 
-int storage_fail(sqlite3 *db, int rc, const char *what, ad_err *e)
+int storage_fail(storage_conn *c, int rc, const char *what, ad_err *e)
 {
+    sqlite3 *db = c ? c->db : NULL;
     int code = AD_EINTERNAL;
     int primary = rc & 0xff;
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) code = AD_EEXIST;
@@ -370,14 +353,14 @@ int storage_fail(sqlite3 *db, int rc, const char *what, ad_err *e)
     return ad_err_set(e, code, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
-int storage_begin(sqlite3 *db, ad_err *e)
+int storage_begin(storage_conn *db, ad_err *e)
 {
     storage_snapshot_end(db);
     int rc = sqlite3_step(storage_stmt(db, "BEGIN IMMEDIATE"));
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "begin transaction", e);
 }
 
-int storage_commit(sqlite3 *db, ad_err *e)
+int storage_commit(storage_conn *db, ad_err *e)
 {
     int rc = sqlite3_step(storage_stmt(db, "COMMIT"));
     if (rc == SQLITE_DONE) {
@@ -389,17 +372,16 @@ int storage_commit(sqlite3 *db, ad_err *e)
     return code;
 }
 
-void storage_rollback(sqlite3 *db)
+void storage_rollback(storage_conn *db)
 {
-    if (!sqlite3_get_autocommit(db)) sqlite3_step(storage_stmt(db, "ROLLBACK"));
+    if (!sqlite3_get_autocommit(db->db)) sqlite3_step(storage_stmt(db, "ROLLBACK"));
 }
 
-int storage_snapshot_begin(sqlite3 *db, ad_err *e)
+int storage_snapshot_begin(storage_conn *c, ad_err *e)
 {
-    db_conn *c = db_current(db);
-    ad_assert(c != NULL);
+    storage_conn *db = c;
     storage_snapshot_end(db);
-    if (!sqlite3_get_autocommit(db))
+    if (!sqlite3_get_autocommit(db->db))
         return ad_err_set(e, AD_EINTERNAL, "read snapshot requested inside a write transaction");
     int rc = sqlite3_step(storage_stmt(db, "BEGIN DEFERRED"));
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "begin read snapshot", e);
@@ -407,16 +389,16 @@ int storage_snapshot_begin(sqlite3 *db, ad_err *e)
     return 0;
 }
 
-void storage_snapshot_end(sqlite3 *db)
+void storage_snapshot_end(storage_conn *c)
 {
-    db_conn *c = db_current(db);
+    storage_conn *db = c;
     if (!c || !c->snapshot) return;
     c->snapshot = 0;
     /* COMMIT, not ROLLBACK: for reads alone they are the same, but an
      * autocommit write that ran inside the snapshot by mistake joined its
      * transaction, and a ROLLBACK would drop it after its request had been
      * told it was stored. */
-    if (!sqlite3_get_autocommit(db) && sqlite3_step(storage_stmt(db, "COMMIT")) != SQLITE_DONE)
+    if (!sqlite3_get_autocommit(db->db) && sqlite3_step(storage_stmt(db, "COMMIT")) != SQLITE_DONE)
         storage_rollback(db);
 }
 
@@ -426,7 +408,7 @@ int64_t storage_last_commit_ms(void)
 }
 
 /* A write big enough to need fresh pages: a full disk refuses it. */
-static int db_probe_write(sqlite3 *db)
+static int db_probe_write(storage_conn *db)
 {
     ad_err e = {0};
     if (storage_begin(db, &e) < 0) return -1;
@@ -442,7 +424,7 @@ static int db_probe_write(sqlite3 *db)
     return storage_commit(db, &e);
 }
 
-void storage_health_check(sqlite3 *db, storage_health *out)
+void storage_health_check(storage_conn *db, storage_health *out)
 {
     memset(out, 0, sizeof(*out));
     int64_t now = ad_clock_now_ms(), failed = atomic_load(&db_failed_ms);

@@ -3,17 +3,20 @@
  * thread, forward-only migrations keyed by PRAGMA user_version.
  *
  * storage_open() is called once by main before any thread uses the database;
- * every thread then gets its own connection from storage_conn(), opened on
+ * every thread then gets its own connection from storage_conn_get(), opened on
  * first use and closed when the thread exits (or by storage_thread_release()).
- * Nothing above storage/ sees a SQL string.
+ * Nothing above storage/ sees a SQL string or a SQLite type: callers hold an
+ * opaque storage_conn (storage/sqlite.h is the backend's private side).
  */
 #ifndef AD_STORAGE_DB_H
 #define AD_STORAGE_DB_H
 
-#include <sqlite3.h>
 #include <stdint.h>
 
 #include "base/err.h"
+
+/* A thread's connection to the database: opaque above storage/. */
+typedef struct storage_conn storage_conn;
 
 /* Creates the data dir if needed, takes its lock (storage/lock.h: AD_ECONFLICT
  * when another process holds it), opens or creates agentd.db in it and runs
@@ -26,22 +29,17 @@ void storage_close(void);
 
 /* The calling thread's connection, opened on first use; NULL if it cannot be
  * opened (the reason is logged). Valid until the thread exits. */
-sqlite3 *storage_conn(void);
+storage_conn *storage_conn_get(void);
 
 /* Closes the calling thread's connection now (threads not created by agentd,
  * or the main thread before exit). */
 void storage_thread_release(void);
 
-/* A prepared statement for `sql`, cached per connection and keyed by the
- * pointer: pass only string literals. The statement is reset and its bindings
- * cleared; it stays owned by the cache. */
-sqlite3_stmt *storage_stmt(sqlite3 *db, const char *sql);
-
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK on the calling thread's connection.
  * storage_begin first ends a read snapshot the thread still holds. */
-int storage_begin(sqlite3 *db, ad_err *e);
-int storage_commit(sqlite3 *db, ad_err *e);
-void storage_rollback(sqlite3 *db);
+int storage_begin(storage_conn *db, ad_err *e);
+int storage_commit(storage_conn *db, ad_err *e);
+void storage_rollback(storage_conn *db);
 
 /* A read snapshot: every read on this thread's connection between
  * storage_snapshot_begin and storage_snapshot_end sees the database as it was
@@ -51,15 +49,8 @@ void storage_rollback(sqlite3 *db);
  * not run inside one (one that does is kept when the snapshot ends, but it
  * fails busy if another connection wrote since the snapshot began). Ending a
  * snapshot that is not open does nothing. */
-int storage_snapshot_begin(sqlite3 *db, ad_err *e);
-void storage_snapshot_end(sqlite3 *db);
-
-/* Maps a SQLite result code to an AD_E* code and fills `e` with its message
- * (SQLite's words: for the log, never for a client). Unique-key conflicts
- * are AD_EEXIST, a vanished parent row (foreign key) AD_ENOTFOUND, lock
- * contention AD_EBUSY, lack of space and I/O errors AD_EIO (the database is
- * unavailable for writing; /health reports it), anything else AD_EINTERNAL. */
-int storage_fail(sqlite3 *db, int rc, const char *what, ad_err *e);
+int storage_snapshot_begin(storage_conn *db, ad_err *e);
+void storage_snapshot_end(storage_conn *db);
 
 /* What /health shows of the database's ability to write. */
 typedef struct storage_health {
@@ -73,17 +64,13 @@ typedef struct storage_health {
  * small write that still fits does not hide a full disk); once the hold is
  * over and nothing else has written, a small probe write on the calling
  * thread's connection decides. */
-void storage_health_check(sqlite3 *db, storage_health *out);
+void storage_health_check(storage_conn *db, storage_health *out);
 
 #define STORAGE_FAILING_HOLD_MS 2000
 
 /* Milliseconds since the epoch of the last committed write transaction (0:
  * none yet); the maintenance thread treats a quiet database as idle. */
 int64_t storage_last_commit_ms(void);
-
-/* The integer a one-value PRAGMA query returns (e.g. "PRAGMA freelist_count"),
- * -1 on failure. Pass only string literals. */
-int storage_pragma_int(sqlite3 *db, const char *pragma);
 
 /* The schema version this binary migrates to. */
 int storage_schema_version(void);

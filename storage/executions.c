@@ -7,7 +7,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
-#include "storage/db.h"
+#include "storage/sqlite.h"
 
 const char *const exec_stage_names[EXEC_STAGES] = {"DataProcessor", "ModelTrainer",
                                                    "ModelEvaluator", "ModelDeployer"};
@@ -42,7 +42,7 @@ static void exec_uuid(char out[37])
              b[15]);
 }
 
-int storage_exec_create_log(sqlite3 *db, int64_t agent_id, const char *user_id, int64_t now,
+int storage_exec_create_log(storage_conn *db, int64_t agent_id, const char *user_id, int64_t now,
                             ad_err *e)
 {
     (void)user_id;
@@ -65,7 +65,7 @@ int storage_exec_create_log(sqlite3 *db, int64_t agent_id, const char *user_id, 
     return 0;
 }
 
-int storage_exec_start(sqlite3 *db, int64_t agent_id, int task_index, int64_t job_id,
+int storage_exec_start(storage_conn *db, int64_t agent_id, int task_index, int64_t job_id,
                        const char *inputs, int replayed, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -80,10 +80,10 @@ int storage_exec_start(sqlite3 *db, int64_t agent_id, int task_index, int64_t jo
     sqlite3_bind_int64(st, 6, ad_clock_now_ms());
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "start stage", e);
-    return sqlite3_changes(db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
+    return sqlite3_changes(db->db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
 }
 
-int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, exec_status status,
+int storage_exec_finish(storage_conn *db, int64_t agent_id, int task_index, exec_status status,
                         const char *inputs, const char *output, int64_t duration_ms, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -98,10 +98,10 @@ int storage_exec_finish(sqlite3 *db, int64_t agent_id, int task_index, exec_stat
     if (inputs) sqlite3_bind_text(st, 7, inputs, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "finish stage", e);
-    return sqlite3_changes(db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
+    return sqlite3_changes(db->db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
 }
 
-int storage_exec_reset(sqlite3 *db, int64_t agent_id, int *count, ad_err *e)
+int storage_exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e)
 {
     /* The job check is part of the update: checked apart, a job queued in
      * between would run on (or replay from) a log wiped under it. */
@@ -114,7 +114,7 @@ int storage_exec_reset(sqlite3 *db, int64_t agent_id, int *count, ad_err *e)
     sqlite3_bind_int64(st, 2, ad_clock_now_ms());
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "reset execution log", e);
-    *count = sqlite3_changes(db);
+    *count = sqlite3_changes(db->db);
     if (*count) return 0;
     /* Nothing reset: an agent's log always has its rows, so a job held it. */
     st = storage_stmt(db,
@@ -159,7 +159,7 @@ static int exec_from_row(sqlite3_stmt *st, exec_row *r, ad_err *e)
     return 0;
 }
 
-int storage_exec_get(sqlite3 *db, int64_t agent_id, int task_index, exec_row *out, ad_err *e)
+int storage_exec_get(storage_conn *db, int64_t agent_id, int task_index, exec_row *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT " EXEC_COLUMNS " FROM executions WHERE agent_id = ?1 AND task_index = ?2");
@@ -173,7 +173,7 @@ int storage_exec_get(sqlite3 *db, int64_t agent_id, int task_index, exec_row *ou
     return storage_fail(db, rc, "read execution", e);
 }
 
-int storage_exec_list(sqlite3 *db, int64_t agent_id, exec_row *rows, int max, int *count,
+int storage_exec_list(storage_conn *db, int64_t agent_id, exec_row *rows, int max, int *count,
                       ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,

@@ -10,10 +10,10 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "storage/agents.h"
-#include "storage/db.h"
+#include "storage/sqlite.h"
 
 /* The row and the agent's totals, inside the caller's transaction. */
-static int inferences_insert(sqlite3 *db, const inference_record *r, ad_err *e)
+static int inferences_insert(storage_conn *db, const inference_record *r, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "INSERT INTO inferences (agent_id, backend, status, outcome, latency_ms, prompt_tokens,"
@@ -36,7 +36,7 @@ static int inferences_insert(sqlite3 *db, const inference_record *r, ad_err *e)
     return code == AD_ENOTFOUND ? 0 : code;
 }
 
-int storage_inferences_record(sqlite3 *db, const inference_record *r, ad_err *e)
+int storage_inferences_record(storage_conn *db, const inference_record *r, ad_err *e)
 {
     int code = storage_begin(db, e);
     if (code < 0) return code;
@@ -67,7 +67,7 @@ static queued_record *rec_queue;
 static size_t rec_len, rec_cap;
 static uint64_t rec_submitted, rec_written;
 
-static void rec_write_one(sqlite3 *db, const inference_record *r)
+static void rec_write_one(storage_conn *db, const inference_record *r)
 {
     ad_err e = {0};
     if (!db || storage_inferences_record(db, r, &e) < 0)
@@ -77,7 +77,7 @@ static void rec_write_one(sqlite3 *db, const inference_record *r)
 static void *rec_main(void *arg)
 {
     (void)arg;
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     pthread_mutex_lock(&rec_lock);
     for (;;) {
         if (rec_len == 0 && !rec_stopping) {
@@ -129,7 +129,7 @@ void storage_inferences_submit(const inference_record *r)
     pthread_mutex_lock(&rec_lock);
     if (!rec_running || rec_len >= RECORDER_MAX) {
         pthread_mutex_unlock(&rec_lock);
-        rec_write_one(storage_conn(), r);
+        rec_write_one(storage_conn_get(), r);
         return;
     }
     if (rec_len == rec_cap) {

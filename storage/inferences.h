@@ -2,10 +2,10 @@
 #ifndef AD_STORAGE_INFERENCES_H
 #define AD_STORAGE_INFERENCES_H
 
-#include <sqlite3.h>
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/db.h"
 
 typedef struct inference_record {
     int64_t agent_id;
@@ -19,7 +19,7 @@ typedef struct inference_record {
 
 /* Appends the row and adds it to the agent's totals, in one transaction. An
  * agent deleted meanwhile is not an error (nothing is written). */
-int storage_inferences_record(sqlite3 *db, const inference_record *r, ad_err *e);
+int storage_inferences_record(storage_conn *db, const inference_record *r, ad_err *e);
 
 /*
  * The recorder: calls are recorded by one writer thread, in batches (every

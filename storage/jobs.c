@@ -5,7 +5,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
-#include "storage/db.h"
+#include "storage/sqlite.h"
 
 void job_row_cleanup(job_row *j)
 {
@@ -13,7 +13,7 @@ void job_row_cleanup(job_row *j)
     j->params = NULL;
 }
 
-int storage_jobs_enqueue(sqlite3 *db, int64_t agent_id, const char *kind, int start_stage,
+int storage_jobs_enqueue(storage_conn *db, int64_t agent_id, const char *kind, int start_stage,
                          const char *params, int64_t *job_id, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -29,11 +29,11 @@ int storage_jobs_enqueue(sqlite3 *db, int64_t agent_id, const char *kind, int st
     if (rc == SQLITE_CONSTRAINT_UNIQUE)
         return ad_err_set(e, AD_ECONFLICT, "the agent already has a job queued or running");
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "queue job", e);
-    if (job_id) *job_id = sqlite3_last_insert_rowid(db);
+    if (job_id) *job_id = sqlite3_last_insert_rowid(db->db);
     return 0;
 }
 
-int storage_jobs_hold(sqlite3 *db, int64_t job_id, ad_err *e)
+int storage_jobs_hold(storage_conn *db, int64_t job_id, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "UPDATE jobs SET updated_at = ?2 WHERE id = ?1 AND state = 'running'");
@@ -41,10 +41,10 @@ int storage_jobs_hold(sqlite3 *db, int64_t job_id, ad_err *e)
     sqlite3_bind_int64(st, 2, ad_clock_now_ms());
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "check job", e);
-    return sqlite3_changes(db) == 1 ? 0 : ad_err_set(e, AD_ECANCELLED, "the job was cancelled");
+    return sqlite3_changes(db->db) == 1 ? 0 : ad_err_set(e, AD_ECANCELLED, "the job was cancelled");
 }
 
-int storage_jobs_claim(sqlite3 *db, job_row *out, ad_err *e)
+int storage_jobs_claim(storage_conn *db, job_row *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ?1 "
@@ -72,7 +72,7 @@ int storage_jobs_claim(sqlite3 *db, job_row *out, ad_err *e)
     return storage_fail(db, rc, "claim job", e);
 }
 
-static int jobs_set_state(sqlite3 *db, int64_t job_id, job_state state, const char *error,
+static int jobs_set_state(storage_conn *db, int64_t job_id, job_state state, const char *error,
                           ad_err *e)
 {
     sqlite3_stmt *st =
@@ -85,13 +85,13 @@ static int jobs_set_state(sqlite3 *db, int64_t job_id, job_state state, const ch
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "update job", e);
 }
 
-int storage_jobs_finish(sqlite3 *db, int64_t job_id, job_state state, const char *error,
+int storage_jobs_finish(storage_conn *db, int64_t job_id, job_state state, const char *error,
                         ad_err *e)
 {
     return jobs_set_state(db, job_id, state, error, e);
 }
 
-int storage_jobs_release(sqlite3 *db, int64_t job_id, ad_err *e)
+int storage_jobs_release(storage_conn *db, int64_t job_id, ad_err *e)
 {
     /* Only a running job goes back: one cancelled meanwhile (a training
      * stop) stays cancelled, however late its worker lets go. */
@@ -104,7 +104,7 @@ int storage_jobs_release(sqlite3 *db, int64_t job_id, ad_err *e)
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "release job", e);
 }
 
-int storage_jobs_postpone(sqlite3 *db, int64_t job_id, ad_err *e)
+int storage_jobs_postpone(storage_conn *db, int64_t job_id, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "UPDATE jobs SET state = 'queued', attempts = max(attempts - 1, 0), updated_at = ?2"
@@ -113,19 +113,19 @@ int storage_jobs_postpone(sqlite3 *db, int64_t job_id, ad_err *e)
     sqlite3_bind_int64(st, 2, ad_clock_now_ms());
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "postpone job", e);
-    return sqlite3_changes(db) > 0;
+    return sqlite3_changes(db->db) > 0;
 }
 
-int storage_jobs_requeue_running(sqlite3 *db, int *count, ad_err *e)
+int storage_jobs_requeue_running(storage_conn *db, int *count, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "UPDATE jobs SET state = 'queued' WHERE state = 'running'");
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "requeue jobs", e);
-    if (count) *count = sqlite3_changes(db);
+    if (count) *count = sqlite3_changes(db->db);
     return 0;
 }
 
-int storage_jobs_depth(sqlite3 *db, int64_t *queued, int64_t *running, ad_err *e)
+int storage_jobs_depth(storage_conn *db, int64_t *queued, int64_t *running, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT (SELECT count(*) FROM jobs WHERE state = 'queued'),"
@@ -138,7 +138,7 @@ int storage_jobs_depth(sqlite3 *db, int64_t *queued, int64_t *running, ad_err *e
     return 0;
 }
 
-int storage_jobs_agent_busy(sqlite3 *db, int64_t agent_id, const char *kind)
+int storage_jobs_agent_busy(storage_conn *db, int64_t agent_id, const char *kind)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT 1 FROM jobs WHERE agent_id = ?1 AND state IN ('queued', 'running') "

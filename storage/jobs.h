@@ -7,10 +7,10 @@
 #ifndef AD_STORAGE_JOBS_H
 #define AD_STORAGE_JOBS_H
 
-#include <sqlite3.h>
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/db.h"
 #include "storage/states.h"
 
 typedef struct job_row {
@@ -26,40 +26,40 @@ void job_row_cleanup(job_row *j);
 
 /* Queues a job; runs inside the caller's transaction when there is one.
  * AD_ECONFLICT when the agent already has a queued or running job. */
-int storage_jobs_enqueue(sqlite3 *db, int64_t agent_id, const char *kind, int start_stage,
+int storage_jobs_enqueue(storage_conn *db, int64_t agent_id, const char *kind, int start_stage,
                          const char *params, int64_t *job_id, ad_err *e);
 
 /* Inside a job's transaction: 0 if the job is still this worker's running
  * job, AD_ECANCELLED if it is gone (its agent was deleted) or no longer
  * running; the caller then rolls back, so nothing lands on a stale agent. */
-int storage_jobs_hold(sqlite3 *db, int64_t job_id, ad_err *e);
+int storage_jobs_hold(storage_conn *db, int64_t job_id, ad_err *e);
 
 /* Claims the oldest queued job whose agent has no running job: 0 and fills
  * `out`, or AD_ENOTFOUND when there is none. */
-int storage_jobs_claim(sqlite3 *db, job_row *out, ad_err *e);
+int storage_jobs_claim(storage_conn *db, job_row *out, ad_err *e);
 
 /* Marks a job JOB_DONE or JOB_FAILED with an optional error. */
-int storage_jobs_finish(sqlite3 *db, int64_t job_id, job_state state, const char *error,
+int storage_jobs_finish(storage_conn *db, int64_t job_id, job_state state, const char *error,
                         ad_err *e);
 
 /* Puts a claimed job back in the queue (the worker stopped before finishing
  * it); a job no longer running (cancelled meanwhile) is left as it is. */
-int storage_jobs_release(sqlite3 *db, int64_t job_id, ad_err *e);
+int storage_jobs_release(storage_conn *db, int64_t job_id, ad_err *e);
 
 /* Puts a job that is still `running` back in the queue without counting the
  * attempt: called by the worker that held it once the job has returned, so a
  * job whose last write the database refused (disk full, I/O error) runs again
  * once writes succeed. Returns 1 when the job was put back, 0 when it was no
  * longer running (finished, failed, released or deleted), or an error. */
-int storage_jobs_postpone(sqlite3 *db, int64_t job_id, ad_err *e);
+int storage_jobs_postpone(storage_conn *db, int64_t job_id, ad_err *e);
 
 /* Start-up recovery: every `running` job goes back to `queued`. */
-int storage_jobs_requeue_running(sqlite3 *db, int *count, ad_err *e);
+int storage_jobs_requeue_running(storage_conn *db, int *count, ad_err *e);
 
 /* Counts queued and running jobs. */
-int storage_jobs_depth(sqlite3 *db, int64_t *queued, int64_t *running, ad_err *e);
+int storage_jobs_depth(storage_conn *db, int64_t *queued, int64_t *running, ad_err *e);
 
 /* 1 when the agent has a queued or running job of `kind` (NULL: any kind). */
-int storage_jobs_agent_busy(sqlite3 *db, int64_t agent_id, const char *kind);
+int storage_jobs_agent_busy(storage_conn *db, int64_t agent_id, const char *kind);
 
 #endif

@@ -7,7 +7,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "storage/db.h"
+#include "storage/sqlite.h"
 
 /* Rows per pruning transaction: small enough that a waiting request's write
  * is delayed by milliseconds, not seconds. */
@@ -78,7 +78,7 @@ static int stopped(atomic_int *stop)
 }
 
 /* Runs a one-integer query; `*out` is 0 for no row or NULL. */
-static int query_int(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t *out, ad_err *e)
+static int query_int(storage_conn *db, const char *sql, int64_t a, int64_t b, int64_t *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, sql);
     sqlite3_bind_int64(st, 1, a);
@@ -90,7 +90,7 @@ static int query_int(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t
 }
 
 /* One deletion in its own transaction; `*changed` says how many rows went. */
-static int prune_step(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t c,
+static int prune_step(storage_conn *db, const char *sql, int64_t a, int64_t b, int64_t c,
                       int64_t *changed, ad_err *e)
 {
     int rc = storage_begin(db, e);
@@ -106,7 +106,7 @@ static int prune_step(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_
         storage_rollback(db);
         return rc;
     }
-    *changed = sqlite3_changes(db);
+    *changed = sqlite3_changes(db->db);
     rc = storage_commit(db, e);
     /* Let writers that queued behind this batch go first. */
     struct timespec ts = {0, 2 * 1000000L};
@@ -114,7 +114,7 @@ static int prune_step(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_
     return rc;
 }
 
-static int prune_by_age(sqlite3 *db, const age_log *l, int64_t cutoff, atomic_int *stop,
+static int prune_by_age(storage_conn *db, const age_log *l, int64_t cutoff, atomic_int *stop,
                         int64_t *removed, ad_err *e)
 {
     int64_t cursor = 0;
@@ -133,7 +133,7 @@ static int prune_by_age(sqlite3 *db, const age_log *l, int64_t cutoff, atomic_in
     return 0;
 }
 
-static int prune_by_rows(sqlite3 *db, const capped_log *l, int64_t cap, atomic_int *stop,
+static int prune_by_rows(storage_conn *db, const capped_log *l, int64_t cap, atomic_int *stop,
                          int64_t *removed, ad_err *e)
 {
     int64_t after = 0;
@@ -164,7 +164,7 @@ static int prune_by_rows(sqlite3 *db, const capped_log *l, int64_t cap, atomic_i
     return 0;
 }
 
-int storage_prune_logs(sqlite3 *db, const storage_retention *r, atomic_int *stop,
+int storage_prune_logs(storage_conn *db, const storage_retention *r, atomic_int *stop,
                        int64_t *removed, ad_err *e)
 {
     int64_t count = 0;
@@ -182,7 +182,7 @@ int storage_prune_logs(sqlite3 *db, const storage_retention *r, atomic_int *stop
     return rc;
 }
 
-int storage_reclaim_space(sqlite3 *db, int truncate_wal, ad_err *e)
+int storage_reclaim_space(storage_conn *db, int truncate_wal, ad_err *e)
 {
     /* Bounded: pages freed meanwhile wait for the next pass. */
     for (int i = 0; i < 256; i++) {
@@ -203,7 +203,7 @@ int storage_reclaim_space(sqlite3 *db, int truncate_wal, ad_err *e)
         rc = storage_commit(db, e);
         if (rc < 0) return rc;
     }
-    int rc = sqlite3_wal_checkpoint_v2(db, NULL,
+    int rc = sqlite3_wal_checkpoint_v2(db->db, NULL,
                                        truncate_wal ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
                                        NULL, NULL);
     return rc == SQLITE_OK ? 0 : storage_fail(db, rc, "checkpoint", e);
@@ -219,7 +219,7 @@ static atomic_int mt_stop;
 static storage_retention mt_policy;
 static int mt_interval_s;
 
-static void maintenance_pass(sqlite3 *db, int poked)
+static void maintenance_pass(storage_conn *db, int poked)
 {
     ad_err e = {0};
     int64_t removed = 0;
@@ -235,7 +235,7 @@ static void maintenance_pass(sqlite3 *db, int poked)
 static void *maintenance_main(void *arg)
 {
     (void)arg;
-    sqlite3 *db = storage_conn();
+    storage_conn *db = storage_conn_get();
     pthread_mutex_lock(&mt_lock);
     while (!atomic_load(&mt_stop)) {
         if (!mt_poked) {

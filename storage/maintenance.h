@@ -12,11 +12,11 @@
 #ifndef AD_STORAGE_MAINTENANCE_H
 #define AD_STORAGE_MAINTENANCE_H
 
-#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/db.h"
 
 typedef struct storage_retention {
     int64_t max_age_ms;           /* older log rows go; 0: no age limit */
@@ -26,13 +26,13 @@ typedef struct storage_retention {
 /* One pruning pass over every log, in batches; stops early when `*stop` is
  * set (NULL: never). `*removed` (when not NULL) counts the rows deleted,
  * cascaded rows not included. */
-int storage_prune_logs(sqlite3 *db, const storage_retention *r, atomic_int *stop,
+int storage_prune_logs(storage_conn *db, const storage_retention *r, atomic_int *stop,
                        int64_t *removed, ad_err *e);
 
 /* Returns free pages to the file system (incremental vacuum, in batches) and
  * checkpoints the WAL: a TRUNCATE checkpoint, which leaves it empty, when
  * `truncate_wal`, else a PASSIVE one that never waits. */
-int storage_reclaim_space(sqlite3 *db, int truncate_wal, ad_err *e);
+int storage_reclaim_space(storage_conn *db, int truncate_wal, ad_err *e);
 
 /* Starts the maintenance thread: a pass every `interval_s` seconds. */
 void storage_maintenance_start(const storage_retention *r, int interval_s);

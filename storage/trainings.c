@@ -6,7 +6,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
-#include "storage/db.h"
+#include "storage/sqlite.h"
 #include "storage/jobs.h"
 
 #define TRAINING_COLUMNS                                                                       \
@@ -50,7 +50,7 @@ static int training_from_row(sqlite3_stmt *st, training_row *t, ad_err *e)
 
 /* Inside the caller's transaction: the run's row and its job. AD_ECONFLICT when
  * the agent has a job queued or running. */
-static int trainings_insert(sqlite3 *db, int64_t agent_id, const char *name, int iterations,
+static int trainings_insert(storage_conn *db, int64_t agent_id, const char *name, int iterations,
                             int64_t group_id, int64_t *training_id, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -63,7 +63,7 @@ static int trainings_insert(sqlite3 *db, int64_t agent_id, const char *name, int
     sqlite3_bind_int64(st, 5, group_id);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "create training", e);
-    *training_id = sqlite3_last_insert_rowid(db);
+    *training_id = sqlite3_last_insert_rowid(db->db);
     char params[64];
     snprintf(params, sizeof(params), "{\"training_id\":%lld}", (long long)*training_id);
     rc = storage_jobs_enqueue(db, agent_id, "train", 0, params, NULL, e);
@@ -72,7 +72,7 @@ static int trainings_insert(sqlite3 *db, int64_t agent_id, const char *name, int
     return rc;
 }
 
-int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, int iterations,
+int storage_trainings_create(storage_conn *db, int64_t agent_id, const char *name, int iterations,
                              int64_t *training_id, ad_err *e)
 {
     int rc = storage_begin(db, e);
@@ -107,7 +107,7 @@ int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, in
     return storage_commit(db, e);
 }
 
-static int tr_read_one(sqlite3 *db, sqlite3_stmt *st, training_row *out, ad_err *e)
+static int tr_read_one(storage_conn *db, sqlite3_stmt *st, training_row *out, ad_err *e)
 {
     int rc = sqlite3_step(st);
     int bad = rc == SQLITE_ROW ? training_from_row(st, out, e) : 0;
@@ -117,7 +117,7 @@ static int tr_read_one(sqlite3 *db, sqlite3_stmt *st, training_row *out, ad_err 
     return storage_fail(db, rc, "read training", e);
 }
 
-int storage_trainings_get(sqlite3 *db, int64_t agent_id, int64_t training_id, training_row *out,
+int storage_trainings_get(storage_conn *db, int64_t agent_id, int64_t training_id, training_row *out,
                           ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -128,7 +128,7 @@ int storage_trainings_get(sqlite3 *db, int64_t agent_id, int64_t training_id, tr
     return tr_read_one(db, st, out, e);
 }
 
-int storage_trainings_active(sqlite3 *db, int64_t agent_id, training_row *out, ad_err *e)
+int storage_trainings_active(storage_conn *db, int64_t agent_id, training_row *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT " TRAINING_COLUMNS " FROM trainings WHERE agent_id = ?1"
@@ -137,7 +137,7 @@ int storage_trainings_active(sqlite3 *db, int64_t agent_id, training_row *out, a
     return tr_read_one(db, st, out, e);
 }
 
-int storage_trainings_start(sqlite3 *db, int64_t training_id, ad_err *e)
+int storage_trainings_start(storage_conn *db, int64_t training_id, ad_err *e)
 {
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
@@ -147,7 +147,7 @@ int storage_trainings_start(sqlite3 *db, int64_t training_id, ad_err *e)
     sqlite3_bind_int64(st, 1, training_id);
     sqlite3_bind_int64(st, 2, ad_clock_now_ms());
     rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0) {
+    if (rc == SQLITE_DONE && sqlite3_changes(db->db) == 0) {
         storage_rollback(db);
         return ad_err_set(e, AD_ECANCELLED, "the training run was stopped");
     }
@@ -164,7 +164,7 @@ int storage_trainings_start(sqlite3 *db, int64_t training_id, ad_err *e)
     return storage_commit(db, e);
 }
 
-int storage_trainings_add_iteration(sqlite3 *db, int64_t training_id, int iteration,
+int storage_trainings_add_iteration(storage_conn *db, int64_t training_id, int iteration,
                                     const char *params, const char *metrics, int64_t duration_ms,
                                     ad_err *e)
 {
@@ -186,7 +186,7 @@ int storage_trainings_add_iteration(sqlite3 *db, int64_t training_id, int iterat
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "record iteration", e);
 }
 
-int storage_trainings_finish(sqlite3 *db, int64_t training_id, training_state status,
+int storage_trainings_finish(storage_conn *db, int64_t training_id, training_state status,
                              int best_iteration, int64_t version_id, const char *trained_data,
                              const char *error, ad_err *e)
 {
@@ -205,7 +205,7 @@ int storage_trainings_finish(sqlite3 *db, int64_t training_id, training_state st
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "finish training", e);
 }
 
-int storage_trainings_iterations(sqlite3 *db, int64_t training_id, iteration_visit_fn fn, void *ud,
+int storage_trainings_iterations(storage_conn *db, int64_t training_id, iteration_visit_fn fn, void *ud,
                                  ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -229,7 +229,7 @@ void storage_groups_version_name(int64_t group_id, char *out, size_t cap)
 
 /* Inside the group's transaction: why the agent `user_id` cannot join, or
  * GROUP_OK with its id. */
-static int groups_check_agent(sqlite3 *db, const char *user_id, const char *name, int64_t *agent_id,
+static int groups_check_agent(storage_conn *db, const char *user_id, const char *name, int64_t *agent_id,
                               group_refusal *why, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -252,7 +252,7 @@ static int groups_check_agent(sqlite3 *db, const char *user_id, const char *name
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "check agent", e);
 }
 
-int storage_groups_start(sqlite3 *db, const char *const *user_ids, size_t n, int cycles,
+int storage_groups_start(storage_conn *db, const char *const *user_ids, size_t n, int cycles,
                          int64_t *group_id, group_refusal *why, ad_err *e)
 {
     int rc = storage_begin(db, e);
@@ -264,7 +264,7 @@ int storage_groups_start(sqlite3 *db, const char *const *user_ids, size_t n, int
     sqlite3_bind_int64(st, 3, ad_clock_now_ms());
     rc = sqlite3_step(st);
     rc = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "create training group", e);
-    int64_t gid = sqlite3_last_insert_rowid(db);
+    int64_t gid = sqlite3_last_insert_rowid(db->db);
     char name[32];
     storage_groups_version_name(gid, name, sizeof(name));
     int unknown = 0, refused = 0, taken = 0;
@@ -295,7 +295,7 @@ int storage_groups_start(sqlite3 *db, const char *const *user_ids, size_t n, int
     return rc;
 }
 
-int storage_groups_latest(sqlite3 *db, group_row *out, ad_err *e)
+int storage_groups_latest(storage_conn *db, group_row *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT id, cycles, total_agents, created_at, coalesce(stopped_at, 0) FROM training_groups"
@@ -314,7 +314,7 @@ int storage_groups_latest(sqlite3 *db, group_row *out, ad_err *e)
     return storage_fail(db, rc, "read training group", e);
 }
 
-int storage_groups_runs(sqlite3 *db, int64_t group_id, group_run_fn fn, void *ud, ad_err *e)
+int storage_groups_runs(storage_conn *db, int64_t group_id, group_run_fn fn, void *ud, ad_err *e)
 {
     /* The best quality so far is read from the iterations' stored metrics,
      * the only place it exists before the run ends. */
@@ -350,7 +350,7 @@ int storage_groups_runs(sqlite3 *db, int64_t group_id, group_run_fn fn, void *ud
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read training group", e);
 }
 
-int storage_groups_stop(sqlite3 *db, int64_t *group_id, int *stopped, int64_t *stopped_at,
+int storage_groups_stop(storage_conn *db, int64_t *group_id, int *stopped, int64_t *stopped_at,
                         void (*fn)(void *ud, int64_t agent_id), void *ud, ad_err *e)
 {
     *group_id = 0;
@@ -412,7 +412,7 @@ int storage_groups_stop(sqlite3 *db, int64_t *group_id, int *stopped, int64_t *s
 
 /* ---- the metrics view ---- */
 
-int storage_training_totals(sqlite3 *db, double high, training_totals *out, ad_err *e)
+int storage_training_totals(storage_conn *db, double high, training_totals *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT count(*), count(v.quality), coalesce(avg(v.quality), 0),"
@@ -430,7 +430,7 @@ int storage_training_totals(sqlite3 *db, double high, training_totals *out, ad_e
     return rc == SQLITE_ROW ? 0 : storage_fail(db, rc, "count agents", e);
 }
 
-int storage_training_each(sqlite3 *db, const char *after, int limit, agent_training_fn fn,
+int storage_training_each(storage_conn *db, const char *after, int limit, agent_training_fn fn,
                           void *ud, int *more, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -465,7 +465,7 @@ int storage_training_each(sqlite3 *db, const char *after, int limit, agent_train
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read agents", e);
 }
 
-int storage_feedback_add(sqlite3 *db, int64_t agent_id, const char *prompt, const char *response,
+int storage_feedback_add(storage_conn *db, int64_t agent_id, const char *prompt, const char *response,
                          const char *feedback, int rating, int64_t *id, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -479,11 +479,11 @@ int storage_feedback_add(sqlite3 *db, int64_t agent_id, const char *prompt, cons
     sqlite3_bind_int64(st, 6, ad_clock_now_ms());
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "store feedback", e);
-    *id = sqlite3_last_insert_rowid(db);
+    *id = sqlite3_last_insert_rowid(db->db);
     return 0;
 }
 
-int storage_feedback_each(sqlite3 *db, int64_t agent_id, int64_t before, int limit,
+int storage_feedback_each(storage_conn *db, int64_t agent_id, int64_t before, int limit,
                           feedback_visit_fn fn, void *ud, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,

@@ -6,11 +6,11 @@
 #ifndef AD_STORAGE_TRAININGS_H
 #define AD_STORAGE_TRAININGS_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/db.h"
 #include "storage/states.h"
 
 typedef struct training_row {
@@ -32,38 +32,38 @@ void training_row_cleanup(training_row *t);
 /* Queues a run: the training row and its job, in one transaction. The name
  * must be free among the agent's versions (AD_EEXIST) and no run may be
  * queued or running for the agent (AD_ECONFLICT). */
-int storage_trainings_create(sqlite3 *db, int64_t agent_id, const char *name, int iterations,
+int storage_trainings_create(storage_conn *db, int64_t agent_id, const char *name, int iterations,
                              int64_t *training_id, ad_err *e);
 
 /* Reads one run of the agent; `training_id` 0 means the latest. */
-int storage_trainings_get(sqlite3 *db, int64_t agent_id, int64_t training_id, training_row *out,
+int storage_trainings_get(storage_conn *db, int64_t agent_id, int64_t training_id, training_row *out,
                           ad_err *e);
 
 /* The agent's queued or running run, if any (AD_ENOTFOUND otherwise). */
-int storage_trainings_active(sqlite3 *db, int64_t agent_id, training_row *out, ad_err *e);
+int storage_trainings_active(storage_conn *db, int64_t agent_id, training_row *out, ad_err *e);
 
 /* Starting (again, after a crash): status running, earlier iterations
  * dropped. AD_ECANCELLED when the run is no longer queued or running (it
  * was stopped before its worker got to it). */
-int storage_trainings_start(sqlite3 *db, int64_t training_id, ad_err *e);
+int storage_trainings_start(storage_conn *db, int64_t training_id, ad_err *e);
 
 /* Records iteration `iteration` and bumps done_iterations (caller's
  * transaction or autocommit); a run that is no longer running (stopped)
  * records nothing more. */
-int storage_trainings_add_iteration(sqlite3 *db, int64_t training_id, int iteration,
+int storage_trainings_add_iteration(storage_conn *db, int64_t training_id, int iteration,
                                     const char *params, const char *metrics, int64_t duration_ms,
                                     ad_err *e);
 
 /* Ends a run: done with its version and trained data, or failed with a
  * reason. A run that has already ended (stopped: cancelled) keeps its end. */
-int storage_trainings_finish(sqlite3 *db, int64_t training_id, training_state status,
+int storage_trainings_finish(storage_conn *db, int64_t training_id, training_state status,
                              int best_iteration, int64_t version_id, const char *trained_data,
                              const char *error, ad_err *e);
 
 /* Visits a run's iterations in order. */
 typedef void (*iteration_visit_fn)(void *ud, int iteration, const char *params,
                                    const char *metrics, int64_t duration_ms);
-int storage_trainings_iterations(sqlite3 *db, int64_t training_id, iteration_visit_fn fn, void *ud,
+int storage_trainings_iterations(storage_conn *db, int64_t training_id, iteration_visit_fn fn, void *ud,
                                  ad_err *e);
 
 /* ---- training groups: one run per listed agent, started together ---- */
@@ -87,7 +87,7 @@ void storage_groups_version_name(int64_t group_id, char *out, size_t cap);
  * `why[i]` says why for each index i and the call returns AD_ENOTFOUND (some
  * unknown), AD_ESTATE (some not ready or busy) or AD_EEXIST (name taken),
  * having written nothing. */
-int storage_groups_start(sqlite3 *db, const char *const *user_ids, size_t n, int cycles,
+int storage_groups_start(storage_conn *db, const char *const *user_ids, size_t n, int cycles,
                          int64_t *group_id, group_refusal *why, ad_err *e);
 
 typedef struct group_row {
@@ -99,7 +99,7 @@ typedef struct group_row {
 } group_row;
 
 /* The latest group (AD_ENOTFOUND when none was ever started). */
-int storage_groups_latest(sqlite3 *db, group_row *out, ad_err *e);
+int storage_groups_latest(storage_conn *db, group_row *out, ad_err *e);
 
 /* One run of a group as the status reads it; strings borrowed during the visit. */
 typedef struct group_run {
@@ -115,7 +115,7 @@ typedef struct group_run {
 
 typedef void (*group_run_fn)(void *ud, const group_run *r);
 /* Visits the runs of group `group_id` whose agents still exist, by user_id. */
-int storage_groups_runs(sqlite3 *db, int64_t group_id, group_run_fn fn, void *ud, ad_err *e);
+int storage_groups_runs(storage_conn *db, int64_t group_id, group_run_fn fn, void *ud, ad_err *e);
 
 /* Stops group training: every group run still queued or running (of the
  * latest group or an earlier one) ends `cancelled` with its job, and each of
@@ -124,7 +124,7 @@ int storage_groups_runs(sqlite3 *db, int64_t group_id, group_run_fn fn, void *ud
  * `*group_id` is the latest group among theirs (0 when none).
  * After the commit `fn` is told the agent of each stopped run, so that a
  * worker running it can be interrupted. */
-int storage_groups_stop(sqlite3 *db, int64_t *group_id, int *stopped, int64_t *stopped_at,
+int storage_groups_stop(storage_conn *db, int64_t *group_id, int *stopped, int64_t *stopped_at,
                         void (*fn)(void *ud, int64_t agent_id), void *ud, ad_err *e);
 
 /* ---- the metrics view: every agent's serving quality and its runs ---- */
@@ -137,7 +137,7 @@ typedef struct training_totals {
 } training_totals;
 
 /* Aggregates over all agents in one statement. */
-int storage_training_totals(sqlite3 *db, double high, training_totals *out, ad_err *e);
+int storage_training_totals(storage_conn *db, double high, training_totals *out, ad_err *e);
 
 typedef struct agent_training {
     const char *user_id;         /* borrowed during the visit */
@@ -150,11 +150,11 @@ typedef struct agent_training {
 typedef void (*agent_training_fn)(void *ud, const agent_training *a);
 /* Visits up to `limit` agents with user_id > `after` (NULL: from the start),
  * by user_id; `*more` says whether others follow. */
-int storage_training_each(sqlite3 *db, const char *after, int limit, agent_training_fn fn,
+int storage_training_each(storage_conn *db, const char *after, int limit, agent_training_fn fn,
                           void *ud, int *more, ad_err *e);
 
 /* Feedback on the agent's answers (crewAI's human feedback). */
-int storage_feedback_add(sqlite3 *db, int64_t agent_id, const char *prompt, const char *response,
+int storage_feedback_add(storage_conn *db, int64_t agent_id, const char *prompt, const char *response,
                          const char *feedback, int rating, int64_t *id, ad_err *e);
 
 typedef struct feedback_row {
@@ -166,7 +166,7 @@ typedef struct feedback_row {
 
 typedef void (*feedback_visit_fn)(void *ud, const feedback_row *f);
 /* Visits the agent's feedback, newest first, at most `limit` rows with id < `before` (0: no bound). */
-int storage_feedback_each(sqlite3 *db, int64_t agent_id, int64_t before, int limit,
+int storage_feedback_each(storage_conn *db, int64_t agent_id, int64_t before, int limit,
                           feedback_visit_fn fn, void *ud, ad_err *e);
 
 #endif

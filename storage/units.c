@@ -1,8 +1,8 @@
 #include "storage/units.h"
 
-#include "storage/db.h"
+#include "storage/sqlite.h"
 
-int storage_units_clear(sqlite3 *db, int64_t agent_id, ad_err *e)
+int storage_units_clear(storage_conn *db, int64_t agent_id, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "DELETE FROM units WHERE agent_id = ?1");
     sqlite3_bind_int64(st, 1, agent_id);
@@ -10,7 +10,7 @@ int storage_units_clear(sqlite3 *db, int64_t agent_id, ad_err *e)
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "clear units", e);
 }
 
-int storage_units_add(sqlite3 *db, int64_t agent_id, const unit_row *u, ad_err *e)
+int storage_units_add(storage_conn *db, int64_t agent_id, const unit_row *u, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "INSERT INTO units (agent_id, ord, question, body, answer, category, probe)"
@@ -26,7 +26,7 @@ int storage_units_add(sqlite3 *db, int64_t agent_id, const unit_row *u, ad_err *
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "store unit", e);
 }
 
-int storage_units_each(sqlite3 *db, int64_t agent_id, unit_visit_fn fn, void *ud, ad_err *e)
+int storage_units_each(storage_conn *db, int64_t agent_id, unit_visit_fn fn, void *ud, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT ord, question, body, answer, category, probe FROM units WHERE agent_id = ?1"

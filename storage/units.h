@@ -7,11 +7,11 @@
 #ifndef AD_STORAGE_UNITS_H
 #define AD_STORAGE_UNITS_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/db.h"
 
 typedef struct unit_row {
     int ord;
@@ -23,11 +23,11 @@ typedef struct unit_row {
 } unit_row;
 
 /* Replaces the agent's units (caller's transaction). */
-int storage_units_clear(sqlite3 *db, int64_t agent_id, ad_err *e);
-int storage_units_add(sqlite3 *db, int64_t agent_id, const unit_row *u, ad_err *e);
+int storage_units_clear(storage_conn *db, int64_t agent_id, ad_err *e);
+int storage_units_add(storage_conn *db, int64_t agent_id, const unit_row *u, ad_err *e);
 
 /* Visits the agent's units in order. */
 typedef void (*unit_visit_fn)(void *ud, const unit_row *u);
-int storage_units_each(sqlite3 *db, int64_t agent_id, unit_visit_fn fn, void *ud, ad_err *e);
+int storage_units_each(storage_conn *db, int64_t agent_id, unit_visit_fn fn, void *ud, ad_err *e);
 
 #endif

@@ -7,7 +7,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
-#include "storage/db.h"
+#include "storage/sqlite.h"
 
 #define VERSION_COLUMNS                                                                        \
     "id, agent_id, name, state, params, persona, fewshot, metrics, note, quality, passages,"  \
@@ -51,7 +51,7 @@ static int version_from_row(sqlite3_stmt *st, version_row *v, ad_err *e)
     return 0;
 }
 
-int storage_versions_create(sqlite3 *db, int64_t agent_id, const char *name, const char *params,
+int storage_versions_create(storage_conn *db, int64_t agent_id, const char *name, const char *params,
                             const char *persona, const char *fewshot, int64_t *version_id,
                             ad_err *e)
 {
@@ -71,11 +71,11 @@ int storage_versions_create(sqlite3 *db, int64_t agent_id, const char *name, con
             ad_err_set(e, AD_EEXIST, "a model version named '%s' already exists", name);
         return code;
     }
-    *version_id = sqlite3_last_insert_rowid(db);
+    *version_id = sqlite3_last_insert_rowid(db->db);
     return 0;
 }
 
-int storage_versions_next_name(sqlite3 *db, int64_t agent_id, char *out, size_t cap, ad_err *e)
+int storage_versions_next_name(storage_conn *db, int64_t agent_id, char *out, size_t cap, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "SELECT count(*) FROM versions WHERE agent_id = ?1");
     sqlite3_bind_int64(st, 1, agent_id);
@@ -97,7 +97,7 @@ int storage_versions_next_name(sqlite3 *db, int64_t agent_id, char *out, size_t 
     }
 }
 
-int storage_passages_add(sqlite3 *db, int64_t agent_id, int64_t version_id, int ord,
+int storage_passages_add(storage_conn *db, int64_t agent_id, int64_t version_id, int ord,
                          const char *question, const char *body, const char *answer,
                          const char *category, ad_err *e)
 {
@@ -116,14 +116,14 @@ int storage_passages_add(sqlite3 *db, int64_t agent_id, int64_t version_id, int 
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "index passage", e);
 }
 
-static int ver_exec(sqlite3 *db, sqlite3_stmt *st, const char *what, ad_err *e)
+static int ver_exec(storage_conn *db, sqlite3_stmt *st, const char *what, ad_err *e)
 {
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, what, e);
-    return sqlite3_changes(db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "model version not found");
+    return sqlite3_changes(db->db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "model version not found");
 }
 
-int storage_versions_set_built(sqlite3 *db, int64_t version_id, int64_t passages, ad_err *e)
+int storage_versions_set_built(storage_conn *db, int64_t version_id, int64_t passages, ad_err *e)
 {
     sqlite3_stmt *st =
         storage_stmt(db, "UPDATE versions SET state = 'trained', passages = ?2 WHERE id = ?1");
@@ -132,7 +132,7 @@ int storage_versions_set_built(sqlite3 *db, int64_t version_id, int64_t passages
     return ver_exec(db, st, "finish version", e);
 }
 
-int storage_versions_set_metrics(sqlite3 *db, int64_t version_id, const char *metrics,
+int storage_versions_set_metrics(storage_conn *db, int64_t version_id, const char *metrics,
                                  double quality, ad_err *e)
 {
     sqlite3_stmt *st =
@@ -143,7 +143,7 @@ int storage_versions_set_metrics(sqlite3 *db, int64_t version_id, const char *me
     return ver_exec(db, st, "store metrics", e);
 }
 
-int storage_versions_deploy(sqlite3 *db, int64_t agent_id, int64_t version_id, const char *note,
+int storage_versions_deploy(storage_conn *db, int64_t agent_id, int64_t version_id, const char *note,
                             ad_err *e)
 {
     /* Check ownership first, so a wrong id retires nothing. */
@@ -176,7 +176,7 @@ int storage_versions_deploy(sqlite3 *db, int64_t agent_id, int64_t version_id, c
     return ver_exec(db, st, "point agent at version", e);
 }
 
-int storage_versions_redeploy(sqlite3 *db, int64_t agent_id, int64_t version_id, const char *note,
+int storage_versions_redeploy(storage_conn *db, int64_t agent_id, int64_t version_id, const char *note,
                               ad_err *e)
 {
     int rc = storage_begin(db, e);
@@ -195,7 +195,7 @@ int storage_versions_redeploy(sqlite3 *db, int64_t agent_id, int64_t version_id,
     return storage_commit(db, e);
 }
 
-int storage_versions_reject(sqlite3 *db, int64_t version_id, const char *note, ad_err *e)
+int storage_versions_reject(storage_conn *db, int64_t version_id, const char *note, ad_err *e)
 {
     sqlite3_stmt *st =
         storage_stmt(db, "UPDATE versions SET state = 'rejected', note = ?2 WHERE id = ?1");
@@ -204,7 +204,7 @@ int storage_versions_reject(sqlite3 *db, int64_t version_id, const char *note, a
     return ver_exec(db, st, "reject version", e);
 }
 
-int storage_versions_set_state(sqlite3 *db, int64_t version_id, version_state state, ad_err *e)
+int storage_versions_set_state(storage_conn *db, int64_t version_id, version_state state, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "UPDATE versions SET state = ?2 WHERE id = ?1");
     sqlite3_bind_int64(st, 1, version_id);
@@ -212,7 +212,7 @@ int storage_versions_set_state(sqlite3 *db, int64_t version_id, version_state st
     return ver_exec(db, st, "set version state", e);
 }
 
-int storage_versions_rename(sqlite3 *db, int64_t version_id, const char *name, ad_err *e)
+int storage_versions_rename(storage_conn *db, int64_t version_id, const char *name, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "UPDATE versions SET name = ?2 WHERE id = ?1");
     sqlite3_bind_int64(st, 1, version_id);
@@ -226,7 +226,7 @@ int storage_versions_rename(sqlite3 *db, int64_t version_id, const char *name, a
     return 0;
 }
 
-int storage_versions_delete(sqlite3 *db, int64_t version_id, ad_err *e)
+int storage_versions_delete(storage_conn *db, int64_t version_id, ad_err *e)
 {
     char scope[40];
     snprintf(scope, sizeof(scope), "scope : v%lld", (long long)version_id);
@@ -240,7 +240,7 @@ int storage_versions_delete(sqlite3 *db, int64_t version_id, ad_err *e)
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "delete version", e);
 }
 
-int storage_versions_delete_candidates(sqlite3 *db, int64_t agent_id, ad_err *e)
+int storage_versions_delete_candidates(storage_conn *db, int64_t agent_id, ad_err *e)
 {
     int64_t ids[64];
     int n, rc = 0;
@@ -256,7 +256,7 @@ int storage_versions_delete_candidates(sqlite3 *db, int64_t agent_id, ad_err *e)
     return rc;
 }
 
-static int ver_read_one(sqlite3 *db, sqlite3_stmt *st, version_row *out, ad_err *e)
+static int ver_read_one(storage_conn *db, sqlite3_stmt *st, version_row *out, ad_err *e)
 {
     int rc = sqlite3_step(st);
     int bad = rc == SQLITE_ROW ? version_from_row(st, out, e) : 0;
@@ -266,14 +266,14 @@ static int ver_read_one(sqlite3 *db, sqlite3_stmt *st, version_row *out, ad_err 
     return storage_fail(db, rc, "read version", e);
 }
 
-int storage_versions_get(sqlite3 *db, int64_t version_id, version_row *out, ad_err *e)
+int storage_versions_get(storage_conn *db, int64_t version_id, version_row *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "SELECT " VERSION_COLUMNS " FROM versions WHERE id = ?1");
     sqlite3_bind_int64(st, 1, version_id);
     return ver_read_one(db, st, out, e);
 }
 
-int storage_versions_get_by_name(sqlite3 *db, int64_t agent_id, const char *name,
+int storage_versions_get_by_name(storage_conn *db, int64_t agent_id, const char *name,
                                  version_row *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -283,7 +283,7 @@ int storage_versions_get_by_name(sqlite3 *db, int64_t agent_id, const char *name
     return ver_read_one(db, st, out, e);
 }
 
-int storage_versions_each(sqlite3 *db, int64_t agent_id, version_visit_fn fn, void *ud, ad_err *e)
+int storage_versions_each(storage_conn *db, int64_t agent_id, version_visit_fn fn, void *ud, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT " VERSION_COLUMNS " FROM versions WHERE agent_id = ?1 AND state <> 'candidate'"
@@ -309,7 +309,7 @@ static char *hit_dup(sqlite3_stmt *st, int i)
     return s ? ad_strdup((const char *)s) : NULL;
 }
 
-int storage_passages_search(sqlite3 *db, int64_t version_id, const char *match, double w_question,
+int storage_passages_search(storage_conn *db, int64_t version_id, const char *match, double w_question,
                             double w_body, passage_hit *hits, int max, int *count, ad_err *e)
 {
     ad_buf expr;
@@ -379,7 +379,7 @@ void passage_hits_cleanup(passage_hit *hits, int count)
     }
 }
 
-int storage_passages_each(sqlite3 *db, int64_t version_id, passage_visit_fn fn, void *ud, ad_err *e)
+int storage_passages_each(storage_conn *db, int64_t version_id, passage_visit_fn fn, void *ud, ad_err *e)
 {
     char scope[40];
     snprintf(scope, sizeof(scope), "scope : v%lld", (long long)version_id);

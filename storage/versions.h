@@ -8,11 +8,11 @@
 #ifndef AD_STORAGE_VERSIONS_H
 #define AD_STORAGE_VERSIONS_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/db.h"
 #include "storage/states.h"
 
 typedef struct version_row {
@@ -33,50 +33,50 @@ typedef struct version_row {
 void version_row_cleanup(version_row *v);
 
 /* Creates a version in state "building". AD_EEXIST when the name is taken. */
-int storage_versions_create(sqlite3 *db, int64_t agent_id, const char *name, const char *params,
+int storage_versions_create(storage_conn *db, int64_t agent_id, const char *name, const char *params,
                             const char *persona, const char *fewshot, int64_t *version_id,
                             ad_err *e);
 
 /* The next default name, "v<N>". */
-int storage_versions_next_name(sqlite3 *db, int64_t agent_id, char *out, size_t cap, ad_err *e);
+int storage_versions_next_name(storage_conn *db, int64_t agent_id, char *out, size_t cap, ad_err *e);
 
 /* Adds one passage to a version's index. */
-int storage_passages_add(sqlite3 *db, int64_t agent_id, int64_t version_id, int ord,
+int storage_passages_add(storage_conn *db, int64_t agent_id, int64_t version_id, int ord,
                          const char *question, const char *body, const char *answer,
                          const char *category, ad_err *e);
 
 /* Sets state "trained" with the passage count. */
-int storage_versions_set_built(sqlite3 *db, int64_t version_id, int64_t passages, ad_err *e);
-int storage_versions_set_metrics(sqlite3 *db, int64_t version_id, const char *metrics,
+int storage_versions_set_built(storage_conn *db, int64_t version_id, int64_t passages, ad_err *e);
+int storage_versions_set_metrics(storage_conn *db, int64_t version_id, const char *metrics,
                                  double quality, ad_err *e);
 /* Makes `version_id` the deployed one (the previous deployed becomes retired)
  * and points the agent at it; caller's transaction. */
-int storage_versions_deploy(sqlite3 *db, int64_t agent_id, int64_t version_id, const char *note,
+int storage_versions_deploy(storage_conn *db, int64_t agent_id, int64_t version_id, const char *note,
                             ad_err *e);
 /* A client's rollback: makes `version_id` the agent's deployed version in a
  * transaction of its own that first checks the agent still exists, so a
  * delete that won the race gives AD_ENOTFOUND, not a half-made change. */
-int storage_versions_redeploy(sqlite3 *db, int64_t agent_id, int64_t version_id, const char *note,
+int storage_versions_redeploy(storage_conn *db, int64_t agent_id, int64_t version_id, const char *note,
                               ad_err *e);
 
-int storage_versions_reject(sqlite3 *db, int64_t version_id, const char *note, ad_err *e);
+int storage_versions_reject(storage_conn *db, int64_t version_id, const char *note, ad_err *e);
 
 /* Training candidates: a version in state "candidate" is never served or
  * listed; the best one of a run is renamed and becomes "trained". */
-int storage_versions_set_state(sqlite3 *db, int64_t version_id, version_state state, ad_err *e);
-int storage_versions_rename(sqlite3 *db, int64_t version_id, const char *name, ad_err *e);
+int storage_versions_set_state(storage_conn *db, int64_t version_id, version_state state, ad_err *e);
+int storage_versions_rename(storage_conn *db, int64_t version_id, const char *name, ad_err *e);
 /* Deletes a version and its passages. */
-int storage_versions_delete(sqlite3 *db, int64_t version_id, ad_err *e);
+int storage_versions_delete(storage_conn *db, int64_t version_id, ad_err *e);
 /* Deletes the agent's leftover candidates (a run interrupted by a crash). */
-int storage_versions_delete_candidates(sqlite3 *db, int64_t agent_id, ad_err *e);
+int storage_versions_delete_candidates(storage_conn *db, int64_t agent_id, ad_err *e);
 
-int storage_versions_get(sqlite3 *db, int64_t version_id, version_row *out, ad_err *e);
-int storage_versions_get_by_name(sqlite3 *db, int64_t agent_id, const char *name,
+int storage_versions_get(storage_conn *db, int64_t version_id, version_row *out, ad_err *e);
+int storage_versions_get_by_name(storage_conn *db, int64_t agent_id, const char *name,
                                  version_row *out, ad_err *e);
 
 /* Visits the agent's versions, oldest first (candidates excluded). */
 typedef void (*version_visit_fn)(void *ud, const version_row *v);
-int storage_versions_each(sqlite3 *db, int64_t agent_id, version_visit_fn fn, void *ud, ad_err *e);
+int storage_versions_each(storage_conn *db, int64_t agent_id, version_visit_fn fn, void *ud, ad_err *e);
 
 typedef struct passage_hit {
     int64_t rowid;
@@ -91,12 +91,12 @@ typedef struct passage_hit {
 /* Searches one version. `match` is an FTS5 expression over the question and
  * body columns (built by model/); weights are BM25 column weights. Fills up
  * to `max` hits, best first; `*count` says how many. */
-int storage_passages_search(sqlite3 *db, int64_t version_id, const char *match, double w_question,
+int storage_passages_search(storage_conn *db, int64_t version_id, const char *match, double w_question,
                             double w_body, passage_hit *hits, int max, int *count, ad_err *e);
 void passage_hits_cleanup(passage_hit *hits, int count);
 
 /* Visits a version's passages in order (export). */
 typedef void (*passage_visit_fn)(void *ud, const passage_hit *p);
-int storage_passages_each(sqlite3 *db, int64_t version_id, passage_visit_fn fn, void *ud, ad_err *e);
+int storage_passages_each(storage_conn *db, int64_t version_id, passage_visit_fn fn, void *ud, ad_err *e);
 
 #endif

@@ -2,7 +2,7 @@
  * Fuzz target: a JSON request body, as server/http.c hands it to the
  * handlers. The body is refused or parsed exactly as http_dispatch does, then
  *  - both agent-creation handlers run for real (their validation never
- *    touches the database; a body that passes it reaches storage_conn(),
+ *    touches the database; a body that passes it reaches storage_conn_get(),
  *    which has no database here and answers 503), and
  *  - the fields the per-agent handlers read (they look the agent up before
  *    reading the body, so they cannot run without a database) go through the
@@ -41,10 +41,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_cfg.max_training_bytes = 1024;
     fuzz_cfg.max_prompt_bytes = 16;
     fuzz_app.cfg = &fuzz_cfg;
-    /* Above every level: storage_conn() logs an error on each call without a
+    /* Above every level: storage_conn_get() logs an error on each call without a
      * database, which would flood libFuzzer's output. */
     ad_log_set_level((ad_log_level)(AD_LOG_ERROR + 1));
-    /* storage_conn() reads its thread key without creating it first, so
+    /* storage_conn_get() reads its thread key without creating it first, so
      * before storage_open() it would take another library's key-0 value for
      * its connection; this creates the key (and finds no connection). */
     storage_thread_release();

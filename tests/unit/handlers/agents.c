@@ -40,7 +40,7 @@ static const char notes[] =
     "explicit annotations are needed only when a function returns a reference.\n";
 
 /* A ready agent "racer" (its pipeline run on this thread). */
-static void make_ready_agent(sqlite3 *db)
+static void make_ready_agent(storage_conn *db)
 {
     agent_new a = {.user_id = "racer", .source = "text", .material = notes,
                    .material_len = sizeof(notes) - 1, .description = "race"};
@@ -63,7 +63,7 @@ static void *delete_racer(void *arg)
 {
     (void)arg;
     int64_t id = 0;
-    intptr_t rc = storage_agents_delete(storage_conn(), "racer", &id, NULL);
+    intptr_t rc = storage_agents_delete(storage_conn_get(), "racer", &id, NULL);
     storage_thread_release();
     return (void *)rc;
 }
@@ -138,9 +138,9 @@ START_TEST(test_delete_inside_a_request_never_500)
     ad_response res;
     ad_response_init(&res);
     race_trigger t = {c->trigger, 0};
-    sqlite3_trace_v2(f.db, SQLITE_TRACE_STMT, race_trace, &t);
+    sqlite3_trace_v2(f.db->db, SQLITE_TRACE_STMT, race_trace, &t);
     c->handler(&req, &res);
-    sqlite3_trace_v2(f.db, 0, NULL, NULL);
+    sqlite3_trace_v2(f.db->db, 0, NULL, NULL);
     ck_assert_msg(t.fired, "%s: the delete never ran (no statement matched '%s')", c->name, c->trigger);
     const char *body = res.body.data ? res.body.data : "";
     int ok = 0;
@@ -148,7 +148,7 @@ START_TEST(test_delete_inside_a_request_never_500)
     ck_assert_msg(ok, "%s with the agent deleted mid-request: %d %s", c->name, res.status, body);
     ck_assert_msg(!leaked(body), "%s: database text in %s", c->name, body);
     /* No read snapshot is left open on the connection. */
-    ck_assert_int_ne(sqlite3_get_autocommit(f.db), 0);
+    ck_assert_int_ne(sqlite3_get_autocommit(f.db->db), 0);
     ad_response_cleanup(&res);
     cJSON_Delete(req.json);
     config_cleanup(&cfg);
@@ -165,7 +165,7 @@ START_TEST(test_agent_get_answers_a_failed_version_read)
     storage_fixture f;
     storage_fixture_open(&f);
     make_ready_agent(f.db);
-    ck_assert_int_eq(sqlite3_exec(f.db, "UPDATE versions SET state = 'bogus'", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(f.db->db, "UPDATE versions SET state = 'bogus'", NULL, NULL, NULL), SQLITE_OK);
     ad_config cfg;
     config_init(&cfg);
     ad_app app = {.cfg = &cfg};

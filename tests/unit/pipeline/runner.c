@@ -61,7 +61,7 @@ static char *dataset_material(const cJSON *training, size_t *len)
     return s;
 }
 
-static int64_t create(sqlite3 *db, const char *user_id, const char *source, const char *material,
+static int64_t create(storage_conn *db, const char *user_id, const char *source, const char *material,
                       size_t len)
 {
     agent_new a = {.user_id = user_id, .source = source, .material = material, .material_len = len,
@@ -73,7 +73,7 @@ static int64_t create(sqlite3 *db, const char *user_id, const char *source, cons
 }
 
 /* Claims the next job (it must be `agent_id`'s) and runs it to its end. */
-static void run_next_job(sqlite3 *db, int64_t agent_id)
+static void run_next_job(storage_conn *db, int64_t agent_id)
 {
     job_row job;
     ad_err e = {0};
@@ -85,7 +85,7 @@ static void run_next_job(sqlite3 *db, int64_t agent_id)
 }
 
 /* Asserts the agent is ready with all four stages completed; returns the deployed version. */
-static int64_t expect_ready(sqlite3 *db, const char *user_id)
+static int64_t expect_ready(storage_conn *db, const char *user_id)
 {
     agent_row a;
     ad_err e = {0};
@@ -217,7 +217,7 @@ START_TEST(test_stage_passes_storage_codes_through)
     int64_t vid = expect_ready(f.db, "codes");
     char sql[96];
     snprintf(sql, sizeof(sql), "UPDATE versions SET state = 'bogus' WHERE id = %lld", (long long)vid);
-    ck_assert_int_eq(sqlite3_exec(f.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(f.db->db, sql, NULL, NULL, NULL), SQLITE_OK);
     agent_row a;
     ad_err e = {0};
     ck_assert_int_eq(storage_agents_get(f.db, "codes", &a, &e), 0);

@@ -14,7 +14,7 @@
 
 Suite *storage_agents_suite(void);
 
-static int64_t create_agent(sqlite3 *db, const char *user_id)
+static int64_t create_agent(storage_conn *db, const char *user_id)
 {
     static const char material[] = "[{\"prompt\":\"p\",\"answer\":\"a\"}]";
     agent_new a = {.user_id = user_id,
@@ -91,7 +91,7 @@ START_TEST(test_agents_duplicate_user_id)
     ck_assert_ptr_nonnull(strstr(e.msg, "dup"));
     ck_assert_int_eq(id, -1);
     /* The failed creation left nothing behind and no transaction open. */
-    ck_assert(sqlite3_get_autocommit(f.db));
+    ck_assert(sqlite3_get_autocommit(f.db->db));
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents", 0), 1);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs", 0), 1);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions", 0), EXEC_STAGES);
@@ -147,7 +147,7 @@ START_TEST(test_agents_status_words_stored)
     ad_err e = {0};
     ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_PROCESSING, NULL, 10, NULL, &e), 0);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents WHERE id = ?1 AND status = 'processing'", id), 1);
-    ck_assert_int_eq(sqlite3_exec(f.db, "UPDATE agents SET status = 'paused'", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(f.db->db, "UPDATE agents SET status = 'paused'", NULL, NULL, NULL), SQLITE_OK);
     agent_row row;
     ck_assert_int_eq(storage_agents_get(f.db, "w", &row, &e), AD_EINTERNAL);
     ck_assert_msg(strstr(e.msg, "unknown status"), "%s", e.msg);
@@ -225,7 +225,7 @@ START_TEST(test_agents_list_pages_and_filters)
 END_TEST
 
 /* Gives the agent a row in every table that hangs off it. */
-static void populate(sqlite3 *db, int64_t agent_id)
+static void populate(storage_conn *db, int64_t agent_id)
 {
     ad_err e = {0};
     unit_row u = {0, "question", "body", "answer", "cat", "probe"};
@@ -239,14 +239,14 @@ static void populate(sqlite3 *db, int64_t agent_id)
     ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, "replay", 1, NULL, NULL, &e), AD_ECONFLICT);
 }
 
-static int64_t rows_of(sqlite3 *db, const char *table, int64_t agent_id)
+static int64_t rows_of(storage_conn *db, const char *table, int64_t agent_id)
 {
     char sql[96];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE agent_id = ?1", table);
     return storage_fixture_count(db, sql, agent_id);
 }
 
-static int64_t passages_of(sqlite3 *db, int64_t agent_id)
+static int64_t passages_of(storage_conn *db, int64_t agent_id)
 {
     char match[32];
     snprintf(match, sizeof(match), "scope : a%lld", (long long)agent_id);
@@ -287,7 +287,7 @@ START_TEST(test_agents_delete_cascades)
 
     ck_assert_int_eq(storage_agents_delete(f.db, "gone", &deleted, &e), AD_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(e.msg, "gone"));
-    ck_assert(sqlite3_get_autocommit(f.db));
+    ck_assert(sqlite3_get_autocommit(f.db->db));
     storage_fixture_close(&f);
 }
 END_TEST

@@ -19,7 +19,7 @@ void storage_fixture_open(storage_fixture *f)
     ad_err e = {0};
     int rc = storage_open(f->data_dir, &e);
     ck_assert_msg(rc == 0, "storage_open: %s", e.msg);
-    f->db = storage_conn();
+    f->db = storage_conn_get();
     ck_assert_ptr_nonnull(f->db);
 }
 
@@ -36,28 +36,28 @@ void storage_fixture_close(storage_fixture *f)
     if (f->root[0]) nftw(f->root, fixture_remove, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-static int64_t fixture_count(sqlite3 *db, const char *sql, const int64_t *iarg, const char *targ)
+static int64_t fixture_count(storage_conn *db, const char *sql, const int64_t *iarg, const char *targ)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db->db));
     if (sqlite3_bind_parameter_count(st) > 0) {
         if (iarg) sqlite3_bind_int64(st, 1, *iarg);
         else sqlite3_bind_text(st, 1, targ, -1, SQLITE_TRANSIENT);
     }
     rc = sqlite3_step(st);
-    ck_assert_msg(rc == SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db));
+    ck_assert_msg(rc == SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db->db));
     int64_t n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return n;
 }
 
-int64_t storage_fixture_count(sqlite3 *db, const char *sql, int64_t arg)
+int64_t storage_fixture_count(storage_conn *db, const char *sql, int64_t arg)
 {
     return fixture_count(db, sql, &arg, NULL);
 }
 
-int64_t storage_fixture_count_text(sqlite3 *db, const char *sql, const char *arg)
+int64_t storage_fixture_count_text(storage_conn *db, const char *sql, const char *arg)
 {
     return fixture_count(db, sql, NULL, arg);
 }

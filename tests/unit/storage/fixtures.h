@@ -5,13 +5,15 @@
 #ifndef AD_TESTS_UNIT_STORAGE_FIXTURES_H
 #define AD_TESTS_UNIT_STORAGE_FIXTURES_H
 
-#include <sqlite3.h>
 #include <stdint.h>
+
+/* The tests reach under the storage interface to set up and inspect rows. */
+#include "storage/sqlite.h"
 
 typedef struct storage_fixture {
     char root[64];       /* the mkdtemp directory */
     char data_dir[96];   /* root/data: storage_open creates it */
-    sqlite3 *db;         /* the calling thread's connection */
+    storage_conn *db;         /* the calling thread's connection */
 } storage_fixture;
 
 /* Creates the directory and opens storage in it; fails the test on error. */
@@ -21,9 +23,9 @@ void storage_fixture_open(storage_fixture *f);
 void storage_fixture_close(storage_fixture *f);
 
 /* Runs a one-integer query with `arg` bound to ?1 (when the query has it). */
-int64_t storage_fixture_count(sqlite3 *db, const char *sql, int64_t arg);
+int64_t storage_fixture_count(storage_conn *db, const char *sql, int64_t arg);
 
 /* Same, with a text argument. */
-int64_t storage_fixture_count_text(sqlite3 *db, const char *sql, const char *arg);
+int64_t storage_fixture_count_text(storage_conn *db, const char *sql, const char *arg);
 
 #endif

@@ -11,14 +11,14 @@
 Suite *storage_jobs_suite(void);
 
 /* Creates an agent, which queues its pipeline job; returns that job's id. */
-static int64_t agent_with_job(sqlite3 *db, const char *user_id, int64_t *agent_id)
+static int64_t agent_with_job(storage_conn *db, const char *user_id, int64_t *agent_id)
 {
     agent_new a = {.user_id = user_id, .source = "text", .material = "m", .material_len = 1};
     ck_assert_int_eq(storage_agents_create(db, &a, agent_id, NULL), 0);
     return storage_fixture_count(db, "SELECT max(id) FROM jobs WHERE agent_id = ?1", *agent_id);
 }
 
-static void expect_depth(sqlite3 *db, int64_t queued, int64_t running)
+static void expect_depth(storage_conn *db, int64_t queued, int64_t running)
 {
     int64_t q = -1, r = -1;
     ck_assert_int_eq(storage_jobs_depth(db, &q, &r, NULL), 0);

@@ -17,7 +17,7 @@
 
 Suite *storage_maintenance_suite(void);
 
-static int64_t make_agent(sqlite3 *db, const char *user_id)
+static int64_t make_agent(storage_conn *db, const char *user_id)
 {
     agent_new a = {.user_id = user_id, .source = "text", .material = "m", .material_len = 1};
     int64_t id = 0;
@@ -25,7 +25,7 @@ static int64_t make_agent(sqlite3 *db, const char *user_id)
     return id;
 }
 
-static void log_calls(sqlite3 *db, int64_t agent_id, int n)
+static void log_calls(storage_conn *db, int64_t agent_id, int n)
 {
     for (int i = 0; i < n; i++) {
         inference_record r = {agent_id, "local", 200, "ok", 1, 3, 4, 0, NULL};
@@ -33,9 +33,9 @@ static void log_calls(sqlite3 *db, int64_t agent_id, int n)
     }
 }
 
-static void exec_sql(sqlite3 *db, const char *sql)
+static void exec_sql(storage_conn *db, const char *sql)
 {
-    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db->db, sql, NULL, NULL, NULL), SQLITE_OK);
 }
 
 START_TEST(test_prune_by_rows_per_agent_keeps_the_newest)
@@ -172,7 +172,7 @@ static void *delete_agent_a(void *arg)
 {
     (void)arg;
     int64_t id = 0;
-    int rc = storage_agents_delete(storage_conn(), "a", &id, NULL);
+    int rc = storage_agents_delete(storage_conn_get(), "a", &id, NULL);
     storage_thread_release();
     return (void *)(intptr_t)rc;
 }

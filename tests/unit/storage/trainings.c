@@ -14,7 +14,7 @@
 Suite *storage_trainings_suite(void);
 
 /* An agent; with `deployed`, its pipeline job done and a deployed version. */
-static int64_t agent(sqlite3 *db, const char *user_id, int deployed)
+static int64_t agent(storage_conn *db, const char *user_id, int deployed)
 {
     agent_new a = {.user_id = user_id, .source = "text", .material = "m", .material_len = 1};
     int64_t id = 0, vid = 0;
@@ -27,7 +27,7 @@ static int64_t agent(sqlite3 *db, const char *user_id, int deployed)
     return id;
 }
 
-static int64_t count(sqlite3 *db, const char *sql)
+static int64_t count(storage_conn *db, const char *sql)
 {
     return storage_fixture_count(db, sql, 0);
 }

@@ -9,7 +9,7 @@
 
 Suite *storage_versions_suite(void);
 
-static int64_t make_agent(sqlite3 *db, const char *user_id)
+static int64_t make_agent(storage_conn *db, const char *user_id)
 {
     agent_new a = {.user_id = user_id, .source = "dataset", .material = "[]", .material_len = 2};
     int64_t id = 0;
@@ -17,7 +17,7 @@ static int64_t make_agent(sqlite3 *db, const char *user_id)
     return id;
 }
 
-static int64_t make_version(sqlite3 *db, int64_t agent_id, const char *name)
+static int64_t make_version(storage_conn *db, int64_t agent_id, const char *name)
 {
     int64_t vid = 0;
     ad_err e = {0};
@@ -26,7 +26,7 @@ static int64_t make_version(sqlite3 *db, int64_t agent_id, const char *name)
     return vid;
 }
 
-static void add(sqlite3 *db, int64_t agent, int64_t version, int ord, const char *q,
+static void add(storage_conn *db, int64_t agent, int64_t version, int ord, const char *q,
                 const char *body)
 {
     ad_err e = {0};
