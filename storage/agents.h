@@ -29,6 +29,8 @@ typedef struct agent_row {
     char *statistics;         /* JSON */
     int64_t inference_count, inference_errors, prompt_tokens, output_tokens;
     int64_t created_at, updated_at;
+    char language[8];           /* ISO 639-1 code its material is analysed in */
+    char language_requested[8]; /* "auto" or a code as asked on create; "" before issue 10 */
 } agent_row;
 
 void agent_row_cleanup(agent_row *a);
@@ -40,6 +42,8 @@ typedef struct agent_new {
     size_t material_len;
     const char *base_model;   /* may be NULL */
     const char *description;  /* may be NULL */
+    const char *language;     /* ISO 639-1 code (NULL: "en") */
+    const char *language_requested; /* "auto" or the code asked for; may be NULL */
 } agent_new;
 
 /* Creates the agent and queues its pipeline. AD_EEXIST if the user_id is taken. */

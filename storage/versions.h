@@ -1,9 +1,8 @@
 /*
- * Model versions and their passage index. A version is what serves
- * inference: retrieval parameters, a persona, few-shot examples, evaluation
- * metrics, and its passages in the FTS5 table `passages` under the scope
- * tokens a<agent id> and v<version id>. BM25 statistics are those of the
- * whole table, shared by all agents; ranking within a version is by them.
+ * Model versions. A version is what serves inference: retrieval parameters,
+ * a persona, few-shot examples, evaluation metrics, the text-analysis
+ * language it was indexed with, and its own retrieval index (storage/index.h),
+ * deleted with it.
  */
 #ifndef AD_STORAGE_VERSIONS_H
 #define AD_STORAGE_VERSIONS_H
@@ -19,6 +18,7 @@ typedef struct version_row {
     int64_t id;
     int64_t agent_id;
     char name[65];
+    char language[8];      /* ISO 639-1 code its index was analysed with */
     version_state state;
     char *params;          /* JSON; owned strings: version_row_cleanup */
     char *persona;
@@ -32,18 +32,14 @@ typedef struct version_row {
 
 void version_row_cleanup(version_row *v);
 
-/* Creates a version in state "building". AD_EEXIST when the name is taken. */
-int storage_versions_create(storage_conn *db, int64_t agent_id, const char *name, const char *params,
-                            const char *persona, const char *fewshot, int64_t *version_id,
-                            ad_err *e);
+/* Creates a version in state "building", to be indexed with `language` (an
+ * ISO 639-1 code). AD_EEXIST when the name is taken. */
+int storage_versions_create(storage_conn *db, int64_t agent_id, const char *name, const char *language,
+                            const char *params, const char *persona, const char *fewshot,
+                            int64_t *version_id, ad_err *e);
 
 /* The next default name, "v<N>". */
 int storage_versions_next_name(storage_conn *db, int64_t agent_id, char *out, size_t cap, ad_err *e);
-
-/* Adds one passage to a version's index. */
-int storage_passages_add(storage_conn *db, int64_t agent_id, int64_t version_id, int ord,
-                         const char *question, const char *body, const char *answer,
-                         const char *category, ad_err *e);
 
 /* Sets state "trained" with the passage count. */
 int storage_versions_set_built(storage_conn *db, int64_t version_id, int64_t passages, ad_err *e);
@@ -65,7 +61,7 @@ int storage_versions_reject(storage_conn *db, int64_t version_id, const char *no
  * listed; the best one of a run is renamed and becomes "trained". */
 int storage_versions_set_state(storage_conn *db, int64_t version_id, version_state state, ad_err *e);
 int storage_versions_rename(storage_conn *db, int64_t version_id, const char *name, ad_err *e);
-/* Deletes a version and its passages. */
+/* Deletes a version and its index. */
 int storage_versions_delete(storage_conn *db, int64_t version_id, ad_err *e);
 /* Deletes the agent's leftover candidates (a run interrupted by a crash). */
 int storage_versions_delete_candidates(storage_conn *db, int64_t agent_id, ad_err *e);
@@ -77,26 +73,5 @@ int storage_versions_get_by_name(storage_conn *db, int64_t agent_id, const char 
 /* Visits the agent's versions, oldest first (candidates excluded). */
 typedef void (*version_visit_fn)(void *ud, const version_row *v);
 int storage_versions_each(storage_conn *db, int64_t agent_id, version_visit_fn fn, void *ud, ad_err *e);
-
-typedef struct passage_hit {
-    int64_t rowid;
-    int ord;
-    double score;          /* -bm25: larger is better */
-    char *question;        /* owned: passage_hits_cleanup */
-    char *body;
-    char *answer;          /* NULL for text passages */
-    char *category;
-} passage_hit;
-
-/* Searches one version. `match` is an FTS5 expression over the question and
- * body columns (built by model/); weights are BM25 column weights. Fills up
- * to `max` hits, best first; `*count` says how many. */
-int storage_passages_search(storage_conn *db, int64_t version_id, const char *match, double w_question,
-                            double w_body, passage_hit *hits, int max, int *count, ad_err *e);
-void passage_hits_cleanup(passage_hit *hits, int count);
-
-/* Visits a version's passages in order (export). */
-typedef void (*passage_visit_fn)(void *ud, const passage_hit *p);
-int storage_passages_each(storage_conn *db, int64_t version_id, passage_visit_fn fn, void *ud, ad_err *e);
 
 #endif

@@ -169,8 +169,8 @@ START_TEST(test_pipeline_dataset_agent_answers_its_own_prompts)
         ck_assert_int_eq(text_normalize(answer, strlen(answer), &expected, NULL), 0);
         answerer_result r;
         ad_err e = {0};
-        ck_assert_int_eq(answerer_answer(f.db, vid, &params, prompt, params.top_k, ANSWERER_ALL,
-                                         &r, &e), 0);
+        ck_assert_int_eq(answerer_answer(f.db, vid, ANALYSIS_EN, &params, prompt, params.top_k,
+                                         ANSWERER_ALL, &r, &e), 0);
         if (r.text && strcmp(r.text, expected.data) == 0) right++;
         else fprintf(stderr, "missed: %s\n", prompt);
         answerer_result_cleanup(&r);
@@ -195,7 +195,8 @@ START_TEST(test_pipeline_text_agent_reaches_ready)
     model_params params;
     model_params_default(&params);
     answerer_result r;
-    ck_assert_int_eq(answerer_answer(f.db, vid, &params, "What does Cargo download dependencies from?",
+    ck_assert_int_eq(answerer_answer(f.db, vid, ANALYSIS_EN, &params,
+                                     "What does Cargo download dependencies from?",
                                      params.top_k, ANSWERER_ALL, &r, NULL), 0);
     ck_assert_ptr_nonnull(r.text);
     ck_assert_ptr_nonnull(strstr(r.text, "crates.io"));

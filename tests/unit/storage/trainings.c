@@ -22,7 +22,7 @@ static int64_t agent(storage_conn *db, const char *user_id, int deployed)
     if (!deployed) return id;
     int64_t job = storage_fixture_count(db, "SELECT max(id) FROM jobs WHERE agent_id = ?1", id);
     ck_assert_int_eq(storage_jobs_finish(db, job, JOB_DONE, NULL, NULL), 0);
-    ck_assert_int_eq(storage_versions_create(db, id, "v1", "{}", "p", "[]", &vid, NULL), 0);
+    ck_assert_int_eq(storage_versions_create(db, id, "v1", "en", "{}", "p", "[]", &vid, NULL), 0);
     ck_assert_int_eq(storage_agents_set_deployed(db, id, vid, NULL), 0);
     return id;
 }
