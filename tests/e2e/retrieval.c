@@ -55,7 +55,7 @@ static char *sources_of(const e2e_server *s, const char *id, const char *prompt)
 static const char *const iso_prompts[] = {
     "How do I create a virtual environment?", "What are Python decorators?",
     "How to handle exceptions in Python?",    "How to work with databases in Python?",
-    "What is the GIL?",                        "How do list comprehensions work?",
+    "How does the interpreter lock threads?",  "How do list comprehensions work?",
     "How to optimize Python code performance?", "How to test Python code?",
     "What are generators and why use them?",   "How to create a REST API with Flask?",
 };
