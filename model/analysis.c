@@ -142,13 +142,13 @@ static int is_digits(const char *s, size_t n)
 }
 
 /* The longest prefix of s[0..n) of at most max bytes that ends on a UTF-8
- * boundary. */
+ * boundary; max bytes if there is none (bytes that are not UTF-8 anyway). */
 static size_t utf8_cut(const char *s, size_t n, size_t max)
 {
     if (n <= max) return n;
     size_t cut = max;
     while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
-    return cut;
+    return cut ? cut : max;
 }
 
 /* Runs utf8proc over valid UTF-8 s[0..n) into the analyzer's scratch and

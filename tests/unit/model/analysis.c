@@ -236,6 +236,14 @@ START_TEST(test_max_term_cut_at_utf8_boundary)
     ck_assert_uint_eq(c->count, 1);
     ck_assert_uint_le(strlen(c->terms[0]), ANALYSIS_MAX_TERM);
     free(c);
+    /* ... even when it has no UTF-8 boundary to cut at. */
+    huge[0] = '\xe2';
+    memset(huge + 1, 0x80, 4096);
+    huge[4097] = '\0';
+    c = analyse(ANALYSIS_PT, huge);
+    ck_assert_uint_eq(c->count, 1);
+    ck_assert_uint_eq(strlen(c->terms[0]), ANALYSIS_MAX_TERM);
+    free(c);
     free(huge);
 }
 END_TEST
