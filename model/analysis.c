@@ -79,8 +79,9 @@ static size_t pt_accents(char *w, size_t len)
 
 /* The recent-token cache: tokens follow Zipf's law, so most of a long text's
  * tokens were seen a moment ago, and the stemmer is most of the cost of the
- * rest. A direct-mapped table of one-cache-line entries, allocated for the
- * first text long enough to pay for it. */
+ * rest. A direct-mapped table of one-cache-line entries, allocated once the
+ * analyzer has read enough text to pay for it, in one text or in many (an
+ * index analyses a long document passage by passage). */
 #define CACHE_SLOTS 4096
 #define CACHE_MIN_TEXT (16 * 1024)
 #define CACHE_KEY_MAX 24
@@ -102,6 +103,7 @@ struct analyzer {
     char lower[TOKEN_READ_MAX + PT_ACCENTS_GROWTH];
     char term[ANALYSIS_MAX_TERM];
     cache_entry *cache; /* CACHE_SLOTS entries, or NULL */
+    size_t read;        /* bytes analysed while there was no cache */
 };
 
 const char *analysis_language_code(analysis_language l)
@@ -310,7 +312,8 @@ static size_t cached_term(analyzer *a, const char *tok, size_t len, const char *
 
 size_t analyzer_terms(analyzer *a, const char *text, size_t n, analysis_term_fn fn, void *ud)
 {
-    if (!a->cache && n >= CACHE_MIN_TEXT) a->cache = ad_calloc(CACHE_SLOTS, sizeof(*a->cache));
+    if (!a->cache && (a->read += n) >= CACHE_MIN_TEXT)
+        a->cache = ad_calloc(CACHE_SLOTS, sizeof(*a->cache));
     size_t pos = 0, off, len, position = 0, terms = 0;
     while (text_next_token(text, n, &pos, &off, &len)) {
         const char *term;
