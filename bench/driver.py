@@ -10,6 +10,8 @@ Subcommands (all print one JSON object on stdout with their figures):
                                            index over them in one transaction
   create   --port P --count N [--prefix ID] [--bytes B | --text-file F | --dataset-file F]
            [--concurrency C] [--seed S]     create N agents as fast as possible
+           [--wait-ready [--timeout S]]    then wait until these N are ready (agents
+                                           stored before the run are not counted)
   wait     --port P --count N [--timeout S] poll the list route until N agents are
                                            ready (or in error); reports the time
   pipeline --port P --text-file F [--user ID] [--timeout S]
