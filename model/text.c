@@ -20,10 +20,13 @@ int text_normalize(const char *in, size_t n, ad_buf *out, ad_err *e)
     if (ad_utf8_validate(in, n, &bad) != 0)
         return ad_err_set(e, AD_EINVAL, "text is not valid UTF-8 (byte offset %zu)", bad);
 
-    /* The output never outgrows the input: every separator written stands for
-     * at least one input byte that was not copied. */
-    const unsigned char *u = (const unsigned char *)in;
-    char *dst = ad_malloc(ad_size_add(n, 1));
+    /* Normalized in place, in `out`: the output never outgrows the input
+     * (every separator written stands for at least one input byte that was
+     * not copied), so a write never passes the read position. */
+    size_t base = out->len;
+    ad_buf_append(out, in, n);
+    char *dst = out->data + base;
+    const unsigned char *u = (const unsigned char *)dst;
     size_t o = 0;
     int pending_space = 0;
     size_t pending_nl = 0;
@@ -72,12 +75,12 @@ int text_normalize(const char *in, size_t n, ad_buf *out, ad_err *e)
         }
         pending_nl = 0;
         pending_space = 0;
-        memcpy(dst + o, u + i, len);
+        memmove(dst + o, u + i, len);
         o += len;
         i += len;
     }
-    ad_buf_append(out, dst, o);
-    free(dst);
+    out->len = base + o;
+    out->data[out->len] = '\0';
     return 0;
 }
 
