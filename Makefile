@@ -20,7 +20,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS_ALL  = $(BASEFLAGS) $(OPTFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL  = $(OPTFLAGS) -pthread $(PKG_LIBS) -lm $(LDFLAGS)
 
-LIB_SRC    := $(sort $(wildcard base/*.c config/*.c server/*.c handlers/*.c pipeline/*.c \
+LIB_SRC    := $(sort $(wildcard base/*.c config/*.c server/*.c api/*.c handlers/*.c pipeline/*.c \
                                model/*.c llm/*.c storage/*.c))
 LIB_SRC    := $(filter-out server/main.c,$(LIB_SRC))
 UNIT_SRC   := $(sort $(wildcard tests/unit/*.c tests/unit/*/*.c))
@@ -116,6 +116,7 @@ $(NODE_TOOLS): package-lock.json
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) handlers_agents
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) api_stream
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_inference
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_pipeline
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_compat
