@@ -4,13 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/app.h"
 #include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "model/text.h"
 #include "pipeline/pool.h"
-#include "server/app.h"
 #include "storage/db.h"
 #include "storage/executions.h"
 #include "storage/inferences.h"
