@@ -22,7 +22,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(NOPC_LIBS)
 CFLAGS_ALL  = $(BASEFLAGS) $(OPTFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL  = $(OPTFLAGS) -pthread $(PKG_LIBS) -lm $(LDFLAGS)
 
-LIB_SRC    := $(sort $(wildcard base/*.c config/*.c server/*.c handlers/*.c pipeline/*.c \
+LIB_SRC    := $(sort $(wildcard base/*.c config/*.c server/*.c api/*.c handlers/*.c pipeline/*.c \
                                model/*.c llm/*.c storage/*.c))
 LIB_SRC    := $(filter-out server/main.c,$(LIB_SRC))
 UNIT_SRC   := $(sort $(wildcard tests/unit/*.c tests/unit/*/*.c))
@@ -81,7 +81,8 @@ run: deps
 	./bin/agentd $(strip $(RUN_FLAGS))
 
 # One variant: unit tests, then end-to-end tests against the real binary. The
-# release variant also checks every response the e2e run received against
+# release variant also checks the layering (scripts/check_layers.sh), checks
+# every response the e2e run received against
 # openapi.yaml (the contract test: tests/contract/), runs the README's
 # examples in order against a fresh server (tests/readme/run_examples.py),
 # checks the Dockerfile's promises (tests/image/check_dockerfile.py), and checks
@@ -100,6 +101,7 @@ check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN) $(CHECK_TOOLS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) $(E2E_ENV) $(E2E_BIN)
 ifeq ($(VARIANT),release)
+	$(LAYERS)
 	$(REDOCLY) lint --format=stylish openapi.yaml
 	node --test tests/contract/contract.test.mjs
 	node tests/contract/validate.mjs openapi.yaml $(CONTRACT_LOG)
@@ -120,6 +122,7 @@ $(NODE_TOOLS): package-lock.json
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) handlers_agents
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) api_stream
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_inference
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_pipeline
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_compat
@@ -136,8 +139,14 @@ test:
 # redocly.yaml), pinned in package-lock.json; it must report no error.
 REDOCLY := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly
 
+# The arrows between modules (scripts/layers.rules): no include of server/
+# below it, storage/ knowing nothing above it, libmicrohttpd and libcurl each in
+# their one folder. The checker's own test runs first.
+LAYERS := tests/layers/test_check_layers.sh && scripts/check_layers.sh
+
 lint:
 	@scripts/deps.sh lint
+	$(LAYERS)
 	$(REDOCLY) lint --format=stylish openapi.yaml
 	rm -rf build/lint
 	bear --output compile_commands.json -- $(MAKE) --no-print-directory build/lint/agentd VARIANT=lint

@@ -6,7 +6,7 @@
 #ifndef AD_HANDLERS_AGENTS_H
 #define AD_HANDLERS_AGENTS_H
 
-#include "server/request.h"
+#include "api/request.h"
 #include "storage/agents.h"
 
 /* 0 when `id` is a valid user_id: 1-64 of [A-Za-z0-9_.-], not "." or "..",

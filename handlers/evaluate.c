@@ -3,12 +3,12 @@
 #include <math.h>
 #include <string.h>
 
+#include "api/app.h"
 #include "base/clock.h"
 #include "base/json.h"
 #include "handlers/agents.h"
 #include "model/answerer.h"
 #include "model/metrics.h"
-#include "server/app.h"
 #include "storage/db.h"
 #include "storage/versions.h"
 

@@ -3,7 +3,7 @@
 #ifndef AD_HANDLERS_EVALUATE_H
 #define AD_HANDLERS_EVALUATE_H
 
-#include "server/request.h"
+#include "api/request.h"
 
 void handle_agent_evaluate(ad_request *req, ad_response *res);
 

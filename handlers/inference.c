@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/app.h"
+#include "api/async.h"
+#include "api/stream.h"
 #include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -13,9 +16,6 @@
 #include "llm/client.h"
 #include "model/answerer.h"
 #include "model/text.h"
-#include "server/app.h"
-#include "server/async.h"
-#include "server/stream.h"
 #include "storage/db.h"
 #include "storage/inferences.h"
 #include "storage/versions.h"

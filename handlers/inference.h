@@ -7,7 +7,7 @@
 #ifndef AD_HANDLERS_INFERENCE_H
 #define AD_HANDLERS_INFERENCE_H
 
-#include "server/request.h"
+#include "api/request.h"
 
 void handle_agent_inference(ad_request *req, ad_response *res);
 

@@ -5,7 +5,7 @@
 #ifndef AD_HANDLERS_MODELS_H
 #define AD_HANDLERS_MODELS_H
 
-#include "server/request.h"
+#include "api/request.h"
 
 void handle_agent_models(ad_request *req, ad_response *res);
 void handle_agent_model_deploy(ad_request *req, ad_response *res);

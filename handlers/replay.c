@@ -2,11 +2,11 @@
 
 #include <string.h>
 
+#include "api/app.h"
 #include "base/clock.h"
 #include "base/json.h"
 #include "handlers/agents.h"
 #include "pipeline/pool.h"
-#include "server/app.h"
 #include "storage/db.h"
 #include "storage/executions.h"
 #include "storage/jobs.h"

@@ -5,7 +5,7 @@
 #ifndef AD_HANDLERS_REPLAY_H
 #define AD_HANDLERS_REPLAY_H
 
-#include "server/request.h"
+#include "api/request.h"
 
 void handle_agent_replay(ad_request *req, ad_response *res);
 void handle_agent_executions_reset(ad_request *req, ad_response *res);

@@ -1,11 +1,11 @@
 #include "handlers/system.h"
 
+#include "api/app.h"
 #include "base/clock.h"
 #include "base/json.h"
 #include "config/config.h"
 #include "llm/client.h"
 #include "pipeline/pool.h"
-#include "server/app.h"
 #include "storage/db.h"
 #include "storage/jobs.h"
 

@@ -2,7 +2,7 @@
 #ifndef AD_HANDLERS_SYSTEM_H
 #define AD_HANDLERS_SYSTEM_H
 
-#include "server/request.h"
+#include "api/request.h"
 
 /* Liveness and readiness: database, workers, queue depth; 503 when unhealthy. */
 void handle_health(ad_request *req, ad_response *res);

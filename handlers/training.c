@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/app.h"
 #include "base/clock.h"
 #include "base/json.h"
 #include "handlers/agents.h"
 #include "model/text.h"
 #include "pipeline/pool.h"
-#include "server/app.h"
 #include "storage/db.h"
 #include "storage/trainings.h"
 #include "storage/versions.h"

@@ -7,8 +7,8 @@
 #ifndef AD_HANDLERS_TRAINING_H
 #define AD_HANDLERS_TRAINING_H
 
+#include "api/request.h"
 #include "base/err.h"
-#include "server/request.h"
 
 void handle_agent_train(ad_request *req, ad_response *res);
 void handle_agent_training(ad_request *req, ad_response *res);

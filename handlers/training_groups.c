@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/app.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/json.h"
@@ -12,7 +13,6 @@
 #include "base/mem.h"
 #include "handlers/agents.h"
 #include "pipeline/pool.h"
-#include "server/app.h"
 #include "storage/db.h"
 #include "storage/trainings.h"
 

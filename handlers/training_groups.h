@@ -8,7 +8,7 @@
 #ifndef AD_HANDLERS_TRAINING_GROUPS_H
 #define AD_HANDLERS_TRAINING_GROUPS_H
 
-#include "server/request.h"
+#include "api/request.h"
 
 /* Quality score at and above which an agent counts as a high performer
  * (the evaluator's HIGH label). */

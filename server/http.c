@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,17 +15,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "api/async.h"
 #include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/utf8.h"
-#include "server/async.h"
 #include "server/auth.h"
 #include "server/hangup.h"
 #include "server/header_deadline.h"
 #include "server/router.h"
-#include "server/stream_internal.h"
+#include "server/sse.h"
 
 struct ad_http {
     struct MHD_Daemon *daemon;
@@ -38,7 +39,8 @@ struct ad_http {
 
 /* Per-request state: created on the first call of the access handler and
  * freed in exactly one place, the completion callback. */
-struct ad_async {
+typedef struct http_ctx {
+    ad_async async;            /* req.async; its ops find the context again */
     struct ad_http *http;
     struct MHD_Connection *conn;
     int64_t start_mono_ms;
@@ -55,7 +57,7 @@ struct ad_async {
     ad_request req;
     ad_response res;
     int queued;                /* a response went to libmicrohttpd */
-    ad_stream *stream;         /* an event stream being sent, held until completion */
+    sse_hold *sse;             /* an event stream being sent, held until completion */
     int status_sent;
     size_t bytes_sent;
 
@@ -65,7 +67,7 @@ struct ad_async {
     void (*hangup_fn)(void *);  /* told if the client leaves while suspended */
     void *hangup_ud;
     uint64_t hangup_ticket;
-};
+} http_ctx;
 
 /* Per-connection state (libmicrohttpd's socket context): lives from accept
  * to close, across the requests of a keep-alive connection. */
@@ -137,7 +139,7 @@ static const char *cors_allow_origin(const ad_config *cfg, const char *origin)
     return NULL;
 }
 
-static enum MHD_Result http_send(struct ad_async *ctx)
+static enum MHD_Result http_send(http_ctx *ctx)
 {
     ad_response *res = &ctx->res;
     struct MHD_Response *r;
@@ -145,10 +147,8 @@ static enum MHD_Result http_send(struct ad_async *ctx)
     if (res->stream) {
         ad_stream *s = res->stream;
         res->stream = NULL;
-        r = ad_stream_response(s, ctx->conn);
+        r = sse_response(s, ctx->conn, &ctx->sse);
         if (!r) return MHD_NO;
-        ctx->stream = s;
-        ad_stream_hold(s);
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         MHD_add_response_header(r, "X-Accel-Buffering", "no");
@@ -181,7 +181,7 @@ static enum MHD_Result http_send(struct ad_async *ctx)
     return ok;
 }
 
-static enum MHD_Result http_fail(struct ad_async *ctx, int status, const char *code, const char *msg)
+static enum MHD_Result http_fail(http_ctx *ctx, int status, const char *code, const char *msg)
 {
     ad_response_error(&ctx->res, &ctx->req, status, code, "%s", msg);
     return http_send(ctx);
@@ -193,7 +193,7 @@ static enum MHD_Result http_collect_query(void *cls, enum MHD_ValueKind kind, co
                                           const char *value)
 {
     (void)kind;
-    struct ad_async *ctx = cls;
+    http_ctx *ctx = cls;
     ad_request *req = &ctx->req;
     if (!ctx->bad_query && (ad_utf8_validate(key, strlen(key), NULL) < 0 ||
                             (value && ad_utf8_validate(value, strlen(value), NULL) < 0)))
@@ -206,7 +206,7 @@ static enum MHD_Result http_collect_query(void *cls, enum MHD_ValueKind kind, co
     return MHD_YES;
 }
 
-static void http_answer_options(struct ad_async *ctx, unsigned allowed)
+static void http_answer_options(http_ctx *ctx, unsigned allowed)
 {
     char allow[128];
     ad_router_allow_header(allowed, allow, sizeof(allow));
@@ -266,7 +266,7 @@ static enum MHD_Result http_count_header(void *cls, enum MHD_ValueKind kind, con
 /* Answers a request whose framing cannot be trusted and closes the
  * connection after it: whatever follows on the socket may be another request
  * smuggled inside a body this server reads differently from a proxy. */
-static enum MHD_Result http_refuse_framing(struct ad_async *ctx, int status, const char *code, const char *msg)
+static enum MHD_Result http_refuse_framing(http_ctx *ctx, int status, const char *code, const char *msg)
 {
     ad_response_error(&ctx->res, &ctx->req, status, code, "%s", msg);
     ad_response_header(&ctx->res, "Connection", "close");
@@ -274,7 +274,7 @@ static enum MHD_Result http_refuse_framing(struct ad_async *ctx, int status, con
 }
 
 /* Checks framing (RFC 9112 6.1-6.3) before anything reads a body. */
-static int http_check_framing(struct ad_async *ctx, const http_head *h, enum MHD_Result *out)
+static int http_check_framing(http_ctx *ctx, const http_head *h, enum MHD_Result *out)
 {
     if (h->bad_name) {
         *out = http_refuse_framing(ctx, 400, "invalid_request",
@@ -312,7 +312,7 @@ static int http_check_framing(struct ad_async *ctx, const http_head *h, enum MHD
 }
 
 /* Whether the request may reach `path`; fills the 400/401 answer if not. */
-static int http_authorize(struct ad_async *ctx, const http_head *h, const char *path)
+static int http_authorize(http_ctx *ctx, const http_head *h, const char *path)
 {
     const ad_config *cfg = ctx->http->app->cfg;
     if (!cfg->api_key || strncmp(path, "/api/", 5) != 0) return 0;
@@ -340,7 +340,7 @@ static unsigned http_all_methods(void)
 }
 
 /* First call for a request: everything that can be decided from the headers. */
-static enum MHD_Result http_begin(struct ad_async *ctx, const char *url, const char *method_name)
+static enum MHD_Result http_begin(http_ctx *ctx, const char *url, const char *method_name)
 {
     struct MHD_Connection *c = ctx->conn;
     const ad_config *cfg = ctx->http->app->cfg;
@@ -354,7 +354,7 @@ static enum MHD_Result http_begin(struct ad_async *ctx, const char *url, const c
     }
     ctx->req.request_id = ctx->request_id;
     ctx->req.app = ctx->http->app;
-    ctx->req.async = ctx;
+    ctx->req.async = &ctx->async;
     ctx->origin = http_header(c, MHD_HTTP_HEADER_ORIGIN);
     ctx->path = ad_strdup(url);
     ctx->req.path = ctx->path;
@@ -481,7 +481,7 @@ static enum MHD_Result http_begin(struct ad_async *ctx, const char *url, const c
 }
 
 /* Reports where a JSON body stopped parsing: offset, line and column. */
-static void http_json_error(struct ad_async *ctx, const char *end)
+static void http_json_error(http_ctx *ctx, const char *end)
 {
     const char *body = ctx->body.data;
     size_t off = end && end >= body ? (size_t)(end - body) : 0;
@@ -508,14 +508,14 @@ static int http_body_has_nul_escape(const char *s, size_t n)
 }
 
 /* Moves the completed response into ctx->res; caller holds ctx->lock. */
-static void http_take_pending(struct ad_async *ctx)
+static void http_take_pending(http_ctx *ctx)
 {
     ad_response_cleanup(&ctx->res);
     ctx->res = ctx->pending;
     ad_response_init(&ctx->pending);
 }
 
-static enum MHD_Result http_dispatch(struct ad_async *ctx)
+static enum MHD_Result http_dispatch(http_ctx *ctx)
 {
     if (ctx->too_large) {
         char msg[160];
@@ -565,14 +565,22 @@ static enum MHD_Result http_dispatch(struct ad_async *ctx)
     return ok;
 }
 
-void ad_async_on_hangup(struct ad_async *ctx, void (*fn)(void *ud), void *ud)
+/* The request an ad_async handle belongs to. */
+static http_ctx *http_ctx_of(ad_async *a)
 {
+    return (http_ctx *)((char *)a - offsetof(http_ctx, async));
+}
+
+static void http_async_on_hangup(ad_async *a, void (*fn)(void *ud), void *ud)
+{
+    http_ctx *ctx = http_ctx_of(a);
     ctx->hangup_fn = fn;
     ctx->hangup_ud = ud;
 }
 
-void ad_async_complete(struct ad_async *ctx, ad_response *res)
+static void http_async_complete(ad_async *a, ad_response *res)
 {
+    http_ctx *ctx = http_ctx_of(a);
     /* The connection's own thread may still be inside the handler, using
      * ctx->res: the answer waits in `pending` until that thread takes it. */
     pthread_mutex_lock(&ctx->lock);
@@ -594,15 +602,18 @@ void ad_async_complete(struct ad_async *ctx, ad_response *res)
     if (resume) MHD_resume_connection(resume);
 }
 
+static const ad_async_ops http_async_ops = {http_async_on_hangup, http_async_complete};
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_size, void **con_cls)
 {
     (void)version;
-    struct ad_async *ctx = *con_cls;
+    http_ctx *ctx = *con_cls;
     if (!ctx) {
         ad_http *h = cls;
         ctx = ad_calloc(1, sizeof(*ctx));
+        ctx->async.ops = &http_async_ops;
         ctx->http = h;
         ctx->conn = conn;
         ctx->start_mono_ms = ad_clock_mono_ms();
@@ -670,7 +681,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
                            enum MHD_RequestTerminationCode toe)
 {
     ad_http *h = cls;
-    struct ad_async *ctx = *con_cls;
+    http_ctx *ctx = *con_cls;
     if (!ctx) return;
     *con_cls = NULL;
     /* A keep-alive connection's next request has the same bound on its
@@ -695,7 +706,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         ad_buf_cleanup(&f);
     }
     hangup_forget(ctx->hangup_ticket);
-    if (ctx->stream) ad_stream_finished(ctx->stream, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    if (ctx->sse) sse_finished(ctx->sse, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     cJSON_Delete(ctx->req.json);
     ad_response_cleanup(&ctx->res);
     ad_response_cleanup(&ctx->pending);

@@ -9,8 +9,8 @@
 
 #include <stdint.h>
 
+#include "api/app.h"
 #include "base/err.h"
-#include "server/app.h"
 
 typedef struct ad_http ad_http;
 

@@ -6,17 +6,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/app.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "config/config.h"
 #include "llm/client.h"
 #include "pipeline/pool.h"
 #include "pipeline/reindex.h"
-#include "server/app.h"
 #include "server/hangup.h"
 #include "server/healthcheck.h"
 #include "server/http.h"
-#include "server/stream.h"
+#include "server/sse.h"
 #include "storage/db.h"
 #include "storage/inferences.h"
 #include "storage/maintenance.h"
@@ -156,7 +156,7 @@ int main(int argc, char **argv)
         ad_log(AD_LOG_ERROR, "cannot start the hang-up watcher");
         goto out;
     }
-    ad_stream_ticker_start(15000);
+    sse_ticker_start(15000);
     if (pipeline_pool_start(&app.pool, cfg.workers, &e) < 0) {
         ad_log(AD_LOG_ERROR, "%s", e.msg);
         goto out;
@@ -182,7 +182,7 @@ out:
         llm_client_stop(app.llm);
         if (http) http_drain(http, ad_clock_mono_ms() + 1000);
     }
-    ad_stream_ticker_stop();
+    sse_ticker_stop();
     http_stop(http);
     hangup_stop();
     llm_client_free(app.llm);

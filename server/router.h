@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "server/request.h"
+#include "api/request.h"
 
 typedef void (*ad_handler)(ad_request *req, ad_response *res);
 

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/app.h"
+#include "api/request.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "config/config.h"
@@ -20,8 +22,6 @@
 #include "handlers/training.h"
 #include "model/answerer.h"
 #include "model/text.h"
-#include "server/app.h"
-#include "server/request.h"
 #include "server/router.h"
 #include "storage/db.h"
 #include "storage/executions.h"

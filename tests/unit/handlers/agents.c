@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/app.h"
+#include "api/request.h"
 #include "config/config.h"
 #include "handlers/agents.h"
 #include "handlers/evaluate.h"
@@ -22,8 +24,6 @@
 #include "handlers/replay.h"
 #include "handlers/training.h"
 #include "pipeline/runner.h"
-#include "server/app.h"
-#include "server/request.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/jobs.h"

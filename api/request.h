@@ -7,8 +7,8 @@
  * duration of the handler call (and, for async handlers, until the response is
  * delivered). The handler fills the response; the server frees it.
  */
-#ifndef AD_SERVER_REQUEST_H
-#define AD_SERVER_REQUEST_H
+#ifndef AD_API_REQUEST_H
+#define AD_API_REQUEST_H
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -50,7 +50,7 @@ typedef struct ad_request {
     cJSON *json;                       /* parsed JSON body, NULL when there was none */
     const char *request_id;
     const struct ad_app *app;
-    struct ad_async *async;            /* set by the server; see ad_async_* in server/async.h */
+    struct ad_async *async;            /* set by the server; see api/async.h */
 } ad_request;
 
 /* Extra response headers own their value strings. */
@@ -69,7 +69,7 @@ typedef struct ad_response {
     size_t nheaders;
     int deferred;                      /* the handler will answer through ad_async_complete */
     struct ad_stream *stream;          /* an event stream instead of `body`: owns one
-                                        * reference (ad_stream_ref, server/stream.h) */
+                                        * reference (ad_stream_ref, api/stream.h) */
 } ad_response;
 
 /* The value of query parameter `key`, or NULL. */

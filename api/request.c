@@ -1,12 +1,12 @@
-#include "server/request.h"
+#include "api/request.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/stream.h"
 #include "base/err.h"
 #include "base/mem.h"
-#include "server/stream.h"
 
 const char *ad_request_query(const ad_request *req, const char *key)
 {

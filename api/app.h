@@ -1,7 +1,7 @@
 /* What every handler may read about the running service. Built by main(),
  * immutable while the server runs (the pointed-to modules are thread-safe). */
-#ifndef AD_SERVER_APP_H
-#define AD_SERVER_APP_H
+#ifndef AD_API_APP_H
+#define AD_API_APP_H
 
 #include <stdint.h>
 

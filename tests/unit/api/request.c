@@ -1,11 +1,11 @@
-/* Tests server/request.c: the error body, response headers, query lookup, methods. */
+/* Tests api/request.c: the error body, response headers, query lookup, methods. */
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <string.h>
 
-#include "server/request.h"
+#include "api/request.h"
 
-Suite *server_request_suite(void);
+Suite *api_request_suite(void);
 
 /* Parses the response body; fails the test when it is not a JSON object. */
 static cJSON *body_json(const ad_response *res)
@@ -141,9 +141,9 @@ START_TEST(test_method_names_round_trip)
 }
 END_TEST
 
-Suite *server_request_suite(void)
+Suite *api_request_suite(void)
 {
-    Suite *s = suite_create("server_request");
+    Suite *s = suite_create("api_request");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_response_error_shape);
     tcase_add_test(tc, test_response_error_escapes_message);
