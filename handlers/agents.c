@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "model/text.h"
+#include "pipeline/plan.h"
 #include "pipeline/pool.h"
 #include "server/app.h"
 #include "storage/db.h"
@@ -262,6 +263,7 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
         .base_model = base_model,
         .description = description,
     };
+    pipeline_plan_agent(&a);
     int64_t id;
     int rc = storage_agents_create(db, &a, &id, &e);
     ad_buf_cleanup(&material);
@@ -270,7 +272,7 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
         return;
     }
     if (rc < 0) {
-        agents_answer_storage(req, res, e.code, NULL, &e);
+        agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
     if (req->app->pool) pipeline_pool_notify(req->app->pool);
@@ -424,9 +426,9 @@ void handle_agent_get(ad_request *req, ad_response *res)
     version_row v;
     int vrc = a.deployed_version_id ? storage_versions_get(db, a.deployed_version_id, &v, &e)
                                     : AD_ENOTFOUND;
-    exec_row rows[EXEC_STAGES];
+    exec_row rows[PIPELINE_STAGES];
     int n = 0;
-    int xrc = vrc == 0 || vrc == AD_ENOTFOUND ? storage_exec_list(db, a.id, rows, EXEC_STAGES, &n, &e) : 0;
+    int xrc = vrc == 0 || vrc == AD_ENOTFOUND ? storage_exec_list(db, a.id, rows, PIPELINE_STAGES, &n, &e) : 0;
     /* A version that vanished went with its agent (a delete that won the
      * race) and shows as no model; any other failure is the database's and
      * is answered as such rather than shown as "no model". */
@@ -531,7 +533,7 @@ static int agents_read_log(ad_request *req, ad_response *res, agent_row *a, exec
     ad_err e = {0};
     if (agents_lookup_snapshot(req, res, a) < 0) return -1;
     storage_conn *db = storage_conn_get();
-    int rc = storage_exec_list(db, a->id, rows, EXEC_STAGES, n, &e);
+    int rc = storage_exec_list(db, a->id, rows, PIPELINE_STAGES, n, &e);
     storage_snapshot_end(db);
     if (rc < 0) {
         agents_answer_storage(req, res, rc, a->user_id, &e);
@@ -544,7 +546,7 @@ static int agents_read_log(ad_request *req, ad_response *res, agent_row *a, exec
 void handle_agent_pipeline(ad_request *req, ad_response *res)
 {
     agent_row a;
-    exec_row rows[EXEC_STAGES];
+    exec_row rows[PIPELINE_STAGES];
     int n;
     if (agents_read_log(req, res, &a, rows, &n) < 0) return;
     cJSON *o = cJSON_CreateObject();
@@ -569,7 +571,7 @@ void handle_agent_pipeline(ad_request *req, ad_response *res)
 void handle_agent_executions(ad_request *req, ad_response *res)
 {
     agent_row a;
-    exec_row rows[EXEC_STAGES];
+    exec_row rows[PIPELINE_STAGES];
     int n;
     if (agents_read_log(req, res, &a, rows, &n) < 0) return;
     cJSON *o = cJSON_CreateObject();

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "handlers/agents.h"
+#include "pipeline/plan.h"
 #include "pipeline/pool.h"
 #include "server/app.h"
 #include "storage/db.h"
@@ -135,7 +136,7 @@ void handle_training_start_group(ad_request *req, ad_response *res)
     if (!db) goto out;
     why = ad_calloc((size_t)n, sizeof(*why));
     int64_t gid = 0;
-    rc = storage_groups_start(db, ids, (size_t)n, (int)cycles, &gid, why, &e);
+    rc = storage_groups_start(db, ids, (size_t)n, (int)cycles, PIPELINE_JOB_TRAIN, &gid, why, &e);
     if (rc < 0) {
         groups_refused(req, res, rc, ids, why, n, &e);
         goto out;

@@ -377,6 +377,13 @@ void storage_rollback(storage_conn *db)
     if (!sqlite3_get_autocommit(db->db)) sqlite3_step(storage_stmt(db, "ROLLBACK"));
 }
 
+int storage_end(storage_conn *db, int rc, ad_err *e)
+{
+    if (rc == 0) return storage_commit(db, e);
+    storage_rollback(db);
+    return rc;
+}
+
 int storage_snapshot_begin(storage_conn *c, ad_err *e)
 {
     storage_conn *db = c;

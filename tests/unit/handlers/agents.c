@@ -21,6 +21,7 @@
 #include "handlers/models.h"
 #include "handlers/replay.h"
 #include "handlers/training.h"
+#include "pipeline/plan.h"
 #include "pipeline/runner.h"
 #include "server/app.h"
 #include "server/request.h"
@@ -44,6 +45,7 @@ static void make_ready_agent(storage_conn *db)
 {
     agent_new a = {.user_id = "racer", .source = "text", .material = notes,
                    .material_len = sizeof(notes) - 1, .description = "race"};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ad_err e = {0};
     ck_assert_msg(storage_agents_create(db, &a, &id, &e) == 0, "%s", e.msg);

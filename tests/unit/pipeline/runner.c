@@ -13,6 +13,7 @@
 #include "model/answerer.h"
 #include "model/params.h"
 #include "model/text.h"
+#include "pipeline/plan.h"
 #include "pipeline/runner.h"
 #include "pipeline/stages.h"
 #include "storage/agents.h"
@@ -66,6 +67,7 @@ static int64_t create(storage_conn *db, const char *user_id, const char *source,
 {
     agent_new a = {.user_id = user_id, .source = source, .material = material, .material_len = len,
                    .description = "unit-test agent"};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ad_err e = {0};
     ck_assert_msg(storage_agents_create(db, &a, &id, &e) == 0, "%s", e.msg);
@@ -98,13 +100,13 @@ static int64_t expect_ready(storage_conn *db, const char *user_id)
     int64_t vid = a.deployed_version_id;
     ck_assert_int_gt(vid, 0);
 
-    exec_row rows[EXEC_STAGES];
+    exec_row rows[PIPELINE_STAGES];
     int n = 0;
-    ck_assert_int_eq(storage_exec_list(db, a.id, rows, EXEC_STAGES, &n, &e), 0);
-    ck_assert_int_eq(n, EXEC_STAGES);
+    ck_assert_int_eq(storage_exec_list(db, a.id, rows, PIPELINE_STAGES, &n, &e), 0);
+    ck_assert_int_eq(n, PIPELINE_STAGES);
     for (int i = 0; i < n; i++) {
         ck_assert_int_eq(rows[i].task_index, i);
-        ck_assert_str_eq(rows[i].name, exec_stage_names[i]);
+        ck_assert_str_eq(rows[i].name, pipeline_stage_names[i]);
         ck_assert_msg(rows[i].status == EXEC_COMPLETED, "%s is %s", rows[i].name,
                       exec_status_to_string(rows[i].status));
         ck_assert_ptr_nonnull(rows[i].output);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/plan.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/executions.h"
@@ -22,6 +23,7 @@ static int64_t create_agent(storage_conn *db, const char *user_id)
                    .material = material,
                    .material_len = sizeof(material) - 1,
                    .description = "desc"};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ad_err e = {0};
     ck_assert_msg(storage_agents_create(db, &a, &id, &e) == 0, "create %s: %s", user_id, e.msg);
@@ -35,6 +37,7 @@ START_TEST(test_agents_create_and_get)
     storage_fixture_open(&f);
     agent_new a = {.user_id = "alice", .source = "text", .material = "some text here!",
                    .material_len = 9, .base_model = "bm"};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ad_err e = {0};
     ck_assert_int_eq(storage_agents_create(f.db, &a, &id, &e), 0);
@@ -68,7 +71,7 @@ START_TEST(test_agents_create_and_get)
 
     /* Creation wrote four pending execution rows and one queued pipeline job. */
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1"
-                                                 " AND status = 'pending'", id), EXEC_STAGES);
+                                                 " AND status = 'pending'", id), PIPELINE_STAGES);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE agent_id = ?1"
                                                  " AND state = 'queued' AND kind = 'pipeline'", id), 1);
 
@@ -84,6 +87,7 @@ START_TEST(test_agents_duplicate_user_id)
     storage_fixture_open(&f);
     int64_t first = create_agent(f.db, "dup");
     agent_new a = {.user_id = "dup", .source = "text", .material = "x", .material_len = 1};
+    pipeline_plan_agent(&a);
     int64_t id = -1;
     ad_err e = {0};
     ck_assert_int_eq(storage_agents_create(f.db, &a, &id, &e), AD_EEXIST);
@@ -94,7 +98,7 @@ START_TEST(test_agents_duplicate_user_id)
     ck_assert(sqlite3_get_autocommit(f.db->db));
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents", 0), 1);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs", 0), 1);
-    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions", 0), EXEC_STAGES);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions", 0), PIPELINE_STAGES);
     agent_row row;
     ck_assert_int_eq(storage_agents_get(f.db, "dup", &row, &e), 0);
     ck_assert_int_eq(row.id, first);
@@ -228,15 +232,15 @@ END_TEST
 static void populate(storage_conn *db, int64_t agent_id)
 {
     ad_err e = {0};
-    unit_row u = {0, "question", "body", "answer", "cat", "probe"};
-    ck_assert_int_eq(storage_units_add(db, agent_id, &u, &e), 0);
+    storage_fixture_exec(db, "INSERT INTO units (agent_id, ord, question, body, answer, category, probe)"
+                             " VALUES (?1, 0, 'question', 'body', 'answer', 'cat', 'probe')", agent_id);
     int64_t vid = 0;
     ck_assert_int_eq(storage_versions_create(db, agent_id, "v1", "{}", "persona", "[]", &vid, &e), 0);
     ck_assert_int_eq(storage_passages_add(db, agent_id, vid, 0, "shared question words",
                                           "shared body words", "answer", NULL, &e), 0);
     /* The jobs table already holds the agent's creation job, and a second
      * active job for the same agent is refused. */
-    ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, "replay", 1, NULL, NULL, &e), AD_ECONFLICT);
+    ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, &(job_spec){"replay", 1, NULL}, NULL, &e), AD_ECONFLICT);
 }
 
 static int64_t rows_of(storage_conn *db, const char *table, int64_t agent_id)
@@ -280,7 +284,7 @@ START_TEST(test_agents_delete_cascades)
     /* The other agent is untouched. */
     ck_assert_int_eq(rows_of(f.db, "materials", kept), 1);
     ck_assert_int_eq(rows_of(f.db, "jobs", kept), 1);
-    ck_assert_int_eq(rows_of(f.db, "executions", kept), EXEC_STAGES);
+    ck_assert_int_eq(rows_of(f.db, "executions", kept), PIPELINE_STAGES);
     ck_assert_int_eq(rows_of(f.db, "units", kept), 1);
     ck_assert_int_eq(rows_of(f.db, "versions", kept), 1);
     ck_assert_int_eq(passages_of(f.db, kept), 1);

@@ -2,6 +2,7 @@
 #include <check.h>
 #include <string.h>
 
+#include "pipeline/plan.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/versions.h"
@@ -12,6 +13,7 @@ Suite *storage_versions_suite(void);
 static int64_t make_agent(storage_conn *db, const char *user_id)
 {
     agent_new a = {.user_id = user_id, .source = "dataset", .material = "[]", .material_len = 2};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ck_assert_int_eq(storage_agents_create(db, &a, &id, NULL), 0);
     return id;
