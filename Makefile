@@ -123,6 +123,7 @@ check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 
 test:
 	@scripts/deps.sh test
+	tests/lint/check_storage_seam_test.sh
 	@$(MAKE) --no-print-directory check VARIANT=release
 	@$(MAKE) --no-print-directory check VARIANT=asan
 	@$(MAKE) --no-print-directory check-threads VARIANT=tsan
@@ -132,8 +133,10 @@ test:
 # redocly.yaml), pinned in package-lock.json; it must report no error.
 REDOCLY := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly
 
+# No SQL, SQLite name or raw transaction above storage/ (scripts/check_storage_seam.sh).
 lint:
 	@scripts/deps.sh lint
+	scripts/check_storage_seam.sh
 	$(REDOCLY) lint --format=stylish openapi.yaml
 	rm -rf build/lint
 	bear --output compile_commands.json -- $(MAKE) --no-print-directory build/lint/agentd VARIANT=lint
