@@ -249,9 +249,10 @@ int storage_agents_list(storage_conn *db, const agent_state *status, const char 
             break;
         }
         agent_row a;
-        if (agent_from_row(st, &a, e) < 0) {
+        int bad = agent_from_row(st, &a, e);
+        if (bad < 0) {
             sqlite3_reset(st);
-            return AD_EINTERNAL;
+            return bad;
         }
         fn(ud, &a);
         agent_row_cleanup(&a);

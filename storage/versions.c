@@ -369,9 +369,10 @@ int storage_versions_each(storage_conn *db, int64_t agent_id, version_visit_fn f
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         version_row v;
-        if (version_from_row(st, &v, e) < 0) {
+        int bad = version_from_row(st, &v, e);
+        if (bad < 0) {
             sqlite3_reset(st);
-            return AD_EINTERNAL;
+            return bad;
         }
         fn(ud, &v);
         version_row_cleanup(&v);

@@ -81,6 +81,45 @@ START_TEST(test_agents_create_and_get)
 }
 END_TEST
 
+/* Storage knows no stage and no job kind: the log's rows and the first job
+ * are the caller's, stored as given; without a job kind no job is queued. */
+START_TEST(test_agents_create_stores_the_callers_plan)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    static const char *const names[] = {"Fetch", "Index"};
+    static const char *const outputs[] = {"the raw text", "an index"};
+    agent_new a = {.user_id = "planned", .source = "text", .material = "words", .material_len = 5,
+                   .log = {names, outputs, 2},
+                   .first_job = {.kind = "custom", .start_stage = 1, .params = "{\"k\":2}"}};
+    int64_t id = 0;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_create(f.db, &a, &id, &e), 0);
+    exec_row rows[3];
+    int n = 0;
+    ck_assert_int_eq(storage_exec_list(f.db, id, rows, 3, &n, &e), 0);
+    ck_assert_int_eq(n, 2);
+    for (int i = 0; i < n; i++) {
+        ck_assert_str_eq(rows[i].name, names[i]);
+        ck_assert_str_eq(rows[i].expected_output, outputs[i]);
+        ck_assert_int_eq(rows[i].status, EXEC_PENDING);
+        exec_row_cleanup(&rows[i]);
+    }
+    job_row j;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_str_eq(j.kind, "custom");
+    ck_assert_int_eq(j.start_stage, 1);
+    ck_assert_str_eq(j.params, "{\"k\":2}");
+    job_row_cleanup(&j);
+
+    agent_new bare = {.user_id = "bare", .source = "text", .material = "w", .material_len = 1};
+    ck_assert_int_eq(storage_agents_create(f.db, &bare, &id, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE agent_id = ?1", id), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1", id), 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_agents_duplicate_user_id)
 {
     storage_fixture f;
@@ -354,6 +393,7 @@ Suite *storage_agents_suite(void)
     Suite *s = suite_create("storage_agents");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_agents_create_and_get);
+    tcase_add_test(tc, test_agents_create_stores_the_callers_plan);
     tcase_add_test(tc, test_agents_duplicate_user_id);
     tcase_add_test(tc, test_agents_set_state);
     tcase_add_test(tc, test_agents_status_words_stored);
