@@ -2,7 +2,9 @@
 
 VARIANT    ?= release
 BUILD      := build/$(VARIANT)
-PKGS       := libmicrohttpd libcjson sqlite3 libcurl
+PKGS       := libmicrohttpd libcjson sqlite3 libcurl libutf8proc
+# libstemmer ships no pkg-config file.
+NOPC_LIBS  := -lstemmer
 
 CC         ?= gcc
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -16,7 +18,7 @@ else
   OPTFLAGS := -O2
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(NOPC_LIBS)
 CFLAGS_ALL  = $(BASEFLAGS) $(OPTFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL  = $(OPTFLAGS) -pthread $(PKG_LIBS) -lm $(LDFLAGS)
 

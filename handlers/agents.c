@@ -8,6 +8,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "model/analysis.h"
 #include "model/text.h"
 #include "pipeline/plan.h"
 #include "pipeline/pool.h"
@@ -178,6 +179,51 @@ static int agents_check_dataset(const cJSON *arr, const char *field, size_t max_
     return 0;
 }
 
+/* Reads the optional `language` field: "auto" (the default) or one of
+ * analysis_language's codes; `*requested` is "auto" or the code. */
+static int agents_read_language(const cJSON *body, const char **requested, ad_err *e)
+{
+    const char *code = NULL;
+    int rc = ad_json_string(body, "language", 0, 16, &code, NULL);
+    analysis_language l;
+    if (rc == AD_ENOTFOUND) {
+        *requested = "auto";
+        return 0;
+    }
+    if (rc == 0 && (!strcmp(code, "auto") || analysis_language_from_code(code, &l) == 0)) {
+        *requested = code;
+        return 0;
+    }
+    ad_buf codes;
+    ad_buf_init(&codes);
+    for (int i = 0; i < ANALYSIS_LANGUAGE_COUNT; i++)
+        ad_buf_printf(&codes, ", %s", analysis_language_code((analysis_language)i));
+    ad_err_set(e, AD_EINVAL, "language must be auto or one of the codes %s", codes.data + 2);
+    ad_buf_cleanup(&codes);
+    return AD_EINVAL;
+}
+
+/* The language `auto` resolves to: the one the text is written in, judged
+ * from a dataset's prompts and answers (not its JSON syntax). */
+static analysis_language agents_detect_language(const char *text, const cJSON *dataset)
+{
+    if (!dataset) return analysis_detect(text, strlen(text));
+    ad_buf b;
+    ad_buf_init(&b);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, dataset) {
+        if (b.len >= 64 * 1024) break; /* as much as analysis_detect reads */
+        const char *keys[] = {"prompt", "answer"};
+        for (int k = 0; k < 2; k++) {
+            const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, keys[k]));
+            if (v) ad_buf_printf(&b, "%s\n", v);
+        }
+    }
+    analysis_language l = analysis_detect(b.data ? b.data : "", b.len);
+    ad_buf_cleanup(&b);
+    return l;
+}
+
 /* The shared body of both create routes: `data_field` names the dataset
  * field ("dataset" or "json_dataset"). */
 static void agents_create(ad_request *req, ad_response *res, const char *data_field)
@@ -237,6 +283,11 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
         return;
     }
     if (desc_field) description = desc_field;
+    const char *language_requested;
+    if (agents_read_language(body, &language_requested, &e) < 0) {
+        ad_response_error(res, req, 400, "invalid_language", "%s", e.msg);
+        return;
+    }
     size_t bad;
     if (description && (strlen(description) > DESCRIPTION_MAX ||
                         ad_utf8_validate(description, strlen(description), &bad) < 0))
@@ -255,6 +306,10 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
         ad_buf_cleanup(&material);
         return;
     }
+    analysis_language lang;
+    if (strcmp(language_requested, "auto") != 0) analysis_language_from_code(language_requested, &lang);
+    else lang = agents_detect_language(text, dataset);
+    const char *language = analysis_language_code(lang);
     agent_new a = {
         .user_id = user_id,
         .source = dataset ? "dataset" : "text",
@@ -262,6 +317,8 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
         .material_len = dataset ? material.len : strlen(text),
         .base_model = base_model,
         .description = description,
+        .language = language,
+        .language_requested = language_requested,
     };
     pipeline_plan_agent(&a);
     int64_t id;
@@ -284,6 +341,7 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
     cJSON_AddStringToObject(out, "user_id", user_id);
     cJSON_AddStringToObject(out, "status", "created");
     if (base_model) cJSON_AddStringToObject(out, "base_model", base_model);
+    cJSON_AddStringToObject(out, "language", language);
     /* The Flask alias's own fields, which its scripts read. */
     if (!strcmp(data_field, "json_dataset")) {
         cJSON_AddStringToObject(out, "training_type", dataset ? "json_dataset" : "text");
@@ -361,6 +419,7 @@ static void agents_list_visit(void *ud, const agent_row *a)
     agents_add_status_fields(o, a);
     ad_json_add_str(o, "base_model", a->base_model);
     cJSON_AddStringToObject(o, "source", a->source);
+    cJSON_AddStringToObject(o, "language", a->language);
     cJSON_AddItemToObject(l->users, a->user_id, o);
     snprintf(l->last, sizeof(l->last), "%s", a->user_id);
     l->count++;
@@ -445,6 +504,8 @@ void handle_agent_get(ad_request *req, ad_response *res)
     ad_json_add_str(o, "base_model", a.base_model);
     ad_json_add_str(o, "description", a.description);
     cJSON_AddStringToObject(o, "source", a.source);
+    cJSON_AddStringToObject(o, "language", a.language);
+    ad_json_add_str(o, "language_requested", a.language_requested[0] ? a.language_requested : NULL);
     ad_json_add_raw(o, "statistics", a.statistics);
 
     if (vrc == 0) {

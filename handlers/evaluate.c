@@ -49,8 +49,10 @@ void handle_agent_evaluate(ad_request *req, ad_response *res)
         cJSON *pj = cJSON_Parse(v.params);
         model_params_from_json(&p, pj);
         cJSON_Delete(pj);
+        analysis_language lang = answerer_language(v.language);
         version_row_cleanup(&v);
-        rc = answerer_answer(db, a.deployed_version_id, &p, prompt, p.top_k, ANSWERER_ALL, &ans, &e);
+        rc = answerer_answer(db, a.deployed_version_id, lang, &p, prompt, p.top_k, ANSWERER_ALL,
+                             &ans, &e);
     }
     storage_snapshot_end(db);
     if (rc < 0) {

@@ -60,7 +60,8 @@ static cJSON *inference_sources(const answerer_result *a)
     for (int i = 0; i < a->nhits; i++) {
         const passage_hit *h = &a->hits[i];
         cJSON *s = cJSON_CreateObject();
-        cJSON_AddNumberToObject(s, "passage_id", (double)h->rowid);
+        /* Passage ids count from 1 within the version. */
+        cJSON_AddNumberToObject(s, "passage_id", (double)h->ord + 1);
         cJSON_AddNumberToObject(s, "score", round4(h->score));
         const char *text = h->answer ? h->answer : h->body;
         size_t n = strlen(text);
@@ -512,7 +513,8 @@ void handle_agent_inference(ad_request *req, ad_response *res)
     model_params_from_json(&p, pj);
     cJSON_Delete(pj);
     answerer_result ans;
-    rc = answerer_answer(db, v.id, &p, prompt, top ? (int)top : p.top_k, ANSWERER_ALL, &ans, &e);
+    rc = answerer_answer(db, v.id, answerer_language(v.language), &p, prompt, top ? (int)top : p.top_k,
+                         ANSWERER_ALL, &ans, &e);
     /* Every read is done: what follows writes (the inference log) or waits
      * on the network, neither inside the snapshot. */
     storage_snapshot_end(db);

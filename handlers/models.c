@@ -8,6 +8,7 @@
 #include "handlers/agents.h"
 #include "handlers/training.h"
 #include "storage/db.h"
+#include "storage/index.h"
 #include "storage/versions.h"
 
 #define EXPORT_FORMAT "agentd.model/1"
@@ -35,6 +36,8 @@ static void models_visit(void *ud, const version_row *v)
     models_list *l = ud;
     cJSON *o = cJSON_CreateObject();
     models_add_common(o, v, l->deployed_id);
+    /* The list only: the export document keeps its agentd.model/1 shape. */
+    cJSON_AddStringToObject(o, "language", v->language);
     cJSON_AddItemToArray(l->items, o);
 }
 
@@ -159,7 +162,7 @@ void handle_agent_model_export(ad_request *req, ad_response *res)
     /* The document carries the passages themselves, not their count. */
     cJSON_DeleteItemFromObjectCaseSensitive(o, "passages");
     cJSON *passages = cJSON_AddArrayToObject(o, "passages");
-    int rc = storage_passages_each(db, v.id, models_export_passage, passages, &e);
+    int rc = storage_index_each_passage(db, v.id, models_export_passage, passages, &e);
     storage_snapshot_end(db);
     if (rc < 0) {
         cJSON_Delete(o);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "model/index.h"
 #include "model/text.h"
 
 /* Fraction of the prompt's distinct content words found in `text`. */
@@ -41,26 +42,25 @@ static double answerer_coverage(const char *prompt, const char *question, const 
     return total ? (double)found / (double)total : 0.0;
 }
 
-int answerer_answer(storage_conn *db, int64_t version_id, const model_params *p, const char *prompt,
-                    int k, answerer_fields fields, answerer_result *out, ad_err *e)
+analysis_language answerer_language(const char *code)
+{
+    analysis_language l = ANALYSIS_EN;
+    if (code && analysis_language_from_code(code, &l) < 0) l = ANALYSIS_EN;
+    return l;
+}
+
+int answerer_answer(storage_conn *db, int64_t version_id, analysis_language language,
+                    const model_params *p, const char *prompt, int k, answerer_fields fields,
+                    answerer_result *out, ad_err *e)
 {
     memset(out, 0, sizeof(*out));
     if (k < 1) k = 1;
     if (k > ANSWERER_MAX_HITS) k = ANSWERER_MAX_HITS;
-    ad_buf terms, match;
-    ad_buf_init(&terms);
-    ad_buf_init(&match);
-    int rc = 0;
-    if (text_fts_query(prompt, strlen(prompt), &terms, 32) == 0) {
-        ad_buf_printf(&match, "%s : (%s)", fields == ANSWERER_BODY_ONLY ? "body" : "{question body}",
-                      terms.data);
-        /* One extra hit gives the margin between the best and the runner-up. */
-        int want = k < ANSWERER_MAX_HITS ? k + 1 : k;
-        rc = storage_passages_search(db, version_id, match.data, p->w_question, p->w_body,
-                                     out->hits, want, &out->nhits, e);
-    }
-    ad_buf_cleanup(&terms);
-    ad_buf_cleanup(&match);
+    model_params search = *p;
+    if (fields == ANSWERER_BODY_ONLY) search.w_question = 0.0;
+    /* One extra hit gives the margin between the best and the runner-up. */
+    int want = k < ANSWERER_MAX_HITS ? k + 1 : k;
+    int rc = index_search(db, version_id, language, &search, prompt, want, out->hits, &out->nhits, e);
     if (rc < 0 || out->nhits == 0) return rc;
 
     const passage_hit *best = &out->hits[0];

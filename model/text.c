@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "model/stopwords.h"
 
 static size_t utf8_seq_len(unsigned char lead)
 {
@@ -193,49 +194,9 @@ size_t text_tokenize(const char *s, size_t n, text_tokens *t)
     return t->count;
 }
 
-/* Sorted by bytes (memcmp order), for bsearch; UTF-8 words sort after ASCII. */
-static const char *const stopwords[] = {
-    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and",
-    "any", "ao", "aos", "aquela", "aquelas", "aquele", "aqueles", "aquilo", "are", "as",
-    "at", "até", "be", "because", "been", "before", "being", "below", "between", "both",
-    "but", "by", "can", "com", "como", "could", "da", "das", "de", "dela", "delas", "dele",
-    "deles", "depois", "did", "do", "does", "doing", "don", "dos", "down", "during", "e",
-    "each", "ela", "elas", "ele", "eles", "em", "entre", "era", "eram", "essa", "essas",
-    "esse", "esses", "esta", "estas", "este", "estes", "está", "estão", "eu", "few", "foi",
-    "for", "foram", "from", "further", "had", "has", "have", "having", "he", "her", "here",
-    "hers", "herself", "him", "himself", "his", "how", "há", "i", "if", "in", "into", "is",
-    "isso", "isto", "it", "its", "itself", "just", "já", "lhe", "lhes", "mais", "mas", "me",
-    "mesmo", "meu", "might", "minha", "more", "most", "muito", "must", "my", "myself", "na",
-    "nas", "nem", "no", "nor", "nos", "nossa", "nosso", "not", "now", "num", "numa", "não",
-    "nós", "o", "of", "off", "on", "once", "onde", "only", "or", "os", "other", "ou", "our",
-    "ours", "ourselves", "out", "over", "own", "para", "pela", "pelas", "pelo", "pelos",
-    "por", "porque", "quais", "qual", "quando", "que", "quem", "s", "same", "se", "seja",
-    "sem", "ser", "seu", "seus", "shall", "she", "should", "so", "sobre", "some", "sua",
-    "suas", "such", "são", "só", "t", "também", "te", "tem", "ter", "than", "that", "the",
-    "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this",
-    "those", "through", "to", "too", "tu", "têm", "um", "uma", "umas", "under", "uns",
-    "until", "up", "us", "very", "você", "vocês", "was", "we", "were", "what", "when",
-    "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your",
-    "yours", "yourself", "yourselves", "à", "às", "é",
-};
-
-#define STOPWORD_MAX_LEN 10
-
 int text_is_stopword(const char *tok, size_t len)
 {
-    if (len == 0 || len > STOPWORD_MAX_LEN) return 0;
-    size_t lo = 0, hi = sizeof(stopwords) / sizeof(stopwords[0]);
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const char *w = stopwords[mid];
-        size_t wl = strlen(w);
-        int c = memcmp(tok, w, len < wl ? len : wl);
-        if (c == 0) c = (len > wl) - (len < wl);
-        if (c == 0) return 1;
-        if (c < 0) hi = mid;
-        else lo = mid + 1;
-    }
-    return 0;
+    return (stopwords_languages(tok, len) & (1u << ANALYSIS_EN | 1u << ANALYSIS_PT)) != 0;
 }
 
 uint64_t text_hash64(const void *p, size_t n, uint64_t h)
@@ -246,49 +207,4 @@ uint64_t text_hash64(const void *p, size_t n, uint64_t h)
         h *= UINT64_C(0x100000001b3);
     }
     return h;
-}
-
-int text_fts_query(const char *prompt, size_t n, ad_buf *out, size_t max_terms)
-{
-    if (max_terms == 0) return AD_EINVAL;
-    text_tokens t;
-    text_tokens_init(&t);
-    if (text_tokenize(prompt, n, &t) == 0) {
-        text_tokens_cleanup(&t);
-        return AD_EINVAL;
-    }
-    int content_only = 0;
-    for (size_t i = 0; i < t.count && !content_only; i++)
-        content_only = !text_is_stopword(t.lower + t.items[i].offset, t.items[i].length);
-
-    size_t cap = max_terms < t.count ? max_terms : t.count;
-    size_t *chosen = ad_malloc(ad_size_mul(cap, sizeof(*chosen)));
-    size_t nchosen = 0;
-    for (size_t i = 0; i < t.count && nchosen < cap; i++) {
-        const char *tok = t.lower + t.items[i].offset;
-        size_t len = t.items[i].length;
-        if (content_only && text_is_stopword(tok, len)) continue;
-        int dup = 0;
-        for (size_t k = 0; k < nchosen && !dup; k++) {
-            const text_token *c = &t.items[chosen[k]];
-            dup = c->length == len && memcmp(t.lower + c->offset, tok, len) == 0;
-        }
-        if (!dup) chosen[nchosen++] = i;
-    }
-    for (size_t k = 0; k < nchosen; k++) {
-        const text_token *c = &t.items[chosen[k]];
-        if (k) ad_buf_puts(out, " OR ");
-        ad_buf_putc(out, '"');
-        /* Tokens never contain '"'; the escape keeps FTS5 syntax safe if the
-         * tokenizer ever changes. */
-        for (size_t j = 0; j < c->length; j++) {
-            char ch = t.lower[c->offset + j];
-            if (ch == '"') ad_buf_putc(out, '"');
-            ad_buf_putc(out, ch);
-        }
-        ad_buf_putc(out, '"');
-    }
-    free(chosen);
-    text_tokens_cleanup(&t);
-    return 0;
 }

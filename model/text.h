@@ -1,6 +1,6 @@
 /*
  * Text normalization and tokenization: the one place that decides what a
- * "word" is for passages, statistics, metrics and FTS queries.
+ * "word" is for passages, statistics, metrics and text analysis.
  *
  * A token is a maximal run of ASCII letters/digits or non-ASCII UTF-8 bytes,
  * except that common non-ASCII punctuation and spaces (U+0080..U+00BF, × ÷,
@@ -71,12 +71,5 @@ int text_is_stopword(const char *tok, size_t len);
 /* 64-bit FNV-1a of p[0..n), continuing from `h` (start with TEXT_HASH_SEED). */
 uint64_t text_hash64(const void *p, size_t n, uint64_t h);
 #define TEXT_HASH_SEED UINT64_C(0xcbf29ce484222325)
-
-/* Appends to `out` an SQLite FTS5 MATCH expression for the prompt: its
- * distinct non-stopword tokens (all distinct tokens if every token is a
- * stopword), in order of first appearance, each double-quoted, joined with
- * " OR ", at most max_terms of them. Returns AD_EINVAL and appends nothing
- * if the prompt has no token or max_terms is 0. O(tokens * max_terms). */
-int text_fts_query(const char *prompt, size_t n, ad_buf *out, size_t max_terms);
 
 #endif

@@ -10,6 +10,7 @@
 #include "base/json.h"
 #include "base/mem.h"
 #include "model/answerer.h"
+#include "model/index.h"
 #include "model/metrics.h"
 #include "model/passages.h"
 #include "model/perturb.h"
@@ -433,16 +434,35 @@ cJSON *pipeline_fewshot(const model_params *params, const unit_set *units)
 int pipeline_index_version(storage_conn *db, version_build *b, const model_params *params,
                            const unit_set *units, const exec_step *step, int64_t *version_id, ad_err *e)
 {
+    /* The index is built in memory first: the unit of work then holds the
+     * database only for the inserts. */
+    index_mem *ix = index_new(answerer_language(b->language));
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < units->count; i++) {
+        if ((i & 1023) == 0 && b->stop && atomic_load(b->stop)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
+        if (rc == 0) index_add(ix, units->items[i].question, units->items[i].body);
+    }
+    index_finish(ix);
+    if (rc < 0) {
+        index_free(ix);
+        return rc;
+    }
     cJSON *pj = model_params_to_json(params);
     char *params_txt = cJSON_PrintUnformatted(pj);
     cJSON_Delete(pj);
     unit_row *rows = unit_set_rows(units);
+    index_rows index;
+    index_rows_init(&index, ix);
     b->params = params_txt;
     b->passages = rows;
     b->count = units->count;
-    int rc = storage_versions_build(db, b, step, version_id, e);
+    b->index = &index;
+    rc = storage_versions_build(db, b, step, version_id, e);
     b->params = NULL;
     b->passages = NULL;
+    b->index = NULL;
+    index_rows_cleanup(&index);
+    index_free(ix);
     free(rows);
     cJSON_free(params_txt);
     return rc;
@@ -494,6 +514,7 @@ int stage_train(stage_ctx *c, ad_err *e)
         c->step.output_ud = c->output;
         version_build b = {.agent_id = c->agent->id,
                            .name = name,
+                           .language = c->agent->language,
                            .persona = persona,
                            .fewshot = fewshot_txt,
                            .state = VERSION_TRAINED,
@@ -521,12 +542,12 @@ typedef struct eval_acc {
 
 /* Runs one query; `expected_ord` is the unit it should find (-1: none, only
  * the answer is scored). */
-static int eval_query(storage_conn *db, int64_t vid, const model_params *params, const char *query,
-                      answerer_fields fields, int expected_ord, const char *expected_answer,
-                      eval_acc *acc, ad_err *e)
+static int eval_query(storage_conn *db, int64_t vid, analysis_language lang, const model_params *params,
+                      const char *query, answerer_fields fields, int expected_ord,
+                      const char *expected_answer, eval_acc *acc, ad_err *e)
 {
     answerer_result a;
-    int rc = answerer_answer(db, vid, params, query, ANSWERER_MAX_HITS, fields, &a, e);
+    int rc = answerer_answer(db, vid, lang, params, query, ANSWERER_MAX_HITS, fields, &a, e);
     if (rc < 0) return rc;
     if (expected_ord >= 0) {
         size_t rank = 0;
@@ -562,6 +583,8 @@ int pipeline_evaluate(storage_conn *db, const agent_row *agent, int64_t vid, con
                       cJSON **metrics, double *quality_out, ad_err *e)
 {
     int is_dataset = strcmp(agent->source, "dataset") == 0;
+    /* The version was indexed in its agent's language (pipeline_index_version). */
+    analysis_language lang = answerer_language(agent->language);
     eval_acc acc;
     memset(&acc, 0, sizeof(acc));
     metrics_retrieval_init(&acc.retrieval);
@@ -577,11 +600,11 @@ int pipeline_evaluate(storage_conn *db, const agent_row *agent, int64_t vid, con
         if (is_dataset) {
             perturb_op op;
             char *q = perturb_prompt(u->question, strlen(u->question), eval_seed(agent, i), &op);
-            rc = eval_query(db, vid, params, q, ANSWERER_ALL, (int)i, expected, &acc, e);
+            rc = eval_query(db, vid, lang, params, q, ANSWERER_ALL, (int)i, expected, &acc, e);
             free(q);
             perturbed++;
         } else if (u->probe && *u->probe) {
-            rc = eval_query(db, vid, params, u->probe, ANSWERER_ALL, (int)i, expected, &acc, e);
+            rc = eval_query(db, vid, lang, params, u->probe, ANSWERER_ALL, (int)i, expected, &acc, e);
             derived++;
         }
     }
@@ -590,7 +613,7 @@ int pipeline_evaluate(storage_conn *db, const agent_row *agent, int64_t vid, con
     size_t hstep = n > EVAL_MAX_HELD_OUT * 4 ? (n + EVAL_MAX_HELD_OUT - 1) / EVAL_MAX_HELD_OUT : 4;
     for (size_t i = hstep / 2; is_dataset && rc == 0 && i < n; i += hstep) {
         const unit_mem *u = &units->items[i];
-        rc = eval_query(db, vid, params, u->question, ANSWERER_BODY_ONLY, (int)i, u->answer, &acc, e);
+        rc = eval_query(db, vid, lang, params, u->question, ANSWERER_BODY_ONLY, (int)i, u->answer, &acc, e);
         held_out++;
     }
     /* Feedback cases: a prompt and the answer a person approved of. */
@@ -599,7 +622,7 @@ int pipeline_evaluate(storage_conn *db, const agent_row *agent, int64_t vid, con
         const char *q = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fc, "prompt"));
         const char *want = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fc, "expected"));
         if (rc || !q || !want) continue;
-        rc = eval_query(db, vid, params, q, ANSWERER_ALL, -1, want, &acc, e);
+        rc = eval_query(db, vid, lang, params, q, ANSWERER_ALL, -1, want, &acc, e);
         feedback++;
     }
     if (rc < 0) return rc;

@@ -170,6 +170,7 @@ static int training_candidate(training_run *r, int iteration, const model_params
     snprintf(name, sizeof(name), "~candidate-%lld-%d", (long long)r->tr.id, iteration);
     version_build b = {.agent_id = r->agent.id,
                        .name = name,
+                       .language = r->agent.language,
                        .persona = persona,
                        .fewshot = fewshot,
                        .state = VERSION_CANDIDATE,

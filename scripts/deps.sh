@@ -3,7 +3,8 @@
 # Usage: scripts/deps.sh [build|test|bench|lint|fuzz|smoke]   (every level includes build)
 set -eu
 level=${1:-build}
-pkgs="gcc make pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libcurl4-openssl-dev"
+pkgs="gcc make pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libcurl4-openssl-dev
+  libstemmer-dev libutf8proc-dev"
 case "$level" in
   test) pkgs="$pkgs check curl sqlite3 python3" ;;
   smoke) pkgs="$pkgs curl python3" ;;

@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "llm/client.h"
 #include "pipeline/pool.h"
+#include "pipeline/reindex.h"
 #include "server/app.h"
 #include "server/hangup.h"
 #include "server/healthcheck.h"
@@ -132,6 +133,10 @@ int main(int argc, char **argv)
         ad_log(AD_LOG_ERROR, "%s", e.msg);
         goto out;
     }
+    /* Versions from before the per-version index get theirs before anything
+     * can search them: before the workers start and the server listens. */
+    storage_conn *db = storage_conn_get();
+    if (!db || pipeline_reindex_versions(db, NULL, &e) < 0) goto out;
     if (cfg.gemini_api_key) {
         llm_config lc = main_llm_config(&cfg);
         if (llm_client_start(&app.llm, &lc, &e) < 0) {

@@ -14,7 +14,7 @@
 #define AGENT_COLUMNS                                                                          \
     "id, user_id, status, stage, progress, error, base_model, description, source, "          \
     "deployed_version_id, statistics, inference_count, inference_errors, prompt_tokens, "     \
-    "output_tokens, created_at, updated_at"
+    "output_tokens, created_at, updated_at, language, language_requested"
 
 void agent_row_cleanup(agent_row *a)
 {
@@ -66,6 +66,8 @@ static int agent_from_row(sqlite3_stmt *st, agent_row *a, ad_err *e)
     a->output_tokens = sqlite3_column_int64(st, 14);
     a->created_at = sqlite3_column_int64(st, 15);
     a->updated_at = sqlite3_column_int64(st, 16);
+    col_copy(st, 17, a->language, sizeof(a->language));
+    col_copy(st, 18, a->language_requested, sizeof(a->language_requested));
     return 0;
 }
 
@@ -76,12 +78,15 @@ int storage_agents_create(storage_conn *db, const agent_new *a, int64_t *agent_i
     if (rc0 < 0) return rc0;
     sqlite3_stmt *st = storage_stmt(db,
         "INSERT INTO agents (user_id, status, stage, progress, base_model, description, source,"
-        " created_at, updated_at) VALUES (?1, 'initializing', NULL, 0, ?2, ?3, ?4, ?5, ?5)");
+        " created_at, updated_at, language, language_requested)"
+        " VALUES (?1, 'initializing', NULL, 0, ?2, ?3, ?4, ?5, ?5, ?6, ?7)");
     sqlite3_bind_text(st, 1, a->user_id, -1, SQLITE_STATIC);
     if (a->base_model) sqlite3_bind_text(st, 2, a->base_model, -1, SQLITE_STATIC);
     if (a->description) sqlite3_bind_text(st, 3, a->description, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, a->source, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, now);
+    sqlite3_bind_text(st, 6, a->language ? a->language : "en", -1, SQLITE_STATIC);
+    if (a->language_requested) sqlite3_bind_text(st, 7, a->language_requested, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
         int code = storage_fail(db, rc, "create agent", e);
@@ -263,18 +268,6 @@ int storage_agents_list(storage_conn *db, const agent_state *status, const char 
     return 0;
 }
 
-/* The passage index is a virtual table outside the foreign keys: its rows go
- * by the agent's scope token. */
-static int agents_delete_passages(storage_conn *db, int64_t agent_id, ad_err *e)
-{
-    char scope[40];
-    snprintf(scope, sizeof(scope), "scope : a%lld", (long long)agent_id);
-    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM passages WHERE passages MATCH ?1");
-    sqlite3_bind_text(st, 1, scope, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "delete passages", e);
-}
-
 int storage_agents_delete(storage_conn *db, const char *user_id, int64_t *agent_id, ad_err *e)
 {
     int rc0 = storage_begin(db, e);
@@ -294,12 +287,8 @@ int storage_agents_delete(storage_conn *db, const char *user_id, int64_t *agent_
         storage_rollback(db);
         return ad_err_set(e, AD_ENOTFOUND, "no agent with user_id '%s'", user_id);
     }
-    int code = agents_delete_passages(db, id, e);
-    if (code < 0) {
-        storage_rollback(db);
-        return code;
-    }
-    code = storage_commit(db, e);
+    /* Versions and their index rows go by cascade. */
+    int code = storage_commit(db, e);
     if (code < 0) return code;
     *agent_id = id;
     storage_maintenance_poke();
@@ -322,10 +311,6 @@ int storage_agents_delete_all(storage_conn *db, int64_t *count, void (*fn)(void 
         ids[n++] = sqlite3_column_int64(st, 0);
     }
     sqlite3_reset(st);
-    if (rc == SQLITE_DONE) {
-        st = storage_stmt(db, "DELETE FROM passages");
-        rc = sqlite3_step(st);
-    }
     int code = rc == SQLITE_DONE ? storage_commit(db, e) : storage_fail(db, rc, "delete agents", e);
     if (rc != SQLITE_DONE) storage_rollback(db);
     /* Running jobs are told only once the deletion is committed. */

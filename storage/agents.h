@@ -32,6 +32,8 @@ typedef struct agent_row {
     char *statistics;         /* JSON */
     int64_t inference_count, inference_errors, prompt_tokens, output_tokens;
     int64_t created_at, updated_at;
+    char language[8];           /* ISO 639-1 code its material is analysed in */
+    char language_requested[8]; /* "auto" or a code as asked on create; "" before issue 10 */
 } agent_row;
 
 void agent_row_cleanup(agent_row *a);
@@ -45,6 +47,8 @@ typedef struct agent_new {
     const char *description;  /* may be NULL */
     exec_plan log;            /* its execution log's rows */
     job_spec first_job;       /* queued with it; no job when `kind` is NULL */
+    const char *language;     /* ISO 639-1 code (NULL: "en") */
+    const char *language_requested; /* "auto" or the code asked for; may be NULL */
 } agent_new;
 
 /* Creates the agent with its material, its log and its first job, in one

@@ -158,6 +158,50 @@ const char *const storage_migrations[] = {
      * transaction, as SQLite requires.) */
     "CREATE TABLE write_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, pad BLOB);"
     "PRAGMA user_version = 5;",
+    /* 6: each version owns its retrieval index. The shared FTS5 table made
+     * one agent's term statistics (and its cost) depend on every other
+     * agent's material; now a version's passages, one postings blob per term
+     * and its statistics are rows keyed by the version, gone by cascade with
+     * it. Plain tables and blobs, so the layout carries over to PostgreSQL
+     * (bytea). The postings' encoding and the ranking are model/index.c's.
+     * Agents and versions get a text-analysis language ('en' for what came
+     * before: English is what the old tokenizer served).
+     *
+     * The old passages move over as they are; their terms and statistics are
+     * built in C at the next start (pipeline_reindex), which finds them by
+     * their missing version_index row. */
+    "ALTER TABLE agents ADD COLUMN language TEXT NOT NULL DEFAULT 'en';"
+    "ALTER TABLE agents ADD COLUMN language_requested TEXT;"
+    "ALTER TABLE versions ADD COLUMN language TEXT NOT NULL DEFAULT 'en';"
+    "CREATE TABLE version_passages ("
+    "  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,"
+    "  ord INTEGER NOT NULL,"
+    "  question TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  answer TEXT,"
+    "  category TEXT,"
+    "  PRIMARY KEY (version_id, ord)) WITHOUT ROWID;"
+    "CREATE TABLE version_terms ("
+    "  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,"
+    "  term TEXT NOT NULL,"
+    "  postings BLOB NOT NULL,"
+    "  PRIMARY KEY (version_id, term)) WITHOUT ROWID;"
+    /* No row: the version is not indexed yet. `lengths` holds each passage's
+     * field lengths at fixed width, so a query finds a passage's by offset. */
+    "CREATE TABLE version_index ("
+    "  version_id INTEGER PRIMARY KEY REFERENCES versions(id) ON DELETE CASCADE,"
+    "  passages INTEGER NOT NULL,"
+    "  question_terms INTEGER NOT NULL,"
+    "  body_terms INTEGER NOT NULL,"
+    "  lengths BLOB NOT NULL);"
+    /* scope is 'a<agent id> v<version id>'; rows of a version deleted
+     * without them (none should exist) are left behind. */
+    "INSERT OR IGNORE INTO version_passages (version_id, ord, question, body, answer, category)"
+    "  SELECT v.id, CAST(p.ord AS INTEGER), p.question, p.body, p.answer, p.category"
+    "  FROM passages p JOIN versions v"
+    "    ON v.id = CAST(substr(p.scope, instr(p.scope, ' v') + 2) AS INTEGER);"
+    "DROP TABLE passages;"
+    "PRAGMA user_version = 6;",
 };
 
 const size_t storage_migration_count = sizeof(storage_migrations) / sizeof(storage_migrations[0]);

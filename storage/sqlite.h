@@ -9,6 +9,7 @@
 
 #include "storage/db.h"
 #include "storage/executions.h"
+#include "storage/index.h"
 #include "storage/states.h"
 #include "storage/versions.h"
 
@@ -76,17 +77,14 @@ int storage_trainings_finish(storage_conn *db, int64_t training_id, training_sta
                              const char *error, ad_err *e);
 
 /* A version's parts (storage/versions.h has the units of work made of them):
- * create one in state "building" (AD_EEXIST when the name is taken), add a
- * passage to its index, mark it "trained" with its passage count, store its
+ * create one in state "building", to be indexed with `language` (AD_EEXIST
+ * when the name is taken), mark it "trained" with its passage count, store its
  * evaluation, deploy it (the previous deployed one is retired; the agent
  * points at it) or reject it, delete it with its passages, delete an
  * agent's candidates (training tries a crash left). */
-int storage_versions_create(storage_conn *db, int64_t agent_id, const char *name, const char *params,
-                            const char *persona, const char *fewshot, int64_t *version_id,
-                            ad_err *e);
-int storage_passages_add(storage_conn *db, int64_t agent_id, int64_t version_id, int ord,
-                         const char *question, const char *body, const char *answer,
-                         const char *category, ad_err *e);
+int storage_versions_create(storage_conn *db, int64_t agent_id, const char *name, const char *language,
+                            const char *params, const char *persona, const char *fewshot,
+                            int64_t *version_id, ad_err *e);
 int storage_versions_set_built(storage_conn *db, int64_t version_id, int64_t passages, ad_err *e);
 int storage_versions_set_metrics(storage_conn *db, int64_t version_id, const char *metrics,
                                  double quality, ad_err *e);
@@ -95,6 +93,18 @@ int storage_versions_deploy(storage_conn *db, int64_t agent_id, int64_t version_
 int storage_versions_reject(storage_conn *db, int64_t version_id, const char *note, ad_err *e);
 int storage_versions_delete(storage_conn *db, int64_t version_id, ad_err *e);
 int storage_versions_delete_candidates(storage_conn *db, int64_t agent_id, ad_err *e);
+
+/* A version's index rows (storage/index.h): one passage (`question` NULL is
+ * stored as ""), one term's postings, the statistics and lengths blob (this
+ * row marks the version indexed, so it goes last), and all of a built
+ * index's terms then its statistics. */
+int storage_index_put_passage(storage_conn *db, int64_t version_id, int ord, const char *question,
+                              const char *body, const char *answer, const char *category, ad_err *e);
+int storage_index_put_term(storage_conn *db, int64_t version_id, const char *term, size_t len,
+                           const void *postings, size_t n, ad_err *e);
+int storage_index_put_stats(storage_conn *db, int64_t version_id, const index_stats_row *s,
+                            const void *lengths, size_t n, ad_err *e);
+int storage_index_write(storage_conn *db, int64_t version_id, const index_rows *rows, ad_err *e);
 
 /* Deploys or rejects as `v` says, checking first that the agent's deployed
  * version is still `v->expected_deployed` (AD_ECONFLICT otherwise). */

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
 #include "storage/jobs.h"
@@ -12,7 +11,7 @@
 
 #define VERSION_COLUMNS                                                                        \
     "id, agent_id, name, state, params, persona, fewshot, metrics, note, quality, passages,"  \
-    " created_at, deployed_at"
+    " created_at, deployed_at, language"
 
 void version_row_cleanup(version_row *v)
 {
@@ -49,22 +48,24 @@ static int version_from_row(sqlite3_stmt *st, version_row *v, ad_err *e)
     v->passages = sqlite3_column_int64(st, 10);
     v->created_at = sqlite3_column_int64(st, 11);
     v->deployed_at = sqlite3_column_int64(st, 12);
+    snprintf(v->language, sizeof(v->language), "%s", (const char *)sqlite3_column_text(st, 13));
     return 0;
 }
 
-int storage_versions_create(storage_conn *db, int64_t agent_id, const char *name, const char *params,
-                            const char *persona, const char *fewshot, int64_t *version_id,
-                            ad_err *e)
+int storage_versions_create(storage_conn *db, int64_t agent_id, const char *name, const char *language,
+                            const char *params, const char *persona, const char *fewshot,
+                            int64_t *version_id, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
-        "INSERT INTO versions (agent_id, name, params, persona, fewshot, state, created_at)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, 'building', ?6)");
+        "INSERT INTO versions (agent_id, name, params, persona, fewshot, state, created_at, language)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, 'building', ?6, ?7)");
     sqlite3_bind_int64(st, 1, agent_id);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, params, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, persona, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, fewshot, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, ad_clock_now_ms());
+    sqlite3_bind_text(st, 7, language, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
         int code = storage_fail(db, rc, "create version", e);
@@ -96,25 +97,6 @@ int storage_versions_next_name(storage_conn *db, int64_t agent_id, char *out, si
         if (rc == SQLITE_DONE) return 0;
         if (rc != SQLITE_ROW) return storage_fail(db, rc, "name version", e);
     }
-}
-
-int storage_passages_add(storage_conn *db, int64_t agent_id, int64_t version_id, int ord,
-                         const char *question, const char *body, const char *answer,
-                         const char *category, ad_err *e)
-{
-    char scope[48];
-    snprintf(scope, sizeof(scope), "a%lld v%lld", (long long)agent_id, (long long)version_id);
-    sqlite3_stmt *st = storage_stmt(db,
-        "INSERT INTO passages (scope, question, body, answer, category, ord)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-    sqlite3_bind_text(st, 1, scope, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, question ? question : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, body, -1, SQLITE_STATIC);
-    if (answer) sqlite3_bind_text(st, 4, answer, -1, SQLITE_STATIC);
-    if (category) sqlite3_bind_text(st, 5, category, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 6, ord);
-    int rc = sqlite3_step(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "index passage", e);
 }
 
 static int ver_exec(storage_conn *db, sqlite3_stmt *st, const char *what, ad_err *e)
@@ -210,15 +192,10 @@ static int versions_rename(storage_conn *db, int64_t version_id, const char *nam
 
 int storage_versions_delete(storage_conn *db, int64_t version_id, ad_err *e)
 {
-    char scope[40];
-    snprintf(scope, sizeof(scope), "scope : v%lld", (long long)version_id);
-    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM passages WHERE passages MATCH ?1");
-    sqlite3_bind_text(st, 1, scope, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) return storage_fail(db, rc, "delete passages", e);
-    st = storage_stmt(db, "DELETE FROM versions WHERE id = ?1");
+    /* The version's index rows go by cascade. */
+    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM versions WHERE id = ?1");
     sqlite3_bind_int64(st, 1, version_id);
-    rc = sqlite3_step(st);
+    int rc = sqlite3_step(st);
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "delete version", e);
 }
 
@@ -244,16 +221,18 @@ int storage_versions_build(storage_conn *db, const version_build *b, const exec_
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
     int64_t vid = 0;
-    rc = storage_jobs_hold(db, step ? step->job_id : b->job_id, e);
+    int64_t job = step ? step->job_id : b->job_id;
+    rc = job ? storage_jobs_hold(db, job, e) : 0;
     if (rc == 0)
-        rc = storage_versions_create(db, b->agent_id, b->name, b->params, b->persona, b->fewshot, &vid, e);
+        rc = storage_versions_create(db, b->agent_id, b->name, b->language, b->params, b->persona,
+                                     b->fewshot, &vid, e);
     for (size_t i = 0; rc == 0 && i < b->count; i++) {
         if ((i & 1023) == 0 && b->stop && atomic_load(b->stop)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
         const unit_row *u = &b->passages[i];
         if (rc == 0)
-            rc = storage_passages_add(db, b->agent_id, vid, u->ord, u->question, u->body, u->answer,
-                                      u->category, e);
+            rc = storage_index_put_passage(db, vid, u->ord, u->question, u->body, u->answer, u->category, e);
     }
+    if (rc == 0) rc = storage_index_write(db, vid, b->index, e);
     if (rc == 0) rc = storage_versions_set_built(db, vid, (int64_t)b->count, e);
     if (rc == 0 && b->state != VERSION_TRAINED) rc = versions_set_state(db, vid, b->state, e);
     if (rc == 0 && step) {
@@ -379,105 +358,4 @@ int storage_versions_each(storage_conn *db, int64_t agent_id, version_visit_fn f
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "list versions", e);
-}
-
-static char *hit_dup(sqlite3_stmt *st, int i)
-{
-    const unsigned char *s = sqlite3_column_text(st, i);
-    return s ? ad_strdup((const char *)s) : NULL;
-}
-
-int storage_passages_search(storage_conn *db, int64_t version_id, const char *match, double w_question,
-                            double w_body, passage_hit *hits, int max, int *count, ad_err *e)
-{
-    ad_buf expr;
-    ad_buf_init(&expr);
-    ad_buf_printf(&expr, "scope : v%lld AND (%s)", (long long)version_id, match);
-    /* Rank on the index alone (rowid and bm25 read no stored column), then
-     * fetch the columns of the few winners: reading every match's row first
-     * cost more than the ranking on large material. Ties go to the earlier
-     * passage: rowids grow with `ord` within a version. */
-    sqlite3_stmt *st = storage_stmt(db,
-        "SELECT rowid, -bm25(passages, 0.0, ?2, ?3) AS score FROM passages"
-        " WHERE passages MATCH ?1 ORDER BY score DESC, rowid LIMIT ?4");
-    sqlite3_bind_text(st, 1, expr.data, (int)expr.len, SQLITE_STATIC);
-    sqlite3_bind_double(st, 2, w_question);
-    sqlite3_bind_double(st, 3, w_body);
-    sqlite3_bind_int(st, 4, max);
-    int rc = SQLITE_DONE, n = 0;
-    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        memset(&hits[n], 0, sizeof(hits[n]));
-        hits[n].rowid = sqlite3_column_int64(st, 0);
-        hits[n].score = sqlite3_column_double(st, 1);
-        n++;
-    }
-    if (n == max) rc = SQLITE_DONE;
-    sqlite3_reset(st);
-    ad_buf_cleanup(&expr);
-    sqlite3_stmt *row = storage_stmt(db,
-        "SELECT ord, question, body, answer, category FROM passages WHERE rowid = ?1");
-    int kept = 0;
-    for (int i = 0; i < n && rc == SQLITE_DONE; i++) {
-        sqlite3_reset(row);
-        sqlite3_bind_int64(row, 1, hits[i].rowid);
-        int r = sqlite3_step(row);
-        if (r == SQLITE_DONE) continue; /* deleted since the ranking: skip it */
-        if (r != SQLITE_ROW) {
-            rc = r;
-            break;
-        }
-        passage_hit *h = &hits[kept++];
-        h->rowid = hits[i].rowid;
-        h->score = hits[i].score;
-        h->ord = sqlite3_column_int(row, 0);
-        h->question = hit_dup(row, 1);
-        h->body = hit_dup(row, 2);
-        h->answer = hit_dup(row, 3);
-        h->category = hit_dup(row, 4);
-    }
-    sqlite3_reset(row);
-    n = kept;
-    *count = n;
-    if (rc != SQLITE_DONE) {
-        passage_hits_cleanup(hits, n);
-        *count = 0;
-        return storage_fail(db, rc, "search passages", e);
-    }
-    return 0;
-}
-
-void passage_hits_cleanup(passage_hit *hits, int count)
-{
-    for (int i = 0; i < count; i++) {
-        free(hits[i].question);
-        free(hits[i].body);
-        free(hits[i].answer);
-        free(hits[i].category);
-        memset(&hits[i], 0, sizeof(hits[i]));
-    }
-}
-
-int storage_passages_each(storage_conn *db, int64_t version_id, passage_visit_fn fn, void *ud, ad_err *e)
-{
-    char scope[40];
-    snprintf(scope, sizeof(scope), "scope : v%lld", (long long)version_id);
-    sqlite3_stmt *st = storage_stmt(db,
-        "SELECT rowid, ord, question, body, answer, category FROM passages"
-        " WHERE passages MATCH ?1 ORDER BY ord");
-    sqlite3_bind_text(st, 1, scope, -1, SQLITE_TRANSIENT);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        passage_hit p = {
-            .rowid = sqlite3_column_int64(st, 0),
-            .ord = sqlite3_column_int(st, 1),
-            .question = hit_dup(st, 2),
-            .body = hit_dup(st, 3),
-            .answer = hit_dup(st, 4),
-            .category = hit_dup(st, 5),
-        };
-        fn(ud, &p);
-        passage_hits_cleanup(&p, 1);
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read passages", e);
 }

@@ -1,9 +1,8 @@
 /*
- * Model versions and their passage index. A version is what serves
- * inference: retrieval parameters, a persona, few-shot examples, evaluation
- * metrics, and its passages in the FTS5 table `passages` under the scope
- * tokens a<agent id> and v<version id>. BM25 statistics are those of the
- * whole table, shared by all agents; ranking within a version is by them.
+ * Model versions. A version is what serves inference: retrieval parameters,
+ * a persona, few-shot examples, evaluation metrics, the text-analysis
+ * language it was indexed with, and its own retrieval index (storage/index.h),
+ * deleted with it.
  */
 #ifndef AD_STORAGE_VERSIONS_H
 #define AD_STORAGE_VERSIONS_H
@@ -15,6 +14,7 @@
 #include "base/err.h"
 #include "storage/db.h"
 #include "storage/executions.h"
+#include "storage/index.h"
 #include "storage/states.h"
 #include "storage/units.h"
 
@@ -22,6 +22,7 @@ typedef struct version_row {
     int64_t id;
     int64_t agent_id;
     char name[65];
+    char language[8];      /* ISO 639-1 code its index was analysed with */
     version_state state;
     char *params;          /* JSON; owned strings: version_row_cleanup */
     char *persona;
@@ -36,25 +37,27 @@ typedef struct version_row {
 void version_row_cleanup(version_row *v);
 
 /* A version to build: its passages are borrowed units (storage/units.h;
- * `probe` is not indexed). */
+ * `probe` is not stored with a version) and its index the rows its builder
+ * made of them (storage/index.h). */
 typedef struct version_build {
     int64_t agent_id;
     const char *name;
+    const char *language;       /* ISO 639-1 code the index was analysed with */
     const char *params;         /* JSON */
     const char *persona;
     const char *fewshot;        /* JSON array of {prompt, answer} */
     const unit_row *passages;
     size_t count;
+    const index_rows *index;
     version_state state;        /* VERSION_TRAINED, or VERSION_CANDIDATE for a training try */
-    int64_t job_id;             /* the job building it, held first */
+    int64_t job_id;             /* the job building it, held first (0: none) */
     atomic_int *stop;           /* non-zero: give up with AD_ECANCELLED */
 } version_build;
 
-/* Builds a version and its passage index in one unit of work, with `step`
- * (storage/executions.h) when the ModelTrainer builds it (NULL for a
- * training try): the version with all its passages, or nothing. AD_EEXIST
- * when the name is taken, AD_ECANCELLED when the job no longer runs or
- * `stop` was set. */
+/* Builds a version with its passages and index in one unit of work, with
+ * `step` (storage/executions.h) when the ModelTrainer builds it (NULL for a
+ * training try): the whole version, or nothing. AD_EEXIST when the name is
+ * taken, AD_ECANCELLED when the job no longer runs or `stop` was set. */
 int storage_versions_build(storage_conn *db, const version_build *b, const exec_step *step,
                            int64_t *version_id, ad_err *e);
 
@@ -89,7 +92,7 @@ int storage_versions_settle(storage_conn *db, const version_verdict *verdict, co
 int storage_versions_redeploy(storage_conn *db, int64_t agent_id, int64_t version_id, const char *note,
                               ad_err *e);
 
-/* Deletes a version and its passages, in one unit of work (a training try
+/* Deletes a version and its index, in one unit of work (a training try
  * that lost). */
 int storage_versions_drop(storage_conn *db, int64_t version_id, ad_err *e);
 
@@ -100,26 +103,5 @@ int storage_versions_get_by_name(storage_conn *db, int64_t agent_id, const char 
 /* Visits the agent's versions, oldest first (candidates excluded). */
 typedef void (*version_visit_fn)(void *ud, const version_row *v);
 int storage_versions_each(storage_conn *db, int64_t agent_id, version_visit_fn fn, void *ud, ad_err *e);
-
-typedef struct passage_hit {
-    int64_t rowid;
-    int ord;
-    double score;          /* -bm25: larger is better */
-    char *question;        /* owned: passage_hits_cleanup */
-    char *body;
-    char *answer;          /* NULL for text passages */
-    char *category;
-} passage_hit;
-
-/* Searches one version. `match` is an FTS5 expression over the question and
- * body columns (built by model/); weights are BM25 column weights. Fills up
- * to `max` hits, best first; `*count` says how many. */
-int storage_passages_search(storage_conn *db, int64_t version_id, const char *match, double w_question,
-                            double w_body, passage_hit *hits, int max, int *count, ad_err *e);
-void passage_hits_cleanup(passage_hit *hits, int count);
-
-/* Visits a version's passages in order (export). */
-typedef void (*passage_visit_fn)(void *ud, const passage_hit *p);
-int storage_passages_each(storage_conn *db, int64_t version_id, passage_visit_fn fn, void *ud, ad_err *e);
 
 #endif

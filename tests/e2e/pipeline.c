@@ -64,7 +64,8 @@ static long count_rows(const e2e_server *s)
         "SELECT (SELECT count(*) FROM agents) + (SELECT count(*) FROM jobs) +"
         " (SELECT count(*) FROM executions) + (SELECT count(*) FROM units) +"
         " (SELECT count(*) FROM versions) + (SELECT count(*) FROM materials) +"
-        " (SELECT count(*) FROM passages)", -1, &st, NULL), SQLITE_OK);
+        " (SELECT count(*) FROM version_passages) + (SELECT count(*) FROM version_terms) +"
+        " (SELECT count(*) FROM version_index)", -1, &st, NULL), SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     long n = (long)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);

@@ -1,18 +1,22 @@
 /*
  * Fuzz target: the text model (model/text.c, passages.c, stats.c, metrics.c,
- * perturb.c) on arbitrary bytes, as training material, prompts and answers.
+ * perturb.c, index.c) on arbitrary bytes, as training material, prompts and
+ * answers.
  *
  * Input: byte 0 and 1 choose the passage sizes, byte 2 the overlap and the
- * FTS term limit; the rest is the text. Invariants checked: the normalized
- * text is valid UTF-8 and no longer than the input; every passage is
- * non-empty, within max_chars, inside the text, cut on UTF-8 boundaries, in
- * order; every score is in [0, 1].
+ * index's analysis language; the rest is the text. Invariants checked: the
+ * normalized text is valid UTF-8 and no longer than the input; every passage
+ * is non-empty, within max_chars, inside the text, cut on UTF-8 boundaries,
+ * in order; every score is in [0, 1]; a search over the passages returns
+ * passages that exist, with positive scores, best first.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/mem.h"
+#include "model/index.h"
 #include "model/metrics.h"
 #include "model/passages.h"
 #include "model/perturb.h"
@@ -59,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pp.max_chars = pp.target_chars + data[1] * 2u;
     if (pp.max_chars < 4) pp.max_chars = 4;
     pp.overlap_sentences = data[2] & 3;
-    size_t max_terms = (data[2] >> 2) & 63;
+    analysis_language lang = (analysis_language)((data[2] >> 2) % ANALYSIS_LANGUAGE_COUNT);
     const char *in = (const char *)data + 3;
     size_t n = size - 3;
 
@@ -89,9 +93,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     stats st;
     stats_init(&st, 64);
     stats_add_text(&st, t, tn);
+    index_mem *ix = index_new(lang);
     for (size_t i = 0; i < passages.count; i++) {
         const char *p = t + passages.items[i].offset;
         size_t pn = passages.items[i].length;
+        char *body = ad_strndup(p, pn);
+        index_add(ix, i & 1 ? body : NULL, body);
+        free(body);
         stats_add_passage(&st, p, pn);
         (void)passages_fingerprint(p, pn);
         char *q = passages_derive_question(p, pn);
@@ -106,11 +114,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ad_buf_cleanup(&json);
     stats_cleanup(&st);
 
-    /* The raw input as a prompt: FTS query, perturbation. */
-    ad_buf fts;
-    ad_buf_init(&fts);
-    if (text_fts_query(in, n, &fts, max_terms) != 0) FUZZ_ASSERT(fts.len == 0);
-    ad_buf_cleanup(&fts);
+    /* The raw input as a prompt: a search of the passages, perturbation. */
+    index_finish(ix);
+    char *prompt = ad_strndup(in, n);
+    model_params mp;
+    model_params_default(&mp);
+    index_score top[5];
+    int hits = index_search_mem(ix, &mp, prompt, 5, top);
+    FUZZ_ASSERT(hits >= 0 && hits <= 5);
+    for (int i = 0; i < hits; i++) {
+        FUZZ_ASSERT(top[i].ord >= 0 && (size_t)top[i].ord < passages.count && top[i].score > 0);
+        FUZZ_ASSERT(i == 0 || top[i - 1].score >= top[i].score);
+    }
+    free(prompt);
+    index_free(ix);
     perturb_op op = PERTURB_NONE;
     char *variant = perturb_prompt(in, n, (uint64_t)data[0] << 8 | data[1], &op);
     FUZZ_ASSERT(variant != NULL && perturb_op_name(op) != NULL);

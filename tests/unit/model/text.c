@@ -159,28 +159,6 @@ START_TEST(test_stopwords)
 }
 END_TEST
 
-static void check_fts(const char *prompt, size_t max, int rc, const char *want)
-{
-    ad_buf b;
-    ad_buf_init(&b);
-    ck_assert_int_eq(text_fts_query(prompt, strlen(prompt), &b, max), rc);
-    ck_assert_str_eq(b.data ? b.data : "", want);
-    ad_buf_cleanup(&b);
-}
-
-START_TEST(test_fts_query)
-{
-    check_fts("How do I use Python decorators with python?", 10, 0,
-              "\"use\" OR \"python\" OR \"decorators\"");
-    check_fts("How do I use Python decorators?", 2, 0, "\"use\" OR \"python\"");
-    check_fts("what is it?", 10, 0, "\"what\" OR \"is\" OR \"it\"");
-    check_fts("  ?!  ", 10, AD_EINVAL, "");
-    check_fts("", 10, AD_EINVAL, "");
-    check_fts("python", 0, AD_EINVAL, "");
-    check_fts("O que \xc3\xa9 aprendizado?", 5, 0, "\"aprendizado\"");
-}
-END_TEST
-
 START_TEST(test_hash64)
 {
     ck_assert_uint_eq(text_hash64("", 0, TEXT_HASH_SEED), TEXT_HASH_SEED);
@@ -200,7 +178,6 @@ Suite *model_text_suite(void)
     tcase_add_test(tc, test_tokenize);
     tcase_add_test(tc, test_next_token_scanner);
     tcase_add_test(tc, test_stopwords);
-    tcase_add_test(tc, test_fts_query);
     tcase_add_test(tc, test_hash64);
     suite_add_tcase(s, tc);
     return s;

@@ -172,8 +172,8 @@ START_TEST(test_pipeline_dataset_agent_answers_its_own_prompts)
         ck_assert_int_eq(text_normalize(answer, strlen(answer), &expected, NULL), 0);
         answerer_result r;
         ad_err e = {0};
-        ck_assert_int_eq(answerer_answer(f.db, vid, &params, prompt, params.top_k, ANSWERER_ALL,
-                                         &r, &e), 0);
+        ck_assert_int_eq(answerer_answer(f.db, vid, ANALYSIS_EN, &params, prompt, params.top_k,
+                                         ANSWERER_ALL, &r, &e), 0);
         if (r.text && strcmp(r.text, expected.data) == 0) right++;
         else fprintf(stderr, "missed: %s\n", prompt);
         answerer_result_cleanup(&r);
@@ -198,7 +198,8 @@ START_TEST(test_pipeline_text_agent_reaches_ready)
     model_params params;
     model_params_default(&params);
     answerer_result r;
-    ck_assert_int_eq(answerer_answer(f.db, vid, &params, "What does Cargo download dependencies from?",
+    ck_assert_int_eq(answerer_answer(f.db, vid, ANALYSIS_EN, &params,
+                                     "What does Cargo download dependencies from?",
                                      params.top_k, ANSWERER_ALL, &r, NULL), 0);
     ck_assert_ptr_nonnull(r.text);
     ck_assert_ptr_nonnull(strstr(r.text, "crates.io"));
@@ -358,9 +359,9 @@ static void deploy_setup(storage_fixture *f, agent_row *a, job_row *job, int64_t
     run_next_job(f->db, id);
     *v1 = expect_ready(f->db, "deployer");
     ad_err e = {0};
-    ck_assert_int_eq(storage_versions_create(f->db, id, "v2", "{}", "p", "[]", v2, &e), 0);
+    ck_assert_int_eq(storage_versions_create(f->db, id, "v2", "en", "{}", "p", "[]", v2, &e), 0);
     ck_assert_int_eq(storage_versions_set_metrics(f->db, *v2, "{}", 0.99, &e), 0);
-    ck_assert_int_eq(storage_versions_create(f->db, id, "v3", "{}", "p", "[]", v3, &e), 0);
+    ck_assert_int_eq(storage_versions_create(f->db, id, "v3", "en", "{}", "p", "[]", v3, &e), 0);
     ck_assert_int_eq(storage_versions_set_metrics(f->db, *v3, "{}", 0.5, &e), 0);
     char out[64];
     snprintf(out, sizeof(out), "{\"version_id\":%lld}", (long long)*v2);

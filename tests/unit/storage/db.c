@@ -29,13 +29,17 @@ START_TEST(test_storage_open_creates_and_migrates)
     ck_assert_int_eq(stat(path, &sb), 0);
     ck_assert_int_ge(storage_schema_version(), 1);
     ck_assert_int_eq(user_version(f.db), storage_schema_version());
-    static const char *const tables[] = {"agents", "materials", "jobs", "executions",
-                                         "units", "versions", "passages"};
+    static const char *const tables[] = {"agents",   "materials",        "jobs",
+                                         "executions", "units",          "versions",
+                                         "version_passages", "version_terms", "version_index"};
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
         ck_assert_msg(storage_fixture_count_text(f.db, "SELECT count(*) FROM sqlite_schema"
                                                        " WHERE type = 'table' AND name = ?1",
                                                  tables[i]) == 1,
                       "table %s missing", tables[i]);
+    /* The shared FTS5 index of schemas 1 to 5 is gone. */
+    ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM sqlite_schema WHERE name = ?1",
+                                                "passages"), 0);
     ck_assert_int_eq(storage_fixture_count(f.db, "PRAGMA foreign_keys", 0), 1);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE id > ?1", 0), 0);
     storage_fixture_close(&f);
@@ -103,18 +107,21 @@ START_TEST(test_storage_open_fails_on_unusable_dir)
 END_TEST
 
 
-/* A file the previous release made: the same tables but the last one, no
- * auto-vacuum (SQLite's default), schema version one behind. */
+/* A file a release of schema 4 made: migrations 5 and 6 undone, no
+ * auto-vacuum (SQLite's default). */
 static void make_previous_release_file(const char *data_dir)
 {
     char path[160];
     snprintf(path, sizeof(path), "%s/agentd.db", data_dir);
     sqlite3 *raw = NULL;
     ck_assert_int_eq(sqlite3_open(path, &raw), SQLITE_OK);
-    char sql[160];
-    snprintf(sql, sizeof(sql),
-             "DROP TABLE write_probe; PRAGMA user_version = %d; PRAGMA auto_vacuum = NONE; VACUUM",
-             storage_schema_version() - 1);
+    const char *sql =
+        "DROP TABLE version_index; DROP TABLE version_terms; DROP TABLE version_passages;"
+        "ALTER TABLE agents DROP COLUMN language; ALTER TABLE agents DROP COLUMN language_requested;"
+        "ALTER TABLE versions DROP COLUMN language;"
+        "CREATE VIRTUAL TABLE passages USING fts5(scope, question, body, answer UNINDEXED,"
+        " category UNINDEXED, ord UNINDEXED, tokenize = 'unicode61 remove_diacritics 2');"
+        "DROP TABLE write_probe; PRAGMA user_version = 4; PRAGMA auto_vacuum = NONE; VACUUM";
     char *msg = NULL;
     ck_assert_msg(sqlite3_exec(raw, sql, NULL, NULL, &msg) == SQLITE_OK, "%s", msg ? msg : "");
     sqlite3_stmt *st = NULL;

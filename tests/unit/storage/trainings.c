@@ -24,7 +24,7 @@ static int64_t agent(storage_conn *db, const char *user_id, int deployed)
     if (!deployed) return id;
     int64_t job = storage_fixture_count(db, "SELECT max(id) FROM jobs WHERE agent_id = ?1", id);
     ck_assert_int_eq(storage_jobs_finish(db, job, JOB_DONE, NULL, NULL), 0);
-    ck_assert_int_eq(storage_versions_create(db, id, "v1", "{}", "p", "[]", &vid, NULL), 0);
+    ck_assert_int_eq(storage_versions_create(db, id, "v1", "en", "{}", "p", "[]", &vid, NULL), 0);
     storage_fixture_exec(db, "UPDATE agents SET deployed_version_id ="
                              " (SELECT max(id) FROM versions WHERE agent_id = ?1) WHERE id = ?1", id);
     return id;

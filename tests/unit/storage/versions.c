@@ -1,10 +1,12 @@
-/* Tests storage/versions.c: versions, deployment, and the scoped passage index. */
+/* Tests storage/versions.c: versions, their language, deployment and deletion. */
 #include <check.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "pipeline/plan.h"
 #include "storage/agents.h"
 #include "storage/db.h"
+#include "storage/index.h"
 #include "storage/jobs.h"
 #include "storage/versions.h"
 #include "tests/unit/storage/fixtures.h"
@@ -24,17 +26,9 @@ static int64_t make_version(storage_conn *db, int64_t agent_id, const char *name
 {
     int64_t vid = 0;
     ad_err e = {0};
-    ck_assert_msg(storage_versions_create(db, agent_id, name, "{\"top_k\":3}", "persona",
+    ck_assert_msg(storage_versions_create(db, agent_id, name, "pt", "{\"top_k\":3}", "persona",
                                           "[]", &vid, &e) == 0, "%s", e.msg);
     return vid;
-}
-
-static void add(storage_conn *db, int64_t agent, int64_t version, int ord, const char *q,
-                const char *body)
-{
-    ad_err e = {0};
-    ck_assert_msg(storage_passages_add(db, agent, version, ord, q, body, body, "cat", &e) == 0,
-                  "%s", e.msg);
 }
 
 START_TEST(test_versions_create_and_names)
@@ -53,13 +47,13 @@ START_TEST(test_versions_create_and_names)
 
     ad_err e = {0};
     int64_t dup = -1;
-    ck_assert_int_eq(storage_versions_create(f.db, a, "v1", "{}", "p", "[]", &dup, &e), AD_EEXIST);
+    ck_assert_int_eq(storage_versions_create(f.db, a, "v1", "en", "{}", "p", "[]", &dup, &e), AD_EEXIST);
     ck_assert_ptr_nonnull(strstr(e.msg, "v1"));
     ck_assert_int_eq(dup, -1);
     /* Names are per agent. */
     int64_t b = make_agent(f.db, "b");
     make_version(f.db, b, "v1");
-    ck_assert_int_eq(storage_versions_create(f.db, 999, "v9", "{}", "p", "[]", &dup, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_versions_create(f.db, 999, "v9", "en", "{}", "p", "[]", &dup, &e), AD_ENOTFOUND);
 
     version_row v;
     ck_assert_int_eq(storage_versions_get(f.db, v1, &v, &e), 0);
@@ -67,6 +61,7 @@ START_TEST(test_versions_create_and_names)
     ck_assert_str_eq(v.name, "v1");
     ck_assert_int_eq(v.state, VERSION_BUILDING);
     ck_assert_str_eq(v.params, "{\"top_k\":3}");
+    ck_assert_str_eq(v.language, "pt");
     ck_assert_ptr_null(v.metrics);
     version_row_cleanup(&v);
 
@@ -194,106 +189,30 @@ START_TEST(test_versions_settle_refuses_a_stale_verdict)
 }
 END_TEST
 
-START_TEST(test_passages_search_ranks_and_scopes)
+/* Deleting a version deletes its index rows (by cascade) and nothing else. */
+START_TEST(test_versions_delete_takes_its_index)
 {
     storage_fixture f;
     storage_fixture_open(&f);
     int64_t a = make_agent(f.db, "a");
-    int64_t b = make_agent(f.db, "b");
     int64_t v1 = make_version(f.db, a, "v1");
     int64_t v2 = make_version(f.db, a, "v2");
-    int64_t bv = make_version(f.db, b, "v1");
-    add(f.db, a, v1, 0, "How do I read a file in Python?", "Use open() and read the file contents.");
-    add(f.db, a, v1, 1, "What is a comprehension?", "A compact way to build lists in Python.");
-    add(f.db, a, v1, 2, "How do I sort a list?", "Call sorted() on the list, or list.sort().");
-    add(f.db, a, v1, 3, "What is a tuple?", "An immutable sequence.");
-    /* Same words in other scopes: never returned for v1. */
-    add(f.db, a, v2, 0, "list list list", "list list list");
-    add(f.db, b, bv, 0, "How do I sort a list?", "Call sorted() on the list, or list.sort().");
-
-    passage_hit hits[10];
-    int n = -1;
     ad_err e = {0};
-    ck_assert_int_eq(storage_passages_search(f.db, v1, "{question body} : (list)", 2.0, 1.0, hits,
-                                             10, &n, &e), 0);
-    ck_assert_int_eq(n, 1);
-    ck_assert_int_eq(hits[0].ord, 2);
-    ck_assert_str_eq(hits[0].question, "How do I sort a list?");
-    ck_assert_str_eq(hits[0].category, "cat");
-    ck_assert(hits[0].score > 0);
-    passage_hits_cleanup(hits, n);
-
-    /* Several hits, best first: more matching words rank higher. */
-    ck_assert_int_eq(storage_passages_search(f.db, v1,
-                                             "{question body} : (read OR file OR python)", 2.0,
-                                             1.0, hits, 10, &n, &e), 0);
-    ck_assert_int_eq(n, 2);
-    ck_assert_int_eq(hits[0].ord, 0);
-    ck_assert_int_eq(hits[1].ord, 1);
-    ck_assert(hits[0].score > hits[1].score);
-    ck_assert(hits[1].score > 0);
-    passage_hits_cleanup(hits, n);
-    ck_assert_ptr_null(hits[0].body);
-
-    /* `max` bounds the hits. */
-    ck_assert_int_eq(storage_passages_search(f.db, v1, "{question body} : (read OR file OR python)",
-                                             2.0, 1.0, hits, 1, &n, &e), 0);
-    ck_assert_int_eq(n, 1);
-    ck_assert_int_eq(hits[0].ord, 0);
-    passage_hits_cleanup(hits, n);
-
-    /* The question weight decides between a question match and a body match. */
-    add(f.db, a, v1, 4, "Where are lambdas used?", "Lambdas are used as key functions.");
-    add(f.db, a, v1, 5, "What is a key function?", "It maps an item to a sort order.");
-    ck_assert_int_eq(storage_passages_search(f.db, v1, "{question body} : (key)", 10.0, 1.0,
-                                             hits, 10, &n, &e), 0);
-    ck_assert_int_eq(n, 2);
-    ck_assert_int_eq(hits[0].ord, 5);
-    passage_hits_cleanup(hits, n);
-    ck_assert_int_eq(storage_passages_search(f.db, v1, "{question body} : (key)", 1.0, 10.0,
-                                             hits, 10, &n, &e), 0);
-    ck_assert_int_eq(n, 2);
-    ck_assert_int_eq(hits[0].ord, 4);
-    passage_hits_cleanup(hits, n);
-
-    /* The other version's and the other agent's passages are not reachable. */
-    ck_assert_int_eq(storage_passages_search(f.db, v2, "{question body} : (sorted)", 2.0, 1.0,
-                                             hits, 10, &n, &e), 0);
-    ck_assert_int_eq(n, 0);
-    ck_assert_int_eq(storage_passages_search(f.db, bv, "{question body} : (list)", 2.0, 1.0, hits,
-                                             10, &n, &e), 0);
-    ck_assert_int_eq(n, 1);
-    ck_assert_str_eq(hits[0].question, "How do I sort a list?");
-    passage_hits_cleanup(hits, n);
-    ck_assert_int_eq(storage_passages_search(f.db, v1, "{question body} : (nothingmatches)", 2.0,
-                                             1.0, hits, 10, &n, &e), 0);
-    ck_assert_int_eq(n, 0);
-    storage_fixture_close(&f);
-}
-END_TEST
-
-/* Counts visited passages and checks they come in order. */
-static void count_in_order(void *ud, const passage_hit *p)
-{
-    int *next = ud;
-    ck_assert_int_eq(p->ord, *next);
-    (*next)++;
-}
-
-START_TEST(test_passages_each_in_order)
-{
-    storage_fixture f;
-    storage_fixture_open(&f);
-    int64_t a = make_agent(f.db, "a");
-    int64_t v1 = make_version(f.db, a, "v1");
-    int64_t v2 = make_version(f.db, a, "v2");
-    add(f.db, a, v1, 2, "c", "third");
-    add(f.db, a, v1, 0, "a", "first");
-    add(f.db, a, v2, 0, "z", "other version");
-    add(f.db, a, v1, 1, "b", "second");
-    int next = 0;
-    ck_assert_int_eq(storage_passages_each(f.db, v1, count_in_order, &next, NULL), 0);
-    ck_assert_int_eq(next, 3);
+    index_stats_row st = {1, 1, 1};
+    for (int i = 0; i < 2; i++) {
+        int64_t v = i ? v2 : v1;
+        ck_assert_int_eq(storage_index_put_passage(f.db, v, 0, "q", "b", NULL, NULL, &e), 0);
+        ck_assert_int_eq(storage_index_put_term(f.db, v, "b", 1, "\0\0\1", 3, &e), 0);
+        ck_assert_int_eq(storage_index_put_stats(f.db, v, &st, "\1\0\1\0", 4, &e), 0);
+    }
+    ck_assert_int_eq(storage_versions_delete(f.db, v1, &e), 0);
+    const char *tables[] = {"version_passages", "version_terms", "version_index"};
+    for (int i = 0; i < 3; i++) {
+        char sql[96];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE version_id = ?1", tables[i]);
+        ck_assert_int_eq(storage_fixture_count(f.db, sql, v1), 0);
+        ck_assert_int_eq(storage_fixture_count(f.db, sql, v2), 1);
+    }
     storage_fixture_close(&f);
 }
 END_TEST
@@ -305,8 +224,7 @@ Suite *storage_versions_suite(void)
     tcase_add_test(tc, test_versions_create_and_names);
     tcase_add_test(tc, test_versions_deploy_retires_previous);
     tcase_add_test(tc, test_versions_settle_refuses_a_stale_verdict);
-    tcase_add_test(tc, test_passages_search_ranks_and_scopes);
-    tcase_add_test(tc, test_passages_each_in_order);
+    tcase_add_test(tc, test_versions_delete_takes_its_index);
     suite_add_tcase(s, tc);
     return s;
 }
