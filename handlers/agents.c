@@ -458,9 +458,11 @@ void handle_agents_list(ad_request *req, ad_response *res)
     list_ctx l = {.users = cJSON_CreateObject()};
     int more = 0;
     int64_t total = 0;
-    if (storage_agents_list(db, status ? &wanted : NULL, cursor, (int)limit, agents_list_visit, &l, &more, &total, &e) < 0) {
+    int rc = storage_agents_list(db, status ? &wanted : NULL, cursor, (int)limit, agents_list_visit, &l,
+                                 &more, &total, &e);
+    if (rc < 0) {
         cJSON_Delete(l.users);
-        agents_answer_storage(req, res, e.code, NULL, &e);
+        agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -690,8 +692,9 @@ void handle_agents_delete_all(ad_request *req, ad_response *res)
     if (!db) return;
     int64_t count = 0;
     /* The pool is thread-safe; the app struct is only read. */
-    if (storage_agents_delete_all(db, &count, agents_cancel_jobs, (void *)(uintptr_t)req->app, &e) < 0) {
-        agents_answer_storage(req, res, e.code, NULL, &e);
+    int rc = storage_agents_delete_all(db, &count, agents_cancel_jobs, (void *)(uintptr_t)req->app, &e);
+    if (rc < 0) {
+        agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();

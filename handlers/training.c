@@ -287,9 +287,10 @@ void handle_agent_feedback_list(ad_request *req, ad_response *res)
     }
     feedback_page p = {.items = cJSON_CreateArray()};
     /* One extra row says whether another page exists. */
-    if (storage_feedback_each(storage_conn_get(), a.id, cursor, (int)limit + 1, feedback_visit, &p, &e) < 0) {
+    int rc = storage_feedback_each(storage_conn_get(), a.id, cursor, (int)limit + 1, feedback_visit, &p, &e);
+    if (rc < 0) {
         cJSON_Delete(p.items);
-        agents_answer_storage(req, res, e.code, a.user_id, &e);
+        agents_answer_storage(req, res, rc, a.user_id, &e);
         agent_row_cleanup(&a);
         return;
     }
