@@ -38,10 +38,50 @@ static const struct {
  * that detecting a 10 MiB text costs what detecting 64 KiB does. */
 #define DETECT_MAX ((size_t)64 * 1024)
 
+/*
+ * Portuguese typed without accents. Snowball's Portuguese stemmer knows its
+ * endings accented ("-ção", "-ência", "-ável"), so "informacao" stemmed to
+ * "informaca" and never met "informação" ("inform"), nor "nao" the stopword
+ * "não". An ASCII word with one of these endings gets its accents back
+ * before the stopword check and the stemmer: written unaccented, no
+ * Portuguese word ends this way, so no correctly written word is changed.
+ * Longer endings come first; a word must be longer than its ending ("ao" is
+ * a word of its own).
+ */
+#define PT_ACCENTS_GROWTH 2 /* "cao" is "ção" */
+#define ENDING(plain, accented) {plain, accented, sizeof(plain) - 1, sizeof(accented) - 1}
+static const struct {
+    const char *plain, *accented;
+    size_t plain_len, accented_len;
+} pt_endings[] = {
+    ENDING("ancias", "âncias"), ENDING("encias", "ências"), ENDING("ancia", "ância"),
+    ENDING("encia", "ência"),   ENDING("aveis", "áveis"),   ENDING("iveis", "íveis"),
+    ENDING("avel", "ável"),     ENDING("ivel", "ível"),     ENDING("coes", "ções"),
+    ENDING("cao", "ção"),       ENDING("oes", "ões"),       ENDING("aes", "ães"),
+    ENDING("ao", "ão"),
+};
+
+/* Gives w[0..len), a lower-case ASCII word with room for PT_ACCENTS_GROWTH
+ * more bytes, its Portuguese accents back; returns its new length. */
+static size_t pt_accents(char *w, size_t len)
+{
+    char last = w[len - 1];
+    if (last != 's' && last != 'a' && last != 'l' && last != 'o') return len;
+    for (size_t i = 0; i < sizeof(pt_endings) / sizeof(pt_endings[0]); i++) {
+        size_t pl = pt_endings[i].plain_len;
+        if (len > pl && memcmp(w + len - pl, pt_endings[i].plain, pl) == 0) {
+            memcpy(w + len - pl, pt_endings[i].accented, pt_endings[i].accented_len);
+            return len - pl + pt_endings[i].accented_len;
+        }
+    }
+    return len;
+}
+
 /* The recent-token cache: tokens follow Zipf's law, so most of a long text's
  * tokens were seen a moment ago, and the stemmer is most of the cost of the
- * rest. A direct-mapped table of one-cache-line entries, allocated for the
- * first text long enough to pay for it. */
+ * rest. A direct-mapped table of one-cache-line entries, allocated once the
+ * analyzer has read enough text to pay for it, in one text or in many (an
+ * index analyses a long document passage by passage). */
 #define CACHE_SLOTS 4096
 #define CACHE_MIN_TEXT (16 * 1024)
 #define CACHE_KEY_MAX 24
@@ -60,9 +100,10 @@ struct analyzer {
     /* utf8proc's scratch: code points in, the UTF-8 result written over them. */
     utf8proc_int32_t *cps;
     size_t cps_cap;
-    char lower[TOKEN_READ_MAX + 8]; /* room for the accents pt_accents gives back */
+    char lower[TOKEN_READ_MAX + PT_ACCENTS_GROWTH];
     char term[ANALYSIS_MAX_TERM];
     cache_entry *cache; /* CACHE_SLOTS entries, or NULL */
+    size_t read;        /* bytes analysed while there was no cache */
 };
 
 const char *analysis_language_code(analysis_language l)
@@ -103,13 +144,13 @@ static int is_digits(const char *s, size_t n)
 }
 
 /* The longest prefix of s[0..n) of at most max bytes that ends on a UTF-8
- * boundary. */
+ * boundary; max bytes if there is none (bytes that are not UTF-8 anyway). */
 static size_t utf8_cut(const char *s, size_t n, size_t max)
 {
     if (n <= max) return n;
     size_t cut = max;
     while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
-    return cut;
+    return cut ? cut : max;
 }
 
 /* Runs utf8proc over valid UTF-8 s[0..n) into the analyzer's scratch and
@@ -167,44 +208,6 @@ static size_t raw_term(analyzer *a, const char *tok, size_t len)
     return o;
 }
 
-/*
- * Portuguese typed without accents. Snowball's Portuguese stemmer knows its
- * endings accented ("-ção", "-ência", "-ável"), so "informacao" stemmed to
- * "informaca" and never met "informação" ("inform"), nor "nao" the stopword
- * "não". An ASCII word with one of these endings gets its accents back
- * before the stopword check and the stemmer: written unaccented, no
- * Portuguese word ends this way, so no correctly written word is changed.
- * Longer endings come first; a word must be longer than its ending ("ao" is
- * a word of its own).
- */
-#define ENDING(plain, accented) {plain, accented, sizeof(plain) - 1, sizeof(accented) - 1}
-static const struct {
-    const char *plain, *accented;
-    size_t plain_len, accented_len;
-} pt_endings[] = {
-    ENDING("ancias", "âncias"), ENDING("encias", "ências"), ENDING("ancia", "ância"),
-    ENDING("encia", "ência"),   ENDING("aveis", "áveis"),   ENDING("iveis", "íveis"),
-    ENDING("avel", "ável"),     ENDING("ivel", "ível"),     ENDING("coes", "ções"),
-    ENDING("cao", "ção"),       ENDING("oes", "ões"),       ENDING("aes", "ães"),
-    ENDING("ao", "ão"),
-};
-
-/* Gives a->lower[0..len), an ASCII word, its Portuguese accents back;
- * returns its new length. */
-static size_t pt_accents(analyzer *a, size_t len)
-{
-    char last = a->lower[len - 1];
-    if (last != 's' && last != 'a' && last != 'l' && last != 'o') return len;
-    for (size_t i = 0; i < sizeof(pt_endings) / sizeof(pt_endings[0]); i++) {
-        size_t pl = pt_endings[i].plain_len;
-        if (len > pl && memcmp(a->lower + len - pl, pt_endings[i].plain, pl) == 0) {
-            memcpy(a->lower + len - pl, pt_endings[i].accented, pt_endings[i].accented_len);
-            return len - pl + pt_endings[i].accented_len;
-        }
-    }
-    return len;
-}
-
 /* Stems the folded word w[0..n) and strips the stem's diacritics into the
  * analyzer's term; returns the term's length (0 when nothing is left). */
 static size_t stem_term(analyzer *a, const char *w, size_t n)
@@ -235,7 +238,7 @@ static size_t token_term(analyzer *a, const char *tok, size_t len)
             return cut;
         }
         for (size_t i = 0; i < len; i++) a->lower[i] = (char)ascii_lower((unsigned char)tok[i]);
-        if (a->lang == ANALYSIS_PT) len = pt_accents(a, len);
+        if (a->lang == ANALYSIS_PT) len = pt_accents(a->lower, len);
         if (stopwords_languages(a->lower, len) & lang_bit) return 0;
         return stem_term(a, a->lower, len);
     }
@@ -309,7 +312,8 @@ static size_t cached_term(analyzer *a, const char *tok, size_t len, const char *
 
 size_t analyzer_terms(analyzer *a, const char *text, size_t n, analysis_term_fn fn, void *ud)
 {
-    if (!a->cache && n >= CACHE_MIN_TEXT) a->cache = ad_calloc(CACHE_SLOTS, sizeof(*a->cache));
+    if (!a->cache && (a->read += n) >= CACHE_MIN_TEXT)
+        a->cache = ad_calloc(CACHE_SLOTS, sizeof(*a->cache));
     size_t pos = 0, off, len, position = 0, terms = 0;
     while (text_next_token(text, n, &pos, &off, &len)) {
         const char *term;
@@ -331,14 +335,18 @@ analysis_language analysis_detect(const char *text, size_t n)
      * most this many bytes fit on the stack. */
     enum { FOLD_MAX = 4 * STOPWORDS_MAX_LEN };
     utf8proc_int32_t cps[FOLD_MAX + 1];
-    char lower[FOLD_MAX];
+    char lower[FOLD_MAX + PT_ACCENTS_GROWTH];
     size_t pos = 0, off, len;
     while (text_next_token(text, n, &pos, &off, &len)) {
-        const char *tok = text + off, *w = lower;
-        size_t wl = len;
+        const char *tok = text + off;
+        unsigned in;
         if (len > FOLD_MAX) continue;
         if (is_ascii(tok, len)) {
             for (size_t i = 0; i < len; i++) lower[i] = (char)ascii_lower((unsigned char)tok[i]);
+            /* Portuguese typed without accents counts as Portuguese analysis
+             * reads it ("nao" is "não"). */
+            in = stopwords_languages(lower, len) & ~(1u << ANALYSIS_PT);
+            in |= stopwords_languages(lower, pt_accents(lower, len)) & (1u << ANALYSIS_PT);
         } else {
             if (ad_utf8_validate(tok, len, NULL) != 0) continue;
             utf8proc_ssize_t got = utf8proc_decompose((const utf8proc_uint8_t *)tok,
@@ -347,10 +355,8 @@ analysis_language analysis_detect(const char *text, size_t n)
             if (got < 0 || got > FOLD_MAX) continue;
             got = utf8proc_reencode(cps, got, FOLD_OPTIONS);
             if (got < 0) continue;
-            w = (const char *)cps;
-            wl = (size_t)got;
+            in = stopwords_languages((const char *)cps, (size_t)got);
         }
-        unsigned in = stopwords_languages(w, wl);
         for (int l = 0; in; l++, in >>= 1) hits[l] += in & 1u;
     }
     analysis_language best = ANALYSIS_EN;

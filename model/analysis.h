@@ -7,8 +7,9 @@
  * case-folded (Unicode), dropped when it is a stopword of the language,
  * stemmed by that language's Snowball stemmer (Debian's libstemmer), and then
  * stripped of diacritics (utf8proc), in that order: the stemmers' rules
- * expect accented lower-case words, and folding accents afterwards makes
- * "informação" and "informacao" the same term.
+ * expect accented lower-case words. Portuguese typed without accents gets
+ * its accented endings back before it is stemmed, so "informação",
+ * "informações" and "informacao" are one term.
  */
 #ifndef AD_MODEL_ANALYSIS_H
 #define AD_MODEL_ANALYSIS_H
@@ -57,8 +58,9 @@ typedef void (*analysis_term_fn)(void *ud, const char *term, size_t len, size_t 
 
 /* Analyses text[0..n) and calls `fn` for each term; returns how many terms
  * were produced. Terms longer than ANALYSIS_MAX_TERM bytes are cut there (at
- * a UTF-8 boundary). Any byte string is accepted; invalid UTF-8 bytes are
- * kept as they are. */
+ * a UTF-8 boundary). Any byte string is accepted: a token with invalid
+ * UTF-8 in it is kept unstemmed, ASCII lowercased, each invalid byte read as
+ * the Latin-1 character it would be, so terms are always valid UTF-8. */
 size_t analyzer_terms(analyzer *a, const char *text, size_t n, analysis_term_fn fn, void *ud);
 
 #define ANALYSIS_MAX_TERM 64

@@ -24,11 +24,16 @@ typedef struct ix_term {
     size_t post, post_len;
 } ix_term;
 
+/* A term's occurrence in one passage. */
+typedef struct ix_entry {
+    uint32_t ord;
+    uint16_t tfq, tfb;
+} ix_entry;
+
 /* One (term, passage) pair, appended in passage order. */
 typedef struct ix_occ {
     uint32_t tid;
-    uint32_t ord;
-    uint16_t tfq, tfb;
+    ix_entry e;
 } ix_occ;
 
 struct index_mem {
@@ -59,16 +64,25 @@ struct index_mem {
 
 /* ---- varints ---- */
 
-static void ix_put_varint(ad_buf *b, uint64_t v)
+static size_t ix_varint_len(uint32_t v)
 {
-    unsigned char tmp[10];
-    size_t n = 0;
-    do {
-        unsigned char c = (unsigned char)(v & 0x7F);
+    size_t n = 1;
+    while (v >= 0x80) {
         v >>= 7;
-        tmp[n++] = v ? (unsigned char)(c | 0x80) : c;
-    } while (v);
-    ad_buf_append(b, tmp, n);
+        n++;
+    }
+    return n;
+}
+
+/* Writes `v` at `w`; returns the byte after it. */
+static unsigned char *ix_write_varint(unsigned char *w, uint32_t v)
+{
+    while (v >= 0x80) {
+        *w++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *w++ = (unsigned char)v;
+    return w;
 }
 
 /* Reads a varint at p[*i..n); 0 on a truncated or overlong one. */
@@ -203,9 +217,9 @@ void index_add(index_mem *ix, const char *question, const char *body)
         ix_term *t = &ix->terms[ix->touched[i]];
         ix_occ *o = &ix->occ[ix->nocc++];
         o->tid = ix->touched[i];
-        o->ord = (uint32_t)ix->npassages;
-        o->tfq = ix_cap16(t->tfq);
-        o->tfb = ix_cap16(t->tfb);
+        o->e.ord = (uint32_t)ix->npassages;
+        o->e.tfq = ix_cap16(t->tfq);
+        o->e.tfb = ix_cap16(t->tfb);
         t->df++;
     }
     uint16_t q16 = ix_cap16(lq), b16 = ix_cap16(lb);
@@ -223,41 +237,51 @@ void index_finish(index_mem *ix)
 {
     if (ix->finished) return;
     ix->finished = 1;
-    /* Group the pairs by term, keeping passage order within a term (a
-     * counting sort: one pass to place, none to compare). */
+    /* Group the pairs by term, keeping passage order within a term: a
+     * counting sort that moves each pair once to its term's run (no
+     * comparisons), then one sequential pass to encode. */
     size_t *start = ad_calloc(ix->nterms ? ix->nterms : 1, sizeof(*start));
     size_t sum = 0;
     for (size_t t = 0; t < ix->nterms; t++) {
         start[t] = sum;
         sum += ix->terms[t].df;
     }
-    uint32_t *order = ad_malloc(ad_size_mul(ix->nocc ? ix->nocc : 1, sizeof(*order)));
-    for (size_t i = 0; i < ix->nocc; i++) order[start[ix->occ[i].tid]++] = (uint32_t)i;
+    ix_entry *sorted = ad_malloc(ad_size_mul(ix->nocc ? ix->nocc : 1, sizeof(*sorted)));
+    for (size_t i = 0; i < ix->nocc; i++) sorted[start[ix->occ[i].tid]++] = ix->occ[i].e;
     free(start);
-    ad_buf b;
-    ad_buf_init(&b);
-    size_t i = 0;
-    for (size_t t = 0; t < ix->nterms; t++) {
-        ix_term *term = &ix->terms[t];
-        term->post = b.len;
-        uint32_t prev = 0;
-        for (uint32_t k = 0; k < term->df; k++, i++) {
-            const ix_occ *o = &ix->occ[order[i]];
-            ix_put_varint(&b, o->ord - prev);
-            ix_put_varint(&b, o->tfq);
-            ix_put_varint(&b, o->tfb);
-            prev = o->ord;
-        }
-        term->post_len = b.len - term->post;
-    }
-    free(order);
     free(ix->occ);
     ix->occ = NULL;
     ix->nocc = ix->occ_cap = 0;
+    /* Sizes first, so the postings are written into one exact allocation. */
+    size_t total = 0;
+    const ix_entry *e = sorted;
+    for (size_t t = 0; t < ix->nterms; t++) {
+        ix_term *term = &ix->terms[t];
+        term->post = total;
+        uint32_t prev = 0;
+        for (uint32_t k = 0; k < term->df; k++, e++) {
+            total += ix_varint_len(e->ord - prev) + ix_varint_len(e->tfq) + ix_varint_len(e->tfb);
+            prev = e->ord;
+        }
+        term->post_len = total - term->post;
+    }
+    ix->post = ad_malloc(total ? total : 1);
+    ix->post_len = total;
+    unsigned char *w = ix->post;
+    e = sorted;
+    for (size_t t = 0; t < ix->nterms; t++) {
+        uint32_t prev = 0;
+        for (uint32_t k = 0; k < ix->terms[t].df; k++, e++) {
+            w = ix_write_varint(w, e->ord - prev);
+            w = ix_write_varint(w, e->tfq);
+            w = ix_write_varint(w, e->tfb);
+            prev = e->ord;
+        }
+    }
+    free(sorted);
     free(ix->touched);
     ix->touched = NULL;
     ix->ntouched = ix->touched_cap = 0;
-    ix->post = (unsigned char *)ad_buf_steal(&b, &ix->post_len);
 }
 
 size_t index_passage_count(const index_mem *ix)

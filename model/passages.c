@@ -362,15 +362,22 @@ char *passages_derive_question(const char *p, size_t n)
 
 uint64_t passages_fingerprint(const char *s, size_t n)
 {
-    text_tokens t;
-    text_tokens_init(&t);
-    text_tokenize(s, n, &t);
+    /* Token by token, lowercased through a small buffer: no allocation per
+     * passage (a 10 MiB text has tens of thousands). A chunk never ends
+     * between a two-byte character's bytes, which lowercase together. */
     uint64_t h = TEXT_HASH_SEED;
     static const unsigned char sep = 0xFF; /* never inside a UTF-8 token */
-    for (size_t i = 0; i < t.count; i++) {
-        h = text_hash64(t.lower + t.items[i].offset, t.items[i].length, h);
+    char lower[256];
+    size_t pos = 0, off, len;
+    while (text_next_token(s, n, &pos, &off, &len)) {
+        for (size_t done = 0; done < len;) {
+            size_t k = len - done < sizeof(lower) ? len - done : sizeof(lower) - 1;
+            if (done + k < len && (unsigned char)s[off + done + k - 1] == 0xC3) k--;
+            text_lower_copy(lower, s + off + done, k);
+            h = text_hash64(lower, k, h);
+            done += k;
+        }
         h = text_hash64(&sep, 1, h);
     }
-    text_tokens_cleanup(&t);
     return h;
 }

@@ -22,14 +22,12 @@ void stats_init(stats *s, size_t max_vocabulary)
     memset(s, 0, sizeof(*s));
     s->max_vocabulary = max_vocabulary ? max_vocabulary : STATS_DEFAULT_MAX_VOCABULARY;
     ad_buf_init(&s->arena);
-    text_tokens_init(&s->scratch);
 }
 
 void stats_cleanup(stats *s)
 {
     free(s->slots);
     ad_buf_cleanup(&s->arena);
-    text_tokens_cleanup(&s->scratch);
     memset(s, 0, sizeof(*s));
 }
 
@@ -93,11 +91,17 @@ void stats_add_text(stats *s, const char *text, size_t n)
 {
     s->documents++;
     s->characters += count_code_points(text, n);
-    size_t count = text_tokenize(text, n, &s->scratch);
-    s->tokens += count;
-    for (size_t i = 0; i < count; i++)
-        vocabulary_add(s, s->scratch.lower + s->scratch.items[i].offset,
-                       s->scratch.items[i].length);
+    /* Token by token, lowercased one at a time: a whole-text copy and token
+     * array cost more than the counting on megabytes of material. Only
+     * tokens that can be terms are lowercased. */
+    char lower[STATS_MAX_TERM_BYTES];
+    size_t pos = 0, off, len;
+    while (text_next_token(text, n, &pos, &off, &len)) {
+        s->tokens++;
+        if (len > STATS_MAX_TERM_BYTES) continue;
+        text_lower_copy(lower, text + off, len);
+        vocabulary_add(s, lower, len);
+    }
 }
 
 void stats_add_passage(stats *s, const char *p, size_t n)

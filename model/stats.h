@@ -39,7 +39,6 @@ typedef struct stats {
     size_t slot_count;
     size_t max_vocabulary;
     ad_buf arena;
-    text_tokens scratch;
 } stats;
 
 /* Prepares an empty accumulator keeping at most max_vocabulary distinct terms

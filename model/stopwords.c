@@ -13,8 +13,10 @@
  * published, except where our tokenizer or a typo in them needed a change:
  * English contractions become the pieces the tokenizer makes of them
  * ("don't" is "don" + "t"; "won" and "let" stay out, they are words of their
- * own); Portuguese gains "é" and reads "têm" for the misspelt "tém"; Spanish
- * reads "vosotros"/"vosotras" for "vosostros"/"vosostras". Words appear as
+ * own); Portuguese gains "é" and reads "têm" for the misspelt "tém"; French
+ * gains "les", its commonest word after "de", without which a French text
+ * ties with Spanish; Spanish reads "vosotros"/"vosotras" for
+ * "vosostros"/"vosostras". Words appear as
  * the lists spell them: the set folds them as analysis folds a token.
  */
 static const char *const english[] = {
@@ -97,7 +99,7 @@ static const char *const spanish[] = {
 
 static const char *const french[] = {
     "au", "aux", "avec", "ce", "ces", "dans", "de", "des", "du", "elle", "en", "et", "eux",
-    "il", "je", "la", "le", "leur", "lui", "ma", "mais", "me", "même", "mes", "moi", "mon",
+    "il", "je", "la", "le", "les", "leur", "lui", "ma", "mais", "me", "même", "mes", "moi", "mon",
     "ne", "nos", "notre", "nous", "on", "ou", "par", "pas", "pour", "qu", "que", "qui", "sa",
     "se", "ses", "son", "sur", "ta", "te", "tes", "toi", "ton", "tu", "un", "une", "vos",
     "votre", "vous", "c", "d", "j", "l", "à", "m", "n", "s", "t", "y", "été", "étée", "étées",

@@ -65,7 +65,7 @@ int text_next_token(const char *s, size_t n, size_t *pos, size_t *offset, size_t
 void text_lower_copy(char *dst, const char *src, size_t n);
 
 /* Returns 1 if the lowercased token tok[0..len) is an English or Portuguese
- * stopword, else 0. */
+ * stopword (model/stopwords.h's lists), else 0. */
 int text_is_stopword(const char *tok, size_t len);
 
 /* 64-bit FNV-1a of p[0..n), continuing from `h` (start with TEXT_HASH_SEED). */

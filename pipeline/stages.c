@@ -404,16 +404,21 @@ cJSON *pipeline_fewshot(const model_params *params, const unit_set *units)
     int want = params->fewshot;
     size_t n = units->count;
     unsigned char *taken = ad_calloc(n ? n : 1, 1);
+    /* The units taken so far (at most `want`): a category is checked against
+     * them, not against every earlier unit (free text has thousands). */
+    size_t *picked = ad_malloc(ad_size_mul(want > 0 ? (size_t)want : 1, sizeof(*picked)));
+    size_t npicked = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < n && cJSON_GetArraySize(arr) < want; i++) {
             const unit_mem *u = &units->items[i];
             if (taken[i]) continue;
             if (pass == 0) {
+                if (!u->category) continue;
                 int seen = 0;
-                for (size_t j = 0; j < i && !seen; j++)
-                    seen = taken[j] && units->items[j].category && u->category &&
-                           strcmp(units->items[j].category, u->category) == 0;
-                if (seen || !u->category) continue;
+                for (size_t j = 0; j < npicked && !seen; j++)
+                    seen = units->items[picked[j]].category &&
+                           strcmp(units->items[picked[j]].category, u->category) == 0;
+                if (seen) continue;
             }
             const char *q = u->answer ? u->question : u->probe;
             if (!q || !*q) continue;
@@ -425,8 +430,10 @@ cJSON *pipeline_fewshot(const model_params *params, const unit_set *units)
             free(ans);
             cJSON_AddItemToArray(arr, pair);
             taken[i] = 1;
+            picked[npicked++] = i;
         }
     }
+    free(picked);
     free(taken);
     return arr;
 }

@@ -6,6 +6,8 @@
  */
 AD_SUITE(base_buf)
 AD_SUITE(model_text)
+AD_SUITE(model_analysis)
+AD_SUITE(model_stopwords)
 AD_SUITE(model_passages)
 AD_SUITE(model_stats)
 AD_SUITE(model_metrics)
