@@ -80,7 +80,7 @@ int storage_trainings_finish(storage_conn *db, int64_t training_id, training_sta
  * create one in state "building", to be indexed with `language` (AD_EEXIST
  * when the name is taken), mark it "trained" with its passage count, store its
  * evaluation, deploy it (the previous deployed one is retired; the agent
- * points at it) or reject it, delete it with its passages, delete an
+ * points at it) or reject it, delete it with its index, delete an
  * agent's candidates (training tries a crash left). */
 int storage_versions_create(storage_conn *db, int64_t agent_id, const char *name, const char *language,
                             const char *params, const char *persona, const char *fewshot,
