@@ -83,8 +83,9 @@ run: deps
 # One variant: unit tests, then end-to-end tests against the real binary. The
 # release variant also checks every response the e2e run received against
 # openapi.yaml (the contract test: tests/contract/), runs the README's
-# examples in order against a fresh server (tests/readme/run_examples.py), and
-# checks the Dockerfile's promises (tests/image/check_dockerfile.py).
+# examples in order against a fresh server (tests/readme/run_examples.py),
+# checks the Dockerfile's promises (tests/image/check_dockerfile.py), and checks
+# the paraphrase sets and bench/quality.py (tests/quality/test_quality.py).
 CONTRACT_LOG := $(abspath $(BUILD)/contract.jsonl)
 NODE_TOOLS   := node_modules/.package-lock.json
 ifeq ($(VARIANT),release)
@@ -105,6 +106,7 @@ ifeq ($(VARIANT),release)
 	python3 tests/readme/test_run_examples.py
 	python3 tests/readme/run_examples.py $(AGENTD) README.md
 	python3 tests/image/check_dockerfile.py Dockerfile
+	AGENTD_BIN=$(AGENTD) python3 tests/quality/test_quality.py
 endif
 
 # The npm tools (package-lock.json): installed again when the lockfile changes.

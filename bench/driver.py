@@ -10,6 +10,8 @@ Subcommands (all print one JSON object on stdout with their figures):
                                            index over them in one transaction
   create   --port P --count N [--prefix ID] [--bytes B | --text-file F | --dataset-file F]
            [--concurrency C] [--seed S]     create N agents as fast as possible
+           [--wait-ready [--timeout S]]    then wait until these N are ready (agents
+                                           stored before the run are not counted)
   wait     --port P --count N [--timeout S] poll the list route until N agents are
                                            ready (or in error); reports the time
   pipeline --port P --text-file F [--user ID] [--timeout S]
@@ -18,11 +20,21 @@ Subcommands (all print one JSON object on stdout with their figures):
   get      --port P --path /health --requests N [--concurrency C]
                                            GET the same path N times (driver ceiling,
                                            status reads)
+  infer    --port P --agent ID --requests N [--prompts text|python | --prompt-file F]
+           [--concurrency C] [--warmup W] [--rotate R]
+                                           POST inference requests (prompts rotating;
+                                           '{i}' in ID rotates over R agents); reports
+                                           per-request latency percentiles
+  ready    --port P --count K --bytes B [--prefix ID] [--seed S] [--interval S]
+                                           create K agents one after another, each from B
+                                           bytes of generated text (seed S+i), and time
+                                           each one's POST -> ready; reports the median
 """
 import argparse
 import http.client
 import json
 import random
+import statistics
 import sys
 import threading
 import time
@@ -55,6 +67,30 @@ answer python function memory thread network storage engine latency response cli
 library module compiler kernel process signal buffer socket parser token language
 pipeline stage worker queue version deploy evaluate retrieve score ranking document
 """.split()
+
+# Fixed prompts for the inference subcommand. "text" uses gen_text's vocabulary, so
+# every prompt matches passages of a generated-text agent; "python" is the set of
+# bench/wrk/inference.lua, for the python_expert dataset.
+PROMPTS = {
+    "text": [
+        "How does the server index a query for each agent?",
+        "What is the latency of the storage engine under load?",
+        "Which training data does the pipeline evaluate first?",
+        "Explain the ranking score of a passage in the document",
+        "How many people in the city work for the government?",
+        "What did the president tell the school about the war?",
+        "Where is the house of the family near the water?",
+        "Why does the kernel process a signal before the socket buffer?",
+    ],
+    "python": [
+        "How do I create a REST API with Flask?",
+        "What is the difference between a list and a tuple in Python?",
+        "How should I handle exceptions and errors?",
+        "Explain decorators with an example",
+        "How can I make database queries faster?",
+        "What is the best way to test my code?",
+    ],
+}
 
 
 def gen_text(nbytes, seed):
@@ -214,6 +250,12 @@ def cmd_create(a):
             print(f"driver: create {i}: HTTP {st}: {data[:200]!r}", file=sys.stderr)
         return st
 
+    # Agents already stored (a neighbour created before the timed run) are counted
+    # here and subtracted, so --wait-ready waits for this run's agents only.
+    base_ready = base_err = 0
+    if a.wait_ready:
+        c0 = Conn(a.port)
+        base_ready, base_err = list_total(c0, "ready"), list_total(c0, "error")
     t0 = time.monotonic()
     elapsed, sts = run_parallel(a.count, a.concurrency, a.port, job)
     ok = sum(1 for s in sts if s == 201)
@@ -226,13 +268,14 @@ def cmd_create(a):
         deadline = t0 + a.timeout
         ready = err = 0
         while time.monotonic() < deadline:
-            ready = list_total(c, "ready")
-            err = list_total(c, "error")
+            ready = list_total(c, "ready") - base_ready
+            err = list_total(c, "error") - base_err
             if ready + err >= a.count:
                 break
             time.sleep(0.02)
         total = time.monotonic() - t0
-        res.update({"ready": ready, "error": err, "all_ready_s": round(total, 3),
+        res.update({"ready": ready, "error": err, "already_stored": base_ready + base_err,
+                    "all_ready_s": round(total, 3),
                     "trained_per_s": round(ready / total, 1), "timed_out": ready + err < a.count})
         if ready != a.count:
             print(json.dumps(res))
@@ -267,26 +310,33 @@ def cmd_wait(a):
         sys.exit(1)
 
 
+def post_and_wait(c, user, body, timeout, interval):
+    """POSTs one agent and polls its status every `interval` s until ready or error
+    (or `timeout` s after the POST started). Returns (status, POST seconds,
+    POST start -> final status seconds); exits on a non-201 answer."""
+    t0 = time.monotonic()
+    st, data = c.request("POST", "/api/v1/agents", body)
+    t_post = time.monotonic() - t0
+    if st != 201:
+        print(f"driver: create {user}: HTTP {st}: {data[:300]!r}", file=sys.stderr)
+        sys.exit(1)
+    status = None
+    deadline = t0 + timeout
+    while time.monotonic() < deadline:
+        st, data = c.request("GET", f"/api/v1/agents/{user}/status")
+        status = json.loads(data).get("status")
+        if status in ("ready", "error"):
+            break
+        time.sleep(interval)
+    return status, t_post, time.monotonic() - t0
+
+
 def cmd_pipeline(a):
     with open(a.text_file, encoding="utf-8") as f:
         text = f.read()
     body = json.dumps({"user_id": a.user, "training_data": text}).encode()
     c = Conn(a.port, timeout=a.timeout)
-    t0 = time.monotonic()
-    st, data = c.request("POST", "/api/v1/agents", body)
-    t_post = time.monotonic() - t0
-    if st != 201:
-        print(f"driver: create: HTTP {st}: {data[:300]!r}", file=sys.stderr)
-        sys.exit(1)
-    status = None
-    deadline = t0 + a.timeout
-    while time.monotonic() < deadline:
-        st, data = c.request("GET", f"/api/v1/agents/{a.user}/status")
-        status = json.loads(data).get("status")
-        if status in ("ready", "error"):
-            break
-        time.sleep(0.01)
-    t_ready = time.monotonic() - t0
+    status, t_post, t_ready = post_and_wait(c, a.user, body, a.timeout, 0.01)
     st, data = c.request("GET", f"/api/v1/agents/{a.user}/pipeline")
     stages = {s["name"]: s.get("duration_ms") for s in json.loads(data).get("stages", [])}
     summaries = {s["name"]: s.get("summary") for s in json.loads(data).get("stages", [])}
@@ -310,6 +360,78 @@ def cmd_get(a):
                       "per_s": round(ok / elapsed, 1) if elapsed > 0 else None}))
     if ok != a.requests:
         sys.exit(1)
+
+
+def percentile(sorted_xs, q):
+    """The q-th percentile (0..100) of sorted_xs, nearest rank."""
+    if not sorted_xs:
+        return None
+    k = max(0, min(len(sorted_xs) - 1, -(-len(sorted_xs) * q // 100) - 1))
+    return sorted_xs[int(k)]
+
+
+def cmd_infer(a):
+    if a.prompt_file:
+        with open(a.prompt_file, encoding="utf-8") as f:
+            prompts = [line.strip() for line in f if line.strip()]
+    else:
+        prompts = PROMPTS[a.prompts]
+    total = a.warmup + a.requests
+    paths = [f"/api/v1/agents/{a.agent.replace('{i}', f'{i % a.rotate:05d}')}/inference"
+             for i in range(total)]
+    bodies = [json.dumps({"prompt": prompts[i % len(prompts)]}).encode() for i in range(total)]
+    lat = [0.0] * total
+    backends = set()
+    lock = threading.Lock()
+
+    def job(c, i):
+        t = time.perf_counter()
+        st, data = c.request("POST", paths[i], bodies[i])
+        lat[i] = time.perf_counter() - t
+        if st != 200:
+            print(f"driver: inference {i}: HTTP {st}: {data[:200]!r}", file=sys.stderr)
+        else:
+            with lock:
+                backends.add(json.loads(data).get("backend"))
+        return st
+
+    if a.warmup:
+        _, wsts = run_parallel(a.warmup, a.concurrency, a.port, job)
+        if any(s != 200 for s in wsts):
+            sys.exit(1)
+    # The timed part re-runs job over the indexes after the warm-up.
+    offset = a.warmup
+    elapsed, sts = run_parallel(a.requests, a.concurrency, a.port, lambda c, i: job(c, offset + i))
+    ok = sum(1 for s in sts if s == 200)
+    ms = sorted(x * 1000 for x in lat[offset:])
+    res = {"ok": ok, "failed": a.requests - ok, "seconds": round(elapsed, 3),
+           "per_s": round(ok / elapsed, 1) if elapsed > 0 else None,
+           "p50_ms": round(statistics.median(ms), 3) if ms else None,
+           "p90_ms": round(percentile(ms, 90), 3) if ms else None,
+           "p99_ms": round(percentile(ms, 99), 3) if ms else None,
+           "mean_ms": round(statistics.fmean(ms), 3) if ms else None,
+           "prompts": len(prompts), "backends": sorted(b for b in backends if b)}
+    print(json.dumps(res))
+    if ok != a.requests:
+        sys.exit(1)
+
+
+def cmd_ready(a):
+    c = Conn(a.port, timeout=a.timeout)
+    times, posts = [], []
+    for i in range(a.count):
+        user = f"{a.prefix}{i:05d}"
+        body = json.dumps({"user_id": user, "training_data": gen_text(a.bytes, a.seed + i)}).encode()
+        status, t_post, t_ready = post_and_wait(c, user, body, a.timeout, a.interval)
+        if status != "ready":
+            print(json.dumps({"user": user, "status": status, "seconds": round(t_ready, 3)}))
+            sys.exit(1)
+        times.append(t_ready)
+        posts.append(t_post)
+    print(json.dumps({"count": a.count, "bytes": a.bytes,
+                      "median_ready_s": round(statistics.median(times), 4),
+                      "median_post_s": round(statistics.median(posts), 4),
+                      "ready_s": [round(t, 4) for t in times]}))
 
 
 def main():
@@ -350,9 +472,27 @@ def main():
     g.add_argument("--rotate", type=int, default=1)
     g.add_argument("--requests", type=int, required=True)
     g.add_argument("--concurrency", type=int, default=8)
+    g = sub.add_parser("infer")
+    g.add_argument("--port", type=int, required=True)
+    g.add_argument("--agent", required=True, help="'{i}' is replaced by i mod --rotate, 5 digits")
+    g.add_argument("--rotate", type=int, default=1)
+    g.add_argument("--requests", type=int, required=True)
+    g.add_argument("--warmup", type=int, default=0, help="requests sent first and not counted")
+    g.add_argument("--concurrency", type=int, default=1,
+                   help="1 (default): sequential requests, latency without queueing")
+    g.add_argument("--prompts", choices=sorted(PROMPTS), default="text")
+    g.add_argument("--prompt-file", help="one prompt per line (overrides --prompts)")
+    g = sub.add_parser("ready")
+    g.add_argument("--port", type=int, required=True)
+    g.add_argument("--count", type=int, required=True)
+    g.add_argument("--prefix", default="new-")
+    g.add_argument("--bytes", type=int, default=20480)
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--interval", type=float, default=0.005, help="status poll interval, s")
+    g.add_argument("--timeout", type=float, default=120, help="per agent, s")
     a = p.parse_args()
     {"gentext": cmd_gentext, "passages": cmd_passages, "create": cmd_create, "wait": cmd_wait,
-     "pipeline": cmd_pipeline, "get": cmd_get}[a.cmd](a)
+     "pipeline": cmd_pipeline, "get": cmd_get, "infer": cmd_infer, "ready": cmd_ready}[a.cmd](a)
 
 
 if __name__ == "__main__":
