@@ -162,15 +162,12 @@ static int db_migrate(storage_conn *c, ad_err *e)
                           db_path, version, latest);
     /* auto_vacuum must be chosen before the first table exists; an older
      * database is converted once, by a VACUUM outside any transaction. */
-    if (version == 0 && db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, e) < 0) return AD_EIO;
+    int rc = version == 0 ? db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, e) : 0;
+    if (rc < 0) return rc;
     for (int v = version; v < latest; v++) {
-        int rc = storage_begin(c, e);
+        rc = storage_begin(c, e);
         if (rc < 0) return rc;
-        if (db_exec(db, storage_migrations[v], NULL, e) < 0) {
-            storage_rollback(c);
-            return AD_EIO;
-        }
-        rc = storage_commit(c, e);
+        rc = storage_end(c, db_exec(db, storage_migrations[v], NULL, e), e);
         if (rc < 0) return rc;
         ad_log(AD_LOG_INFO, "database migrated to schema version %d", v + 1);
     }
@@ -375,6 +372,13 @@ int storage_commit(storage_conn *db, ad_err *e)
 void storage_rollback(storage_conn *db)
 {
     if (!sqlite3_get_autocommit(db->db)) sqlite3_step(storage_stmt(db, "ROLLBACK"));
+}
+
+int storage_end(storage_conn *db, int rc, ad_err *e)
+{
+    if (rc == 0) return storage_commit(db, e);
+    storage_rollback(db);
+    return rc;
 }
 
 int storage_snapshot_begin(storage_conn *c, ad_err *e)

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "pipeline/plan.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/maintenance.h"
@@ -50,6 +51,7 @@ START_TEST(test_storage_reopen_is_idempotent)
     storage_fixture f;
     storage_fixture_open(&f);
     agent_new a = {.user_id = "keep", .source = "text", .material = "hello", .material_len = 5};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ck_assert_int_eq(storage_agents_create(f.db, &a, &id, NULL), 0);
     storage_close();
@@ -137,6 +139,7 @@ START_TEST(test_previous_release_file_is_converted_to_auto_vacuum)
     static char material[1 << 20];
     memset(material, 'x', sizeof(material));
     agent_new a = {.user_id = "old", .source = "text", .material = material, .material_len = sizeof(material)};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ck_assert_int_eq(storage_agents_create(f.db, &a, &id, NULL), 0);
     storage_close();

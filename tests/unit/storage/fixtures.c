@@ -61,3 +61,14 @@ int64_t storage_fixture_count_text(storage_conn *db, const char *sql, const char
 {
     return fixture_count(db, sql, NULL, arg);
 }
+
+void storage_fixture_exec(storage_conn *db, const char *sql, int64_t arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db->db));
+    if (sqlite3_bind_parameter_count(st) > 0) sqlite3_bind_int64(st, 1, arg);
+    rc = sqlite3_step(st);
+    ck_assert_msg(rc == SQLITE_DONE, "%s: %s", sql, sqlite3_errmsg(db->db));
+    sqlite3_finalize(st);
+}

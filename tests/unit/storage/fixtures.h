@@ -28,4 +28,8 @@ int64_t storage_fixture_count(storage_conn *db, const char *sql, int64_t arg);
 /* Same, with a text argument. */
 int64_t storage_fixture_count_text(storage_conn *db, const char *sql, const char *arg);
 
+/* Runs one statement that returns no row, with `arg` bound to ?1; fails the
+ * test on error. Sets up rows no unit of work writes on its own. */
+void storage_fixture_exec(storage_conn *db, const char *sql, int64_t arg);
+
 #endif
