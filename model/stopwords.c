@@ -31,7 +31,7 @@ static const char *const english[] = {
     "out", "on", "off", "over", "under", "again", "further", "then", "once", "here", "there",
     "when", "where", "why", "how", "all", "any", "both", "each", "few", "more", "most", "other",
     "some", "such", "no", "nor", "not", "only", "own", "same", "so", "than", "too", "very", "m",
-    "re", "s", "ve", "d", "ll", "isn", "aren", "wasn", "weren", "hasn", "haven", "hadn",
+    "re", "s", "ve", "d", "ll", "t", "isn", "aren", "wasn", "weren", "hasn", "haven", "hadn",
     "doesn", "don", "didn", "wouldn", "shan", "shouldn", "can", "cannot", "couldn", "mustn",
 };
 
