@@ -32,7 +32,7 @@ clean_tree() {
   printf '#include <curl/curl.h>\n#include "base/buf.h"\n' >"$t/llm/client.c"
   mkdir -p "$t/storage/sqlite"
   printf '#include <sqlite3.h>\n#include "base/buf.h"\n#include "../db.h"\n#include "./stmt.h"\n' >"$t/storage/sqlite/db.c"
-  printf '#include <microhttpd.h>\n#include <curl/curl.h>\n#include "server/router.h"\n' >"$t/tests/unit/http.c"
+  printf '#include <microhttpd.h>\n#include <curl/curl.h>\n#include "server/router.h"\n#include "storage/sqlite.h"\n' >"$t/tests/unit/http.c"
 }
 
 # add FILE LINE TEXT TARGET: appends TEXT to FILE in the tree as line LINE
@@ -71,6 +71,10 @@ done
 add handlers/agents.c 4 '#  include <microhttpd.h>' microhttpd.h
 for d in base config api server handlers pipeline model storage; do
   add "$d/curl.c" 2 '#include <curl/curl.h>' curl/curl.h
+done
+for d in base config api server handlers pipeline model llm; do
+  add "$d/sql.c" 1 '#include <sqlite3.h>' sqlite3.h
+  add "$d/sql.c" 2 '#include "storage/sqlite.h"' storage/sqlite.h
 done
 # A relative include is the path it resolves to, not a way around a rule.
 add handlers/rel.c 1 '#include "../server/app.h"' server/app.h
