@@ -72,6 +72,10 @@ add handlers/agents.c 4 '#  include <microhttpd.h>' microhttpd.h
 for d in base config api server handlers pipeline model storage; do
   add "$d/curl.c" 2 '#include <curl/curl.h>' curl/curl.h
 done
+for d in pipeline model llm; do
+  add "$d/http.c" 1 '#include "api/request.h"' api/request.h
+  add "$d/http.c" 2 '#include "handlers/agents.h"' handlers/agents.h
+done
 for d in base config api server handlers pipeline model llm; do
   add "$d/sql.c" 1 '#include <sqlite3.h>' sqlite3.h
   add "$d/sql.c" 2 '#include "storage/sqlite.h"' storage/sqlite.h
