@@ -141,9 +141,9 @@ test:
 REDOCLY := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly
 
 # The arrows between modules (scripts/layers.rules): no include of server/
-# below it, storage/ knowing nothing above it, libmicrohttpd and libcurl each in
-# their one folder. The checker's own test runs first. And no SQL, SQLite name
-# or raw transaction above storage/ (scripts/check_storage_seam.sh).
+# below it, storage/ knowing nothing above it, libmicrohttpd, libcurl and
+# SQLite each in their one folder. The checker's own test runs first. And no
+# SQL, SQLite name or raw transaction above storage/ (scripts/check_storage_seam.sh).
 LAYERS := tests/layers/test_check_layers.sh && scripts/check_layers.sh
 
 lint:

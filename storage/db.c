@@ -296,8 +296,17 @@ static void stmt_cache_grow(storage_conn *c)
     free(old);
 }
 
+/* Asserts that `c` is the calling thread's own connection: its statement
+ * cache and snapshot flag are unlocked, so a connection handed to another
+ * thread would race on them (docs/threads.md: no connection is shared). */
+static void db_assert_own(const storage_conn *c)
+{
+    ad_assert(c != NULL && c == pthread_getspecific(db_key));
+}
+
 sqlite3_stmt *storage_stmt(storage_conn *c, const char *sql)
 {
+    db_assert_own(c);
     sqlite3 *db = c->db;
     size_t i = stmt_hash(sql, c->cap);
     while (c->slots[i].sql && c->slots[i].sql != sql) i = (i + 1) & (c->cap - 1);
@@ -383,6 +392,7 @@ int storage_end(storage_conn *db, int rc, ad_err *e)
 
 int storage_snapshot_begin(storage_conn *c, ad_err *e)
 {
+    db_assert_own(c);
     storage_conn *db = c;
     storage_snapshot_end(db);
     if (!sqlite3_get_autocommit(db->db))

@@ -29,11 +29,16 @@ static int fixture_remove(const char *path, const struct stat *sb, int flag, str
     return remove(path);
 }
 
+void storage_fixture_remove_files(storage_fixture *f)
+{
+    if (f->root[0]) nftw(f->root, fixture_remove, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 void storage_fixture_close(storage_fixture *f)
 {
     storage_close();
     f->db = NULL;
-    if (f->root[0]) nftw(f->root, fixture_remove, 8, FTW_DEPTH | FTW_PHYS);
+    storage_fixture_remove_files(f);
 }
 
 static int64_t fixture_count(storage_conn *db, const char *sql, const int64_t *iarg, const char *targ)
