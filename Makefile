@@ -130,6 +130,7 @@ check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 
 test:
 	@scripts/deps.sh test
+	tests/lint/check_storage_seam_test.sh
 	@$(MAKE) --no-print-directory check VARIANT=release
 	@$(MAKE) --no-print-directory check VARIANT=asan
 	@$(MAKE) --no-print-directory check-threads VARIANT=tsan
@@ -140,13 +141,15 @@ test:
 REDOCLY := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly
 
 # The arrows between modules (scripts/layers.rules): no include of server/
-# below it, storage/ knowing nothing above it, libmicrohttpd and libcurl each in
-# their one folder. The checker's own test runs first.
+# below it, storage/ knowing nothing above it, libmicrohttpd, libcurl and
+# SQLite each in their one folder. The checker's own test runs first. And no
+# SQL, SQLite name or raw transaction above storage/ (scripts/check_storage_seam.sh).
 LAYERS := tests/layers/test_check_layers.sh && scripts/check_layers.sh
 
 lint:
 	@scripts/deps.sh lint
 	$(LAYERS)
+	scripts/check_storage_seam.sh
 	$(REDOCLY) lint --format=stylish openapi.yaml
 	rm -rf build/lint
 	bear --output compile_commands.json -- $(MAKE) --no-print-directory build/lint/agentd VARIANT=lint

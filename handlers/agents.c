@@ -11,6 +11,7 @@
 #include "base/mem.h"
 #include "model/analysis.h"
 #include "model/text.h"
+#include "pipeline/plan.h"
 #include "pipeline/pool.h"
 #include "storage/db.h"
 #include "storage/executions.h"
@@ -319,6 +320,7 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
         .language = language,
         .language_requested = language_requested,
     };
+    pipeline_plan_agent(&a);
     int64_t id;
     int rc = storage_agents_create(db, &a, &id, &e);
     ad_buf_cleanup(&material);
@@ -327,7 +329,7 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
         return;
     }
     if (rc < 0) {
-        agents_answer_storage(req, res, e.code, NULL, &e);
+        agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
     if (req->app->pool) pipeline_pool_notify(req->app->pool);
@@ -456,9 +458,11 @@ void handle_agents_list(ad_request *req, ad_response *res)
     list_ctx l = {.users = cJSON_CreateObject()};
     int more = 0;
     int64_t total = 0;
-    if (storage_agents_list(db, status ? &wanted : NULL, cursor, (int)limit, agents_list_visit, &l, &more, &total, &e) < 0) {
+    int rc = storage_agents_list(db, status ? &wanted : NULL, cursor, (int)limit, agents_list_visit, &l,
+                                 &more, &total, &e);
+    if (rc < 0) {
         cJSON_Delete(l.users);
-        agents_answer_storage(req, res, e.code, NULL, &e);
+        agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -483,9 +487,9 @@ void handle_agent_get(ad_request *req, ad_response *res)
     version_row v;
     int vrc = a.deployed_version_id ? storage_versions_get(db, a.deployed_version_id, &v, &e)
                                     : AD_ENOTFOUND;
-    exec_row rows[EXEC_STAGES];
+    exec_row rows[PIPELINE_STAGES];
     int n = 0;
-    int xrc = vrc == 0 || vrc == AD_ENOTFOUND ? storage_exec_list(db, a.id, rows, EXEC_STAGES, &n, &e) : 0;
+    int xrc = vrc == 0 || vrc == AD_ENOTFOUND ? storage_exec_list(db, a.id, rows, PIPELINE_STAGES, &n, &e) : 0;
     /* A version that vanished went with its agent (a delete that won the
      * race) and shows as no model; any other failure is the database's and
      * is answered as such rather than shown as "no model". */
@@ -592,7 +596,7 @@ static int agents_read_log(ad_request *req, ad_response *res, agent_row *a, exec
     ad_err e = {0};
     if (agents_lookup_snapshot(req, res, a) < 0) return -1;
     storage_conn *db = storage_conn_get();
-    int rc = storage_exec_list(db, a->id, rows, EXEC_STAGES, n, &e);
+    int rc = storage_exec_list(db, a->id, rows, PIPELINE_STAGES, n, &e);
     storage_snapshot_end(db);
     if (rc < 0) {
         agents_answer_storage(req, res, rc, a->user_id, &e);
@@ -605,7 +609,7 @@ static int agents_read_log(ad_request *req, ad_response *res, agent_row *a, exec
 void handle_agent_pipeline(ad_request *req, ad_response *res)
 {
     agent_row a;
-    exec_row rows[EXEC_STAGES];
+    exec_row rows[PIPELINE_STAGES];
     int n;
     if (agents_read_log(req, res, &a, rows, &n) < 0) return;
     cJSON *o = cJSON_CreateObject();
@@ -630,7 +634,7 @@ void handle_agent_pipeline(ad_request *req, ad_response *res)
 void handle_agent_executions(ad_request *req, ad_response *res)
 {
     agent_row a;
-    exec_row rows[EXEC_STAGES];
+    exec_row rows[PIPELINE_STAGES];
     int n;
     if (agents_read_log(req, res, &a, rows, &n) < 0) return;
     cJSON *o = cJSON_CreateObject();
@@ -688,8 +692,9 @@ void handle_agents_delete_all(ad_request *req, ad_response *res)
     if (!db) return;
     int64_t count = 0;
     /* The pool is thread-safe; the app struct is only read. */
-    if (storage_agents_delete_all(db, &count, agents_cancel_jobs, (void *)(uintptr_t)req->app, &e) < 0) {
-        agents_answer_storage(req, res, e.code, NULL, &e);
+    int rc = storage_agents_delete_all(db, &count, agents_cancel_jobs, (void *)(uintptr_t)req->app, &e);
+    if (rc < 0) {
+        agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();

@@ -98,8 +98,17 @@ void handle_agent_model_deploy(ad_request *req, ad_response *res)
         agent_row_cleanup(&a);
         return;
     }
-    int has_prev = a.deployed_version_id && storage_versions_get(db, a.deployed_version_id, &prev, NULL) == 0;
+    /* A serving version that is gone went with its agent, which the deploy
+     * below finds out; a failed read is the database's and is answered. */
+    int prc = a.deployed_version_id ? storage_versions_get(db, a.deployed_version_id, &prev, &e) : AD_ENOTFOUND;
+    int has_prev = prc == 0;
     storage_snapshot_end(db);
+    if (prc < 0 && prc != AD_ENOTFOUND) {
+        agents_answer_storage(req, res, prc, a.user_id, &e);
+        version_row_cleanup(&v);
+        agent_row_cleanup(&a);
+        return;
+    }
     char note[160];
     snprintf(note, sizeof(note), "deployed by request%s%s", has_prev ? ", replacing " : "",
              has_prev ? prev.name : "");

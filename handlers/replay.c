@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "base/json.h"
 #include "handlers/agents.h"
+#include "pipeline/plan.h"
 #include "pipeline/pool.h"
 #include "storage/db.h"
 #include "storage/executions.h"
@@ -16,12 +17,12 @@
  * to reuse. Returns 0, or fills `e` with what does not match. */
 static int replay_check_log(const exec_row *rows, int n, int from, ad_err *e)
 {
-    if (n != EXEC_STAGES)
-        return ad_err_set(e, AD_ESTATE, "the execution log has %d rows, the pipeline has %d stages", n, EXEC_STAGES);
+    if (n != PIPELINE_STAGES)
+        return ad_err_set(e, AD_ESTATE, "the execution log has %d rows, the pipeline has %d stages", n, PIPELINE_STAGES);
     for (int i = 0; i < n; i++) {
-        if (rows[i].task_index != i || strcmp(rows[i].name, exec_stage_names[i]) != 0)
+        if (rows[i].task_index != i || strcmp(rows[i].name, pipeline_stage_names[i]) != 0)
             return ad_err_set(e, AD_ESTATE, "execution log row %d is '%s', the pipeline's stage %d is '%s'",
-                              rows[i].task_index, rows[i].name, i, exec_stage_names[i]);
+                              rows[i].task_index, rows[i].name, i, pipeline_stage_names[i]);
     }
     for (int i = 0; i < from; i++) {
         if (rows[i].status != EXEC_COMPLETED || !rows[i].output)
@@ -37,7 +38,7 @@ void handle_agent_replay(ad_request *req, ad_response *res)
     agent_row a;
     if (agents_lookup_snapshot(req, res, &a) < 0) return;
     storage_conn *db = storage_conn_get();
-    exec_row rows[EXEC_STAGES + 1];
+    exec_row rows[PIPELINE_STAGES + 1];
     int n = 0;
     long long index = -1;
     const char *task_id = NULL;
@@ -48,16 +49,16 @@ void handle_agent_replay(ad_request *req, ad_response *res)
         ad_response_error(res, req, 400, "invalid_body", "give exactly one of task_index or task_id");
         goto out;
     }
-    if (has_index && ad_json_int(body, "task_index", 1, 0, EXEC_STAGES - 1, &index, &e) < 0) {
+    if (has_index && ad_json_int(body, "task_index", 1, 0, PIPELINE_STAGES - 1, &index, &e) < 0) {
         ad_response_error(res, req, 400, "invalid_task_index", "task_index must be an integer from 0 to %d",
-                          EXEC_STAGES - 1);
+                          PIPELINE_STAGES - 1);
         goto out;
     }
     if (has_id && ad_json_string(body, "task_id", 1, 64, &task_id, &e) < 0) {
         ad_response_error(res, req, 400, "invalid_task_id", "%s", e.msg);
         goto out;
     }
-    int rc = storage_exec_list(db, a.id, rows, EXEC_STAGES + 1, &n, &e);
+    int rc = storage_exec_list(db, a.id, rows, PIPELINE_STAGES + 1, &n, &e);
     /* The log and the agent were read together; the job is queued in a
      * transaction of its own, which finds out if the agent is gone. */
     storage_snapshot_end(db);
@@ -78,15 +79,10 @@ void handle_agent_replay(ad_request *req, ad_response *res)
         ad_response_error(res, req, 409, "stale_execution_log", "%s", e.msg);
         goto out;
     }
-    if (storage_jobs_agent_busy(db, a.id, NULL)) {
-        ad_response_error(res, req, 409, "job_in_progress",
-                          "agent '%s' has a pipeline or training job queued or running", a.user_id);
-        goto out;
-    }
     int64_t job_id = 0;
-    rc = storage_jobs_enqueue(db, a.id, "replay", (int)index, NULL, &job_id, &e);
+    job_spec job = {.kind = PIPELINE_JOB_REPLAY, .start_stage = (int)index, .params = NULL};
+    rc = storage_jobs_enqueue(db, a.id, &job, &job_id, &e);
     if (rc == AD_ECONFLICT) {
-        /* Another request queued a job between the check above and here. */
         ad_response_error(res, req, 409, "job_in_progress",
                           "agent '%s' has a pipeline or training job queued or running", a.user_id);
         goto out;

@@ -10,6 +10,7 @@
 #include "base/json.h"
 #include "handlers/agents.h"
 #include "model/text.h"
+#include "pipeline/plan.h"
 #include "pipeline/pool.h"
 #include "storage/db.h"
 #include "storage/trainings.h"
@@ -79,7 +80,7 @@ void handle_agent_train(ad_request *req, ad_response *res)
      * agent is gone. */
     storage_snapshot_end(db);
     int64_t tid = 0;
-    rc = storage_trainings_create(db, a.id, name, (int)iterations, &tid, &e);
+    rc = storage_trainings_create(db, a.id, name, (int)iterations, PIPELINE_JOB_TRAIN, &tid, &e);
     if (rc == AD_ECONFLICT) {
         ad_response_error(res, req, 409, "training_in_progress", "%s", e.msg);
         goto out;
@@ -158,8 +159,15 @@ void handle_agent_training(ad_request *req, ad_response *res)
      * key: a user id as a top-level key could collide with the others. */
     cJSON *o = cJSON_CreateObject();
     cJSON *iters = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "training_data"), a.user_id);
-    storage_trainings_iterations(db, t.id, training_iteration_visit, iters, NULL);
+    rc = storage_trainings_iterations(db, t.id, training_iteration_visit, iters, &e);
     storage_snapshot_end(db);
+    if (rc < 0) {
+        cJSON_Delete(o);
+        agents_answer_storage(req, res, rc, a.user_id, &e);
+        training_row_cleanup(&t);
+        agent_row_cleanup(&a);
+        return;
+    }
     cJSON *tr = cJSON_AddObjectToObject(o, "training");
     cJSON_AddNumberToObject(tr, "training_id", (double)t.id);
     cJSON_AddStringToObject(tr, "name", t.name);
@@ -279,9 +287,10 @@ void handle_agent_feedback_list(ad_request *req, ad_response *res)
     }
     feedback_page p = {.items = cJSON_CreateArray()};
     /* One extra row says whether another page exists. */
-    if (storage_feedback_each(storage_conn_get(), a.id, cursor, (int)limit + 1, feedback_visit, &p, &e) < 0) {
+    int rc = storage_feedback_each(storage_conn_get(), a.id, cursor, (int)limit + 1, feedback_visit, &p, &e);
+    if (rc < 0) {
         cJSON_Delete(p.items);
-        agents_answer_storage(req, res, e.code, a.user_id, &e);
+        agents_answer_storage(req, res, rc, a.user_id, &e);
         agent_row_cleanup(&a);
         return;
     }

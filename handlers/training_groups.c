@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "handlers/agents.h"
+#include "pipeline/plan.h"
 #include "pipeline/pool.h"
 #include "storage/db.h"
 #include "storage/trainings.h"
@@ -101,7 +102,7 @@ static void groups_refused(ad_request *req, ad_response *res, int rc, const char
         ad_response_error(res, req, 409, "version_exists", "no training started; %s for %s", e->msg,
                           a.data);
     } else {
-        agents_answer_storage(req, res, e->code, NULL, e);
+        agents_answer_storage(req, res, rc, NULL, e);
     }
     ad_buf_cleanup(&a);
     ad_buf_cleanup(&b);
@@ -135,7 +136,7 @@ void handle_training_start_group(ad_request *req, ad_response *res)
     if (!db) goto out;
     why = ad_calloc((size_t)n, sizeof(*why));
     int64_t gid = 0;
-    rc = storage_groups_start(db, ids, (size_t)n, (int)cycles, &gid, why, &e);
+    rc = storage_groups_start(db, ids, (size_t)n, (int)cycles, PIPELINE_JOB_TRAIN, &gid, why, &e);
     if (rc < 0) {
         groups_refused(req, res, rc, ids, why, n, &e);
         goto out;
@@ -231,9 +232,10 @@ void handle_training_status(ad_request *req, ad_response *res)
         return;
     }
     group_view v;
-    if (rc < 0 || group_view_read(db, g.id, &v, &e) < 0) {
+    if (rc == 0) rc = group_view_read(db, g.id, &v, &e);
+    if (rc < 0) {
         cJSON_Delete(o);
-        agents_answer_storage(req, res, e.code, NULL, &e);
+        agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
     cJSON_AddBoolToObject(o, "training_active", v.active);
@@ -269,7 +271,7 @@ void handle_training_stop(ad_request *req, ad_response *res)
     int rc = storage_groups_stop(db, &gid, &stopped, &stopped_at, agents_cancel_jobs,
                                  (void *)(uintptr_t)req->app, &e);
     if (rc < 0) {
-        agents_answer_storage(req, res, e.code, NULL, &e);
+        agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -280,9 +282,10 @@ void handle_training_stop(ad_request *req, ad_response *res)
         return;
     }
     group_view v;
-    if (group_view_read(db, gid, &v, &e) < 0) {
+    rc = group_view_read(db, gid, &v, &e);
+    if (rc < 0) {
         cJSON_Delete(o);
-        agents_answer_storage(req, res, e.code, NULL, &e);
+        agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
     char msg[96];
@@ -347,10 +350,11 @@ void handle_training_metrics(ad_request *req, ad_response *res)
     training_totals t;
     metrics_page p = {.users = cJSON_CreateObject()};
     int more = 0;
-    if (storage_training_totals(db, TRAINING_HIGH_QUALITY, &t, &e) < 0 ||
-        storage_training_each(db, cursor, (int)limit, metrics_visit, &p, &more, &e) < 0) {
+    int rc = storage_training_totals(db, TRAINING_HIGH_QUALITY, &t, &e);
+    if (rc == 0) rc = storage_training_each(db, cursor, (int)limit, metrics_visit, &p, &more, &e);
+    if (rc < 0) {
         cJSON_Delete(p.users);
-        agents_answer_storage(req, res, e.code, NULL, &e);
+        agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();

@@ -277,16 +277,6 @@ analysis_language analyzer_language(const analyzer *a)
     return a->lang;
 }
 
-static uint32_t token_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 /* token_term through the cache; *term points at the term. */
 static size_t cached_term(analyzer *a, const char *tok, size_t len, const char **term)
 {
@@ -294,7 +284,7 @@ static size_t cached_term(analyzer *a, const char *tok, size_t len, const char *
         *term = a->term;
         return token_term(a, tok, len);
     }
-    cache_entry *e = &a->cache[token_hash(tok, len) & (CACHE_SLOTS - 1)];
+    cache_entry *e = &a->cache[text_hash64(tok, len, TEXT_HASH_SEED) & (CACHE_SLOTS - 1)];
     if (e->key_len == len && memcmp(e->key, tok, len) == 0) {
         *term = e->term;
         return e->term_len;

@@ -296,44 +296,40 @@ size_t index_term_count(const index_mem *ix)
 
 /* ---- writing ---- */
 
-typedef struct ix_sorted {
-    const char *p;
-    uint32_t len;
-    uint32_t tid;
-} ix_sorted;
-
 /* Byte order, shorter first on a common prefix: the order of the stored
  * key, so rows are appended to the B-tree instead of split into it. */
-static int ix_sorted_cmp(const void *a, const void *b)
+static int ix_row_cmp(const void *a, const void *b)
 {
-    const ix_sorted *x = a, *y = b;
-    int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
+    const index_term_row *x = a, *y = b;
+    int c = memcmp(x->term, y->term, x->len < y->len ? x->len : y->len);
     if (c) return c;
     return (x->len > y->len) - (x->len < y->len);
 }
 
-int index_write(storage_conn *db, int64_t version_id, const index_mem *ix, ad_err *e)
+void index_rows_init(index_rows *out, const index_mem *ix)
 {
-    ix_sorted *s = ad_malloc(ad_size_mul(ix->nterms ? ix->nterms : 1, sizeof(*s)));
-    for (size_t t = 0; t < ix->nterms; t++) {
-        s[t].p = ix->arena + ix->terms[t].off;
-        s[t].len = ix->terms[t].len;
-        s[t].tid = (uint32_t)t;
+    index_term_row *t = ad_malloc(ad_size_mul(ix->nterms ? ix->nterms : 1, sizeof(*t)));
+    for (size_t i = 0; i < ix->nterms; i++) {
+        const ix_term *term = &ix->terms[i];
+        t[i] = (index_term_row){ix->arena + term->off, term->len, ix->post + term->post, term->post_len};
     }
-    qsort(s, ix->nterms, sizeof(*s), ix_sorted_cmp);
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < ix->nterms; i++) {
-        const ix_term *t = &ix->terms[s[i].tid];
-        rc = storage_index_put_term(db, version_id, s[i].p, s[i].len, ix->post + t->post, t->post_len, e);
-    }
-    free(s);
-    if (rc < 0) return rc;
-    index_stats_row st = {
-        .passages = (int64_t)ix->npassages,
-        .question_terms = (int64_t)ix->question_terms,
-        .body_terms = (int64_t)ix->body_terms,
+    qsort(t, ix->nterms, sizeof(*t), ix_row_cmp);
+    *out = (index_rows){
+        .terms = t,
+        .nterms = ix->nterms,
+        .stats = {.passages = (int64_t)ix->npassages,
+                  .question_terms = (int64_t)ix->question_terms,
+                  .body_terms = (int64_t)ix->body_terms},
+        .lengths = ix->lengths,
+        .lengths_len = ix->npassages * IX_LENGTH_BYTES,
     };
-    return storage_index_put_stats(db, version_id, &st, ix->lengths, ix->npassages * IX_LENGTH_BYTES, e);
+}
+
+void index_rows_cleanup(index_rows *r)
+{
+    free(r->terms);
+    r->terms = NULL;
+    r->nterms = 0;
 }
 
 /* ---- ranking ---- */

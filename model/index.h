@@ -62,11 +62,11 @@ void index_finish(index_mem *ix);
 size_t index_passage_count(const index_mem *ix);
 size_t index_term_count(const index_mem *ix);
 
-/* Writes the finished index's terms and statistics under `version_id`, in
- * the caller's transaction (the passages themselves are the caller's:
- * storage_index_put_passage). The statistics row goes last: it marks the
- * version indexed. */
-int index_write(storage_conn *db, int64_t version_id, const index_mem *ix, ad_err *e);
+/* The finished index as the rows storage keeps (storage/index.h): its
+ * terms in byte order, its statistics and lengths, borrowing `ix`'s bytes
+ * (valid while `ix` lives). index_rows_cleanup frees what this allocated. */
+void index_rows_init(index_rows *out, const index_mem *ix);
+void index_rows_cleanup(index_rows *r);
 
 /* A ranked passage, without its text. */
 typedef struct index_score {

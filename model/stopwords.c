@@ -7,6 +7,7 @@
 #include <utf8proc.h>
 
 #include "base/err.h"
+#include "model/text.h"
 
 /*
  * The lists are the Snowball project's (snowballstem.org, BSD licence), as
@@ -31,7 +32,7 @@ static const char *const english[] = {
     "out", "on", "off", "over", "under", "again", "further", "then", "once", "here", "there",
     "when", "where", "why", "how", "all", "any", "both", "each", "few", "more", "most", "other",
     "some", "such", "no", "nor", "not", "only", "own", "same", "so", "than", "too", "very", "m",
-    "re", "s", "ve", "d", "ll", "isn", "aren", "wasn", "weren", "hasn", "haven", "hadn",
+    "re", "s", "ve", "d", "ll", "t", "isn", "aren", "wasn", "weren", "hasn", "haven", "hadn",
     "doesn", "don", "didn", "wouldn", "shan", "shouldn", "can", "cannot", "couldn", "mustn",
 };
 
@@ -215,20 +216,15 @@ static stopword words[WORDS_MAX];
 static uint16_t slots[SLOTS]; /* index + 1 into words; 0 is empty */
 static pthread_once_t built = PTHREAD_ONCE_INIT;
 
-static uint32_t word_hash(const char *w, size_t len)
+static uint32_t word_slot(const char *w, size_t len)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)w[i];
-        h *= 16777619u;
-    }
-    return h;
+    return (uint32_t)(text_hash64(w, len, TEXT_HASH_SEED) & (SLOTS - 1));
 }
 
 static void set_add(const char *w, size_t len, analysis_language l)
 {
     static size_t used;
-    for (uint32_t s = word_hash(w, len) & (SLOTS - 1);; s = (s + 1) & (SLOTS - 1)) {
+    for (uint32_t s = word_slot(w, len);; s = (s + 1) & (SLOTS - 1)) {
         if (slots[s] == 0) {
             ad_assert(used < WORDS_MAX);
             stopword *e = &words[used++];
@@ -268,7 +264,7 @@ unsigned stopwords_languages(const char *w, size_t len)
 {
     if (len == 0 || len > STOPWORDS_MAX_LEN) return 0;
     pthread_once(&built, set_build);
-    for (uint32_t s = word_hash(w, len) & (SLOTS - 1); slots[s]; s = (s + 1) & (SLOTS - 1)) {
+    for (uint32_t s = word_slot(w, len); slots[s]; s = (s + 1) & (SLOTS - 1)) {
         const stopword *e = &words[slots[s] - 1];
         if (e->len == len && memcmp(e->word, w, len) == 0) return e->languages;
     }

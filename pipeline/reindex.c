@@ -14,7 +14,8 @@ static void reindex_visit(void *ud, const passage_hit *p)
     index_add(ud, p->question, p->body);
 }
 
-/* Rebuilds one version's index from its stored passages. */
+/* Rebuilds one version's index from its stored passages, which never
+ * change once the version is built: read first, stored in one unit of work. */
 static int reindex_version(storage_conn *db, int64_t vid, ad_err *e)
 {
     version_row v;
@@ -22,16 +23,14 @@ static int reindex_version(storage_conn *db, int64_t vid, ad_err *e)
     if (rc < 0) return rc;
     index_mem *ix = index_new(answerer_language(v.language));
     version_row_cleanup(&v);
-    rc = storage_begin(db, e);
-    /* Read inside the write transaction: the passages cannot change between
-     * the read and the index written for them. */
-    if (rc == 0) rc = storage_index_each_passage(db, vid, reindex_visit, ix, e);
+    rc = storage_index_each_passage(db, vid, reindex_visit, ix, e);
     if (rc == 0) {
         index_finish(ix);
-        rc = index_write(db, vid, ix, e);
+        index_rows rows;
+        index_rows_init(&rows, ix);
+        rc = storage_index_store(db, vid, &rows, e);
+        index_rows_cleanup(&rows);
     }
-    if (rc == 0) rc = storage_commit(db, e);
-    else storage_rollback(db);
     index_free(ix);
     return rc;
 }

@@ -11,7 +11,7 @@
 #include "base/err.h"
 #include "storage/db.h"
 
-/* Builds the index of every version that has none, each in a transaction of
+/* Builds the index of every version that has none, each in a unit of work of
  * its own (a crash leaves the rest for the next start), and logs how many
  * and how long it took. `*count` (may be NULL) says how many were built. */
 int pipeline_reindex_versions(storage_conn *db, int64_t *count, ad_err *e);

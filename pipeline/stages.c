@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/json.h"
 #include "base/mem.h"
 #include "model/answerer.h"
@@ -15,13 +16,12 @@
 #include "model/perturb.h"
 #include "model/stats.h"
 #include "model/text.h"
-#include "storage/db.h"
 #include "storage/executions.h"
-#include "storage/index.h"
 #include "storage/units.h"
 #include "storage/versions.h"
 
-const stage_fn pipeline_stages[4] = {stage_process, stage_train, stage_evaluate, stage_deploy};
+const stage_fn pipeline_stages[PIPELINE_STAGES] = {stage_process, stage_train, stage_evaluate,
+                                                   stage_deploy};
 
 /* Most evaluation queries of each kind per version: bounds evaluation time on
  * large material while sampling all of it evenly. */
@@ -71,6 +71,17 @@ static void unit_set_visit(void *ud, const unit_row *u)
     unit_set_push(ud, u->question, u->body, u->answer, u->category, u->probe);
 }
 
+/* The units as rows for storage, borrowing their strings; free() the array. */
+static unit_row *unit_set_rows(const unit_set *s)
+{
+    unit_row *rows = ad_calloc(s->count ? s->count : 1, sizeof(*rows));
+    for (size_t i = 0; i < s->count; i++) {
+        const unit_mem *u = &s->items[i];
+        rows[i] = (unit_row){(int)i, u->question, u->body, u->answer, u->category, u->probe};
+    }
+    return rows;
+}
+
 int unit_set_load(storage_conn *db, int64_t agent_id, unit_set *s, ad_err *e)
 {
     memset(s, 0, sizeof(*s));
@@ -80,17 +91,45 @@ int unit_set_load(storage_conn *db, int64_t agent_id, unit_set *s, ad_err *e)
     return 0;
 }
 
-/* Reads a stored stage output as JSON; the caller deletes it. */
-static cJSON *stage_stored_output(storage_conn *db, int64_t agent_id, int task_index, ad_err *e)
+/* Reads a stored stage output as JSON into `*out` (the caller deletes it).
+ * A failed read keeps its code; a stage that has no output yet is AD_ESTATE. */
+static int stage_stored_output(storage_conn *db, int64_t agent_id, int task_index, cJSON **out,
+                               ad_err *e)
 {
     exec_row r;
-    if (storage_exec_get(db, agent_id, task_index, &r, e) < 0) return NULL;
-    cJSON *out = r.output && r.status == EXEC_COMPLETED ? cJSON_Parse(r.output) : NULL;
-    if (!out)
-        ad_err_set(e, AD_ESTATE, "%s has no stored output to build on (run it first)",
-                   exec_stage_names[task_index]);
+    *out = NULL;
+    int rc = storage_exec_get(db, agent_id, task_index, &r, e);
+    if (rc < 0) return rc;
+    *out = r.output && r.status == EXEC_COMPLETED ? cJSON_Parse(r.output) : NULL;
     exec_row_cleanup(&r);
-    return out;
+    if (!*out)
+        return ad_err_set(e, AD_ESTATE, "%s has no stored output to build on (run it first)",
+                          pipeline_stage_names[task_index]);
+    return 0;
+}
+
+void stage_ctx_cleanup(stage_ctx *c)
+{
+    cJSON_Delete(c->inputs);
+    cJSON_Delete(c->output);
+    cJSON_free(c->inputs_json);
+    cJSON_free(c->output_json);
+    c->inputs = c->output = NULL;
+    c->inputs_json = c->output_json = NULL;
+}
+
+/* Completes the log record the runner prepared with what the stage did: its
+ * inputs and output as text, and its duration up to its unit of work. */
+static const exec_step *stage_record(stage_ctx *c)
+{
+    cJSON_free(c->inputs_json);
+    cJSON_free(c->output_json);
+    c->inputs_json = c->inputs ? cJSON_PrintUnformatted(c->inputs) : NULL;
+    c->output_json = c->output ? cJSON_PrintUnformatted(c->output) : NULL;
+    c->step.inputs = c->inputs_json ? c->inputs_json : "{}";
+    c->step.output = c->output_json ? c->output_json : "{}";
+    c->step.duration_ms = ad_clock_mono_ms() - c->started_ms;
+    return &c->step;
 }
 
 static int64_t json_int(const cJSON *o, const char *key)
@@ -301,18 +340,11 @@ int stage_process(stage_ctx *c, ad_err *e)
             }
         }
     }
-    int began = rc == 0 ? storage_begin(c->db, e) : rc;
-    if (rc == 0 && began == 0) {
-        rc = storage_units_clear(c->db, c->agent->id, e);
-        for (size_t i = 0; rc == 0 && i < units.count; i++) {
-            unit_mem *u = &units.items[i];
-            unit_row row = {(int)i, u->question, u->body, u->answer, u->category, u->probe};
-            rc = storage_units_add(c->db, c->agent->id, &row, e);
-        }
-        if (rc == 0) rc = storage_agents_set_statistics(c->db, c->agent->id, stats_json.data, e);
-        if (rc < 0) storage_rollback(c->db);
-    } else if (rc == 0) {
-        rc = began;
+    if (rc == 0) {
+        unit_row *rows = unit_set_rows(&units);
+        rc = storage_units_replace(c->db, c->agent->id, rows, units.count, stats_json.data,
+                                   stage_record(c), e);
+        free(rows);
     }
     ad_buf_cleanup(&stats_json);
     cJSON_Delete(categories);
@@ -406,46 +438,61 @@ cJSON *pipeline_fewshot(const model_params *params, const unit_set *units)
     return arr;
 }
 
-int pipeline_index_version(storage_conn *db, const agent_row *agent, const model_params *params,
-                           const unit_set *units, const char *name, const char *persona,
-                           const char *fewshot, atomic_int *stop, int64_t *version_id, ad_err *e)
+int pipeline_index_version(storage_conn *db, version_build *b, const model_params *params,
+                           const unit_set *units, const exec_step *step, int64_t *version_id, ad_err *e)
 {
-    /* The index is built in memory first: the write transaction then holds
-     * the database only for the inserts. */
-    index_mem *ix = index_new(answerer_language(agent->language));
+    /* The index is built in memory first: the unit of work then holds the
+     * database only for the inserts. */
+    index_mem *ix = index_new(answerer_language(b->language));
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < units->count; i++) {
-        if ((i & 1023) == 0 && atomic_load(stop)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
+        if ((i & 1023) == 0 && b->stop && atomic_load(b->stop)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
         if (rc == 0) index_add(ix, units->items[i].question, units->items[i].body);
     }
     index_finish(ix);
+    if (rc < 0) {
+        index_free(ix);
+        return rc;
+    }
     cJSON *pj = model_params_to_json(params);
     char *params_txt = cJSON_PrintUnformatted(pj);
     cJSON_Delete(pj);
-    int64_t vid = 0;
-    if (rc == 0)
-        rc = storage_versions_create(db, agent->id, name, agent->language, params_txt, persona,
-                                     fewshot, &vid, e);
-    cJSON_free(params_txt);
-    for (size_t i = 0; rc == 0 && i < units->count; i++) {
-        const unit_mem *u = &units->items[i];
-        rc = storage_index_put_passage(db, vid, (int)i, u->question, u->body, u->answer, u->category, e);
-    }
-    if (rc == 0) rc = index_write(db, vid, ix, e);
+    unit_row *rows = unit_set_rows(units);
+    index_rows index;
+    index_rows_init(&index, ix);
+    b->params = params_txt;
+    b->passages = rows;
+    b->count = units->count;
+    b->index = &index;
+    rc = storage_versions_build(db, b, step, version_id, e);
+    b->params = NULL;
+    b->passages = NULL;
+    b->index = NULL;
+    index_rows_cleanup(&index);
     index_free(ix);
-    if (rc == 0) rc = storage_versions_set_built(db, vid, (int64_t)units->count, e);
-    if (rc == 0) *version_id = vid;
+    free(rows);
+    cJSON_free(params_txt);
     return rc;
+}
+
+/* The ModelTrainer's output once its unit of work knows the new version's id. */
+static char *stage_train_output(void *ud, int64_t version_id)
+{
+    cJSON *out = ud;
+    cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(out, "version_id"), (double)version_id);
+    return cJSON_PrintUnformatted(out);
 }
 
 int stage_train(stage_ctx *c, ad_err *e)
 {
-    cJSON *prev = stage_stored_output(c->db, c->agent->id, 0, e);
-    if (!prev) return AD_ESTATE;
+    cJSON *prev;
+    int rc = stage_stored_output(c->db, c->agent->id, 0, &prev, e);
+    if (rc < 0) return rc;
     unit_set units;
-    if (unit_set_load(c->db, c->agent->id, &units, e) < 0) {
+    rc = unit_set_load(c->db, c->agent->id, &units, e);
+    if (rc < 0) {
         cJSON_Delete(prev);
-        return AD_ESTATE;
+        return rc;
     }
     const cJSON *statistics = cJSON_GetObjectItemCaseSensitive(prev, "statistics");
     char *persona = pipeline_persona(c->agent, statistics, c->suggestions);
@@ -457,23 +504,31 @@ int stage_train(stage_ctx *c, ad_err *e)
     cJSON_AddNumberToObject(c->inputs, "units", (double)units.count);
     cJSON_AddItemToObject(c->inputs, "params", cJSON_Duplicate(params, 1));
 
-    int rc = storage_begin(c->db, e);
-    int64_t vid = 0;
+    /* The name is chosen before the unit of work: one job per agent runs at
+     * a time, and a name taken meanwhile fails the build with AD_EEXIST. */
     char name[65];
-    if (rc == 0 && c->version_name) snprintf(name, sizeof(name), "%s", c->version_name);
-    else if (rc == 0) rc = storage_versions_next_name(c->db, c->agent->id, name, sizeof(name), e);
-    if (rc == 0)
-        rc = pipeline_index_version(c->db, c->agent, &c->params, &units, name, persona, fewshot_txt,
-                                    c->stop, &vid, e);
-    if (rc < 0) storage_rollback(c->db);
+    if (c->version_name) snprintf(name, sizeof(name), "%s", c->version_name);
+    else rc = storage_versions_next_name(c->db, c->agent->id, name, sizeof(name), e);
     if (rc == 0) {
         c->output = cJSON_CreateObject();
-        cJSON_AddNumberToObject(c->output, "version_id", (double)vid);
+        cJSON_AddNumberToObject(c->output, "version_id", 0); /* set by stage_train_output */
         cJSON_AddStringToObject(c->output, "name", name);
         cJSON_AddNumberToObject(c->output, "passages", (double)units.count);
         cJSON_AddItemToObject(c->output, "params", cJSON_Duplicate(params, 1));
         cJSON_AddStringToObject(c->output, "persona", persona);
         cJSON_AddNumberToObject(c->output, "fewshot", cJSON_GetArraySize(fewshot));
+        c->step.output_for = stage_train_output;
+        c->step.output_ud = c->output;
+        version_build b = {.agent_id = c->agent->id,
+                           .name = name,
+                           .language = c->agent->language,
+                           .persona = persona,
+                           .fewshot = fewshot_txt,
+                           .state = VERSION_TRAINED,
+                           .job_id = c->step.job_id,
+                           .stop = c->stop};
+        int64_t vid = 0;
+        rc = pipeline_index_version(c->db, &b, &c->params, &units, stage_record(c), &vid, e);
     }
     free(persona);
     cJSON_free(fewshot_txt);
@@ -605,107 +660,119 @@ int pipeline_evaluate(storage_conn *db, const agent_row *agent, int64_t vid, con
 
 int stage_evaluate(stage_ctx *c, ad_err *e)
 {
-    cJSON *prev = stage_stored_output(c->db, c->agent->id, 1, e);
-    if (!prev) return AD_ESTATE;
+    cJSON *prev;
+    int rc = stage_stored_output(c->db, c->agent->id, 1, &prev, e);
+    if (rc < 0) return rc;
     int64_t vid = json_int(prev, "version_id");
     cJSON_Delete(prev);
     version_row v;
-    /* A version that is gone is the stage's state; a busy or failing
-     * database keeps its code, so the runner retries instead of failing. */
-    int got = storage_versions_get(c->db, vid, &v, e);
-    if (got < 0) return got == AD_ENOTFOUND ? AD_ESTATE : got;
+    /* A busy or failing database keeps its code, so the runner retries
+     * instead of failing the agent. */
+    rc = storage_versions_get(c->db, vid, &v, e);
+    if (rc < 0) return rc;
     cJSON *vp = cJSON_Parse(v.params);
     model_params_from_json(&c->params, vp);
     cJSON_Delete(vp);
     version_row_cleanup(&v);
 
     unit_set units;
-    got = unit_set_load(c->db, c->agent->id, &units, e);
-    if (got < 0) return got == AD_ENOTFOUND ? AD_ESTATE : got;
+    rc = unit_set_load(c->db, c->agent->id, &units, e);
+    if (rc < 0) return rc;
     cJSON *m = NULL;
     double quality = 0;
-    int rc = pipeline_evaluate(c->db, c->agent, vid, &c->params, &units, NULL, c->stop, &m,
-                               &quality, e);
+    rc = pipeline_evaluate(c->db, c->agent, vid, &c->params, &units, NULL, c->stop, &m, &quality, e);
     c->inputs = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->inputs, "version_id", (double)vid);
     cJSON_AddNumberToObject(c->inputs, "units", (double)units.count);
     unit_set_cleanup(&units);
     if (rc < 0) return rc;
     char *txt = cJSON_PrintUnformatted(m);
-    rc = storage_begin(c->db, e);
-    if (rc == 0) rc = storage_versions_set_metrics(c->db, vid, txt, quality, e);
-    if (rc < 0) storage_rollback(c->db);
-    cJSON_free(txt);
     c->output = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->output, "version_id", (double)vid);
     cJSON_AddItemToObject(c->output, "metrics", m);
+    rc = storage_versions_record_evaluation(c->db, vid, txt, quality, stage_record(c), e);
+    cJSON_free(txt);
     return rc;
 }
 
 /* ---- 4. ModelDeployer ---- */
 
-int pipeline_deploy_version(storage_conn *db, int64_t agent_id, int64_t vid, cJSON **output, ad_err *e)
+int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, int64_t vid, version_verdict *verdict,
+                            char *note, size_t note_cap, cJSON **output, ad_err *e)
 {
     version_row v, cur;
     int rc = storage_versions_get(db, vid, &v, e);
     if (rc < 0) return rc;
-    /* Read the pointer inside the transaction: another job may have moved it. */
-    agent_row fresh;
-    rc = storage_agents_get_by_id(db, agent_id, &fresh, e);
+    agent_row agent;
+    rc = storage_agents_get_by_id(db, agent_id, &agent, e);
     if (rc < 0) {
         version_row_cleanup(&v);
         return rc;
     }
-    int already = fresh.deployed_version_id == vid;
-    int has_cur = fresh.deployed_version_id && !already &&
-                  storage_versions_get(db, fresh.deployed_version_id, &cur, NULL) == 0;
-    agent_row_cleanup(&fresh);
+    int64_t deployed = agent.deployed_version_id;
+    agent_row_cleanup(&agent);
+    int already = deployed == vid;
+    int has_cur = 0;
+    if (deployed && !already) {
+        /* The serving version goes only with its agent: gone, it is none. */
+        rc = storage_versions_get(db, deployed, &cur, e);
+        has_cur = rc == 0;
+        if (rc < 0 && rc != AD_ENOTFOUND) {
+            version_row_cleanup(&v);
+            return rc;
+        }
+    }
 
-    char note[256];
     int deploy = 1;
     if (already) {
-        snprintf(note, sizeof(note), "deployed: %s is already the serving version (quality %.3f)",
-                 v.name, v.quality);
+        snprintf(note, note_cap, "deployed: %s is already the serving version (quality %.3f)", v.name,
+                 v.quality);
     } else if (has_cur && v.quality < cur.quality - DEPLOY_MARGIN) {
         deploy = 0;
-        snprintf(note, sizeof(note),
+        snprintf(note, note_cap,
                  "not deployed: quality %.3f is clearly below the deployed %s (%.3f, margin %.2f)",
                  v.quality, cur.name, cur.quality, DEPLOY_MARGIN);
     } else if (has_cur) {
-        snprintf(note, sizeof(note),
-                 "deployed: quality %.3f against %.3f of %s, which is kept for rollback", v.quality,
-                 cur.quality, cur.name);
+        snprintf(note, note_cap, "deployed: quality %.3f against %.3f of %s, which is kept for rollback",
+                 v.quality, cur.quality, cur.name);
     } else {
-        snprintf(note, sizeof(note), "deployed: first version, quality %.3f", v.quality);
+        snprintf(note, note_cap, "deployed: first version, quality %.3f", v.quality);
     }
-    rc = deploy ? storage_versions_deploy(db, agent_id, vid, note, e)
-                : storage_versions_reject(db, vid, note, e);
-    if (rc == 0) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddBoolToObject(o, "deployed", deploy);
-        cJSON_AddStringToObject(o, "version", v.name);
-        cJSON_AddNumberToObject(o, "version_id", (double)vid);
-        cJSON_AddNumberToObject(o, "quality", v.quality);
-        if (has_cur) cJSON_AddStringToObject(o, "previous", cur.name);
-        else cJSON_AddNullToObject(o, "previous");
-        cJSON_AddStringToObject(o, "reason", note);
-        *output = o;
-    }
+    *verdict = (version_verdict){.agent_id = agent_id,
+                                 .version_id = vid,
+                                 .deploy = deploy,
+                                 .note = note,
+                                 .expected_deployed = deployed};
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "deployed", deploy);
+    cJSON_AddStringToObject(o, "version", v.name);
+    cJSON_AddNumberToObject(o, "version_id", (double)vid);
+    cJSON_AddNumberToObject(o, "quality", v.quality);
+    if (has_cur) cJSON_AddStringToObject(o, "previous", cur.name);
+    else cJSON_AddNullToObject(o, "previous");
+    cJSON_AddStringToObject(o, "reason", note);
+    *output = o;
     version_row_cleanup(&v);
     if (has_cur) version_row_cleanup(&cur);
-    return rc;
+    return 0;
 }
 
 int stage_deploy(stage_ctx *c, ad_err *e)
 {
-    cJSON *prev = stage_stored_output(c->db, c->agent->id, 2, e);
-    if (!prev) return AD_ESTATE;
+    cJSON *prev;
+    int rc = stage_stored_output(c->db, c->agent->id, 2, &prev, e);
+    if (rc < 0) return rc;
     int64_t vid = json_int(prev, "version_id");
     cJSON_Delete(prev);
     c->inputs = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->inputs, "version_id", (double)vid);
-    int rc = storage_begin(c->db, e);
-    if (rc == 0) rc = pipeline_deploy_version(c->db, c->agent->id, vid, &c->output, e);
-    if (rc < 0) storage_rollback(c->db);
-    return rc;
+    for (int tries = 1;; tries++) {
+        version_verdict verdict;
+        char note[256];
+        cJSON_Delete(c->output);
+        c->output = NULL;
+        rc = pipeline_deploy_verdict(c->db, c->agent->id, vid, &verdict, note, sizeof(note), &c->output, e);
+        if (rc == 0) rc = storage_versions_settle(c->db, &verdict, stage_record(c), e);
+        if (rc != AD_ECONFLICT || tries == PIPELINE_DEPLOY_TRIES) return rc;
+    }
 }

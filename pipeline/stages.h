@@ -1,14 +1,18 @@
 /*
- * The four pipeline stages. Each reads the agent's material or the stored
- * outputs of earlier stages and produces its own output (JSON for the
- * execution log) plus the rows it owns (units, a version, metrics, the
- * deployed pointer).
+ * The four pipeline stages (their names: pipeline/plan.h). Each reads the
+ * agent's material or the stored outputs of earlier stages and produces its
+ * own output (JSON for the execution log) plus the rows it owns (units, a
+ * version, metrics, the deployed pointer).
  *
- * Contract: a stage computes outside any transaction, then opens one with
- * storage_begin() and writes its rows; it returns 0 with that transaction
- * still open, so the runner records the execution-log row and commits all of
- * it at once. On failure the stage has rolled back (or never began) and `e`
- * says why.
+ * Contract: a stage computes, reading as it needs, then hands its rows and
+ * its execution-log record to ONE storage call, a unit of work that writes
+ * them atomically. The runner prepares the record (c->step: the agent, the
+ * job, the stage's task index, the next stage's start or the job's end); the
+ * stage adds its inputs, output and duration (stage_record). A stage returns
+ * 0 once that unit of work has committed; on failure nothing of it was
+ * written and `e` says why, with the code of the call that failed (a busy or
+ * failing database keeps its code, so the runner retries instead of failing
+ * the agent).
  */
 #ifndef AD_PIPELINE_STAGES_H
 #define AD_PIPELINE_STAGES_H
@@ -19,7 +23,10 @@
 #include "base/err.h"
 #include "model/params.h"
 #include "model/stats.h"
+#include "pipeline/plan.h"
 #include "storage/agents.h"
+#include "storage/executions.h"
+#include "storage/versions.h"
 
 typedef struct stage_ctx {
     storage_conn *db;
@@ -28,9 +35,16 @@ typedef struct stage_ctx {
     model_params params;
     const char *version_name;   /* NULL: the next default name */
     const cJSON *suggestions;   /* persona instructions from feedback, may be NULL */
-    cJSON *inputs;              /* set by the stage; the runner stores and frees it */
+    cJSON *inputs;              /* set by the stage, recorded in its log row */
     cJSON *output;
+    exec_step step;             /* the log record the runner prepared */
+    int64_t started_ms;         /* monotonic clock when the stage began */
+    char *inputs_json;          /* texts of inputs and output for the record */
+    char *output_json;
 } stage_ctx;
+
+/* Frees what a stage left in `c`: its inputs, output and their texts. */
+void stage_ctx_cleanup(stage_ctx *c);
 
 typedef int (*stage_fn)(stage_ctx *c, ad_err *e);
 
@@ -39,12 +53,12 @@ int stage_train(stage_ctx *c, ad_err *e);
 int stage_evaluate(stage_ctx *c, ad_err *e);
 int stage_deploy(stage_ctx *c, ad_err *e);
 
-extern const stage_fn pipeline_stages[4];
+extern const stage_fn pipeline_stages[PIPELINE_STAGES];
 
 /*
  * The pieces the stages are made of, shared with iterative training
- * (pipeline/training.c). None of them commits: writes happen in the caller's
- * transaction.
+ * (pipeline/training.c). Only pipeline_index_version writes, in a unit of
+ * work of its own.
  */
 
 /* An agent's processed material, in memory. */
@@ -75,10 +89,12 @@ char *pipeline_persona(const agent_row *agent, const cJSON *statistics, const cJ
 /* Few-shot examples: the first pair of each category, then pairs in order. */
 cJSON *pipeline_fewshot(const model_params *params, const unit_set *units);
 
-/* Creates version `name` and indexes `units` under it. */
-int pipeline_index_version(storage_conn *db, const agent_row *agent, const model_params *params,
-                           const unit_set *units, const char *name, const char *persona,
-                           const char *fewshot, atomic_int *stop, int64_t *version_id, ad_err *e);
+/* Builds version `b` (the caller sets its agent, name, persona, few-shot
+ * examples, state, job and stop flag) with `params` and `units` as its
+ * passages, together with `step` when a stage builds it (NULL otherwise):
+ * one unit of work (storage_versions_build). */
+int pipeline_index_version(storage_conn *db, version_build *b, const model_params *params,
+                           const unit_set *units, const exec_step *step, int64_t *version_id, ad_err *e);
 
 /* Evaluates version `vid` on queries it was not built from, plus
  * `extra_cases` ([{prompt, expected}] from feedback, may be NULL). */
@@ -86,8 +102,16 @@ int pipeline_evaluate(storage_conn *db, const agent_row *agent, int64_t vid, con
                       const unit_set *units, const cJSON *extra_cases, atomic_int *stop,
                       cJSON **metrics, double *quality, ad_err *e);
 
-/* Deploys `vid` unless it scores clearly worse than the deployed version, in
- * which case it is recorded as rejected; `*output` says which and why. */
-int pipeline_deploy_version(storage_conn *db, int64_t agent_id, int64_t vid, cJSON **output, ad_err *e);
+/* Decides whether `vid` is deployed: yes unless it scores clearly worse than
+ * the agent's deployed version, against which the verdict is made (the unit
+ * of work that carries it out fails with AD_ECONFLICT if that one is
+ * replaced meanwhile, and the caller decides again). Writes nothing; fills
+ * `verdict` (its note in `note`) and `*output` (what the log shows). */
+/* A deployment decided against a deployed version that another deployment
+ * replaced meanwhile is decided again, at most this many times in all. */
+#define PIPELINE_DEPLOY_TRIES 3
+
+int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, int64_t vid, version_verdict *verdict,
+                            char *note, size_t note_cap, cJSON **output, ad_err *e);
 
 #endif

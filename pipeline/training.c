@@ -9,10 +9,10 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "pipeline/plan.h"
 #include "pipeline/runner.h"
 #include "pipeline/stages.h"
 #include "storage/agents.h"
-#include "storage/db.h"
 #include "storage/executions.h"
 #include "storage/trainings.h"
 #include "storage/versions.h"
@@ -168,90 +168,83 @@ static int training_candidate(training_run *r, int iteration, const model_params
     char *fewshot = json_text(fs);
     char name[64];
     snprintf(name, sizeof(name), "~candidate-%lld-%d", (long long)r->tr.id, iteration);
-    rc = storage_begin(r->db, e);
-    if (rc == 0) rc = storage_jobs_hold(r->db, r->job->id, e);
-    if (rc == 0)
-        rc = pipeline_index_version(r->db, &r->agent, p, &r->units, name, persona, fewshot, r->stop,
-                                    vid, e);
-    if (rc == 0) rc = storage_versions_set_state(r->db, *vid, VERSION_CANDIDATE, e);
-    if (rc == 0) rc = storage_commit(r->db, e);
-    else storage_rollback(r->db);
+    version_build b = {.agent_id = r->agent.id,
+                       .name = name,
+                       .language = r->agent.language,
+                       .persona = persona,
+                       .fewshot = fewshot,
+                       .state = VERSION_CANDIDATE,
+                       .job_id = r->job->id,
+                       .stop = r->stop};
+    rc = pipeline_index_version(r->db, &b, p, &r->units, NULL, vid, e);
     free(persona);
     cJSON_free(fewshot);
     cJSON_Delete(fs);
     if (rc < 0) return rc;
     rc = pipeline_evaluate(r->db, &r->agent, *vid, p, &r->units, r->feedback.cases, r->stop, metrics,
                            quality, e);
-    if (rc < 0) storage_versions_delete(r->db, *vid, NULL);
+    if (rc < 0) storage_versions_drop(r->db, *vid, NULL);
     return rc;
 }
 
-static void training_drop(storage_conn *db, int64_t vid)
+/* The run's trained data: the best parameters, its quality, the
+ * suggestions it used, a summary and the deployment `deploy` describes. */
+static char *training_trained_data(const training_run *r, const cJSON *metrics, double quality,
+                                   int best_iteration, const model_params *best, double first_quality,
+                                   cJSON *deploy)
 {
-    ad_err e = {0};
-    if (storage_begin(db, &e) == 0) {
-        if (storage_versions_delete(db, vid, &e) == 0) storage_commit(db, &e);
-        else storage_rollback(db);
-    }
+    cJSON *td = cJSON_CreateObject();
+    cJSON_AddItemToObject(td, "best_params", model_params_to_json(best));
+    cJSON_AddNumberToObject(td, "best_iteration", best_iteration);
+    cJSON_AddNumberToObject(td, "quality_score", quality);
+    cJSON_AddStringToObject(td, "quality_label",
+                            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(metrics, "quality_label")));
+    cJSON_AddItemToObject(td, "suggestions", cJSON_Duplicate(r->feedback.suggestions, 1));
+    char summary[512];
+    snprintf(summary, sizeof(summary),
+             "%d iteration(s); the best was #%d with quality %.3f (first: %.3f); version %s %s",
+             r->tr.iterations, best_iteration, quality, first_quality, r->tr.name,
+             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(deploy, "deployed")) ? "deployed"
+                                                                               : "not deployed");
+    cJSON_AddStringToObject(td, "final_summary", summary);
+    cJSON_AddItemToObject(td, "deployment", deploy);
+    char *trained = json_text(td);
+    cJSON_Delete(td);
+    return trained;
 }
 
-/* The last transaction: the best candidate becomes the named version, is
+/* The last unit of work: the best candidate becomes the named version, is
  * deployed or refused, and the run and its job are finished. */
 static int training_finish(training_run *r, int64_t vid, const cJSON *metrics, double quality,
                            int best_iteration, const model_params *best, double first_quality,
                            ad_err *e)
 {
     char *mtxt = json_text(metrics);
-    cJSON *deploy = NULL;
-    int rc = storage_begin(r->db, e);
-    if (rc == 0) rc = storage_jobs_hold(r->db, r->job->id, e);
-    if (rc == 0) rc = storage_versions_rename(r->db, vid, r->tr.name, e);
-    if (rc == 0) rc = storage_versions_set_state(r->db, vid, VERSION_TRAINED, e);
-    if (rc == 0) rc = storage_versions_set_metrics(r->db, vid, mtxt, quality, e);
-    if (rc == 0) rc = pipeline_deploy_version(r->db, r->agent.id, vid, &deploy, e);
-    char *trained = NULL;
-    if (rc == 0) {
-        cJSON *td = cJSON_CreateObject();
-        cJSON_AddItemToObject(td, "best_params", model_params_to_json(best));
-        cJSON_AddNumberToObject(td, "best_iteration", best_iteration);
-        cJSON_AddNumberToObject(td, "quality_score", quality);
-        cJSON_AddStringToObject(td, "quality_label",
-                                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(metrics, "quality_label")));
-        cJSON_AddItemToObject(td, "suggestions", cJSON_Duplicate(r->feedback.suggestions, 1));
-        char summary[512];
-        snprintf(summary, sizeof(summary),
-                 "%d iteration(s); the best was #%d with quality %.3f (first: %.3f); version %s %s",
-                 r->tr.iterations, best_iteration, quality, first_quality, r->tr.name,
-                 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(deploy, "deployed")) ? "deployed"
-                                                                                   : "not deployed");
-        cJSON_AddStringToObject(td, "final_summary", summary);
-        cJSON_AddItemToObject(td, "deployment", deploy);
-        deploy = NULL;
-        trained = json_text(td);
-        cJSON_Delete(td);
-        rc = storage_trainings_finish(r->db, r->tr.id, TRAINING_DONE, best_iteration, vid, trained, NULL, e);
+    int rc;
+    for (int tries = 1;; tries++) {
+        char note[256];
+        cJSON *deploy = NULL;
+        training_outcome o = {.training_id = r->tr.id,
+                              .job_id = r->job->id,
+                              .name = r->tr.name,
+                              .metrics = mtxt,
+                              .quality = quality,
+                              .best_iteration = best_iteration};
+        rc = pipeline_deploy_verdict(r->db, r->agent.id, vid, &o.verdict, note, sizeof(note), &deploy, e);
+        if (rc < 0) break;
+        char *trained = training_trained_data(r, metrics, quality, best_iteration, best, first_quality, deploy);
+        o.trained_data = trained;
+        rc = storage_trainings_complete(r->db, &o, e);
+        cJSON_free(trained);
+        if (rc != AD_ECONFLICT || tries == PIPELINE_DEPLOY_TRIES) break;
     }
-    if (rc == 0) rc = storage_jobs_finish(r->db, r->job->id, JOB_DONE, NULL, e);
-    if (rc == 0) rc = storage_commit(r->db, e);
-    else storage_rollback(r->db);
-    cJSON_Delete(deploy);
-    cJSON_free(trained);
     cJSON_free(mtxt);
     return rc;
 }
 
 static void training_fail(training_run *r, const char *why)
 {
-    ad_err e = {0};
-    if (storage_begin(r->db, &e) == 0) {
-        /* Holding the job first: a run stopped meanwhile stays cancelled. */
-        int rc = storage_jobs_hold(r->db, r->job->id, &e);
-        if (rc == 0) rc = storage_versions_delete_candidates(r->db, r->agent.id, &e);
-        if (rc == 0) rc = storage_trainings_finish(r->db, r->tr.id, TRAINING_FAILED, 0, 0, NULL, why, &e);
-        if (rc == 0) rc = storage_jobs_finish(r->db, r->job->id, JOB_FAILED, why, &e);
-        if (rc == 0) storage_commit(r->db, &e);
-        else storage_rollback(r->db);
-    }
+    storage_trainings_fail(r->db, r->tr.id, r->agent.id, r->job->id, why, NULL);
     ad_log(AD_LOG_WARN, "agent %lld: training %lld failed: %s", (long long)r->agent.id,
            (long long)r->tr.id, why);
 }
@@ -265,15 +258,10 @@ static int training_prepare(training_run *r, ad_err *e)
     if (rc < 0) return rc;
     if (tid == 0 || r->tr.id != tid) return ad_err_set(e, AD_ENOTFOUND, "training run not found");
     rc = storage_trainings_start(r->db, r->tr.id, e);
-    if (rc == 0 && storage_begin(r->db, e) == 0) {
-        rc = storage_versions_delete_candidates(r->db, r->agent.id, e);
-        if (rc == 0) rc = storage_commit(r->db, e);
-        else storage_rollback(r->db);
-    }
     if (rc < 0) return rc;
     exec_row ex;
     rc = storage_exec_get(r->db, r->agent.id, 0, &ex, e);
-    if (rc < 0) return rc == AD_ENOTFOUND ? AD_ESTATE : rc;
+    if (rc < 0) return rc;
     cJSON *out = ex.output && ex.status == EXEC_COMPLETED ? cJSON_Parse(ex.output) : NULL;
     exec_row_cleanup(&ex);
     if (!out) return ad_err_set(e, AD_ESTATE, "the agent has no processed material: run the pipeline first");
@@ -335,12 +323,12 @@ void pipeline_run_training(storage_conn *db, const job_row *job, atomic_int *sto
         cJSON_Delete(pj);
         if (it == 1) first_q = q;
         if (rc == 0 && q > best_q) {
-            if (best_vid) training_drop(db, best_vid);
+            if (best_vid) storage_versions_drop(db, best_vid, NULL);
             best_vid = vid, best_q = q, best = p, best_iteration = it;
             cJSON_Delete(best_metrics);
             best_metrics = metrics;
         } else {
-            training_drop(db, vid);
+            storage_versions_drop(db, vid, NULL);
             cJSON_Delete(metrics);
         }
     }
@@ -355,7 +343,7 @@ void pipeline_run_training(storage_conn *db, const job_row *job, atomic_int *sto
         /* The job is no longer this worker's: the run was stopped (it is
          * already `cancelled`) or the agent deleted. Only this run's own
          * candidate is dropped: another run of the agent may start now. */
-        if (best_vid) training_drop(db, best_vid);
+        if (best_vid) storage_versions_drop(db, best_vid, NULL);
         ad_log(AD_LOG_INFO, "agent %lld: training %lld stopped", (long long)r.agent.id,
                (long long)r.tr.id);
     } else if (why == PIPELINE_RUN_STOPPING || why == PIPELINE_RUN_CANCELLED || rc == AD_EBUSY) {

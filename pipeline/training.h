@@ -5,7 +5,7 @@
  * stages, and records {params, metrics, duration_ms}. The best candidate
  * becomes the run's model version, deployed unless it is clearly worse than
  * the one serving. The serving version is untouched until that last
- * transaction, so inference goes on throughout and a crash leaves it serving.
+ * unit of work, so inference goes on throughout and a crash leaves it serving.
  */
 #ifndef AD_PIPELINE_TRAINING_H
 #define AD_PIPELINE_TRAINING_H

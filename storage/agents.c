@@ -101,8 +101,8 @@ int storage_agents_create(storage_conn *db, const agent_new *a, int64_t *agent_i
     sqlite3_bind_text64(st, 2, a->material, (sqlite3_uint64)a->material_len, SQLITE_STATIC, SQLITE_UTF8);
     rc = sqlite3_step(st);
     int code = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "store material", e);
-    if (code == 0) code = storage_exec_create_log(db, id, a->user_id, now, e);
-    if (code == 0) code = storage_jobs_enqueue(db, id, "pipeline", 0, NULL, NULL, e);
+    if (code == 0) code = storage_exec_create_log(db, id, &a->log, now, e);
+    if (code == 0 && a->first_job.kind) code = storage_jobs_enqueue(db, id, &a->first_job, NULL, e);
     if (code < 0) {
         storage_rollback(db);
         return code;
@@ -215,24 +215,6 @@ int storage_agents_set_state(storage_conn *db, int64_t agent_id, agent_state sta
     return agents_step_changed(db, st, "update agent", e);
 }
 
-int storage_agents_set_statistics(storage_conn *db, int64_t agent_id, const char *json, ad_err *e)
-{
-    sqlite3_stmt *st = storage_stmt(db, "UPDATE agents SET statistics = ?2 WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_text(st, 2, json, -1, SQLITE_STATIC);
-    return agents_step_changed(db, st, "store statistics", e);
-}
-
-int storage_agents_set_deployed(storage_conn *db, int64_t agent_id, int64_t version_id, ad_err *e)
-{
-    sqlite3_stmt *st = storage_stmt(db,
-        "UPDATE agents SET deployed_version_id = ?2, updated_at = ?3 WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_int64(st, 2, version_id);
-    sqlite3_bind_int64(st, 3, ad_clock_now_ms());
-    return agents_step_changed(db, st, "deploy version", e);
-}
-
 int storage_agents_count_inference(storage_conn *db, int64_t agent_id, int ok, int prompt_tokens,
                                    int output_tokens, ad_err *e)
 {
@@ -272,9 +254,10 @@ int storage_agents_list(storage_conn *db, const agent_state *status, const char 
             break;
         }
         agent_row a;
-        if (agent_from_row(st, &a, e) < 0) {
+        int bad = agent_from_row(st, &a, e);
+        if (bad < 0) {
             sqlite3_reset(st);
-            return AD_EINTERNAL;
+            return bad;
         }
         fn(ud, &a);
         agent_row_cleanup(&a);

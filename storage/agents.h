@@ -1,7 +1,8 @@
 /*
  * The agents table: one row per user_id, its material, and its place in the
- * pipeline. Creation writes the agent, its material, its four execution-log
- * rows (pending, with stable task ids) and its first job in one transaction.
+ * pipeline. Creation writes the agent, its material, its execution-log rows
+ * (pending, with stable task ids) and its first job in one unit of work; the
+ * log's stages and the job are the caller's (pipeline/plan.h).
  */
 #ifndef AD_STORAGE_AGENTS_H
 #define AD_STORAGE_AGENTS_H
@@ -11,6 +12,8 @@
 
 #include "base/err.h"
 #include "storage/db.h"
+#include "storage/executions.h"
+#include "storage/jobs.h"
 #include "storage/states.h"
 
 #define AGENT_USER_ID_MAX 64
@@ -42,11 +45,14 @@ typedef struct agent_new {
     size_t material_len;
     const char *base_model;   /* may be NULL */
     const char *description;  /* may be NULL */
+    exec_plan log;            /* its execution log's rows */
+    job_spec first_job;       /* queued with it; no job when `kind` is NULL */
     const char *language;     /* ISO 639-1 code (NULL: "en") */
     const char *language_requested; /* "auto" or the code asked for; may be NULL */
 } agent_new;
 
-/* Creates the agent and queues its pipeline. AD_EEXIST if the user_id is taken. */
+/* Creates the agent with its material, its log and its first job, in one
+ * unit of work. AD_EEXIST if the user_id is taken. */
 int storage_agents_create(storage_conn *db, const agent_new *a, int64_t *agent_id, ad_err *e);
 
 /* Reads one agent by user_id (AD_ENOTFOUND when there is none) or by id. */
@@ -72,13 +78,6 @@ int storage_agents_status(storage_conn *db, const char *user_id, agent_status *o
 /* The agent's material; `*out` is owned by the caller (free). */
 int storage_agents_material(storage_conn *db, int64_t agent_id, char **out, size_t *len, ad_err *e);
 
-/* Sets status, stage and progress (and error, or clears it when NULL). */
-int storage_agents_set_state(storage_conn *db, int64_t agent_id, agent_state status, const char *stage,
-                             int progress, const char *error, ad_err *e);
-
-int storage_agents_set_statistics(storage_conn *db, int64_t agent_id, const char *json, ad_err *e);
-int storage_agents_set_deployed(storage_conn *db, int64_t agent_id, int64_t version_id, ad_err *e);
-
 /* Adds one inference call to the agent's running totals. */
 int storage_agents_count_inference(storage_conn *db, int64_t agent_id, int ok, int prompt_tokens,
                                    int output_tokens, ad_err *e);
@@ -91,7 +90,7 @@ typedef void (*agent_visit_fn)(void *ud, const agent_row *a);
 int storage_agents_list(storage_conn *db, const agent_state *status, const char *after, int limit,
                         agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e);
 
-/* Deletes an agent and everything stored for it, in one transaction. */
+/* Deletes an agent and everything stored for it, in one unit of work. */
 int storage_agents_delete(storage_conn *db, const char *user_id, int64_t *agent_id, ad_err *e);
 
 /* Deletes every agent; `*count` says how many. `fn` is told each deleted id. */

@@ -162,15 +162,12 @@ static int db_migrate(storage_conn *c, ad_err *e)
                           db_path, version, latest);
     /* auto_vacuum must be chosen before the first table exists; an older
      * database is converted once, by a VACUUM outside any transaction. */
-    if (version == 0 && db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, e) < 0) return AD_EIO;
+    int rc = version == 0 ? db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, e) : 0;
+    if (rc < 0) return rc;
     for (int v = version; v < latest; v++) {
-        int rc = storage_begin(c, e);
+        rc = storage_begin(c, e);
         if (rc < 0) return rc;
-        if (db_exec(db, storage_migrations[v], NULL, e) < 0) {
-            storage_rollback(c);
-            return AD_EIO;
-        }
-        rc = storage_commit(c, e);
+        rc = storage_end(c, db_exec(db, storage_migrations[v], NULL, e), e);
         if (rc < 0) return rc;
         ad_log(AD_LOG_INFO, "database migrated to schema version %d", v + 1);
     }
@@ -299,8 +296,17 @@ static void stmt_cache_grow(storage_conn *c)
     free(old);
 }
 
+/* Asserts that `c` is the calling thread's own connection: its statement
+ * cache and snapshot flag are unlocked, so a connection handed to another
+ * thread would race on them (docs/threads.md: no connection is shared). */
+static void db_assert_own(const storage_conn *c)
+{
+    ad_assert(c != NULL && c == pthread_getspecific(db_key));
+}
+
 sqlite3_stmt *storage_stmt(storage_conn *c, const char *sql)
 {
+    db_assert_own(c);
     sqlite3 *db = c->db;
     size_t i = stmt_hash(sql, c->cap);
     while (c->slots[i].sql && c->slots[i].sql != sql) i = (i + 1) & (c->cap - 1);
@@ -377,8 +383,16 @@ void storage_rollback(storage_conn *db)
     if (!sqlite3_get_autocommit(db->db)) sqlite3_step(storage_stmt(db, "ROLLBACK"));
 }
 
+int storage_end(storage_conn *db, int rc, ad_err *e)
+{
+    if (rc == 0) return storage_commit(db, e);
+    storage_rollback(db);
+    return rc;
+}
+
 int storage_snapshot_begin(storage_conn *c, ad_err *e)
 {
+    db_assert_own(c);
     storage_conn *db = c;
     storage_snapshot_end(db);
     if (!sqlite3_get_autocommit(db->db))

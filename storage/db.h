@@ -5,8 +5,10 @@
  * storage_open() is called once by main before any thread uses the database;
  * every thread then gets its own connection from storage_conn_get(), opened on
  * first use and closed when the thread exits (or by storage_thread_release()).
- * Nothing above storage/ sees a SQL string or a SQLite type: callers hold an
- * opaque storage_conn (storage/sqlite.h is the backend's private side).
+ * Nothing above storage/ sees a SQL string, a SQLite type or a transaction:
+ * callers hold an opaque storage_conn and call units of work named for what
+ * they do, each of which commits all its rows or none (storage/sqlite.h is
+ * the backend's private side; scripts/check_storage_seam.sh keeps it so).
  */
 #ifndef AD_STORAGE_DB_H
 #define AD_STORAGE_DB_H
@@ -35,20 +37,16 @@ storage_conn *storage_conn_get(void);
  * or the main thread before exit). */
 void storage_thread_release(void);
 
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK on the calling thread's connection.
- * storage_begin first ends a read snapshot the thread still holds. */
-int storage_begin(storage_conn *db, ad_err *e);
-int storage_commit(storage_conn *db, ad_err *e);
-void storage_rollback(storage_conn *db);
-
-/* A read snapshot: every read on this thread's connection between
- * storage_snapshot_begin and storage_snapshot_end sees the database as it was
- * at the first of them, so a request that reads an agent and then its
- * versions or passages never sees half of a concurrent delete. A write
- * transaction (storage_begin) ends the snapshot first; autocommit writes must
- * not run inside one (one that does is kept when the snapshot ends, but it
- * fails busy if another connection wrote since the snapshot began). Ending a
- * snapshot that is not open does nothing. */
+/* A read snapshot, the one transaction callers above storage/ hold: every
+ * read on this thread's connection between storage_snapshot_begin and
+ * storage_snapshot_end sees the database as it was at the first of them, so
+ * a request that reads an agent and then its versions or passages never
+ * sees half of a concurrent delete. Writes are never made in one: a unit of
+ * work (every storage call that writes several rows owns its transaction)
+ * ends the snapshot first; a one-statement write must not run inside one
+ * (one that does is kept when the snapshot ends, but it fails busy if
+ * another connection wrote since the snapshot began). Ending a snapshot that
+ * is not open does nothing. */
 int storage_snapshot_begin(storage_conn *db, ad_err *e);
 void storage_snapshot_end(storage_conn *db);
 

@@ -7,17 +7,8 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "storage/jobs.h"
 #include "storage/sqlite.h"
-
-const char *const exec_stage_names[EXEC_STAGES] = {"DataProcessor", "ModelTrainer",
-                                                   "ModelEvaluator", "ModelDeployer"};
-
-static const char *const exec_expected[EXEC_STAGES] = {
-    "normalized passages, derived question/answer pairs and dataset statistics",
-    "a model version: passage index, persona, few-shot examples and retrieval parameters",
-    "retrieval hit@1/hit@3/MRR, answer similarity and a quality label on held-out queries",
-    "the version serving inference, or the reason it was not deployed",
-};
 
 void exec_row_cleanup(exec_row *r)
 {
@@ -42,22 +33,21 @@ static void exec_uuid(char out[37])
              b[15]);
 }
 
-int storage_exec_create_log(storage_conn *db, int64_t agent_id, const char *user_id, int64_t now,
+int storage_exec_create_log(storage_conn *db, int64_t agent_id, const exec_plan *plan, int64_t now,
                             ad_err *e)
 {
-    (void)user_id;
     sqlite3_stmt *st = storage_stmt(db,
         "INSERT INTO executions (agent_id, task_index, task_id, name, expected_output, status,"
         " timestamp) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)");
-    for (int i = 0; i < EXEC_STAGES; i++) {
+    for (int i = 0; i < plan->count; i++) {
         char id[37];
         exec_uuid(id);
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, agent_id);
         sqlite3_bind_int(st, 2, i);
         sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 4, exec_stage_names[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, exec_expected[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, plan->names[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, plan->outputs[i], -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, now);
         int rc = sqlite3_step(st);
         if (rc != SQLITE_DONE) return storage_fail(db, rc, "create execution log", e);
@@ -65,26 +55,28 @@ int storage_exec_create_log(storage_conn *db, int64_t agent_id, const char *user
     return 0;
 }
 
-int storage_exec_start(storage_conn *db, int64_t agent_id, int task_index, int64_t job_id,
-                       const char *inputs, int replayed, ad_err *e)
+/* Marks a stage running for `job_id`; `replayed` sets was_replayed. */
+static int exec_start(storage_conn *db, int64_t agent_id, int task_index, int64_t job_id,
+                      int replayed, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
-        "UPDATE executions SET status = 'running', job_id = ?3, inputs = ?4,"
-        " was_replayed = ?5, started_at = ?6, finished_at = NULL, duration_ms = NULL,"
-        " timestamp = ?6 WHERE agent_id = ?1 AND task_index = ?2");
+        "UPDATE executions SET status = 'running', job_id = ?3, inputs = '{}',"
+        " was_replayed = ?4, started_at = ?5, finished_at = NULL, duration_ms = NULL,"
+        " timestamp = ?5 WHERE agent_id = ?1 AND task_index = ?2");
     sqlite3_bind_int64(st, 1, agent_id);
     sqlite3_bind_int(st, 2, task_index);
     sqlite3_bind_int64(st, 3, job_id);
-    sqlite3_bind_text(st, 4, inputs ? inputs : "{}", -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, replayed ? 1 : 0);
-    sqlite3_bind_int64(st, 6, ad_clock_now_ms());
+    sqlite3_bind_int(st, 4, replayed ? 1 : 0);
+    sqlite3_bind_int64(st, 5, ad_clock_now_ms());
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "start stage", e);
     return sqlite3_changes(db->db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
 }
 
-int storage_exec_finish(storage_conn *db, int64_t agent_id, int task_index, exec_status status,
-                        const char *inputs, const char *output, int64_t duration_ms, ad_err *e)
+/* Stores a stage's inputs (when not NULL) and output and marks it completed
+ * or failed with its duration. */
+static int exec_finish(storage_conn *db, int64_t agent_id, int task_index, exec_status status,
+                       const char *inputs, const char *output, int64_t duration_ms, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "UPDATE executions SET status = ?3, output = ?4, finished_at = ?5, duration_ms = ?6,"
@@ -99,6 +91,55 @@ int storage_exec_finish(storage_conn *db, int64_t agent_id, int task_index, exec
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "finish stage", e);
     return sqlite3_changes(db->db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
+}
+
+int storage_exec_write_step(storage_conn *db, const exec_step *s, const char *output, ad_err *e)
+{
+    int last = s->next_stage == NULL;
+    int rc = storage_jobs_hold(db, s->job_id, e);
+    if (rc == 0)
+        rc = exec_finish(db, s->agent_id, s->task_index, EXEC_COMPLETED, s->inputs,
+                         output ? output : s->output, s->duration_ms, e);
+    if (rc == 0)
+        rc = storage_agents_set_state(db, s->agent_id, last ? AGENT_READY : AGENT_PROCESSING,
+                                      s->next_stage, s->progress, NULL, e);
+    if (rc == 0 && !last) rc = exec_start(db, s->agent_id, s->task_index + 1, s->job_id, s->replayed, e);
+    if (rc == 0 && last) rc = storage_jobs_finish(db, s->job_id, JOB_DONE, NULL, e);
+    return rc;
+}
+
+int storage_exec_start_job(storage_conn *db, int64_t agent_id, int64_t job_id, int task_index,
+                           const char *stage, int progress, int replayed, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    rc = storage_jobs_hold(db, job_id, e);
+    if (rc == 0) rc = storage_agents_set_state(db, agent_id, AGENT_PROCESSING, stage, progress, NULL, e);
+    if (rc == 0) rc = exec_start(db, agent_id, task_index, job_id, replayed, e);
+    return storage_end(db, rc, e);
+}
+
+int storage_exec_fail_stage(storage_conn *db, int64_t agent_id, int64_t job_id, int task_index,
+                            const char *stage, int progress, const char *reason, const char *output,
+                            ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    rc = storage_jobs_hold(db, job_id, e);
+    if (rc == 0) rc = storage_agents_set_state(db, agent_id, AGENT_ERROR, stage, progress, reason, e);
+    if (rc == 0) rc = exec_finish(db, agent_id, task_index, EXEC_FAILED, NULL, output, 0, e);
+    if (rc == 0) rc = storage_jobs_finish(db, job_id, JOB_FAILED, reason, e);
+    return storage_end(db, rc, e);
+}
+
+int storage_exec_finish_job(storage_conn *db, int64_t agent_id, int64_t job_id, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    rc = storage_jobs_hold(db, job_id, e);
+    if (rc == 0) rc = storage_agents_set_state(db, agent_id, AGENT_READY, NULL, 100, NULL, e);
+    if (rc == 0) rc = storage_jobs_finish(db, job_id, JOB_DONE, NULL, e);
+    return storage_end(db, rc, e);
 }
 
 int storage_exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e)

@@ -3,6 +3,8 @@
  * task_id fixed when the agent is created, so ids never change across runs
  * and replays. A stage's row holds its inputs, its output (JSON), timings and
  * whether it was replayed; the output of stage k is what stage k+1 reads.
+ * The stages' names and expected outputs are the caller's (pipeline/plan.h):
+ * storage stores them as given and knows no stage.
  */
 #ifndef AD_STORAGE_EXECUTIONS_H
 #define AD_STORAGE_EXECUTIONS_H
@@ -12,8 +14,6 @@
 #include "base/err.h"
 #include "storage/db.h"
 #include "storage/states.h"
-
-#define EXEC_STAGES 4
 
 typedef struct exec_row {
     int task_index;
@@ -30,22 +30,60 @@ typedef struct exec_row {
 
 void exec_row_cleanup(exec_row *r);
 
-/* The stage names, in order: DataProcessor, ModelTrainer, ModelEvaluator, ModelDeployer. */
-extern const char *const exec_stage_names[EXEC_STAGES];
+/* The rows of a new agent's log: `count` stages, named and described by the
+ * caller, in task order. */
+typedef struct exec_plan {
+    const char *const *names;
+    const char *const *outputs;   /* what each stage is expected to produce */
+    int count;
+} exec_plan;
 
-/* Writes the agent's four pending rows with fresh task ids (inside the
- * creation transaction). */
-int storage_exec_create_log(storage_conn *db, int64_t agent_id, const char *user_id, int64_t now,
+/*
+ * What a stage's unit of work writes to the log together with the stage's
+ * own rows, so that both commit or neither does: the stage's row completed
+ * with its inputs, output and duration, then the agent's place in the
+ * pipeline, then either the next stage's row started or, after the last
+ * stage, the agent ready and the job done. The runner fills in where the job
+ * is, the stage what it did; storage writes it as given. A job that is no
+ * longer running (cancelled, or its agent deleted) fails the unit of work
+ * with AD_ECANCELLED and nothing is written.
+ */
+typedef struct exec_step {
+    int64_t agent_id;
+    int64_t job_id;
+    int task_index;           /* the stage that finished */
+    const char *inputs;       /* JSON */
+    const char *output;       /* JSON */
+    int64_t duration_ms;
+    const char *next_stage;   /* the next stage's name; NULL after the last stage */
+    int progress;             /* the agent's progress with this stage done */
+    int replayed;             /* the next stage's row is marked was_replayed */
+    /* For a stage whose output names the row its unit of work creates (a new
+     * version): called inside the unit of work with that row's id, returns
+     * the output (JSON, allocated with malloc; storage frees it) in place of
+     * `output`. NULL otherwise. */
+    char *(*output_for)(void *ud, int64_t row_id);
+    void *output_ud;
+} exec_step;
+
+/* A job starts (or resumes) at stage `task_index`, named `stage`: the agent
+ * is processing at that stage with `progress`, and the stage's row is
+ * running for the job (was_replayed when `replayed`). One unit of work;
+ * AD_ECANCELLED, with nothing written, when the job is no longer running. */
+int storage_exec_start_job(storage_conn *db, int64_t agent_id, int64_t job_id, int task_index,
+                           const char *stage, int progress, int replayed, ad_err *e);
+
+/* A stage failed for good: its row failed with `output` ({"error": ...}),
+ * the agent in error at `stage` with `progress` and `reason`, and the job
+ * failed with `reason`. One unit of work; AD_ECANCELLED, with nothing
+ * written, when the job is no longer running. */
+int storage_exec_fail_stage(storage_conn *db, int64_t agent_id, int64_t job_id, int task_index,
+                            const char *stage, int progress, const char *reason, const char *output,
                             ad_err *e);
 
-/* Marks a stage running for `job_id` with its inputs; `replayed` sets was_replayed. */
-int storage_exec_start(storage_conn *db, int64_t agent_id, int task_index, int64_t job_id,
-                       const char *inputs, int replayed, ad_err *e);
-
-/* Stores a stage's inputs and output and marks it completed (or failed, with
- * output {"error": ...}) with its duration. */
-int storage_exec_finish(storage_conn *db, int64_t agent_id, int task_index, exec_status status,
-                        const char *inputs, const char *output, int64_t duration_ms, ad_err *e);
+/* A job with no stage left to run (every one already done by this job): the
+ * agent is ready at 100 % and the job done, in one unit of work. */
+int storage_exec_finish_job(storage_conn *db, int64_t agent_id, int64_t job_id, ad_err *e);
 
 /* Resets the agent's log: every row back to pending, outputs and timings
  * cleared, task ids kept. AD_ECONFLICT, with nothing reset, while the agent

@@ -61,6 +61,25 @@ int storage_index_put_stats(storage_conn *db, int64_t version_id, const index_st
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "store index statistics", e);
 }
 
+int storage_index_write(storage_conn *db, int64_t version_id, const index_rows *rows, ad_err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < rows->nterms; i++) {
+        const index_term_row *t = &rows->terms[i];
+        rc = storage_index_put_term(db, version_id, t->term, t->len, t->postings, t->n, e);
+    }
+    if (rc == 0) rc = storage_index_put_stats(db, version_id, &rows->stats, rows->lengths, rows->lengths_len, e);
+    return rc;
+}
+
+int storage_index_store(storage_conn *db, int64_t version_id, const index_rows *rows, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    rc = storage_index_write(db, version_id, rows, e);
+    return storage_end(db, rc, e);
+}
+
 int storage_index_get_stats(storage_conn *db, int64_t version_id, index_stats_row *out,
                             ad_buf *lengths, ad_err *e)
 {

@@ -7,8 +7,8 @@
  *
  * Storage keeps bytes: what a postings or lengths blob encodes, and how a
  * search ranks, is model/index.c's. Callers pass analysed terms, never query
- * syntax. Writes run in the caller's transaction; a version is written whole
- * in the one that creates it.
+ * syntax. A version's index is written whole in the unit of work that
+ * builds the version (storage_versions_build).
  */
 #ifndef AD_STORAGE_INDEX_H
 #define AD_STORAGE_INDEX_H
@@ -33,14 +33,6 @@ typedef struct passage_hit {
 /* Frees what hits[0..count) own and zeroes them. */
 void passage_hits_cleanup(passage_hit *hits, int count);
 
-/* Adds passage `ord` to a version (`question` NULL is stored as ""). */
-int storage_index_put_passage(storage_conn *db, int64_t version_id, int ord, const char *question,
-                              const char *body, const char *answer, const char *category, ad_err *e);
-
-/* Stores one term's postings (`term` is term[0..len), not NUL-terminated). */
-int storage_index_put_term(storage_conn *db, int64_t version_id, const char *term, size_t len,
-                           const void *postings, size_t n, ad_err *e);
-
 /* A version's statistics, as stored. */
 typedef struct index_stats_row {
     int64_t passages;
@@ -48,10 +40,31 @@ typedef struct index_stats_row {
     int64_t body_terms;       /* sum of the body fields' lengths */
 } index_stats_row;
 
-/* Stores the statistics and the lengths blob; this row marks the version
- * indexed, so it is written last. */
-int storage_index_put_stats(storage_conn *db, int64_t version_id, const index_stats_row *s,
-                            const void *lengths, size_t n, ad_err *e);
+/* One term's row of a version's index: the term's bytes (not
+ * NUL-terminated) and its postings blob, borrowed. */
+typedef struct index_term_row {
+    const char *term;
+    size_t len;
+    const void *postings;
+    size_t n;
+} index_term_row;
+
+/* A version's whole index as the rows to store, borrowed from its builder
+ * (model/index.h): its terms, its statistics and its lengths blob. */
+typedef struct index_rows {
+    index_term_row *terms;
+    size_t nterms;
+    index_stats_row stats;
+    const void *lengths;
+    size_t lengths_len;
+} index_rows;
+
+/* Stores the index of a version whose passages are already stored (one
+ * built before the per-version index), in one unit of work: all its terms
+ * and its statistics, or nothing. A version's passages never change once it
+ * is built, so `rows` may be made from a read of them before this call.
+ * AD_ENOTFOUND when the version is gone. */
+int storage_index_store(storage_conn *db, int64_t version_id, const index_rows *rows, ad_err *e);
 
 /* Reads the statistics and appends the lengths blob to `lengths`.
  * AD_ENOTFOUND when the version has no index (yet). */

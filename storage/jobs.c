@@ -13,17 +13,17 @@ void job_row_cleanup(job_row *j)
     j->params = NULL;
 }
 
-int storage_jobs_enqueue(storage_conn *db, int64_t agent_id, const char *kind, int start_stage,
-                         const char *params, int64_t *job_id, ad_err *e)
+int storage_jobs_enqueue(storage_conn *db, int64_t agent_id, const job_spec *job, int64_t *job_id,
+                         ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "INSERT INTO jobs (agent_id, kind, start_stage, state, params, created_at, updated_at) "
         "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5)");
     int64_t now = ad_clock_now_ms();
     sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, start_stage);
-    if (params) sqlite3_bind_text(st, 4, params, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, job->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, job->start_stage);
+    if (job->params) sqlite3_bind_text(st, 4, job->params, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, now);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_CONSTRAINT_UNIQUE)
@@ -91,6 +91,16 @@ int storage_jobs_finish(storage_conn *db, int64_t job_id, job_state state, const
     return jobs_set_state(db, job_id, state, error, e);
 }
 
+int storage_jobs_fail_agent(storage_conn *db, int64_t job_id, int64_t agent_id, const char *why,
+                            ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    rc = jobs_set_state(db, job_id, JOB_FAILED, why, e);
+    if (rc == 0) rc = storage_agents_set_state(db, agent_id, AGENT_ERROR, NULL, 0, why, e);
+    return storage_end(db, rc, e);
+}
+
 int storage_jobs_release(storage_conn *db, int64_t job_id, ad_err *e)
 {
     /* Only a running job goes back: one cancelled meanwhile (a training
@@ -136,16 +146,4 @@ int storage_jobs_depth(storage_conn *db, int64_t *queued, int64_t *running, ad_e
     *running = sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
     return 0;
-}
-
-int storage_jobs_agent_busy(storage_conn *db, int64_t agent_id, const char *kind)
-{
-    sqlite3_stmt *st = storage_stmt(db,
-        "SELECT 1 FROM jobs WHERE agent_id = ?1 AND state IN ('queued', 'running') "
-        "AND (?2 IS NULL OR kind = ?2) LIMIT 1");
-    sqlite3_bind_int64(st, 1, agent_id);
-    if (kind) sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-    int busy = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
-    return busy;
 }

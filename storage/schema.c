@@ -156,8 +156,8 @@ const char *const storage_migrations[] = {
      * the disk takes writes again. (This version also switches the file to
      * incremental auto-vacuum; storage_open does that, outside any
      * transaction, as SQLite requires.) */
-    "CREATE TABLE write_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, pad BLOB);"
-    "PRAGMA user_version = 5;",
+    ("CREATE TABLE write_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, pad BLOB);"
+     "PRAGMA user_version = 5;"),
     /* 6: each version owns its retrieval index. The shared FTS5 table made
      * one agent's term statistics (and its cost) depend on every other
      * agent's material; now a version's passages, one postings blob per term

@@ -8,6 +8,7 @@
 #include "base/mem.h"
 #include "storage/sqlite.h"
 #include "storage/jobs.h"
+#include "storage/versions.h"
 
 #define TRAINING_COLUMNS                                                                       \
     "id, agent_id, name, iterations, status, done_iterations, best_iteration, version_id,"   \
@@ -51,7 +52,7 @@ static int training_from_row(sqlite3_stmt *st, training_row *t, ad_err *e)
 /* Inside the caller's transaction: the run's row and its job. AD_ECONFLICT when
  * the agent has a job queued or running. */
 static int trainings_insert(storage_conn *db, int64_t agent_id, const char *name, int iterations,
-                            int64_t group_id, int64_t *training_id, ad_err *e)
+                            int64_t group_id, const char *job_kind, int64_t *training_id, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "INSERT INTO trainings (agent_id, name, iterations, status, created_at, group_id)"
@@ -66,14 +67,15 @@ static int trainings_insert(storage_conn *db, int64_t agent_id, const char *name
     *training_id = sqlite3_last_insert_rowid(db->db);
     char params[64];
     snprintf(params, sizeof(params), "{\"training_id\":%lld}", (long long)*training_id);
-    rc = storage_jobs_enqueue(db, agent_id, "train", 0, params, NULL, e);
+    job_spec job = {.kind = job_kind, .start_stage = 0, .params = params};
+    rc = storage_jobs_enqueue(db, agent_id, &job, NULL, e);
     if (rc == AD_ECONFLICT)
         ad_err_set(e, AD_ECONFLICT, "a pipeline, replay or training job is queued or running for this agent");
     return rc;
 }
 
 int storage_trainings_create(storage_conn *db, int64_t agent_id, const char *name, int iterations,
-                             int64_t *training_id, ad_err *e)
+                             const char *job_kind, int64_t *training_id, ad_err *e)
 {
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
@@ -99,12 +101,8 @@ int storage_trainings_create(storage_conn *db, int64_t agent_id, const char *nam
     else if (taken)
         rc = ad_err_set(e, AD_EEXIST, "a model version named '%s' already exists", name);
     else
-        rc = trainings_insert(db, agent_id, name, iterations, 0, training_id, e);
-    if (rc < 0) {
-        storage_rollback(db);
-        return rc;
-    }
-    return storage_commit(db, e);
+        rc = trainings_insert(db, agent_id, name, iterations, 0, job_kind, training_id, e);
+    return storage_end(db, rc, e);
 }
 
 static int tr_read_one(storage_conn *db, sqlite3_stmt *st, training_row *out, ad_err *e)
@@ -143,30 +141,29 @@ int storage_trainings_start(storage_conn *db, int64_t training_id, ad_err *e)
     if (rc < 0) return rc;
     sqlite3_stmt *st = storage_stmt(db,
         "UPDATE trainings SET status = 'running', done_iterations = 0, best_iteration = NULL,"
-        " started_at = ?2 WHERE id = ?1 AND status IN ('queued', 'running')");
+        " started_at = ?2 WHERE id = ?1 AND status IN ('queued', 'running') RETURNING agent_id");
     sqlite3_bind_int64(st, 1, training_id);
     sqlite3_bind_int64(st, 2, ad_clock_now_ms());
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE && sqlite3_changes(db->db) == 0) {
-        storage_rollback(db);
-        return ad_err_set(e, AD_ECANCELLED, "the training run was stopped");
-    }
-    if (rc == SQLITE_DONE) {
+    int step = sqlite3_step(st);
+    int64_t agent_id = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (step == SQLITE_ROW) step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE) rc = storage_fail(db, step, "start training", e);
+    else if (!agent_id) rc = ad_err_set(e, AD_ECANCELLED, "the training run was stopped");
+    if (rc == 0) {
         st = storage_stmt(db, "DELETE FROM training_iterations WHERE training_id = ?1");
         sqlite3_bind_int64(st, 1, training_id);
-        rc = sqlite3_step(st);
+        step = sqlite3_step(st);
+        if (step != SQLITE_DONE) rc = storage_fail(db, step, "start training", e);
     }
-    if (rc != SQLITE_DONE) {
-        rc = storage_fail(db, rc, "start training", e);
-        storage_rollback(db);
-        return rc;
-    }
-    return storage_commit(db, e);
+    if (rc == 0) rc = storage_versions_delete_candidates(db, agent_id, e);
+    return storage_end(db, rc, e);
 }
 
-int storage_trainings_add_iteration(storage_conn *db, int64_t training_id, int iteration,
-                                    const char *params, const char *metrics, int64_t duration_ms,
-                                    ad_err *e)
+/* Records one iteration inside the caller's unit of work. */
+static int trainings_add_iteration(storage_conn *db, int64_t training_id, int iteration,
+                                   const char *params, const char *metrics, int64_t duration_ms,
+                                   ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "INSERT INTO training_iterations (training_id, iteration, params, metrics, duration_ms)"
@@ -186,6 +183,16 @@ int storage_trainings_add_iteration(storage_conn *db, int64_t training_id, int i
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "record iteration", e);
 }
 
+int storage_trainings_add_iteration(storage_conn *db, int64_t training_id, int iteration,
+                                    const char *params, const char *metrics, int64_t duration_ms,
+                                    ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    rc = trainings_add_iteration(db, training_id, iteration, params, metrics, duration_ms, e);
+    return storage_end(db, rc, e);
+}
+
 int storage_trainings_finish(storage_conn *db, int64_t training_id, training_state status,
                              int best_iteration, int64_t version_id, const char *trained_data,
                              const char *error, ad_err *e)
@@ -203,6 +210,34 @@ int storage_trainings_finish(storage_conn *db, int64_t training_id, training_sta
     sqlite3_bind_int64(st, 7, ad_clock_now_ms());
     int rc = sqlite3_step(st);
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "finish training", e);
+}
+
+int storage_trainings_complete(storage_conn *db, const training_outcome *o, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    int64_t vid = o->verdict.version_id;
+    rc = storage_jobs_hold(db, o->job_id, e);
+    if (rc == 0) rc = storage_versions_publish(db, vid, o->name, o->metrics, o->quality, e);
+    if (rc == 0) rc = storage_versions_apply_verdict(db, &o->verdict, e);
+    if (rc == 0)
+        rc = storage_trainings_finish(db, o->training_id, TRAINING_DONE, o->best_iteration, vid,
+                                      o->trained_data, NULL, e);
+    if (rc == 0) rc = storage_jobs_finish(db, o->job_id, JOB_DONE, NULL, e);
+    return storage_end(db, rc, e);
+}
+
+int storage_trainings_fail(storage_conn *db, int64_t training_id, int64_t agent_id, int64_t job_id,
+                           const char *why, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    /* Holding the job first: a run stopped meanwhile stays cancelled. */
+    rc = storage_jobs_hold(db, job_id, e);
+    if (rc == 0) rc = storage_versions_delete_candidates(db, agent_id, e);
+    if (rc == 0) rc = storage_trainings_finish(db, training_id, TRAINING_FAILED, 0, 0, NULL, why, e);
+    if (rc == 0) rc = storage_jobs_finish(db, job_id, JOB_FAILED, why, e);
+    return storage_end(db, rc, e);
 }
 
 int storage_trainings_iterations(storage_conn *db, int64_t training_id, iteration_visit_fn fn, void *ud,
@@ -253,7 +288,7 @@ static int groups_check_agent(storage_conn *db, const char *user_id, const char 
 }
 
 int storage_groups_start(storage_conn *db, const char *const *user_ids, size_t n, int cycles,
-                         int64_t *group_id, group_refusal *why, ad_err *e)
+                         const char *job_kind, int64_t *group_id, group_refusal *why, ad_err *e)
 {
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
@@ -280,17 +315,13 @@ int storage_groups_start(storage_conn *db, const char *const *user_ids, size_t n
     else if (rc == 0 && taken) rc = ad_err_set(e, AD_EEXIST, "a model version named '%s' exists", name);
     for (size_t i = 0; i < n && rc == 0; i++) {
         int64_t tid;
-        rc = trainings_insert(db, agent_ids[i], name, cycles, gid, &tid, e);
+        rc = trainings_insert(db, agent_ids[i], name, cycles, gid, job_kind, &tid, e);
         /* The check above saw no job; one can appear only through a
          * concurrent transaction, which BEGIN IMMEDIATE rules out. */
         if (rc == AD_ECONFLICT) why[i] = GROUP_BUSY, rc = AD_ESTATE;
     }
     free(agent_ids);
-    if (rc < 0) {
-        storage_rollback(db);
-        return rc;
-    }
-    rc = storage_commit(db, e);
+    rc = storage_end(db, rc, e);
     if (rc == 0) *group_id = gid;
     return rc;
 }
@@ -381,7 +412,7 @@ int storage_groups_stop(storage_conn *db, int64_t *group_id, int *stopped, int64
     for (int64_t i = 0; i < n && rc == 0; i++) {
         st = storage_stmt(db,
             "UPDATE jobs SET state = 'cancelled', error = 'training stopped', updated_at = ?3"
-            " WHERE agent_id = ?1 AND kind = 'train' AND state IN ('queued', 'running')"
+            " WHERE agent_id = ?1 AND state IN ('queued', 'running')"
             " AND json_extract(params, '$.training_id') = ?2");
         sqlite3_bind_int64(st, 1, runs[3 * i + 1]);
         sqlite3_bind_int64(st, 2, runs[3 * i]);
@@ -396,8 +427,7 @@ int storage_groups_stop(storage_conn *db, int64_t *group_id, int *stopped, int64
         rc = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "stop training group", e);
         if (runs[3 * i + 2] > *group_id) *group_id = runs[3 * i + 2];
     }
-    if (rc == 0) rc = storage_commit(db, e);
-    else storage_rollback(db);
+    rc = storage_end(db, rc, e);
     /* Workers are told only once the stop is committed. */
     for (int64_t i = 0; rc == 0 && fn && i < n; i++) fn(ud, runs[3 * i + 1]);
     free(runs);

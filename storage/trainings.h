@@ -12,6 +12,7 @@
 #include "base/err.h"
 #include "storage/db.h"
 #include "storage/states.h"
+#include "storage/versions.h"
 
 typedef struct training_row {
     int64_t id;
@@ -29,11 +30,13 @@ typedef struct training_row {
 
 void training_row_cleanup(training_row *t);
 
-/* Queues a run: the training row and its job, in one transaction. The name
- * must be free among the agent's versions (AD_EEXIST) and no run may be
- * queued or running for the agent (AD_ECONFLICT). */
+/* Queues a run: the training row and its job of kind `job_kind` (the
+ * caller's word), in one unit of work. The job's params link it to the run:
+ * {"training_id": <the run's id>}. The name must be free among the agent's
+ * versions (AD_EEXIST) and no run may be queued or running for the agent
+ * (AD_ECONFLICT). */
 int storage_trainings_create(storage_conn *db, int64_t agent_id, const char *name, int iterations,
-                             int64_t *training_id, ad_err *e);
+                             const char *job_kind, int64_t *training_id, ad_err *e);
 
 /* Reads one run of the agent; `training_id` 0 means the latest. */
 int storage_trainings_get(storage_conn *db, int64_t agent_id, int64_t training_id, training_row *out,
@@ -42,23 +45,44 @@ int storage_trainings_get(storage_conn *db, int64_t agent_id, int64_t training_i
 /* The agent's queued or running run, if any (AD_ENOTFOUND otherwise). */
 int storage_trainings_active(storage_conn *db, int64_t agent_id, training_row *out, ad_err *e);
 
-/* Starting (again, after a crash): status running, earlier iterations
- * dropped. AD_ECANCELLED when the run is no longer queued or running (it
- * was stopped before its worker got to it). */
+/* Starting (again, after a crash), in one unit of work: status running,
+ * earlier iterations dropped, and the agent's leftover candidate versions
+ * (of a run a crash interrupted) deleted. AD_ECANCELLED when the run is no
+ * longer queued or running (it was stopped before its worker got to it). */
 int storage_trainings_start(storage_conn *db, int64_t training_id, ad_err *e);
 
-/* Records iteration `iteration` and bumps done_iterations (caller's
- * transaction or autocommit); a run that is no longer running (stopped)
- * records nothing more. */
+/* Records iteration `iteration` and bumps done_iterations, in one unit of
+ * work; a run that is no longer running (stopped) records nothing more. */
 int storage_trainings_add_iteration(storage_conn *db, int64_t training_id, int iteration,
                                     const char *params, const char *metrics, int64_t duration_ms,
                                     ad_err *e);
 
-/* Ends a run: done with its version and trained data, or failed with a
- * reason. A run that has already ended (stopped: cancelled) keeps its end. */
-int storage_trainings_finish(storage_conn *db, int64_t training_id, training_state status,
-                             int best_iteration, int64_t version_id, const char *trained_data,
-                             const char *error, ad_err *e);
+/* How a run that tried every iteration ends. */
+typedef struct training_outcome {
+    int64_t training_id;
+    int64_t job_id;
+    const char *name;           /* the run's name, which its best candidate takes */
+    const char *metrics;        /* the best candidate's metrics (JSON) and quality */
+    double quality;
+    int best_iteration;
+    const char *trained_data;   /* JSON */
+    version_verdict verdict;    /* the best candidate deployed or rejected */
+} training_outcome;
+
+/* The run's last unit of work: its best candidate becomes the version named
+ * as the run, trained, with its metrics, and is deployed or rejected as
+ * `o->verdict` says; the run is done with its trained data and its job done.
+ * All or nothing: AD_ECANCELLED when the job no longer runs (the run was
+ * stopped), AD_ECONFLICT when the agent's deployed version is no longer the
+ * one the verdict was decided against (decide again). */
+int storage_trainings_complete(storage_conn *db, const training_outcome *o, ad_err *e);
+
+/* A run failed (or its job will not run again), in one unit of work: the
+ * agent's candidate versions deleted, the run failed with `why` and its job
+ * `job_id` failed. AD_ECANCELLED, with nothing written, when the job is no
+ * longer running (the run was stopped meanwhile and stays cancelled). */
+int storage_trainings_fail(storage_conn *db, int64_t training_id, int64_t agent_id, int64_t job_id,
+                           const char *why, ad_err *e);
 
 /* Visits a run's iterations in order. */
 typedef void (*iteration_visit_fn)(void *ud, int iteration, const char *params,
@@ -83,12 +107,13 @@ void storage_groups_version_name(int64_t group_id, char *out, size_t cap);
 
 /* Starts a group: the group row, then one run of `cycles` iterations and its
  * job for every agent in `user_ids` (distinct, valid ids), in one
- * transaction: either every run is queued or none is. When an agent refuses,
+ * unit of work: either every run is queued or none is; the jobs are queued
+ * as storage_trainings_create queues one. When an agent refuses,
  * `why[i]` says why for each index i and the call returns AD_ENOTFOUND (some
  * unknown), AD_ESTATE (some not ready or busy) or AD_EEXIST (name taken),
  * having written nothing. */
 int storage_groups_start(storage_conn *db, const char *const *user_ids, size_t n, int cycles,
-                         int64_t *group_id, group_refusal *why, ad_err *e);
+                         const char *job_kind, int64_t *group_id, group_refusal *why, ad_err *e);
 
 typedef struct group_row {
     int64_t id;
@@ -119,7 +144,7 @@ int storage_groups_runs(storage_conn *db, int64_t group_id, group_run_fn fn, voi
 
 /* Stops group training: every group run still queued or running (of the
  * latest group or an earlier one) ends `cancelled` with its job, and each of
- * their groups records `stopped_at`, in one transaction; deployed versions
+ * their groups records `stopped_at`, in one unit of work; deployed versions
  * are untouched. `*stopped` counts the runs stopped (0: nothing was going);
  * `*group_id` is the latest group among theirs (0 when none).
  * After the commit `fn` is told the agent of each stopped run, so that a

@@ -2,7 +2,7 @@
 
 #include "storage/sqlite.h"
 
-int storage_units_clear(storage_conn *db, int64_t agent_id, ad_err *e)
+static int units_clear(storage_conn *db, int64_t agent_id, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "DELETE FROM units WHERE agent_id = ?1");
     sqlite3_bind_int64(st, 1, agent_id);
@@ -10,7 +10,7 @@ int storage_units_clear(storage_conn *db, int64_t agent_id, ad_err *e)
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "clear units", e);
 }
 
-int storage_units_add(storage_conn *db, int64_t agent_id, const unit_row *u, ad_err *e)
+static int units_add(storage_conn *db, int64_t agent_id, const unit_row *u, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "INSERT INTO units (agent_id, ord, question, body, answer, category, probe)"
@@ -24,6 +24,29 @@ int storage_units_add(storage_conn *db, int64_t agent_id, const unit_row *u, ad_
     if (u->probe) sqlite3_bind_text(st, 7, u->probe, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "store unit", e);
+}
+
+static int units_set_statistics(storage_conn *db, int64_t agent_id, const char *json, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "UPDATE agents SET statistics = ?2 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    sqlite3_bind_text(st, 2, json, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) return storage_fail(db, rc, "store statistics", e);
+    return sqlite3_changes(db->db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "agent not found");
+}
+
+int storage_units_replace(storage_conn *db, int64_t agent_id, const unit_row *units, size_t count,
+                          const char *statistics, const exec_step *step, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    /* The job first: a cancelled job writes nothing, however many units. */
+    rc = storage_exec_write_step(db, step, NULL, e);
+    if (rc == 0) rc = units_clear(db, agent_id, e);
+    for (size_t i = 0; rc == 0 && i < count; i++) rc = units_add(db, agent_id, &units[i], e);
+    if (rc == 0) rc = units_set_statistics(db, agent_id, statistics, e);
+    return storage_end(db, rc, e);
 }
 
 int storage_units_each(storage_conn *db, int64_t agent_id, unit_visit_fn fn, void *ud, ad_err *e)

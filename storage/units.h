@@ -12,6 +12,7 @@
 
 #include "base/err.h"
 #include "storage/db.h"
+#include "storage/executions.h"
 
 typedef struct unit_row {
     int ord;
@@ -22,9 +23,11 @@ typedef struct unit_row {
     const char *probe;     /* may be NULL */
 } unit_row;
 
-/* Replaces the agent's units (caller's transaction). */
-int storage_units_clear(storage_conn *db, int64_t agent_id, ad_err *e);
-int storage_units_add(storage_conn *db, int64_t agent_id, const unit_row *u, ad_err *e);
+/* The DataProcessor's unit of work: replaces the agent's units with `units`
+ * (`count` of them, in order) and its statistics (JSON) with `statistics`,
+ * and records `step` (storage/executions.h), all or nothing. */
+int storage_units_replace(storage_conn *db, int64_t agent_id, const unit_row *units, size_t count,
+                          const char *statistics, const exec_step *step, ad_err *e);
 
 /* Visits the agent's units in order. */
 typedef void (*unit_visit_fn)(void *ud, const unit_row *u);

@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "storage/jobs.h"
 #include "storage/sqlite.h"
 
 #define VERSION_COLUMNS                                                                        \
@@ -158,25 +159,6 @@ int storage_versions_deploy(storage_conn *db, int64_t agent_id, int64_t version_
     return ver_exec(db, st, "point agent at version", e);
 }
 
-int storage_versions_redeploy(storage_conn *db, int64_t agent_id, int64_t version_id, const char *note,
-                              ad_err *e)
-{
-    int rc = storage_begin(db, e);
-    if (rc < 0) return rc;
-    sqlite3_stmt *st = storage_stmt(db, "SELECT 1 FROM agents WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, agent_id);
-    int step = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (step == SQLITE_DONE) rc = ad_err_set(e, AD_ENOTFOUND, "agent not found");
-    else if (step != SQLITE_ROW) rc = storage_fail(db, step, "check agent", e);
-    if (rc == 0) rc = storage_versions_deploy(db, agent_id, version_id, note, e);
-    if (rc < 0) {
-        storage_rollback(db);
-        return rc;
-    }
-    return storage_commit(db, e);
-}
-
 int storage_versions_reject(storage_conn *db, int64_t version_id, const char *note, ad_err *e)
 {
     sqlite3_stmt *st =
@@ -186,7 +168,7 @@ int storage_versions_reject(storage_conn *db, int64_t version_id, const char *no
     return ver_exec(db, st, "reject version", e);
 }
 
-int storage_versions_set_state(storage_conn *db, int64_t version_id, version_state state, ad_err *e)
+static int versions_set_state(storage_conn *db, int64_t version_id, version_state state, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "UPDATE versions SET state = ?2 WHERE id = ?1");
     sqlite3_bind_int64(st, 1, version_id);
@@ -194,7 +176,7 @@ int storage_versions_set_state(storage_conn *db, int64_t version_id, version_sta
     return ver_exec(db, st, "set version state", e);
 }
 
-int storage_versions_rename(storage_conn *db, int64_t version_id, const char *name, ad_err *e)
+static int versions_rename(storage_conn *db, int64_t version_id, const char *name, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db, "UPDATE versions SET name = ?2 WHERE id = ?1");
     sqlite3_bind_int64(st, 1, version_id);
@@ -233,6 +215,103 @@ int storage_versions_delete_candidates(storage_conn *db, int64_t agent_id, ad_er
     return rc;
 }
 
+int storage_versions_build(storage_conn *db, const version_build *b, const exec_step *step,
+                           int64_t *version_id, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    int64_t vid = 0;
+    int64_t job = step ? step->job_id : b->job_id;
+    rc = job ? storage_jobs_hold(db, job, e) : 0;
+    if (rc == 0)
+        rc = storage_versions_create(db, b->agent_id, b->name, b->language, b->params, b->persona,
+                                     b->fewshot, &vid, e);
+    for (size_t i = 0; rc == 0 && i < b->count; i++) {
+        if ((i & 1023) == 0 && b->stop && atomic_load(b->stop)) rc = ad_err_set(e, AD_ECANCELLED, "cancelled");
+        const unit_row *u = &b->passages[i];
+        if (rc == 0)
+            rc = storage_index_put_passage(db, vid, u->ord, u->question, u->body, u->answer, u->category, e);
+    }
+    if (rc == 0) rc = storage_index_write(db, vid, b->index, e);
+    if (rc == 0) rc = storage_versions_set_built(db, vid, (int64_t)b->count, e);
+    if (rc == 0 && b->state != VERSION_TRAINED) rc = versions_set_state(db, vid, b->state, e);
+    if (rc == 0 && step) {
+        char *out = step->output_for ? step->output_for(step->output_ud, vid) : NULL;
+        rc = storage_exec_write_step(db, step, out, e);
+        free(out);
+    }
+    rc = storage_end(db, rc, e);
+    if (rc == 0) *version_id = vid;
+    return rc;
+}
+
+int storage_versions_record_evaluation(storage_conn *db, int64_t version_id, const char *metrics,
+                                       double quality, const exec_step *step, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    rc = storage_exec_write_step(db, step, NULL, e);
+    if (rc == 0) rc = storage_versions_set_metrics(db, version_id, metrics, quality, e);
+    return storage_end(db, rc, e);
+}
+
+int storage_versions_apply_verdict(storage_conn *db, const version_verdict *v, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db, "SELECT coalesce(deployed_version_id, 0) FROM agents WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, v->agent_id);
+    int step = sqlite3_step(st);
+    int64_t deployed = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (step == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "agent not found");
+    if (step != SQLITE_ROW) return storage_fail(db, step, "read deployed version", e);
+    if (deployed != v->expected_deployed)
+        return ad_err_set(e, AD_ECONFLICT, "the agent's deployed version changed meanwhile");
+    return v->deploy ? storage_versions_deploy(db, v->agent_id, v->version_id, v->note, e)
+                     : storage_versions_reject(db, v->version_id, v->note, e);
+}
+
+int storage_versions_settle(storage_conn *db, const version_verdict *verdict, const exec_step *step,
+                            ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    rc = storage_exec_write_step(db, step, NULL, e);
+    if (rc == 0) rc = storage_versions_apply_verdict(db, verdict, e);
+    return storage_end(db, rc, e);
+}
+
+int storage_versions_publish(storage_conn *db, int64_t version_id, const char *name, const char *metrics,
+                             double quality, ad_err *e)
+{
+    int rc = versions_rename(db, version_id, name, e);
+    if (rc == 0) rc = versions_set_state(db, version_id, VERSION_TRAINED, e);
+    if (rc == 0) rc = storage_versions_set_metrics(db, version_id, metrics, quality, e);
+    return rc;
+}
+
+int storage_versions_redeploy(storage_conn *db, int64_t agent_id, int64_t version_id, const char *note,
+                              ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    sqlite3_stmt *st = storage_stmt(db, "SELECT 1 FROM agents WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, agent_id);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step == SQLITE_DONE) rc = ad_err_set(e, AD_ENOTFOUND, "agent not found");
+    else if (step != SQLITE_ROW) rc = storage_fail(db, step, "check agent", e);
+    if (rc == 0) rc = storage_versions_deploy(db, agent_id, version_id, note, e);
+    return storage_end(db, rc, e);
+}
+
+int storage_versions_drop(storage_conn *db, int64_t version_id, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    rc = storage_versions_delete(db, version_id, e);
+    return storage_end(db, rc, e);
+}
+
 static int ver_read_one(storage_conn *db, sqlite3_stmt *st, version_row *out, ad_err *e)
 {
     int rc = sqlite3_step(st);
@@ -269,9 +348,10 @@ int storage_versions_each(storage_conn *db, int64_t agent_id, version_visit_fn f
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         version_row v;
-        if (version_from_row(st, &v, e) < 0) {
+        int bad = version_from_row(st, &v, e);
+        if (bad < 0) {
             sqlite3_reset(st);
-            return AD_EINTERNAL;
+            return bad;
         }
         fn(ud, &v);
         version_row_cleanup(&v);

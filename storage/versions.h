@@ -7,12 +7,16 @@
 #ifndef AD_STORAGE_VERSIONS_H
 #define AD_STORAGE_VERSIONS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
 #include "storage/db.h"
+#include "storage/executions.h"
+#include "storage/index.h"
 #include "storage/states.h"
+#include "storage/units.h"
 
 typedef struct version_row {
     int64_t id;
@@ -32,39 +36,65 @@ typedef struct version_row {
 
 void version_row_cleanup(version_row *v);
 
-/* Creates a version in state "building", to be indexed with `language` (an
- * ISO 639-1 code). AD_EEXIST when the name is taken. */
-int storage_versions_create(storage_conn *db, int64_t agent_id, const char *name, const char *language,
-                            const char *params, const char *persona, const char *fewshot,
-                            int64_t *version_id, ad_err *e);
+/* A version to build: its passages are borrowed units (storage/units.h;
+ * `probe` is not stored with a version) and its index the rows its builder
+ * made of them (storage/index.h). */
+typedef struct version_build {
+    int64_t agent_id;
+    const char *name;
+    const char *language;       /* ISO 639-1 code the index was analysed with */
+    const char *params;         /* JSON */
+    const char *persona;
+    const char *fewshot;        /* JSON array of {prompt, answer} */
+    const unit_row *passages;
+    size_t count;
+    const index_rows *index;
+    version_state state;        /* VERSION_TRAINED, or VERSION_CANDIDATE for a training try */
+    int64_t job_id;             /* the job building it, held first (0: none) */
+    atomic_int *stop;           /* non-zero: give up with AD_ECANCELLED */
+} version_build;
+
+/* Builds a version with its passages and index in one unit of work, with
+ * `step` (storage/executions.h) when the ModelTrainer builds it (NULL for a
+ * training try): the whole version, or nothing. AD_EEXIST when the name is
+ * taken, AD_ECANCELLED when the job no longer runs or `stop` was set. */
+int storage_versions_build(storage_conn *db, const version_build *b, const exec_step *step,
+                           int64_t *version_id, ad_err *e);
 
 /* The next default name, "v<N>". */
 int storage_versions_next_name(storage_conn *db, int64_t agent_id, char *out, size_t cap, ad_err *e);
 
-/* Sets state "trained" with the passage count. */
-int storage_versions_set_built(storage_conn *db, int64_t version_id, int64_t passages, ad_err *e);
-int storage_versions_set_metrics(storage_conn *db, int64_t version_id, const char *metrics,
-                                 double quality, ad_err *e);
-/* Makes `version_id` the deployed one (the previous deployed becomes retired)
- * and points the agent at it; caller's transaction. */
-int storage_versions_deploy(storage_conn *db, int64_t agent_id, int64_t version_id, const char *note,
+/* The ModelEvaluator's unit of work: the version's metrics and quality, and
+ * `step`, all or nothing. */
+int storage_versions_record_evaluation(storage_conn *db, int64_t version_id, const char *metrics,
+                                       double quality, const exec_step *step, ad_err *e);
+
+/* What becomes of an evaluated version, decided by the caller against the
+ * agent's deployed version at the time, `expected_deployed` (0: none). */
+typedef struct version_verdict {
+    int64_t agent_id;
+    int64_t version_id;
+    int deploy;                 /* 1: it serves (the one serving is retired); 0: rejected */
+    const char *note;           /* why, shown with the version */
+    int64_t expected_deployed;
+} version_verdict;
+
+/* The ModelDeployer's unit of work: deploys or rejects the version as
+ * `verdict` says, and records `step`, all or nothing. AD_ECONFLICT, with
+ * nothing written, when the agent's deployed version is no longer
+ * `expected_deployed` (another deployment won): decide again. */
+int storage_versions_settle(storage_conn *db, const version_verdict *verdict, const exec_step *step,
                             ad_err *e);
+
 /* A client's rollback: makes `version_id` the agent's deployed version in a
- * transaction of its own that first checks the agent still exists, so a
- * delete that won the race gives AD_ENOTFOUND, not a half-made change. */
+ * unit of work that first checks the agent still exists, so a delete that
+ * won the race gives AD_ENOTFOUND, not a half-made change. */
 int storage_versions_redeploy(storage_conn *db, int64_t agent_id, int64_t version_id, const char *note,
                               ad_err *e);
 
-int storage_versions_reject(storage_conn *db, int64_t version_id, const char *note, ad_err *e);
-
-/* Training candidates: a version in state "candidate" is never served or
- * listed; the best one of a run is renamed and becomes "trained". */
-int storage_versions_set_state(storage_conn *db, int64_t version_id, version_state state, ad_err *e);
-int storage_versions_rename(storage_conn *db, int64_t version_id, const char *name, ad_err *e);
-/* Deletes a version and its index. */
-int storage_versions_delete(storage_conn *db, int64_t version_id, ad_err *e);
-/* Deletes the agent's leftover candidates (a run interrupted by a crash). */
-int storage_versions_delete_candidates(storage_conn *db, int64_t agent_id, ad_err *e);
+/* Deletes a version and its index, in one unit of work (a training try
+ * that lost). */
+int storage_versions_drop(storage_conn *db, int64_t version_id, ad_err *e);
 
 int storage_versions_get(storage_conn *db, int64_t version_id, version_row *out, ad_err *e);
 int storage_versions_get_by_name(storage_conn *db, int64_t agent_id, const char *name,

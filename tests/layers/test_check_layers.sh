@@ -31,8 +31,8 @@ clean_tree() {
   printf '#include "storage/db.h"\n' >"$t/model/text.c"
   printf '#include <curl/curl.h>\n#include "base/buf.h"\n' >"$t/llm/client.c"
   mkdir -p "$t/storage/sqlite"
-  printf '#include <sqlite3.h>\n#include "base/buf.h"\n' >"$t/storage/sqlite/db.c"
-  printf '#include <microhttpd.h>\n#include <curl/curl.h>\n#include "server/router.h"\n' >"$t/tests/unit/http.c"
+  printf '#include <sqlite3.h>\n#include "base/buf.h"\n#include "../db.h"\n#include "./stmt.h"\n' >"$t/storage/sqlite/db.c"
+  printf '#include <microhttpd.h>\n#include <curl/curl.h>\n#include "server/router.h"\n#include "storage/sqlite.h"\n' >"$t/tests/unit/http.c"
 }
 
 # add FILE LINE TEXT TARGET: appends TEXT to FILE in the tree as line LINE
@@ -72,6 +72,18 @@ add handlers/agents.c 4 '#  include <microhttpd.h>' microhttpd.h
 for d in base config api server handlers pipeline model storage; do
   add "$d/curl.c" 2 '#include <curl/curl.h>' curl/curl.h
 done
+for d in pipeline model llm; do
+  add "$d/http.c" 1 '#include "api/request.h"' api/request.h
+  add "$d/http.c" 2 '#include "handlers/agents.h"' handlers/agents.h
+done
+for d in base config api server handlers pipeline model llm; do
+  add "$d/sql.c" 1 '#include <sqlite3.h>' sqlite3.h
+  add "$d/sql.c" 2 '#include "storage/sqlite.h"' storage/sqlite.h
+done
+# A relative include is the path it resolves to, not a way around a rule.
+add handlers/rel.c 1 '#include "../server/app.h"' server/app.h
+add storage/sqlite/rel.c 2 '#include "../../handlers/./agents.h"' handlers/agents.h
+add api/rel.h 1 '#include "../storage/../server/http.h"' server/http.h
 # storage/ including server/ breaks two rules, and each says so.
 printf '%s\n' "storage/up.c:3: includes server/app.h" "storage/jobs.c:5: includes server/x.h" >>"$work/expected"
 rc=0
@@ -96,7 +108,17 @@ grep -qxF "model/bad.c:3: SQLite stays in storage/: return sqlite3_close(db);" <
 grep -qF "pipeline/ok.c" <<<"$out" && fail "grep rule matched inside a word: $out"
 grep -qF "storage/" <<<"${out%%SQLite*}" && fail "grep rule covered storage/: $out"
 
-# Rules that cannot be read are errors (exit 2), not silent passes.
+# Rules that cannot be read are errors (exit 2), not silent passes: a
+# pattern grep -E cannot read is one, of either kind, even where no file has
+# a line it would be tried on.
+for kind in include grep; do
+  printf '%s | handlers | ^server/[a- | an unclosed bracket\n' "$kind" >"$work/regex.rules"
+  rc=0
+  out=$("$check" "$work/regex.rules" "$t" 2>&1) || rc=$?
+  [ "$rc" -eq 2 ] || fail "a $kind rule whose pattern is not a regular expression gave exit $rc, want 2"
+  grep -qF "regex.rules:1:" <<<"$out" || fail "the bad pattern's report does not name its line: $out"
+done
+
 printf 'include | handlers ^server/ | no separator\n' >"$work/bad.rules"
 rc=0
 "$check" "$work/bad.rules" "$t" >/dev/null 2>&1 || rc=$?

@@ -23,10 +23,12 @@
 #include "handlers/models.h"
 #include "handlers/replay.h"
 #include "handlers/training.h"
+#include "pipeline/plan.h"
 #include "pipeline/runner.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/jobs.h"
+#include "storage/trainings.h"
 #include "tests/unit/storage/fixtures.h"
 
 Suite *handlers_agents_suite(void);
@@ -44,6 +46,7 @@ static void make_ready_agent(storage_conn *db)
 {
     agent_new a = {.user_id = "racer", .source = "text", .material = notes,
                    .material_len = sizeof(notes) - 1, .description = "race"};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ad_err e = {0};
     ck_assert_msg(storage_agents_create(db, &a, &id, &e) == 0, "%s", e.msg);
@@ -183,6 +186,168 @@ START_TEST(test_agent_get_answers_a_failed_version_read)
 }
 END_TEST
 
+/* Runs `handler` for the agent "racer" (and a second path parameter when
+ * not NULL) with `body`; fills `res`. */
+static void call_handler(void (*handler)(ad_request *, ad_response *), const char *param2,
+                         const char *body, ad_response *res)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    ad_app app = {.cfg = &cfg};
+    ad_request req = {.method = AD_POST, .params = {"racer", param2}, .nparams = param2 ? 2 : 1,
+                      .accept = "", .body = body ? body : "", .request_id = "codes-1", .app = &app};
+    req.body_len = strlen(req.body);
+    req.json = body ? cJSON_Parse(body) : NULL;
+    ad_response_init(res);
+    handler(&req, res);
+    cJSON_Delete(req.json);
+    config_cleanup(&cfg);
+}
+
+typedef struct read_failure {
+    const char *sql;   /* the first statement containing this fails */
+    sqlite3 *db;
+    int fired;
+} read_failure;
+
+static int fail_read(unsigned type, void *ud, void *p, void *x)
+{
+    (void)type, (void)p;
+    read_failure *r = ud;
+    if (r->fired || !strstr((const char *)x, r->sql)) return 0;
+    r->fired = 1;
+    sqlite3_interrupt(r->db);
+    return 0;
+}
+
+/* A read that fails after the agent was found is answered as the database's
+ * failure (500 storage_error), not shown as a smaller answer: the training
+ * view's iterations, the deploy's serving version (its "previous"). */
+START_TEST(test_a_failed_later_read_is_answered_not_hidden)
+{
+    static const struct {
+        const char *name;
+        void (*handler)(ad_request *, ad_response *);
+        const char *param2;
+        const char *sql;
+    } reads[] = {
+        {"training", handle_agent_training, NULL, "FROM training_iterations"},
+        {"deploy", handle_agent_model_deploy, "v1", "FROM versions WHERE id = ?1"},
+    };
+    storage_fixture f;
+    storage_fixture_open(&f);
+    make_ready_agent(f.db);
+    agent_row a;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_get(f.db, "racer", &a, &e), 0);
+    int64_t tid = 0;
+    ck_assert_int_eq(storage_trainings_create(f.db, a.id, "t1", 2, PIPELINE_JOB_TRAIN, &tid, &e), 0);
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
+    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, 1, "{}", "{}", 3, &e), 0);
+    agent_row_cleanup(&a);
+    for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+        read_failure r = {reads[i].sql, f.db->db, 0};
+        sqlite3_trace_v2(f.db->db, SQLITE_TRACE_STMT, fail_read, &r);
+        ad_response res;
+        call_handler(reads[i].handler, reads[i].param2, NULL, &res);
+        sqlite3_trace_v2(f.db->db, 0, NULL, NULL);
+        ck_assert_msg(r.fired, "%s: no statement matched '%s'", reads[i].name, reads[i].sql);
+        ck_assert_msg(res.status == 500 && strstr(res.body.data, "\"storage_error\""), "%s: %d %s",
+                      reads[i].name, res.status, res.body.data);
+        ck_assert_msg(!leaked(res.body.data), "%s: database text in %s", reads[i].name, res.body.data);
+        ck_assert_int_ne(sqlite3_get_autocommit(f.db->db), 0);
+        ad_response_cleanup(&res);
+    }
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* Another connection's write transaction, held until released. */
+typedef struct write_holder {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int state;         /* 0 starting, 1 holding, 2 asked to let go, -1 failed */
+    pthread_t thread;
+} write_holder;
+
+static void *hold_writes(void *arg)
+{
+    write_holder *h = arg;
+    storage_conn *c = storage_conn_get();
+    int ok = c && sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    pthread_mutex_lock(&h->lock);
+    h->state = ok ? 1 : -1;
+    pthread_cond_broadcast(&h->cond);
+    while (ok && h->state != 2) pthread_cond_wait(&h->cond, &h->lock);
+    pthread_mutex_unlock(&h->lock);
+    if (ok) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    storage_thread_release();
+    return NULL;
+}
+
+static void writes_hold(write_holder *h)
+{
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->cond, NULL);
+    h->state = 0;
+    pthread_create(&h->thread, NULL, hold_writes, h);
+    pthread_mutex_lock(&h->lock);
+    while (h->state == 0) pthread_cond_wait(&h->cond, &h->lock);
+    int state = h->state;
+    pthread_mutex_unlock(&h->lock);
+    ck_assert_int_eq(state, 1);
+}
+
+static void writes_release(write_holder *h)
+{
+    pthread_mutex_lock(&h->lock);
+    h->state = 2;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    pthread_cond_destroy(&h->cond);
+    pthread_mutex_destroy(&h->lock);
+}
+
+/* A busy database is the server's 503 with Retry-After, never the client's
+ * 409: each of these writes meets another connection's write transaction
+ * (this connection does not wait for it: no busy handler). */
+START_TEST(test_a_busy_database_is_503_never_409)
+{
+    static const struct {
+        const char *name;
+        void (*handler)(ad_request *, ad_response *);
+        const char *param2;
+        const char *body;
+    } writes[] = {
+        {"train", handle_agent_train, NULL, "{\"iterations\":1}"},
+        {"replay", handle_agent_replay, NULL, "{\"task_index\":2}"},
+        {"reset", handle_agent_executions_reset, NULL, NULL},
+        {"deploy", handle_agent_model_deploy, "v1", NULL},
+        {"feedback", handle_agent_feedback_add, NULL, "{\"prompt\":\"p\",\"response\":\"r\",\"feedback\":\"f\"}"},
+    };
+    storage_fixture f;
+    storage_fixture_open(&f);
+    make_ready_agent(f.db);
+    sqlite3_busy_handler(f.db->db, NULL, NULL);
+    for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
+        write_holder h;
+        writes_hold(&h);
+        ad_response res;
+        call_handler(writes[i].handler, writes[i].param2, writes[i].body, &res);
+        writes_release(&h);
+        ck_assert_msg(res.status == 503 && strstr(res.body.data, "\"database_busy\""), "%s: %d %s",
+                      writes[i].name, res.status, res.body.data);
+        int retry = 0;
+        for (size_t k = 0; k < res.nheaders; k++) retry |= !strcmp(res.headers[k].name, "Retry-After");
+        ck_assert_msg(retry, "%s: no Retry-After", writes[i].name);
+        ck_assert_int_ne(sqlite3_get_autocommit(f.db->db), 0);
+        ad_response_cleanup(&res);
+    }
+    storage_fixture_close(&f);
+}
+END_TEST
+
 /* One place maps storage codes to HTTP: a conflict is the client's 409, a
  * busy database a 503 to retry, and neither leaks storage's words. */
 START_TEST(test_storage_codes_map_to_http)
@@ -224,6 +389,8 @@ Suite *handlers_agents_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_storage_codes_map_to_http);
     tcase_add_test(tc, test_agent_get_answers_a_failed_version_read);
+    tcase_add_test(tc, test_a_failed_later_read_is_answered_not_hidden);
+    tcase_add_test(tc, test_a_busy_database_is_503_never_409);
     tcase_add_loop_test(tc, test_delete_inside_a_request_never_500, 0, (int)(sizeof(cases) / sizeof(cases[0])));
     suite_add_tcase(s, tc);
     return s;

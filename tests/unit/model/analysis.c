@@ -179,6 +179,11 @@ START_TEST(test_stopwords_per_language)
     static const char *const fr[] = {"maison"};
     static const size_t fr_pos[] = {2};
     check_terms(ANALYSIS_FR, "Les \xc3\xa9t\xc3\xa9 maison", fr, fr_pos, 1);
+    /* A contraction is two tokens, and neither piece is a term. */
+    static const char *const contraction[] = {"work"};
+    static const size_t contraction_pos[] = {3};
+    check_terms(ANALYSIS_EN, "It doesn't work", contraction, contraction_pos, 1);
+    check_terms(ANALYSIS_EN, "It doesn\xe2\x80\x99t work", contraction, contraction_pos, 1);
     collected *c = analyse(ANALYSIS_EN, "the and of to a");
     ck_assert_uint_eq(c->count, 0);
     free(c);

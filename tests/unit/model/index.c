@@ -201,12 +201,15 @@ static int64_t store(storage_conn *db, const char *user_id, const index_mem *ix,
     int64_t id = 0, vid = 0;
     ad_err e = {0};
     ck_assert_int_eq(storage_agents_create(db, &a, &id, &e), 0);
-    ck_assert_int_eq(storage_begin(db, &e), 0);
-    ck_assert_int_eq(storage_versions_create(db, id, "v1", "en", "{}", "p", "[]", &vid, &e), 0);
-    for (size_t i = 0; i < p->n; i++)
-        ck_assert_int_eq(storage_index_put_passage(db, vid, (int)i, p->q[i], p->a[i], p->a[i], NULL, &e), 0);
-    ck_assert_msg(index_write(db, vid, ix, &e) == 0, "%s", e.msg);
-    ck_assert_int_eq(storage_commit(db, &e), 0);
+    unit_row rows[64];
+    for (size_t i = 0; i < p->n; i++) rows[i] = (unit_row){(int)i, p->q[i], p->a[i], p->a[i], NULL, NULL};
+    index_rows r;
+    index_rows_init(&r, ix);
+    version_build b = {.agent_id = id, .name = "v1", .language = "en", .params = "{}", .persona = "p",
+                       .fewshot = "[]", .passages = rows, .count = p->n, .index = &r,
+                       .state = VERSION_TRAINED};
+    ck_assert_msg(storage_versions_build(db, &b, NULL, &vid, &e) == 0, "%s", e.msg);
+    index_rows_cleanup(&r);
     return vid;
 }
 

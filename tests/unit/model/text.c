@@ -146,7 +146,8 @@ END_TEST
 START_TEST(test_stopwords)
 {
     static const char *const yes[] = {"a", "the", "and", "yourselves", "de", "n\xc3\xa3o",
-                                      "\xc3\xa9", "voc\xc3\xaas", "t\xc3\xaam", "whom"};
+                                      "\xc3\xa9", "voc\xc3\xaas", "t\xc3\xaam", "whom",
+                                      "t" /* don't */};
     static const char *const no[] = {"python", "data", "", "thee", "th", "model",
                                      "\xc3\xa9x", "zzz", "aaa"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)

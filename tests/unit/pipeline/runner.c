@@ -3,6 +3,7 @@
  * temporary directory, one claimed job, pipeline_run_job on the test's thread.
  */
 #include <check.h>
+#include <pthread.h>
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "model/answerer.h"
 #include "model/params.h"
 #include "model/text.h"
+#include "pipeline/plan.h"
 #include "pipeline/runner.h"
 #include "pipeline/stages.h"
 #include "storage/agents.h"
@@ -66,6 +68,7 @@ static int64_t create(storage_conn *db, const char *user_id, const char *source,
 {
     agent_new a = {.user_id = user_id, .source = source, .material = material, .material_len = len,
                    .description = "unit-test agent"};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ad_err e = {0};
     ck_assert_msg(storage_agents_create(db, &a, &id, &e) == 0, "%s", e.msg);
@@ -98,13 +101,13 @@ static int64_t expect_ready(storage_conn *db, const char *user_id)
     int64_t vid = a.deployed_version_id;
     ck_assert_int_gt(vid, 0);
 
-    exec_row rows[EXEC_STAGES];
+    exec_row rows[PIPELINE_STAGES];
     int n = 0;
-    ck_assert_int_eq(storage_exec_list(db, a.id, rows, EXEC_STAGES, &n, &e), 0);
-    ck_assert_int_eq(n, EXEC_STAGES);
+    ck_assert_int_eq(storage_exec_list(db, a.id, rows, PIPELINE_STAGES, &n, &e), 0);
+    ck_assert_int_eq(n, PIPELINE_STAGES);
     for (int i = 0; i < n; i++) {
         ck_assert_int_eq(rows[i].task_index, i);
-        ck_assert_str_eq(rows[i].name, exec_stage_names[i]);
+        ck_assert_str_eq(rows[i].name, pipeline_stage_names[i]);
         ck_assert_msg(rows[i].status == EXEC_COMPLETED, "%s is %s", rows[i].name,
                       exec_status_to_string(rows[i].status));
         ck_assert_ptr_nonnull(rows[i].output);
@@ -226,9 +229,218 @@ START_TEST(test_stage_passes_storage_codes_through)
     stage_ctx c = {.db = f.db, .agent = &a, .stop = &stop};
     model_params_default(&c.params);
     ck_assert_int_eq(stage_evaluate(&c, &e), AD_EINTERNAL);
-    cJSON_Delete(c.inputs);
-    cJSON_Delete(c.output);
+    stage_ctx_cleanup(&c);
+    /* The same for the stored output a stage builds on: an unreadable log
+     * row is the database's failure, not a missing output (AD_ESTATE). */
+    storage_fixture_exec(f.db, "UPDATE executions SET status = 'bogus' WHERE agent_id = ?1"
+                               " AND task_index = 0", a.id);
+    c = (stage_ctx){.db = f.db, .agent = &a, .stop = &stop};
+    model_params_default(&c.params);
+    ck_assert_int_eq(stage_train(&c, &e), AD_EINTERNAL);
+    stage_ctx_cleanup(&c);
     agent_row_cleanup(&a);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* A stage's context as the runner prepares it for stage `task` of `job_id`. */
+static stage_ctx stage_for(storage_conn *db, const agent_row *a, int64_t job_id, int task, atomic_int *stop)
+{
+    int last = task == PIPELINE_STAGES - 1;
+    stage_ctx c = {.db = db,
+                   .agent = a,
+                   .stop = stop,
+                   .step = {.agent_id = a->id,
+                            .job_id = job_id,
+                            .task_index = task,
+                            .next_stage = last ? NULL : pipeline_stage_names[task + 1],
+                            .progress = (task + 1) * 100 / PIPELINE_STAGES}};
+    model_params_default(&c.params);
+    return c;
+}
+
+static exec_status stage_status(storage_conn *db, int64_t agent_id, int task)
+{
+    exec_row r;
+    ck_assert_int_eq(storage_exec_get(db, agent_id, task, &r, NULL), 0);
+    exec_status s = r.status;
+    exec_row_cleanup(&r);
+    return s;
+}
+
+/* A stage's rows and its execution-log row are one unit of work: when the
+ * log row cannot be written (the job was cancelled; the next stage's row is
+ * missing) none of the stage's rows is, though they were written first. */
+START_TEST(test_stage_rows_and_log_row_commit_together)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create(f.db, "atomic", "text", free_text, sizeof(free_text) - 1);
+    job_row job;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_jobs_claim(f.db, &job, &e), 0);
+    agent_row a;
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &a, &e), 0);
+    atomic_int stop = 0;
+
+    storage_fixture_exec(f.db, "UPDATE jobs SET state = 'cancelled' WHERE id = ?1", job.id);
+    stage_ctx c = stage_for(f.db, &a, job.id, 0, &stop);
+    ck_assert_int_eq(stage_process(&c, &e), AD_ECANCELLED);
+    stage_ctx_cleanup(&c);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM units WHERE agent_id = ?1", id), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents WHERE id = ?1"
+                                                 " AND statistics IS NOT NULL", id), 0);
+    ck_assert_int_eq(stage_status(f.db, id, 0), EXEC_PENDING);
+
+    storage_fixture_exec(f.db, "UPDATE jobs SET state = 'running' WHERE id = ?1", job.id);
+    c = stage_for(f.db, &a, job.id, 0, &stop);
+    ck_assert_msg(stage_process(&c, &e) == 0, "%s", e.msg);
+    stage_ctx_cleanup(&c);
+    ck_assert_int_gt(storage_fixture_count(f.db, "SELECT count(*) FROM units WHERE agent_id = ?1", id), 0);
+    ck_assert_int_eq(stage_status(f.db, id, 0), EXEC_COMPLETED);
+    ck_assert_int_eq(stage_status(f.db, id, 1), EXEC_RUNNING);
+
+    /* The trainer writes its version and passages, then the log: the
+     * evaluator's row is missing, so the log write fails and takes the
+     * version with it. */
+    storage_fixture_exec(f.db, "DELETE FROM executions WHERE agent_id = ?1 AND task_index = 2", id);
+    c = stage_for(f.db, &a, job.id, 1, &stop);
+    ck_assert_int_eq(stage_train(&c, &e), AD_ENOTFOUND);
+    stage_ctx_cleanup(&c);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE agent_id = ?1", id), 0);
+    ck_assert_int_eq(stage_status(f.db, id, 1), EXEC_RUNNING);
+    ck_assert_int_ne(sqlite3_get_autocommit(f.db->db), 0);
+    agent_row_cleanup(&a);
+    job_row_cleanup(&job);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+typedef struct redeploy_race {
+    const char *sql;      /* the statement (a substring of it) to count */
+    int nth;              /* the occurrence the race happens before */
+    int seen;
+    int64_t agent_id, version_id;
+    int interrupt;        /* 1: fail that statement instead (sqlite3_interrupt) */
+    storage_conn *db;
+} redeploy_race;
+
+static void *redeploy_thread(void *arg)
+{
+    redeploy_race *r = arg;
+    intptr_t rc = storage_versions_redeploy(storage_conn_get(), r->agent_id, r->version_id, "by a client", NULL);
+    storage_thread_release();
+    return (void *)rc;
+}
+
+static int redeploy_trace(unsigned type, void *ud, void *p, void *x)
+{
+    (void)type, (void)p;
+    redeploy_race *r = ud;
+    if (!strstr((const char *)x, r->sql) || ++r->seen != r->nth) return 0;
+    if (r->interrupt) {
+        sqlite3_interrupt(r->db->db);
+        return 0;
+    }
+    pthread_t th;
+    void *rc;
+    pthread_create(&th, NULL, redeploy_thread, r);
+    pthread_join(th, &rc);
+    ck_assert_int_eq((int)(intptr_t)rc, 0);
+    return 0;
+}
+
+/* A ready agent serving v1, v2 and v3 built beside it (v2 the better), and
+ * a replay of its ModelDeployer claimed with the evaluator's output naming
+ * v2. Fills the ids. */
+static void deploy_setup(storage_fixture *f, agent_row *a, job_row *job, int64_t *v1, int64_t *v2, int64_t *v3)
+{
+    int64_t id = create(f->db, "deployer", "text", free_text, sizeof(free_text) - 1);
+    run_next_job(f->db, id);
+    *v1 = expect_ready(f->db, "deployer");
+    ad_err e = {0};
+    ck_assert_int_eq(storage_versions_create(f->db, id, "v2", "en", "{}", "p", "[]", v2, &e), 0);
+    ck_assert_int_eq(storage_versions_set_metrics(f->db, *v2, "{}", 0.99, &e), 0);
+    ck_assert_int_eq(storage_versions_create(f->db, id, "v3", "en", "{}", "p", "[]", v3, &e), 0);
+    ck_assert_int_eq(storage_versions_set_metrics(f->db, *v3, "{}", 0.5, &e), 0);
+    char out[64];
+    snprintf(out, sizeof(out), "{\"version_id\":%lld}", (long long)*v2);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(f->db->db, "UPDATE executions SET output = ?1"
+                                        " WHERE agent_id = ?2 AND task_index = 2", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, out, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, id);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    ck_assert_int_eq(storage_jobs_enqueue(f->db, id, &(job_spec){PIPELINE_JOB_REPLAY, 3, NULL}, NULL, &e), 0);
+    ck_assert_int_eq(storage_jobs_claim(f->db, job, &e), 0);
+    ck_assert_int_eq(storage_agents_get_by_id(f->db, id, a, &e), 0);
+}
+
+/* The deployer decides against the version it read as serving; when a
+ * client's deploy replaces that one before the decision is written, the
+ * unit of work refuses it (nothing written) and the deployer decides again
+ * against the new one. */
+START_TEST(test_deploy_decides_again_when_another_deploy_wins)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    agent_row a;
+    job_row job;
+    int64_t v1, v2, v3;
+    deploy_setup(&f, &a, &job, &v1, &v2, &v3);
+    /* The verdict reads v2, the agent, then the serving v1: the client's
+     * deploy of v3 lands just before that third read's decision is written. */
+    redeploy_race r = {.sql = "FROM versions WHERE id = ?1", .nth = 2, .agent_id = a.id, .version_id = v3};
+    sqlite3_trace_v2(f.db->db, SQLITE_TRACE_STMT, redeploy_trace, &r);
+    atomic_int stop = 0;
+    ad_err e = {0};
+    stage_ctx c = stage_for(f.db, &a, job.id, 3, &stop);
+    int rc = stage_deploy(&c, &e);
+    sqlite3_trace_v2(f.db->db, 0, NULL, NULL);
+    ck_assert_msg(rc == 0, "%s", e.msg);
+    ck_assert_int_ge(r.seen, 4); /* decided twice: v2 and the serving one read each time */
+    const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c.output, "reason"));
+    ck_assert_msg(reason && strstr(reason, "of v3"), "%s", reason ? reason : "(no reason)");
+    stage_ctx_cleanup(&c);
+    agent_row b;
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, a.id, &b, &e), 0);
+    ck_assert_int_eq(b.deployed_version_id, v2);
+    ck_assert_int_eq(b.status, AGENT_READY);
+    agent_row_cleanup(&b);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1"
+                                                 " AND state = 'retired'", v3), 1);
+    agent_row_cleanup(&a);
+    job_row_cleanup(&job);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* The deployer compares with the serving version: when that read fails, the
+ * stage fails with the read's code rather than deploying uncompared. */
+START_TEST(test_deploy_passes_a_failed_read_of_the_serving_version_through)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    agent_row a;
+    job_row job;
+    int64_t v1, v2, v3;
+    deploy_setup(&f, &a, &job, &v1, &v2, &v3);
+    redeploy_race r = {.sql = "FROM versions WHERE id = ?1", .nth = 2, .interrupt = 1, .db = f.db};
+    sqlite3_trace_v2(f.db->db, SQLITE_TRACE_STMT, redeploy_trace, &r);
+    atomic_int stop = 0;
+    ad_err e = {0};
+    stage_ctx c = stage_for(f.db, &a, job.id, 3, &stop);
+    int rc = stage_deploy(&c, &e);
+    sqlite3_trace_v2(f.db->db, 0, NULL, NULL);
+    stage_ctx_cleanup(&c);
+    ck_assert_int_eq(rc, AD_EINTERNAL);
+    agent_row b;
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, a.id, &b, &e), 0);
+    ck_assert_int_eq(b.deployed_version_id, v1);
+    agent_row_cleanup(&b);
+    agent_row_cleanup(&a);
+    job_row_cleanup(&job);
     storage_fixture_close(&f);
 }
 END_TEST
@@ -298,6 +510,9 @@ Suite *pipeline_runner_suite(void)
     tcase_add_test(tc, test_pipeline_stopping_leaves_job_queued);
     tcase_add_test(tc, test_pipeline_bad_dataset_fails_the_agent);
     tcase_add_test(tc, test_stage_passes_storage_codes_through);
+    tcase_add_test(tc, test_stage_rows_and_log_row_commit_together);
+    tcase_add_test(tc, test_deploy_decides_again_when_another_deploy_wins);
+    tcase_add_test(tc, test_deploy_passes_a_failed_read_of_the_serving_version_through);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/plan.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/executions.h"
@@ -23,6 +24,7 @@ static int64_t create_agent(storage_conn *db, const char *user_id)
                    .material = material,
                    .material_len = sizeof(material) - 1,
                    .description = "desc"};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ad_err e = {0};
     ck_assert_msg(storage_agents_create(db, &a, &id, &e) == 0, "create %s: %s", user_id, e.msg);
@@ -36,6 +38,7 @@ START_TEST(test_agents_create_and_get)
     storage_fixture_open(&f);
     agent_new a = {.user_id = "alice", .source = "text", .material = "some text here!",
                    .material_len = 9, .base_model = "bm"};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ad_err e = {0};
     ck_assert_int_eq(storage_agents_create(f.db, &a, &id, &e), 0);
@@ -69,12 +72,51 @@ START_TEST(test_agents_create_and_get)
 
     /* Creation wrote four pending execution rows and one queued pipeline job. */
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1"
-                                                 " AND status = 'pending'", id), EXEC_STAGES);
+                                                 " AND status = 'pending'", id), PIPELINE_STAGES);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE agent_id = ?1"
                                                  " AND state = 'queued' AND kind = 'pipeline'", id), 1);
 
     ck_assert_int_eq(storage_agents_get(f.db, "bob", &row, &e), AD_ENOTFOUND);
     ck_assert_int_eq(storage_agents_get_by_id(f.db, id + 100, &row, &e), AD_ENOTFOUND);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* Storage knows no stage and no job kind: the log's rows and the first job
+ * are the caller's, stored as given; without a job kind no job is queued. */
+START_TEST(test_agents_create_stores_the_callers_plan)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    static const char *const names[] = {"Fetch", "Index"};
+    static const char *const outputs[] = {"the raw text", "an index"};
+    agent_new a = {.user_id = "planned", .source = "text", .material = "words", .material_len = 5,
+                   .log = {names, outputs, 2},
+                   .first_job = {.kind = "custom", .start_stage = 1, .params = "{\"k\":2}"}};
+    int64_t id = 0;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_create(f.db, &a, &id, &e), 0);
+    exec_row rows[3];
+    int n = 0;
+    ck_assert_int_eq(storage_exec_list(f.db, id, rows, 3, &n, &e), 0);
+    ck_assert_int_eq(n, 2);
+    for (int i = 0; i < n; i++) {
+        ck_assert_str_eq(rows[i].name, names[i]);
+        ck_assert_str_eq(rows[i].expected_output, outputs[i]);
+        ck_assert_int_eq(rows[i].status, EXEC_PENDING);
+        exec_row_cleanup(&rows[i]);
+    }
+    job_row j;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_str_eq(j.kind, "custom");
+    ck_assert_int_eq(j.start_stage, 1);
+    ck_assert_str_eq(j.params, "{\"k\":2}");
+    job_row_cleanup(&j);
+
+    agent_new bare = {.user_id = "bare", .source = "text", .material = "w", .material_len = 1};
+    ck_assert_int_eq(storage_agents_create(f.db, &bare, &id, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE agent_id = ?1", id), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1", id), 0);
     storage_fixture_close(&f);
 }
 END_TEST
@@ -85,6 +127,7 @@ START_TEST(test_agents_duplicate_user_id)
     storage_fixture_open(&f);
     int64_t first = create_agent(f.db, "dup");
     agent_new a = {.user_id = "dup", .source = "text", .material = "x", .material_len = 1};
+    pipeline_plan_agent(&a);
     int64_t id = -1;
     ad_err e = {0};
     ck_assert_int_eq(storage_agents_create(f.db, &a, &id, &e), AD_EEXIST);
@@ -95,7 +138,7 @@ START_TEST(test_agents_duplicate_user_id)
     ck_assert(sqlite3_get_autocommit(f.db->db));
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents", 0), 1);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs", 0), 1);
-    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions", 0), EXEC_STAGES);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions", 0), PIPELINE_STAGES);
     agent_row row;
     ck_assert_int_eq(storage_agents_get(f.db, "dup", &row, &e), 0);
     ck_assert_int_eq(row.id, first);
@@ -229,8 +272,8 @@ END_TEST
 static void populate(storage_conn *db, int64_t agent_id)
 {
     ad_err e = {0};
-    unit_row u = {0, "question", "body", "answer", "cat", "probe"};
-    ck_assert_int_eq(storage_units_add(db, agent_id, &u, &e), 0);
+    storage_fixture_exec(db, "INSERT INTO units (agent_id, ord, question, body, answer, category, probe)"
+                             " VALUES (?1, 0, 'question', 'body', 'answer', 'cat', 'probe')", agent_id);
     int64_t vid = 0;
     ck_assert_int_eq(storage_versions_create(db, agent_id, "v1", "en", "{}", "persona", "[]", &vid, &e), 0);
     ck_assert_int_eq(storage_index_put_passage(db, vid, 0, "shared question words",
@@ -240,7 +283,7 @@ static void populate(storage_conn *db, int64_t agent_id)
     ck_assert_int_eq(storage_index_put_stats(db, vid, &st, "\3\0\3\0", 4, &e), 0);
     /* The jobs table already holds the agent's creation job, and a second
      * active job for the same agent is refused. */
-    ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, "replay", 1, NULL, NULL, &e), AD_ECONFLICT);
+    ck_assert_int_eq(storage_jobs_enqueue(db, agent_id, &(job_spec){"replay", 1, NULL}, NULL, &e), AD_ECONFLICT);
 }
 
 static int64_t rows_of(storage_conn *db, const char *table, int64_t agent_id)
@@ -290,7 +333,7 @@ START_TEST(test_agents_delete_cascades)
     /* The other agent is untouched. */
     ck_assert_int_eq(rows_of(f.db, "materials", kept), 1);
     ck_assert_int_eq(rows_of(f.db, "jobs", kept), 1);
-    ck_assert_int_eq(rows_of(f.db, "executions", kept), EXEC_STAGES);
+    ck_assert_int_eq(rows_of(f.db, "executions", kept), PIPELINE_STAGES);
     ck_assert_int_eq(rows_of(f.db, "units", kept), 1);
     ck_assert_int_eq(rows_of(f.db, "versions", kept), 1);
 
@@ -359,6 +402,7 @@ Suite *storage_agents_suite(void)
     Suite *s = suite_create("storage_agents");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_agents_create_and_get);
+    tcase_add_test(tc, test_agents_create_stores_the_callers_plan);
     tcase_add_test(tc, test_agents_duplicate_user_id);
     tcase_add_test(tc, test_agents_set_state);
     tcase_add_test(tc, test_agents_status_words_stored);

@@ -1,9 +1,12 @@
 /* Tests storage/db.c: creation, migrations, reopening, and refusing a newer schema. */
 #include <check.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "pipeline/plan.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/maintenance.h"
@@ -50,6 +53,7 @@ START_TEST(test_storage_reopen_is_idempotent)
     storage_fixture f;
     storage_fixture_open(&f);
     agent_new a = {.user_id = "keep", .source = "text", .material = "hello", .material_len = 5};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ck_assert_int_eq(storage_agents_create(f.db, &a, &id, NULL), 0);
     storage_close();
@@ -137,6 +141,7 @@ START_TEST(test_previous_release_file_is_converted_to_auto_vacuum)
     static char material[1 << 20];
     memset(material, 'x', sizeof(material));
     agent_new a = {.user_id = "old", .source = "text", .material = material, .material_len = sizeof(material)};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ck_assert_int_eq(storage_agents_create(f.db, &a, &id, NULL), 0);
     storage_close();
@@ -166,6 +171,29 @@ START_TEST(test_previous_release_file_is_converted_to_auto_vacuum)
 }
 END_TEST
 
+static void *read_on_borrowed_connection(void *db)
+{
+    agent_row row;
+    storage_agents_get(db, "nobody", &row, NULL);
+    return NULL;
+}
+
+/* A connection and its statement cache belong to the thread that opened it
+ * (docs/threads.md): one handed to another thread is a bug that stops the
+ * process at once, not a race on the cache. The assertion fires before any
+ * SQL runs, so the files can go first. */
+START_TEST(test_connection_used_on_another_thread_aborts)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    storage_fixture_remove_files(&f);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, read_on_borrowed_connection, f.db), 0);
+    pthread_join(t, NULL);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 Suite *storage_db_suite(void)
 {
     Suite *s = suite_create("storage_db");
@@ -175,6 +203,7 @@ Suite *storage_db_suite(void)
     tcase_add_test(tc, test_storage_refuses_newer_schema);
     tcase_add_test(tc, test_storage_open_fails_on_unusable_dir);
     tcase_add_test(tc, test_previous_release_file_is_converted_to_auto_vacuum);
+    tcase_add_test_raise_signal(tc, test_connection_used_on_another_thread_aborts, SIGABRT);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -29,11 +29,16 @@ static int fixture_remove(const char *path, const struct stat *sb, int flag, str
     return remove(path);
 }
 
+void storage_fixture_remove_files(storage_fixture *f)
+{
+    if (f->root[0]) nftw(f->root, fixture_remove, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 void storage_fixture_close(storage_fixture *f)
 {
     storage_close();
     f->db = NULL;
-    if (f->root[0]) nftw(f->root, fixture_remove, 8, FTW_DEPTH | FTW_PHYS);
+    storage_fixture_remove_files(f);
 }
 
 static int64_t fixture_count(storage_conn *db, const char *sql, const int64_t *iarg, const char *targ)
@@ -60,4 +65,15 @@ int64_t storage_fixture_count(storage_conn *db, const char *sql, int64_t arg)
 int64_t storage_fixture_count_text(storage_conn *db, const char *sql, const char *arg)
 {
     return fixture_count(db, sql, NULL, arg);
+}
+
+void storage_fixture_exec(storage_conn *db, const char *sql, int64_t arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db->db));
+    if (sqlite3_bind_parameter_count(st) > 0) sqlite3_bind_int64(st, 1, arg);
+    rc = sqlite3_step(st);
+    ck_assert_msg(rc == SQLITE_DONE, "%s: %s", sql, sqlite3_errmsg(db->db));
+    sqlite3_finalize(st);
 }

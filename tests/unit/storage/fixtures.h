@@ -22,10 +22,18 @@ void storage_fixture_open(storage_fixture *f);
 /* storage_close() and removes the directory with everything in it. */
 void storage_fixture_close(storage_fixture *f);
 
+/* Removes the directory with everything in it but leaves storage open: for a
+ * test that ends in an abort, so that it leaves nothing behind. */
+void storage_fixture_remove_files(storage_fixture *f);
+
 /* Runs a one-integer query with `arg` bound to ?1 (when the query has it). */
 int64_t storage_fixture_count(storage_conn *db, const char *sql, int64_t arg);
 
 /* Same, with a text argument. */
 int64_t storage_fixture_count_text(storage_conn *db, const char *sql, const char *arg);
+
+/* Runs one statement that returns no row, with `arg` bound to ?1; fails the
+ * test on error. Sets up rows no unit of work writes on its own. */
+void storage_fixture_exec(storage_conn *db, const char *sql, int64_t arg);
 
 #endif

@@ -2,6 +2,7 @@
 #include <check.h>
 #include <string.h>
 
+#include "pipeline/plan.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/executions.h"
@@ -14,6 +15,7 @@ Suite *storage_jobs_suite(void);
 static int64_t agent_with_job(storage_conn *db, const char *user_id, int64_t *agent_id)
 {
     agent_new a = {.user_id = user_id, .source = "text", .material = "m", .material_len = 1};
+    pipeline_plan_agent(&a);
     ck_assert_int_eq(storage_agents_create(db, &a, agent_id, NULL), 0);
     return storage_fixture_count(db, "SELECT max(id) FROM jobs WHERE agent_id = ?1", *agent_id);
 }
@@ -34,7 +36,7 @@ START_TEST(test_jobs_one_running_job_per_agent)
     int64_t ja = agent_with_job(f.db, "a", &a);
     ad_err e = {0};
     /* One queued or running job per agent: a second one is refused. */
-    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, "{\"k\":1}", &a2, &e), AD_ECONFLICT);
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, &(job_spec){"replay", 2, "{\"k\":1}"}, &a2, &e), AD_ECONFLICT);
     int64_t jb = agent_with_job(f.db, "b", &b);
     ck_assert(ja < jb);
     expect_depth(f.db, 2, 0);
@@ -48,21 +50,21 @@ START_TEST(test_jobs_one_running_job_per_agent)
     ck_assert_ptr_null(j.params);
     ck_assert_int_eq(j.attempts, 1);
     job_row_cleanup(&j);
-    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, NULL, &a2, &e), AD_ECONFLICT);
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, &(job_spec){"replay", 2, NULL}, &a2, &e), AD_ECONFLICT);
 
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
     ck_assert_int_eq(j.id, jb);
     job_row_cleanup(&j);
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), AD_ENOTFOUND);
     expect_depth(f.db, 0, 2);
-    ck_assert_int_eq(storage_jobs_agent_busy(f.db, a, NULL), 1);
-    ck_assert_int_eq(storage_jobs_agent_busy(f.db, a, "replay"), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE agent_id = ?1"
+                                                 " AND state = 'running'", a), 1);
     ck_assert_int_eq(storage_jobs_hold(f.db, ja, &e), 0);
 
     /* Once a's first job is done, the next may be queued and run. */
     ck_assert_int_eq(storage_jobs_finish(f.db, ja, JOB_DONE, NULL, &e), 0);
     ck_assert_int_eq(storage_jobs_hold(f.db, ja, &e), AD_ECANCELLED);
-    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 2, "{\"k\":1}", &a2, &e), 0);
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, &(job_spec){"replay", 2, "{\"k\":1}"}, &a2, &e), 0);
     ck_assert(a2 > jb);
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
     ck_assert_int_eq(j.id, a2);
@@ -117,7 +119,8 @@ START_TEST(test_jobs_requeue_running_and_release)
     job_row_cleanup(&j);
     ck_assert_int_eq(storage_jobs_finish(f.db, jb, JOB_DONE, NULL, NULL), 0);
     expect_depth(f.db, 0, 0);
-    ck_assert_int_eq(storage_jobs_agent_busy(f.db, a, NULL), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE agent_id = ?1"
+                                                 " AND state IN ('queued', 'running')", a), 0);
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), AD_ENOTFOUND);
     storage_fixture_close(&f);
 }
@@ -128,7 +131,7 @@ START_TEST(test_jobs_enqueue_for_missing_agent)
     storage_fixture f;
     storage_fixture_open(&f);
     ad_err e = {0};
-    ck_assert_int_eq(storage_jobs_enqueue(f.db, 999, "pipeline", 0, NULL, NULL, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, 999, &(job_spec){"pipeline", 0, NULL}, NULL, &e), AD_ENOTFOUND);
     expect_depth(f.db, 0, 0);
     storage_fixture_close(&f);
 }
@@ -144,7 +147,8 @@ START_TEST(test_exec_reset_refused_while_a_job_is_active)
     int64_t a = 0;
     int64_t ja = agent_with_job(f.db, "a", &a);
     ad_err e = {0};
-    ck_assert_int_eq(storage_exec_finish(f.db, a, 0, EXEC_COMPLETED, "{}", "{\"k\":1}", 5, &e), 0);
+    storage_fixture_exec(f.db, "UPDATE executions SET status = 'completed', output = '{\"k\":1}'"
+                               " WHERE agent_id = ?1 AND task_index = 0", a);
     int count = -1;
     ck_assert_int_eq(storage_exec_reset(f.db, a, &count, &e), AD_ECONFLICT);
     ck_assert_int_eq(count, 0);
@@ -152,9 +156,9 @@ START_TEST(test_exec_reset_refused_while_a_job_is_active)
                                                  " AND status = 'completed'", a), 1);
     ck_assert_int_eq(storage_jobs_finish(f.db, ja, JOB_DONE, NULL, &e), 0);
     ck_assert_int_eq(storage_exec_reset(f.db, a, &count, &e), 0);
-    ck_assert_int_eq(count, EXEC_STAGES);
+    ck_assert_int_eq(count, PIPELINE_STAGES);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1"
-                                                 " AND status = 'pending' AND output IS NULL", a), EXEC_STAGES);
+                                                 " AND status = 'pending' AND output IS NULL", a), PIPELINE_STAGES);
     storage_fixture_close(&f);
 }
 END_TEST

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pipeline/plan.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/inferences.h"
@@ -20,6 +21,7 @@ Suite *storage_maintenance_suite(void);
 static int64_t make_agent(storage_conn *db, const char *user_id)
 {
     agent_new a = {.user_id = user_id, .source = "text", .material = "m", .material_len = 1};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ck_assert_int_eq(storage_agents_create(db, &a, &id, NULL), 0);
     return id;
@@ -80,13 +82,13 @@ START_TEST(test_prune_keeps_the_latest_group)
     exec_sql(f.db, "UPDATE jobs SET state = 'done'");
     exec_sql(f.db, "INSERT INTO training_groups (id, cycles, total_agents, created_at) VALUES (1, 1, 1, 0), (2, 1, 1, 0)");
     int64_t t1 = 0, t2 = 0, t3 = 0;
-    ck_assert_int_eq(storage_trainings_create(f.db, a, "group-1", 1, &t1, NULL), 0);
+    ck_assert_int_eq(storage_trainings_create(f.db, a, "group-1", 1, PIPELINE_JOB_TRAIN, &t1, NULL), 0);
     ck_assert_int_eq(storage_trainings_finish(f.db, t1, TRAINING_DONE, 1, 0, NULL, NULL, NULL), 0);
     exec_sql(f.db, "UPDATE jobs SET state = 'done'");
-    ck_assert_int_eq(storage_trainings_create(f.db, a, "group-2", 1, &t2, NULL), 0);
+    ck_assert_int_eq(storage_trainings_create(f.db, a, "group-2", 1, PIPELINE_JOB_TRAIN, &t2, NULL), 0);
     ck_assert_int_eq(storage_trainings_finish(f.db, t2, TRAINING_CANCELLED, 0, 0, NULL, NULL, NULL), 0);
     exec_sql(f.db, "UPDATE jobs SET state = 'cancelled' WHERE state IN ('queued', 'running')");
-    ck_assert_int_eq(storage_trainings_create(f.db, a, "v4", 1, &t3, NULL), 0);
+    ck_assert_int_eq(storage_trainings_create(f.db, a, "v4", 1, PIPELINE_JOB_TRAIN, &t3, NULL), 0);
     ck_assert_int_eq(storage_trainings_finish(f.db, t3, TRAINING_CANCELLED, 0, 0, NULL, NULL, NULL), 0);
     exec_sql(f.db, "UPDATE jobs SET state = 'cancelled' WHERE state IN ('queued', 'running')");
     char sql[160];
@@ -118,11 +120,11 @@ START_TEST(test_prune_by_age)
      * job; the first run has an iteration row. */
     exec_sql(f.db, "UPDATE jobs SET state = 'done'");
     int64_t t1 = 0, t2 = 0;
-    ck_assert_int_eq(storage_trainings_create(f.db, a, "v2", 1, &t1, NULL), 0);
+    ck_assert_int_eq(storage_trainings_create(f.db, a, "v2", 1, PIPELINE_JOB_TRAIN, &t1, NULL), 0);
     ck_assert_int_eq(storage_trainings_add_iteration(f.db, t1, 1, "{}", "{}", 1, NULL), 0);
     ck_assert_int_eq(storage_trainings_finish(f.db, t1, TRAINING_DONE, 1, 0, NULL, NULL, NULL), 0);
     exec_sql(f.db, "UPDATE jobs SET state = 'done'");
-    ck_assert_int_eq(storage_trainings_create(f.db, a, "v3", 1, &t2, NULL), 0);
+    ck_assert_int_eq(storage_trainings_create(f.db, a, "v3", 1, PIPELINE_JOB_TRAIN, &t2, NULL), 0);
     ck_assert_int_eq(storage_trainings_finish(f.db, t2, TRAINING_FAILED, 0, 0, NULL, "x", NULL), 0);
     exec_sql(f.db, "UPDATE jobs SET state = 'failed'");
     /* All of it two days old, but the last 100 calls. */
@@ -226,8 +228,8 @@ START_TEST(test_vanished_agent_is_not_found)
     ad_err e = {0};
     /* Writes keyed by the stale id find out inside their transaction. */
     ck_assert_int_eq(storage_feedback_add(f.db, a, "p", "r", "f", 0, &id, &e), AD_ENOTFOUND);
-    ck_assert_int_eq(storage_trainings_create(f.db, a, "v2", 1, &id, &e), AD_ENOTFOUND);
-    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, "replay", 1, NULL, &id, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_trainings_create(f.db, a, "v2", 1, PIPELINE_JOB_TRAIN, &id, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_jobs_enqueue(f.db, a, &(job_spec){"replay", 1, NULL}, &id, &e), AD_ENOTFOUND);
     ck_assert_int_eq(storage_versions_redeploy(f.db, a, 1, "n", &e), AD_ENOTFOUND);
     storage_fixture_close(&f);
 }

@@ -4,6 +4,7 @@
 #include <check.h>
 #include <string.h>
 
+#include "pipeline/plan.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/jobs.h"
@@ -17,13 +18,15 @@ Suite *storage_trainings_suite(void);
 static int64_t agent(storage_conn *db, const char *user_id, int deployed)
 {
     agent_new a = {.user_id = user_id, .source = "text", .material = "m", .material_len = 1};
+    pipeline_plan_agent(&a);
     int64_t id = 0, vid = 0;
     ck_assert_int_eq(storage_agents_create(db, &a, &id, NULL), 0);
     if (!deployed) return id;
     int64_t job = storage_fixture_count(db, "SELECT max(id) FROM jobs WHERE agent_id = ?1", id);
     ck_assert_int_eq(storage_jobs_finish(db, job, JOB_DONE, NULL, NULL), 0);
     ck_assert_int_eq(storage_versions_create(db, id, "v1", "en", "{}", "p", "[]", &vid, NULL), 0);
-    ck_assert_int_eq(storage_agents_set_deployed(db, id, vid, NULL), 0);
+    storage_fixture_exec(db, "UPDATE agents SET deployed_version_id ="
+                             " (SELECT max(id) FROM versions WHERE agent_id = ?1) WHERE id = ?1", id);
     return id;
 }
 
@@ -44,12 +47,12 @@ START_TEST(test_group_all_or_nothing)
     group_refusal why[3];
 
     const char *unknown[] = {"ann", "ghost", "bob"};
-    ck_assert_int_eq(storage_groups_start(f.db, unknown, 3, 5, &gid, why, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_groups_start(f.db, unknown, 3, 5, PIPELINE_JOB_TRAIN, &gid, why, &e), AD_ENOTFOUND);
     ck_assert_int_eq(why[0], GROUP_OK);
     ck_assert_int_eq(why[1], GROUP_UNKNOWN);
     ck_assert_int_eq(why[2], GROUP_OK);
     const char *not_ready[] = {"ann", "new"};
-    ck_assert_int_eq(storage_groups_start(f.db, not_ready, 2, 5, &gid, why, &e), AD_ESTATE);
+    ck_assert_int_eq(storage_groups_start(f.db, not_ready, 2, 5, PIPELINE_JOB_TRAIN, &gid, why, &e), AD_ESTATE);
     ck_assert_int_eq(why[1], GROUP_NOT_READY);
     /* Nothing was written by the refusals. */
     ck_assert_int_eq(count(f.db, "SELECT count(*) FROM training_groups"), 0);
@@ -57,7 +60,7 @@ START_TEST(test_group_all_or_nothing)
     ck_assert_int_eq(count(f.db, "SELECT count(*) FROM jobs WHERE kind = 'train'"), 0);
 
     const char *both[] = {"ann", "bob"};
-    ck_assert_int_eq(storage_groups_start(f.db, both, 2, 3, &gid, why, &e), 0);
+    ck_assert_int_eq(storage_groups_start(f.db, both, 2, 3, PIPELINE_JOB_TRAIN, &gid, why, &e), 0);
     ck_assert_int_gt(gid, 0);
     ck_assert_int_eq(count(f.db, "SELECT count(*) FROM trainings WHERE group_id IS NOT NULL"), 2);
     ck_assert_int_eq(count(f.db, "SELECT count(*) FROM jobs WHERE kind = 'train' AND state = 'queued'"), 2);
@@ -66,7 +69,7 @@ START_TEST(test_group_all_or_nothing)
     ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE name = ?1", name), 2);
     /* Busy now: a second group with either is refused. */
     const char *again[] = {"bob"};
-    ck_assert_int_eq(storage_groups_start(f.db, again, 1, 3, &gid, why, &e), AD_ESTATE);
+    ck_assert_int_eq(storage_groups_start(f.db, again, 1, 3, PIPELINE_JOB_TRAIN, &gid, why, &e), AD_ESTATE);
     ck_assert_int_eq(why[0], GROUP_BUSY);
     group_row g;
     ck_assert_int_eq(storage_groups_latest(f.db, &g, &e), 0);
@@ -98,7 +101,7 @@ START_TEST(test_stop_cancels_runs_and_jobs)
 
     const char *both[] = {"ann", "bob"};
     group_refusal why[2];
-    ck_assert_int_eq(storage_groups_start(f.db, both, 2, 4, &gid, why, &e), 0);
+    ck_assert_int_eq(storage_groups_start(f.db, both, 2, 4, PIPELINE_JOB_TRAIN, &gid, why, &e), 0);
     /* ann's run is under way, bob's waits. */
     job_row j;
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
@@ -132,7 +135,7 @@ START_TEST(test_stop_cancels_runs_and_jobs)
     /* Nothing left to stop; the agents are free for a new group. */
     ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 0);
-    ck_assert_int_eq(storage_groups_start(f.db, both, 2, 1, &gid, why, &e), 0);
+    ck_assert_int_eq(storage_groups_start(f.db, both, 2, 1, PIPELINE_JOB_TRAIN, &gid, why, &e), 0);
     storage_fixture_close(&f);
 }
 END_TEST
@@ -150,7 +153,7 @@ START_TEST(test_stopped_run_stays_cancelled)
     int stopped = 0;
     const char *ids[] = {"ann"};
     group_refusal why[1];
-    ck_assert_int_eq(storage_groups_start(f.db, ids, 1, 4, &gid, why, &e), 0);
+    ck_assert_int_eq(storage_groups_start(f.db, ids, 1, 4, PIPELINE_JOB_TRAIN, &gid, why, &e), 0);
     job_row j;
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
     int64_t tid = count(f.db, "SELECT max(id) FROM trainings");
@@ -185,8 +188,8 @@ START_TEST(test_stop_reaches_earlier_groups)
     int stopped = 0;
     group_refusal why[1];
     const char *first[] = {"ann"}, *second[] = {"bob"};
-    ck_assert_int_eq(storage_groups_start(f.db, first, 1, 1000, &g1, why, &e), 0);
-    ck_assert_int_eq(storage_groups_start(f.db, second, 1, 1, &g2, why, &e), 0);
+    ck_assert_int_eq(storage_groups_start(f.db, first, 1, 1000, PIPELINE_JOB_TRAIN, &g1, why, &e), 0);
+    ck_assert_int_eq(storage_groups_start(f.db, second, 1, 1, PIPELINE_JOB_TRAIN, &g2, why, &e), 0);
     ck_assert_int_gt(g2, g1);
     /* bob's one-cycle group ends; ann's long one goes on. */
     int64_t bob_run = storage_fixture_count(f.db, "SELECT id FROM trainings WHERE group_id = ?1", g2);

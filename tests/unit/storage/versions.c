@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pipeline/plan.h"
 #include "storage/agents.h"
 #include "storage/db.h"
 #include "storage/index.h"
+#include "storage/jobs.h"
 #include "storage/versions.h"
 #include "tests/unit/storage/fixtures.h"
 
@@ -14,6 +16,7 @@ Suite *storage_versions_suite(void);
 static int64_t make_agent(storage_conn *db, const char *user_id)
 {
     agent_new a = {.user_id = user_id, .source = "dataset", .material = "[]", .material_len = 2};
+    pipeline_plan_agent(&a);
     int64_t id = 0;
     ck_assert_int_eq(storage_agents_create(db, &a, &id, NULL), 0);
     return id;
@@ -147,6 +150,45 @@ START_TEST(test_versions_deploy_retires_previous)
 }
 END_TEST
 
+/* A deployment carried out against a serving version that has changed since
+ * it was decided is refused whole: no version moves and no log row is
+ * written. The verdict against the right one goes through. */
+START_TEST(test_versions_settle_refuses_a_stale_verdict)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "settle");
+    int64_t v1 = make_version(f.db, a, "v1"), v2 = make_version(f.db, a, "v2");
+    ad_err e = {0};
+    ck_assert_int_eq(storage_versions_redeploy(f.db, a, v1, "first", &e), 0);
+    job_row job;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &job, &e), 0);
+    exec_step step = {.agent_id = a, .job_id = job.id, .task_index = 3, .inputs = "{}",
+                      .output = "{\"deployed\":true}", .progress = 100};
+    version_verdict stale = {.agent_id = a, .version_id = v2, .deploy = 1, .note = "n",
+                             .expected_deployed = 0};
+    ck_assert_int_eq(storage_versions_settle(f.db, &stale, &step, &e), AD_ECONFLICT);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT deployed_version_id FROM agents WHERE id = ?1", a), v1);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1"
+                                                 " AND status = 'completed'", a), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE id = ?1"
+                                                 " AND state = 'running'", job.id), 1);
+    version_verdict fresh = stale;
+    fresh.expected_deployed = v1;
+    ck_assert_int_eq(storage_versions_settle(f.db, &fresh, &step, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT deployed_version_id FROM agents WHERE id = ?1", a), v2);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1"
+                                                 " AND state = 'retired'", v1), 1);
+    /* The last stage's record finishes the job and readies the agent. */
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE id = ?1"
+                                                 " AND state = 'done'", job.id), 1);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents WHERE id = ?1"
+                                                 " AND status = 'ready' AND progress = 100", a), 1);
+    job_row_cleanup(&job);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 /* Deleting a version deletes its index rows (by cascade) and nothing else. */
 START_TEST(test_versions_delete_takes_its_index)
 {
@@ -181,6 +223,7 @@ Suite *storage_versions_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_versions_create_and_names);
     tcase_add_test(tc, test_versions_deploy_retires_previous);
+    tcase_add_test(tc, test_versions_settle_refuses_a_stale_verdict);
     tcase_add_test(tc, test_versions_delete_takes_its_index);
     suite_add_tcase(s, tc);
     return s;
