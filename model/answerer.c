@@ -4,42 +4,56 @@
 
 #include "base/buf.h"
 #include "model/index.h"
-#include "model/text.h"
 
-/* Fraction of the prompt's distinct content words found in `text`. */
-static double answerer_coverage(const char *prompt, const char *question, const char *body)
+/* The prompt's distinct terms, and which of them the best passage holds. */
+typedef struct coverage_terms {
+    ad_buf text;            /* the terms, each followed by a NUL */
+    size_t offsets[64];
+    unsigned char found[64];
+    size_t count;
+} coverage_terms;
+
+static void coverage_add_prompt_term(void *ud, const char *term, size_t len, size_t position)
 {
-    text_tokens pt, ht;
-    text_tokens_init(&pt);
-    text_tokens_init(&ht);
-    text_tokenize(prompt, strlen(prompt), &pt);
-    ad_buf all;
-    ad_buf_init(&all);
-    ad_buf_puts(&all, question ? question : "");
-    ad_buf_putc(&all, ' ');
-    ad_buf_puts(&all, body ? body : "");
-    text_tokenize(all.data, all.len, &ht);
-    size_t total = 0, found = 0;
-    for (size_t i = 0; i < pt.count; i++) {
-        const char *w = pt.lower + pt.items[i].offset;
-        size_t wl = pt.items[i].length;
-        if (text_is_stopword(w, wl)) continue;
-        int dup = 0;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = pt.items[j].length == wl && memcmp(pt.lower + pt.items[j].offset, w, wl) == 0;
-        if (dup) continue;
-        total++;
-        for (size_t j = 0; j < ht.count; j++) {
-            if (ht.items[j].length == wl && memcmp(ht.lower + ht.items[j].offset, w, wl) == 0) {
-                found++;
-                break;
-            }
-        }
-    }
-    text_tokens_cleanup(&pt);
-    text_tokens_cleanup(&ht);
-    ad_buf_cleanup(&all);
-    return total ? (double)found / (double)total : 0.0;
+    (void)position;
+    coverage_terms *c = ud;
+    for (size_t i = 0; i < c->count; i++)
+        if (strlen(c->text.data + c->offsets[i]) == len && memcmp(c->text.data + c->offsets[i], term, len) == 0)
+            return;
+    if (c->count == sizeof(c->offsets) / sizeof(c->offsets[0])) return;
+    c->offsets[c->count++] = c->text.len;
+    ad_buf_append(&c->text, term, len);
+    ad_buf_putc(&c->text, '\0');
+}
+
+static void coverage_mark_passage_term(void *ud, const char *term, size_t len, size_t position)
+{
+    (void)position;
+    coverage_terms *c = ud;
+    for (size_t i = 0; i < c->count; i++)
+        if (!c->found[i] && strlen(c->text.data + c->offsets[i]) == len &&
+            memcmp(c->text.data + c->offsets[i], term, len) == 0)
+            c->found[i] = 1;
+}
+
+/* Fraction of the prompt's distinct terms (analysed in the version's
+ * language, as retrieval analyses them, so an inflected or unaccented word
+ * counts as found) that the passage's question or body holds. */
+static double answerer_coverage(analysis_language language, const char *prompt,
+                                const char *question, const char *body)
+{
+    coverage_terms c;
+    memset(&c, 0, sizeof(c));
+    ad_buf_init(&c.text);
+    analyzer *a = analyzer_new(language);
+    analyzer_terms(a, prompt, strlen(prompt), coverage_add_prompt_term, &c);
+    if (question) analyzer_terms(a, question, strlen(question), coverage_mark_passage_term, &c);
+    if (body) analyzer_terms(a, body, strlen(body), coverage_mark_passage_term, &c);
+    analyzer_free(a);
+    size_t found = 0;
+    for (size_t i = 0; i < c.count; i++) found += c.found[i];
+    ad_buf_cleanup(&c.text);
+    return c.count ? (double)found / (double)c.count : 0.0;
 }
 
 analysis_language answerer_language(const char *code)
@@ -65,7 +79,7 @@ int answerer_answer(storage_conn *db, int64_t version_id, analysis_language lang
 
     const passage_hit *best = &out->hits[0];
     out->text = best->answer ? best->answer : best->body;
-    double coverage = answerer_coverage(prompt, best->question, best->body);
+    double coverage = answerer_coverage(language, prompt, best->question, best->body);
     double margin = 1.0;
     if (out->nhits > 1 && best->score > 0) margin = 1.0 - out->hits[1].score / best->score;
     if (margin < 0) margin = 0;
