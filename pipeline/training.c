@@ -230,7 +230,9 @@ static int training_finish(training_run *r, int64_t vid, const cJSON *metrics, d
                               .metrics = mtxt,
                               .quality = quality,
                               .best_iteration = best_iteration};
-        rc = pipeline_deploy_verdict(r->db, r->agent.id, vid, &o.verdict, note, sizeof(note), &deploy, e);
+        /* Judged as the version the run's last unit of work publishes. */
+        deploy_candidate cand = {.version_id = vid, .name = r->tr.name, .quality = quality};
+        rc = pipeline_deploy_verdict(r->db, r->agent.id, &cand, &o.verdict, note, sizeof(note), &deploy, e);
         if (rc < 0) break;
         char *trained = training_trained_data(r, metrics, quality, best_iteration, best, first_quality, deploy);
         o.trained_data = trained;
