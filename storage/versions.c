@@ -208,9 +208,13 @@ int storage_versions_delete_candidates(storage_conn *db, int64_t agent_id, ad_er
         sqlite3_stmt *st = storage_stmt(db,
             "SELECT id FROM versions WHERE agent_id = ?1 AND state = 'candidate' LIMIT 64");
         sqlite3_bind_int64(st, 1, agent_id);
+        int step = SQLITE_DONE;
         n = 0;
-        while (n < 64 && sqlite3_step(st) == SQLITE_ROW) ids[n++] = sqlite3_column_int64(st, 0);
+        while (n < 64 && (step = sqlite3_step(st)) == SQLITE_ROW) ids[n++] = sqlite3_column_int64(st, 0);
         sqlite3_reset(st);
+        /* A failed read is not "no candidates": the caller's unit of work
+         * must not commit with them left. */
+        if (step != SQLITE_ROW && step != SQLITE_DONE) return storage_fail(db, step, "list candidates", e);
         for (int i = 0; i < n && rc == 0; i++) rc = storage_versions_delete(db, ids[i], e);
     } while (n == 64 && rc == 0);
     return rc;

@@ -210,6 +210,32 @@ START_TEST(test_stop_reaches_earlier_groups)
 }
 END_TEST
 
+/* A run starts by deleting the candidates a crash left; when the read that
+ * lists them fails, the start fails with its code and writes nothing,
+ * rather than starting the run beside the leftovers. */
+START_TEST(test_start_fails_when_leftover_candidates_cannot_be_read)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = agent(f.db, "crashed", 1);
+    ad_err e = {0};
+    int64_t tid = 0, cand = 0;
+    ck_assert_int_eq(storage_trainings_create(f.db, id, "v2", 2, PIPELINE_JOB_TRAIN, &tid, &e), 0);
+    ck_assert_int_eq(storage_versions_create(f.db, id, "~candidate-1-1", "en", "{}", "p", "[]", &cand, &e), 0);
+    storage_fixture_exec(f.db, "UPDATE versions SET state = 'candidate' WHERE id = ?1", cand);
+    storage_fixture_fail_statement(f.db, "state = 'candidate' LIMIT", 0);
+    int rc = storage_trainings_start(f.db, tid, &e);
+    ck_assert_int_eq(storage_fixture_fail_statement(f.db, NULL, 0), 1);
+    ck_assert_msg(rc == AD_EINTERNAL, "%s: %s", ad_err_name(rc), e.msg);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1", cand), 1);
+    ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE status = ?1", "queued"), 1);
+    /* Once the read works, the start deletes them. */
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1", cand), 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 Suite *storage_trainings_suite(void)
 {
     Suite *s = suite_create("storage_trainings");
@@ -218,6 +244,7 @@ Suite *storage_trainings_suite(void)
     tcase_add_test(tc, test_stop_cancels_runs_and_jobs);
     tcase_add_test(tc, test_stopped_run_stays_cancelled);
     tcase_add_test(tc, test_stop_reaches_earlier_groups);
+    tcase_add_test(tc, test_start_fails_when_leftover_candidates_cannot_be_read);
     suite_add_tcase(s, tc);
     return s;
 }
