@@ -86,7 +86,10 @@ int unit_set_load(storage_conn *db, int64_t agent_id, unit_set *s, ad_err *e)
 {
     memset(s, 0, sizeof(*s));
     int rc = storage_units_each(db, agent_id, unit_set_visit, s, e);
-    if (rc < 0) return rc;
+    if (rc < 0) {
+        unit_set_cleanup(s); /* the units read before the failure */
+        return rc;
+    }
     if (s->count == 0) return ad_err_set(e, AD_ESTATE, "no processed material (DataProcessor output missing)");
     return 0;
 }

@@ -72,7 +72,8 @@ typedef struct unit_set {
 } unit_set;
 
 void unit_set_cleanup(unit_set *s);
-/* Loads the stored DataProcessor output (the units table). */
+/* Loads the stored DataProcessor output (the units table). On failure `s`
+ * is empty and holds nothing to free. */
 int unit_set_load(storage_conn *db, int64_t agent_id, unit_set *s, ad_err *e);
 
 /* Turns the agent's material into units with `params` (passage size and

@@ -495,6 +495,29 @@ START_TEST(test_training_judges_its_best_candidate_as_published)
 }
 END_TEST
 
+/* A read of the processed material that fails part way keeps its code and
+ * leaves nothing behind: the units read before the failure are freed, not
+ * leaked by a caller that only cleans up after success. */
+START_TEST(test_unit_set_load_frees_a_partial_read)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create(f.db, "partial", "text", free_text, sizeof(free_text) - 1);
+    run_next_job(f.db, id);
+    expect_ready(f.db, "partial");
+    ck_assert_int_gt(storage_fixture_count(f.db, "SELECT count(*) FROM units WHERE agent_id = ?1", id), 1);
+    unit_set units;
+    ad_err e = {0};
+    storage_fixture_fail_statement(f.db, "FROM units WHERE agent_id", 1);
+    int rc = unit_set_load(f.db, id, &units, &e);
+    ck_assert_int_eq(storage_fixture_fail_statement(f.db, NULL, 0), 1);
+    ck_assert_msg(rc == AD_EINTERNAL, "%s: %s", ad_err_name(rc), e.msg);
+    ck_assert_uint_eq(units.count, 0);
+    ck_assert_ptr_null(units.items);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_pipeline_stopping_leaves_job_queued)
 {
     storage_fixture f;
@@ -564,6 +587,7 @@ Suite *pipeline_runner_suite(void)
     tcase_add_test(tc, test_deploy_decides_again_when_another_deploy_wins);
     tcase_add_test(tc, test_deploy_passes_a_failed_read_of_the_serving_version_through);
     tcase_add_test(tc, test_training_judges_its_best_candidate_as_published);
+    tcase_add_test(tc, test_unit_set_load_frees_a_partial_read);
     suite_add_tcase(s, tc);
     return s;
 }
