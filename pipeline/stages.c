@@ -442,7 +442,7 @@ cJSON *pipeline_fewshot(const model_params *params, const unit_set *units)
 }
 
 int pipeline_index_version(storage_conn *db, version_build *b, const model_params *params,
-                           const unit_set *units, const exec_step *step, int64_t *version_id, ad_err *e)
+                           const unit_set *units, stage_ctx *stage, int64_t *version_id, ad_err *e)
 {
     /* The index is built in memory first: the unit of work then holds the
      * database only for the inserts. */
@@ -467,7 +467,8 @@ int pipeline_index_version(storage_conn *db, version_build *b, const model_param
     b->passages = rows;
     b->count = units->count;
     b->index = &index;
-    rc = storage_versions_build(db, b, step, version_id, e);
+    /* The stage's duration runs to here: the index build is its work. */
+    rc = storage_versions_build(db, b, stage ? stage_record(stage) : NULL, version_id, e);
     b->params = NULL;
     b->passages = NULL;
     b->index = NULL;
@@ -531,7 +532,7 @@ int stage_train(stage_ctx *c, ad_err *e)
                            .job_id = c->step.job_id,
                            .stop = c->stop};
         int64_t vid = 0;
-        rc = pipeline_index_version(c->db, &b, &c->params, &units, stage_record(c), &vid, e);
+        rc = pipeline_index_version(c->db, &b, &c->params, &units, c, &vid, e);
     }
     free(persona);
     cJSON_free(fewshot_txt);

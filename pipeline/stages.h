@@ -92,10 +92,11 @@ cJSON *pipeline_fewshot(const model_params *params, const unit_set *units);
 
 /* Builds version `b` (the caller sets its agent, name, persona, few-shot
  * examples, state, job and stop flag) with `params` and `units` as its
- * passages, together with `step` when a stage builds it (NULL otherwise):
- * one unit of work (storage_versions_build). */
+ * passages, together with the log record of `stage` when a stage builds it
+ * (NULL otherwise), completed once the index is built in memory: one unit
+ * of work (storage_versions_build). */
 int pipeline_index_version(storage_conn *db, version_build *b, const model_params *params,
-                           const unit_set *units, const exec_step *step, int64_t *version_id, ad_err *e);
+                           const unit_set *units, stage_ctx *stage, int64_t *version_id, ad_err *e);
 
 /* Evaluates version `vid` on queries it was not built from, plus
  * `extra_cases` ([{prompt, expected}] from feedback, may be NULL). */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "model/answerer.h"
 #include "model/params.h"
 #include "model/text.h"
@@ -518,6 +519,59 @@ START_TEST(test_unit_set_load_frees_a_partial_read)
 }
 END_TEST
 
+static int64_t unit_of_work_began_ms;
+
+static int begin_trace(unsigned type, void *ud, void *p, void *x)
+{
+    (void)type, (void)ud, (void)p;
+    if (strncmp((const char *)x, "BEGIN", 5) == 0) unit_of_work_began_ms = ad_clock_mono_ms();
+    return 0;
+}
+
+/* The ModelTrainer's logged duration runs up to its unit of work, so it
+ * includes building the index in memory, most of the stage's work on large
+ * material (it was taken before that build and left it out). */
+START_TEST(test_trainer_duration_includes_the_index_build)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    /* A few hundred KiB of distinct sentences: an index build of many ms. */
+    ad_buf text;
+    ad_buf_init(&text);
+    for (int i = 0; i < 6000; i++)
+        ad_buf_printf(&text, "Sentence %d tells how parser%d reads token%d before stage%d writes log%d. ", i,
+                      i % 97, i % 89, i % 83, i);
+    int64_t id = create(f.db, "slow_trainer", "text", text.data, text.len);
+    ad_buf_cleanup(&text);
+    job_row job;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_jobs_claim(f.db, &job, &e), 0);
+    agent_row a;
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &a, &e), 0);
+    atomic_int stop = 0;
+    stage_ctx c = stage_for(f.db, &a, job.id, 0, &stop);
+    ck_assert_msg(stage_process(&c, &e) == 0, "%s", e.msg);
+    stage_ctx_cleanup(&c);
+
+    c = stage_for(f.db, &a, job.id, 1, &stop);
+    c.started_ms = ad_clock_mono_ms();
+    sqlite3_trace_v2(f.db->db, SQLITE_TRACE_STMT, begin_trace, NULL);
+    int rc = stage_train(&c, &e);
+    sqlite3_trace_v2(f.db->db, 0, NULL, NULL);
+    ck_assert_msg(rc == 0, "%s", e.msg);
+    int64_t until_unit = unit_of_work_began_ms - c.started_ms;
+    stage_ctx_cleanup(&c);
+    exec_row r;
+    ck_assert_int_eq(storage_exec_get(f.db, id, 1, &r, &e), 0);
+    ck_assert_msg(r.duration_ms + 2 >= until_unit, "logged %lld ms, the unit of work began after %lld ms",
+                  (long long)r.duration_ms, (long long)until_unit);
+    exec_row_cleanup(&r);
+    agent_row_cleanup(&a);
+    job_row_cleanup(&job);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_pipeline_stopping_leaves_job_queued)
 {
     storage_fixture f;
@@ -588,6 +642,7 @@ Suite *pipeline_runner_suite(void)
     tcase_add_test(tc, test_deploy_passes_a_failed_read_of_the_serving_version_through);
     tcase_add_test(tc, test_training_judges_its_best_candidate_as_published);
     tcase_add_test(tc, test_unit_set_load_frees_a_partial_read);
+    tcase_add_test(tc, test_trainer_duration_includes_the_index_build);
     suite_add_tcase(s, tc);
     return s;
 }
