@@ -279,7 +279,14 @@ void pipeline_run_training(storage_conn *db, const job_row *job, atomic_int *sto
 {
     training_run r = {.db = db, .job = job, .stop = stop};
     ad_err e = {0};
-    if (storage_agents_get_by_id(db, job->agent_id, &r.agent, &e) < 0) return;
+    int got = storage_agents_get_by_id(db, job->agent_id, &r.agent, &e);
+    if (got == AD_ENOTFOUND) return; /* deleted: its job row went with it */
+    if (got < 0) {
+        /* As the runner does: counted, so a row that never reads fails the
+         * job after the attempts allowed instead of holding its agent. */
+        storage_jobs_release(db, job->id, NULL);
+        return;
+    }
     r.is_text = strcmp(r.agent.source, "text") == 0;
     int rc = training_prepare(&r, &e);
 

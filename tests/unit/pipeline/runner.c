@@ -572,6 +572,33 @@ START_TEST(test_trainer_duration_includes_the_index_build)
 }
 END_TEST
 
+/* A training job whose agent cannot be read goes back to the queue counted,
+ * as the pipeline's does: left running, the pool put it back uncounted (as
+ * for a refused write) and a row that never reads kept it, and its agent's
+ * queue, retried forever instead of failing after the attempts allowed. */
+START_TEST(test_training_job_with_an_unreadable_agent_is_released)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create(f.db, "unreadable", "text", free_text, sizeof(free_text) - 1);
+    run_next_job(f.db, id);
+    expect_ready(f.db, "unreadable");
+    int64_t tid = 0;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_trainings_create(f.db, id, "v2", 1, PIPELINE_JOB_TRAIN, &tid, &e), 0);
+    job_row job;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &job, &e), 0);
+    storage_fixture_fail_statement(f.db, "FROM agents WHERE id = ?1", 0);
+    atomic_int stop = 0;
+    pipeline_run_job(f.db, &job, &stop);
+    ck_assert_int_eq(storage_fixture_fail_statement(f.db, NULL, 0), 1);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM jobs WHERE id = ?1"
+                                                 " AND state = 'queued' AND attempts = 1", job.id), 1);
+    job_row_cleanup(&job);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_pipeline_stopping_leaves_job_queued)
 {
     storage_fixture f;
@@ -643,6 +670,7 @@ Suite *pipeline_runner_suite(void)
     tcase_add_test(tc, test_training_judges_its_best_candidate_as_published);
     tcase_add_test(tc, test_unit_set_load_frees_a_partial_read);
     tcase_add_test(tc, test_trainer_duration_includes_the_index_build);
+    tcase_add_test(tc, test_training_job_with_an_unreadable_agent_is_released);
     suite_add_tcase(s, tc);
     return s;
 }
