@@ -383,13 +383,19 @@ typedef struct ix_cursor {
     double idf;
 } ix_cursor;
 
+/* Ords strictly increase along a list (ix_rank relies on it): a damaged
+ * blob whose next entry does not (a delta of 0, or one that wraps) ends the
+ * list there, so no passage is scored twice. */
 static void ix_cursor_next(ix_cursor *c)
 {
     uint64_t delta;
     if (c->i < c->n && ix_get_varint(c->p, c->n, &c->i, &delta) &&
         ix_get_varint(c->p, c->n, &c->i, &c->tfq) && ix_get_varint(c->p, c->n, &c->i, &c->tfb)) {
-        c->ord = c->ord == UINT64_MAX ? delta : c->ord + delta;
-        return;
+        int first = c->ord == UINT64_MAX;
+        if (first || (delta > 0 && delta < UINT64_MAX - c->ord)) {
+            c->ord = first ? delta : c->ord + delta;
+            return;
+        }
     }
     c->i = c->n;
     c->ord = UINT64_MAX;

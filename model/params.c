@@ -5,7 +5,7 @@ void model_params_default(model_params *p)
     p->passage_chars = 600;
     p->overlap = 1;
     p->top_k = 3;
-    p->w_question = 2.0;
+    p->w_question = 1.0;
     p->w_body = 1.0;
     p->fewshot = 3;
 }

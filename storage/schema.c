@@ -156,8 +156,8 @@ const char *const storage_migrations[] = {
      * the disk takes writes again. (This version also switches the file to
      * incremental auto-vacuum; storage_open does that, outside any
      * transaction, as SQLite requires.) */
-    "CREATE TABLE write_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, pad BLOB);"
-    "PRAGMA user_version = 5;",
+    ("CREATE TABLE write_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, pad BLOB);"
+     "PRAGMA user_version = 5;"),
     /* 6: each version owns its retrieval index. The shared FTS5 table made
      * one agent's term statistics (and its cost) depend on every other
      * agent's material; now a version's passages, one postings blob per term
@@ -194,8 +194,8 @@ const char *const storage_migrations[] = {
     "  question_terms INTEGER NOT NULL,"
     "  body_terms INTEGER NOT NULL,"
     "  lengths BLOB NOT NULL);"
-    /* scope is 'a<agent id> v<version id>'; rows of a version deleted
-     * without them (none should exist) are left behind. */
+    /* scope is 'a<agent id> v<version id>'; rows whose version is gone
+     * (none should exist) are not copied and go with the FTS5 table. */
     "INSERT OR IGNORE INTO version_passages (version_id, ord, question, body, answer, category)"
     "  SELECT v.id, CAST(p.ord AS INTEGER), p.question, p.body, p.answer, p.category"
     "  FROM passages p JOIN versions v"

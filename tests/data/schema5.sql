@@ -2,7 +2,7 @@
 -- passage index): a free-text agent (old_text) and a dataset agent (old_dataset,
 -- tests/data/python_expert_dataset.json), both ready. Dumped by the sqlite3 CLI
 -- (.dump), which does not carry PRAGMA user_version: set at the end. Loaded by
--- tests/e2e/storage.c (test_schema5_database_migrates).
+-- tests/e2e/retrieval.c (test_schema5_database_migrates).
 PRAGMA foreign_keys=OFF;
 BEGIN TRANSACTION;
 CREATE TABLE agents (  id INTEGER PRIMARY KEY AUTOINCREMENT,  user_id TEXT NOT NULL UNIQUE,  status TEXT NOT NULL,  stage TEXT,  progress INTEGER NOT NULL DEFAULT 0,  error TEXT,  base_model TEXT,  description TEXT,  source TEXT NOT NULL,  deployed_version_id INTEGER,  statistics TEXT,  inference_count INTEGER NOT NULL DEFAULT 0,  inference_errors INTEGER NOT NULL DEFAULT 0,  prompt_tokens INTEGER NOT NULL DEFAULT 0,  output_tokens INTEGER NOT NULL DEFAULT 0,  created_at INTEGER NOT NULL,  updated_at INTEGER NOT NULL);

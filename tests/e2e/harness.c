@@ -311,6 +311,14 @@ int e2e_log_count(const e2e_server *s, const char *needle)
     return n;
 }
 
+int e2e_log_wait(const e2e_server *s, const char *needle, int at_least, int timeout_ms)
+{
+    int n;
+    for (int waited = 0; (n = e2e_log_count(s, needle)) < at_least && waited < timeout_ms; waited += 10)
+        e2e_sleep_ms(10);
+    return n;
+}
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>

@@ -81,6 +81,11 @@ char *e2e_dataset_body(const char *user_id, const char *rel);
 /* Counts lines of the server log containing `needle`. */
 int e2e_log_count(const e2e_server *s, const char *needle);
 
+/* e2e_log_count once it reaches `at_least`, or after `timeout_ms`: the
+ * server writes its log from a thread of its own every few milliseconds, so
+ * a line logged before a response may reach the file after it. */
+int e2e_log_wait(const e2e_server *s, const char *needle, int at_least, int timeout_ms);
+
 
 
 /* A raw TCP connection to the server, for requests libcurl will not send

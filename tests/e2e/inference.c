@@ -1555,7 +1555,7 @@ START_TEST(test_gemini_model_lookup_and_base_model)
     ck_assert_str_eq(e2e_json_str(up, "model_state"), "missing");
     ck_assert_ptr_nonnull(strstr(e2e_json_str(up, "message"), "does not exist"));
     e2e_response_free(&r);
-    ck_assert_int_ge(e2e_log_count(&s, "gemini model check: missing"), 1);
+    ck_assert_int_ge(e2e_log_wait(&s, "gemini model check: missing", 1, 5000), 1);
 
     create_ml_model(&s, "gx", "gemini-agent-x");
     create_ml_model(&s, "dx", "distilbert-base-uncased");
