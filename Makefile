@@ -81,8 +81,8 @@ run: deps
 	./bin/agentd $(strip $(RUN_FLAGS))
 
 # One variant: unit tests, then end-to-end tests against the real binary. The
-# release variant also checks the layering (scripts/check_layers.sh), checks
-# every response the e2e run received against
+# release variant also checks the layering (scripts/check_layers.sh), compiles
+# the fuzz targets (tests/fuzz/), checks every response the e2e run received against
 # openapi.yaml (the contract test: tests/contract/), runs the README's
 # examples in order against a fresh server (tests/readme/run_examples.py),
 # checks the Dockerfile's promises (tests/image/check_dockerfile.py), and checks
@@ -102,6 +102,7 @@ check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN) $(CHECK_TOOLS)
 	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) $(E2E_ENV) $(E2E_BIN)
 ifeq ($(VARIANT),release)
 	$(LAYERS)
+	$(FUZZ_SYNTAX)
 	$(REDOCLY) lint --format=stylish openapi.yaml
 	node --test tests/contract/contract.test.mjs
 	node tests/contract/validate.mjs openapi.yaml $(CONTRACT_LOG)
@@ -110,6 +111,12 @@ ifeq ($(VARIANT),release)
 	python3 tests/image/check_dockerfile.py Dockerfile
 	AGENTD_BIN=$(AGENTD) python3 tests/quality/test_quality.py
 endif
+
+# The fuzz targets run only under `make fuzz` (clang, libFuzzer), but every
+# release check compiles them, so that a change to what they call cannot
+# break them unseen.
+FUZZ_SYNTAX = for t in tests/fuzz/*.c; do \
+	  $(CC) $(BASEFLAGS) -Wno-format-nonliteral $(PKG_CFLAGS) -fsyntax-only $$t || exit 1; done
 
 # The npm tools (package-lock.json): installed again when the lockfile changes.
 $(NODE_TOOLS): package-lock.json

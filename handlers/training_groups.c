@@ -268,8 +268,8 @@ void handle_training_stop(ad_request *req, ad_response *res)
     int64_t gid = 0, stopped_at = 0;
     int stopped = 0;
     /* The pool is thread-safe; the app struct is only read. */
-    int rc = storage_groups_stop(db, &gid, &stopped, &stopped_at, agents_cancel_jobs,
-                                 (void *)(uintptr_t)req->app, &e);
+    int rc = storage_groups_stop(db, "stopped by POST /api/v1/training/stop", &gid, &stopped, &stopped_at,
+                                 agents_cancel_jobs, (void *)(uintptr_t)req->app, &e);
     if (rc < 0) {
         agents_answer_storage(req, res, rc, NULL, &e);
         return;

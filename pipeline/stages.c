@@ -86,7 +86,10 @@ int unit_set_load(storage_conn *db, int64_t agent_id, unit_set *s, ad_err *e)
 {
     memset(s, 0, sizeof(*s));
     int rc = storage_units_each(db, agent_id, unit_set_visit, s, e);
-    if (rc < 0) return rc;
+    if (rc < 0) {
+        unit_set_cleanup(s); /* the units read before the failure */
+        return rc;
+    }
     if (s->count == 0) return ad_err_set(e, AD_ESTATE, "no processed material (DataProcessor output missing)");
     return 0;
 }
@@ -439,7 +442,7 @@ cJSON *pipeline_fewshot(const model_params *params, const unit_set *units)
 }
 
 int pipeline_index_version(storage_conn *db, version_build *b, const model_params *params,
-                           const unit_set *units, const exec_step *step, int64_t *version_id, ad_err *e)
+                           const unit_set *units, stage_ctx *stage, int64_t *version_id, ad_err *e)
 {
     /* The index is built in memory first: the unit of work then holds the
      * database only for the inserts. */
@@ -464,7 +467,8 @@ int pipeline_index_version(storage_conn *db, version_build *b, const model_param
     b->passages = rows;
     b->count = units->count;
     b->index = &index;
-    rc = storage_versions_build(db, b, step, version_id, e);
+    /* The stage's duration runs to here: the index build is its work. */
+    rc = storage_versions_build(db, b, stage ? stage_record(stage) : NULL, version_id, e);
     b->params = NULL;
     b->passages = NULL;
     b->index = NULL;
@@ -528,7 +532,7 @@ int stage_train(stage_ctx *c, ad_err *e)
                            .job_id = c->step.job_id,
                            .stop = c->stop};
         int64_t vid = 0;
-        rc = pipeline_index_version(c->db, &b, &c->params, &units, stage_record(c), &vid, e);
+        rc = pipeline_index_version(c->db, &b, &c->params, &units, c, &vid, e);
     }
     free(persona);
     cJSON_free(fewshot_txt);
@@ -697,19 +701,15 @@ int stage_evaluate(stage_ctx *c, ad_err *e)
 
 /* ---- 4. ModelDeployer ---- */
 
-int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, int64_t vid, version_verdict *verdict,
-                            char *note, size_t note_cap, cJSON **output, ad_err *e)
+int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, const deploy_candidate *cand,
+                            version_verdict *verdict, char *note, size_t note_cap, cJSON **output,
+                            ad_err *e)
 {
-    version_row v, cur;
-    int rc = storage_versions_get(db, vid, &v, e);
-    if (rc < 0) return rc;
+    version_row cur;
     agent_row agent;
-    rc = storage_agents_get_by_id(db, agent_id, &agent, e);
-    if (rc < 0) {
-        version_row_cleanup(&v);
-        return rc;
-    }
-    int64_t deployed = agent.deployed_version_id;
+    int rc = storage_agents_get_by_id(db, agent_id, &agent, e);
+    if (rc < 0) return rc;
+    int64_t vid = cand->version_id, deployed = agent.deployed_version_id;
     agent_row_cleanup(&agent);
     int already = deployed == vid;
     int has_cur = 0;
@@ -717,26 +717,23 @@ int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, int64_t vid, ver
         /* The serving version goes only with its agent: gone, it is none. */
         rc = storage_versions_get(db, deployed, &cur, e);
         has_cur = rc == 0;
-        if (rc < 0 && rc != AD_ENOTFOUND) {
-            version_row_cleanup(&v);
-            return rc;
-        }
+        if (rc < 0 && rc != AD_ENOTFOUND) return rc;
     }
 
     int deploy = 1;
     if (already) {
-        snprintf(note, note_cap, "deployed: %s is already the serving version (quality %.3f)", v.name,
-                 v.quality);
-    } else if (has_cur && v.quality < cur.quality - DEPLOY_MARGIN) {
+        snprintf(note, note_cap, "deployed: %s is already the serving version (quality %.3f)", cand->name,
+                 cand->quality);
+    } else if (has_cur && cand->quality < cur.quality - DEPLOY_MARGIN) {
         deploy = 0;
         snprintf(note, note_cap,
                  "not deployed: quality %.3f is clearly below the deployed %s (%.3f, margin %.2f)",
-                 v.quality, cur.name, cur.quality, DEPLOY_MARGIN);
+                 cand->quality, cur.name, cur.quality, DEPLOY_MARGIN);
     } else if (has_cur) {
         snprintf(note, note_cap, "deployed: quality %.3f against %.3f of %s, which is kept for rollback",
-                 v.quality, cur.quality, cur.name);
+                 cand->quality, cur.quality, cur.name);
     } else {
-        snprintf(note, note_cap, "deployed: first version, quality %.3f", v.quality);
+        snprintf(note, note_cap, "deployed: first version, quality %.3f", cand->quality);
     }
     *verdict = (version_verdict){.agent_id = agent_id,
                                  .version_id = vid,
@@ -745,14 +742,13 @@ int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, int64_t vid, ver
                                  .expected_deployed = deployed};
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "deployed", deploy);
-    cJSON_AddStringToObject(o, "version", v.name);
+    cJSON_AddStringToObject(o, "version", cand->name);
     cJSON_AddNumberToObject(o, "version_id", (double)vid);
-    cJSON_AddNumberToObject(o, "quality", v.quality);
+    cJSON_AddNumberToObject(o, "quality", cand->quality);
     if (has_cur) cJSON_AddStringToObject(o, "previous", cur.name);
     else cJSON_AddNullToObject(o, "previous");
     cJSON_AddStringToObject(o, "reason", note);
     *output = o;
-    version_row_cleanup(&v);
     if (has_cur) version_row_cleanup(&cur);
     return 0;
 }
@@ -766,13 +762,21 @@ int stage_deploy(stage_ctx *c, ad_err *e)
     cJSON_Delete(prev);
     c->inputs = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->inputs, "version_id", (double)vid);
+    /* The evaluated version does not change while it waits: read it once;
+     * the serving one is read again by each decision. */
+    version_row v;
+    rc = storage_versions_get(c->db, vid, &v, e);
+    if (rc < 0) return rc;
+    deploy_candidate cand = {.version_id = vid, .name = v.name, .quality = v.quality};
     for (int tries = 1;; tries++) {
         version_verdict verdict;
         char note[256];
         cJSON_Delete(c->output);
         c->output = NULL;
-        rc = pipeline_deploy_verdict(c->db, c->agent->id, vid, &verdict, note, sizeof(note), &c->output, e);
+        rc = pipeline_deploy_verdict(c->db, c->agent->id, &cand, &verdict, note, sizeof(note), &c->output, e);
         if (rc == 0) rc = storage_versions_settle(c->db, &verdict, stage_record(c), e);
-        if (rc != AD_ECONFLICT || tries == PIPELINE_DEPLOY_TRIES) return rc;
+        if (rc != AD_ECONFLICT || tries == PIPELINE_DEPLOY_TRIES) break;
     }
+    version_row_cleanup(&v);
+    return rc;
 }

@@ -72,7 +72,8 @@ typedef struct unit_set {
 } unit_set;
 
 void unit_set_cleanup(unit_set *s);
-/* Loads the stored DataProcessor output (the units table). */
+/* Loads the stored DataProcessor output (the units table). On failure `s`
+ * is empty and holds nothing to free. */
 int unit_set_load(storage_conn *db, int64_t agent_id, unit_set *s, ad_err *e);
 
 /* Turns the agent's material into units with `params` (passage size and
@@ -91,10 +92,11 @@ cJSON *pipeline_fewshot(const model_params *params, const unit_set *units);
 
 /* Builds version `b` (the caller sets its agent, name, persona, few-shot
  * examples, state, job and stop flag) with `params` and `units` as its
- * passages, together with `step` when a stage builds it (NULL otherwise):
- * one unit of work (storage_versions_build). */
+ * passages, together with the log record of `stage` when a stage builds it
+ * (NULL otherwise), completed once the index is built in memory: one unit
+ * of work (storage_versions_build). */
 int pipeline_index_version(storage_conn *db, version_build *b, const model_params *params,
-                           const unit_set *units, const exec_step *step, int64_t *version_id, ad_err *e);
+                           const unit_set *units, stage_ctx *stage, int64_t *version_id, ad_err *e);
 
 /* Evaluates version `vid` on queries it was not built from, plus
  * `extra_cases` ([{prompt, expected}] from feedback, may be NULL). */
@@ -102,16 +104,27 @@ int pipeline_evaluate(storage_conn *db, const agent_row *agent, int64_t vid, con
                       const unit_set *units, const cJSON *extra_cases, atomic_int *stop,
                       cJSON **metrics, double *quality, ad_err *e);
 
-/* Decides whether `vid` is deployed: yes unless it scores clearly worse than
- * the agent's deployed version, against which the verdict is made (the unit
- * of work that carries it out fails with AD_ECONFLICT if that one is
- * replaced meanwhile, and the caller decides again). Writes nothing; fills
- * `verdict` (its note in `note`) and `*output` (what the log shows). */
 /* A deployment decided against a deployed version that another deployment
  * replaced meanwhile is decided again, at most this many times in all. */
 #define PIPELINE_DEPLOY_TRIES 3
 
-int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, int64_t vid, version_verdict *verdict,
-                            char *note, size_t note_cap, cJSON **output, ad_err *e);
+/* The version a deployment is decided for, as it will stand when the unit of
+ * work that carries out the verdict commits: a training run's best candidate
+ * is published there under the run's name with its measured quality, so it
+ * is judged by those, not by its candidate row (no quality yet). */
+typedef struct deploy_candidate {
+    int64_t version_id;
+    const char *name;
+    double quality;
+} deploy_candidate;
+
+/* Decides whether `cand` is deployed: yes unless it scores clearly worse
+ * than the agent's deployed version, against which the verdict is made (the
+ * unit of work that carries it out fails with AD_ECONFLICT if that one is
+ * replaced meanwhile, and the caller decides again). Writes nothing; fills
+ * `verdict` (its note in `note`) and `*output` (what the log shows). */
+int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, const deploy_candidate *cand,
+                            version_verdict *verdict, char *note, size_t note_cap, cJSON **output,
+                            ad_err *e);
 
 #endif

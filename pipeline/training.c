@@ -230,7 +230,9 @@ static int training_finish(training_run *r, int64_t vid, const cJSON *metrics, d
                               .metrics = mtxt,
                               .quality = quality,
                               .best_iteration = best_iteration};
-        rc = pipeline_deploy_verdict(r->db, r->agent.id, vid, &o.verdict, note, sizeof(note), &deploy, e);
+        /* Judged as the version the run's last unit of work publishes. */
+        deploy_candidate cand = {.version_id = vid, .name = r->tr.name, .quality = quality};
+        rc = pipeline_deploy_verdict(r->db, r->agent.id, &cand, &o.verdict, note, sizeof(note), &deploy, e);
         if (rc < 0) break;
         char *trained = training_trained_data(r, metrics, quality, best_iteration, best, first_quality, deploy);
         o.trained_data = trained;
@@ -277,7 +279,14 @@ void pipeline_run_training(storage_conn *db, const job_row *job, atomic_int *sto
 {
     training_run r = {.db = db, .job = job, .stop = stop};
     ad_err e = {0};
-    if (storage_agents_get_by_id(db, job->agent_id, &r.agent, &e) < 0) return;
+    int got = storage_agents_get_by_id(db, job->agent_id, &r.agent, &e);
+    if (got == AD_ENOTFOUND) return; /* deleted: its job row went with it */
+    if (got < 0) {
+        /* As the runner does: counted, so a row that never reads fails the
+         * job after the attempts allowed instead of holding its agent. */
+        storage_jobs_release(db, job->id, NULL);
+        return;
+    }
     r.is_text = strcmp(r.agent.source, "text") == 0;
     int rc = training_prepare(&r, &e);
 

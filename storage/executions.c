@@ -157,7 +157,8 @@ int storage_exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "reset execution log", e);
     *count = sqlite3_changes(db->db);
     if (*count) return 0;
-    /* Nothing reset: an agent's log always has its rows, so a job held it. */
+    /* Nothing reset: an agent's log always has its rows, so a job held it,
+     * or the agent is gone (deleted since its caller looked it up). */
     st = storage_stmt(db,
         "SELECT count(*) FROM jobs WHERE agent_id = ?1 AND state IN ('queued', 'running')");
     sqlite3_bind_int64(st, 1, agent_id);
@@ -165,7 +166,8 @@ int storage_exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e
     int active = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
     sqlite3_reset(st);
     if (rc != SQLITE_ROW) return storage_fail(db, rc, "check jobs", e);
-    return active ? ad_err_set(e, AD_ECONFLICT, "the agent has a job queued or running") : 0;
+    return active ? ad_err_set(e, AD_ECONFLICT, "the agent has a job queued or running")
+                  : ad_err_set(e, AD_ENOTFOUND, "agent not found");
 }
 
 #define EXEC_COLUMNS                                                                           \

@@ -87,7 +87,8 @@ int storage_exec_finish_job(storage_conn *db, int64_t agent_id, int64_t job_id, 
 
 /* Resets the agent's log: every row back to pending, outputs and timings
  * cleared, task ids kept. AD_ECONFLICT, with nothing reset, while the agent
- * has a job queued or running. */
+ * has a job queued or running; AD_ENOTFOUND when the agent has no log (it
+ * is gone). */
 int storage_exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e);
 
 /* Reads one row; AD_ENOTFOUND when absent. */

@@ -381,8 +381,8 @@ int storage_groups_runs(storage_conn *db, int64_t group_id, group_run_fn fn, voi
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read training group", e);
 }
 
-int storage_groups_stop(storage_conn *db, int64_t *group_id, int *stopped, int64_t *stopped_at,
-                        void (*fn)(void *ud, int64_t agent_id), void *ud, ad_err *e)
+int storage_groups_stop(storage_conn *db, const char *why, int64_t *group_id, int *stopped,
+                        int64_t *stopped_at, void (*fn)(void *ud, int64_t agent_id), void *ud, ad_err *e)
 {
     *group_id = 0;
     *stopped = 0;
@@ -392,11 +392,11 @@ int storage_groups_stop(storage_conn *db, int64_t *group_id, int *stopped, int64
      * has ended must not leave an earlier one going out of reach. */
     int64_t now = ad_clock_now_ms(), n = 0, cap = 0, *runs = NULL;
     sqlite3_stmt *st = storage_stmt(db,
-        "UPDATE trainings SET status = 'cancelled', finished_at = ?1,"
-        " error = 'stopped by POST /api/v1/training/stop'"
+        "UPDATE trainings SET status = 'cancelled', finished_at = ?1, error = ?2"
         " WHERE group_id IS NOT NULL AND status IN ('queued', 'running')"
         " RETURNING id, agent_id, group_id");
     sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 2, why, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 16;

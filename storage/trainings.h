@@ -143,14 +143,15 @@ typedef void (*group_run_fn)(void *ud, const group_run *r);
 int storage_groups_runs(storage_conn *db, int64_t group_id, group_run_fn fn, void *ud, ad_err *e);
 
 /* Stops group training: every group run still queued or running (of the
- * latest group or an earlier one) ends `cancelled` with its job, and each of
- * their groups records `stopped_at`, in one unit of work; deployed versions
- * are untouched. `*stopped` counts the runs stopped (0: nothing was going);
- * `*group_id` is the latest group among theirs (0 when none).
- * After the commit `fn` is told the agent of each stopped run, so that a
- * worker running it can be interrupted. */
-int storage_groups_stop(storage_conn *db, int64_t *group_id, int *stopped, int64_t *stopped_at,
-                        void (*fn)(void *ud, int64_t agent_id), void *ud, ad_err *e);
+ * latest group or an earlier one) ends `cancelled` with its job and the
+ * caller's `why` as its error, and each of their groups records
+ * `stopped_at`, in one unit of work; deployed versions are untouched.
+ * `*stopped` counts the runs stopped (0: nothing was going); `*group_id` is
+ * the latest group among theirs (0 when none). After the commit `fn` is
+ * told the agent of each stopped run, so that a worker running it can be
+ * interrupted. */
+int storage_groups_stop(storage_conn *db, const char *why, int64_t *group_id, int *stopped,
+                        int64_t *stopped_at, void (*fn)(void *ud, int64_t agent_id), void *ud, ad_err *e);
 
 /* ---- the metrics view: every agent's serving quality and its runs ---- */
 

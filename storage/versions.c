@@ -133,15 +133,16 @@ int storage_versions_deploy(storage_conn *db, int64_t agent_id, int64_t version_
     sqlite3_stmt *st = storage_stmt(db, "SELECT 1 FROM versions WHERE id = ?1 AND agent_id = ?2");
     sqlite3_bind_int64(st, 1, version_id);
     sqlite3_bind_int64(st, 2, agent_id);
-    int found = sqlite3_step(st) == SQLITE_ROW;
+    int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (!found) return ad_err_set(e, AD_ENOTFOUND, "model version not found");
+    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "model version not found");
+    if (rc != SQLITE_ROW) return storage_fail(db, rc, "check version", e);
     st = storage_stmt(db,
         "UPDATE versions SET state = 'retired' WHERE agent_id = ?1 AND state = 'deployed'"
         " AND id <> ?2");
     sqlite3_bind_int64(st, 1, agent_id);
     sqlite3_bind_int64(st, 2, version_id);
-    int rc = sqlite3_step(st);
+    rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) return storage_fail(db, rc, "retire version", e);
     st = storage_stmt(db,
         "UPDATE versions SET state = 'deployed', deployed_at = ?3, note = ?4"
@@ -207,9 +208,13 @@ int storage_versions_delete_candidates(storage_conn *db, int64_t agent_id, ad_er
         sqlite3_stmt *st = storage_stmt(db,
             "SELECT id FROM versions WHERE agent_id = ?1 AND state = 'candidate' LIMIT 64");
         sqlite3_bind_int64(st, 1, agent_id);
+        int step = SQLITE_DONE;
         n = 0;
-        while (n < 64 && sqlite3_step(st) == SQLITE_ROW) ids[n++] = sqlite3_column_int64(st, 0);
+        while (n < 64 && (step = sqlite3_step(st)) == SQLITE_ROW) ids[n++] = sqlite3_column_int64(st, 0);
         sqlite3_reset(st);
+        /* A failed read is not "no candidates": the caller's unit of work
+         * must not commit with them left. */
+        if (step != SQLITE_ROW && step != SQLITE_DONE) return storage_fail(db, step, "list candidates", e);
         for (int i = 0; i < n && rc == 0; i++) rc = storage_versions_delete(db, ids[i], e);
     } while (n == 64 && rc == 0);
     return rc;

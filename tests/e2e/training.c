@@ -352,6 +352,10 @@ START_TEST(test_train_five_iterations_serves_throughout)
     ck_assert(cJSON_IsBool(json_obj(dep, "deployed")));
     const char *reason = e2e_json_str(dep, "reason");
     ck_assert_msg(reason && *reason, "the record does not say why: %s", r.body);
+    /* Judged as the version it became, not as the nameless candidate. */
+    ck_assert_str_eq(e2e_json_str(dep, "version"), "v2");
+    ck_assert_msg(fabs(e2e_json_num(dep, "quality") - best_q) < 1e-3, "judged at %g, best %g: %s",
+                  e2e_json_num(dep, "quality"), best_q, reason);
 
     /* The best iteration is the new version, with its parameters and metrics. */
     ck_assert_int_eq(cJSON_GetArraySize(json_obj(m.json, "models")), 2);

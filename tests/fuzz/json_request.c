@@ -24,7 +24,7 @@
 #include "model/text.h"
 #include "server/router.h"
 #include "storage/db.h"
-#include "storage/executions.h"
+#include "pipeline/plan.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -196,7 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_string(json, "response", 1, (size_t)fuzz_cfg.max_prompt_bytes, 1);
     fuzz_string(json, "feedback", 1, (size_t)fuzz_cfg.max_prompt_bytes, 1);
     fuzz_int(json, "rating", 0, 1, 5);
-    fuzz_int(json, "task_index", 1, 0, EXEC_STAGES - 1);
+    fuzz_int(json, "task_index", 1, 0, PIPELINE_STAGES - 1);
     fuzz_string(json, "task_id", 1, 64, 0);
 
     cJSON_Delete(json);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Tests scripts/check_storage_seam.sh on a throw-away tree: a clean tree (SQL
-# inside storage/ and tests/, SQL words in comments and lower case) passes,
-# and each kind of violation planted in handlers/ fails with its file:line.
+# inside storage/ and tests/, SQL words in comments, English in lower case)
+# passes, and each kind of violation planted in handlers/ fails with its
+# file:line.
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 check="$here/scripts/check_storage_seam.sh"
@@ -20,12 +21,18 @@ cat >"$tree/handlers/clean.c" <<'C'
  * named only in comments,
  * even across lines: COMMIT. */
 static const char *msg = "select a model version, then begin";  // ROLLBACK in a comment
+static const char *two = "update the " "agent, then "  /* a comment between */
+                         "commit to it";
 static const char c = '"';
+#if 0
+Text that is not code: it's not a literal, nor is "this one
+#endif
 int g(storage_conn *db) { return storage_units_replace(db, 1, 0, 0, "{}", 0, 0); }
 C
 
 fail=0
-if ! out=$("$check" "$tree" 2>&1); then
+# A check that loops on some input fails here instead of hanging make test.
+if ! out=$(timeout 20 "$check" "$tree" 2>&1); then
     echo "FAIL: a clean tree was refused:"; echo "$out"; fail=1
 fi
 
@@ -53,8 +60,22 @@ int h1(storage_conn *db) { return storage_begin(db, 0); }
 void h2(storage_conn *db) { storage_rollback(db); }
 int h3(storage_conn *db) { return storage_commit (db, 0); }
 void *h4(storage_conn *db) { return storage_stmt(db, q); }
+static const char *j = "select id from agents where user_id = ?1";
+static const char *k = "insert into jobs (agent_id) values (?1)";
+static const char *l = "delete from versions where id = ?1";
+static const char *m = "update agents set status = 'ready'";
+static const char *o = "pragma user_version";
+static const char *p = "begin immediate";
 PLANTS
-if out=$("$check" "$tree" 2>&1); then
+# SQL split over adjacent literals, as C joins them, is one string: caught
+# at the line where it begins, whichever piece holds the keyword.
+n=$((n + 1))
+printf 'int x;\nstatic const char *s = "UPDATE agents"\n    /* why */ " SET status = 1";\n' >"$tree/handlers/bad$n.c"
+n=$((n + 1))
+printf 'int x;\nstatic const char *s = "DELETE"\n    " FROM units";\n' >"$tree/handlers/bad$n.c"
+n=$((n + 1))
+printf 'int x;\nstatic const char *s = "INSERT "\n    "INTO t (a) VALUES (1)";\n' >"$tree/handlers/bad$n.c"
+if out=$(timeout 20 "$check" "$tree" 2>&1); then
     echo "FAIL: no planted violation was caught"; fail=1
 fi
 # One line per planted file, nothing else (a few processes: keep it under a second).

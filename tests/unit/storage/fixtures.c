@@ -77,3 +77,41 @@ void storage_fixture_exec(storage_conn *db, const char *sql, int64_t arg)
     ck_assert_msg(rc == SQLITE_DONE, "%s: %s", sql, sqlite3_errmsg(db->db));
     sqlite3_finalize(st);
 }
+
+typedef struct fixture_failure {
+    const char *sql_part;
+    int after_rows;
+    int armed;       /* the matching statement is running */
+    int rows;
+    int fired;
+} fixture_failure;
+
+static fixture_failure fixture_fail;
+
+static int fixture_fail_trace(unsigned type, void *ud, void *p, void *x)
+{
+    fixture_failure *f = ud;
+    sqlite3_stmt *st = p;
+    if (type == SQLITE_TRACE_STMT) {
+        f->armed = !f->fired && strstr(sqlite3_sql(st), f->sql_part) != NULL;
+        f->rows = 0;
+        if (f->armed && f->after_rows == 0) {
+            f->fired++;
+            sqlite3_interrupt(sqlite3_db_handle(st));
+        }
+    } else if (type == SQLITE_TRACE_ROW && f->armed && !f->fired && ++f->rows == f->after_rows) {
+        f->fired++;
+        sqlite3_interrupt(sqlite3_db_handle(st));
+    }
+    (void)x;
+    return 0;
+}
+
+int storage_fixture_fail_statement(storage_conn *db, const char *sql_part, int after_rows)
+{
+    int fired = fixture_fail.fired;
+    fixture_fail = (fixture_failure){.sql_part = sql_part, .after_rows = after_rows};
+    if (sql_part) sqlite3_trace_v2(db->db, SQLITE_TRACE_STMT | SQLITE_TRACE_ROW, fixture_fail_trace, &fixture_fail);
+    else sqlite3_trace_v2(db->db, 0, NULL, NULL);
+    return fired;
+}

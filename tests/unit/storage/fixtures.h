@@ -36,4 +36,11 @@ int64_t storage_fixture_count_text(storage_conn *db, const char *sql, const char
  * test on error. Sets up rows no unit of work writes on its own. */
 void storage_fixture_exec(storage_conn *db, const char *sql, int64_t arg);
 
+/* Makes the first statement on `db` whose SQL contains `sql_part` fail as
+ * interrupted (sqlite3_interrupt: storage's AD_EINTERNAL), as a failing
+ * database would; with `after_rows` > 0, it fails after returning that many
+ * rows instead of at its start. `sql_part` NULL turns it off. The fragment
+ * must outlive the call. Returns how many times it fired since the last call. */
+int storage_fixture_fail_statement(storage_conn *db, const char *sql_part, int after_rows);
+
 #endif

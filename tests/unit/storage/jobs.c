@@ -159,6 +159,11 @@ START_TEST(test_exec_reset_refused_while_a_job_is_active)
     ck_assert_int_eq(count, PIPELINE_STAGES);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1"
                                                  " AND status = 'pending' AND output IS NULL", a), PIPELINE_STAGES);
+    /* An agent deleted since its request looked it up has no log to reset:
+     * not found (404), not "reset 0 rows" (200). */
+    int64_t gone = 0;
+    ck_assert_int_eq(storage_agents_delete(f.db, "a", &gone, &e), 0);
+    ck_assert_int_eq(storage_exec_reset(f.db, a, &count, &e), AD_ENOTFOUND);
     storage_fixture_close(&f);
 }
 END_TEST

@@ -95,7 +95,7 @@ START_TEST(test_stop_cancels_runs_and_jobs)
     ad_err e = {0};
     int64_t gid = 0, stopped_gid = 0, at = 0;
     int stopped = -1;
-    ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 0);
     ck_assert_int_eq(stopped_gid, 0);
 
@@ -110,11 +110,14 @@ START_TEST(test_stop_cancels_runs_and_jobs)
     ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
     ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, 1, "{}", "{\"quality_score\":0.5}", 3, &e), 0);
 
-    ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 2);
     ck_assert_int_eq(stopped_gid, gid);
     ck_assert_int_gt(at, 0);
     ck_assert_int_eq(count(f.db, "SELECT count(*) FROM trainings WHERE status = 'cancelled'"), 2);
+    /* The reason is the caller's: storage knows no route. */
+    ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE error = ?1",
+                                                "stopped by the test"), 2);
     ck_assert_int_eq(count(f.db, "SELECT count(*) FROM jobs WHERE kind = 'train' AND state = 'cancelled'"), 2);
     ck_assert_int_eq(count(f.db, "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"), 0);
     /* The worker's job is no longer its own; the run stays cancelled. */
@@ -124,6 +127,9 @@ START_TEST(test_stop_cancels_runs_and_jobs)
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT done_iterations FROM trainings WHERE id = ?1", tid), 1);
     ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), AD_ECANCELLED);
     ck_assert_int_eq(count(f.db, "SELECT count(*) FROM trainings WHERE status = 'cancelled'"), 2);
+    /* The reason is the caller's: storage knows no route. */
+    ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE error = ?1",
+                                                "stopped by the test"), 2);
     job_row_cleanup(&j);
 
     group_row g;
@@ -133,7 +139,7 @@ START_TEST(test_stop_cancels_runs_and_jobs)
     ck_assert_int_eq(storage_groups_runs(f.db, gid, count_runs, &runs, &e), 0);
     ck_assert_int_eq(runs, 2);
     /* Nothing left to stop; the agents are free for a new group. */
-    ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 0);
     ck_assert_int_eq(storage_groups_start(f.db, both, 2, 1, PIPELINE_JOB_TRAIN, &gid, why, &e), 0);
     storage_fixture_close(&f);
@@ -158,7 +164,7 @@ START_TEST(test_stopped_run_stays_cancelled)
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
     int64_t tid = count(f.db, "SELECT max(id) FROM trainings");
     ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
-    ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 1);
 
     ck_assert_int_eq(storage_jobs_release(f.db, j.id, &e), 0);
@@ -197,7 +203,7 @@ START_TEST(test_stop_reaches_earlier_groups)
     ck_assert_int_eq(storage_jobs_finish(f.db, storage_fixture_count(f.db,
         "SELECT id FROM jobs WHERE json_extract(params, '$.training_id') = ?1", bob_run), JOB_DONE, NULL, &e), 0);
 
-    ck_assert_int_eq(storage_groups_stop(f.db, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 1);
     ck_assert_int_eq(stopped_gid, g1);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM trainings WHERE group_id = ?1"
@@ -210,6 +216,32 @@ START_TEST(test_stop_reaches_earlier_groups)
 }
 END_TEST
 
+/* A run starts by deleting the candidates a crash left; when the read that
+ * lists them fails, the start fails with its code and writes nothing,
+ * rather than starting the run beside the leftovers. */
+START_TEST(test_start_fails_when_leftover_candidates_cannot_be_read)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = agent(f.db, "crashed", 1);
+    ad_err e = {0};
+    int64_t tid = 0, cand = 0;
+    ck_assert_int_eq(storage_trainings_create(f.db, id, "v2", 2, PIPELINE_JOB_TRAIN, &tid, &e), 0);
+    ck_assert_int_eq(storage_versions_create(f.db, id, "~candidate-1-1", "en", "{}", "p", "[]", &cand, &e), 0);
+    storage_fixture_exec(f.db, "UPDATE versions SET state = 'candidate' WHERE id = ?1", cand);
+    storage_fixture_fail_statement(f.db, "state = 'candidate' LIMIT", 0);
+    int rc = storage_trainings_start(f.db, tid, &e);
+    ck_assert_int_eq(storage_fixture_fail_statement(f.db, NULL, 0), 1);
+    ck_assert_msg(rc == AD_EINTERNAL, "%s: %s", ad_err_name(rc), e.msg);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1", cand), 1);
+    ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE status = ?1", "queued"), 1);
+    /* Once the read works, the start deletes them. */
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1", cand), 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 Suite *storage_trainings_suite(void)
 {
     Suite *s = suite_create("storage_trainings");
@@ -218,6 +250,7 @@ Suite *storage_trainings_suite(void)
     tcase_add_test(tc, test_stop_cancels_runs_and_jobs);
     tcase_add_test(tc, test_stopped_run_stays_cancelled);
     tcase_add_test(tc, test_stop_reaches_earlier_groups);
+    tcase_add_test(tc, test_start_fails_when_leftover_candidates_cannot_be_read);
     suite_add_tcase(s, tc);
     return s;
 }

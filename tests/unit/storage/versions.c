@@ -217,6 +217,29 @@ START_TEST(test_versions_delete_takes_its_index)
 }
 END_TEST
 
+/* A read that fails inside a deployment keeps its code: the ownership check
+ * that cannot read is the database's failure (answered 5xx, or retried by a
+ * worker), not "model version not found" (a 404 for an agent that exists,
+ * or a worker failing its agent). Nothing moves. */
+START_TEST(test_versions_deploy_keeps_a_failed_reads_code)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "owner");
+    int64_t v1 = make_version(f.db, a, "v1"), v2 = make_version(f.db, a, "v2");
+    ad_err e = {0};
+    ck_assert_int_eq(storage_versions_redeploy(f.db, a, v1, "first", &e), 0);
+    storage_fixture_fail_statement(f.db, "SELECT 1 FROM versions WHERE id = ?1 AND agent_id = ?2", 0);
+    int rc = storage_versions_redeploy(f.db, a, v2, "second", &e);
+    ck_assert_int_eq(storage_fixture_fail_statement(f.db, NULL, 0), 1);
+    ck_assert_msg(rc == AD_EINTERNAL, "%s: %s", ad_err_name(rc), e.msg);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT deployed_version_id FROM agents WHERE id = ?1", a), v1);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1"
+                                                 " AND state = 'deployed'", v1), 1);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 Suite *storage_versions_suite(void)
 {
     Suite *s = suite_create("storage_versions");
@@ -225,6 +248,7 @@ Suite *storage_versions_suite(void)
     tcase_add_test(tc, test_versions_deploy_retires_previous);
     tcase_add_test(tc, test_versions_settle_refuses_a_stale_verdict);
     tcase_add_test(tc, test_versions_delete_takes_its_index);
+    tcase_add_test(tc, test_versions_deploy_keeps_a_failed_reads_code);
     suite_add_tcase(s, tc);
     return s;
 }
