@@ -202,12 +202,3 @@ int text_is_stopword(const char *tok, size_t len)
     return (stopwords_languages(tok, len) & (1u << ANALYSIS_EN | 1u << ANALYSIS_PT)) != 0;
 }
 
-uint64_t text_hash64(const void *p, size_t n, uint64_t h)
-{
-    const unsigned char *u = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= u[i];
-        h *= UINT64_C(0x100000001b3);
-    }
-    return h;
-}

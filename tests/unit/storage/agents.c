@@ -69,6 +69,8 @@ START_TEST(test_agents_create_and_get)
     ck_assert_uint_eq(mlen, 9);
     ck_assert_str_eq(m, "some text");
     free(m);
+    /* An agent with no material (gone, or never there) is not found. */
+    ck_assert_int_eq(storage_agents_material(f.db, id + 100, &m, &mlen, &e), AD_ENOTFOUND);
 
     /* Creation wrote four pending execution rows and one queued pipeline job. */
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1"
