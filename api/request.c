@@ -1,12 +1,36 @@
 #include "api/request.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/stream.h"
 #include "base/err.h"
 #include "base/mem.h"
+
+int ad_principal_has(const ad_principal *p, unsigned scope)
+{
+    return (p->scopes & scope) == scope;
+}
+
+int ad_principal_sees(const ad_principal *p, const char *user_id)
+{
+    if (p->all_agents) return 1;
+    for (size_t i = 0; i < p->nagents; i++)
+        if (strcmp(p->agents[i], user_id) == 0) return 1;
+    return 0;
+}
+
+const char *ad_principal_label(const ad_principal *p, char *buf, size_t cap)
+{
+    switch (p->kind) {
+    case AD_CALLER_TOKEN: snprintf(buf, cap, "token:%lld", (long long)p->token_id); break;
+    case AD_CALLER_ADMIN: snprintf(buf, cap, "admin"); break;
+    default: snprintf(buf, cap, "anonymous"); break;
+    }
+    return buf;
+}
 
 const char *ad_request_query(const ad_request *req, const char *key)
 {

@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/buf.h"
 
@@ -37,6 +38,43 @@ typedef struct ad_kv {
 struct ad_app;
 struct ad_async;
 
+/* What a caller may do (issue 11): a token carries a set of these; a route
+ * names the one it needs (server/routes.c). */
+typedef enum ad_scope {
+    AD_SCOPE_NONE = 0,             /* any authenticated caller */
+    AD_SCOPE_AGENTS_READ = 1 << 0, /* agents:read */
+    AD_SCOPE_AGENTS_WRITE = 1 << 1,/* agents:write: create, delete, feedback */
+    AD_SCOPE_INFERENCE = 1 << 2,   /* inference */
+    AD_SCOPE_TRAINING = 1 << 3,    /* training: train, replay, start-training */
+    AD_SCOPE_DEPLOY = 1 << 4,      /* deploy: deployments, models deploy */
+    AD_SCOPE_ADMIN = 1 << 5        /* admin: tokens, delete-all, audit */
+} ad_scope;
+
+#define AD_SCOPE_ALL 0x3fu
+
+/* Who is calling. With auth off (no AGENTD_API_KEY) every request is
+ * AD_CALLER_OPEN and may do everything; the bootstrap key is AD_CALLER_ADMIN
+ * (every scope, every agent); an API token is AD_CALLER_TOKEN with its own
+ * scopes and agents. */
+typedef enum ad_caller_kind { AD_CALLER_OPEN, AD_CALLER_ADMIN, AD_CALLER_TOKEN } ad_caller_kind;
+
+typedef struct ad_principal {
+    ad_caller_kind kind;
+    int64_t token_id;              /* AD_CALLER_TOKEN only; else 0 */
+    unsigned scopes;               /* OR of ad_scope */
+    int all_agents;                /* 1: every agent ("*") */
+    char **agents;                 /* the user_ids it may see when !all_agents */
+    size_t nagents;
+} ad_principal;
+
+/* 1 when `p` holds `scope` (AD_SCOPE_NONE: always). */
+int ad_principal_has(const ad_principal *p, unsigned scope);
+/* 1 when `p` may see the agent `user_id`. */
+int ad_principal_sees(const ad_principal *p, const char *user_id);
+/* The name the audit and access logs give the caller: "token:<id>",
+ * "admin", or "anonymous" (auth off). */
+const char *ad_principal_label(const ad_principal *p, char *buf, size_t cap);
+
 typedef struct ad_request {
     ad_method method;
     const char *path;
@@ -49,6 +87,7 @@ typedef struct ad_request {
     size_t body_len;
     cJSON *json;                       /* parsed JSON body, NULL when there was none */
     const char *request_id;
+    const ad_principal *who;           /* never NULL inside a handler */
     const struct ad_app *app;
     struct ad_async *async;            /* set by the server; see api/async.h */
 } ad_request;

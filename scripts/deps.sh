@@ -4,7 +4,7 @@
 set -eu
 level=${1:-build}
 pkgs="gcc make pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libcurl4-openssl-dev
-  libstemmer-dev libutf8proc-dev"
+  libstemmer-dev libutf8proc-dev libssl-dev"
 case "$level" in
   test) pkgs="$pkgs check curl sqlite3 python3" ;;
   smoke) pkgs="$pkgs curl python3" ;;

@@ -55,6 +55,7 @@ typedef struct http_ctx {
     char request_id[72];
     const char *origin;
     ad_request req;
+    ad_principal principal;    /* req.who */
     ad_response res;
     int queued;                /* a response went to libmicrohttpd */
     sse_hold *sse;             /* an event stream being sent, held until completion */
@@ -355,6 +356,12 @@ static enum MHD_Result http_begin(http_ctx *ctx, const char *url, const char *me
     ctx->req.request_id = ctx->request_id;
     ctx->req.app = ctx->http->app;
     ctx->req.async = &ctx->async;
+    /* Until a token is looked up: auth off lets everything through, and the
+     * bootstrap key (checked below) holds every scope. */
+    ctx->principal.kind = cfg->api_key ? AD_CALLER_ADMIN : AD_CALLER_OPEN;
+    ctx->principal.scopes = AD_SCOPE_ALL;
+    ctx->principal.all_agents = 1;
+    ctx->req.who = &ctx->principal;
     ctx->origin = http_header(c, MHD_HTTP_HEADER_ORIGIN);
     ctx->path = ad_strdup(url);
     ctx->req.path = ctx->path;

@@ -20,6 +20,7 @@ typedef struct ad_route {
     const char *pattern;
     ad_handler handler;
     ad_body_limit body_limit;
+    unsigned scope;          /* the ad_scope a caller needs (AD_SCOPE_NONE: any caller) */
 } ad_route;
 
 /* A route's answer while the server drains for shutdown, in its own shape;

@@ -202,6 +202,12 @@ const char *const storage_migrations[] = {
     "    ON v.id = CAST(substr(p.scope, instr(p.scope, ' v') + 2) AS INTEGER);"
     "DROP TABLE passages;"
     "PRAGMA user_version = 6;",
+    /* 7: API tokens and the audit log (issue 11; being built). */
+    "PRAGMA user_version = 7;",
+    /* 8: deployments and their events (issue 11; being built). */
+    "PRAGMA user_version = 8;",
+    /* 9: idempotency keys (issue 11; being built). */
+    "PRAGMA user_version = 9;",
 };
 
 const size_t storage_migration_count = sizeof(storage_migrations) / sizeof(storage_migrations[0]);

@@ -77,7 +77,7 @@ END_TEST
 START_TEST(test_router_two_parameters_in_order)
 {
     static const ad_route table[] = {
-        {AD_GET, "/a/{x}/b/{y}", NULL, AD_BODY_DEFAULT},
+        {AD_GET, "/a/{x}/b/{y}", NULL, AD_BODY_DEFAULT, AD_SCOPE_NONE},
     };
     const ad_route *r;
     const char *params[AD_MAX_PARAMS];
