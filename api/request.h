@@ -65,6 +65,8 @@ typedef struct ad_principal {
     int all_agents;                /* 1: every agent ("*") */
     char **agents;                 /* the user_ids it may see when !all_agents */
     size_t nagents;
+    int rate_limit_per_min;        /* the token's own limit; 0: the configured default */
+    int max_concurrent_inferences; /* the token's own cap; 0: the configured default */
 } ad_principal;
 
 /* 1 when `p` holds `scope` (AD_SCOPE_NONE: always). */

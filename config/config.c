@@ -55,6 +55,10 @@ static const config_opt config_opts[] = {
      OFF(shutdown_timeout_ms), 0, 600000, "grace period for in-flight requests"},
     {"api_key", "AGENTD_API_KEY", "--api-key", OPT_SECRET, OFF(api_key), 0, 0,
      "bearer token required on /api/v1/* when set"},
+    {"rate_limit_per_min", "AGENTD_RATE_LIMIT_PER_MIN", "--rate-limit-per-min", OPT_INT,
+     OFF(rate_limit_per_min), 0, 1000000, "requests per minute per token, and for the admin key (0: no limit)"},
+    {"max_concurrent_inferences", "AGENTD_MAX_CONCURRENT_INFERENCES", "--max-concurrent-inferences", OPT_INT,
+     OFF(max_concurrent_inferences), 0, 100000, "inferences in flight per token, and for the admin key (0: no cap)"},
     {"cors_origins", "AGENTD_CORS_ORIGINS", "--cors-origins", OPT_STRING, OFF(cors_origins), 0, 0,
      "allowed CORS origins: * or a comma-separated list"},
     {"log_level", "AGENTD_LOG_LEVEL", "--log-level", OPT_LOGLEVEL, OFF(log_level), 0, 0,
@@ -120,6 +124,8 @@ void config_init(ad_config *cfg)
     cfg->per_ip_connection_limit = 1024;
     cfg->header_timeout_s = 10;
     cfg->shutdown_timeout_ms = 5000;
+    cfg->rate_limit_per_min = 600;
+    cfg->max_concurrent_inferences = 4;
     cfg->cors_origins = ad_strdup("*");
     cfg->log_level = ad_strdup("info");
     cfg->gemini_model = ad_strdup(LLM_DEFAULT_MODEL);

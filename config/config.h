@@ -30,6 +30,8 @@ typedef struct ad_config {
     int header_timeout_s;       /* time allowed to send a request's headers */
     int shutdown_timeout_ms;
     char *api_key;              /* secret; NULL when unset */
+    int rate_limit_per_min;     /* requests per minute per authenticated caller; 0 = no limit */
+    int max_concurrent_inferences; /* inferences in flight per authenticated caller; 0 = no cap */
     char *cors_origins;         /* "*" or a comma-separated list */
     char *log_level;
     int log_prompts;            /* store inference prompt text */

@@ -22,8 +22,10 @@
 #include "base/mem.h"
 #include "base/utf8.h"
 #include "server/auth.h"
+#include "handlers/idempotency.h"
 #include "server/hangup.h"
 #include "server/header_deadline.h"
+#include "server/limits.h"
 #include "server/router.h"
 #include "server/sse.h"
 
@@ -35,6 +37,7 @@ struct ad_http {
     atomic_int active;
     atomic_uint_fast64_t next_id;
     uint32_t id_prefix;
+    limits *limits;            /* per-caller request rate and inferences in flight */
 };
 
 /* Per-request state: created on the first call of the access handler and
@@ -56,6 +59,12 @@ typedef struct http_ctx {
     const char *origin;
     ad_request req;
     ad_principal principal;    /* req.who */
+    char caller[40];           /* the caller's label, when it has limits */
+    int rate_counted;          /* `rate` holds this request's count: RateLimit-* headers */
+    limits_decision rate;
+    int inference_slot;        /* holds one of the caller's inference slots */
+    const char *idempotency_key; /* a POST's Idempotency-Key (libmicrohttpd's copy) */
+    idempotency_ticket idem;   /* the claimed key until the response is kept */
     ad_response res;
     int queued;                /* a response went to libmicrohttpd */
     sse_hold *sse;             /* an event stream being sent, held until completion */
@@ -140,11 +149,27 @@ static const char *cors_allow_origin(const ad_config *cfg, const char *origin)
     return NULL;
 }
 
+/* The RateLimit-* fields of an authenticated caller's response. */
+static void http_add_rate_headers(http_ctx *ctx, struct MHD_Response *r)
+{
+    if (!ctx->rate_counted) return;
+    char v[24];
+    snprintf(v, sizeof(v), "%d", ctx->rate.limit);
+    MHD_add_response_header(r, "RateLimit-Limit", v);
+    snprintf(v, sizeof(v), "%d", ctx->rate.remaining);
+    MHD_add_response_header(r, "RateLimit-Remaining", v);
+    snprintf(v, sizeof(v), "%d", ctx->rate.reset_s);
+    MHD_add_response_header(r, "RateLimit-Reset", v);
+}
+
 static enum MHD_Result http_send(http_ctx *ctx)
 {
     ad_response *res = &ctx->res;
     struct MHD_Response *r;
     size_t len = 0;
+    /* The final answer of a POST that claimed its Idempotency-Key: kept
+     * before it goes (the body is handed to libmicrohttpd below). */
+    if (ctx->idem.row_id) idempotency_finish(&ctx->idem, &ctx->req, res);
     if (res->stream) {
         ad_stream *s = res->stream;
         res->stream = NULL;
@@ -169,11 +194,13 @@ static enum MHD_Result http_send(http_ctx *ctx)
     if (allow) {
         MHD_add_response_header(r, "Access-Control-Allow-Origin", allow);
         MHD_add_response_header(r, "Access-Control-Expose-Headers",
-                                "X-Request-Id, Location, Retry-After");
+                                "X-Request-Id, Location, Retry-After, RateLimit-Limit, "
+                                "RateLimit-Remaining, RateLimit-Reset, Idempotent-Replayed");
         if (strcmp(allow, "*") != 0) MHD_add_response_header(r, "Vary", "Origin");
     }
     for (size_t i = 0; i < res->nheaders; i++)
         MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
+    http_add_rate_headers(ctx, r);
     ctx->status_sent = res->status;
     ctx->bytes_sent = len;
     ctx->queued = 1;
@@ -216,7 +243,7 @@ static void http_answer_options(http_ctx *ctx, unsigned allowed)
     if (http_header(ctx->conn, "Access-Control-Request-Method")) {
         ad_response_header(&ctx->res, "Access-Control-Allow-Methods", allow);
         ad_response_header(&ctx->res, "Access-Control-Allow-Headers",
-                           "Authorization, Content-Type, Accept, X-Request-Id");
+                           "Authorization, Content-Type, Accept, X-Request-Id, Idempotency-Key");
         ad_response_header(&ctx->res, "Access-Control-Max-Age", "600");
     }
 }
@@ -225,7 +252,7 @@ static void http_answer_options(http_ctx *ctx, unsigned allowed)
  * every header line: MHD_lookup_connection_value sees only the first of a
  * repeated header, and a proxy in front may read another. */
 typedef struct http_head {
-    int content_length, transfer_encoding, authorization;
+    int content_length, transfer_encoding, authorization, idempotency_key;
     int bad_name;              /* a header name that is not an RFC 9110 token */
     size_t bytes;
 } http_head;
@@ -260,6 +287,7 @@ static enum MHD_Result http_count_header(void *cls, enum MHD_ValueKind kind, con
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) h->content_length++;
     else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) h->transfer_encoding++;
     else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) h->authorization++;
+    else if (strcasecmp(key, "Idempotency-Key") == 0) h->idempotency_key++;
     h->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
     return MHD_YES;
 }
@@ -329,6 +357,53 @@ static int http_authorize(http_ctx *ctx, const http_head *h, const char *path)
         return -1;
     }
     return 0;
+}
+
+/* Counts the request of an authenticated caller against its rate limit
+ * (its token's own, else rate_limit_per_min); fills the 429 if it is over.
+ * With auth off nobody is limited. */
+static int http_rate_limit(http_ctx *ctx, const char *path)
+{
+    const ad_config *cfg = ctx->http->app->cfg;
+    const ad_principal *who = ctx->req.who;
+    if (!cfg->api_key || strncmp(path, "/api/", 5) != 0 || who->kind == AD_CALLER_OPEN) return 0;
+    ad_principal_label(who, ctx->caller, sizeof(ctx->caller));
+    int limit = who->rate_limit_per_min > 0 ? who->rate_limit_per_min : cfg->rate_limit_per_min;
+    if (limit <= 0) return 0;
+    limits_take(ctx->http->limits, ctx->caller, limit, ad_clock_now_ms(), &ctx->rate);
+    ctx->rate_counted = 1;
+    if (ctx->rate.allowed) return 0;
+    ad_response_error(&ctx->res, &ctx->req, 429, "rate_limited",
+                      "rate limit of %d requests per minute reached; retry in %d s", limit,
+                      ctx->rate.reset_s);
+    char after[16];
+    snprintf(after, sizeof(after), "%d", ctx->rate.reset_s);
+    ad_response_header(&ctx->res, "Retry-After", after);
+    return -1;
+}
+
+/* Takes one of the caller's inference slots for a route that runs a model
+ * (the routes that need the inference scope), held until the request
+ * completes, however it ends (http_completed); fills the 429 when all are
+ * taken. */
+static int http_inference_slot(http_ctx *ctx)
+{
+    const ad_config *cfg = ctx->http->app->cfg;
+    const ad_principal *who = ctx->req.who;
+    if (ctx->route->scope != AD_SCOPE_INFERENCE || !cfg->api_key || who->kind == AD_CALLER_OPEN) return 0;
+    int cap = who->max_concurrent_inferences > 0 ? who->max_concurrent_inferences
+                                                 : cfg->max_concurrent_inferences;
+    if (cap <= 0) return 0;
+    ad_principal_label(who, ctx->caller, sizeof(ctx->caller));
+    if (limits_inference_enter(ctx->http->limits, ctx->caller, cap)) {
+        ctx->inference_slot = 1;
+        return 0;
+    }
+    ad_response_error(&ctx->res, &ctx->req, 429, "too_many_inferences",
+                      "%d inference(s) of this caller are already running (the cap); retry when one "
+                      "has finished", cap);
+    ad_response_header(&ctx->res, "Retry-After", "1");
+    return -1;
 }
 
 /* Every method some route of the service takes, for a CORS preflight that
@@ -423,6 +498,7 @@ static enum MHD_Result http_begin(http_ctx *ctx, const char *url, const char *me
         return http_send(ctx);
     }
     if (m != AD_OPTIONS && http_authorize(ctx, &head, url) < 0) return http_send(ctx);
+    if (m != AD_OPTIONS && http_rate_limit(ctx, url) < 0) return http_send(ctx);
     if (rr == AD_ROUTE_NO_PATH) {
         ad_response_error(&ctx->res, &ctx->req, 404, "not_found", "no route for %.16s %.*s", method_name,
                           http_echo_len(url, HTTP_ECHO_PATH_BYTES), url);
@@ -458,6 +534,20 @@ static enum MHD_Result http_begin(http_ctx *ctx, const char *url, const char *me
                               "a query parameter name is not valid UTF-8");
         return http_send(ctx);
     }
+    if (m == AD_POST) {
+        if (head.idempotency_key > 1) {
+            ad_response_error(&ctx->res, &ctx->req, 400, "invalid_idempotency_key",
+                              "more than one Idempotency-Key header");
+            return http_send(ctx);
+        }
+        ctx->idempotency_key = http_header(c, "Idempotency-Key");
+        ad_err ke = {0};
+        if (ctx->idempotency_key && idempotency_key_check(ctx->idempotency_key, &ke) < 0) {
+            ad_response_error(&ctx->res, &ctx->req, 400, "invalid_idempotency_key", "%s", ke.msg);
+            return http_send(ctx);
+        }
+    }
+    if (http_inference_slot(ctx) < 0) return http_send(ctx);
 
     /* One number per route: the whole body, JSON framing included. */
     if (ctx->route->body_limit == AD_BODY_TRAINING) {
@@ -550,6 +640,8 @@ static enum MHD_Result http_dispatch(http_ctx *ctx)
         ad_err e = {0};
         if (ad_json_check_utf8(ctx->req.json, &e) < 0) return http_fail(ctx, 400, "invalid_utf8", e.msg);
     }
+    if (ctx->idempotency_key && !idempotency_begin(&ctx->req, &ctx->res, ctx->idempotency_key, &ctx->idem))
+        return http_send(ctx);
     ctx->route->handler(&ctx->req, &ctx->res);
     if (!ctx->res.deferred) return http_send(ctx);
 
@@ -713,6 +805,9 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         ad_buf_cleanup(&f);
     }
     hangup_forget(ctx->hangup_ticket);
+    /* Whatever way the request ended (answered, client gone, stream over). */
+    idempotency_abandon(&ctx->idem);
+    if (ctx->inference_slot) limits_inference_leave(h->limits, ctx->caller);
     if (ctx->sse) sse_finished(ctx->sse, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     cJSON_Delete(ctx->req.json);
     ad_response_cleanup(&ctx->res);
@@ -819,6 +914,7 @@ int http_start(ad_http **out, const ad_app *app, ad_err *e)
 
     ad_http *h = ad_calloc(1, sizeof(*h));
     h->app = app;
+    h->limits = limits_open_memory();
     struct sockaddr_in bound;
     socklen_t bound_len = sizeof(bound);
     h->port = getsockname(fd, (struct sockaddr *)&bound, &bound_len) == 0 ? ntohs(bound.sin_port)
@@ -841,12 +937,18 @@ int http_start(ad_http **out, const ad_app *app, ad_err *e)
          * on most of its failure paths, and closing it again could close a
          * descriptor another thread (workers, logger) has just opened under
          * the same number. Where it does not, start-up ends right after. */
+        limits_close(h->limits);
         free(h);
         header_deadline_stop();
         return ad_err_set(e, AD_EIO, "cannot start the HTTP server on %s:%d", cfg->bind, cfg->port);
     }
     *out = h;
     return 0;
+}
+
+void http_limits_stats(const ad_http *h, limits_stats *out)
+{
+    limits_get_stats(h->limits, out);
 }
 
 uint16_t http_port(const ad_http *h)
@@ -879,5 +981,6 @@ void http_stop(ad_http *h)
     if (!h) return;
     MHD_stop_daemon(h->daemon);
     header_deadline_stop();
+    limits_close(h->limits);
     free(h);
 }

@@ -11,11 +11,15 @@
 
 #include "api/app.h"
 #include "base/err.h"
+#include "server/limits.h"
 
 typedef struct ad_http ad_http;
 
 /* Binds and starts serving. `app` must outlive the server. */
 int http_start(ad_http **out, const ad_app *app, ad_err *e);
+
+/* The requests refused by the per-caller limits so far (for /metrics). */
+void http_limits_stats(const ad_http *h, limits_stats *out);
 
 /* The bound port (useful with port 0). */
 uint16_t http_port(const ad_http *h);

@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "storage/idempotency.h"
 #include "storage/sqlite.h"
 
 /* Rows per pruning transaction: small enough that a waiting request's write
@@ -49,6 +50,13 @@ static const age_log age_logs[] = {
      " AND (group_id IS NULL OR group_id < (SELECT max(g.id) FROM training_groups g))",
      PRUNE_TRAINING_BATCH},
 };
+
+/* Idempotency keys live STORAGE_IDEM_TTL_MS whatever the retention setting:
+ * that is the promise the API makes about them. */
+static const age_log idem_log = {
+    "SELECT max(id) FROM (SELECT id FROM idempotency_keys WHERE id > ?1 ORDER BY id LIMIT ?2)",
+    "SELECT created_at FROM idempotency_keys WHERE id = ?1",
+    "DELETE FROM idempotency_keys WHERE id > ?1 AND id <= ?2 AND created_at < ?3", PRUNE_BATCH};
 
 /* A per-agent log capped at a number of rows: the agents that may exceed the
  * cap, the id of the newest row past the cap, and the deletion up to it. */
@@ -174,7 +182,8 @@ int storage_prune_logs(storage_conn *db, const storage_retention *r, atomic_int 
         for (size_t i = 0; rc == 0 && i < sizeof(age_logs) / sizeof(age_logs[0]); i++)
             rc = prune_by_age(db, &age_logs[i], cutoff, stop, &count, e);
     }
-    if (r->max_rows_per_agent > 0) {
+    if (rc == 0) rc = prune_by_age(db, &idem_log, ad_clock_now_ms() - STORAGE_IDEM_TTL_MS, stop, &count, e);
+    if (rc == 0 && r->max_rows_per_agent > 0) {
         for (size_t i = 0; rc == 0 && i < sizeof(capped_logs) / sizeof(capped_logs[0]); i++)
             rc = prune_by_rows(db, &capped_logs[i], r->max_rows_per_agent, stop, &count, e);
     }

@@ -3,7 +3,8 @@
  *
  * Logs that grow with traffic (inference calls, finished jobs, finished
  * training runs with their iterations, feedback) are pruned by age and by
- * rows per agent, in small batches, each its own short transaction, so no
+ * rows per agent, idempotency keys after STORAGE_IDEM_TTL_MS, in small
+ * batches, each its own short transaction, so no
  * request waits long behind them. Pages freed by pruning or by deleting
  * agents go back to the file system (incremental auto-vacuum) and the WAL is
  * checkpointed, and truncated when the database is idle or after a delete.

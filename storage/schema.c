@@ -206,7 +206,24 @@ const char *const storage_migrations[] = {
     "PRAGMA user_version = 7;",
     /* 8: deployments and their events (issue 11; being built). */
     "PRAGMA user_version = 8;",
-    /* 9: idempotency keys (issue 11; being built). */
+    /* 9: idempotency keys (issue 11): one row per (caller, key), the
+     * request's fingerprint (hex SHA-256 of method, path, query and body) and
+     * the answer once done. `id` follows time, so the maintenance thread
+     * prunes rows past their 24 hours by id windows like the other logs; a
+     * row taken over (expired, or running past its lease) is deleted and
+     * inserted again to keep that order. */
+    "CREATE TABLE idempotency_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  caller TEXT NOT NULL,"
+    "  idem_key TEXT NOT NULL,"
+    "  fingerprint TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('running', 'done')),"
+    "  status INTEGER,"
+    "  content_type TEXT,"
+    "  location TEXT,"
+    "  body BLOB,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (caller, idem_key));"
     "PRAGMA user_version = 9;",
 };
 
