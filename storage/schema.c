@@ -211,9 +211,10 @@ const char *const storage_migrations[] = {
      * the answer once done. `id` follows time, so the maintenance thread
      * prunes rows past their 24 hours by id windows like the other logs; a
      * row taken over (expired, or running past its lease) is deleted and
-     * inserted again to keep that order. */
+     * inserted again to keep that order, under a new id, so the late answer
+     * of the request that lost it cannot land on the new owner's row. */
     "CREATE TABLE idempotency_keys ("
-    "  id INTEGER PRIMARY KEY,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  caller TEXT NOT NULL,"
     "  idem_key TEXT NOT NULL,"
     "  fingerprint TEXT NOT NULL,"

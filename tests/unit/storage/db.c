@@ -123,7 +123,7 @@ static void make_previous_release_file(const char *data_dir)
         "ALTER TABLE versions DROP COLUMN language;"
         "CREATE VIRTUAL TABLE passages USING fts5(scope, question, body, answer UNINDEXED,"
         " category UNINDEXED, ord UNINDEXED, tokenize = 'unicode61 remove_diacritics 2');"
-        "DROP TABLE write_probe; PRAGMA user_version = 4; PRAGMA auto_vacuum = NONE; VACUUM";
+        "DROP TABLE write_probe; DROP TABLE idempotency_keys; PRAGMA user_version = 4; PRAGMA auto_vacuum = NONE; VACUUM";
     char *msg = NULL;
     ck_assert_msg(sqlite3_exec(raw, sql, NULL, NULL, &msg) == SQLITE_OK, "%s", msg ? msg : "");
     sqlite3_stmt *st = NULL;
