@@ -75,6 +75,7 @@ typedef struct call {
     const e2e_server *s;
     const char *path, *body, *extra;
     long timeout_ms;          /* > 0: hang up after this long (own libcurl handle) */
+    const char *auth;         /* the Authorization header; NULL: the admin key */
     e2e_response r;
     pthread_t t;
 } call;
@@ -89,7 +90,8 @@ static void *call_main(void *p)
 {
     call *c = p;
     if (c->timeout_ms <= 0) {
-        c->r = admin_req(c->s, "POST", c->path, c->body, c->extra, NULL);
+        const char *h[] = {c->auth ? c->auth : AUTH, c->extra, NULL};
+        c->r = e2e_request(c->s, "POST", c->path, c->body, h);
         return NULL;
     }
     /* A client that leaves: libcurl gives up after timeout_ms and closes. */
@@ -291,6 +293,95 @@ START_TEST(test_idempotent_create)
 }
 END_TEST
 
+/* A token made by the admin key with `extra` fields; returns its secret. */
+static char *make_token(const e2e_server *s, const char *name, const char *extra)
+{
+    char *body = e2e_fmt("{\"name\":\"%s\",\"scopes\":[\"agents:read\",\"agents:write\",\"inference\"],"
+                         "\"agents\":\"*\"%s}", name, extra ? extra : "");
+    e2e_response r = admin_req(s, "POST", "/api/v1/tokens", body, NULL, NULL);
+    free(body);
+    ck_assert_msg(r.status == 201, "token %s: %ld %s", name, r.status, r.body);
+    char *secret = strdup(e2e_json_str(r.json, "token"));
+    e2e_response_free(&r);
+    return secret;
+}
+
+static e2e_response token_req(const e2e_server *s, const char *secret, const char *method, const char *path,
+                              const char *body, const char *h1)
+{
+    char *auth = e2e_fmt("Authorization: Bearer %s", secret);
+    const char *h[] = {auth, h1, NULL};
+    e2e_response r = e2e_request(s, method, path, body, h);
+    free(auth);
+    return r;
+}
+
+/* Each token has a bucket of its own, the admin key another; a token's own
+ * rate_limit_per_min overrides the configured one; an Idempotency-Key is the
+ * caller's own. */
+START_TEST(test_rate_limit_per_caller_and_token_override)
+{
+    e2e_server s;
+    const char *env[] = {"AGENTD_API_KEY=" ADMIN_KEY, NULL};
+    const char *args[] = {"--rate-limit-per-min", "4", NULL};
+    e2e_start(&s, args, env);
+    char *plain = make_token(&s, "plain", NULL);
+    char *roomy = make_token(&s, "roomy", ",\"rate_limit_per_min\":10");
+    /* The admin key spent 2 of its 4 making them. */
+    e2e_response r = admin_req(&s, "GET", AGENTS, NULL, NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(header_int(&r, "RateLimit-Remaining"), 1);
+    e2e_response_free(&r);
+    for (int i = 0; i < 4; i++) {
+        r = token_req(&s, plain, "GET", AGENTS, NULL, NULL);
+        ck_assert_msg(r.status == 200, "plain %d: %ld %s", i, r.status, r.body);
+        ck_assert_int_eq(header_int(&r, "RateLimit-Limit"), 4);
+        ck_assert_int_eq(header_int(&r, "RateLimit-Remaining"), 3 - i);
+        e2e_response_free(&r);
+    }
+    r = token_req(&s, plain, "GET", AGENTS, NULL, NULL);
+    e2e_assert_error(&r, 429, "rate_limited", NULL, "plain token over 4");
+    ck_assert(has_header(&r, "Retry-After"));
+    e2e_response_free(&r);
+    /* The admin key's bucket is untouched by the token's. */
+    r = admin_req(&s, "GET", AGENTS, NULL, NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(header_int(&r, "RateLimit-Remaining"), 0);
+    e2e_response_free(&r);
+    r = admin_req(&s, "GET", AGENTS, NULL, NULL, NULL);
+    e2e_assert_error(&r, 429, "rate_limited", NULL, "admin over 4");
+    e2e_response_free(&r);
+    /* The roomy token has its own 10. */
+    for (int i = 0; i < 10; i++) {
+        r = token_req(&s, roomy, "GET", AGENTS, NULL, NULL);
+        ck_assert_msg(r.status == 200, "roomy %d: %ld %s", i, r.status, r.body);
+        ck_assert_int_eq(header_int(&r, "RateLimit-Limit"), 10);
+        ck_assert_int_eq(header_int(&r, "RateLimit-Remaining"), 9 - i);
+        e2e_response_free(&r);
+    }
+    ck_assert_int_eq(e2e_stop(&s), 0);
+
+    /* Idempotency keys are per caller: the same key by two tokens is two requests. */
+    const char *roomy_args[] = {"--rate-limit-per-min", "100", NULL};
+    e2e_restart(&s, roomy_args, env);
+    r = token_req(&s, plain, "POST", AGENTS, BODY_A, "Idempotency-Key: shared-key");
+    ck_assert_msg(r.status == 201, "plain create: %ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    r = token_req(&s, roomy, "POST", AGENTS, BODY_B, "Idempotency-Key: shared-key");
+    ck_assert_msg(r.status == 201, "roomy create with the same key: %ld %s", r.status, r.body);
+    ck_assert(!has_header(&r, "Idempotent-Replayed"));
+    e2e_response_free(&r);
+    r = token_req(&s, roomy, "POST", AGENTS, BODY_B, "Idempotency-Key: shared-key");
+    ck_assert_int_eq(r.status, 201);
+    ck_assert(has_header(&r, "Idempotent-Replayed"));
+    e2e_response_free(&r);
+    free(plain);
+    free(roomy);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 /* ---- the inference cap, and idempotent inference ------------------------------- */
 
 typedef struct gem_env {
@@ -325,12 +416,17 @@ static void gem_stop(e2e_server *s, gem_env *g)
 
 #define INFER AGENTS "/ml/inference"
 
-/* Runs `n` slow inferences at once; returns how many got 200 and 429. */
-static void infer_at_once(const e2e_server *s, int n, int *ok, int *capped)
+/* Runs `n` slow inferences at once as `auth` (NULL: the admin key); returns
+ * how many got 200 and 429. */
+static void infer_at_once_as(const e2e_server *s, const char *auth, int n, int *ok, int *capped)
 {
     call c[8];
     ck_assert_int_le(n, 8);
-    for (int i = 0; i < n; i++) call_start(&c[i], s, INFER, PROMPT_BODY, NULL, 0);
+    for (int i = 0; i < n; i++) {
+        memset(&c[i], 0, sizeof(c[i]));
+        c[i].s = s, c[i].path = INFER, c[i].body = PROMPT_BODY, c[i].auth = auth;
+        ck_assert_int_eq(pthread_create(&c[i].t, NULL, call_main, &c[i]), 0);
+    }
     *ok = *capped = 0;
     for (int i = 0; i < n; i++) {
         call_join(&c[i]);
@@ -343,6 +439,11 @@ static void infer_at_once(const e2e_server *s, int n, int *ok, int *capped)
         }
         e2e_response_free(&c[i].r);
     }
+}
+
+static void infer_at_once(const e2e_server *s, int n, int *ok, int *capped)
+{
+    infer_at_once_as(s, NULL, n, ok, capped);
 }
 
 START_TEST(test_inference_cap_survives_aborted_requests)
@@ -383,6 +484,13 @@ START_TEST(test_inference_cap_survives_aborted_requests)
     ck_assert_msg(admitted, "after aborted requests the cap of 2 no longer admits 2");
     infer_at_once(&s, 3, &ok, &capped);
     ck_assert_msg(ok == 2 && capped == 1, "cap still holds: %d ok, %d capped", ok, capped);
+    /* A token's own cap overrides the configured one, in a count of its own. */
+    char *solo = make_token(&s, "solo", ",\"max_concurrent_inferences\":1");
+    char *auth = e2e_fmt("Authorization: Bearer %s", solo);
+    infer_at_once_as(&s, auth, 2, &ok, &capped);
+    ck_assert_msg(ok == 1 && capped == 1, "token capped at 1: %d ok, %d capped", ok, capped);
+    free(auth);
+    free(solo);
     gem_stop(&s, &g);
 }
 END_TEST
@@ -444,6 +552,7 @@ Suite *e2e_fair_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_rate_limit_counts_down_then_429);
     tcase_add_test(tc, test_idempotent_create);
+    tcase_add_test(tc, test_rate_limit_per_caller_and_token_override);
     tcase_add_test(tc, test_inference_cap_survives_aborted_requests);
     tcase_add_test(tc, test_idempotent_inference);
     suite_add_tcase(s, tc);
