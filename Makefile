@@ -124,16 +124,19 @@ $(NODE_TOOLS): package-lock.json
 
 # The suites whose threads share state (the llm loop, deferred responses,
 # streams, the worker pool, a training stop reaching running workers, the
-# maintenance thread and postponed jobs on a full disk), again under
+# maintenance thread and postponed jobs on a full disk, the per-caller
+# limits under concurrent requests), again under
 # ThreadSanitizer.
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) handlers_agents
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) api_stream
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) server_limits
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_inference
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_pipeline
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_compat
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_storage
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_fair
 
 test:
 	@scripts/deps.sh test
