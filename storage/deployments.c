@@ -131,7 +131,7 @@ static int dep_audit(storage_conn *db, int64_t id, const char *action, const cha
                      .target = uuid,
                      .detail_json = detail,
                      .request_id = request_id};
-    rc = storage_audit_add(db, &a, e);
+    rc = storage_audit_insert(db, &a, e);
     cJSON_free(detail);
     return rc;
 }
