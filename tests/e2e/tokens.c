@@ -353,13 +353,26 @@ START_TEST(test_token_validation)
          "invalid_rate_limit_per_min", "rate_limit_per_min"},
         {"{\"name\":\"n\",\"scopes\":[\"admin\"],\"agents\":\"*\",\"max_concurrent_inferences\":1.5}",
          "invalid_max_concurrent_inferences", "max_concurrent_inferences"},
+        {"{\"name\":\"n\",\"scopes\":[\"admin\"],\"agents\":[\"alice\"]}", "invalid_scopes", "admin"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         e2e_response r = admin(&s, "POST", TOKENS, bad[i].body);
         e2e_assert_error(&r, 400, bad[i].code, bad[i].needle, bad[i].body);
         e2e_response_free(&r);
     }
-    e2e_response r = admin(&s, "POST", TOKENS, NULL);
+    /* A token that mints tokens grants no more than it holds. */
+    char *ops = mint(&s, "{\"name\":\"ops\",\"scopes\":[\"admin\",\"agents:read\"],\"agents\":\"*\"}", NULL);
+    e2e_response r = as(&s, ops, "POST", TOKENS, "{\"name\":\"x\",\"scopes\":[\"deploy\"],\"agents\":\"*\"}");
+    e2e_assert_error(&r, 403, "insufficient_scope", "'deploy'", "granting a scope it lacks");
+    e2e_response_free(&r);
+    r = as(&s, ops, "POST", TOKENS, "{\"name\":\"x\",\"scopes\":[\"agents:read\"],\"agents\":[\"bob\"]}");
+    ck_assert_int_eq(r.status, 201);
+    char *want = e2e_fmt("\"created_by\":\"token:");
+    ck_assert_ptr_nonnull(strstr(r.body, want));
+    free(want);
+    e2e_response_free(&r);
+    free(ops);
+    r = admin(&s, "POST", TOKENS, NULL);
     e2e_assert_error(&r, 400, "invalid_body", NULL, "no body");
     e2e_response_free(&r);
     r = admin(&s, "POST", TOKENS "/1/rotate", "{\"grace_s\":-1}");
