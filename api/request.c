@@ -22,6 +22,36 @@ int ad_principal_sees(const ad_principal *p, const char *user_id)
     return 0;
 }
 
+void ad_principal_cleanup(ad_principal *p)
+{
+    for (size_t i = 0; i < p->nagents; i++) free(p->agents[i]);
+    free(p->agents);
+    memset(p, 0, sizeof(*p));
+}
+
+static const struct {
+    unsigned bit;
+    const char *name;
+} request_scopes[] = {
+    {AD_SCOPE_AGENTS_READ, "agents:read"}, {AD_SCOPE_AGENTS_WRITE, "agents:write"},
+    {AD_SCOPE_INFERENCE, "inference"},     {AD_SCOPE_TRAINING, "training"},
+    {AD_SCOPE_DEPLOY, "deploy"},           {AD_SCOPE_ADMIN, "admin"},
+};
+
+const char *ad_scope_name(unsigned scope)
+{
+    for (size_t i = 0; i < sizeof(request_scopes) / sizeof(request_scopes[0]); i++)
+        if (request_scopes[i].bit == scope) return request_scopes[i].name;
+    return NULL;
+}
+
+unsigned ad_scope_from_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof(request_scopes) / sizeof(request_scopes[0]); i++)
+        if (!strcmp(request_scopes[i].name, name)) return request_scopes[i].bit;
+    return 0;
+}
+
 const char *ad_principal_label(const ad_principal *p, char *buf, size_t cap)
 {
     switch (p->kind) {

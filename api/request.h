@@ -63,9 +63,19 @@ typedef struct ad_principal {
     int64_t token_id;              /* AD_CALLER_TOKEN only; else 0 */
     unsigned scopes;               /* OR of ad_scope */
     int all_agents;                /* 1: every agent ("*") */
-    char **agents;                 /* the user_ids it may see when !all_agents */
+    char **agents;                 /* the user_ids it may see when !all_agents; owned by
+                                    * the request (ad_principal_cleanup) */
     size_t nagents;
+    int rate_limit_per_min;        /* the token's own limits; 0 = the configured default */
+    int max_concurrent_inferences;
 } ad_principal;
+
+/* Frees the agents list and zeroes `p`. */
+void ad_principal_cleanup(ad_principal *p);
+/* The JSON name of one scope bit ("agents:read"), or NULL. */
+const char *ad_scope_name(unsigned scope);
+/* The scope bit named `name`, or 0 when it is no scope. */
+unsigned ad_scope_from_name(const char *name);
 
 /* 1 when `p` holds `scope` (AD_SCOPE_NONE: always). */
 int ad_principal_has(const ad_principal *p, unsigned scope);

@@ -9,6 +9,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "handlers/auth.h"
 #include "model/analysis.h"
 #include "model/text.h"
 #include "pipeline/plan.h"
@@ -241,6 +242,11 @@ static void agents_create(ad_request *req, ad_response *res, const char *data_fi
         ad_response_error(res, req, 400, "invalid_user_id", "%s", e.msg);
         return;
     }
+    if (!ad_principal_sees(req->who, user_id)) {
+        ad_response_error(res, req, 403, "agent_not_permitted",
+                          "this token may not create agent '%s': it is outside the token's agents", user_id);
+        return;
+    }
     const cJSON *dataset = cJSON_GetObjectItemCaseSensitive(body, data_field);
     if (cJSON_IsNull(dataset)) dataset = NULL;
     /* The advanced alias also takes the dataset files' own shape {training_data: [...]}. */
@@ -458,8 +464,11 @@ void handle_agents_list(ad_request *req, ad_response *res)
     list_ctx l = {.users = cJSON_CreateObject()};
     int more = 0;
     int64_t total = 0;
-    int rc = storage_agents_list(db, status ? &wanted : NULL, cursor, (int)limit, agents_list_visit, &l,
+    /* A token bound to agents lists (and counts) those only. */
+    char *only = auth_agents_json(req->who);
+    int rc = storage_agents_list(db, status ? &wanted : NULL, only, cursor, (int)limit, agents_list_visit, &l,
                                  &more, &total, &e);
+    free(only);
     if (rc < 0) {
         cJSON_Delete(l.users);
         agents_answer_storage(req, res, rc, NULL, &e);
@@ -671,6 +680,7 @@ void handle_agent_delete(ad_request *req, ad_response *res)
         return;
     }
     if (req->app->pool) pipeline_pool_cancel_agent(req->app->pool, agent_id);
+    auth_audit(req, "agent.deleted", id, NULL);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "message", "agent deleted with everything stored for it");
     cJSON_AddStringToObject(o, "user_id", id);
@@ -697,6 +707,9 @@ void handle_agents_delete_all(ad_request *req, ad_response *res)
         agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
+    char detail[48];
+    snprintf(detail, sizeof(detail), "{\"deleted\":%lld}", (long long)count);
+    auth_audit(req, "agents.deleted_all", NULL, detail);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "message", "all agents deleted");
     cJSON_AddNumberToObject(o, "deleted", (double)count);

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "handlers/agents.h"
+#include "handlers/auth.h"
 #include "pipeline/plan.h"
 #include "pipeline/pool.h"
 #include "storage/db.h"
@@ -132,9 +133,18 @@ void handle_training_start_group(ad_request *req, ad_response *res)
         ad_response_error(res, req, 400, "invalid_user_ids", "%s", e.msg);
         goto out;
     }
+    why = ad_calloc((size_t)n, sizeof(*why));
+    /* Another token's agents are unknown to this one: the same 404 as an
+     * agent that does not exist, and nothing starts. */
+    int hidden = 0;
+    for (int i = 0; i < n; i++)
+        if (!ad_principal_sees(req->who, ids[i])) why[i] = GROUP_UNKNOWN, hidden = 1;
+    if (hidden) {
+        groups_refused(req, res, AD_ENOTFOUND, ids, why, n, &e);
+        goto out;
+    }
     storage_conn *db = agents_db(req, res);
     if (!db) goto out;
-    why = ad_calloc((size_t)n, sizeof(*why));
     int64_t gid = 0;
     rc = storage_groups_start(db, ids, (size_t)n, (int)cycles, PIPELINE_JOB_TRAIN, &gid, why, &e);
     if (rc < 0) {
@@ -164,8 +174,11 @@ out:
     free(ids);
 }
 
-/* What the status and the stop report about a group, built from its runs. */
+/* What the status and the stop report about a group, built from its runs
+ * (those of the agents the caller sees: a bound token learns nothing of
+ * another's agents). */
 typedef struct group_view {
+    const ad_principal *who;
     cJSON *current;           /* {user_id: percent} */
     cJSON *final;             /* {user_id: percent} for runs that ended done */
     int runs, active, failed;
@@ -179,6 +192,7 @@ typedef struct group_view {
 static void group_view_visit(void *ud, const group_run *r)
 {
     group_view *v = ud;
+    if (!ad_principal_sees(v->who, r->user_id)) return;
     /* Before its first iteration a run stands at the serving version's quality. */
     double q = r->best_quality >= 0 ? r->best_quality : r->deployed_quality;
     if (q >= 0) cJSON_AddNumberToObject(v->current, r->user_id, groups_percent(q));
@@ -197,9 +211,11 @@ static void group_view_visit(void *ud, const group_run *r)
     v->runs++;
 }
 
-static int group_view_read(storage_conn *db, int64_t group_id, group_view *v, ad_err *e)
+static int group_view_read(storage_conn *db, const ad_principal *who, int64_t group_id, group_view *v,
+                           ad_err *e)
 {
     memset(v, 0, sizeof(*v));
+    v->who = who;
     v->best = -1;
     v->current = cJSON_CreateObject();
     v->final = cJSON_CreateObject();
@@ -232,10 +248,20 @@ void handle_training_status(ad_request *req, ad_response *res)
         return;
     }
     group_view v;
-    if (rc == 0) rc = group_view_read(db, g.id, &v, &e);
+    if (rc == 0) rc = group_view_read(db, req->who, g.id, &v, &e);
     if (rc < 0) {
         cJSON_Delete(o);
         agents_answer_storage(req, res, rc, NULL, &e);
+        return;
+    }
+    if (v.runs == 0 && !req->who->all_agents) {
+        /* The latest group holds none of this token's agents. */
+        cJSON_Delete(v.current);
+        cJSON_Delete(v.final);
+        cJSON_AddBoolToObject(o, "training_active", 0);
+        cJSON_AddStringToObject(o, "message", "No active training session");
+        ad_json_add_time(o, "timestamp", ad_clock_now_ms());
+        ad_response_json(res, 200, o);
         return;
     }
     cJSON_AddBoolToObject(o, "training_active", v.active);
@@ -255,7 +281,7 @@ void handle_training_status(ad_request *req, ad_response *res)
     ad_json_add_str(o, "completion_reason", reason);
     cJSON_AddItemToObject(o, "current_accuracies", v.current);
     cJSON_AddItemToObject(o, "final_accuracies", v.final);
-    ad_json_add_int(o, "total_agents", g.total_agents);
+    ad_json_add_int(o, "total_agents", req->who->all_agents ? g.total_agents : v.runs);
     ad_json_add_time(o, "timestamp", ad_clock_now_ms());
     ad_response_json(res, 200, o);
 }
@@ -268,8 +294,11 @@ void handle_training_stop(ad_request *req, ad_response *res)
     int64_t gid = 0, stopped_at = 0;
     int stopped = 0;
     /* The pool is thread-safe; the app struct is only read. */
-    int rc = storage_groups_stop(db, "stopped by POST /api/v1/training/stop", &gid, &stopped, &stopped_at,
+    /* A bound token stops its own agents' runs only. */
+    char *only = auth_agents_json(req->who);
+    int rc = storage_groups_stop(db, "stopped by POST /api/v1/training/stop", only, &gid, &stopped, &stopped_at,
                                  agents_cancel_jobs, (void *)(uintptr_t)req->app, &e);
+    free(only);
     if (rc < 0) {
         agents_answer_storage(req, res, rc, NULL, &e);
         return;
@@ -282,7 +311,7 @@ void handle_training_stop(ad_request *req, ad_response *res)
         return;
     }
     group_view v;
-    rc = group_view_read(db, gid, &v, &e);
+    rc = group_view_read(db, req->who, gid, &v, &e);
     if (rc < 0) {
         cJSON_Delete(o);
         agents_answer_storage(req, res, rc, NULL, &e);
@@ -350,8 +379,11 @@ void handle_training_metrics(ad_request *req, ad_response *res)
     training_totals t;
     metrics_page p = {.users = cJSON_CreateObject()};
     int more = 0;
-    int rc = storage_training_totals(db, TRAINING_HIGH_QUALITY, &t, &e);
-    if (rc == 0) rc = storage_training_each(db, cursor, (int)limit, metrics_visit, &p, &more, &e);
+    /* A bound token's metrics are over its own agents. */
+    char *only = auth_agents_json(req->who);
+    int rc = storage_training_totals(db, TRAINING_HIGH_QUALITY, only, &t, &e);
+    if (rc == 0) rc = storage_training_each(db, only, cursor, (int)limit, metrics_visit, &p, &more, &e);
+    free(only);
     if (rc < 0) {
         cJSON_Delete(p.users);
         agents_answer_storage(req, res, rc, NULL, &e);

@@ -12,18 +12,25 @@ int auth_equal(const char *a, const char *b)
     return diff == 0;
 }
 
+int auth_bearer(const char *authorization, const char **token, ad_err *e)
+{
+    if (!authorization || !*authorization)
+        return ad_err_set(e, AD_EINVAL, "missing Authorization header (expected: Bearer <api key or token>)");
+    if (strncasecmp(authorization, "Bearer ", 7) != 0)
+        return ad_err_set(e, AD_EINVAL, "Authorization must use the Bearer scheme");
+    *token = authorization + 7;
+    /* One grammar only (RFC 6750: the scheme, one space, the token), so a
+     * proxy in front and agentd never read two different keys from one header. */
+    if (**token == ' ' || **token == '\t')
+        return ad_err_set(e, AD_EINVAL, "exactly one space must separate Bearer and the API key");
+    return 0;
+}
+
 int auth_check(const ad_config *cfg, const char *path, const char *authorization, ad_err *e)
 {
     if (!cfg->api_key || strncmp(path, "/api/", 5) != 0) return 0;
-    if (!authorization || !*authorization)
-        return ad_err_set(e, AD_EINVAL, "missing Authorization header (expected: Bearer <api key>)");
-    if (strncasecmp(authorization, "Bearer ", 7) != 0)
-        return ad_err_set(e, AD_EINVAL, "Authorization must use the Bearer scheme");
-    const char *token = authorization + 7;
-    /* One grammar only (RFC 6750: the scheme, one space, the token), so a
-     * proxy in front and agentd never read two different keys from one header. */
-    if (*token == ' ' || *token == '\t')
-        return ad_err_set(e, AD_EINVAL, "exactly one space must separate Bearer and the API key");
-    if (!auth_equal(token, cfg->api_key)) return ad_err_set(e, AD_EINVAL, "invalid API key");
+    const char *token;
+    if (auth_bearer(authorization, &token, e) < 0) return AD_EINVAL;
+    if (!auth_equal(token, cfg->api_key)) return ad_err_set(e, AD_EINVAL, "invalid API key or token");
     return 0;
 }

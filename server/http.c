@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/utf8.h"
+#include "handlers/auth.h"
 #include "server/auth.h"
 #include "server/hangup.h"
 #include "server/header_deadline.h"
@@ -312,7 +313,19 @@ static int http_check_framing(http_ctx *ctx, const http_head *h, enum MHD_Result
     return 0;
 }
 
-/* Whether the request may reach `path`; fills the 400/401 answer if not. */
+/* Answers 401 invalid_token, and audits the failure. */
+static int http_refuse_credential(http_ctx *ctx, const char *token, const char *reason)
+{
+    ad_response_error(&ctx->res, &ctx->req, 401, "invalid_token", "%s", reason);
+    ad_response_header(&ctx->res, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    /* A CORS preflight carries no credentials by design: no failure. */
+    if (ctx->req.method != AD_OPTIONS) auth_note_failure(token, reason, ctx->request_id);
+    return -1;
+}
+
+/* Whether the request may reach `path`, and as whom (ctx->principal: the
+ * bootstrap key is the admin, an `agd_` token its own scopes and agents);
+ * fills the 400/401/503 answer if not. */
 static int http_authorize(http_ctx *ctx, const http_head *h, const char *path)
 {
     const ad_config *cfg = ctx->http->app->cfg;
@@ -323,11 +336,31 @@ static int http_authorize(http_ctx *ctx, const http_head *h, const char *path)
         return -1;
     }
     ad_err e = {0};
-    if (auth_check(cfg, path, http_header(ctx->conn, MHD_HTTP_HEADER_AUTHORIZATION), &e) < 0) {
-        ad_response_error(&ctx->res, &ctx->req, 401, "unauthorized", "%s", e.msg);
-        ad_response_header(&ctx->res, "WWW-Authenticate", "Bearer");
+    const char *token = NULL;
+    if (auth_bearer(http_header(ctx->conn, MHD_HTTP_HEADER_AUTHORIZATION), &token, &e) < 0)
+        return http_refuse_credential(ctx, NULL, e.msg);
+    if (auth_equal(token, cfg->api_key)) {
+        ctx->principal.kind = AD_CALLER_ADMIN;
+        ctx->principal.scopes = AD_SCOPE_ALL;
+        ctx->principal.all_agents = 1;
+        return 0;
+    }
+    if (strncmp(token, "agd_", 4) != 0) return http_refuse_credential(ctx, NULL, "invalid API key or token");
+    ad_principal p;
+    int rc = auth_token_principal(token, &p, &e);
+    if (rc == AD_EINVAL) {
+        char msg[AD_ERR_MSG_MAX + 32];
+        snprintf(msg, sizeof(msg), "invalid token (%s)", e.msg);
+        return http_refuse_credential(ctx, token, msg);
+    }
+    if (rc < 0) {
+        ad_log(AD_LOG_WARN, "request %s: cannot authenticate a token: %s", ctx->request_id, e.msg);
+        ad_response_error(&ctx->res, &ctx->req, 503, "storage_unavailable",
+                          "the database cannot authenticate the token right now; retry shortly");
+        ad_response_header(&ctx->res, "Retry-After", "1");
         return -1;
     }
+    ctx->principal = p;
     return 0;
 }
 
@@ -356,11 +389,12 @@ static enum MHD_Result http_begin(http_ctx *ctx, const char *url, const char *me
     ctx->req.request_id = ctx->request_id;
     ctx->req.app = ctx->http->app;
     ctx->req.async = &ctx->async;
-    /* Until a token is looked up: auth off lets everything through, and the
-     * bootstrap key (checked below) holds every scope. */
-    ctx->principal.kind = cfg->api_key ? AD_CALLER_ADMIN : AD_CALLER_OPEN;
-    ctx->principal.scopes = AD_SCOPE_ALL;
-    ctx->principal.all_agents = 1;
+    /* Auth off lets everything through. With a key, a caller holds nothing
+     * until http_authorize finds the bootstrap key (every scope) or a token
+     * (its own scopes and agents). */
+    ctx->principal.kind = AD_CALLER_OPEN;
+    ctx->principal.scopes = cfg->api_key ? 0 : AD_SCOPE_ALL;
+    ctx->principal.all_agents = !cfg->api_key;
     ctx->req.who = &ctx->principal;
     ctx->origin = http_header(c, MHD_HTTP_HEADER_ORIGIN);
     ctx->path = ad_strdup(url);
@@ -448,6 +482,11 @@ static enum MHD_Result http_begin(http_ctx *ctx, const char *url, const char *me
         ad_response_header(&ctx->res, "Allow", allow);
         return http_send(ctx);
     }
+    /* The route's scope is known before its body: a caller without it
+     * uploads nothing. Whether it sees the agent is decided at dispatch,
+     * after the body checks, so that another's agent and a missing one get
+     * the same answers in the same order. */
+    if (auth_check_scope(&ctx->req, ctx->route->scope, &ctx->res) < 0) return http_send(ctx);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, http_collect_query, ctx);
     if (ctx->bad_query) {
         if (*ctx->bad_query)
@@ -550,6 +589,7 @@ static enum MHD_Result http_dispatch(http_ctx *ctx)
         ad_err e = {0};
         if (ad_json_check_utf8(ctx->req.json, &e) < 0) return http_fail(ctx, 400, "invalid_utf8", e.msg);
     }
+    if (auth_check_agent(&ctx->req, ctx->route->pattern, &ctx->res) < 0) return http_send(ctx);
     ctx->route->handler(&ctx->req, &ctx->res);
     if (!ctx->res.deferred) return http_send(ctx);
 
@@ -708,6 +748,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         ad_buf_json_string(&f, path, strlen(path) > 256 ? 256 : strlen(path));
         ad_buf_printf(&f, ",\"status\":%d,\"duration_ms\":%lld,\"bytes\":%zu", ctx->status_sent,
                       (long long)(ad_clock_mono_ms() - ctx->start_mono_ms), ctx->bytes_sent);
+        char who[48];
+        ad_buf_printf(&f, ",\"caller\":\"%s\"", ad_principal_label(&ctx->principal, who, sizeof(who)));
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) ad_buf_printf(&f, ",\"aborted\":%d", (int)toe);
         ad_log_fields(AD_LOG_INFO, &f);
         ad_buf_cleanup(&f);
@@ -715,6 +757,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     hangup_forget(ctx->hangup_ticket);
     if (ctx->sse) sse_finished(ctx->sse, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     cJSON_Delete(ctx->req.json);
+    ad_principal_cleanup(&ctx->principal);
     ad_response_cleanup(&ctx->res);
     ad_response_cleanup(&ctx->pending);
     ad_buf_cleanup(&ctx->body);

@@ -238,12 +238,14 @@ int storage_agents_count_inference(storage_conn *db, int64_t agent_id, int ok, i
     return agents_step_changed(db, st, "count inference", e);
 }
 
-int storage_agents_list(storage_conn *db, const agent_state *status, const char *after, int limit,
-                        agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e)
+int storage_agents_list(storage_conn *db, const agent_state *status, const char *only, const char *after,
+                        int limit, agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
-        "SELECT count(*) FROM agents WHERE (?1 IS NULL OR status = ?1)");
+        "SELECT count(*) FROM agents WHERE (?1 IS NULL OR status = ?1)"
+        " AND (?2 IS NULL OR user_id IN (SELECT value FROM json_each(?2)))");
     if (status) sqlite3_bind_text(st, 1, agent_state_to_string(*status), -1, SQLITE_STATIC);
+    if (only) sqlite3_bind_text(st, 2, only, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) return storage_fail(db, rc, "count agents", e);
     *total = sqlite3_column_int64(st, 0);
@@ -251,10 +253,12 @@ int storage_agents_list(storage_conn *db, const agent_state *status, const char 
 
     st = storage_stmt(db,
         "SELECT " AGENT_COLUMNS " FROM agents WHERE (?1 IS NULL OR status = ?1)"
-        " AND (?2 IS NULL OR user_id > ?2) ORDER BY user_id LIMIT ?3");
+        " AND (?2 IS NULL OR user_id > ?2)"
+        " AND (?4 IS NULL OR user_id IN (SELECT value FROM json_each(?4))) ORDER BY user_id LIMIT ?3");
     if (status) sqlite3_bind_text(st, 1, agent_state_to_string(*status), -1, SQLITE_STATIC);
     if (after) sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, limit + 1);
+    if (only) sqlite3_bind_text(st, 4, only, -1, SQLITE_STATIC);
     int n = 0;
     *more = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

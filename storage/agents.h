@@ -84,11 +84,12 @@ int storage_agents_count_inference(storage_conn *db, int64_t agent_id, int ok, i
 
 /* Calls `fn` for up to `limit` agents with user_id > `after` (NULL: from the
  * start), ordered by user_id, only those in `*status` unless `status` is
- * NULL. `*more` says whether agents remain past the page; `*total` counts
- * all that match. */
+ * NULL, and only those named in `only` (a JSON array of user_ids: a token's
+ * agents) unless it is NULL. `*more` says whether agents remain past the
+ * page; `*total` counts all that match. */
 typedef void (*agent_visit_fn)(void *ud, const agent_row *a);
-int storage_agents_list(storage_conn *db, const agent_state *status, const char *after, int limit,
-                        agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e);
+int storage_agents_list(storage_conn *db, const agent_state *status, const char *only, const char *after,
+                        int limit, agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e);
 
 /* Deletes an agent and everything stored for it, in one unit of work. */
 int storage_agents_delete(storage_conn *db, const char *user_id, int64_t *agent_id, ad_err *e);

@@ -202,7 +202,42 @@ const char *const storage_migrations[] = {
     "    ON v.id = CAST(substr(p.scope, instr(p.scope, ' v') + 2) AS INTEGER);"
     "DROP TABLE passages;"
     "PRAGMA user_version = 6;",
-    /* 7: API tokens and the audit log (issue 11; being built). */
+    /* 7: API tokens and the audit log (issue 11). A token's scopes are the
+     * bit mask of api/request.h's ad_scope; `agents` is a JSON array of
+     * user_ids, NULL for every agent. A token has one secret row per
+     * rotation: the newest is open-ended, a rotated one ends at
+     * valid_until. Only SHA-256 hashes of secrets are stored; the public
+     * prefix is the lookup key. Audit rows are paged newest first by id
+     * (the primary key), or by action then id. */
+    "CREATE TABLE tokens ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL,"
+    "  scopes INTEGER NOT NULL,"
+    "  agents TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER,"
+    "  revoked_at INTEGER,"
+    "  last_used_at INTEGER,"
+    "  rate_limit_per_min INTEGER,"
+    "  max_concurrent_inferences INTEGER,"
+    "  created_by TEXT NOT NULL);"
+    "CREATE TABLE token_secrets ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  token_id INTEGER NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,"
+    "  prefix TEXT NOT NULL UNIQUE,"
+    "  hash BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  valid_until INTEGER);"
+    "CREATE INDEX token_secrets_by_token ON token_secrets(token_id, id);"
+    "CREATE TABLE audit_log ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  target TEXT,"
+    "  detail TEXT,"
+    "  request_id TEXT);"
+    "CREATE INDEX audit_log_by_action ON audit_log(action, id);"
     "PRAGMA user_version = 7;",
     /* 8: deployments and their events (issue 11; being built). */
     "PRAGMA user_version = 8;",

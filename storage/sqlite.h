@@ -119,4 +119,9 @@ int storage_versions_publish(storage_conn *db, int64_t version_id, const char *n
  * -1 on failure. Pass only string literals. */
 int storage_pragma_int(storage_conn *db, const char *pragma);
 
+/* Adds an audit row (storage/audit.h) inside the caller's unit of work, so
+ * an action and its record commit together. */
+struct audit_entry;
+int storage_audit_insert(storage_conn *db, const struct audit_entry *a, ad_err *e);
+
 #endif

@@ -381,7 +381,7 @@ int storage_groups_runs(storage_conn *db, int64_t group_id, group_run_fn fn, voi
     return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read training group", e);
 }
 
-int storage_groups_stop(storage_conn *db, const char *why, int64_t *group_id, int *stopped,
+int storage_groups_stop(storage_conn *db, const char *why, const char *only, int64_t *group_id, int *stopped,
                         int64_t *stopped_at, void (*fn)(void *ud, int64_t agent_id), void *ud, ad_err *e)
 {
     *group_id = 0;
@@ -394,9 +394,12 @@ int storage_groups_stop(storage_conn *db, const char *why, int64_t *group_id, in
     sqlite3_stmt *st = storage_stmt(db,
         "UPDATE trainings SET status = 'cancelled', finished_at = ?1, error = ?2"
         " WHERE group_id IS NOT NULL AND status IN ('queued', 'running')"
+        " AND (?3 IS NULL OR agent_id IN (SELECT id FROM agents"
+        "      WHERE user_id IN (SELECT value FROM json_each(?3))))"
         " RETURNING id, agent_id, group_id");
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_text(st, 2, why, -1, SQLITE_STATIC);
+    if (only) sqlite3_bind_text(st, 3, only, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
@@ -442,13 +445,15 @@ int storage_groups_stop(storage_conn *db, const char *why, int64_t *group_id, in
 
 /* ---- the metrics view ---- */
 
-int storage_training_totals(storage_conn *db, double high, training_totals *out, ad_err *e)
+int storage_training_totals(storage_conn *db, double high, const char *only, training_totals *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT count(*), count(v.quality), coalesce(avg(v.quality), 0),"
         " coalesce(sum(v.quality >= ?1), 0)"
-        " FROM agents a LEFT JOIN versions v ON v.id = a.deployed_version_id");
+        " FROM agents a LEFT JOIN versions v ON v.id = a.deployed_version_id"
+        " WHERE ?2 IS NULL OR a.user_id IN (SELECT value FROM json_each(?2))");
     sqlite3_bind_double(st, 1, high);
+    if (only) sqlite3_bind_text(st, 2, only, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         out->total_users = sqlite3_column_int64(st, 0);
@@ -460,7 +465,7 @@ int storage_training_totals(storage_conn *db, double high, training_totals *out,
     return rc == SQLITE_ROW ? 0 : storage_fail(db, rc, "count agents", e);
 }
 
-int storage_training_each(storage_conn *db, const char *after, int limit, agent_training_fn fn,
+int storage_training_each(storage_conn *db, const char *only, const char *after, int limit, agent_training_fn fn,
                           void *ud, int *more, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
@@ -469,8 +474,10 @@ int storage_training_each(storage_conn *db, const char *after, int limit, agent_
         " coalesce((SELECT t.finished_at FROM trainings t WHERE t.agent_id = a.id"
         "           AND t.finished_at IS NOT NULL ORDER BY t.id DESC LIMIT 1), 0)"
         " FROM agents a LEFT JOIN versions v ON v.id = a.deployed_version_id"
-        " WHERE ?1 IS NULL OR a.user_id > ?1 ORDER BY a.user_id LIMIT ?2");
+        " WHERE (?1 IS NULL OR a.user_id > ?1)"
+        " AND (?3 IS NULL OR a.user_id IN (SELECT value FROM json_each(?3))) ORDER BY a.user_id LIMIT ?2");
     if (after) sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+    if (only) sqlite3_bind_text(st, 3, only, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, limit + 1);
     int rc, seen = 0;
     *more = 0;

@@ -149,8 +149,9 @@ int storage_groups_runs(storage_conn *db, int64_t group_id, group_run_fn fn, voi
  * `*stopped` counts the runs stopped (0: nothing was going); `*group_id` is
  * the latest group among theirs (0 when none). After the commit `fn` is
  * told the agent of each stopped run, so that a worker running it can be
- * interrupted. */
-int storage_groups_stop(storage_conn *db, const char *why, int64_t *group_id, int *stopped,
+ * interrupted. `only` (a JSON array of user_ids, or NULL for all) limits the
+ * stop to those agents' runs. */
+int storage_groups_stop(storage_conn *db, const char *why, const char *only, int64_t *group_id, int *stopped,
                         int64_t *stopped_at, void (*fn)(void *ud, int64_t agent_id), void *ud, ad_err *e);
 
 /* ---- the metrics view: every agent's serving quality and its runs ---- */
@@ -162,8 +163,9 @@ typedef struct training_totals {
     int64_t high_performers;     /* quality >= `high` */
 } training_totals;
 
-/* Aggregates over all agents in one statement. */
-int storage_training_totals(storage_conn *db, double high, training_totals *out, ad_err *e);
+/* Aggregates over all agents (or those named in `only`, a JSON array of
+ * user_ids) in one statement. */
+int storage_training_totals(storage_conn *db, double high, const char *only, training_totals *out, ad_err *e);
 
 typedef struct agent_training {
     const char *user_id;         /* borrowed during the visit */
@@ -175,8 +177,9 @@ typedef struct agent_training {
 
 typedef void (*agent_training_fn)(void *ud, const agent_training *a);
 /* Visits up to `limit` agents with user_id > `after` (NULL: from the start),
- * by user_id; `*more` says whether others follow. */
-int storage_training_each(storage_conn *db, const char *after, int limit, agent_training_fn fn,
+ * by user_id, only those named in `only` unless it is NULL; `*more` says
+ * whether others follow. */
+int storage_training_each(storage_conn *db, const char *only, const char *after, int limit, agent_training_fn fn,
                           void *ud, int *more, ad_err *e);
 
 /* Feedback on the agent's answers (crewAI's human feedback). */

@@ -202,7 +202,7 @@ START_TEST(test_agents_status_words_stored)
     char seen[64] = "";
     int more = 0;
     int64_t total = 0;
-    ck_assert_int_eq(storage_agents_list(f.db, NULL, NULL, 10, collect, seen, &more, &total, &e), AD_EINTERNAL);
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, NULL, NULL, 10, collect, seen, &more, &total, &e), AD_EINTERNAL);
     storage_fixture_close(&f);
 }
 END_TEST
@@ -222,50 +222,61 @@ START_TEST(test_agents_list_pages_and_filters)
     int more = -1;
     int64_t total = -1;
     ad_err e = {0};
-    ck_assert_int_eq(storage_agents_list(f.db, NULL, NULL, 2, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, NULL, NULL, 2, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "a,b");
     ck_assert_int_eq(more, 1);
     ck_assert_int_eq(total, 5);
 
     seen[0] = '\0';
-    ck_assert_int_eq(storage_agents_list(f.db, NULL, "b", 2, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, NULL, "b", 2, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "c,d");
     ck_assert_int_eq(more, 1);
     ck_assert_int_eq(total, 5);
 
     seen[0] = '\0';
-    ck_assert_int_eq(storage_agents_list(f.db, NULL, "d", 2, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, NULL, "d", 2, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "e");
     ck_assert_int_eq(more, 0);
 
     /* Exactly a page left: no more. */
     seen[0] = '\0';
-    ck_assert_int_eq(storage_agents_list(f.db, NULL, "c", 2, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, NULL, "c", 2, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "d,e");
     ck_assert_int_eq(more, 0);
 
     seen[0] = '\0';
-    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_READY}, NULL, 10, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_READY}, NULL, NULL, 10, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "b,d,e");
     ck_assert_int_eq(more, 0);
     ck_assert_int_eq(total, 3);
 
     seen[0] = '\0';
-    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_READY}, "b", 1, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_READY}, NULL, "b", 1, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "d");
     ck_assert_int_eq(more, 1);
     ck_assert_int_eq(total, 3);
 
     seen[0] = '\0';
-    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_INITIALIZING}, NULL, 10, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_INITIALIZING}, NULL, NULL, 10, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "a,c");
     ck_assert_int_eq(total, 2);
 
     seen[0] = '\0';
-    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_ERROR}, NULL, 10, collect, seen, &more, &total, &e), 0);
+    ck_assert_int_eq(storage_agents_list(f.db, &(agent_state){AGENT_ERROR}, NULL, NULL, 10, collect, seen, &more, &total, &e), 0);
     ck_assert_str_eq(seen, "");
     ck_assert_int_eq(more, 0);
     ck_assert_int_eq(total, 0);
+
+    /* A token's agents: only those, paged by the same cursor, counted alone. */
+    seen[0] = '\0';
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, "[\"e\",\"b\",\"zz\"]", NULL, 1, collect, seen, &more, &total, &e), 0);
+    ck_assert_str_eq(seen, "b");
+    ck_assert_int_eq(more, 1);
+    ck_assert_int_eq(total, 2);
+    seen[0] = '\0';
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, "[\"e\",\"b\",\"zz\"]", "b", 1, collect, seen, &more, &total, &e), 0);
+    ck_assert_str_eq(seen, "e");
+    ck_assert_int_eq(more, 0);
     storage_fixture_close(&f);
 }
 END_TEST

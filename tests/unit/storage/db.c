@@ -118,6 +118,7 @@ static void make_previous_release_file(const char *data_dir)
     sqlite3 *raw = NULL;
     ck_assert_int_eq(sqlite3_open(path, &raw), SQLITE_OK);
     const char *sql =
+        "DROP TABLE token_secrets; DROP TABLE tokens; DROP TABLE audit_log;"
         "DROP TABLE version_index; DROP TABLE version_terms; DROP TABLE version_passages;"
         "ALTER TABLE agents DROP COLUMN language; ALTER TABLE agents DROP COLUMN language_requested;"
         "ALTER TABLE versions DROP COLUMN language;"

@@ -95,7 +95,7 @@ START_TEST(test_stop_cancels_runs_and_jobs)
     ad_err e = {0};
     int64_t gid = 0, stopped_gid = 0, at = 0;
     int stopped = -1;
-    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", NULL, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 0);
     ck_assert_int_eq(stopped_gid, 0);
 
@@ -110,7 +110,7 @@ START_TEST(test_stop_cancels_runs_and_jobs)
     ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
     ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, 1, "{}", "{\"quality_score\":0.5}", 3, &e), 0);
 
-    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", NULL, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 2);
     ck_assert_int_eq(stopped_gid, gid);
     ck_assert_int_gt(at, 0);
@@ -139,7 +139,7 @@ START_TEST(test_stop_cancels_runs_and_jobs)
     ck_assert_int_eq(storage_groups_runs(f.db, gid, count_runs, &runs, &e), 0);
     ck_assert_int_eq(runs, 2);
     /* Nothing left to stop; the agents are free for a new group. */
-    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", NULL, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 0);
     ck_assert_int_eq(storage_groups_start(f.db, both, 2, 1, PIPELINE_JOB_TRAIN, &gid, why, &e), 0);
     storage_fixture_close(&f);
@@ -164,7 +164,7 @@ START_TEST(test_stopped_run_stays_cancelled)
     ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
     int64_t tid = count(f.db, "SELECT max(id) FROM trainings");
     ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
-    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", NULL, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 1);
 
     ck_assert_int_eq(storage_jobs_release(f.db, j.id, &e), 0);
@@ -203,7 +203,7 @@ START_TEST(test_stop_reaches_earlier_groups)
     ck_assert_int_eq(storage_jobs_finish(f.db, storage_fixture_count(f.db,
         "SELECT id FROM jobs WHERE json_extract(params, '$.training_id') = ?1", bob_run), JOB_DONE, NULL, &e), 0);
 
-    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", NULL, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 1);
     ck_assert_int_eq(stopped_gid, g1);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM trainings WHERE group_id = ?1"

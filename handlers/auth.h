@@ -1,0 +1,44 @@
+/*
+ * Who a request is, and what it may reach (issue 11): the API-token side of
+ * authentication (the server parses the header and checks the bootstrap
+ * key; a token is looked up here, in storage), the scope and agent checks
+ * every route gets, and the audit of failed authentications.
+ */
+#ifndef AD_HANDLERS_AUTH_H
+#define AD_HANDLERS_AUTH_H
+
+#include "api/request.h"
+#include "base/err.h"
+
+/* Authenticates the bearer credential `token` (an `agd_...` secret): one
+ * indexed read, the hash compared in constant time, then revocation,
+ * expiry and the secret's own end (rotation). Fills `out` (a TOKEN
+ * principal whose agents list the caller frees with ad_principal_cleanup).
+ * AD_EINVAL: no valid token (answer 401; `e` says why, for the audit log,
+ * never naming the secret); another code: storage failed (answer 503).
+ * Records the token's use at most once a minute. */
+int auth_token_principal(const char *token, ad_principal *out, ad_err *e);
+
+/* Records a failed authentication in the audit log. A flood is coalesced:
+ * at most one `auth.failed` row a second, whose detail counts the failures
+ * since the previous row. `token` (may be NULL) is what was presented; only
+ * an `agd_` secret's public prefix is recorded. */
+void auth_note_failure(const char *token, const char *reason, const char *request_id);
+
+/* The scope check of a route: 0, or -1 with `res` set to 403
+ * insufficient_scope naming the scope. */
+int auth_check_scope(const ad_request *req, unsigned scope, ad_response *res);
+
+/* The agent check of a route under /api/v1/agents/{id}: 0, or -1 with `res`
+ * set to the very 404 an agent that does not exist gets. */
+int auth_check_agent(const ad_request *req, const char *pattern, ad_response *res);
+
+/* The caller's agents as a JSON array (malloc'ed), or NULL when it sees
+ * every agent: the filter storage applies to lists. */
+char *auth_agents_json(const ad_principal *p);
+
+/* The audit row of an action by the request's caller. Failures are logged,
+ * never answered: the action itself is done. */
+void auth_audit(const ad_request *req, const char *action, const char *target, const char *detail_json);
+
+#endif
