@@ -30,6 +30,7 @@ typedef struct inference_call {
     const ad_app *app;
     int64_t agent_id;
     char user_id[AGENT_USER_ID_MAX + 1];
+    char version[65];           /* the model version that answers */
     char *prompt;
     cJSON *sources;
     int64_t start_ms;
@@ -117,7 +118,7 @@ static void inference_log_call(const ad_app *app, int64_t agent_id, const char *
 }
 
 /* The full response body of a successful call. */
-static cJSON *inference_body(const char *user_id, const char *prompt, const char *text,
+static cJSON *inference_body(const char *user_id, const char *version, const char *prompt, const char *text,
                              const char *backend, const char *model, cJSON *sources, cJSON *usage,
                              int64_t latency, int retries)
 {
@@ -128,6 +129,8 @@ static cJSON *inference_body(const char *user_id, const char *prompt, const char
     ad_json_add_time(o, "timestamp", ad_clock_now_ms());
     cJSON_AddStringToObject(o, "backend", backend);
     cJSON_AddStringToObject(o, "model", model);
+    /* The model version that answered: one whole version, read in one snapshot. */
+    cJSON_AddStringToObject(o, "version", version);
     cJSON_AddItemToObject(o, "sources", sources);
     cJSON_AddItemToObject(o, "usage", usage);
     cJSON_AddNumberToObject(o, "latency_ms", (double)latency);
@@ -153,13 +156,14 @@ static void inference_emit_text(ad_stream *s, const char *text, size_t len)
 }
 
 /* The closing event of a stream: usage, sources and where the answer came from. */
-static cJSON *inference_done_event(const char *backend, const char *model, cJSON *sources,
-                                   cJSON *usage, int64_t latency, int retries,
+static cJSON *inference_done_event(const char *version, const char *backend, const char *model,
+                                   cJSON *sources, cJSON *usage, int64_t latency, int retries,
                                    const char *finish_reason)
 {
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "backend", backend);
     cJSON_AddStringToObject(d, "model", model);
+    cJSON_AddStringToObject(d, "version", version);
     cJSON_AddItemToObject(d, "usage", usage);
     cJSON_AddItemToObject(d, "sources", sources);
     cJSON_AddNumberToObject(d, "latency_ms", (double)latency);
@@ -172,7 +176,7 @@ static cJSON *inference_done_event(const char *backend, const char *model, cJSON
 /* ---- the local backend ---- */
 
 static void inference_local(ad_request *req, ad_response *res, const agent_row *a,
-                            const char *prompt, answerer_result *ans, int stream, int64_t start)
+                            const char *version, const char *prompt, answerer_result *ans, int stream, int64_t start)
 {
     const char *text = ans->text ? ans->text : NOTHING_FOUND;
     int pt = inference_count_tokens(prompt), ot = inference_count_tokens(text);
@@ -180,7 +184,7 @@ static void inference_local(ad_request *req, ad_response *res, const agent_row *
     inference_log_call(req->app, a->id, "local", 200, "ok", latency, pt, ot, 0, prompt);
     cJSON *sources = inference_sources(ans);
     if (!stream) {
-        cJSON *o = inference_body(a->user_id, prompt, text, "local", LOCAL_MODEL, sources,
+        cJSON *o = inference_body(a->user_id, version, prompt, text, "local", LOCAL_MODEL, sources,
                                   inference_usage(pt, ot, -1), latency, 0);
         cJSON_AddNumberToObject(o, "confidence", round4(ans->confidence));
         ad_response_json(res, 200, o);
@@ -196,7 +200,7 @@ static void inference_local(ad_request *req, ad_response *res, const agent_row *
         inference_emit_text(s, text + i, j - i);
         i = j;
     }
-    cJSON *done = inference_done_event("local", LOCAL_MODEL, sources, inference_usage(pt, ot, -1),
+    cJSON *done = inference_done_event(version, "local", LOCAL_MODEL, sources, inference_usage(pt, ot, -1),
                                        latency, 0, "STOP");
     cJSON_AddNumberToObject(done, "confidence", round4(ans->confidence));
     inference_emit(s, "done", done);
@@ -274,7 +278,7 @@ static void inference_on_done(void *ud, const llm_result *r)
         if (!c->stream_started) inference_start_stream(c);
         if (r->outcome == LLM_OK) {
             inference_emit(c->events, "done",
-                           inference_done_event("gemini", model, c->sources, inference_gemini_usage(r),
+                           inference_done_event(c->version, "gemini", model, c->sources, inference_gemini_usage(r),
                                                 latency, r->retries, r->finish_reason));
             c->sources = NULL;
         } else {
@@ -294,7 +298,7 @@ static void inference_on_done(void *ud, const llm_result *r)
         ad_response_init(&res);
         ad_request rq = {.request_id = c->request_id};
         if (r->outcome == LLM_OK) {
-            cJSON *o = inference_body(c->user_id, c->prompt, r->text ? r->text : "", "gemini", model,
+            cJSON *o = inference_body(c->user_id, c->version, c->prompt, r->text ? r->text : "", "gemini", model,
                                       c->sources, inference_gemini_usage(r), latency, r->retries);
             c->sources = NULL;
             if (r->finish_reason[0]) cJSON_AddStringToObject(o, "finish_reason", r->finish_reason);
@@ -381,6 +385,7 @@ static void inference_gemini(ad_request *req, ad_response *res, const agent_row 
     c->app = req->app;
     c->agent_id = a->id;
     snprintf(c->user_id, sizeof(c->user_id), "%s", a->user_id);
+    snprintf(c->version, sizeof(c->version), "%s", v->name);
     snprintf(c->request_id, sizeof(c->request_id), "%s", req->request_id ? req->request_id : "");
     c->prompt = ad_strdup(prompt);
     c->sources = inference_sources(ans);
@@ -491,6 +496,14 @@ void handle_agent_inference(ad_request *req, ad_response *res)
         agent_row_cleanup(&a);
         return;
     }
+    if (!a.deployed_version_id && a.status == AGENT_READY) {
+        /* Ready, but every deployment was removed: waiting will not help. */
+        storage_snapshot_end(db);
+        ad_response_error(res, req, 409, "not_deployed",
+                          "agent '%s' has no live deployment: create or push one", a.user_id);
+        agent_row_cleanup(&a);
+        return;
+    }
     if (!a.deployed_version_id) {
         storage_snapshot_end(db);
         ad_response_error(res, req, 409, "agent_not_ready", "agent '%s' is not ready (status: %s)",
@@ -525,7 +538,7 @@ void handle_agent_inference(ad_request *req, ad_response *res)
             inference_gemini(req, res, &a, &v, prompt, &ans, stream, (long)max_tokens, temperature,
                              thinking, start);
         else
-            inference_local(req, res, &a, prompt, &ans, stream, start);
+            inference_local(req, res, &a, v.name, prompt, &ans, stream, start);
         answerer_result_cleanup(&ans);
     }
     version_row_cleanup(&v);

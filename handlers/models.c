@@ -7,6 +7,7 @@
 #include "base/json.h"
 #include "handlers/agents.h"
 #include "handlers/training.h"
+#include "pipeline/stages.h"
 #include "storage/db.h"
 #include "storage/index.h"
 #include "storage/versions.h"
@@ -109,11 +110,19 @@ void handle_agent_model_deploy(ad_request *req, ad_response *res)
         agent_row_cleanup(&a);
         return;
     }
-    char note[160];
-    snprintf(note, sizeof(note), "deployed by request%s%s", has_prev ? ", replacing " : "",
-             has_prev ? prev.name : "");
-    /* A version vanishes only with its agent: either way the agent is gone. */
-    int rc = storage_versions_redeploy(db, a.id, v.id, note, &e);
+    /* A client's deploy is a forced deployment: the client chose the
+     * version (a rollback is often to a worse-scoring one). A version
+     * vanishes only with its agent: either way the agent is gone. */
+    char who[64], uuid[AD_UUID_LEN];
+    ad_principal_label(req->who, who, sizeof(who));
+    deploy_candidate cand = {.version_id = v.id,
+                             .name = v.name,
+                             .quality = v.quality,
+                             .force = 1,
+                             .created_by = who,
+                             .actor = who,
+                             .request_id = req->request_id};
+    int rc = pipeline_deploy(db, a.id, &cand, uuid, &e);
     if (rc < 0) {
         agents_answer_storage(req, res, rc, a.user_id, &e);
     } else {
@@ -122,6 +131,7 @@ void handle_agent_model_deploy(ad_request *req, ad_response *res)
         cJSON_AddStringToObject(o, "deployed", v.name);
         if (has_prev) cJSON_AddStringToObject(o, "previous", prev.name);
         else cJSON_AddNullToObject(o, "previous");
+        cJSON_AddStringToObject(o, "deployment", uuid);
         ad_json_add_time(o, "timestamp", ad_clock_now_ms());
         ad_response_json(res, 200, o);
     }

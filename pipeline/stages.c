@@ -16,6 +16,7 @@
 #include "model/perturb.h"
 #include "model/stats.h"
 #include "model/text.h"
+#include "storage/deployments.h"
 #include "storage/executions.h"
 #include "storage/units.h"
 #include "storage/versions.h"
@@ -702,8 +703,7 @@ int stage_evaluate(stage_ctx *c, ad_err *e)
 /* ---- 4. ModelDeployer ---- */
 
 int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, const deploy_candidate *cand,
-                            version_verdict *verdict, char *note, size_t note_cap, cJSON **output,
-                            ad_err *e)
+                            deploy_decision *d, cJSON **output, ad_err *e)
 {
     version_row cur;
     agent_row agent;
@@ -721,9 +721,14 @@ int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, const deploy_can
     }
 
     int deploy = 1;
+    char *note = d->note;
+    size_t note_cap = sizeof(d->note);
     if (already) {
         snprintf(note, note_cap, "deployed: %s is already the serving version (quality %.3f)", cand->name,
                  cand->quality);
+    } else if (has_cur && cand->force) {
+        snprintf(note, note_cap, "deployed (forced, gate skipped): quality %.3f against %.3f of %s",
+                 cand->quality, cur.quality, cur.name);
     } else if (has_cur && cand->quality < cur.quality - DEPLOY_MARGIN) {
         deploy = 0;
         snprintf(note, note_cap,
@@ -735,22 +740,55 @@ int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, const deploy_can
     } else {
         snprintf(note, note_cap, "deployed: first version, quality %.3f", cand->quality);
     }
-    *verdict = (version_verdict){.agent_id = agent_id,
-                                 .version_id = vid,
-                                 .deploy = deploy,
-                                 .note = note,
-                                 .expected_deployed = deployed};
+    if (cand->deployment_id) snprintf(d->uuid, sizeof(d->uuid), "%s", cand->uuid);
+    else ad_uuid_v4(d->uuid);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "deployed", deploy);
+    cJSON_AddStringToObject(o, "deployment", d->uuid);
     cJSON_AddStringToObject(o, "version", cand->name);
     cJSON_AddNumberToObject(o, "version_id", (double)vid);
     cJSON_AddNumberToObject(o, "quality", cand->quality);
     if (has_cur) cJSON_AddStringToObject(o, "previous", cur.name);
     else cJSON_AddNullToObject(o, "previous");
+    if (has_cur) cJSON_AddNumberToObject(o, "previous_quality", cur.quality);
+    else cJSON_AddNullToObject(o, "previous_quality");
+    cJSON_AddNumberToObject(o, "margin", DEPLOY_MARGIN);
+    cJSON_AddBoolToObject(o, "forced", cand->force);
     cJSON_AddStringToObject(o, "reason", note);
+    char *gate = cJSON_PrintUnformatted(o);
+    snprintf(d->gate, sizeof(d->gate), "%s", gate);
+    cJSON_free(gate);
+    d->verdict = (version_verdict){.agent_id = agent_id,
+                                   .version_id = vid,
+                                   .deploy = deploy,
+                                   .note = note,
+                                   .expected_deployed = deployed,
+                                   .deployment_id = cand->deployment_id,
+                                   .uuid = d->uuid,
+                                   .created_by = cand->created_by ? cand->created_by : "system",
+                                   .actor = cand->actor ? cand->actor : "system",
+                                   .request_id = cand->request_id,
+                                   .forced = cand->force,
+                                   .gate = d->gate};
     *output = o;
     if (has_cur) version_row_cleanup(&cur);
     return 0;
+}
+
+int pipeline_deploy(storage_conn *db, int64_t agent_id, const deploy_candidate *cand, char uuid[AD_UUID_LEN],
+                    ad_err *e)
+{
+    int rc;
+    for (int tries = 1;; tries++) {
+        deploy_decision d;
+        cJSON *out = NULL;
+        rc = pipeline_deploy_verdict(db, agent_id, cand, &d, &out, e);
+        cJSON_Delete(out);
+        if (rc == 0) rc = storage_deployments_push(db, &d.verdict, e);
+        if (rc == 0) snprintf(uuid, AD_UUID_LEN, "%s", d.uuid);
+        if (rc != AD_ECONFLICT || tries == PIPELINE_DEPLOY_TRIES) break;
+    }
+    return rc;
 }
 
 int stage_deploy(stage_ctx *c, ad_err *e)
@@ -769,12 +807,11 @@ int stage_deploy(stage_ctx *c, ad_err *e)
     if (rc < 0) return rc;
     deploy_candidate cand = {.version_id = vid, .name = v.name, .quality = v.quality};
     for (int tries = 1;; tries++) {
-        version_verdict verdict;
-        char note[256];
+        deploy_decision d;
         cJSON_Delete(c->output);
         c->output = NULL;
-        rc = pipeline_deploy_verdict(c->db, c->agent->id, &cand, &verdict, note, sizeof(note), &c->output, e);
-        if (rc == 0) rc = storage_versions_settle(c->db, &verdict, stage_record(c), e);
+        rc = pipeline_deploy_verdict(c->db, c->agent->id, &cand, &d, &c->output, e);
+        if (rc == 0) rc = storage_versions_settle(c->db, &d.verdict, stage_record(c), e);
         if (rc != AD_ECONFLICT || tries == PIPELINE_DEPLOY_TRIES) break;
     }
     version_row_cleanup(&v);

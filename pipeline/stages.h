@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 
 #include "base/err.h"
+#include "base/uuid.h"
 #include "model/params.h"
 #include "model/stats.h"
 #include "pipeline/plan.h"
@@ -111,20 +112,43 @@ int pipeline_evaluate(storage_conn *db, const agent_row *agent, int64_t vid, con
 /* The version a deployment is decided for, as it will stand when the unit of
  * work that carries out the verdict commits: a training run's best candidate
  * is published there under the run's name with its measured quality, so it
- * is judged by those, not by its candidate row (no quality yet). */
+ * is judged by those, not by its candidate row (no quality yet). The rest
+ * says which deployment records it and who asks. */
 typedef struct deploy_candidate {
     int64_t version_id;
     const char *name;
     double quality;
+    int force;                  /* skip the gate: deployed whatever the numbers (recorded) */
+    int64_t deployment_id;      /* the pending deployment pushed; 0: a new one */
+    const char *uuid;           /* that pending deployment's uuid (NULL for a new one) */
+    const char *created_by;     /* a new one's maker; NULL: "system" */
+    const char *actor;          /* who pushes, for the audit log; NULL: "system" */
+    const char *request_id;     /* NULL outside a request */
 } deploy_candidate;
 
-/* Decides whether `cand` is deployed: yes unless it scores clearly worse
- * than the agent's deployed version, against which the verdict is made (the
- * unit of work that carries it out fails with AD_ECONFLICT if that one is
- * replaced meanwhile, and the caller decides again). Writes nothing; fills
- * `verdict` (its note in `note`) and `*output` (what the log shows). */
+/* A gate decision ready for storage: `verdict`'s strings point into this
+ * struct, so it is used where it was filled, not copied away from it. */
+typedef struct deploy_decision {
+    version_verdict verdict;
+    char note[256];
+    char gate[1024];            /* JSON: the numbers compared and the decision */
+    char uuid[AD_UUID_LEN];     /* the deployment's id */
+} deploy_decision;
+
+/* The one deployment gate: `cand` is deployed unless it scores clearly
+ * worse (by DEPLOY_MARGIN, pipeline/stages.c) than the agent's deployed
+ * version, or when forced. The verdict is made against the deployed version
+ * as read now (the unit of work that carries it out fails with AD_ECONFLICT
+ * if that one is replaced meanwhile, and the caller decides again). Writes
+ * nothing; fills `d` and `*output` (what the execution log and a training's
+ * trained data show). */
 int pipeline_deploy_verdict(storage_conn *db, int64_t agent_id, const deploy_candidate *cand,
-                            version_verdict *verdict, char *note, size_t note_cap, cJSON **output,
-                            ad_err *e);
+                            deploy_decision *d, cJSON **output, ad_err *e);
+
+/* Decides and pushes `cand` (a client's deployment), deciding again when
+ * another switch wins the race, at most PIPELINE_DEPLOY_TRIES times; `uuid`
+ * receives the deployment's id. Errors as storage_deployments_push. */
+int pipeline_deploy(storage_conn *db, int64_t agent_id, const deploy_candidate *cand, char uuid[AD_UUID_LEN],
+                    ad_err *e);
 
 #endif

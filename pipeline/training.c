@@ -222,7 +222,7 @@ static int training_finish(training_run *r, int64_t vid, const cJSON *metrics, d
     char *mtxt = json_text(metrics);
     int rc;
     for (int tries = 1;; tries++) {
-        char note[256];
+        deploy_decision d;
         cJSON *deploy = NULL;
         training_outcome o = {.training_id = r->tr.id,
                               .job_id = r->job->id,
@@ -232,8 +232,9 @@ static int training_finish(training_run *r, int64_t vid, const cJSON *metrics, d
                               .best_iteration = best_iteration};
         /* Judged as the version the run's last unit of work publishes. */
         deploy_candidate cand = {.version_id = vid, .name = r->tr.name, .quality = quality};
-        rc = pipeline_deploy_verdict(r->db, r->agent.id, &cand, &o.verdict, note, sizeof(note), &deploy, e);
+        rc = pipeline_deploy_verdict(r->db, r->agent.id, &cand, &d, &deploy, e);
         if (rc < 0) break;
+        o.verdict = d.verdict;
         char *trained = training_trained_data(r, metrics, quality, best_iteration, best, first_quality, deploy);
         o.trained_data = trained;
         rc = storage_trainings_complete(r->db, &o, e);

@@ -239,7 +239,59 @@ const char *const storage_migrations[] = {
     "  request_id TEXT);"
     "CREATE INDEX audit_log_by_action ON audit_log(action, id);"
     "PRAGMA user_version = 7;",
-    /* 8: deployments and their events (issue 11; being built). */
+    /* 8: deployments (issue 11): each puts one version of one agent live,
+     * or records why not, with its events in order. At most one live per
+     * agent, enforced where concurrent switches meet; agents.deployed_version_id
+     * stays what inference reads, and every switch writes both in one unit of
+     * work. A deployment keeps its version's name, metrics and quality as
+     * they were when it was made. replaced_id is the deployment that was live
+     * when this one went live. */
+    "CREATE TABLE deployments ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  uuid TEXT NOT NULL UNIQUE,"
+    "  agent_id INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,"
+    "  version_id INTEGER REFERENCES versions(id) ON DELETE SET NULL,"
+    "  model TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  created_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  live_at INTEGER,"
+    "  metrics TEXT,"
+    "  quality REAL,"
+    "  reason TEXT,"
+    "  forced INTEGER NOT NULL DEFAULT 0,"
+    "  replaced_id INTEGER REFERENCES deployments(id) ON DELETE SET NULL);"
+    "CREATE INDEX deployments_by_agent ON deployments(agent_id, id);"
+    "CREATE UNIQUE INDEX deployments_one_live ON deployments(agent_id) WHERE status = 'live';"
+    "CREATE TABLE deployment_events ("
+    "  deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  message TEXT NOT NULL,"
+    "  detail TEXT,"
+    "  PRIMARY KEY (deployment_id, seq)) WITHOUT ROWID;"
+    /* A database from before has a serving version and no record of it: one
+     * live deployment each, made by "system". The UUID v4 is made here with
+     * randomblob because a migration is plain SQL run once, and these rows
+     * exist before any C runs (PostgreSQL would use gen_random_uuid()); every
+     * later id comes from ad_uuid_v4. */
+    "INSERT INTO deployments (uuid, agent_id, version_id, model, status, created_by, created_at,"
+    "  updated_at, live_at, metrics, quality, reason, forced)"
+    "  SELECT lower(substr(x.h, 1, 8) || '-' || substr(x.h, 9, 4) || '-4' || substr(x.h, 14, 3)"
+    "      || '-8' || substr(x.h, 18, 3) || '-' || substr(x.h, 21, 12)),"
+    "    x.aid, v.id, v.name, 'live', 'system', coalesce(v.deployed_at, v.created_at),"
+    "    coalesce(v.deployed_at, v.created_at), coalesce(v.deployed_at, v.created_at), v.metrics,"
+    "    CASE WHEN v.metrics IS NULL THEN NULL ELSE v.quality END,"
+    "    'recorded when deployments were introduced', 0"
+    /* randomblob in the per-agent subquery: one value per row. */
+    "  FROM (SELECT id AS aid, deployed_version_id AS vid, hex(randomblob(16)) AS h FROM agents"
+    "        WHERE deployed_version_id IS NOT NULL) x"
+    "  JOIN versions v ON v.id = x.vid;"
+    "INSERT INTO deployment_events (deployment_id, seq, at, event, message)"
+    "  SELECT id, 1, live_at, 'live', 'live: ' || model || ' was serving when deployments were introduced'"
+    "  FROM deployments;"
     "PRAGMA user_version = 8;",
     /* 9: idempotency keys (issue 11; being built). */
     "PRAGMA user_version = 9;",

@@ -106,9 +106,14 @@ int storage_index_put_stats(storage_conn *db, int64_t version_id, const index_st
                             const void *lengths, size_t n, ad_err *e);
 int storage_index_write(storage_conn *db, int64_t version_id, const index_rows *rows, ad_err *e);
 
-/* Deploys or rejects as `v` says, checking first that the agent's deployed
- * version is still `v->expected_deployed` (AD_ECONFLICT otherwise). */
-int storage_versions_apply_verdict(storage_conn *db, const version_verdict *v, ad_err *e);
+/* Carries out `v` (storage/versions.h) with its deployment's record: checks
+ * first that the agent's deployed version is still `v->expected_deployed`
+ * (AD_ECONFLICT otherwise), makes the deployment when `v->deployment_id` is
+ * 0 or takes the pending one (AD_ESTATE when it is not pending), logs the
+ * gate's decision, and either switches (the live deployment superseded, this
+ * one live, the versions' states and agents.deployed_version_id with it) or
+ * rejects; each with its events and audit rows (storage/deployments.c). */
+int storage_deployments_apply(storage_conn *db, const version_verdict *v, ad_err *e);
 
 /* A training run's best candidate becomes version `name`, trained, with its
  * metrics and quality. */

@@ -8,6 +8,8 @@ static const char *const version_words[] = {"building", "candidate", "trained",
                                             "deployed", "retired",   "rejected"};
 static const char *const exec_words[] = {"pending", "running", "completed", "failed"};
 static const char *const training_words[] = {"queued", "running", "done", "failed", "cancelled"};
+static const char *const deployment_words[] = {"pending", "live",   "superseded",
+                                               "rejected", "failed", "removed"};
 
 #define WORDS_N(w) (sizeof(w) / sizeof((w)[0]))
 
@@ -87,5 +89,18 @@ int training_state_from_string(const char *s, training_state *out, ad_err *e)
     int i = states_find(training_words, WORDS_N(training_words), "training status", s, e);
     if (i < 0) return i;
     *out = (training_state)i;
+    return 0;
+}
+
+const char *deployment_state_to_string(deployment_state s)
+{
+    return states_word(deployment_words, WORDS_N(deployment_words), (int)s);
+}
+
+int deployment_state_from_string(const char *s, deployment_state *out, ad_err *e)
+{
+    int i = states_find(deployment_words, WORDS_N(deployment_words), "deployment status", s, e);
+    if (i < 0) return i;
+    *out = (deployment_state)i;
     return 0;
 }

@@ -40,6 +40,17 @@ typedef enum training_state {
     TRAINING_CANCELLED
 } training_state;
 
+/* A deployment (storage/deployments.h): made and not pushed yet, serving,
+ * replaced by a later one, refused by the gate, failed, or removed. */
+typedef enum deployment_state {
+    DEPLOYMENT_PENDING,
+    DEPLOYMENT_LIVE,
+    DEPLOYMENT_SUPERSEDED,
+    DEPLOYMENT_REJECTED,
+    DEPLOYMENT_FAILED,
+    DEPLOYMENT_REMOVED
+} deployment_state;
+
 /* The stored and shown word for a state ("initializing", "queued", ...): a
  * string literal. A value outside the enum is a bug and fails an assertion. */
 const char *agent_state_to_string(agent_state s);
@@ -47,6 +58,7 @@ const char *job_state_to_string(job_state s);
 const char *version_state_to_string(version_state s);
 const char *exec_status_to_string(exec_status s);
 const char *training_state_to_string(training_state s);
+const char *deployment_state_to_string(deployment_state s);
 
 /* Parses a word back: 0 and `*out`, or AD_EINVAL (naming the word in `e`)
  * for any other string, NULL included; the match is exact and case-sensitive. */
@@ -55,5 +67,6 @@ int job_state_from_string(const char *s, job_state *out, ad_err *e);
 int version_state_from_string(const char *s, version_state *out, ad_err *e);
 int exec_status_from_string(const char *s, exec_status *out, ad_err *e);
 int training_state_from_string(const char *s, training_state *out, ad_err *e);
+int deployment_state_from_string(const char *s, deployment_state *out, ad_err *e);
 
 #endif

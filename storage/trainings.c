@@ -219,7 +219,7 @@ int storage_trainings_complete(storage_conn *db, const training_outcome *o, ad_e
     int64_t vid = o->verdict.version_id;
     rc = storage_jobs_hold(db, o->job_id, e);
     if (rc == 0) rc = storage_versions_publish(db, vid, o->name, o->metrics, o->quality, e);
-    if (rc == 0) rc = storage_versions_apply_verdict(db, &o->verdict, e);
+    if (rc == 0) rc = storage_deployments_apply(db, &o->verdict, e);
     if (rc == 0)
         rc = storage_trainings_finish(db, o->training_id, TRAINING_DONE, o->best_iteration, vid,
                                       o->trained_data, NULL, e);

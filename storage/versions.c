@@ -260,28 +260,13 @@ int storage_versions_record_evaluation(storage_conn *db, int64_t version_id, con
     return storage_end(db, rc, e);
 }
 
-int storage_versions_apply_verdict(storage_conn *db, const version_verdict *v, ad_err *e)
-{
-    sqlite3_stmt *st = storage_stmt(db, "SELECT coalesce(deployed_version_id, 0) FROM agents WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, v->agent_id);
-    int step = sqlite3_step(st);
-    int64_t deployed = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    if (step == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "agent not found");
-    if (step != SQLITE_ROW) return storage_fail(db, step, "read deployed version", e);
-    if (deployed != v->expected_deployed)
-        return ad_err_set(e, AD_ECONFLICT, "the agent's deployed version changed meanwhile");
-    return v->deploy ? storage_versions_deploy(db, v->agent_id, v->version_id, v->note, e)
-                     : storage_versions_reject(db, v->version_id, v->note, e);
-}
-
 int storage_versions_settle(storage_conn *db, const version_verdict *verdict, const exec_step *step,
                             ad_err *e)
 {
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
     rc = storage_exec_write_step(db, step, NULL, e);
-    if (rc == 0) rc = storage_versions_apply_verdict(db, verdict, e);
+    if (rc == 0) rc = storage_deployments_apply(db, verdict, e);
     return storage_end(db, rc, e);
 }
 
@@ -292,21 +277,6 @@ int storage_versions_publish(storage_conn *db, int64_t version_id, const char *n
     if (rc == 0) rc = versions_set_state(db, version_id, VERSION_TRAINED, e);
     if (rc == 0) rc = storage_versions_set_metrics(db, version_id, metrics, quality, e);
     return rc;
-}
-
-int storage_versions_redeploy(storage_conn *db, int64_t agent_id, int64_t version_id, const char *note,
-                              ad_err *e)
-{
-    int rc = storage_begin(db, e);
-    if (rc < 0) return rc;
-    sqlite3_stmt *st = storage_stmt(db, "SELECT 1 FROM agents WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, agent_id);
-    int step = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (step == SQLITE_DONE) rc = ad_err_set(e, AD_ENOTFOUND, "agent not found");
-    else if (step != SQLITE_ROW) rc = storage_fail(db, step, "check agent", e);
-    if (rc == 0) rc = storage_versions_deploy(db, agent_id, version_id, note, e);
-    return storage_end(db, rc, e);
 }
 
 int storage_versions_drop(storage_conn *db, int64_t version_id, ad_err *e)

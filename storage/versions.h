@@ -69,28 +69,32 @@ int storage_versions_next_name(storage_conn *db, int64_t agent_id, char *out, si
 int storage_versions_record_evaluation(storage_conn *db, int64_t version_id, const char *metrics,
                                        double quality, const exec_step *step, ad_err *e);
 
-/* What becomes of an evaluated version, decided by the caller against the
- * agent's deployed version at the time, `expected_deployed` (0: none). */
+/* What becomes of a version pushed to serve, decided by the caller (the one
+ * gate, pipeline_deploy_verdict) against the agent's deployed version at the
+ * time, `expected_deployed` (0: none), and the deployment that records it
+ * (storage/deployments.h). */
 typedef struct version_verdict {
     int64_t agent_id;
     int64_t version_id;
-    int deploy;                 /* 1: it serves (the one serving is retired); 0: rejected */
-    const char *note;           /* why, shown with the version */
+    int deploy;                 /* 1: it serves (the one serving is superseded); 0: rejected */
+    const char *note;           /* why, shown with the version and the deployment */
     int64_t expected_deployed;
+    int64_t deployment_id;      /* the pending deployment pushed; 0: a new one, made here */
+    const char *uuid;           /* the new deployment's id (ad_uuid_v4) when deployment_id is 0 */
+    const char *created_by;     /* the new deployment's maker: "system" or a principal label */
+    const char *actor;          /* who pushes, for the audit log */
+    const char *request_id;     /* NULL outside a request */
+    int forced;                 /* the gate was skipped */
+    const char *gate;           /* JSON: what the gate compared, logged with its decision */
 } version_verdict;
 
 /* The ModelDeployer's unit of work: deploys or rejects the version as
- * `verdict` says, and records `step`, all or nothing. AD_ECONFLICT, with
- * nothing written, when the agent's deployed version is no longer
- * `expected_deployed` (another deployment won): decide again. */
+ * `verdict` says, with its deployment's record, and records `step`, all or
+ * nothing. AD_ECONFLICT, with nothing written, when the agent's deployed
+ * version is no longer `expected_deployed` (another deployment won): decide
+ * again. */
 int storage_versions_settle(storage_conn *db, const version_verdict *verdict, const exec_step *step,
                             ad_err *e);
-
-/* A client's rollback: makes `version_id` the agent's deployed version in a
- * unit of work that first checks the agent still exists, so a delete that
- * won the race gives AD_ENOTFOUND, not a half-made change. */
-int storage_versions_redeploy(storage_conn *db, int64_t agent_id, int64_t version_id, const char *note,
-                              ad_err *e);
 
 /* Deletes a version and its index, in one unit of work (a training try
  * that lost). */

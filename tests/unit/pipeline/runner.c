@@ -330,7 +330,11 @@ typedef struct redeploy_race {
 static void *redeploy_thread(void *arg)
 {
     redeploy_race *r = arg;
-    intptr_t rc = storage_versions_redeploy(storage_conn_get(), r->agent_id, r->version_id, "by a client", NULL);
+    /* A client's deploy: forced, through the one deployment path. */
+    deploy_candidate cand = {.version_id = r->version_id, .name = "v3", .quality = 0.5, .force = 1,
+                             .created_by = "token:1", .actor = "token:1"};
+    char uuid[AD_UUID_LEN];
+    intptr_t rc = pipeline_deploy(storage_conn_get(), r->agent_id, &cand, uuid, NULL);
     storage_thread_release();
     return (void *)rc;
 }

@@ -1,5 +1,8 @@
 #include "tests/unit/storage/fixtures.h"
 
+#include "base/uuid.h"
+#include "storage/deployments.h"
+
 #include <check.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -114,4 +117,22 @@ int storage_fixture_fail_statement(storage_conn *db, const char *sql_part, int a
     if (sql_part) sqlite3_trace_v2(db->db, SQLITE_TRACE_STMT | SQLITE_TRACE_ROW, fixture_fail_trace, &fixture_fail);
     else sqlite3_trace_v2(db->db, 0, NULL, NULL);
     return fired;
+}
+
+int storage_fixture_deploy(storage_conn *db, int64_t agent_id, int64_t version_id, ad_err *e)
+{
+    char uuid[AD_UUID_LEN];
+    ad_uuid_v4(uuid);
+    int64_t deployed = fixture_count(db, "SELECT coalesce(max(deployed_version_id), 0) FROM agents WHERE id = ?1",
+                                     &agent_id, NULL);
+    version_verdict v = {.agent_id = agent_id,
+                         .version_id = version_id,
+                         .deploy = 1,
+                         .note = "deployed by a test",
+                         .expected_deployed = deployed,
+                         .uuid = uuid,
+                         .created_by = "system",
+                         .actor = "system",
+                         .forced = 1};
+    return storage_deployments_push(db, &v, e);
 }

@@ -43,4 +43,9 @@ void storage_fixture_exec(storage_conn *db, const char *sql, int64_t arg);
  * must outlive the call. Returns how many times it fired since the last call. */
 int storage_fixture_fail_statement(storage_conn *db, const char *sql_part, int after_rows);
 
+/* A client's forced switch to `version_id`: a deployment made and pushed
+ * live in one unit of work (storage/deployments.h), against the agent's
+ * deployed version as it is now. Returns storage_deployments_push's code. */
+int storage_fixture_deploy(storage_conn *db, int64_t agent_id, int64_t version_id, ad_err *e);
+
 #endif

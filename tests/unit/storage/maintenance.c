@@ -230,7 +230,7 @@ START_TEST(test_vanished_agent_is_not_found)
     ck_assert_int_eq(storage_feedback_add(f.db, a, "p", "r", "f", 0, &id, &e), AD_ENOTFOUND);
     ck_assert_int_eq(storage_trainings_create(f.db, a, "v2", 1, PIPELINE_JOB_TRAIN, &id, &e), AD_ENOTFOUND);
     ck_assert_int_eq(storage_jobs_enqueue(f.db, a, &(job_spec){"replay", 1, NULL}, &id, &e), AD_ENOTFOUND);
-    ck_assert_int_eq(storage_versions_redeploy(f.db, a, 1, "n", &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_fixture_deploy(f.db, a, 1, &e), AD_ENOTFOUND);
     storage_fixture_close(&f);
 }
 END_TEST

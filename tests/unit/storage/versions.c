@@ -160,13 +160,14 @@ START_TEST(test_versions_settle_refuses_a_stale_verdict)
     int64_t a = make_agent(f.db, "settle");
     int64_t v1 = make_version(f.db, a, "v1"), v2 = make_version(f.db, a, "v2");
     ad_err e = {0};
-    ck_assert_int_eq(storage_versions_redeploy(f.db, a, v1, "first", &e), 0);
+    ck_assert_int_eq(storage_fixture_deploy(f.db, a, v1, &e), 0);
     job_row job;
     ck_assert_int_eq(storage_jobs_claim(f.db, &job, &e), 0);
     exec_step step = {.agent_id = a, .job_id = job.id, .task_index = 3, .inputs = "{}",
                       .output = "{\"deployed\":true}", .progress = 100};
     version_verdict stale = {.agent_id = a, .version_id = v2, .deploy = 1, .note = "n",
-                             .expected_deployed = 0};
+                             .expected_deployed = 0, .uuid = "0b7e5f3c-1d2a-4c3b-8a9d-0123456789ab",
+                             .created_by = "system"};
     ck_assert_int_eq(storage_versions_settle(f.db, &stale, &step, &e), AD_ECONFLICT);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT deployed_version_id FROM agents WHERE id = ?1", a), v1);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM executions WHERE agent_id = ?1"
@@ -228,9 +229,9 @@ START_TEST(test_versions_deploy_keeps_a_failed_reads_code)
     int64_t a = make_agent(f.db, "owner");
     int64_t v1 = make_version(f.db, a, "v1"), v2 = make_version(f.db, a, "v2");
     ad_err e = {0};
-    ck_assert_int_eq(storage_versions_redeploy(f.db, a, v1, "first", &e), 0);
+    ck_assert_int_eq(storage_fixture_deploy(f.db, a, v1, &e), 0);
     storage_fixture_fail_statement(f.db, "SELECT 1 FROM versions WHERE id = ?1 AND agent_id = ?2", 0);
-    int rc = storage_versions_redeploy(f.db, a, v2, "second", &e);
+    int rc = storage_fixture_deploy(f.db, a, v2, &e);
     ck_assert_int_eq(storage_fixture_fail_statement(f.db, NULL, 0), 1);
     ck_assert_msg(rc == AD_EINTERNAL, "%s: %s", ad_err_name(rc), e.msg);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT deployed_version_id FROM agents WHERE id = ?1", a), v1);
