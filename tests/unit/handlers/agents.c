@@ -33,6 +33,9 @@
 
 Suite *handlers_agents_suite(void);
 
+/* The server gives every handler its caller (auth off here: every scope). */
+static const ad_principal open_caller = {.kind = AD_CALLER_OPEN, .scopes = ~0u, .all_agents = 1};
+
 static const char notes[] =
     "Cargo is the Rust build tool and package manager. It downloads dependencies from crates.io, "
     "compiles the project and runs its tests with cargo test.\n\n"
@@ -134,7 +137,7 @@ START_TEST(test_delete_inside_a_request_never_500)
     ad_config cfg;
     config_init(&cfg);
     ad_app app = {.cfg = &cfg};
-    ad_request req = {.method = AD_POST, .params = {"racer", c->param2}, .nparams = c->param2 ? 2 : 1,
+    ad_request req = {.method = AD_POST, .params = {"racer", c->param2}, .nparams = c->param2 ? 2 : 1, .who = &open_caller,
                       .accept = "", .body = c->body ? c->body : "", .request_id = "race-1", .app = &app};
     req.body_len = strlen(req.body);
     req.json = c->body ? cJSON_Parse(c->body) : NULL;
@@ -172,7 +175,7 @@ START_TEST(test_agent_get_answers_a_failed_version_read)
     ad_config cfg;
     config_init(&cfg);
     ad_app app = {.cfg = &cfg};
-    ad_request req = {.method = AD_GET, .params = {"racer"}, .nparams = 1, .accept = "", .body = "",
+    ad_request req = {.method = AD_GET, .params = {"racer"}, .nparams = 1, .who = &open_caller, .accept = "", .body = "",
                       .request_id = "get-1", .app = &app};
     ad_response res;
     ad_response_init(&res);
@@ -194,7 +197,7 @@ static void call_handler(void (*handler)(ad_request *, ad_response *), const cha
     ad_config cfg;
     config_init(&cfg);
     ad_app app = {.cfg = &cfg};
-    ad_request req = {.method = AD_POST, .params = {"racer", param2}, .nparams = param2 ? 2 : 1,
+    ad_request req = {.method = AD_POST, .params = {"racer", param2}, .nparams = param2 ? 2 : 1, .who = &open_caller,
                       .accept = "", .body = body ? body : "", .request_id = "codes-1", .app = &app};
     req.body_len = strlen(req.body);
     req.json = body ? cJSON_Parse(body) : NULL;
@@ -366,7 +369,7 @@ START_TEST(test_storage_codes_map_to_http)
         {AD_EINTERNAL, NULL, 500, "\"storage_error\"", 0},
     };
     for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-        ad_request req = {.method = AD_GET, .accept = "", .body = "", .request_id = "map-1"};
+        ad_request req = {.method = AD_GET, .who = &open_caller, .accept = "", .body = "", .request_id = "map-1"};
         ad_response res;
         ad_response_init(&res);
         ad_err e;
