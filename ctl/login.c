@@ -16,18 +16,20 @@
 static char *prompt_line(const char *prompt, int echo)
 {
     static char line[4096];
-    fputs(prompt, stderr);
-    fflush(stderr);
     struct termios old, quiet;
     int restore = 0;
+    /* Echo goes off before the prompt shows, and without TCSAFLUSH: what
+     * is typed as soon as the prompt appears must not be thrown away. */
     if (!echo && tcgetattr(STDIN_FILENO, &old) == 0) {
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         quiet.c_lflag |= ECHONL;
-        restore = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+        restore = tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
     }
+    fputs(prompt, stderr);
+    fflush(stderr);
     char *got = fgets(line, sizeof(line), stdin);
-    if (restore) tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    if (restore) tcsetattr(STDIN_FILENO, TCSANOW, &old);
     if (!got) return NULL;
     line[strcspn(line, "\r\n")] = '\0';
     return line;
