@@ -1,15 +1,15 @@
 /* agentctl agents create|list|status|delete (see agents.h). */
 #include "ctl/agents.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "base/buf.h"
 #include "base/mem.h"
 #include "ctl/args.h"
 #include "ctl/progress.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define NOPTS(o) (sizeof(o) / sizeof((o)[0]))
 #define POLL_MS 200
@@ -23,7 +23,8 @@ static char *slurp(const char *path, size_t *len)
     ad_buf_init(&b);
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) ad_buf_append(&b, chunk, n);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        ad_buf_append(&b, chunk, n);
     int failed = ferror(f);
     if (f != stdin) fclose(f);
     if (failed) {
@@ -55,8 +56,11 @@ static int load_dataset(ctl_session *s, const char *path, cJSON **array, char **
     }
     if (!cJSON_IsArray(arr)) {
         cJSON_Delete(arr);
-        return ctl_session_usage(s, "--dataset %s must hold an array of {prompt, answer} pairs or an object "
-                                    "with one in training_data", path);
+        return ctl_session_usage(
+            s,
+            "--dataset %s must hold an array of {prompt, answer} pairs or an object "
+            "with one in training_data",
+            path);
     }
     *array = arr;
     return 0;
@@ -106,8 +110,10 @@ static int wait_ready(ctl_session *s, const char *esc_id, const char *id)
 
 int ctl_agents_create(ctl_session *s, int argc, char **argv)
 {
-    ctl_opt o[] = {{.name = "--text", .takes_value = 1},     {.name = "--dataset", .takes_value = 1},
-                   {.name = "--description", .takes_value = 1}, {.name = "--language", .takes_value = 1},
+    ctl_opt o[] = {{.name = "--text", .takes_value = 1},
+                   {.name = "--dataset", .takes_value = 1},
+                   {.name = "--description", .takes_value = 1},
+                   {.name = "--language", .takes_value = 1},
                    {.name = "--wait"}};
     ctl_args a;
     ad_err e = {0};
@@ -119,7 +125,8 @@ int ctl_agents_create(ctl_session *s, int argc, char **argv)
     else if (a.npos != 1)
         rc = ctl_session_usage(s, "expected one agent id, got %d argument(s)", a.npos);
     else if (!!text_path == !!ds_path)
-        rc = ctl_session_usage(s, "give exactly one of --text FILE (or - for stdin) and --dataset FILE.json");
+        rc = ctl_session_usage(
+            s, "give exactly one of --text FILE (or - for stdin) and --dataset FILE.json");
     if (rc) {
         ctl_args_cleanup(o, NOPTS(o));
         return rc;
@@ -228,7 +235,8 @@ static int one_id(ctl_session *s, int argc, char **argv, const char **id)
     ctl_args a;
     ad_err e = {0};
     if (ctl_args_parse(argc, argv, NULL, 0, &a, &e) < 0) return ctl_session_usage(s, "%s", e.msg);
-    if (a.npos != 1) return ctl_session_usage(s, "expected one agent id, got %d argument(s)", a.npos);
+    if (a.npos != 1)
+        return ctl_session_usage(s, "expected one agent id, got %d argument(s)", a.npos);
     *id = a.pos[0];
     return 0;
 }
@@ -248,7 +256,8 @@ int ctl_agents_status(ctl_session *s, int argc, char **argv)
         if (s->json) {
             ctl_session_print_json(&r);
         } else {
-            printf("%s: %s, %d%%", id, ctl_json_str(r.json, "status", "?"), (int)ctl_json_num(r.json, "progress", 0));
+            printf("%s: %s, %d%%", id, ctl_json_str(r.json, "status", "?"),
+                   (int)ctl_json_num(r.json, "progress", 0));
             const char *stage = ctl_json_str(r.json, "stage", NULL);
             if (stage) printf(", stage %s", stage);
             printf("\n");

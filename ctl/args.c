@@ -1,11 +1,11 @@
 /* agentctl's option parser (see args.h). */
 #include "ctl/args.h"
 
+#include "base/mem.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "base/mem.h"
 
 static ctl_opt *find_opt(ctl_opt *opts, size_t nopts, const char *word, size_t len)
 {

@@ -6,17 +6,17 @@
 #ifndef CTL_ARGS_H
 #define CTL_ARGS_H
 
-#include <stddef.h>
-
 #include "base/err.h"
+
+#include <stddef.h>
 
 #define CTL_ARGS_MAX_POS 8
 
 /* One option a verb accepts. The verb fills name/alias/takes_value; the
  * parser fills count and values (owned by the option: ctl_args_cleanup). */
 typedef struct ctl_opt {
-    const char *name;    /* "--model" */
-    const char *alias;   /* "-n", or NULL */
+    const char *name;  /* "--model" */
+    const char *alias; /* "-n", or NULL */
     int takes_value;
     int count;           /* how many times it was given */
     const char **values; /* each value given, in order (count of them) */

@@ -1,19 +1,19 @@
 /* agentctl ask (see ask.h). */
 #include "ctl/ask.h"
 
+#include "base/buf.h"
+#include "ctl/args.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/buf.h"
-#include "ctl/args.h"
-
 #define NOPTS(o) (sizeof(o) / sizeof((o)[0]))
 
 typedef struct stream_state {
-    int printed;   /* bytes of answer written */
-    cJSON *done;   /* the done event's data */
-    cJSON *error;  /* the error event's data */
+    int printed;  /* bytes of answer written */
+    cJSON *done;  /* the done event's data */
+    cJSON *error; /* the error event's data */
 } stream_state;
 
 static void on_event(const char *event, const char *data, void *arg)
@@ -47,14 +47,15 @@ static void print_sources(const cJSON *doc)
     const cJSON *src;
     cJSON_ArrayForEach(src, sources)
     {
-        printf("  [%d] score %.3f  %s\n", (int)ctl_json_num(src, "passage_id", 0), ctl_json_num(src, "score", 0),
-               ctl_json_str(src, "snippet", ""));
+        printf("  [%d] score %.3f  %s\n", (int)ctl_json_num(src, "passage_id", 0),
+               ctl_json_num(src, "score", 0), ctl_json_str(src, "snippet", ""));
     }
 }
 
 int ctl_ask(ctl_session *s, int argc, char **argv)
 {
-    ctl_opt o[] = {{.name = "--top-passages", .takes_value = 1}, {.name = "--max-output-tokens", .takes_value = 1}};
+    ctl_opt o[] = {{.name = "--top-passages", .takes_value = 1},
+                   {.name = "--max-output-tokens", .takes_value = 1}};
     ctl_args a;
     ad_err e = {0};
     int rc = ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e);
@@ -66,9 +67,11 @@ int ctl_ask(ctl_session *s, int argc, char **argv)
     else if (a.npos != 2)
         rc = ctl_session_usage(s, "expected AGENT and PROMPT, got %d argument(s)", a.npos);
     else if (top_s && ctl_args_integer(top_s, 1, 10, &top) < 0)
-        rc = ctl_session_usage(s, "--top-passages must be an integer from 1 to 10, got '%s'", top_s);
+        rc =
+            ctl_session_usage(s, "--top-passages must be an integer from 1 to 10, got '%s'", top_s);
     else if (max_s && ctl_args_integer(max_s, 1, 65536, &max_tokens) < 0)
-        rc = ctl_session_usage(s, "--max-output-tokens must be an integer from 1 to 65536, got '%s'", max_s);
+        rc = ctl_session_usage(
+            s, "--max-output-tokens must be an integer from 1 to 65536, got '%s'", max_s);
     else if (!*a.pos[1])
         rc = ctl_session_usage(s, "PROMPT is empty");
     if (rc) {
@@ -103,7 +106,8 @@ int ctl_ask(ctl_session *s, int argc, char **argv)
             if (st.printed) printf("\n");
             if (st.error) {
                 fprintf(stderr, "agentctl %s: the answer broke off: %s (%s)\n", s->verb,
-                        ctl_json_str(st.error, "error", "no message"), ctl_json_str(st.error, "code", "no code"));
+                        ctl_json_str(st.error, "error", "no message"),
+                        ctl_json_str(st.error, "code", "no code"));
                 rc = CTL_EXIT_FAILED;
             } else if (!st.done) {
                 fprintf(stderr, "agentctl %s: the stream ended without its done event\n", s->verb);

@@ -1,12 +1,12 @@
 /* agentctl's libcurl client (see client.h). */
 #include "ctl/client.h"
 
+#include "base/buf.h"
+#include "base/mem.h"
+
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "base/buf.h"
-#include "base/mem.h"
 
 /* A reply larger than this is not one agentd sends; stop reading. */
 #define REPLY_MAX ((size_t)256 << 20)
@@ -80,7 +80,8 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
     size_t n = ad_size_mul(size, nmemb);
     if (x->is_stream < 0) {
         const char *ct = NULL;
-        x->is_stream = x->fn && curl_easy_getinfo(x->curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct &&
+        x->is_stream = x->fn &&
+                       curl_easy_getinfo(x->curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct &&
                        !strncmp(ct, "text/event-stream", 17);
     }
     if (x->is_stream) {
@@ -92,8 +93,8 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-static int perform(const ctl_client *c, const char *method, const char *path, const cJSON *body, int stream,
-                   ctl_sse_fn fn, void *arg, ctl_reply *out, ad_err *e)
+static int perform(const ctl_client *c, const char *method, const char *path, const cJSON *body,
+                   int stream, ctl_sse_fn fn, void *arg, ctl_reply *out, ad_err *e)
 {
     memset(out, 0, sizeof(*out));
     exchange x = {.is_stream = -1, .fn = fn, .arg = arg};
@@ -109,7 +110,8 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     CURL *curl = curl_easy_init();
     ad_assert(curl);
     x.curl = curl;
-    hdrs = curl_slist_append(hdrs, stream ? "Accept: text/event-stream" : "Accept: application/json");
+    hdrs =
+        curl_slist_append(hdrs, stream ? "Accept: text/event-stream" : "Accept: application/json");
     if (text) hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     if (c->token) {
         ad_buf_printf(&auth, "Authorization: Bearer %s", c->token);
@@ -164,8 +166,8 @@ int ctl_client_call(const ctl_client *c, const char *method, const char *path, c
     return perform(c, method, path, body, 0, NULL, NULL, out, e);
 }
 
-int ctl_client_stream(const ctl_client *c, const char *path, const cJSON *body, ctl_sse_fn fn, void *arg,
-                      ctl_reply *out, ad_err *e)
+int ctl_client_stream(const ctl_client *c, const char *path, const cJSON *body, ctl_sse_fn fn,
+                      void *arg, ctl_reply *out, ad_err *e)
 {
     return perform(c, "POST", path, body, 1, fn, arg, out, e);
 }

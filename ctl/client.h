@@ -7,10 +7,10 @@
 #ifndef CTL_CLIENT_H
 #define CTL_CLIENT_H
 
+#include "base/err.h"
+
 #include <cjson/cJSON.h>
 #include <stddef.h>
-
-#include "base/err.h"
 
 /* Borrowed strings; they must outlive every call. */
 typedef struct ctl_client {
@@ -21,7 +21,7 @@ typedef struct ctl_client {
 /* One answer. Caller-owned: ctl_reply_cleanup frees body and json. */
 typedef struct ctl_reply {
     long status;
-    char *body;  /* NUL-terminated; empty for a stream that succeeded */
+    char *body; /* NUL-terminated; empty for a stream that succeeded */
     size_t len;
     cJSON *json; /* the parsed body, or NULL when it is not JSON */
 } ctl_reply;
@@ -43,8 +43,8 @@ int ctl_client_call(const ctl_client *c, const char *method, const char *path, c
 /* POST `path` with `body`, asking for text/event-stream. When the server
  * streams, each event goes to `fn` as it arrives and the reply's body stays
  * empty; otherwise (an error before the stream) the reply has the JSON. */
-int ctl_client_stream(const ctl_client *c, const char *path, const cJSON *body, ctl_sse_fn fn, void *arg,
-                      ctl_reply *out, ad_err *e);
+int ctl_client_stream(const ctl_client *c, const char *path, const cJSON *body, ctl_sse_fn fn,
+                      void *arg, ctl_reply *out, ad_err *e);
 
 /* `s` percent-encoded for one path segment or query value, malloc'ed. */
 char *ctl_client_escape(const char *s);

@@ -1,6 +1,9 @@
 /* agentctl's config file and environment (see config.h). */
 #include "ctl/config.h"
 
+#include "base/buf.h"
+#include "base/mem.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -8,9 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "base/buf.h"
-#include "base/mem.h"
 
 /* The directory holding the file: $XDG_CONFIG_HOME/agentctl or ~/.config/agentctl. */
 static int config_dir(char **out, ad_err *e)
@@ -25,7 +25,8 @@ static int config_dir(char **out, ad_err *e)
         ad_buf_printf(&b, "%s/.config/agentctl", home);
     else {
         ad_buf_cleanup(&b);
-        return ad_err_set(e, AD_EINVAL, "neither XDG_CONFIG_HOME nor HOME is set: no place for the config file");
+        return ad_err_set(e, AD_EINVAL,
+                          "neither XDG_CONFIG_HOME nor HOME is set: no place for the config file");
     }
     *out = ad_buf_steal(&b, NULL);
     return 0;
@@ -58,7 +59,8 @@ static int read_file(ctl_config *c, ad_err *e)
     FILE *f = fopen(path, "r");
     if (!f) {
         int err = errno;
-        int rc = err == ENOENT ? 0 : ad_err_set(e, AD_EIO, "cannot read %s: %s", path, strerror(err));
+        int rc =
+            err == ENOENT ? 0 : ad_err_set(e, AD_EIO, "cannot read %s: %s", path, strerror(err));
         free(path);
         return rc;
     }
@@ -69,10 +71,14 @@ static int read_file(ctl_config *c, ad_err *e)
         if (line[0] == '#' || !eq) continue;
         char *k = line, *v = eq + 1;
         *eq = '\0';
-        while (*k == ' ' || *k == '\t') k++;
-        for (char *p = eq - 1; p >= k && (*p == ' ' || *p == '\t'); p--) *p = '\0';
-        while (*v == ' ' || *v == '\t') v++;
-        for (char *p = v + strlen(v); p > v && (p[-1] == ' ' || p[-1] == '\t'); p--) p[-1] = '\0';
+        while (*k == ' ' || *k == '\t')
+            k++;
+        for (char *p = eq - 1; p >= k && (*p == ' ' || *p == '\t'); p--)
+            *p = '\0';
+        while (*v == ' ' || *v == '\t')
+            v++;
+        for (char *p = v + strlen(v); p > v && (p[-1] == ' ' || p[-1] == '\t'); p--)
+            p[-1] = '\0';
         if (!strcmp(k, "url") && *v) set_str(&c->url, v);
         if (!strcmp(k, "token")) set_str(&c->token, *v ? v : NULL);
     }
@@ -97,7 +103,8 @@ int ctl_config_load(ctl_config *c, const char *url_flag, const char *token_flag,
     /* "http://host:8080/" and "http://host:8080" name the same server; the
      * paths appended start with '/'. */
     size_t n = strlen(c->url);
-    while (n > 0 && c->url[n - 1] == '/') c->url[--n] = '\0';
+    while (n > 0 && c->url[n - 1] == '/')
+        c->url[--n] = '\0';
     return 0;
 }
 
@@ -112,11 +119,13 @@ static int make_dir(char *dir, ad_err *e)
         int err = errno;
         *p = '/';
         if (rc < 0 && err != EEXIST)
-            return ad_err_set(e, AD_EIO, "cannot create %.*s: %s", (int)(p - dir), dir, strerror(err));
+            return ad_err_set(e, AD_EIO, "cannot create %.*s: %s", (int)(p - dir), dir,
+                              strerror(err));
     }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return ad_err_set(e, AD_EIO, "cannot create %s: %s", dir, strerror(errno));
-    if (chmod(dir, 0700) < 0) return ad_err_set(e, AD_EIO, "cannot chmod %s: %s", dir, strerror(errno));
+    if (chmod(dir, 0700) < 0)
+        return ad_err_set(e, AD_EIO, "cannot chmod %s: %s", dir, strerror(errno));
     return 0;
 }
 
@@ -132,8 +141,9 @@ int ctl_config_save(const char *url, const char *token, ad_err *e)
     ad_buf_init(&text);
     ad_buf_printf(&path, "%s/config", dir);
     ad_buf_printf(&tmp, "%s/.config.%ld.tmp", dir, (long)getpid());
-    ad_buf_printf(&text, "# written by agentctl login; holds a secret: keep it 0600\nurl = %s\ntoken = %s\n", url,
-                  token ? token : "");
+    ad_buf_printf(
+        &text, "# written by agentctl login; holds a secret: keep it 0600\nurl = %s\ntoken = %s\n",
+        url, token ? token : "");
     if (rc == 0) {
         int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0) {

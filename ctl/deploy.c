@@ -1,12 +1,12 @@
 /* agentctl deploy create|push|status|logs|list|remove (see deploy.h). */
 #include "ctl/deploy.h"
 
+#include "base/buf.h"
+#include "ctl/args.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "base/buf.h"
-#include "ctl/args.h"
 
 #define NOPTS(o) (sizeof(o) / sizeof((o)[0]))
 
@@ -30,8 +30,8 @@ static int print_deployment(const ctl_session *s, const cJSON *d)
     const char *st = ctl_json_str(d, "status", "?");
     int bad = !strcmp(st, "rejected") || !strcmp(st, "failed");
     if (!s->json) {
-        printf("deployment %s of %s: model %s, %s", ctl_json_str(d, "id", "?"), ctl_json_str(d, "agent", "?"),
-               ctl_json_str(d, "model", "?"), st);
+        printf("deployment %s of %s: model %s, %s", ctl_json_str(d, "id", "?"),
+               ctl_json_str(d, "agent", "?"), ctl_json_str(d, "model", "?"), st);
         const cJSON *q = cJSON_GetObjectItemCaseSensitive(d, "quality");
         if (cJSON_IsNumber(q)) printf(", quality %.3f", q->valuedouble);
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "forced"))) printf(", forced");
@@ -49,8 +49,9 @@ static int parse(ctl_session *s, int argc, char **argv, ctl_opt *o, size_t n, in
     ad_err e = {0};
     if (ctl_args_parse(argc, argv, o, n, a, &e) < 0) return ctl_session_usage(s, "%s", e.msg);
     if (a->npos != want)
-        return ctl_session_usage(s, want == 1 ? "expected AGENT, got %d argument(s)"
-                                              : "expected AGENT and UUID, got %d argument(s)",
+        return ctl_session_usage(s,
+                                 want == 1 ? "expected AGENT, got %d argument(s)"
+                                           : "expected AGENT and UUID, got %d argument(s)",
                                  a->npos);
     return 0;
 }
@@ -69,11 +70,13 @@ static int one_deployment(ctl_session *s, const char *method, const char *path, 
 
 int ctl_deploy_create(ctl_session *s, int argc, char **argv)
 {
-    ctl_opt o[] = {{.name = "--model", .takes_value = 1}, {.name = "--no-push"}, {.name = "--force"}};
+    ctl_opt o[] = {
+        {.name = "--model", .takes_value = 1}, {.name = "--no-push"}, {.name = "--force"}};
     ctl_args a;
     int rc = parse(s, argc, argv, o, NOPTS(o), 1, &a);
     const char *model = ctl_args_value(o, NOPTS(o), "--model");
-    if (!rc && (!model || !*model)) rc = ctl_session_usage(s, "--model is required: the model version to deploy (e.g. v2)");
+    if (!rc && (!model || !*model))
+        rc = ctl_session_usage(s, "--model is required: the model version to deploy (e.g. v2)");
     if (!rc) {
         cJSON *body = cJSON_CreateObject();
         cJSON_AddStringToObject(body, "model", model);
@@ -125,8 +128,9 @@ int ctl_deploy_status(ctl_session *s, int argc, char **argv)
             ctl_session_print_json(&r);
         } else {
             const cJSON *d = r.json;
-            printf("deployment %s of %s: model %s, %s\n", ctl_json_str(d, "id", "?"), ctl_json_str(d, "agent", "?"),
-                   ctl_json_str(d, "model", "?"), ctl_json_str(d, "status", "?"));
+            printf("deployment %s of %s: model %s, %s\n", ctl_json_str(d, "id", "?"),
+                   ctl_json_str(d, "agent", "?"), ctl_json_str(d, "model", "?"),
+                   ctl_json_str(d, "status", "?"));
             const char *reason = ctl_json_str(d, "reason", NULL);
             if (reason) printf("reason: %s\n", reason);
             printf("created %s by %s; live since %s\n", ctl_json_str(d, "created_at", "?"),
@@ -155,8 +159,8 @@ int ctl_deploy_logs(ctl_session *s, int argc, char **argv)
             const cJSON *ev;
             cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(r.json, "events"))
             {
-                printf("%s  %-13s %s\n", ctl_json_str(ev, "at", "?"), ctl_json_str(ev, "event", "?"),
-                       ctl_json_str(ev, "message", ""));
+                printf("%s  %-13s %s\n", ctl_json_str(ev, "at", "?"),
+                       ctl_json_str(ev, "event", "?"), ctl_json_str(ev, "message", ""));
             }
         }
         ctl_reply_cleanup(&r);
@@ -195,9 +199,9 @@ int ctl_deploy_list(ctl_session *s, int argc, char **argv)
             const cJSON *d;
             cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(r.json, "deployments"))
             {
-                printf("%-36s %-8s %-11s %-24s %s\n", ctl_json_str(d, "id", "?"), ctl_json_str(d, "model", "?"),
-                       ctl_json_str(d, "status", "?"), ctl_json_str(d, "created_at", "?"),
-                       ctl_json_str(d, "created_by", "?"));
+                printf("%-36s %-8s %-11s %-24s %s\n", ctl_json_str(d, "id", "?"),
+                       ctl_json_str(d, "model", "?"), ctl_json_str(d, "status", "?"),
+                       ctl_json_str(d, "created_at", "?"), ctl_json_str(d, "created_by", "?"));
             }
             const char *next = ctl_json_str(r.json, "next_cursor", NULL);
             if (next) printf("more: agentctl deploy list %s --cursor %s\n", a.pos[0], next);

@@ -1,15 +1,15 @@
 /* agentctl login (see login.h). */
 #include "ctl/login.h"
 
+#include "base/mem.h"
+#include "ctl/args.h"
+#include "ctl/config.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
-
-#include "base/mem.h"
-#include "ctl/args.h"
-#include "ctl/config.h"
 
 /* One line from stdin after `prompt` on stderr, without its newline;
  * `echo` 0 turns the terminal's echo off meanwhile. NULL at end of input. */
@@ -40,7 +40,9 @@ int ctl_login(ctl_session *s, const char *url_flag, const char *token_flag, int 
     ctl_args a;
     ad_err e = {0};
     if (ctl_args_parse(argc, argv, NULL, 0, &a, &e) < 0) return ctl_session_usage(s, "%s", e.msg);
-    if (a.npos) return ctl_session_usage(s, "takes no argument, got '%s' (use --url and --token)", a.pos[0]);
+    if (a.npos)
+        return ctl_session_usage(s, "takes no argument, got '%s' (use --url and --token)",
+                                 a.pos[0]);
     int ask = isatty(STDIN_FILENO);
     char *url = url_flag ? ad_strdup(url_flag) : NULL;
     char *token = token_flag ? ad_strdup(token_flag) : NULL;
@@ -54,7 +56,8 @@ int ctl_login(ctl_session *s, const char *url_flag, const char *token_flag, int 
         if (l && *l) token = ad_strdup(l);
     }
     size_t n = strlen(url);
-    while (n > 0 && url[n - 1] == '/') url[--n] = '\0';
+    while (n > 0 && url[n - 1] == '/')
+        url[--n] = '\0';
     if (token && !*token) {
         free(token);
         token = NULL;
@@ -84,7 +87,8 @@ int ctl_login(ctl_session *s, const char *url_flag, const char *token_flag, int 
             cJSON_free(text);
             cJSON_Delete(o);
         } else {
-            printf("logged in to %s%s; saved in %s\n", url, token ? " with a token" : " (no token)", path);
+            printf("logged in to %s%s; saved in %s\n", url, token ? " with a token" : " (no token)",
+                   path);
         }
         free(path);
     }

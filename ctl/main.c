@@ -2,11 +2,6 @@
  * global flags (--url, --token, --json, --help) wherever they appear before
  * "--", loads the settings, and runs the verb; the exit code is the verb's
  * (session.h has the table, --help prints it). */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
 #include "base/mem.h"
 #include "ctl/agents.h"
 #include "ctl/ask.h"
@@ -16,6 +11,11 @@
 #include "ctl/session.h"
 #include "ctl/tokens.h"
 #include "ctl/training.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 typedef int (*verb_fn)(ctl_session *s, int argc, char **argv);
 
@@ -42,7 +42,8 @@ static const verb VERBS[] = {
      "--language: auto (default), en, pt, es, fr, de, it or nl.\n"
      "--wait: follow the pipeline until the agent is ready (a progress bar on a terminal,\n"
      "plain lines otherwise); exit 5 if it ends in error. With --json, the final status.\n"},
-    {"agents", "list", ctl_agents_list, "agentctl agents list [--status S] [--limit N] [--cursor C]",
+    {"agents", "list", ctl_agents_list,
+     "agentctl agents list [--status S] [--limit N] [--cursor C]",
      "Lists agents (one page; 'more:' gives the next page's command).\n"},
     {"agents", "status", ctl_agents_status, "agentctl agents status ID",
      "Shows an agent's status, stage, progress, and a running training.\n"},
@@ -59,12 +60,14 @@ static const verb VERBS[] = {
     {NULL, "replay", ctl_replay, "agentctl replay AGENT (--task-id ID | --task-index 0..3)",
      "Re-runs AGENT's pipeline from one stage (task ids: GET .../executions), reusing\n"
      "the stored outputs of the earlier stages.\n"},
-    {"deploy", "create", ctl_deploy_create, "agentctl deploy create AGENT --model V [--no-push] [--force]",
+    {"deploy", "create", ctl_deploy_create,
+     "agentctl deploy create AGENT --model V [--no-push] [--force]",
      "Creates a deployment of model version V and pushes it (live, or rejected by the\n"
      "gate: exit 5) unless --no-push; --force passes the gate.\n"},
     {"deploy", "push", ctl_deploy_push, "agentctl deploy push AGENT UUID [--force]",
      "Pushes a pending deployment.\n"},
-    {"deploy", "status", ctl_deploy_status, "agentctl deploy status AGENT UUID", "Shows one deployment.\n"},
+    {"deploy", "status", ctl_deploy_status, "agentctl deploy status AGENT UUID",
+     "Shows one deployment.\n"},
     {"deploy", "logs", ctl_deploy_logs, "agentctl deploy logs AGENT UUID",
      "Shows a deployment's events (created, gate, live, superseded, removed...).\n"},
     {"deploy", "list", ctl_deploy_list, "agentctl deploy list AGENT [--limit N] [--cursor C]",
@@ -72,7 +75,8 @@ static const verb VERBS[] = {
     {"deploy", "remove", ctl_deploy_remove, "agentctl deploy remove AGENT UUID",
      "Removes a deployment; removing the live one brings back the previous live one.\n"},
     {"tokens", "create", ctl_tokens_create,
-     "agentctl tokens create --name N --scope S [--scope S...] (--agent A [--agent A...] | --all-agents)\n"
+     "agentctl tokens create --name N --scope S [--scope S...] (--agent A [--agent A...] | "
+     "--all-agents)\n"
      "                       [--expires-in SECONDS]",
      "Creates an API token (admin). Scopes: agents:read agents:write inference training\n"
      "deploy admin. The secret is printed once, on the last line (or in --json's \"token\").\n"},
@@ -111,7 +115,8 @@ static const char GLOBAL_HELP[] =
 static void print_global_help(FILE *f)
 {
     fputs(GLOBAL_HELP, f);
-    for (size_t i = 0; i < NVERBS; i++) fprintf(f, "  %s\n", VERBS[i].usage);
+    for (size_t i = 0; i < NVERBS; i++)
+        fprintf(f, "  %s\n", VERBS[i].usage);
 }
 
 static void print_verb_help(const verb *v)
@@ -212,7 +217,8 @@ int main(int argc, char **argv)
         return CTL_EXIT_OK;
     }
     char verb_name[64];
-    snprintf(verb_name, sizeof(verb_name), "%s%s%s", v->group ? v->group : "", v->group ? " " : "", v->name);
+    snprintf(verb_name, sizeof(verb_name), "%s%s%s", v->group ? v->group : "", v->group ? " " : "",
+             v->name);
     ctl_session s = {.json = json, .tty = isatty(STDERR_FILENO), .verb = verb_name};
     ad_err e = {0};
     if (ctl_client_global_init(&e) < 0) {

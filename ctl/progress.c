@@ -30,7 +30,8 @@ void ctl_progress_update(ctl_progress *p, const char *label, int percent, const 
     }
     char bar[BAR_WIDTH + 1];
     int filled = percent * BAR_WIDTH / 100;
-    for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i < filled ? '#' : '-';
+    for (int i = 0; i < BAR_WIDTH; i++)
+        bar[i] = i < filled ? '#' : '-';
     bar[BAR_WIDTH] = '\0';
     /* \r back to the line's start, \033[K clears what a longer note left. */
     fprintf(stderr, "\r%s [%s] %3d%% %s\033[K", label, bar, percent, note);

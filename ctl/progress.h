@@ -12,7 +12,7 @@ typedef struct ctl_progress {
     int quiet;        /* --json: nothing at all */
     int last_percent; /* what was shown last, to print plain lines only on change */
     char last_note[128];
-    int drawn;        /* a bar is on the current line */
+    int drawn; /* a bar is on the current line */
 } ctl_progress;
 
 /* `tty`: stderr is a terminal; `quiet`: show nothing. */

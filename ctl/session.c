@@ -14,7 +14,8 @@ int ctl_session_exit_for_status(long status)
     return CTL_EXIT_SERVER;
 }
 
-int ctl_session_call(ctl_session *s, const char *method, const char *path, const cJSON *body, ctl_reply *out)
+int ctl_session_call(ctl_session *s, const char *method, const char *path, const cJSON *body,
+                     ctl_reply *out)
 {
     ad_err e = {0};
     if (ctl_client_call(&s->client, method, path, body, out, &e) < 0) {
@@ -32,8 +33,8 @@ int ctl_session_check(ctl_session *s, ctl_reply *out)
     const char *code = ctl_json_str(out->json, "code", NULL);
     const char *rid = ctl_json_str(out->json, "request_id", NULL);
     if (msg)
-        fprintf(stderr, "agentctl %s: %s (%s, HTTP %ld%s%s)\n", s->verb, msg, code ? code : "no code",
-                out->status, rid ? ", request " : "", rid ? rid : "");
+        fprintf(stderr, "agentctl %s: %s (%s, HTTP %ld%s%s)\n", s->verb, msg,
+                code ? code : "no code", out->status, rid ? ", request " : "", rid ? rid : "");
     else
         fprintf(stderr, "agentctl %s: the server answered HTTP %ld\n", s->verb, out->status);
     if (rc == CTL_EXIT_AUTH && out->status == 401)

@@ -14,9 +14,9 @@
 #ifndef CTL_SESSION_H
 #define CTL_SESSION_H
 
-#include <cjson/cJSON.h>
-
 #include "ctl/client.h"
+
+#include <cjson/cJSON.h>
 
 enum {
     CTL_EXIT_OK = 0,
@@ -30,8 +30,8 @@ enum {
 /* Caller-owned; the strings are borrowed for the run. */
 typedef struct ctl_session {
     ctl_client client;
-    int json;       /* --json: the server's JSON on stdout, nothing else */
-    int tty;        /* stderr is a terminal: progress bars */
+    int json;         /* --json: the server's JSON on stdout, nothing else */
+    int tty;          /* stderr is a terminal: progress bars */
     const char *verb; /* "train", "deploy create": for messages */
 } ctl_session;
 
@@ -42,14 +42,16 @@ int ctl_session_exit_for_status(long status);
  * frees it). Otherwise prints the server's message and code (or why it could
  * not be reached) on stderr — and with --json the server's error document on
  * stdout — frees the reply and returns the exit code. */
-int ctl_session_call(ctl_session *s, const char *method, const char *path, const cJSON *body, ctl_reply *out);
+int ctl_session_call(ctl_session *s, const char *method, const char *path, const cJSON *body,
+                     ctl_reply *out);
 
 /* What ctl_session_call does with a reply it got: 0 for a 2xx, else the
  * message printed, the reply freed and the exit code returned. */
 int ctl_session_check(ctl_session *s, ctl_reply *out);
 
 /* Prints a usage error for the current verb on stderr; returns CTL_EXIT_USAGE. */
-int ctl_session_usage(const ctl_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ctl_session_usage(const ctl_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Prints a reply's JSON document on stdout (with --json), as the server sent it. */
 void ctl_session_print_json(const ctl_reply *r);

@@ -1,16 +1,17 @@
 /* agentctl tokens create|list|revoke|rotate (see tokens.h). */
 #include "ctl/tokens.h"
 
+#include "base/buf.h"
+#include "ctl/args.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/buf.h"
-#include "ctl/args.h"
-
 #define NOPTS(o) (sizeof(o) / sizeof((o)[0]))
 
-static const char *const SCOPES[] = {"agents:read", "agents:write", "inference", "training", "deploy", "admin"};
+static const char *const SCOPES[] = {"agents:read", "agents:write", "inference",
+                                     "training",    "deploy",       "admin"};
 
 static int known_scope(const char *s)
 {
@@ -54,17 +55,21 @@ static void print_token(const cJSON *t)
 
 static int token_id_arg(ctl_session *s, const ctl_args *a, long long *id)
 {
-    if (a->npos != 1) return ctl_session_usage(s, "expected one token ID, got %d argument(s)", a->npos);
+    if (a->npos != 1)
+        return ctl_session_usage(s, "expected one token ID, got %d argument(s)", a->npos);
     if (ctl_args_integer(a->pos[0], 1, 1LL << 53, id) < 0)
-        return ctl_session_usage(s, "ID must be a positive integer (a token id from 'agentctl tokens list'), got '%s'",
-                                 a->pos[0]);
+        return ctl_session_usage(
+            s, "ID must be a positive integer (a token id from 'agentctl tokens list'), got '%s'",
+            a->pos[0]);
     return 0;
 }
 
 int ctl_tokens_create(ctl_session *s, int argc, char **argv)
 {
-    ctl_opt o[] = {{.name = "--name", .takes_value = 1},       {.name = "--scope", .takes_value = 1},
-                   {.name = "--agent", .takes_value = 1},      {.name = "--all-agents"},
+    ctl_opt o[] = {{.name = "--name", .takes_value = 1},
+                   {.name = "--scope", .takes_value = 1},
+                   {.name = "--agent", .takes_value = 1},
+                   {.name = "--all-agents"},
                    {.name = "--expires-in", .takes_value = 1}};
     ctl_args a;
     ad_err e = {0};
@@ -82,16 +87,22 @@ int ctl_tokens_create(ctl_session *s, int argc, char **argv)
     else if (!name || !*name)
         rc = ctl_session_usage(s, "--name is required: what the token is for");
     else if (!scope->count)
-        rc = ctl_session_usage(s, "--scope is required (repeat it for several): agents:read, agents:write, "
-                                  "inference, training, deploy or admin");
+        rc = ctl_session_usage(
+            s, "--scope is required (repeat it for several): agents:read, agents:write, "
+               "inference, training, deploy or admin");
     else if (!!agent->count == all)
-        rc = ctl_session_usage(s, "give --agent ID (repeatable) or --all-agents, not both and not neither");
+        rc = ctl_session_usage(
+            s, "give --agent ID (repeatable) or --all-agents, not both and not neither");
     else if (exp_s && ctl_args_integer(exp_s, 1, 1LL << 40, &expires) < 0)
-        rc = ctl_session_usage(s, "--expires-in must be a positive number of seconds, got '%s'", exp_s);
+        rc = ctl_session_usage(s, "--expires-in must be a positive number of seconds, got '%s'",
+                               exp_s);
     for (int i = 0; !rc && i < scope->count; i++)
         if (!known_scope(scope->values[i]))
-            rc = ctl_session_usage(s, "--scope must be agents:read, agents:write, inference, training, deploy or "
-                                      "admin, got '%s'", scope->values[i]);
+            rc = ctl_session_usage(
+                s,
+                "--scope must be agents:read, agents:write, inference, training, deploy or "
+                "admin, got '%s'",
+                scope->values[i]);
     if (rc) {
         ctl_args_cleanup(o, NOPTS(o));
         return rc;
@@ -149,14 +160,16 @@ int ctl_tokens_list(ctl_session *s, int argc, char **argv)
         if (s->json) {
             ctl_session_print_json(&r);
         } else {
-            printf("%-5s %-20s %-17s %-8s %-24s %s\n", "ID", "NAME", "PREFIX", "REVOKED", "EXPIRES", "LAST USED");
+            printf("%-5s %-20s %-17s %-8s %-24s %s\n", "ID", "NAME", "PREFIX", "REVOKED", "EXPIRES",
+                   "LAST USED");
             const cJSON *t;
             cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(r.json, "tokens"))
             {
-                printf("%-5d %-20s %-17s %-8s %-24s %s\n", (int)ctl_json_num(t, "id", 0), ctl_json_str(t, "name", "?"),
-                       ctl_json_str(t, "prefix", "?"),
+                printf("%-5d %-20s %-17s %-8s %-24s %s\n", (int)ctl_json_num(t, "id", 0),
+                       ctl_json_str(t, "name", "?"), ctl_json_str(t, "prefix", "?"),
                        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "revoked")) ? "yes" : "no",
-                       ctl_json_str(t, "expires_at", "never"), ctl_json_str(t, "last_used_at", "never"));
+                       ctl_json_str(t, "expires_at", "never"),
+                       ctl_json_str(t, "last_used_at", "never"));
             }
             const char *next = ctl_json_str(r.json, "next_cursor", NULL);
             if (next) printf("more: agentctl tokens list --cursor %s\n", next);
@@ -173,7 +186,8 @@ int ctl_tokens_revoke(ctl_session *s, int argc, char **argv)
     ctl_args a;
     ad_err e = {0};
     long long id = 0;
-    int rc = ctl_args_parse(argc, argv, NULL, 0, &a, &e) < 0 ? ctl_session_usage(s, "%s", e.msg) : 0;
+    int rc =
+        ctl_args_parse(argc, argv, NULL, 0, &a, &e) < 0 ? ctl_session_usage(s, "%s", e.msg) : 0;
     if (!rc) rc = token_id_arg(s, &a, &id);
     if (rc) return rc;
     ad_buf path;
@@ -198,11 +212,13 @@ int ctl_tokens_rotate(ctl_session *s, int argc, char **argv)
     ctl_args a;
     ad_err e = {0};
     long long id = 0, grace = 0;
-    int rc = ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e) < 0 ? ctl_session_usage(s, "%s", e.msg) : 0;
+    int rc =
+        ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e) < 0 ? ctl_session_usage(s, "%s", e.msg) : 0;
     if (!rc) rc = token_id_arg(s, &a, &id);
     const char *grace_s = ctl_args_value(o, NOPTS(o), "--grace");
     if (!rc && grace_s && ctl_args_integer(grace_s, 0, 1LL << 40, &grace) < 0)
-        rc = ctl_session_usage(s, "--grace must be a number of seconds (0 or more), got '%s'", grace_s);
+        rc = ctl_session_usage(s, "--grace must be a number of seconds (0 or more), got '%s'",
+                               grace_s);
     if (rc) {
         ctl_args_cleanup(o, NOPTS(o));
         return rc;

@@ -1,13 +1,13 @@
 /* agentctl train and replay (see training.h). */
 #include "ctl/training.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "base/buf.h"
 #include "ctl/args.h"
 #include "ctl/progress.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define NOPTS(o) (sizeof(o) / sizeof((o)[0]))
 #define POLL_MS 200
@@ -18,7 +18,9 @@
 
 int ctl_training_check_iterations(const char *text, long long *out, ad_err *e)
 {
-    if (!text) return ad_err_set(e, AD_EINVAL, "-n is required: the number of training iterations (1 to 1000)");
+    if (!text)
+        return ad_err_set(e, AD_EINVAL,
+                          "-n is required: the number of training iterations (1 to 1000)");
     long long v = 0;
     if (ctl_args_integer(text, 1, 1LL << 62, &v) < 0)
         return ad_err_set(e, AD_EINVAL, "-n must be a positive integer, got '%s'", text);
@@ -30,24 +32,29 @@ int ctl_training_check_iterations(const char *text, long long *out, ad_err *e)
 
 int ctl_training_check_name(const char *name, ad_err *e)
 {
-    if (!name) return ad_err_set(e, AD_EINVAL, "--name is required: the new model version's name (e.g. v2)");
+    if (!name)
+        return ad_err_set(e, AD_EINVAL,
+                          "--name is required: the new model version's name (e.g. v2)");
     size_t n = strlen(name);
     if (n == 0 || n > NAME_MAX_LEN)
-        return ad_err_set(e, AD_EINVAL, "--name must be 1 to %d characters, got '%s' (%zu)", NAME_MAX_LEN, name, n);
+        return ad_err_set(e, AD_EINVAL, "--name must be 1 to %d characters, got '%s' (%zu)",
+                          NAME_MAX_LEN, name, n);
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                 c == '.' || c == '-';
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '.' || c == '-';
         if (!ok)
-            return ad_err_set(e, AD_EINVAL,
-                              "--name may contain only letters, digits, '_', '.' and '-', got '%s' ('%c' at %zu)",
-                              name, c, i + 1);
+            return ad_err_set(
+                e, AD_EINVAL,
+                "--name may contain only letters, digits, '_', '.' and '-', got '%s' ('%c' at %zu)",
+                name, c, i + 1);
     }
     if (!strcmp(name, ".") || !strcmp(name, ".."))
         return ad_err_set(e, AD_EINVAL, "--name must not be '.' or '..', got '%s'", name);
     if (!strncmp(name, "group-", 6))
-        return ad_err_set(e, AD_EINVAL, "--name must not begin with 'group-' (reserved for group training), got '%s'",
-                          name);
+        return ad_err_set(
+            e, AD_EINVAL,
+            "--name must not begin with 'group-' (reserved for group training), got '%s'", name);
     return 0;
 }
 
@@ -81,11 +88,13 @@ static int follow_run(ctl_session *s, const char *esc_id, const char *id, long l
             if (s->json) {
                 ctl_session_print_json(&r);
             } else if (!strcmp(st, "done")) {
-                printf("training %lld of %s done: %s\n", tid, id, ctl_json_str(td, "final_summary", ""));
+                printf("training %lld of %s done: %s\n", tid, id,
+                       ctl_json_str(td, "final_summary", ""));
             }
             if (strcmp(st, "done")) {
-                fprintf(stderr, "agentctl %s: training %lld of %s ended %s%s%s\n", s->verb, tid, id, st,
-                        ctl_json_str(t, "error", NULL) ? ": " : "", ctl_json_str(t, "error", ""));
+                fprintf(stderr, "agentctl %s: training %lld of %s ended %s%s%s\n", s->verb, tid, id,
+                        st, ctl_json_str(t, "error", NULL) ? ": " : "",
+                        ctl_json_str(t, "error", ""));
                 rc = CTL_EXIT_FAILED;
             }
             ctl_reply_cleanup(&r);
@@ -154,7 +163,8 @@ int ctl_train(ctl_session *s, int argc, char **argv)
 
 int ctl_replay(ctl_session *s, int argc, char **argv)
 {
-    ctl_opt o[] = {{.name = "--task-id", .takes_value = 1}, {.name = "--task-index", .takes_value = 1}};
+    ctl_opt o[] = {{.name = "--task-id", .takes_value = 1},
+                   {.name = "--task-index", .takes_value = 1}};
     ctl_args a;
     ad_err e = {0};
     int rc = ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e);

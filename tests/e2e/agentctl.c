@@ -4,6 +4,10 @@
  * file (mode 0600) and its prompts on a terminal, the progress bar on a
  * pseudo-terminal against plain lines through a pipe, and `ask` streaming
  * the answer piece by piece (the fake Gemini server, slow stream). */
+#include "base/buf.h"
+#include "tests/e2e/harness.h"
+#include "tests/fake/gemini.h"
+
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,10 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/buf.h"
-#include "tests/e2e/harness.h"
-#include "tests/fake/gemini.h"
-
 Suite *e2e_agentctl_suite(void);
 
 #define ADMIN_KEY "ctl-admin-key-0123456789"
@@ -34,9 +34,9 @@ extern char **environ;
 /* ---- running agentctl ------------------------------------------------------ */
 
 typedef struct ctl_run {
-    int code;            /* exit status */
-    char *out;           /* stdout (with a pty: everything the terminal got) */
-    char *err;           /* stderr ("" with a pty) */
+    int code;               /* exit status */
+    char *out;              /* stdout (with a pty: everything the terminal got) */
+    char *err;              /* stderr ("" with a pty) */
     long long first_out_ms; /* when stdout's first byte came, from the start */
     long long end_ms;       /* when stdout closed */
 } ctl_run;
@@ -66,8 +66,10 @@ static const char *ctl_bin(void)
 static char **child_env(const char *const *extra, const char *home)
 {
     size_t n = 0, k = 0;
-    while (environ[n]) n++;
-    while (extra && extra[k]) k++;
+    while (environ[n])
+        n++;
+    while (extra && extra[k])
+        k++;
     char **env = calloc(n + k + 2, sizeof(char *));
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
@@ -79,7 +81,8 @@ static char **child_env(const char *const *extra, const char *home)
     static char home_var[400];
     snprintf(home_var, sizeof(home_var), "HOME=%s", home);
     env[j++] = home_var;
-    for (size_t i = 0; i < k; i++) env[j++] = (char *)(uintptr_t)extra[i];
+    for (size_t i = 0; i < k; i++)
+        env[j++] = (char *)(uintptr_t)extra[i];
     env[j] = NULL;
     return env;
 }
@@ -89,7 +92,8 @@ static void exec_ctl(const char *const *args, char **env)
     const char *argv[64];
     int n = 0;
     argv[n++] = ctl_bin();
-    for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+    for (int i = 0; args[i] && n < 63; i++)
+        argv[n++] = args[i];
     argv[n] = NULL;
     execve(argv[0], (char *const *)(uintptr_t)argv, env);
     _exit(127);
@@ -105,7 +109,8 @@ static int wait_code(pid_t pid)
 
 /* Runs agentctl with `args` (NULL-terminated) through pipes: `in` on its
  * stdin (NULL: empty), HOME=`home`, and `env`. */
-static ctl_run run_ctl(const char *home, const char *const *env, const char *in, const char *const *args)
+static ctl_run run_ctl(const char *home, const char *const *env, const char *in,
+                       const char *const *args)
 {
     int pin[2], pout[2], perr[2];
     ck_assert(pipe(pin) == 0 && pipe(pout) == 0 && pipe(perr) == 0);
@@ -183,7 +188,8 @@ static ctl_run run_ctl_pty(const char *home, const char *const *env, const char 
         if (n <= 0) break; /* EIO: the child closed the terminal */
         ad_buf_append(&out, buf, (size_t)n);
         while (prompts && prompts[typed] && strstr(out.data, prompts[typed])) {
-            ck_assert_int_eq(write(master, lines[typed], strlen(lines[typed])), (ssize_t)strlen(lines[typed]));
+            ck_assert_int_eq(write(master, lines[typed], strlen(lines[typed])),
+                             (ssize_t)strlen(lines[typed]));
             ck_assert_int_eq(write(master, "\n", 1), 1);
             typed++;
         }
@@ -206,8 +212,8 @@ static void run_free(ctl_run *r)
 /* A run that must exit `code`; `what` labels a failure. */
 static void expect_code(const ctl_run *r, int code, const char *what)
 {
-    ck_assert_msg(r->code == code, "%s: exit %d, want %d\nstdout: %s\nstderr: %s", what, r->code, code, r->out,
-                  r->err);
+    ck_assert_msg(r->code == code, "%s: exit %d, want %d\nstdout: %s\nstderr: %s", what, r->code,
+                  code, r->out, r->err);
 }
 
 /* stdout is exactly one JSON document (and nothing else); the caller frees it. */
@@ -216,7 +222,8 @@ static cJSON *one_json(const ctl_run *r, const char *what)
     const char *end = NULL;
     cJSON *doc = cJSON_ParseWithOpts(r->out, &end, 0);
     ck_assert_msg(doc != NULL, "%s: stdout is not JSON: %s", what, r->out);
-    while (end && (*end == '\n' || *end == ' ')) end++;
+    while (end && (*end == '\n' || *end == ' '))
+        end++;
     ck_assert_msg(end && !*end, "%s: more than one document on stdout: %s", what, r->out);
     return doc;
 }
@@ -270,9 +277,10 @@ static void create_text_agent(ctl_env *c, const char *id, const char *text)
     run_free(&r);
 }
 
-static const char TEXT[] =
-    "Alice runs the build farm. Builds are queued by priority. A failed build is retried twice before anyone "
-    "is paged. Release builds are signed with the team key. The farm has forty machines in two racks.";
+static const char TEXT[] = "Alice runs the build farm. Builds are queued by priority. A failed "
+                           "build is retried twice before anyone "
+                           "is paged. Release builds are signed with the team key. The farm has "
+                           "forty machines in two racks.";
 
 /* ---- help and usage ------------------------------------------------------- */
 
@@ -284,18 +292,22 @@ START_TEST(test_help_on_every_verb)
     ctl_run r = run_ctl(home, env, NULL, (const char *const[]){"--help", NULL});
     expect_code(&r, 0, "--help");
     ck_assert_ptr_nonnull(strstr(r.out, "Exit codes"));
-    const char *verbs[][2] = {{"login", NULL},       {"agents", "create"}, {"agents", "list"},  {"agents", "status"},
-                              {"agents", "delete"},  {"ask", NULL},        {"train", NULL},     {"replay", NULL},
-                              {"deploy", "create"},  {"deploy", "push"},   {"deploy", "status"}, {"deploy", "logs"},
-                              {"deploy", "list"},    {"deploy", "remove"}, {"tokens", "create"}, {"tokens", "list"},
-                              {"tokens", "revoke"},  {"tokens", "rotate"}};
+    const char *verbs[][2] = {{"login", NULL},      {"agents", "create"}, {"agents", "list"},
+                              {"agents", "status"}, {"agents", "delete"}, {"ask", NULL},
+                              {"train", NULL},      {"replay", NULL},     {"deploy", "create"},
+                              {"deploy", "push"},   {"deploy", "status"}, {"deploy", "logs"},
+                              {"deploy", "list"},   {"deploy", "remove"}, {"tokens", "create"},
+                              {"tokens", "list"},   {"tokens", "revoke"}, {"tokens", "rotate"}};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
         char usage[64];
         snprintf(usage, sizeof(usage), "agentctl %s%s%s", verbs[i][0], verbs[i][1] ? " " : "",
                  verbs[i][1] ? verbs[i][1] : "");
         ck_assert_msg(strstr(r.out, usage), "--help does not list '%s'", usage);
-        ctl_run v = verbs[i][1] ? run_ctl(home, env, NULL, (const char *const[]){verbs[i][0], verbs[i][1], "--help", NULL})
-                                : run_ctl(home, env, NULL, (const char *const[]){verbs[i][0], "--help", NULL});
+        ctl_run v =
+            verbs[i][1]
+                ? run_ctl(home, env, NULL,
+                          (const char *const[]){verbs[i][0], verbs[i][1], "--help", NULL})
+                : run_ctl(home, env, NULL, (const char *const[]){verbs[i][0], "--help", NULL});
         expect_code(&v, 0, usage);
         char want[80];
         snprintf(want, sizeof(want), "usage: %s", usage);
@@ -340,10 +352,13 @@ START_TEST(test_train_checks_its_arguments_before_sending)
         {NULL, "v2", "-n is required"},
         {"3", NULL, "--name is required"},
         {"3", "", "--name must be 1 to 64 characters, got ''"},
-        {"3", "a b", "--name may contain only letters, digits, '_', '.' and '-', got 'a b' (' ' at 2)"},
-        {"3", "v2/../x", "--name may contain only letters, digits, '_', '.' and '-', got 'v2/../x' ('/' at 3)"},
+        {"3", "a b",
+         "--name may contain only letters, digits, '_', '.' and '-', got 'a b' (' ' at 2)"},
+        {"3", "v2/../x",
+         "--name may contain only letters, digits, '_', '.' and '-', got 'v2/../x' ('/' at 3)"},
         {"3", "..", "--name must not be '.' or '..', got '..'"},
-        {"3", "group-7", "--name must not begin with 'group-' (reserved for group training), got 'group-7'"},
+        {"3", "group-7",
+         "--name must not begin with 'group-' (reserved for group training), got 'group-7'"},
         {"3", "a123456789b123456789c123456789d123456789e123456789f123456789g1234",
          "--name must be 1 to 64 characters"},
     };
@@ -357,18 +372,23 @@ START_TEST(test_train_checks_its_arguments_before_sending)
         args[k] = NULL;
         ctl_run r = run_ctl(home, env, NULL, args);
         expect_code(&r, 1, cases[i].msg);
-        ck_assert_msg(strstr(r.err, cases[i].msg), "case %zu: stderr %s, want %s", i, r.err, cases[i].msg);
-        ck_assert_msg(strstr(r.err, "agentctl train --help"), "case %zu: no pointer to --help: %s", i, r.err);
+        ck_assert_msg(strstr(r.err, cases[i].msg), "case %zu: stderr %s, want %s", i, r.err,
+                      cases[i].msg);
+        ck_assert_msg(strstr(r.err, "agentctl train --help"), "case %zu: no pointer to --help: %s",
+                      i, r.err);
         ck_assert_str_eq(r.out, "");
         run_free(&r);
     }
     /* The long spelling and the = form take the same checks. */
-    ctl_run r = run_ctl(home, env, NULL, (const char *const[]){"train", "alice", "--iterations=x", "--name=v2", NULL});
+    ctl_run r =
+        run_ctl(home, env, NULL,
+                (const char *const[]){"train", "alice", "--iterations=x", "--name=v2", NULL});
     expect_code(&r, 1, "--iterations=x");
     ck_assert_ptr_nonnull(strstr(r.err, "-n must be a positive integer, got 'x'"));
     run_free(&r);
     /* Valid arguments do reach for the server: exit 3, unreachable. */
-    r = run_ctl(home, env, NULL, (const char *const[]){"train", "alice", "-n", "3", "--name", "v2", NULL});
+    r = run_ctl(home, env, NULL,
+                (const char *const[]){"train", "alice", "-n", "3", "--name", "v2", NULL});
     expect_code(&r, 3, "valid train against no server");
     ck_assert_ptr_nonnull(strstr(r.err, "cannot reach agentd at " DEAD_URL));
     run_free(&r);
@@ -409,7 +429,8 @@ START_TEST(test_login_writes_a_private_config_file)
     run_free(&r);
 
     /* The right one: written under ~/.config/agentctl, 0600 in 0700. */
-    r = run_ctl(c.home, no_url, NULL, (const char *const[]){"login", "--url", c.url, "--token", ADMIN_KEY, NULL});
+    r = run_ctl(c.home, no_url, NULL,
+                (const char *const[]){"login", "--url", c.url, "--token", ADMIN_KEY, NULL});
     expect_code(&r, 0, "login");
     ck_assert_ptr_nonnull(strstr(r.out, cfg));
     ck_assert_ptr_null(strstr(r.out, ADMIN_KEY));
@@ -430,7 +451,8 @@ START_TEST(test_login_writes_a_private_config_file)
     r = run_ctl(c.home, bad_token, NULL, (const char *const[]){"agents", "list", NULL});
     expect_code(&r, 4, "AGENTD_TOKEN over the file");
     run_free(&r);
-    r = run_ctl(c.home, bad_token, NULL, (const char *const[]){"agents", "list", "--token", ADMIN_KEY, NULL});
+    r = run_ctl(c.home, bad_token, NULL,
+                (const char *const[]){"agents", "list", "--token", ADMIN_KEY, NULL});
     expect_code(&r, 0, "--token over AGENTD_TOKEN");
     run_free(&r);
     /* AGENTD_URL overrides the file's URL, --url overrides both. */
@@ -449,14 +471,16 @@ START_TEST(test_login_writes_a_private_config_file)
     snprintf(xdg_cfg, sizeof(xdg_cfg), "%s/agentctl/config", xdg);
     const char *xdg_env[] = {xdg_var, NULL};
     mode_t old = umask(0);
-    r = run_ctl(c.home, xdg_env, NULL, (const char *const[]){"login", "--url", c.url, "--token", ADMIN_KEY, NULL});
+    r = run_ctl(c.home, xdg_env, NULL,
+                (const char *const[]){"login", "--url", c.url, "--token", ADMIN_KEY, NULL});
     umask(old);
     expect_code(&r, 0, "login with XDG_CONFIG_HOME");
     ck_assert_int_eq(file_mode(xdg_cfg), 0600);
     run_free(&r);
     /* --json: one document, and it does not carry the secret. */
-    r = run_ctl(c.home, xdg_env, NULL,
-                (const char *const[]){"login", "--json", "--url", c.url, "--token", ADMIN_KEY, NULL});
+    r = run_ctl(
+        c.home, xdg_env, NULL,
+        (const char *const[]){"login", "--json", "--url", c.url, "--token", ADMIN_KEY, NULL});
     expect_code(&r, 0, "login --json");
     cJSON *doc = one_json(&r, "login --json");
     ck_assert_str_eq(e2e_json_str(doc, "config"), xdg_cfg);
@@ -497,8 +521,8 @@ START_TEST(test_agents_verbs_exit_codes_and_json)
     ctl_env c;
     start(&c, NULL);
     /* From a dataset file (the object shape of tests/data/), waiting. */
-    ctl_run r = CTL(&c, "--json", "agents", "create", "ml", "--dataset", e2e_test_file("data/ml_expert_dataset.json"),
-                    "--wait");
+    ctl_run r = CTL(&c, "--json", "agents", "create", "ml", "--dataset",
+                    e2e_test_file("data/ml_expert_dataset.json"), "--wait");
     expect_code(&r, 0, "create --dataset --wait --json");
     cJSON *doc = one_json(&r, "create --wait --json");
     ck_assert_str_eq(e2e_json_str(doc, "status"), "ready");
@@ -506,8 +530,9 @@ START_TEST(test_agents_verbs_exit_codes_and_json)
     cJSON_Delete(doc);
     run_free(&r);
     /* From stdin, not waiting: --json is the server's 201 body. */
-    r = run_ctl(c.home, c.env, TEXT, (const char *const[]){"agents", "create", "alice", "--text", "-", "--json",
-                                                           "--language", "en", NULL});
+    r = run_ctl(c.home, c.env, TEXT,
+                (const char *const[]){"agents", "create", "alice", "--text", "-", "--json",
+                                      "--language", "en", NULL});
     expect_code(&r, 0, "create --text -");
     doc = one_json(&r, "create --json");
     ck_assert_str_eq(e2e_json_str(doc, "status"), "created");
@@ -518,9 +543,11 @@ START_TEST(test_agents_verbs_exit_codes_and_json)
 
     /* Refused: the server's message and code on stderr, exit 2; with
      * --json its error document on stdout. */
-    r = run_ctl(c.home, c.env, TEXT, (const char *const[]){"agents", "create", "alice", "--text", "-", NULL});
+    r = run_ctl(c.home, c.env, TEXT,
+                (const char *const[]){"agents", "create", "alice", "--text", "-", NULL});
     expect_code(&r, 2, "create twice");
-    ck_assert_msg(strstr(r.err, "agent_exists") && strstr(r.err, "HTTP 409") && strstr(r.err, "request "),
+    ck_assert_msg(strstr(r.err, "agent_exists") && strstr(r.err, "HTTP 409") &&
+                      strstr(r.err, "request "),
                   "stderr: %s", r.err);
     run_free(&r);
     r = CTL(&c, "agents", "status", "nobody", "--json");
@@ -537,8 +564,9 @@ START_TEST(test_agents_verbs_exit_codes_and_json)
     expect_code(&r, 1, "create without material");
     ck_assert_ptr_nonnull(strstr(r.err, "give exactly one of --text"));
     run_free(&r);
-    r = run_ctl(c.home, c.env, TEXT, (const char *const[]){"agents", "create", "bob", "--text", "-", "--language",
-                                                           "klingon", NULL});
+    r = run_ctl(c.home, c.env, TEXT,
+                (const char *const[]){"agents", "create", "bob", "--text", "-", "--language",
+                                      "klingon", NULL});
     expect_code(&r, 2, "a bad language");
     ck_assert_ptr_nonnull(strstr(r.err, "invalid_language"));
     run_free(&r);
@@ -618,14 +646,17 @@ START_TEST(test_progress_bar_on_a_terminal_plain_lines_in_a_pipe)
     /* On a terminal: the bar, redrawn in place (\r), ending at 100%. */
     ctl_run r = run_ctl_pty(c.home, c.env, NULL, NULL,
                             (const char *const[]){"agents", "create", "ml", "--dataset",
-                                                  e2e_test_file("data/ml_expert_dataset.json"), "--wait", NULL});
+                                                  e2e_test_file("data/ml_expert_dataset.json"),
+                                                  "--wait", NULL});
     expect_code(&r, 0, "create --wait on a terminal");
-    ck_assert_msg(strstr(r.out, "\rml [") && strstr(r.out, "100%") && strstr(r.out, "##############################]"),
+    ck_assert_msg(strstr(r.out, "\rml [") && strstr(r.out, "100%") &&
+                      strstr(r.out, "##############################]"),
                   "no bar: %s", r.out);
     ck_assert_ptr_nonnull(strstr(r.out, "agent ml is ready"));
     run_free(&r);
     /* Through a pipe: plain lines "ml: N% stage", no \r, no bar. */
-    r = run_ctl(c.home, c.env, TEXT, (const char *const[]){"agents", "create", "alice", "--text", "-", "--wait", NULL});
+    r = run_ctl(c.home, c.env, TEXT,
+                (const char *const[]){"agents", "create", "alice", "--text", "-", "--wait", NULL});
     expect_code(&r, 0, "create --wait in a pipe");
     ck_assert_msg(strstr(r.err, "alice: 100% ready\n"), "no plain line: %s", r.err);
     ck_assert_ptr_null(strchr(r.err, '\r'));
@@ -634,14 +665,17 @@ START_TEST(test_progress_bar_on_a_terminal_plain_lines_in_a_pipe)
     run_free(&r);
 
     /* train follows the run's iterations the same two ways. */
-    r = run_ctl_pty(c.home, c.env, NULL, NULL, (const char *const[]){"train", "ml", "-n", "3", "--name", "v2", NULL});
+    r = run_ctl_pty(c.home, c.env, NULL, NULL,
+                    (const char *const[]){"train", "ml", "-n", "3", "--name", "v2", NULL});
     expect_code(&r, 0, "train on a terminal");
-    ck_assert_msg(strstr(r.out, "\rml training [") && strstr(r.out, "3/3 iterations (done)"), "no bar: %s", r.out);
+    ck_assert_msg(strstr(r.out, "\rml training [") && strstr(r.out, "3/3 iterations (done)"),
+                  "no bar: %s", r.out);
     ck_assert_ptr_nonnull(strstr(r.out, "training 1 of ml done"));
     run_free(&r);
     r = CTL(&c, "train", "ml", "-n", "2", "--name", "v3");
     expect_code(&r, 0, "train in a pipe");
-    ck_assert_msg(strstr(r.err, "ml training: 100% 2/2 iterations (done)\n"), "no plain line: %s", r.err);
+    ck_assert_msg(strstr(r.err, "ml training: 100% 2/2 iterations (done)\n"), "no plain line: %s",
+                  r.err);
     ck_assert_ptr_null(strchr(r.err, '\r'));
     ck_assert_ptr_nonnull(strstr(r.out, "training 2 of ml done"));
     run_free(&r);
@@ -677,7 +711,10 @@ START_TEST(test_train_and_replay)
      * version name taken: the server says why, exit 2. */
     for (int i = 0; i < 300; i++) {
         e2e_response s = e2e_get(&c.srv, "/api/v1/agents/alice/training");
-        int done = s.json && !strcmp(e2e_json_str(cJSON_GetObjectItemCaseSensitive(s.json, "training"), "status"), "done");
+        int done =
+            s.json &&
+            !strcmp(e2e_json_str(cJSON_GetObjectItemCaseSensitive(s.json, "training"), "status"),
+                    "done");
         e2e_response_free(&s);
         if (done) break;
         e2e_sleep_ms(100);
@@ -694,7 +731,8 @@ START_TEST(test_train_and_replay)
     /* replay from a stage by its task id (GET .../executions). */
     e2e_response ex = e2e_get(&c.srv, "/api/v1/agents/alice/executions");
     ck_assert_int_eq(ex.status, 200);
-    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ex.json, "executions"), 2);
+    const cJSON *first =
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ex.json, "executions"), 2);
     char *task = strdup(e2e_json_str(first, "task_id"));
     e2e_response_free(&ex);
     r = CTL(&c, "replay", "alice", "--task-id", task);
@@ -739,7 +777,8 @@ START_TEST(test_ask_local_streams_and_json)
 {
     ctl_env c;
     start(&c, NULL);
-    ctl_run r = CTL(&c, "agents", "create", "ml", "--dataset", e2e_test_file("data/ml_expert_dataset.json"), "--wait");
+    ctl_run r = CTL(&c, "agents", "create", "ml", "--dataset",
+                    e2e_test_file("data/ml_expert_dataset.json"), "--wait");
     expect_code(&r, 0, "create ml");
     run_free(&r);
     const char *q = "How to choose between Random Forest and XGBoost?";
@@ -753,8 +792,8 @@ START_TEST(test_ask_local_streams_and_json)
     /* Streamed: the same answer, then the sources. */
     r = CTL(&c, "ask", "ml", q);
     expect_code(&r, 0, "ask");
-    ck_assert_msg(!strncmp(r.out, answer, strlen(answer)) && r.out[strlen(answer)] == '\n', "stream %s\nvs %s", r.out,
-                  answer);
+    ck_assert_msg(!strncmp(r.out, answer, strlen(answer)) && r.out[strlen(answer)] == '\n',
+                  "stream %s\nvs %s", r.out, answer);
     ck_assert_ptr_nonnull(strstr(r.out, "\nsources:\n  ["));
     free(answer);
     run_free(&r);
@@ -780,7 +819,8 @@ START_TEST(test_ask_prints_each_piece_as_it_arrives)
                                 "GEMINI_CHECK_TIMEOUT_MS=0", NULL};
     ctl_env c;
     start(&c, server_env);
-    ctl_run r = CTL(&c, "agents", "create", "ml", "--dataset", e2e_test_file("data/ml_expert_dataset.json"), "--wait");
+    ctl_run r = CTL(&c, "agents", "create", "ml", "--dataset",
+                    e2e_test_file("data/ml_expert_dataset.json"), "--wait");
     expect_code(&r, 0, "create ml");
     run_free(&r);
     /* 200 ms between the fake's chunks: a client that printed only at the
@@ -794,7 +834,8 @@ START_TEST(test_ask_prints_each_piece_as_it_arrives)
     run_free(&r);
     /* The stream cut after two chunks: what came is printed, then exit 5. */
     fake_gemini_push_fault(fake, FAKE_STREAM_CUT);
-    for (int i = 0; i < 3; i++) fake_gemini_push_fault(fake, FAKE_STREAM_CUT);
+    for (int i = 0; i < 3; i++)
+        fake_gemini_push_fault(fake, FAKE_STREAM_CUT);
     r = CTL(&c, "ask", "ml", "What is overfitting?");
     ck_assert_msg(r.code == 5, "a cut stream: exit %d\n%s\n%s", r.code, r.out, r.err);
     run_free(&r);
@@ -811,9 +852,10 @@ START_TEST(test_tokens_verbs)
     const char *server_env[] = {"AGENTD_API_KEY=" ADMIN_KEY, NULL};
     start(&c, server_env);
     const char *admin[] = {c.url_var, "AGENTD_TOKEN=" ADMIN_KEY, NULL};
-    ctl_run r = run_ctl(c.home, admin, NULL,
-                        (const char *const[]){"tokens", "create", "--name", "ci", "--scope", "agents:read", "--scope",
-                                              "inference", "--agent", "alice", "--json", NULL});
+    ctl_run r =
+        run_ctl(c.home, admin, NULL,
+                (const char *const[]){"tokens", "create", "--name", "ci", "--scope", "agents:read",
+                                      "--scope", "inference", "--agent", "alice", "--json", NULL});
     expect_code(&r, 0, "tokens create --json");
     cJSON *doc = one_json(&r, "tokens create --json");
     int id = (int)e2e_json_num(doc, "id");
@@ -823,18 +865,20 @@ START_TEST(test_tokens_verbs)
     run_free(&r);
     /* Human output: the secret alone on the last line. */
     r = run_ctl(c.home, admin, NULL,
-                (const char *const[]){"tokens", "create", "--name", "ops", "--scope", "admin", "--all-agents",
-                                      "--expires-in", "3600", NULL});
+                (const char *const[]){"tokens", "create", "--name", "ops", "--scope", "admin",
+                                      "--all-agents", "--expires-in", "3600", NULL});
     expect_code(&r, 0, "tokens create");
     ck_assert_ptr_nonnull(strstr(r.out, "secret (shown only this once):\nagd_"));
     run_free(&r);
     /* Checked before sending: an unknown scope, no agents, both. */
     r = run_ctl(c.home, admin, NULL,
-                (const char *const[]){"tokens", "create", "--name", "x", "--scope", "root", "--all-agents", NULL});
+                (const char *const[]){"tokens", "create", "--name", "x", "--scope", "root",
+                                      "--all-agents", NULL});
     expect_code(&r, 1, "an unknown scope");
     ck_assert_ptr_nonnull(strstr(r.err, "got 'root'"));
     run_free(&r);
-    r = run_ctl(c.home, admin, NULL, (const char *const[]){"tokens", "create", "--name", "x", "--scope", "admin", NULL});
+    r = run_ctl(c.home, admin, NULL,
+                (const char *const[]){"tokens", "create", "--name", "x", "--scope", "admin", NULL});
     expect_code(&r, 1, "no --agent nor --all-agents");
     run_free(&r);
     /* The new token works for what it may do, and is 403 (exit 4) for
@@ -859,7 +903,8 @@ START_TEST(test_tokens_verbs)
     run_free(&r);
     char ids[16];
     snprintf(ids, sizeof(ids), "%d", id);
-    r = run_ctl(c.home, admin, NULL, (const char *const[]){"tokens", "rotate", ids, "--grace", "60", "--json", NULL});
+    r = run_ctl(c.home, admin, NULL,
+                (const char *const[]){"tokens", "rotate", ids, "--grace", "60", "--json", NULL});
     expect_code(&r, 0, "tokens rotate");
     doc = one_json(&r, "tokens rotate --json");
     ck_assert_str_ne(e2e_json_str(doc, "token"), secret);
@@ -932,8 +977,9 @@ START_TEST(test_deploy_verbs)
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, 10000);
-    ck_assert_int_eq(sqlite3_exec(db, "UPDATE versions SET quality = 0.01 WHERE name = 'v2'", NULL, NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db, "UPDATE versions SET quality = 0.01 WHERE name = 'v2'", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     free(db_path);
     r = CTL(&c, "deploy", "create", "alice", "--model", "v2");
