@@ -38,7 +38,8 @@ UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 E2E_OBJ    := $(E2E_SRC:%.c=$(BUILD)/obj/%.o)
 FAKE_OBJ   := $(filter-out $(BUILD)/obj/tests/fake/main.o,$(FAKE_SRC:%.c=$(BUILD)/obj/%.o))
 TCOMMON_OBJ := $(TCOMMON_SRC:%.c=$(BUILD)/obj/%.o)
-CTL_OBJ    := $(CTL_SRC:%.c=$(BUILD)/obj/%.o) $(filter $(BUILD)/obj/base/%,$(LIB_OBJ))
+CTL_LIB_OBJ := $(filter-out $(BUILD)/obj/ctl/main.o,$(CTL_SRC:%.c=$(BUILD)/obj/%.o))
+CTL_OBJ    := $(BUILD)/obj/ctl/main.o $(CTL_LIB_OBJ) $(filter $(BUILD)/obj/base/%,$(LIB_OBJ))
 
 AGENTD     := $(BUILD)/agentd
 UNIT_BIN   := $(BUILD)/unit_tests
@@ -68,7 +69,7 @@ $(AGENTD): $(LIB_OBJ) $(BUILD)/obj/server/main.o
 $(AGENTCTL): $(CTL_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
-$(UNIT_BIN): $(UNIT_OBJ) $(LIB_OBJ) $(FAKE_OBJ) $(TCOMMON_OBJ)
+$(UNIT_BIN): $(UNIT_OBJ) $(LIB_OBJ) $(CTL_LIB_OBJ) $(FAKE_OBJ) $(TCOMMON_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs check)
 
 $(E2E_BIN): $(E2E_OBJ) $(LIB_OBJ) $(FAKE_OBJ) $(TCOMMON_OBJ)

@@ -105,7 +105,8 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     ad_buf_init(&auth);
     ad_buf_printf(&url, "%s%s", c->url, path);
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-    if (body && !text) ad_assert(!"cJSON_PrintUnformatted ran out of memory");
+    /* cJSON fails only when out of memory, which is fatal here as elsewhere. */
+    ad_assert(text || !body);
     struct curl_slist *hdrs = NULL;
     CURL *curl = curl_easy_init();
     ad_assert(curl);

@@ -100,7 +100,7 @@ static const char GLOBAL_HELP[] =
     "\n"
     "Exit codes:\n"
     "  0  ok\n"
-    "  1  usage error (nothing was sent)\n"
+    "  1  usage error (nothing was sent), or the config file cannot be read or written\n"
     "  2  the server refused the request (4xx other than 401/403)\n"
     "  3  the server failed (5xx) or could not be reached\n"
     "  4  authentication or permission refused (401, 403)\n"

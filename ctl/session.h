@@ -3,7 +3,8 @@
  * text or --json), and the exit codes every verb returns:
  *
  *   0  ok
- *   1  usage error (nothing was sent)
+ *   1  usage error (nothing was sent), or the config file cannot be read
+ *      or written
  *   2  the server refused the request (4xx other than 401/403)
  *   3  the server failed (5xx) or could not be reached
  *   4  authentication or permission (401, 403)
