@@ -138,6 +138,31 @@ static int tokens_read_agents(const cJSON *body, char **out, ad_err *e)
     return 0;
 }
 
+/* A token that mints tokens grants no more than it holds: its scopes, its
+ * agents. Answers 403 and returns -1 otherwise. */
+static int tokens_within_creator(ad_request *req, ad_response *res, unsigned scopes, const char *agents)
+{
+    const ad_principal *who = req->who;
+    for (unsigned bit = 1; bit <= AD_SCOPE_ADMIN; bit <<= 1)
+        if ((scopes & bit) && !ad_principal_has(who, bit)) {
+            ad_response_error(res, req, 403, "insufficient_scope",
+                              "this token lacks the '%s' scope, so it cannot grant it", ad_scope_name(bit));
+            return -1;
+        }
+    if (who->all_agents) return 0;
+    cJSON *list = agents ? cJSON_Parse(agents) : NULL;
+    const cJSON *item;
+    const char *outside = agents ? NULL : "*";
+    cJSON_ArrayForEach(item, list) {
+        if (!outside && !ad_principal_sees(who, item->valuestring)) outside = item->valuestring;
+    }
+    if (outside)
+        ad_response_error(res, req, 403, "agent_not_permitted",
+                          "this token cannot grant agent '%s': it is outside the token's agents", outside);
+    cJSON_Delete(list);
+    return outside ? -1 : 0;
+}
+
 /* Reads an optional positive integer field; 0 when absent. */
 static int tokens_read_limit(ad_request *req, ad_response *res, const char *key, long long max, long long *out)
 {
@@ -220,6 +245,17 @@ void handle_tokens_create(ad_request *req, ad_response *res)
     char *agents = NULL;
     if (tokens_read_agents(body, &agents, &e) < 0) {
         ad_response_error(res, req, 400, "invalid_agents", "%s", e.msg);
+        return;
+    }
+    /* The admin scope reaches every agent (delete-all, the audit log, other
+     * tokens): a token bound to a list cannot hold it. */
+    if ((scopes & AD_SCOPE_ADMIN) && agents) {
+        free(agents);
+        ad_response_error(res, req, 400, "invalid_scopes", "the admin scope needs agents \"*\"");
+        return;
+    }
+    if (tokens_within_creator(req, res, scopes, agents) < 0) {
+        free(agents);
         return;
     }
     long long expires_in, rate, concurrency;

@@ -653,7 +653,7 @@ START_TEST(test_auth_comes_before_routing)
                   {"PATCH", "/api/v1/agents/x/nope"}};
     for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++) {
         e2e_response r = e2e_request(&s, hidden[i].method, hidden[i].path, NULL, NULL);
-        e2e_assert_error(&r, 401, "unauthorized", NULL, hidden[i].path);
+        e2e_assert_error(&r, 401, "invalid_token", NULL, hidden[i].path);
         e2e_response_free(&r);
     }
     /* A preflight carries no credentials and learns nothing about paths. */
@@ -682,7 +682,7 @@ START_TEST(test_auth_comes_before_routing)
     e2e_response_free(&r);
     const char *two_spaces[] = {"Authorization: Bearer  k3y", NULL};
     r = e2e_request(&s, "GET", "/api/v1/config", NULL, two_spaces);
-    e2e_assert_error(&r, 401, "unauthorized", "exactly one space", "two spaces");
+    e2e_assert_error(&r, 401, "invalid_token", "exactly one space", "two spaces");
     e2e_response_free(&r);
     const char *twice[] = {"Authorization: Bearer k3y", "Authorization: Bearer k3y", NULL};
     r = e2e_request(&s, "GET", "/api/v1/config", NULL, twice);
