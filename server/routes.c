@@ -1,7 +1,7 @@
 /* The service's routing table: every route that exists is here and in openapi.yaml. */
 #include "handlers/agents.h"
-#include "handlers/audit.h"
 #include "handlers/deployments.h"
+#include "handlers/audit.h"
 #include "handlers/evaluate.h"
 #include "handlers/inference.h"
 #include "handlers/models.h"
@@ -39,18 +39,18 @@ const ad_route ad_routes[] = {
     {AD_GET, "/api/v1/agents/{id}/models", handle_agent_models, AD_BODY_DEFAULT, AD_SCOPE_AGENTS_READ},
     {AD_POST, "/api/v1/agents/{id}/models/{name}/deploy", handle_agent_model_deploy, AD_BODY_DEFAULT, AD_SCOPE_DEPLOY},
     {AD_GET, "/api/v1/agents/{id}/models/{name}/export", handle_agent_model_export, AD_BODY_DEFAULT, AD_SCOPE_AGENTS_READ},
-    {AD_POST, "/api/v1/tokens", handle_tokens_create, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
-    {AD_GET, "/api/v1/tokens", handle_tokens_list, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
-    {AD_GET, "/api/v1/tokens/{id}", handle_token_get, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
-    {AD_DELETE, "/api/v1/tokens/{id}", handle_token_revoke, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
-    {AD_POST, "/api/v1/tokens/{id}/rotate", handle_token_rotate, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
-    {AD_GET, "/api/v1/audit", handle_audit_list, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
     {AD_POST, "/api/v1/agents/{id}/deployments", handle_deployments_create, AD_BODY_DEFAULT, AD_SCOPE_DEPLOY},
     {AD_GET, "/api/v1/agents/{id}/deployments", handle_deployments_list, AD_BODY_DEFAULT, AD_SCOPE_AGENTS_READ},
     {AD_GET, "/api/v1/agents/{id}/deployments/{uuid}", handle_deployment_get, AD_BODY_DEFAULT, AD_SCOPE_AGENTS_READ},
     {AD_DELETE, "/api/v1/agents/{id}/deployments/{uuid}", handle_deployment_delete, AD_BODY_DEFAULT, AD_SCOPE_DEPLOY},
     {AD_POST, "/api/v1/agents/{id}/deployments/{uuid}/push", handle_deployment_push, AD_BODY_DEFAULT, AD_SCOPE_DEPLOY},
     {AD_GET, "/api/v1/agents/{id}/deployments/{uuid}/logs", handle_deployment_logs, AD_BODY_DEFAULT, AD_SCOPE_AGENTS_READ},
+    {AD_POST, "/api/v1/tokens", handle_tokens_create, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
+    {AD_GET, "/api/v1/tokens", handle_tokens_list, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
+    {AD_GET, "/api/v1/tokens/{id}", handle_token_get, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
+    {AD_DELETE, "/api/v1/tokens/{id}", handle_token_revoke, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
+    {AD_POST, "/api/v1/tokens/{id}/rotate", handle_token_rotate, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
+    {AD_GET, "/api/v1/audit", handle_audit_list, AD_BODY_DEFAULT, AD_SCOPE_ADMIN},
 };
 
 const size_t ad_nroutes = sizeof(ad_routes) / sizeof(ad_routes[0]);

@@ -349,6 +349,21 @@ START_TEST(test_deployments_lifecycle)
     ck_assert_int_eq(infer(&s, "ml", v, sizeof(v), NULL), 200);
     ck_assert_str_eq(v, "v1");
 
+    /* Each step left its audit row, by its actor. */
+    static const char *const actions[] = {"deployment.created", "deployment.pushed", "deployment.live",
+                                          "deployment.rejected", "deployment.removed"};
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+        char *q = e2e_fmt("SELECT count(*) FROM audit_log WHERE action = '%s' AND actor = 'anonymous'", actions[i]);
+        ck_assert_msg(db_int(s.data_dir, q) > 0, "no %s audit row", actions[i]);
+        free(q);
+    }
+    ck_assert_int_ge(db_int(s.data_dir, "SELECT count(*) FROM audit_log WHERE action = 'deployment.live'"
+                                        " AND actor = 'system'"), 1);
+    char *q = e2e_fmt("SELECT count(*) FROM audit_log WHERE action = 'deployment.rejected' AND target = '%s'"
+                      " AND detail LIKE '%%\"agent\":\"ml\"%%'", rej);
+    ck_assert_int_eq(db_int(s.data_dir, q), 1);
+    free(q);
+
     ck_assert_int_eq(e2e_stop(&s), 0);
     e2e_cleanup(&s);
 }

@@ -109,7 +109,7 @@ START_TEST(test_storage_open_fails_on_unusable_dir)
 END_TEST
 
 
-/* A file a release of schema 4 made: migrations 5, 6 and 8 undone, no
+/* A file a release of schema 4 made: the later migrations undone, no
  * auto-vacuum (SQLite's default). */
 static void make_previous_release_file(const char *data_dir)
 {
@@ -118,8 +118,8 @@ static void make_previous_release_file(const char *data_dir)
     sqlite3 *raw = NULL;
     ck_assert_int_eq(sqlite3_open(path, &raw), SQLITE_OK);
     const char *sql =
-        "DROP TABLE token_secrets; DROP TABLE tokens; DROP TABLE audit_log;"
         "DROP TABLE deployment_events; DROP TABLE deployments;"
+        "DROP TABLE token_secrets; DROP TABLE tokens; DROP TABLE audit_log;"
         "DROP TABLE version_index; DROP TABLE version_terms; DROP TABLE version_passages;"
         "ALTER TABLE agents DROP COLUMN language; ALTER TABLE agents DROP COLUMN language_requested;"
         "ALTER TABLE versions DROP COLUMN language;"
