@@ -93,8 +93,9 @@ static const char GLOBAL_HELP[] =
     "agentctl: the command-line client of agentd.\n"
     "\n"
     "Global flags (anywhere before --):\n"
-    "  --url URL      the server (default: config file, AGENTD_URL, " CTL_DEFAULT_URL ")\n"
-    "  --token TOKEN  the API token (default: config file, AGENTD_TOKEN)\n"
+    "  --url URL      the server (else AGENTD_URL, else the config file, else " CTL_DEFAULT_URL
+    ")\n"
+    "  --token TOKEN  the API token (else AGENTD_TOKEN, else the config file)\n"
     "  --json         print the server's JSON, one document, and nothing else on stdout\n"
     "  --help, -h     this text, or a verb's own help (agentctl train --help)\n"
     "\n"
