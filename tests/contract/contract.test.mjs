@@ -16,7 +16,7 @@ const health = {
   checks: { database: { status: 'ok' }, workers: { status: 'ok', count: 2, busy: 0 }, queue: { depth: 0, running: 0 } },
 };
 const exchange = (over) => ({ method: 'GET', path: '/health', status: 200, content_type: JSON_TYPE, body: JSON.stringify(health), ...over });
-const done = { backend: 'local', model: 'local-bm25', usage: { prompt_tokens: 1, output_tokens: 1, total_tokens: 2 }, sources: [], latency_ms: 0, retries: 0, finish_reason: 'STOP', confidence: 0.5 };
+const done = { backend: 'local', model: 'local-bm25', version: 'v1', usage: { prompt_tokens: 1, output_tokens: 1, total_tokens: 2 }, sources: [], latency_ms: 0, retries: 0, finish_reason: 'STOP', confidence: 0.5 };
 const sse = (events) => events.map(([e, d]) => `event: ${e}\ndata: ${JSON.stringify(d)}\n\n`).join('');
 const stream = (body) => ({ method: 'POST', path: '/api/v1/agents/alice/inference', status: 200, content_type: 'text/event-stream', body });
 
