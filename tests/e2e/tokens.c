@@ -452,6 +452,21 @@ START_TEST(test_auth_answers)
     r = admin(&s, "DELETE", "/api/v1/agents/bob", NULL);
     ck_assert_int_eq(r.status, 200);
     e2e_response_free(&r);
+    /* Deletes are audited: who, what, which agent. */
+    r = admin(&s, "DELETE", "/api/v1/agents/all", NULL);
+    ck_assert_int_eq(r.status, 200);
+    e2e_response_free(&r);
+    r = admin(&s, "GET", "/api/v1/audit?action=agent.deleted", NULL);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "count"), 1);
+    cJSON *del = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "entries"), 0);
+    ck_assert_str_eq(e2e_json_str(del, "actor"), "admin");
+    ck_assert_str_eq(e2e_json_str(del, "target"), "bob");
+    e2e_response_free(&r);
+    r = admin(&s, "GET", "/api/v1/audit?action=agents.deleted_all", NULL);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "count"), 1);
+    del = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "entries"), 0);
+    ck_assert_int_eq((int)e2e_json_num(cJSON_GetObjectItem(del, "detail"), "deleted"), 1);
+    e2e_response_free(&r);
     for (size_t i = 0; i < np; i++) {
         const char *hh[] = {"Authorization: Bearer " ADMIN_KEY, "X-Request-Id: probe", NULL};
         r = e2e_request(&s, probes[i].method, probes[i].path, probes[i].body, hh);
