@@ -133,9 +133,9 @@ $(NODE_TOOLS): package-lock.json
 
 # The suites whose threads share state (the llm loop, deferred responses,
 # streams, the worker pool, a training stop reaching running workers, the
-# maintenance thread and postponed jobs on a full disk, inference while
-# deployments switch, the token checks' throttles shared by the HTTP
-# threads), again under ThreadSanitizer.
+# maintenance thread and postponed jobs on a full disk, the token checks'
+# throttles shared by the HTTP threads, inference while deployments
+# switch), again under ThreadSanitizer.
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) handlers_agents
@@ -144,8 +144,8 @@ check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_pipeline
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_compat
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_storage
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_deployments
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_tokens
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_deployments
 
 test:
 	@scripts/deps.sh test

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "tests/e2e/harness.h"
 
 Suite *e2e_deployments_suite(void);
@@ -456,6 +457,51 @@ START_TEST(test_deployments_paging_and_errors)
 }
 END_TEST
 
+/* ---- an agent with no version yet ------------------------------------------------ */
+
+/* A queued agent (behind a big one on the only worker) has no version to
+ * deploy: 409 not_ready, and its inference keeps agent_not_ready (not
+ * not_deployed, which is for a ready agent whose deployments were removed). */
+START_TEST(test_deployment_before_any_version_is_not_ready)
+{
+    e2e_server s;
+    const char *args[] = {"--workers", "1", NULL};
+    e2e_start(&s, args, NULL);
+    ad_buf text;
+    ad_buf_init(&text);
+    for (unsigned i = 0; text.len < (1u << 20); i++)
+        ad_buf_printf(&text, "The engineer %u repairs copper engine %u near village %u. ", i, i * 7 % 1000, i % 97);
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "user_id", "bulk");
+    cJSON_AddStringToObject(b, "training_data", text.data);
+    ad_buf_cleanup(&text);
+    char *body = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    e2e_response r = e2e_post(&s, AGENTS, body);
+    free(body);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    body = e2e_dataset_body("later", "data/ml_expert_dataset.json");
+    r = e2e_post(&s, AGENTS, body);
+    free(body);
+    ck_assert_int_eq(r.status, 201);
+    e2e_response_free(&r);
+
+    r = dep_create(&s, "later", "{\"model\":\"v1\"}", 409);
+    e2e_assert_error(&r, 409, "not_ready", "later", "deploy before any version");
+    e2e_response_free(&r);
+    char v[70];
+    ck_assert_int_eq(infer(&s, "later", v, sizeof(v), NULL), 409);
+    ck_assert_str_eq(v, "agent_not_ready");
+    r = e2e_get(&s, AGENTS "/later/deployments");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "count"), 0);
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 /* ---- inference while deployments switch -------------------------------------- */
 
 typedef struct switcher {
@@ -722,6 +768,7 @@ Suite *e2e_deployments_suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_deployments_lifecycle);
     tcase_add_test(tc, test_deployments_paging_and_errors);
+    tcase_add_test(tc, test_deployment_before_any_version_is_not_ready);
     tcase_add_test(tc, test_inference_while_deployments_switch);
     tcase_add_test(tc, test_sigkill_in_the_middle_of_switches);
     tcase_add_test(tc, test_schema5_database_gets_live_deployments);
