@@ -832,6 +832,21 @@ START_TEST(test_ask_prints_each_piece_as_it_arrives)
     ck_assert_msg(r.first_out_ms >= 0 && r.end_ms - r.first_out_ms >= FAKE_SLOW_STREAM_GAP_MS,
                   "first byte at %lld ms, end at %lld ms: not streamed", r.first_out_ms, r.end_ms);
     run_free(&r);
+    /* Gemini refuses before the first token: the server's 502 is exit 3,
+     * streamed or not, with its message and code. */
+    fake_gemini_push_fault(fake, FAKE_400);
+    r = CTL(&c, "ask", "ml", "What is overfitting?");
+    expect_code(&r, 3, "ask, Gemini refused");
+    ck_assert_msg(strstr(r.err, "HTTP 502") && strstr(r.err, "(upstream_"), "stderr: %s", r.err);
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+    fake_gemini_push_fault(fake, FAKE_400);
+    r = CTL(&c, "ask", "ml", "What is overfitting?", "--json");
+    expect_code(&r, 3, "ask --json, Gemini refused");
+    cJSON *doc = one_json(&r, "ask --json 502");
+    ck_assert_msg(!strncmp(e2e_json_str(doc, "code"), "upstream_", 9), "%s", r.out);
+    cJSON_Delete(doc);
+    run_free(&r);
     /* The stream cut after two chunks: what came is printed, then exit 5. */
     fake_gemini_push_fault(fake, FAKE_STREAM_CUT);
     for (int i = 0; i < 3; i++)
