@@ -29,17 +29,23 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/*.c tests/unit/*/*.c))
 E2E_SRC    := $(sort $(wildcard tests/e2e/*.c))
 FAKE_SRC   := $(sort $(wildcard tests/fake/*.c))
 TCOMMON_SRC := $(sort $(wildcard tests/common/*.c))
+# agentctl (ctl/): the command-line client; it links base/ and nothing else of
+# the server, and talks to agentd over HTTP only (scripts/layers.rules).
+CTL_SRC    := $(sort $(wildcard ctl/*.c))
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 E2E_OBJ    := $(E2E_SRC:%.c=$(BUILD)/obj/%.o)
 FAKE_OBJ   := $(filter-out $(BUILD)/obj/tests/fake/main.o,$(FAKE_SRC:%.c=$(BUILD)/obj/%.o))
 TCOMMON_OBJ := $(TCOMMON_SRC:%.c=$(BUILD)/obj/%.o)
+CTL_LIB_OBJ := $(filter-out $(BUILD)/obj/ctl/main.o,$(CTL_SRC:%.c=$(BUILD)/obj/%.o))
+CTL_OBJ    := $(BUILD)/obj/ctl/main.o $(CTL_LIB_OBJ) $(filter $(BUILD)/obj/base/%,$(LIB_OBJ))
 
 AGENTD     := $(BUILD)/agentd
 UNIT_BIN   := $(BUILD)/unit_tests
 E2E_BIN    := $(BUILD)/e2e_tests
 FAKE_BIN   := $(BUILD)/fake_gemini
+AGENTCTL   := $(BUILD)/agentctl
 
 .PHONY: all deps run test check check-threads build lint bench clean format smoke-gemini
 
@@ -48,9 +54,9 @@ all: build
 deps:
 	@scripts/deps.sh build
 
-build: $(AGENTD)
+build: $(AGENTD) $(AGENTCTL)
 ifeq ($(VARIANT),release)
-	@mkdir -p bin && cp -f $(AGENTD) bin/agentd
+	@mkdir -p bin && cp -f $(AGENTD) bin/agentd && cp -f $(AGENTCTL) bin/agentctl
 endif
 
 $(BUILD)/obj/%.o: %.c
@@ -60,7 +66,10 @@ $(BUILD)/obj/%.o: %.c
 $(AGENTD): $(LIB_OBJ) $(BUILD)/obj/server/main.o
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
-$(UNIT_BIN): $(UNIT_OBJ) $(LIB_OBJ) $(FAKE_OBJ) $(TCOMMON_OBJ)
+$(AGENTCTL): $(CTL_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(UNIT_BIN): $(UNIT_OBJ) $(LIB_OBJ) $(CTL_LIB_OBJ) $(FAKE_OBJ) $(TCOMMON_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs check)
 
 $(E2E_BIN): $(E2E_OBJ) $(LIB_OBJ) $(FAKE_OBJ) $(TCOMMON_OBJ)
@@ -94,12 +103,12 @@ CHECK_TOOLS  := $(NODE_TOOLS)
 E2E_ENV      := AGENTD_CONTRACT_LOG=$(CONTRACT_LOG)
 endif
 
-check: $(AGENTD) $(UNIT_BIN) $(E2E_BIN) $(CHECK_TOOLS)
+check: $(AGENTD) $(AGENTCTL) $(UNIT_BIN) $(E2E_BIN) $(CHECK_TOOLS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  CK_DEFAULT_TIMEOUT=120 $(UNIT_BIN)
 	rm -f $(CONTRACT_LOG)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) $(E2E_ENV) $(E2E_BIN)
+	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) AGENTCTL_BIN=$(AGENTCTL) $(E2E_ENV) $(E2E_BIN)
 ifeq ($(VARIANT),release)
 	$(LAYERS)
 	$(FUZZ_SYNTAX)
@@ -182,7 +191,7 @@ bench:
 	bench/run.sh
 
 format:
-	clang-format -i $(LIB_SRC) server/main.c $(UNIT_SRC) $(E2E_SRC) $(FAKE_SRC) */*.h tests/*/*.h
+	clang-format -i $(LIB_SRC) server/main.c $(CTL_SRC) $(UNIT_SRC) $(E2E_SRC) $(FAKE_SRC) */*.h tests/*/*.h
 
 clean:
 	rm -rf build bin compile_commands.json

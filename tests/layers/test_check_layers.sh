@@ -19,7 +19,7 @@ fail() {
 clean_tree() {
   local t=$1 d
   rm -rf "$t"
-  for d in base config api server handlers pipeline model llm storage tests/unit; do
+  for d in base config api server handlers pipeline model llm storage ctl tests/unit; do
     mkdir -p "$t/$d"
   done
   printf '#include <stddef.h>\n' >"$t/base/buf.h"
@@ -30,6 +30,7 @@ clean_tree() {
   printf '#include "model/text.h"\n#include "storage/db.h"\n' >"$t/pipeline/pool.c"
   printf '#include "storage/db.h"\n' >"$t/model/text.c"
   printf '#include <curl/curl.h>\n#include "base/buf.h"\n' >"$t/llm/client.c"
+  printf '#include <curl/curl.h>\n#include "base/buf.h"\n#include "ctl/client.h"\n' >"$t/ctl/client.c"
   mkdir -p "$t/storage/sqlite"
   printf '#include <sqlite3.h>\n#include "base/buf.h"\n#include "../db.h"\n#include "./stmt.h"\n' >"$t/storage/sqlite/db.c"
   printf '#include <microhttpd.h>\n#include <curl/curl.h>\n#include "server/router.h"\n#include "storage/sqlite.h"\n' >"$t/tests/unit/http.c"
@@ -80,6 +81,14 @@ for d in base config api server handlers pipeline model llm; do
   add "$d/sql.c" 1 '#include <sqlite3.h>' sqlite3.h
   add "$d/sql.c" 2 '#include "storage/sqlite.h"' storage/sqlite.h
 done
+# agentctl (ctl/) may use libcurl and base/, and nothing of the server.
+n=1
+for d in server handlers storage pipeline model llm api config; do
+  add ctl/up.c "$n" "#include \"$d/x.h\"" "$d/x.h"
+  n=$((n + 1))
+done
+add ctl/mhd.c 1 '#include <microhttpd.h>' microhttpd.h
+add ctl/sql.c 1 '#include <sqlite3.h>' sqlite3.h
 # A relative include is the path it resolves to, not a way around a rule.
 add handlers/rel.c 1 '#include "../server/app.h"' server/app.h
 add storage/sqlite/rel.c 2 '#include "../../handlers/./agents.h"' handlers/agents.h

@@ -1,0 +1,190 @@
+/* agentctl's libcurl client (see client.h). */
+#include "ctl/client.h"
+
+#include "base/buf.h"
+#include "base/mem.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A reply larger than this is not one agentd sends; stop reading. */
+#define REPLY_MAX ((size_t)256 << 20)
+
+typedef struct exchange {
+    ad_buf body;
+    CURL *curl;
+    int is_stream;  /* -1 until the first bytes decide */
+    ad_buf pending; /* stream bytes not yet ending an event */
+    ctl_sse_fn fn;
+    void *arg;
+} exchange;
+
+int ctl_client_global_init(ad_err *e)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return ad_err_set(e, AD_EINTERNAL, "libcurl failed to initialize");
+    return 0;
+}
+
+void ctl_client_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+/* One event block ("event: x\ndata: {...}"), without its blank line. */
+static void dispatch_event(exchange *x, char *block)
+{
+    const char *event = "message";
+    ad_buf data;
+    ad_buf_init(&data);
+    for (char *line = block; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        size_t n = strlen(line);
+        if (n && line[n - 1] == '\r') line[n - 1] = '\0';
+        if (!strncmp(line, "event:", 6)) {
+            event = line + 6 + (line[6] == ' ');
+        } else if (!strncmp(line, "data:", 5)) {
+            if (data.len) ad_buf_putc(&data, '\n');
+            ad_buf_puts(&data, line + 5 + (line[5] == ' '));
+        }
+        line = next;
+    }
+    if (data.len || strcmp(event, "message")) x->fn(event, data.data ? data.data : "", x->arg);
+    ad_buf_cleanup(&data);
+}
+
+/* Hands every complete event (ended by a blank line) to the callback. */
+static void feed_stream(exchange *x, const char *p, size_t n)
+{
+    ad_buf_append(&x->pending, p, n);
+    if (!x->pending.data) return;
+    for (;;) {
+        char *end = strstr(x->pending.data, "\n\n");
+        size_t sep = 2;
+        char *crlf = strstr(x->pending.data, "\r\n\r\n");
+        if (crlf && (!end || crlf < end)) end = crlf, sep = 4;
+        if (!end) return;
+        *end = '\0';
+        size_t used = (size_t)(end - x->pending.data) + sep;
+        dispatch_event(x, x->pending.data);
+        memmove(x->pending.data, x->pending.data + used, x->pending.len - used + 1);
+        x->pending.len -= used;
+    }
+}
+
+static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
+{
+    exchange *x = arg;
+    size_t n = ad_size_mul(size, nmemb);
+    if (x->is_stream < 0) {
+        const char *ct = NULL;
+        x->is_stream = x->fn &&
+                       curl_easy_getinfo(x->curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct &&
+                       !strncmp(ct, "text/event-stream", 17);
+    }
+    if (x->is_stream) {
+        feed_stream(x, p, n);
+        return n;
+    }
+    if (x->body.len + n > REPLY_MAX) return 0;
+    ad_buf_append(&x->body, p, n);
+    return n;
+}
+
+static int perform(const ctl_client *c, const char *method, const char *path, const cJSON *body,
+                   int stream, ctl_sse_fn fn, void *arg, ctl_reply *out, ad_err *e)
+{
+    memset(out, 0, sizeof(*out));
+    exchange x = {.is_stream = -1, .fn = fn, .arg = arg};
+    ad_buf_init(&x.body);
+    ad_buf_init(&x.pending);
+    ad_buf url, auth;
+    ad_buf_init(&url);
+    ad_buf_init(&auth);
+    ad_buf_printf(&url, "%s%s", c->url, path);
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    /* cJSON fails only when out of memory, which is fatal here as elsewhere. */
+    ad_assert(text || !body);
+    struct curl_slist *hdrs = NULL;
+    CURL *curl = curl_easy_init();
+    ad_assert(curl);
+    x.curl = curl;
+    hdrs =
+        curl_slist_append(hdrs, stream ? "Accept: text/event-stream" : "Accept: application/json");
+    if (text) hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    if (c->token) {
+        ad_buf_printf(&auth, "Authorization: Bearer %s", c->token);
+        hdrs = curl_slist_append(hdrs, auth.data);
+    }
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    ad_assert(hdrs);
+    curl_easy_setopt(curl, CURLOPT_URL, url.data);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (!strcmp(method, "HEAD")) curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    if (text) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
+    } else if (!strcmp(method, "POST")) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+    }
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "agentctl/0.1");
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode cc = curl_easy_perform(curl);
+    int rc = 0;
+    if (cc != CURLE_OK) {
+        rc = ad_err_set(e, AD_EUPSTREAM, "cannot reach agentd at %s: %s", c->url,
+                        errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    } else {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
+        if (!x.body.data) ad_buf_puts(&x.body, "");
+        out->body = ad_buf_steal(&x.body, &out->len);
+        out->json = cJSON_ParseWithLength(out->body, out->len);
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(curl);
+    cJSON_free(text);
+    ad_buf_cleanup(&x.body);
+    ad_buf_cleanup(&x.pending);
+    ad_buf_cleanup(&url);
+    /* The header held the token; wipe it before the memory goes back. */
+    if (auth.data) memset(auth.data, 0, auth.len);
+    ad_buf_cleanup(&auth);
+    return rc;
+}
+
+int ctl_client_call(const ctl_client *c, const char *method, const char *path, const cJSON *body,
+                    ctl_reply *out, ad_err *e)
+{
+    return perform(c, method, path, body, 0, NULL, NULL, out, e);
+}
+
+int ctl_client_stream(const ctl_client *c, const char *path, const cJSON *body, ctl_sse_fn fn,
+                      void *arg, ctl_reply *out, ad_err *e)
+{
+    return perform(c, "POST", path, body, 1, fn, arg, out, e);
+}
+
+char *ctl_client_escape(const char *s)
+{
+    char *esc = curl_easy_escape(NULL, s, 0);
+    ad_assert(esc);
+    char *copy = ad_strdup(esc);
+    curl_free(esc);
+    return copy;
+}
+
+void ctl_reply_cleanup(ctl_reply *r)
+{
+    free(r->body);
+    cJSON_Delete(r->json);
+    memset(r, 0, sizeof(*r));
+}
