@@ -118,6 +118,15 @@ static const char *idempotency_header(const ad_response *res, const char *name)
     return NULL;
 }
 
+/* A refusal that a retry may see go away: a 5xx, a 409 (the agent exists, is
+ * not ready, a job runs), a 429, or anything that says when to retry. Nothing
+ * was done, so keeping it would only replay a stale refusal for 24 hours. */
+static int idempotency_transient(const ad_response *res)
+{
+    return res->status >= 500 || res->status == 409 || res->status == 429 ||
+           idempotency_header(res, "Retry-After");
+}
+
 void idempotency_finish(idempotency_ticket *t, const ad_request *req, const ad_response *res)
 {
     if (!t->row_id) return;
@@ -131,7 +140,7 @@ void idempotency_finish(idempotency_ticket *t, const ad_request *req, const ad_r
     if (res->stream) {
         idem_result a = {.status = res->status, .content_type = STREAM_TYPE, .body = ""};
         rc = storage_idem_complete(db, row, &a, &e);
-    } else if (res->status >= 500 || !json) {
+    } else if (idempotency_transient(res) || !json) {
         rc = storage_idem_release(db, row, &e);
     } else {
         idem_result a = {.status = res->status, .content_type = JSON_TYPE,

@@ -293,6 +293,32 @@ START_TEST(test_idempotent_create)
 }
 END_TEST
 
+/* A 409 is a refusal for a state that passes (the agent exists, is not
+ * ready, a job runs): nothing was done, so it is not kept, and the same key
+ * runs the request again once the conflict is gone. */
+START_TEST(test_idempotent_conflict_not_kept)
+{
+    e2e_server s;
+    const char *env[] = {"AGENTD_API_KEY=", NULL};
+    e2e_start(&s, NULL, env);
+    e2e_response r = e2e_post(&s, AGENTS, BODY_A);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    r = post_key(&s, AGENTS, BODY_A, "Idempotency-Key: conflict-1");
+    e2e_assert_error(&r, 409, "agent_exists", NULL, "the agent is there");
+    e2e_response_free(&r);
+    r = e2e_request(&s, "DELETE", AGENTS "/idem", NULL, NULL);
+    ck_assert_msg(r.status == 200, "delete: %ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    r = post_key(&s, AGENTS, BODY_A, "Idempotency-Key: conflict-1");
+    ck_assert_msg(r.status == 201, "the same key once the conflict is gone: %ld %s", r.status, r.body);
+    ck_assert(!has_header(&r, "Idempotent-Replayed"));
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 /* A token made by the admin key with `extra` fields; returns its secret. */
 static char *make_token(const e2e_server *s, const char *name, const char *extra)
 {
@@ -552,6 +578,7 @@ Suite *e2e_fair_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_rate_limit_counts_down_then_429);
     tcase_add_test(tc, test_idempotent_create);
+    tcase_add_test(tc, test_idempotent_conflict_not_kept);
     tcase_add_test(tc, test_rate_limit_per_caller_and_token_override);
     tcase_add_test(tc, test_inference_cap_survives_aborted_requests);
     tcase_add_test(tc, test_idempotent_inference);
