@@ -14,6 +14,10 @@
 
 #define JSON_TYPE "application/json"
 #define STREAM_TYPE "text/event-stream"
+/* Kept in place of the content type of an answer that held a token's secret:
+ * the row says the key is spent, and holds no body. */
+#define SECRET_MARK "secret"
+#define TOKENS_PATH "/api/v1/tokens"
 
 int idempotency_key_check(const char *key, ad_err *e)
 {
@@ -66,6 +70,12 @@ static void idempotency_replay(ad_request *req, ad_response *res, idem_answer *a
         ad_response_error(res, req, 409, "idempotency_not_replayable",
                           "this Idempotency-Key was used for an event stream, which cannot be replayed; "
                           "send a new key to ask again");
+        return;
+    }
+    if (a->content_type && strcmp(a->content_type, SECRET_MARK) == 0) {
+        ad_response_error(res, req, 409, "idempotency_not_replayable",
+                          "this Idempotency-Key was answered with a token secret, which is shown only once "
+                          "and never stored; the token exists (GET /api/v1/tokens)");
         return;
     }
     ad_buf_cleanup(&res->body);
@@ -127,6 +137,15 @@ static int idempotency_transient(const ad_response *res)
            idempotency_header(res, "Retry-After");
 }
 
+/* The success of POST /api/v1/tokens and .../rotate: its body is the secret,
+ * which no database file may hold. */
+static int idempotency_holds_secret(const ad_request *req, const ad_response *res)
+{
+    size_t n = strlen(TOKENS_PATH);
+    return res->status < 300 && strncmp(req->path, TOKENS_PATH, n) == 0 &&
+           (req->path[n] == '\0' || req->path[n] == '/');
+}
+
 void idempotency_finish(idempotency_ticket *t, const ad_request *req, const ad_response *res)
 {
     if (!t->row_id) return;
@@ -142,6 +161,9 @@ void idempotency_finish(idempotency_ticket *t, const ad_request *req, const ad_r
         rc = storage_idem_complete(db, row, &a, &e);
     } else if (idempotency_transient(res) || !json) {
         rc = storage_idem_release(db, row, &e);
+    } else if (idempotency_holds_secret(req, res)) {
+        idem_result a = {.status = res->status, .content_type = SECRET_MARK, .body = ""};
+        rc = storage_idem_complete(db, row, &a, &e);
     } else {
         idem_result a = {.status = res->status, .content_type = JSON_TYPE,
                          .location = idempotency_header(res, "Location"),

@@ -11,7 +11,9 @@
  * non-JSON body. An
  * event stream has no body to replay: its key is kept as used, and a retry
  * gets 409 `idempotency_not_replayable` (the work was done; a new key asks
- * for it again).
+ * for it again). The success of a token create or rotate is kept the same
+ * way, as spent with no body: its body is the token's secret, which is shown
+ * once and stored nowhere.
  */
 #ifndef AD_HANDLERS_IDEMPOTENCY_H
 #define AD_HANDLERS_IDEMPOTENCY_H
