@@ -14,6 +14,10 @@
 
 #define JSON_TYPE "application/json"
 #define STREAM_TYPE "text/event-stream"
+/* Kept in place of the content type of an answer that held a token's secret:
+ * the row says the key is spent, and holds no body. */
+#define SECRET_MARK "secret"
+#define TOKENS_PATH "/api/v1/tokens"
 
 int idempotency_key_check(const char *key, ad_err *e)
 {
@@ -68,6 +72,12 @@ static void idempotency_replay(ad_request *req, ad_response *res, idem_answer *a
                           "send a new key to ask again");
         return;
     }
+    if (a->content_type && strcmp(a->content_type, SECRET_MARK) == 0) {
+        ad_response_error(res, req, 409, "idempotency_not_replayable",
+                          "this Idempotency-Key was answered with a token secret, which is shown only once "
+                          "and never stored; the token exists (GET /api/v1/tokens)");
+        return;
+    }
     ad_buf_cleanup(&res->body);
     ad_buf_init(&res->body);
     ad_buf_append(&res->body, a->body, a->body_len);
@@ -118,6 +128,24 @@ static const char *idempotency_header(const ad_response *res, const char *name)
     return NULL;
 }
 
+/* A refusal that a retry may see go away: a 5xx, a 409 (the agent exists, is
+ * not ready, a job runs), a 429, or anything that says when to retry. Nothing
+ * was done, so keeping it would only replay a stale refusal for 24 hours. */
+static int idempotency_transient(const ad_response *res)
+{
+    return res->status >= 500 || res->status == 409 || res->status == 429 ||
+           idempotency_header(res, "Retry-After");
+}
+
+/* The success of POST /api/v1/tokens and .../rotate: its body is the secret,
+ * which no database file may hold. */
+static int idempotency_holds_secret(const ad_request *req, const ad_response *res)
+{
+    size_t n = strlen(TOKENS_PATH);
+    return res->status < 300 && strncmp(req->path, TOKENS_PATH, n) == 0 &&
+           (req->path[n] == '\0' || req->path[n] == '/');
+}
+
 void idempotency_finish(idempotency_ticket *t, const ad_request *req, const ad_response *res)
 {
     if (!t->row_id) return;
@@ -131,8 +159,11 @@ void idempotency_finish(idempotency_ticket *t, const ad_request *req, const ad_r
     if (res->stream) {
         idem_result a = {.status = res->status, .content_type = STREAM_TYPE, .body = ""};
         rc = storage_idem_complete(db, row, &a, &e);
-    } else if (res->status >= 500 || !json) {
+    } else if (idempotency_transient(res) || !json) {
         rc = storage_idem_release(db, row, &e);
+    } else if (idempotency_holds_secret(req, res)) {
+        idem_result a = {.status = res->status, .content_type = SECRET_MARK, .body = ""};
+        rc = storage_idem_complete(db, row, &a, &e);
     } else {
         idem_result a = {.status = res->status, .content_type = JSON_TYPE,
                          .location = idempotency_header(res, "Location"),

@@ -4,12 +4,16 @@
  * hands it the final response to keep (storage/idempotency.h holds the rows
  * for 24 hours).
  *
- * Kept: every answer below 500, status, content type, Location and body,
- * replayed byte for byte with `Idempotent-Replayed: true`. Not kept: a 5xx
- * (the key is freed so that a retry can succeed) and a non-JSON body. An
+ * Kept: every other answer below 500, status, content type, Location and
+ * body, replayed byte for byte with `Idempotent-Replayed: true`. Not kept (the
+ * key is freed so that a retry can succeed): a 5xx, a 409 or 429, an answer
+ * with Retry-After (refusals of a state that passes, nothing done), and a
+ * non-JSON body. An
  * event stream has no body to replay: its key is kept as used, and a retry
  * gets 409 `idempotency_not_replayable` (the work was done; a new key asks
- * for it again).
+ * for it again). The success of a token create or rotate is kept the same
+ * way, as spent with no body: its body is the token's secret, which is shown
+ * once and stored nowhere.
  */
 #ifndef AD_HANDLERS_IDEMPOTENCY_H
 #define AD_HANDLERS_IDEMPOTENCY_H

@@ -103,11 +103,20 @@ static mem_cell **mem_bucket(mem_stripe *s, uint64_t h)
     return &s->buckets[(h / LIMITS_STRIPES) % LIMITS_BUCKETS];
 }
 
+/* Whether the cell's window is over; also when the wall clock stepped back
+ * well behind its start, which would otherwise refuse the caller until the
+ * clock caught up again. Not for a few milliseconds back: a thread that read
+ * the clock just before another opened the window is no step. */
+static int mem_window_over(const mem_cell *c, int64_t now_ms)
+{
+    return now_ms < c->window_start_ms - 1000 || now_ms - c->window_start_ms >= LIMITS_WINDOW_MS;
+}
+
 /* A cell that says nothing any more: its window is over and nothing of its
  * caller is in flight. */
 static int mem_cell_idle(const mem_cell *c, int64_t now_ms)
 {
-    return c->inflight == 0 && now_ms - c->window_start_ms >= LIMITS_WINDOW_MS;
+    return c->inflight == 0 && mem_window_over(c, now_ms);
 }
 
 /* Drops the stripe's idle cells; caller holds s->mu. */
@@ -157,7 +166,7 @@ static void mem_take(void *self, const char *caller, int limit, int64_t now_ms, 
     mem_stripe *s = mem_stripe_of(m, h);
     pthread_mutex_lock(&s->mu);
     mem_cell *c = mem_find(s, h, caller, 1, now_ms);
-    if (now_ms - c->window_start_ms >= LIMITS_WINDOW_MS) {
+    if (mem_window_over(c, now_ms)) {
         c->window_start_ms = now_ms;
         c->count = 0;
     }

@@ -22,8 +22,11 @@
 
 /* How long a key's answer is replayed (the maintenance thread prunes older rows). */
 #define STORAGE_IDEM_TTL_MS (24LL * 3600 * 1000)
-/* How long a running row blocks its key before a claim may take it over. */
-#define STORAGE_IDEM_LEASE_MS (5LL * 60 * 1000)
+/* How long a running row blocks its key before a claim may take it over:
+ * longer than any live request runs (a deferred inference waits on Gemini
+ * for gemini_deadline_ms, at most 10 minutes), so only a request that died
+ * with its process loses its key. */
+#define STORAGE_IDEM_LEASE_MS (15LL * 60 * 1000)
 
 typedef enum idem_claim_result {
     IDEM_CLAIMED,     /* the caller runs the request; `row_id` is its row */

@@ -293,6 +293,32 @@ START_TEST(test_idempotent_create)
 }
 END_TEST
 
+/* A 409 is a refusal for a state that passes (the agent exists, is not
+ * ready, a job runs): nothing was done, so it is not kept, and the same key
+ * runs the request again once the conflict is gone. */
+START_TEST(test_idempotent_conflict_not_kept)
+{
+    e2e_server s;
+    const char *env[] = {"AGENTD_API_KEY=", NULL};
+    e2e_start(&s, NULL, env);
+    e2e_response r = e2e_post(&s, AGENTS, BODY_A);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    r = post_key(&s, AGENTS, BODY_A, "Idempotency-Key: conflict-1");
+    e2e_assert_error(&r, 409, "agent_exists", NULL, "the agent is there");
+    e2e_response_free(&r);
+    r = e2e_request(&s, "DELETE", AGENTS "/idem", NULL, NULL);
+    ck_assert_msg(r.status == 200, "delete: %ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    r = post_key(&s, AGENTS, BODY_A, "Idempotency-Key: conflict-1");
+    ck_assert_msg(r.status == 201, "the same key once the conflict is gone: %ld %s", r.status, r.body);
+    ck_assert(!has_header(&r, "Idempotent-Replayed"));
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 /* A token made by the admin key with `extra` fields; returns its secret. */
 static char *make_token(const e2e_server *s, const char *name, const char *extra)
 {
@@ -378,6 +404,62 @@ START_TEST(test_rate_limit_per_caller_and_token_override)
     free(plain);
     free(roomy);
     ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
+/* 1 when the file at `path` holds `needle` anywhere in its raw bytes. */
+static int file_holds(const char *path, const char *needle)
+{
+    size_t len = 0, n = strlen(needle);
+    char *data = e2e_read_file(path, &len);
+    int found = 0;
+    for (size_t i = 0; data && !found && n <= len && i <= len - n; i++) found = !memcmp(data + i, needle, n);
+    free(data);
+    return found;
+}
+
+/* A token's secret is shown once and never stored: the answer of a create or
+ * rotate with an Idempotency-Key is not kept (its key is spent, so no second
+ * token is made), a retry is told it cannot be replayed, and no database file
+ * holds the secret. */
+START_TEST(test_idempotent_token_secret_not_kept)
+{
+    e2e_server s;
+    const char *env[] = {"AGENTD_API_KEY=" ADMIN_KEY, NULL};
+    e2e_start(&s, NULL, env);
+    const char *body = "{\"name\":\"once\",\"scopes\":[\"agents:read\"],\"agents\":\"*\"}";
+    e2e_response r = admin_req(&s, "POST", "/api/v1/tokens", body, "Idempotency-Key: tok-1", NULL);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    char *secret = strdup(e2e_json_str(r.json, "token"));
+    long id = (long)e2e_json_num(r.json, "id");
+    e2e_response_free(&r);
+    r = admin_req(&s, "POST", "/api/v1/tokens", body, "Idempotency-Key: tok-1", NULL);
+    e2e_assert_error(&r, 409, "idempotency_not_replayable", "secret", "token create retried");
+    e2e_response_free(&r);
+    r = admin_req(&s, "GET", "/api/v1/tokens", NULL, NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq((int)e2e_json_num(r.json, "count"), 1);
+    e2e_response_free(&r);
+    char *rotate = e2e_fmt("/api/v1/tokens/%ld/rotate", id);
+    r = admin_req(&s, "POST", rotate, "{}", "Idempotency-Key: rot-1", NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    char *rotated = strdup(e2e_json_str(r.json, "token"));
+    e2e_response_free(&r);
+    r = admin_req(&s, "POST", rotate, "{}", "Idempotency-Key: rot-1", NULL);
+    e2e_assert_error(&r, 409, "idempotency_not_replayable", "secret", "rotate retried");
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    static const char *const files[] = {"agentd.db", "agentd.db-wal", "agentd.db-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char *path = e2e_fmt("%s/%s", s.data_dir, files[i]);
+        ck_assert_msg(!file_holds(path, secret + 17) && !file_holds(path, rotated + 17),
+                      "a token secret is in %s", files[i]);
+        free(path);
+    }
+    free(rotate);
+    free(rotated);
+    free(secret);
     e2e_cleanup(&s);
 }
 END_TEST
@@ -552,6 +634,8 @@ Suite *e2e_fair_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_rate_limit_counts_down_then_429);
     tcase_add_test(tc, test_idempotent_create);
+    tcase_add_test(tc, test_idempotent_conflict_not_kept);
+    tcase_add_test(tc, test_idempotent_token_secret_not_kept);
     tcase_add_test(tc, test_rate_limit_per_caller_and_token_override);
     tcase_add_test(tc, test_inference_cap_survives_aborted_requests);
     tcase_add_test(tc, test_idempotent_inference);

@@ -47,6 +47,23 @@ START_TEST(test_limits_window_counts_down_then_refuses)
 }
 END_TEST
 
+/* The wall clock stepped back (NTP, an operator): the window restarts instead
+ * of refusing the caller until the clock is back where it was. */
+START_TEST(test_limits_clock_stepped_back)
+{
+    limits *l = limits_open_memory();
+    limits_decision d;
+    for (int i = 0; i < 3; i++) limits_take(l, "token:1", 3, T0, &d);
+    limits_take(l, "token:1", 3, T0 + 1000, &d);
+    ck_assert_int_eq(d.allowed, 0);
+    limits_take(l, "token:1", 3, T0 - 3600 * 1000LL, &d);
+    ck_assert_int_eq(d.allowed, 1);
+    ck_assert_int_eq(d.remaining, 2);
+    ck_assert_int_eq(d.reset_s, 60);
+    limits_close(l);
+}
+END_TEST
+
 START_TEST(test_limits_inference_cap)
 {
     limits *l = limits_open_memory();
@@ -155,6 +172,7 @@ Suite *server_limits_suite(void)
     Suite *s = suite_create("server_limits");
     TCase *tc = tcase_create("limits");
     tcase_add_test(tc, test_limits_window_counts_down_then_refuses);
+    tcase_add_test(tc, test_limits_clock_stepped_back);
     tcase_add_test(tc, test_limits_inference_cap);
     tcase_add_test(tc, test_limits_idle_callers_dropped);
     tcase_add_test(tc, test_limits_concurrent_callers);

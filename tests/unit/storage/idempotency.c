@@ -75,6 +75,9 @@ START_TEST(test_idem_lease_takeover)
     storage_fixture_open(&f);
     int64_t now = ad_clock_now_ms(), first = 0, second = 0;
     ck_assert_int_eq(claim(f.db, "admin", "k", FP_A, now, &first, NULL), IDEM_CLAIMED);
+    /* A live request is never taken over: the longest one may wait on
+     * Gemini for gemini_deadline_ms, at most 600 s (config/config.c). */
+    ck_assert_int_eq(claim(f.db, "admin", "k", FP_A, now + 600000 + 1000, NULL, NULL), IDEM_RUNNING);
     ck_assert_int_eq(claim(f.db, "admin", "k", FP_A, now + STORAGE_IDEM_LEASE_MS - 1, NULL, NULL), IDEM_RUNNING);
     ck_assert_int_eq(claim(f.db, "admin", "k", FP_B, now + STORAGE_IDEM_LEASE_MS, &second, NULL), IDEM_CLAIMED);
     ck_assert_int_gt(second, first);
