@@ -392,6 +392,53 @@ START_TEST(test_token_validation)
 }
 END_TEST
 
+/* Rotating a token hands its new secret to the caller: a token with the
+ * admin scope rotates only tokens holding no scope it lacks, or it would
+ * take the other token's powers. */
+START_TEST(test_rotate_grants_no_more)
+{
+    e2e_server s;
+    e2e_start(&s, NULL, auth_env);
+    long ops_id, deployer_id, reader_id;
+    char *ops = mint(&s, "{\"name\":\"ops\",\"scopes\":[\"admin\",\"agents:read\"],\"agents\":\"*\"}", &ops_id);
+    char *deployer = mint(&s, "{\"name\":\"d\",\"scopes\":[\"deploy\",\"agents:read\"],\"agents\":\"*\"}",
+                          &deployer_id);
+    char *reader = mint(&s, "{\"name\":\"r\",\"scopes\":[\"agents:read\"],\"agents\":[\"alice\"]}", &reader_id);
+    char *path = e2e_fmt(TOKENS "/%ld/rotate", deployer_id);
+    e2e_response r = as(&s, ops, "POST", path, "{}");
+    e2e_assert_error(&r, 403, "insufficient_scope", "'deploy'", "rotating a token with a scope it lacks");
+    ck_assert_ptr_null(cJSON_GetObjectItem(r.json, "token"));
+    e2e_response_free(&r);
+    free(path);
+    /* Nothing was rotated: the deployer's secret still works. */
+    ck_assert_int_eq(status_as(&s, deployer, "GET", "/api/v1/agents"), 200);
+    /* Within its own powers it rotates, itself included; the admin key rotates any. */
+    path = e2e_fmt(TOKENS "/%ld/rotate", reader_id);
+    r = as(&s, ops, "POST", path, "{}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    free(path);
+    path = e2e_fmt(TOKENS "/%ld/rotate", ops_id);
+    r = as(&s, ops, "POST", path, "{\"grace_s\":60}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    free(path);
+    path = e2e_fmt(TOKENS "/%ld/rotate", deployer_id);
+    r = admin(&s, "POST", path, "{}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    free(path);
+    r = as(&s, ops, "POST", TOKENS "/999/rotate", "{}");
+    e2e_assert_error(&r, 404, "token_not_found", NULL, "rotating an unknown token");
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    free(ops);
+    free(deployer);
+    free(reader);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 START_TEST(test_auth_answers)
 {
     e2e_server s;
@@ -794,6 +841,7 @@ Suite *e2e_tokens_suite(void)
     tcase_add_test(tc, test_token_expiry);
     tcase_add_test(tc, test_token_secret_never_leaks);
     tcase_add_test(tc, test_token_validation);
+    tcase_add_test(tc, test_rotate_grants_no_more);
     tcase_add_test(tc, test_auth_answers);
     tcase_add_test(tc, test_auth_failures_coalesced);
     tcase_add_test(tc, test_auth_off);
