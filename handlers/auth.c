@@ -15,9 +15,12 @@
 #include "storage/audit.h"
 #include "storage/tokens.h"
 
-/* last_used_at is written at most once a minute per token: a small table of
- * when each token was last recorded. Two tokens sharing a slot only cost an
- * extra write; nothing here decides whether a token is valid. */
+/* last_used_at is written at most once a minute per token: only when the
+ * row just read is a minute old (which holds across replicas and however
+ * many tokens are in use), and then once per burst of concurrent requests
+ * that all read the old value: a small table of when each token was last
+ * recorded. Two tokens sharing a slot only cost an extra write; nothing here
+ * decides whether a token is valid. */
 #define AUTH_TOUCH_SLOTS 256
 #define AUTH_TOUCH_EVERY_MS 60000
 static struct {
@@ -94,7 +97,7 @@ int auth_token_principal(const char *token, ad_principal *out, ad_err *e)
         rc = auth_read_agents(s.token.agents, out, e);
         if (rc < 0) ad_principal_cleanup(out);
     }
-    if (rc == 0 && auth_touch_due(s.token.id, now)) {
+    if (rc == 0 && now - s.token.last_used_at >= AUTH_TOUCH_EVERY_MS && auth_touch_due(s.token.id, now)) {
         ad_err te = {0};
         /* A busy database must not refuse the request: the next minute retries. */
         if (storage_tokens_touch(db, s.token.id, now, &te) < 0)
