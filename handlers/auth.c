@@ -13,6 +13,7 @@
 #include "handlers/agents.h"
 #include "handlers/secret.h"
 #include "storage/audit.h"
+#include "storage/db.h"
 #include "storage/tokens.h"
 
 /* last_used_at is written at most once a minute per token: only when the
@@ -75,6 +76,9 @@ int auth_token_principal(const char *token, ad_principal *out, ad_err *e)
     if (secret_parse(token, prefix) < 0) return ad_err_set(e, AD_EINVAL, "not a token");
     storage_conn *db = storage_conn_get();
     if (!db) return ad_err_set(e, AD_EIO, "the database cannot be opened");
+    /* A read snapshot left open on this thread's connection would show the
+     * token as it was then, revoked or not: read it as it is now. */
+    storage_snapshot_end(db);
     token_secret s;
     int rc = storage_tokens_find_secret(db, prefix, &s, e);
     if (rc == AD_ENOTFOUND) return ad_err_set(e, AD_EINVAL, "unknown token");

@@ -1,6 +1,8 @@
 /* handlers/auth.c: authenticating a token against a real SQLite file (the
  * principal it yields, what refuses it) and how often its use is written. */
 #include <check.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -72,11 +74,48 @@ START_TEST(test_last_used_at_written_once_a_minute)
 }
 END_TEST
 
+static void *revoke_thread(void *arg)
+{
+    ad_err e = {0};
+    int was = 0;
+    storage_conn *db = storage_conn_get();
+    intptr_t rc = db ? storage_tokens_revoke(db, *(int64_t *)arg, NULL, &was, &e) : -1;
+    storage_thread_release();
+    return (void *)rc;
+}
+
+/* A revocation is seen on the next request even if something left a read
+ * snapshot open on the thread's connection: authentication reads the
+ * database as it is now. */
+START_TEST(test_revocation_seen_through_a_left_snapshot)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    char a[SECRET_TEXT_LEN + 1];
+    int64_t id = mint(f.db, a);
+    authenticate(a, id);
+    ad_err e = {0};
+    ck_assert_int_eq(storage_snapshot_begin(f.db, &e), 0);
+    authenticate(a, id);
+    pthread_t t;
+    void *rc = NULL;
+    ck_assert_int_eq(pthread_create(&t, NULL, revoke_thread, &id), 0);
+    pthread_join(t, &rc);
+    ck_assert_int_eq((intptr_t)rc, 0);
+    ad_principal p;
+    ck_assert_int_eq(auth_token_principal(a, &p, &e), AD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(e.msg, "revoked"));
+    storage_snapshot_end(f.db);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 Suite *handlers_auth_suite(void)
 {
     Suite *s = suite_create("handlers_auth");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_last_used_at_written_once_a_minute);
+    tcase_add_test(tc, test_revocation_seen_through_a_left_snapshot);
     suite_add_tcase(s, tc);
     return s;
 }
