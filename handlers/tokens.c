@@ -61,6 +61,21 @@ int tokens_read_page(ad_request *req, ad_response *res, int *limit, int64_t *bef
     return 0;
 }
 
+void tokens_answer_page(ad_response *res, const char *key, cJSON *list, int count, int more, int64_t last)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, key, list);
+    ad_json_add_int(o, "count", count);
+    if (more) {
+        char cursor[24];
+        snprintf(cursor, sizeof(cursor), "%lld", (long long)last);
+        cJSON_AddStringToObject(o, "next_cursor", cursor);
+    } else {
+        cJSON_AddNullToObject(o, "next_cursor");
+    }
+    ad_response_json(res, 200, o);
+}
+
 /* The token object every route answers with; never a secret. */
 static cJSON *tokens_json(const token_row *t)
 {
@@ -346,17 +361,7 @@ void handle_tokens_list(ad_request *req, ad_response *res)
         agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "tokens", p.list);
-    ad_json_add_int(o, "count", p.count);
-    if (more) {
-        char cursor[24];
-        snprintf(cursor, sizeof(cursor), "%lld", (long long)p.last);
-        cJSON_AddStringToObject(o, "next_cursor", cursor);
-    } else {
-        cJSON_AddNullToObject(o, "next_cursor");
-    }
-    ad_response_json(res, 200, o);
+    tokens_answer_page(res, "tokens", p.list, p.count, more, p.last);
 }
 
 /* The token id of the path: a positive integer, else 404 like an unknown one. */
