@@ -1,6 +1,5 @@
 #include "handlers/audit.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "base/json.h"
@@ -66,15 +65,5 @@ void handle_audit_list(ad_request *req, ad_response *res)
         agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "entries", p.list);
-    ad_json_add_int(o, "count", p.count);
-    if (more) {
-        char cursor[24];
-        snprintf(cursor, sizeof(cursor), "%lld", (long long)p.last);
-        cJSON_AddStringToObject(o, "next_cursor", cursor);
-    } else {
-        cJSON_AddNullToObject(o, "next_cursor");
-    }
-    ad_response_json(res, 200, o);
+    tokens_answer_page(res, "entries", p.list, p.count, more, p.last);
 }

@@ -13,11 +13,15 @@
 #include "handlers/agents.h"
 #include "handlers/secret.h"
 #include "storage/audit.h"
+#include "storage/db.h"
 #include "storage/tokens.h"
 
-/* last_used_at is written at most once a minute per token: a small table of
- * when each token was last recorded. Two tokens sharing a slot only cost an
- * extra write; nothing here decides whether a token is valid. */
+/* last_used_at is written at most once a minute per token: only when the
+ * row just read is a minute old (which holds across replicas and however
+ * many tokens are in use), and then once per burst of concurrent requests
+ * that all read the old value: a small table of when each token was last
+ * recorded. Two tokens sharing a slot only cost an extra write; nothing here
+ * decides whether a token is valid. */
 #define AUTH_TOUCH_SLOTS 256
 #define AUTH_TOUCH_EVERY_MS 60000
 static struct {
@@ -72,6 +76,9 @@ int auth_token_principal(const char *token, ad_principal *out, ad_err *e)
     if (secret_parse(token, prefix) < 0) return ad_err_set(e, AD_EINVAL, "not a token");
     storage_conn *db = storage_conn_get();
     if (!db) return ad_err_set(e, AD_EIO, "the database cannot be opened");
+    /* A read snapshot left open on this thread's connection would show the
+     * token as it was then, revoked or not: read it as it is now. */
+    storage_snapshot_end(db);
     token_secret s;
     int rc = storage_tokens_find_secret(db, prefix, &s, e);
     if (rc == AD_ENOTFOUND) return ad_err_set(e, AD_EINVAL, "unknown token");
@@ -94,7 +101,7 @@ int auth_token_principal(const char *token, ad_principal *out, ad_err *e)
         rc = auth_read_agents(s.token.agents, out, e);
         if (rc < 0) ad_principal_cleanup(out);
     }
-    if (rc == 0 && auth_touch_due(s.token.id, now)) {
+    if (rc == 0 && now - s.token.last_used_at >= AUTH_TOUCH_EVERY_MS && auth_touch_due(s.token.id, now)) {
         ad_err te = {0};
         /* A busy database must not refuse the request: the next minute retries. */
         if (storage_tokens_touch(db, s.token.id, now, &te) < 0)

@@ -61,6 +61,21 @@ int tokens_read_page(ad_request *req, ad_response *res, int *limit, int64_t *bef
     return 0;
 }
 
+void tokens_answer_page(ad_response *res, const char *key, cJSON *list, int count, int more, int64_t last)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, key, list);
+    ad_json_add_int(o, "count", count);
+    if (more) {
+        char cursor[24];
+        snprintf(cursor, sizeof(cursor), "%lld", (long long)last);
+        cJSON_AddStringToObject(o, "next_cursor", cursor);
+    } else {
+        cJSON_AddNullToObject(o, "next_cursor");
+    }
+    ad_response_json(res, 200, o);
+}
+
 /* The token object every route answers with; never a secret. */
 static cJSON *tokens_json(const token_row *t)
 {
@@ -138,15 +153,19 @@ static int tokens_read_agents(const cJSON *body, char **out, ad_err *e)
     return 0;
 }
 
-/* A token that mints tokens grants no more than it holds: its scopes, its
- * agents. Answers 403 and returns -1 otherwise. */
-static int tokens_within_creator(ad_request *req, ad_response *res, unsigned scopes, const char *agents)
+/* A token that mints tokens, or rotates one (and so learns its new secret),
+ * reaches no more than it holds: its scopes, its agents. `verb` says which
+ * ("grant", "rotate"). Answers 403 and returns -1 otherwise. */
+static int tokens_within_creator(ad_request *req, ad_response *res, unsigned scopes, const char *agents,
+                                 const char *verb)
 {
     const ad_principal *who = req->who;
+    const char *what = strcmp(verb, "grant") ? "a token holding it" : "it";
     for (unsigned bit = 1; bit <= AD_SCOPE_ADMIN; bit <<= 1)
         if ((scopes & bit) && !ad_principal_has(who, bit)) {
             ad_response_error(res, req, 403, "insufficient_scope",
-                              "this token lacks the '%s' scope, so it cannot grant it", ad_scope_name(bit));
+                              "this token lacks the '%s' scope, so it cannot %s %s", ad_scope_name(bit),
+                              verb, what);
             return -1;
         }
     if (who->all_agents) return 0;
@@ -158,7 +177,7 @@ static int tokens_within_creator(ad_request *req, ad_response *res, unsigned sco
     }
     if (outside)
         ad_response_error(res, req, 403, "agent_not_permitted",
-                          "this token cannot grant agent '%s': it is outside the token's agents", outside);
+                          "agent '%s' is outside this token's agents, so it cannot %s %s", outside, verb, what);
     cJSON_Delete(list);
     return outside ? -1 : 0;
 }
@@ -254,7 +273,7 @@ void handle_tokens_create(ad_request *req, ad_response *res)
         ad_response_error(res, req, 400, "invalid_scopes", "the admin scope needs agents \"*\"");
         return;
     }
-    if (tokens_within_creator(req, res, scopes, agents) < 0) {
+    if (tokens_within_creator(req, res, scopes, agents, "grant") < 0) {
         free(agents);
         return;
     }
@@ -342,17 +361,7 @@ void handle_tokens_list(ad_request *req, ad_response *res)
         agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "tokens", p.list);
-    ad_json_add_int(o, "count", p.count);
-    if (more) {
-        char cursor[24];
-        snprintf(cursor, sizeof(cursor), "%lld", (long long)p.last);
-        cJSON_AddStringToObject(o, "next_cursor", cursor);
-    } else {
-        cJSON_AddNullToObject(o, "next_cursor");
-    }
-    ad_response_json(res, 200, o);
+    tokens_answer_page(res, "tokens", p.list, p.count, more, p.last);
 }
 
 /* The token id of the path: a positive integer, else 404 like an unknown one. */
@@ -412,6 +421,21 @@ void handle_token_rotate(ad_request *req, ad_response *res)
     }
     storage_conn *db = agents_db(req, res);
     if (!db) return;
+    /* The new secret goes to the caller: a token holding the admin scope
+     * but not, say, deploy must not rotate a deploy token into its hands.
+     * Scopes and agents never change after creation, so reading them first
+     * is enough. */
+    if (req->who->kind == AD_CALLER_TOKEN) {
+        token_row t;
+        rc = storage_tokens_get(db, id, &t, &e);
+        if (rc < 0) {
+            tokens_answer_storage(req, res, rc, id, &e);
+            return;
+        }
+        rc = tokens_within_creator(req, res, t.scopes, t.agents, "rotate");
+        token_row_cleanup(&t);
+        if (rc < 0) return;
+    }
     char who[48], detail[48];
     snprintf(detail, sizeof(detail), "{\"grace_s\":%lld}", grace);
     audit_entry a = {.actor = ad_principal_label(req->who, who, sizeof(who)), .action = "token.rotated",

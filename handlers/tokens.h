@@ -22,6 +22,11 @@ int tokens_auth_disabled(ad_request *req, ad_response *res);
  * id this server returned); answers 400 and returns -1 when either is bad. */
 int tokens_read_page(ad_request *req, ad_response *res, int *limit, int64_t *before);
 
+/* Answers 200 `{<key>: list, count, next_cursor}` for a page read by id,
+ * newest first: next_cursor is the `last` id shown when `more` remain, else
+ * null. Takes `list`. */
+void tokens_answer_page(ad_response *res, const char *key, cJSON *list, int count, int more, int64_t last);
+
 #define TOKENS_LIST_DEFAULT 50
 #define TOKENS_LIST_MAX 500
 

@@ -181,7 +181,7 @@ typedef struct group_view {
     const ad_principal *who;
     cJSON *current;           /* {user_id: percent} */
     cJSON *final;             /* {user_id: percent} for runs that ended done */
-    int runs, active, failed;
+    int runs, active, failed, cancelled;
     int cycle_count;          /* iterations every run has completed: the minimum */
     long long iterations_done; /* iterations completed by all runs together */
     double best;              /* best quality reached, -1 when none */
@@ -207,6 +207,7 @@ static void group_view_visit(void *ud, const group_run *r)
     v->iterations_done += r->done_iterations;
     v->active |= r->status == TRAINING_QUEUED || r->status == TRAINING_RUNNING;
     v->failed += r->status == TRAINING_FAILED;
+    v->cancelled += r->status == TRAINING_CANCELLED;
     if (r->finished_at > v->last_finished) v->last_finished = r->finished_at;
     v->runs++;
 }
@@ -238,7 +239,11 @@ void handle_training_status(ad_request *req, ad_response *res)
     storage_conn *db = agents_db(req, res);
     if (!db) return;
     group_row g;
-    int rc = storage_groups_latest(db, &g, &e);
+    /* A bound token's latest group is the latest holding one of its agents:
+     * a later group of others' agents must not hide its own run. */
+    char *only = auth_agents_json(req->who);
+    int rc = storage_groups_latest(db, only, &g, &e);
+    free(only);
     cJSON *o = cJSON_CreateObject();
     if (rc == AD_ENOTFOUND) {
         cJSON_AddBoolToObject(o, "training_active", 0);
@@ -255,7 +260,7 @@ void handle_training_status(ad_request *req, ad_response *res)
         return;
     }
     if (v.runs == 0 && !req->who->all_agents) {
-        /* The latest group holds none of this token's agents. */
+        /* Its agents' runs in the group were deleted with them. */
         cJSON_Delete(v.current);
         cJSON_Delete(v.final);
         cJSON_AddBoolToObject(o, "training_active", 0);
@@ -272,12 +277,16 @@ void handle_training_status(ad_request *req, ad_response *res)
     group_view_add_best(o, &v);
     ad_json_add_str(o, "best_user", v.best_user);
     ad_json_add_time(o, "start_time", g.created_at);
-    int64_t end = v.last_finished > g.stopped_at ? v.last_finished : g.stopped_at;
+    /* The group's stop time is anyone's stop: a bound token's view ends
+     * with its own runs, stopped only if one of them was. */
+    int64_t stopped_at = req->who->all_agents ? g.stopped_at : 0;
+    int stopped = req->who->all_agents ? g.stopped_at != 0 : v.cancelled > 0;
+    int64_t end = v.last_finished > stopped_at ? v.last_finished : stopped_at;
     ad_json_add_time(o, "end_time", v.active ? 0 : end);
-    const char *reason = v.active       ? NULL
-                         : g.stopped_at ? "stopped"
-                         : v.failed     ? "error"
-                                        : "completed";
+    const char *reason = v.active   ? NULL
+                         : stopped  ? "stopped"
+                         : v.failed ? "error"
+                                    : "completed";
     ad_json_add_str(o, "completion_reason", reason);
     cJSON_AddItemToObject(o, "current_accuracies", v.current);
     cJSON_AddItemToObject(o, "final_accuracies", v.final);

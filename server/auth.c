@@ -25,12 +25,3 @@ int auth_bearer(const char *authorization, const char **token, ad_err *e)
         return ad_err_set(e, AD_EINVAL, "exactly one space must separate Bearer and the API key");
     return 0;
 }
-
-int auth_check(const ad_config *cfg, const char *path, const char *authorization, ad_err *e)
-{
-    if (!cfg->api_key || strncmp(path, "/api/", 5) != 0) return 0;
-    const char *token;
-    if (auth_bearer(authorization, &token, e) < 0) return AD_EINVAL;
-    if (!auth_equal(token, cfg->api_key)) return ad_err_set(e, AD_EINVAL, "invalid API key or token");
-    return 0;
-}

@@ -6,12 +6,7 @@
 #ifndef AD_SERVER_AUTH_H
 #define AD_SERVER_AUTH_H
 
-#include "config/config.h"
-
-/* Returns 0 when the request may proceed; AD_EINVAL (answer 401) otherwise,
- * with the reason in `e` (never echoing the presented token). The header is
- * `Bearer <key>`: the scheme in any case, then exactly one space. */
-int auth_check(const ad_config *cfg, const char *path, const char *authorization, ad_err *e);
+#include "base/err.h"
 
 /* Reads the credential of `Bearer <credential>` (the scheme in any case,
  * exactly one space) into `*token`, a pointer into `authorization`; AD_EINVAL

@@ -326,11 +326,14 @@ int storage_groups_start(storage_conn *db, const char *const *user_ids, size_t n
     return rc;
 }
 
-int storage_groups_latest(storage_conn *db, group_row *out, ad_err *e)
+int storage_groups_latest(storage_conn *db, const char *only, group_row *out, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT id, cycles, total_agents, created_at, coalesce(stopped_at, 0) FROM training_groups"
+        " WHERE ?1 IS NULL OR id = (SELECT max(t.group_id) FROM trainings t JOIN agents a ON a.id = t.agent_id"
+        "                           WHERE a.user_id IN (SELECT value FROM json_each(?1)))"
         " ORDER BY id DESC LIMIT 1");
+    if (only) sqlite3_bind_text(st, 1, only, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         out->id = sqlite3_column_int64(st, 0);

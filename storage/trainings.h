@@ -123,8 +123,10 @@ typedef struct group_row {
     int64_t stopped_at;         /* 0 unless POST /training/stop stopped it */
 } group_row;
 
-/* The latest group (AD_ENOTFOUND when none was ever started). */
-int storage_groups_latest(storage_conn *db, group_row *out, ad_err *e);
+/* The latest group (AD_ENOTFOUND when none was ever started), or, when
+ * `only` (a JSON array of user_ids) is not NULL, the latest with a run of
+ * one of those agents. */
+int storage_groups_latest(storage_conn *db, const char *only, group_row *out, ad_err *e);
 
 /* One run of a group as the status reads it; strings borrowed during the visit. */
 typedef struct group_run {

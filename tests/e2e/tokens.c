@@ -392,6 +392,53 @@ START_TEST(test_token_validation)
 }
 END_TEST
 
+/* Rotating a token hands its new secret to the caller: a token with the
+ * admin scope rotates only tokens holding no scope it lacks, or it would
+ * take the other token's powers. */
+START_TEST(test_rotate_grants_no_more)
+{
+    e2e_server s;
+    e2e_start(&s, NULL, auth_env);
+    long ops_id, deployer_id, reader_id;
+    char *ops = mint(&s, "{\"name\":\"ops\",\"scopes\":[\"admin\",\"agents:read\"],\"agents\":\"*\"}", &ops_id);
+    char *deployer = mint(&s, "{\"name\":\"d\",\"scopes\":[\"deploy\",\"agents:read\"],\"agents\":\"*\"}",
+                          &deployer_id);
+    char *reader = mint(&s, "{\"name\":\"r\",\"scopes\":[\"agents:read\"],\"agents\":[\"alice\"]}", &reader_id);
+    char *path = e2e_fmt(TOKENS "/%ld/rotate", deployer_id);
+    e2e_response r = as(&s, ops, "POST", path, "{}");
+    e2e_assert_error(&r, 403, "insufficient_scope", "'deploy'", "rotating a token with a scope it lacks");
+    ck_assert_ptr_null(cJSON_GetObjectItem(r.json, "token"));
+    e2e_response_free(&r);
+    free(path);
+    /* Nothing was rotated: the deployer's secret still works. */
+    ck_assert_int_eq(status_as(&s, deployer, "GET", "/api/v1/agents"), 200);
+    /* Within its own powers it rotates, itself included; the admin key rotates any. */
+    path = e2e_fmt(TOKENS "/%ld/rotate", reader_id);
+    r = as(&s, ops, "POST", path, "{}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    free(path);
+    path = e2e_fmt(TOKENS "/%ld/rotate", ops_id);
+    r = as(&s, ops, "POST", path, "{\"grace_s\":60}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    free(path);
+    path = e2e_fmt(TOKENS "/%ld/rotate", deployer_id);
+    r = admin(&s, "POST", path, "{}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    free(path);
+    r = as(&s, ops, "POST", TOKENS "/999/rotate", "{}");
+    e2e_assert_error(&r, 404, "token_not_found", NULL, "rotating an unknown token");
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    free(ops);
+    free(deployer);
+    free(reader);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 START_TEST(test_auth_answers)
 {
     e2e_server s;
@@ -793,8 +840,77 @@ START_TEST(test_bound_token_group_routes)
     e2e_assert_error(&r, 404, "agent_not_found", "'bob'", "a group with another's agent");
     ck_assert_ptr_null(strstr(r.body, "'alice'"));
     e2e_response_free(&r);
+    /* A later group of bob's does not hide hers: her status is her group's. */
+    r = admin(&s, "POST", "/api/v1/agents/start-training", "{\"user_ids\":[\"alice\"],\"training_cycles\":50}");
+    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body);
+    long hers = (long)e2e_json_num(r.json, "group_id");
+    e2e_response_free(&r);
+    r = admin(&s, "POST", "/api/v1/agents/start-training", "{\"user_ids\":[\"bob\"],\"training_cycles\":50}");
+    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body);
+    long his = (long)e2e_json_num(r.json, "group_id");
+    e2e_response_free(&r);
+    r = as(&s, alice, "GET", "/api/v1/training/status", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(cJSON_GetObjectItem(r.json, "group_id") && (long)e2e_json_num(r.json, "group_id") == hers,
+                  "alice's status (her group %ld, bob's %ld): %s", hers, his, r.body);
+    ck_assert_ptr_nonnull(cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "current_accuracies"), "alice"));
+    ck_assert_ptr_null(strstr(r.body, "bob"));
+    e2e_response_free(&r);
+    r = admin(&s, "GET", "/api/v1/training/status", NULL);
+    ck_assert_int_eq((long)e2e_json_num(r.json, "group_id"), his);
+    e2e_response_free(&r);
+    r = admin(&s, "POST", "/api/v1/training/stop", NULL);
+    ck_assert_int_eq(r.status, 200);
+    e2e_response_free(&r);
     ck_assert_int_eq(e2e_stop(&s), 0);
     free(alice);
+    e2e_cleanup(&s);
+}
+END_TEST
+
+/* In a group shared with bob, bob stopping his own run is no stop of
+ * alice's: her run completes and her status says so. */
+START_TEST(test_bound_token_group_reason)
+{
+    e2e_server s;
+    /* One worker: alice's run (first in the group) runs, bob's waits. */
+    const char *args[] = {"--workers", "1", NULL};
+    e2e_start(&s, args, auth_env);
+    create_agent(&s, "alice");
+    create_agent(&s, "bob");
+    wait_ready(&s, "alice");
+    wait_ready(&s, "bob");
+    char *alice = mint(&s, "{\"name\":\"a\",\"scopes\":[\"agents:read\"],\"agents\":[\"alice\"]}", NULL);
+    char *bob = mint(&s, "{\"name\":\"b\",\"scopes\":[\"training\"],\"agents\":[\"bob\"]}", NULL);
+    e2e_response r = admin(&s, "POST", "/api/v1/agents/start-training",
+                           "{\"user_ids\":[\"alice\",\"bob\"],\"training_cycles\":2}");
+    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body);
+    e2e_response_free(&r);
+    r = as(&s, bob, "POST", "/api/v1/training/stop", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(strstr(e2e_json_str(r.json, "message"), "1 run cancelled"), "bob's stop: %s", r.body);
+    e2e_response_free(&r);
+    int active = 1;
+    for (int i = 0; i < 300 && active; i++) {
+        r = as(&s, alice, "GET", "/api/v1/training/status", NULL);
+        ck_assert_int_eq(r.status, 200);
+        active = cJSON_IsTrue(cJSON_GetObjectItem(r.json, "training_active"));
+        if (!active) {
+            ck_assert_msg(!strcmp(e2e_json_str(r.json, "completion_reason"), "completed"),
+                          "alice's run was not stopped: %s", r.body);
+            ck_assert(e2e_is_iso_utc(e2e_json_str(r.json, "end_time")));
+        }
+        e2e_response_free(&r);
+        if (active) e2e_sleep_ms(50);
+    }
+    ck_assert_msg(!active, "alice's run did not end");
+    /* The whole group, as the admin sees it, was stopped. */
+    r = admin(&s, "GET", "/api/v1/training/status", NULL);
+    ck_assert_str_eq(e2e_json_str(r.json, "completion_reason"), "stopped");
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    free(alice);
+    free(bob);
     e2e_cleanup(&s);
 }
 END_TEST
@@ -808,11 +924,13 @@ Suite *e2e_tokens_suite(void)
     tcase_add_test(tc, test_token_expiry);
     tcase_add_test(tc, test_token_secret_never_leaks);
     tcase_add_test(tc, test_token_validation);
+    tcase_add_test(tc, test_rotate_grants_no_more);
     tcase_add_test(tc, test_auth_answers);
     tcase_add_test(tc, test_auth_failures_coalesced);
     tcase_add_test(tc, test_auth_off);
     tcase_add_test(tc, test_isolation_matrix);
     tcase_add_test(tc, test_bound_token_group_routes);
+    tcase_add_test(tc, test_bound_token_group_reason);
     suite_add_tcase(s, tc);
     return s;
 }

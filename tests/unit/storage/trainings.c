@@ -72,7 +72,7 @@ START_TEST(test_group_all_or_nothing)
     ck_assert_int_eq(storage_groups_start(f.db, again, 1, 3, PIPELINE_JOB_TRAIN, &gid, why, &e), AD_ESTATE);
     ck_assert_int_eq(why[0], GROUP_BUSY);
     group_row g;
-    ck_assert_int_eq(storage_groups_latest(f.db, &g, &e), 0);
+    ck_assert_int_eq(storage_groups_latest(f.db, NULL, &g, &e), 0);
     ck_assert_int_eq(g.total_agents, 2);
     ck_assert_int_eq(g.cycles, 3);
     ck_assert_int_eq(g.stopped_at, 0);
@@ -133,7 +133,7 @@ START_TEST(test_stop_cancels_runs_and_jobs)
     job_row_cleanup(&j);
 
     group_row g;
-    ck_assert_int_eq(storage_groups_latest(f.db, &g, &e), 0);
+    ck_assert_int_eq(storage_groups_latest(f.db, NULL, &g, &e), 0);
     ck_assert_int_eq(g.stopped_at, at);
     int runs = 0;
     ck_assert_int_eq(storage_groups_runs(f.db, gid, count_runs, &runs, &e), 0);
@@ -219,6 +219,33 @@ END_TEST
 /* A run starts by deleting the candidates a crash left; when the read that
  * lists them fails, the start fails with its code and writes nothing,
  * rather than starting the run beside the leftovers. */
+/* A token bound to some agents reads the latest group holding one of them,
+ * not a later group of others. */
+START_TEST(test_latest_group_of_some_agents)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    agent(f.db, "ann", 1);
+    agent(f.db, "bob", 1);
+    agent(f.db, "cid", 1);
+    ad_err e = {0};
+    group_refusal why[1];
+    int64_t first = 0, second = 0;
+    const char *ann[] = {"ann"}, *bob[] = {"bob"};
+    ck_assert_int_eq(storage_groups_start(f.db, ann, 1, 3, PIPELINE_JOB_TRAIN, &first, why, &e), 0);
+    ck_assert_int_eq(storage_groups_start(f.db, bob, 1, 3, PIPELINE_JOB_TRAIN, &second, why, &e), 0);
+    group_row g;
+    ck_assert_int_eq(storage_groups_latest(f.db, NULL, &g, &e), 0);
+    ck_assert_int_eq(g.id, second);
+    ck_assert_int_eq(storage_groups_latest(f.db, "[\"ann\"]", &g, &e), 0);
+    ck_assert_int_eq(g.id, first);
+    ck_assert_int_eq(storage_groups_latest(f.db, "[\"ann\",\"bob\"]", &g, &e), 0);
+    ck_assert_int_eq(g.id, second);
+    ck_assert_int_eq(storage_groups_latest(f.db, "[\"cid\"]", &g, &e), AD_ENOTFOUND);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_start_fails_when_leftover_candidates_cannot_be_read)
 {
     storage_fixture f;
@@ -250,6 +277,7 @@ Suite *storage_trainings_suite(void)
     tcase_add_test(tc, test_stop_cancels_runs_and_jobs);
     tcase_add_test(tc, test_stopped_run_stays_cancelled);
     tcase_add_test(tc, test_stop_reaches_earlier_groups);
+    tcase_add_test(tc, test_latest_group_of_some_agents);
     tcase_add_test(tc, test_start_fails_when_leftover_candidates_cannot_be_read);
     suite_add_tcase(s, tc);
     return s;
