@@ -1,5 +1,6 @@
 #include "handlers/tokens.h"
 
+#include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,7 +328,7 @@ void handle_tokens_create(ad_request *req, ad_response *res)
     free(agents);
     if (rc < 0) agents_answer_storage(req, res, rc, NULL, &e);
     else tokens_answer(req, res, db, id, 201, secret, 0, 0);
-    memset(secret, 0, sizeof(secret));
+    OPENSSL_cleanse(secret, sizeof(secret));
 }
 
 typedef struct tokens_page {
@@ -453,5 +454,5 @@ void handle_token_rotate(ad_request *req, ad_response *res)
     }
     if (rc < 0) tokens_answer_storage(req, res, rc, id, &e);
     else tokens_answer(req, res, db, id, 200, secret, grace ? until : 0, 1);
-    memset(secret, 0, sizeof(secret));
+    OPENSSL_cleanse(secret, sizeof(secret));
 }
