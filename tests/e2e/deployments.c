@@ -611,16 +611,19 @@ typedef struct churner {
 } churner;
 
 /* Pushes, pends and removes deployments of two agents as fast as it can,
- * until the server is gone. */
+ * switching each between its versions v1 and v2 (so a pointer left on the
+ * wrong version shows), until the server is gone. */
 static void *churn_loop(void *arg)
 {
     churner *w = arg;
     static const char *const agents[] = {"ka", "kb"};
     for (unsigned i = 0; !atomic_load(&w->stop); i++) {
         const char *id = agents[i % 2];
-        char path[200], uuid[40] = "";
+        const char *model = (i / 2) % 2 ? "v2" : "v1";
+        char path[200], uuid[40] = "", body[80];
         snprintf(path, sizeof(path), AGENTS "/%s/deployments", id);
-        const char *body = i % 5 == 0 ? "{\"model\":\"v1\",\"push\":false}" : "{\"model\":\"v1\",\"force\":true}";
+        snprintf(body, sizeof(body), i % 5 == 0 ? "{\"model\":\"%s\",\"push\":false}"
+                                                : "{\"model\":\"%s\",\"force\":true}", model);
         long st = try_call(w->port, "POST", path, body, uuid);
         if (st == 0) break;
         atomic_fetch_add(&w->calls, 1);
@@ -670,19 +673,22 @@ START_TEST(test_sigkill_in_the_middle_of_switches)
     e2e_start(&s, NULL, NULL);
     create_ml(&s, "ka");
     create_ml(&s, "kb");
+    train_version(&s, "ka", "v2");
+    train_version(&s, "kb", "v2");
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     int total = 0;
-    for (int round = 0; round < 3; round++) {
+    for (int round = 0; round < 5; round++) {
         churner w = {.port = s.port};
         pthread_t th;
         pthread_create(&th, NULL, churn_loop, &w);
-        e2e_sleep_ms(150 + rand() % 400);
+        e2e_sleep_ms(100 + rand() % 300);
         e2e_kill(&s);
         pthread_join(th, NULL);
         total += atomic_load(&w.calls);
         assert_consistent(s.data_dir);
         e2e_restart(&s, NULL, NULL);
-        /* The restarted server agrees: a live deployment serves, none is not_deployed. */
+        /* The restarted server agrees: the live deployment's version
+         * answers, none live is not_deployed. */
         for (int i = 0; i < 2; i++) {
             const char *id = i ? "kb" : "ka";
             char v[70];
@@ -691,8 +697,14 @@ START_TEST(test_sigkill_in_the_middle_of_switches)
                               " WHERE a.user_id = '%s' AND d.status = 'live'", id);
             long long live = db_int(s.data_dir, q);
             free(q);
-            ck_assert_msg(live ? st == 200 && !strcmp(v, "v1") : st == 409 && !strcmp(v, "not_deployed"),
+            ck_assert_msg(live ? st == 200 : st == 409 && !strcmp(v, "not_deployed"),
                           "%s: %lld live, inference %ld %s", id, live, st, v);
+            if (!live) continue;
+            q = e2e_fmt("SELECT count(*) FROM deployments d JOIN agents a ON a.id = d.agent_id"
+                        " WHERE a.user_id = '%s' AND d.status = 'live' AND d.model = '%s'", id, v);
+            ck_assert_msg(db_int(s.data_dir, q) == 1, "%s answered with %s, not its live deployment's version", id,
+                          v);
+            free(q);
         }
     }
     ck_assert_int_gt(total, 10);
