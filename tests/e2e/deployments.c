@@ -341,6 +341,10 @@ START_TEST(test_deployments_lifecycle)
     }
     ck_assert_int_eq(infer(&s, "ml", v, sizeof(v), NULL), 409);
     ck_assert_str_eq(v, "not_deployed");
+    /* evaluate reads the deployed version too, and says the same. */
+    r = e2e_post(&s, AGENTS "/ml/evaluate", "{\"test_prompt\":\"" Q_FOREST "\",\"expected_answer\":\"XGBoost\"}");
+    e2e_assert_error(&r, 409, "not_deployed", "no live deployment", "evaluate with every deployment removed");
+    e2e_response_free(&r);
     ck_assert_int_eq(db_int(s.data_dir, "SELECT count(*) FROM agents WHERE deployed_version_id IS NULL"), 1);
     /* A new deployment serves again. */
     r = dep_create(&s, "ml", "{\"model\":\"v1\"}", 201);
