@@ -320,6 +320,34 @@ START_TEST(test_rollback_skips_gone_versions_and_other_agents)
 }
 END_TEST
 
+/* The rollback follows the order deployments went live in, not the clock:
+ * after the wall clock stepped back, the one superseded last can have the
+ * older updated_at, and it is still the one that comes back. */
+START_TEST(test_rollback_ignores_a_clock_stepped_back)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "a");
+    int64_t v1 = make_version(f.db, a, "v1", 0.9), v2 = make_version(f.db, a, "v2", 0.9),
+            v3 = make_version(f.db, a, "v3", 0.9);
+    ad_err e = {0};
+    char d1[AD_UUID_LEN], d2[AD_UUID_LEN], d3[AD_UUID_LEN];
+    ck_assert_int_eq(push_new(f.db, a, v1, 1, d1, &e), 0);
+    ck_assert_int_eq(push_new(f.db, a, v2, 1, d2, &e), 0);
+    /* d1 was superseded "an hour later" than d2 will be: the clock went back. */
+    storage_fixture_exec(f.db, "UPDATE deployments SET updated_at = updated_at + 3600000 WHERE agent_id = ?1"
+                               " AND status = 'superseded'", a);
+    ck_assert_int_eq(push_new(f.db, a, v3, 1, d3, &e), 0);
+    deployment_row out;
+    ck_assert_int_eq(storage_deployments_remove(f.db, a, d3, "admin", NULL, &out, &e), 0);
+    deployment_row_cleanup(&out);
+    ck_assert_str_eq(status_of(f.db, a, d2), "live");
+    ck_assert_str_eq(status_of(f.db, a, d1), "superseded");
+    ck_assert_int_eq(deployed(f.db, a), v2);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 /* A removal whose last step fails writes nothing: the live one stays live,
  * the one it would have brought back stays superseded, no event, no audit
  * row; the same when no deployment would come back. */
@@ -374,6 +402,7 @@ Suite *storage_deployments_suite(void)
     tcase_add_test(tc, test_failed_switch_leaves_nothing);
     tcase_add_test(tc, test_rollback_skips_gone_versions_and_other_agents);
     tcase_add_test(tc, test_failed_remove_leaves_nothing);
+    tcase_add_test(tc, test_rollback_ignores_a_clock_stepped_back);
     suite_add_tcase(s, tc);
     return s;
 }
