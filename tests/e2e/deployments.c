@@ -438,7 +438,7 @@ START_TEST(test_deployments_paging_and_errors)
     e2e_assert_error(&r, 400, "invalid_body", "push", "push not a boolean");
     e2e_response_free(&r);
     r = dep_create(&s, "ml", "{\"model\":\"a b\"}", 400);
-    e2e_assert_error(&r, 400, "invalid_body", "model", "bad model name");
+    e2e_assert_error(&r, 400, "invalid_body", "model: name may contain only letters", "bad model name");
     e2e_response_free(&r);
     r = dep_create(&s, "nobody", "{\"model\":\"v1\"}", 404);
     e2e_assert_error(&r, 404, "agent_not_found", NULL, "unknown agent");
