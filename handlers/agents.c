@@ -85,6 +85,14 @@ int agents_answer_storage(ad_request *req, ad_response *res, int rc, const char 
     return rc;
 }
 
+int agents_answer_not_deployed(ad_request *req, ad_response *res, const agent_row *a)
+{
+    if (a->deployed_version_id || a->status != AGENT_READY) return 0;
+    ad_response_error(res, req, 409, "not_deployed", "agent '%s' has no live deployment: create or push one",
+                      a->user_id);
+    return 1;
+}
+
 /* The connection for a route that names an agent: validates the path's
  * user_id first. Answers 400 or 503 and returns NULL when it cannot go on. */
 static storage_conn *agents_path_db(ad_request *req, ad_response *res, const char **id)

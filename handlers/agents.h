@@ -44,6 +44,12 @@ int agents_lookup_snapshot(ad_request *req, ad_response *res, agent_row *out);
 int agents_answer_storage(ad_request *req, ad_response *res, int rc, const char *user_id,
                           const ad_err *e);
 
+/* Answers 409 not_deployed and returns 1 when agent `a` is ready but serves
+ * nothing (every deployment removed: waiting will not help, unlike
+ * agent_not_ready); returns 0, answering nothing, otherwise. For the routes
+ * that read the deployed version (inference, evaluate). */
+int agents_answer_not_deployed(ad_request *req, ad_response *res, const agent_row *a);
+
 void handle_agents_create(ad_request *req, ad_response *res);
 void handle_agents_create_advanced(ad_request *req, ad_response *res);
 void handle_agents_list(ad_request *req, ad_response *res);

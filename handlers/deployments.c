@@ -114,9 +114,12 @@ void handle_deployments_create(ad_request *req, ad_response *res)
     const char *model = NULL;
     int push = 1, force = 0;
     int rc = ad_json_string(req->json, "model", 1, 64, &model, &e);
-    if (rc == 0 && training_check_version_name(model, &e) < 0) rc = ad_err_set(&e, AD_EINVAL, "model: %s", e.msg);
     if (rc < 0) {
         ad_response_error(res, req, 400, "invalid_body", "%s", e.msg);
+        return;
+    }
+    if (training_check_version_name(model, &e) < 0) {
+        ad_response_error(res, req, 400, "invalid_body", "model: %s", e.msg);
         return;
     }
     if (deployments_read_flag(req, res, "push", &push) < 0) return;

@@ -33,6 +33,11 @@ void handle_agent_evaluate(ad_request *req, ad_response *res)
         agent_row_cleanup(&a);
         return;
     }
+    if (agents_answer_not_deployed(req, res, &a)) {
+        storage_snapshot_end(db);
+        agent_row_cleanup(&a);
+        return;
+    }
     if (!a.deployed_version_id) {
         storage_snapshot_end(db);
         ad_response_error(res, req, 409, "agent_not_ready",

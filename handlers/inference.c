@@ -496,11 +496,8 @@ void handle_agent_inference(ad_request *req, ad_response *res)
         agent_row_cleanup(&a);
         return;
     }
-    if (!a.deployed_version_id && a.status == AGENT_READY) {
-        /* Ready, but every deployment was removed: waiting will not help. */
+    if (agents_answer_not_deployed(req, res, &a)) {
         storage_snapshot_end(db);
-        ad_response_error(res, req, 409, "not_deployed",
-                          "agent '%s' has no live deployment: create or push one", a.user_id);
         agent_row_cleanup(&a);
         return;
     }

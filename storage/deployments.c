@@ -297,15 +297,24 @@ int storage_deployments_push(storage_conn *db, const version_verdict *v, ad_err 
 }
 
 /* The deployment that comes back when the agent's live one `gone` is
- * removed: the one superseded most recently whose version still exists
- * (`*id` 0: none). */
+ * removed: the one live before it, found by following replaced_id (each
+ * deployment names the one it replaced when it went live), past those
+ * removed since or whose version is gone (`*id` 0: none). The chain, not
+ * the times: the wall clock can step back, and updated_at with it. The
+ * chain has no cycle (each link went live earlier); the depth bound keeps a
+ * damaged database from looping. */
 static int dep_rollback_target(storage_conn *db, int64_t agent_id, int64_t gone, int64_t *id, int64_t *version_id,
                                char uuid[AD_UUID_LEN], ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
-        "SELECT d.id, d.version_id, d.uuid FROM deployments d JOIN versions v ON v.id = d.version_id"
-        " WHERE d.agent_id = ?1 AND d.status = 'superseded' AND d.live_at IS NOT NULL AND d.id <> ?2"
-        " ORDER BY d.updated_at DESC, d.id DESC LIMIT 1");
+        "WITH RECURSIVE back(id, depth) AS ("
+        "  SELECT replaced_id, 1 FROM deployments WHERE id = ?2 AND replaced_id IS NOT NULL"
+        "  UNION ALL"
+        "  SELECT d.replaced_id, b.depth + 1 FROM deployments d JOIN back b ON d.id = b.id"
+        "  WHERE d.replaced_id IS NOT NULL AND b.depth < 1000000)"
+        " SELECT d.id, d.version_id, d.uuid FROM back b JOIN deployments d ON d.id = b.id"
+        " JOIN versions v ON v.id = d.version_id"
+        " WHERE d.agent_id = ?1 AND d.status = 'superseded' ORDER BY b.depth LIMIT 1");
     sqlite3_bind_int64(st, 1, agent_id);
     sqlite3_bind_int64(st, 2, gone);
     int rc = sqlite3_step(st);

@@ -61,8 +61,9 @@ int storage_deployments_push(storage_conn *db, const version_verdict *v, ad_err 
 
 /* Removes the agent's deployment `uuid` in one unit of work and fills `out`
  * with it as it ends. A live one takes its version out of service: the
- * deployment that was live most recently before it, among those superseded
- * whose version still exists, is live again (a rollback; events on both),
+ * deployment live before it (the one it replaced, or that one's own
+ * predecessor when it was removed since or its version is gone, and so on)
+ * is live again (a rollback; events on both),
  * and with none the agent serves nothing (deployed_version_id NULL). One
  * already removed is answered as it is. `actor` and `request_id` are for the
  * audit log. AD_ENOTFOUND when there is no such deployment. */

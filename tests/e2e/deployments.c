@@ -341,6 +341,10 @@ START_TEST(test_deployments_lifecycle)
     }
     ck_assert_int_eq(infer(&s, "ml", v, sizeof(v), NULL), 409);
     ck_assert_str_eq(v, "not_deployed");
+    /* evaluate reads the deployed version too, and says the same. */
+    r = e2e_post(&s, AGENTS "/ml/evaluate", "{\"test_prompt\":\"" Q_FOREST "\",\"expected_answer\":\"XGBoost\"}");
+    e2e_assert_error(&r, 409, "not_deployed", "no live deployment", "evaluate with every deployment removed");
+    e2e_response_free(&r);
     ck_assert_int_eq(db_int(s.data_dir, "SELECT count(*) FROM agents WHERE deployed_version_id IS NULL"), 1);
     /* A new deployment serves again. */
     r = dep_create(&s, "ml", "{\"model\":\"v1\"}", 201);
@@ -434,7 +438,7 @@ START_TEST(test_deployments_paging_and_errors)
     e2e_assert_error(&r, 400, "invalid_body", "push", "push not a boolean");
     e2e_response_free(&r);
     r = dep_create(&s, "ml", "{\"model\":\"a b\"}", 400);
-    e2e_assert_error(&r, 400, "invalid_body", "model", "bad model name");
+    e2e_assert_error(&r, 400, "invalid_body", "model: name may contain only letters", "bad model name");
     e2e_response_free(&r);
     r = dep_create(&s, "nobody", "{\"model\":\"v1\"}", 404);
     e2e_assert_error(&r, 404, "agent_not_found", NULL, "unknown agent");
@@ -611,16 +615,19 @@ typedef struct churner {
 } churner;
 
 /* Pushes, pends and removes deployments of two agents as fast as it can,
- * until the server is gone. */
+ * switching each between its versions v1 and v2 (so a pointer left on the
+ * wrong version shows), until the server is gone. */
 static void *churn_loop(void *arg)
 {
     churner *w = arg;
     static const char *const agents[] = {"ka", "kb"};
     for (unsigned i = 0; !atomic_load(&w->stop); i++) {
         const char *id = agents[i % 2];
-        char path[200], uuid[40] = "";
+        const char *model = (i / 2) % 2 ? "v2" : "v1";
+        char path[200], uuid[40] = "", body[80];
         snprintf(path, sizeof(path), AGENTS "/%s/deployments", id);
-        const char *body = i % 5 == 0 ? "{\"model\":\"v1\",\"push\":false}" : "{\"model\":\"v1\",\"force\":true}";
+        snprintf(body, sizeof(body), i % 5 == 0 ? "{\"model\":\"%s\",\"push\":false}"
+                                                : "{\"model\":\"%s\",\"force\":true}", model);
         long st = try_call(w->port, "POST", path, body, uuid);
         if (st == 0) break;
         atomic_fetch_add(&w->calls, 1);
@@ -670,19 +677,22 @@ START_TEST(test_sigkill_in_the_middle_of_switches)
     e2e_start(&s, NULL, NULL);
     create_ml(&s, "ka");
     create_ml(&s, "kb");
+    train_version(&s, "ka", "v2");
+    train_version(&s, "kb", "v2");
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     int total = 0;
-    for (int round = 0; round < 3; round++) {
+    for (int round = 0; round < 5; round++) {
         churner w = {.port = s.port};
         pthread_t th;
         pthread_create(&th, NULL, churn_loop, &w);
-        e2e_sleep_ms(150 + rand() % 400);
+        e2e_sleep_ms(100 + rand() % 300);
         e2e_kill(&s);
         pthread_join(th, NULL);
         total += atomic_load(&w.calls);
         assert_consistent(s.data_dir);
         e2e_restart(&s, NULL, NULL);
-        /* The restarted server agrees: a live deployment serves, none is not_deployed. */
+        /* The restarted server agrees: the live deployment's version
+         * answers, none live is not_deployed. */
         for (int i = 0; i < 2; i++) {
             const char *id = i ? "kb" : "ka";
             char v[70];
@@ -691,8 +701,14 @@ START_TEST(test_sigkill_in_the_middle_of_switches)
                               " WHERE a.user_id = '%s' AND d.status = 'live'", id);
             long long live = db_int(s.data_dir, q);
             free(q);
-            ck_assert_msg(live ? st == 200 && !strcmp(v, "v1") : st == 409 && !strcmp(v, "not_deployed"),
+            ck_assert_msg(live ? st == 200 : st == 409 && !strcmp(v, "not_deployed"),
                           "%s: %lld live, inference %ld %s", id, live, st, v);
+            if (!live) continue;
+            q = e2e_fmt("SELECT count(*) FROM deployments d JOIN agents a ON a.id = d.agent_id"
+                        " WHERE a.user_id = '%s' AND d.status = 'live' AND d.model = '%s'", id, v);
+            ck_assert_msg(db_int(s.data_dir, q) == 1, "%s answered with %s, not its live deployment's version", id,
+                          v);
+            free(q);
         }
     }
     ck_assert_int_gt(total, 10);

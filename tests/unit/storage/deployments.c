@@ -282,6 +282,115 @@ START_TEST(test_failed_switch_leaves_nothing)
 }
 END_TEST
 
+/* The rollback target is this agent's deployment superseded last whose
+ * version still exists: not one whose version is gone, not another agent's
+ * (superseded later), not one removed. */
+START_TEST(test_rollback_skips_gone_versions_and_other_agents)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "a"), b = make_agent(f.db, "b");
+    int64_t v1 = make_version(f.db, a, "v1", 0.9), v2 = make_version(f.db, a, "v2", 0.9),
+            v3 = make_version(f.db, a, "v3", 0.9), v4 = make_version(f.db, a, "v4", 0.9);
+    int64_t b1 = make_version(f.db, b, "v1", 0.9), b2 = make_version(f.db, b, "v2", 0.9);
+    ad_err e = {0};
+    char d1[AD_UUID_LEN], d2[AD_UUID_LEN], d3[AD_UUID_LEN], d4[AD_UUID_LEN], x1[AD_UUID_LEN], x2[AD_UUID_LEN];
+    ck_assert_int_eq(push_new(f.db, a, v1, 1, d1, &e), 0);
+    ck_assert_int_eq(push_new(f.db, a, v2, 1, d2, &e), 0);
+    ck_assert_int_eq(push_new(f.db, a, v3, 1, d3, &e), 0);
+    ck_assert_int_eq(push_new(f.db, a, v4, 1, d4, &e), 0);
+    /* b's switch comes last: its superseded deployment is the newest of all. */
+    ck_assert_int_eq(push_new(f.db, b, b1, 1, x1, &e), 0);
+    ck_assert_int_eq(push_new(f.db, b, b2, 1, x2, &e), 0);
+    /* d3's version is gone; d2 was removed while superseded. */
+    storage_fixture_exec(f.db, "DELETE FROM versions WHERE id = ?1", v3);
+    deployment_row out;
+    ck_assert_int_eq(storage_deployments_remove(f.db, a, d2, "admin", NULL, &out, &e), 0);
+    deployment_row_cleanup(&out);
+    ck_assert_int_eq(deployed(f.db, a), v4);
+    ck_assert_msg(storage_deployments_remove(f.db, a, d4, "admin", NULL, &out, &e) == 0, "%s", e.msg);
+    deployment_row_cleanup(&out);
+    ck_assert_str_eq(status_of(f.db, a, d1), "live");
+    ck_assert_str_eq(status_of(f.db, a, d3), "superseded");
+    ck_assert_int_eq(deployed(f.db, a), v1);
+    ck_assert_str_eq(status_of(f.db, b, x1), "superseded");
+    ck_assert_str_eq(status_of(f.db, b, x2), "live");
+    ck_assert_int_eq(deployed(f.db, b), b2);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* The rollback follows the order deployments went live in, not the clock:
+ * after the wall clock stepped back, the one superseded last can have the
+ * older updated_at, and it is still the one that comes back. */
+START_TEST(test_rollback_ignores_a_clock_stepped_back)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "a");
+    int64_t v1 = make_version(f.db, a, "v1", 0.9), v2 = make_version(f.db, a, "v2", 0.9),
+            v3 = make_version(f.db, a, "v3", 0.9);
+    ad_err e = {0};
+    char d1[AD_UUID_LEN], d2[AD_UUID_LEN], d3[AD_UUID_LEN];
+    ck_assert_int_eq(push_new(f.db, a, v1, 1, d1, &e), 0);
+    ck_assert_int_eq(push_new(f.db, a, v2, 1, d2, &e), 0);
+    /* d1 was superseded "an hour later" than d2 will be: the clock went back. */
+    storage_fixture_exec(f.db, "UPDATE deployments SET updated_at = updated_at + 3600000 WHERE agent_id = ?1"
+                               " AND status = 'superseded'", a);
+    ck_assert_int_eq(push_new(f.db, a, v3, 1, d3, &e), 0);
+    deployment_row out;
+    ck_assert_int_eq(storage_deployments_remove(f.db, a, d3, "admin", NULL, &out, &e), 0);
+    deployment_row_cleanup(&out);
+    ck_assert_str_eq(status_of(f.db, a, d2), "live");
+    ck_assert_str_eq(status_of(f.db, a, d1), "superseded");
+    ck_assert_int_eq(deployed(f.db, a), v2);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* A removal whose last step fails writes nothing: the live one stays live,
+ * the one it would have brought back stays superseded, no event, no audit
+ * row; the same when no deployment would come back. */
+START_TEST(test_failed_remove_leaves_nothing)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "a");
+    int64_t v1 = make_version(f.db, a, "v1", 0.9), v2 = make_version(f.db, a, "v2", 0.9);
+    ad_err e = {0};
+    char d1[AD_UUID_LEN], d2[AD_UUID_LEN];
+    ck_assert_int_eq(push_new(f.db, a, v1, 1, d1, &e), 0);
+    ck_assert_int_eq(push_new(f.db, a, v2, 1, d2, &e), 0);
+    int64_t events = storage_fixture_count(f.db, "SELECT count(*) FROM deployment_events", 0);
+    int64_t audits = storage_fixture_count(f.db, "SELECT count(*) FROM audit_log", 0);
+    deployment_row out;
+    /* The rollback fails as it points the agent at d1's version. */
+    storage_fixture_fail_statement(f.db, "UPDATE agents SET deployed_version_id", 0);
+    int rc = storage_deployments_remove(f.db, a, d2, "admin", NULL, &out, &e);
+    ck_assert_int_eq(storage_fixture_fail_statement(f.db, NULL, 0), 1);
+    ck_assert_int_eq(rc, AD_EINTERNAL);
+    ck_assert_str_eq(status_of(f.db, a, d2), "live");
+    ck_assert_str_eq(status_of(f.db, a, d1), "superseded");
+    ck_assert_int_eq(deployed(f.db, a), v2);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM deployment_events", 0), events);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM audit_log", 0), audits);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1 AND state = 'deployed'",
+                                           v2), 1);
+    /* With nothing to come back to, it fails as it clears the agent's version. */
+    ck_assert_int_eq(storage_deployments_remove(f.db, a, d1, "admin", NULL, &out, &e), 0);
+    deployment_row_cleanup(&out);
+    storage_fixture_fail_statement(f.db, "UPDATE agents SET deployed_version_id = NULL", 0);
+    rc = storage_deployments_remove(f.db, a, d2, "admin", NULL, &out, &e);
+    ck_assert_int_eq(storage_fixture_fail_statement(f.db, NULL, 0), 1);
+    ck_assert_int_eq(rc, AD_EINTERNAL);
+    ck_assert_str_eq(status_of(f.db, a, d2), "live");
+    ck_assert_int_eq(deployed(f.db, a), v2);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1 AND state = 'deployed'",
+                                           v2), 1);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 Suite *storage_deployments_suite(void)
 {
     Suite *s = suite_create("storage_deployments");
@@ -291,6 +400,9 @@ Suite *storage_deployments_suite(void)
     tcase_add_test(tc, test_remove_rolls_back_then_serves_nothing);
     tcase_add_test(tc, test_list_newest_first_with_cursor);
     tcase_add_test(tc, test_failed_switch_leaves_nothing);
+    tcase_add_test(tc, test_rollback_skips_gone_versions_and_other_agents);
+    tcase_add_test(tc, test_failed_remove_leaves_nothing);
+    tcase_add_test(tc, test_rollback_ignores_a_clock_stepped_back);
     suite_add_tcase(s, tc);
     return s;
 }
