@@ -682,13 +682,15 @@ void handle_agent_delete(ad_request *req, ad_response *res)
     storage_conn *db = agents_path_db(req, res, &id);
     if (!db) return;
     int64_t agent_id;
-    int rc = storage_agents_delete(db, id, &agent_id, &e);
+    char who[48];
+    audit_entry audit;
+    auth_audit_entry(req, "agent.deleted", id, NULL, who, sizeof(who), &audit);
+    int rc = storage_agents_delete(db, id, &audit, &agent_id, &e);
     if (rc < 0) {
         agents_answer_storage(req, res, rc, id, &e);
         return;
     }
     if (req->app->pool) pipeline_pool_cancel_agent(req->app->pool, agent_id);
-    auth_audit(req, "agent.deleted", id, NULL);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "message", "agent deleted with everything stored for it");
     cJSON_AddStringToObject(o, "user_id", id);
@@ -709,15 +711,15 @@ void handle_agents_delete_all(ad_request *req, ad_response *res)
     storage_conn *db = agents_db(req, res);
     if (!db) return;
     int64_t count = 0;
+    char who[48];
+    audit_entry audit;
+    auth_audit_entry(req, "agents.deleted_all", NULL, NULL, who, sizeof(who), &audit);
     /* The pool is thread-safe; the app struct is only read. */
-    int rc = storage_agents_delete_all(db, &count, agents_cancel_jobs, (void *)(uintptr_t)req->app, &e);
+    int rc = storage_agents_delete_all(db, &audit, &count, agents_cancel_jobs, (void *)(uintptr_t)req->app, &e);
     if (rc < 0) {
         agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
-    char detail[48];
-    snprintf(detail, sizeof(detail), "{\"deleted\":%lld}", (long long)count);
-    auth_audit(req, "agents.deleted_all", NULL, detail);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "message", "all agents deleted");
     cJSON_AddNumberToObject(o, "deleted", (double)count);

@@ -175,14 +175,9 @@ char *auth_agents_json(const ad_principal *p)
     return s;
 }
 
-void auth_audit(const ad_request *req, const char *action, const char *target, const char *detail_json)
+void auth_audit_entry(const ad_request *req, const char *action, const char *target, const char *detail_json,
+                      char *who, size_t who_cap, audit_entry *out)
 {
-    char who[48];
-    audit_entry a = {.actor = ad_principal_label(req->who, who, sizeof(who)), .action = action,
-                     .target = target, .detail_json = detail_json, .request_id = req->request_id};
-    storage_conn *db = storage_conn_get();
-    ad_err e = {0};
-    if (!db || storage_audit_add(db, &a, &e) < 0)
-        ad_log(AD_LOG_WARN, "request %s: cannot audit %s: %s", req->request_id, action,
-               db ? e.msg : "no database");
+    *out = (audit_entry){.actor = ad_principal_label(req->who, who, who_cap), .action = action,
+                         .target = target, .detail_json = detail_json, .request_id = req->request_id};
 }

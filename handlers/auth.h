@@ -9,6 +9,7 @@
 
 #include "api/request.h"
 #include "base/err.h"
+#include "storage/audit.h"
 
 /* Authenticates the bearer credential `token` (an `agd_...` secret): one
  * indexed read, the hash compared in constant time, then revocation,
@@ -37,8 +38,10 @@ int auth_check_agent(const ad_request *req, const char *pattern, ad_response *re
  * every agent: the filter storage applies to lists. */
 char *auth_agents_json(const ad_principal *p);
 
-/* The audit row of an action by the request's caller. Failures are logged,
- * never answered: the action itself is done. */
-void auth_audit(const ad_request *req, const char *action, const char *target, const char *detail_json);
+/* Fills `out` with the audit row of an action by the request's caller, for
+ * a unit of work that writes it with the action itself; `who` (48 bytes or
+ * more) holds the caller's label and must outlive `out`. */
+void auth_audit_entry(const ad_request *req, const char *action, const char *target, const char *detail_json,
+                      char *who, size_t who_cap, audit_entry *out);
 
 #endif

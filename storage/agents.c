@@ -281,7 +281,8 @@ int storage_agents_list(storage_conn *db, const agent_state *status, const char 
     return 0;
 }
 
-int storage_agents_delete(storage_conn *db, const char *user_id, int64_t *agent_id, ad_err *e)
+int storage_agents_delete(storage_conn *db, const char *user_id, const audit_entry *audit, int64_t *agent_id,
+                          ad_err *e)
 {
     int rc0 = storage_begin(db, e);
     if (rc0 < 0) return rc0;
@@ -301,14 +302,20 @@ int storage_agents_delete(storage_conn *db, const char *user_id, int64_t *agent_
         return ad_err_set(e, AD_ENOTFOUND, "no agent with user_id '%s'", user_id);
     }
     /* Versions and their index rows go by cascade. */
-    int code = storage_commit(db, e);
+    int code = audit ? storage_audit_insert(db, audit, e) : 0;
+    if (code < 0) {
+        storage_rollback(db);
+        return code;
+    }
+    code = storage_commit(db, e);
     if (code < 0) return code;
     *agent_id = id;
     storage_maintenance_poke();
     return 0;
 }
 
-int storage_agents_delete_all(storage_conn *db, int64_t *count, void (*fn)(void *ud, int64_t id),
+int storage_agents_delete_all(storage_conn *db, const audit_entry *audit, int64_t *count,
+                              void (*fn)(void *ud, int64_t id),
                               void *ud, ad_err *e)
 {
     int began = storage_begin(db, e);
@@ -324,8 +331,18 @@ int storage_agents_delete_all(storage_conn *db, int64_t *count, void (*fn)(void 
         ids[n++] = sqlite3_column_int64(st, 0);
     }
     sqlite3_reset(st);
-    int code = rc == SQLITE_DONE ? storage_commit(db, e) : storage_fail(db, rc, "delete agents", e);
-    if (rc != SQLITE_DONE) storage_rollback(db);
+    int code = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "delete agents", e);
+    if (code == 0 && audit) {
+        char detail[48];
+        snprintf(detail, sizeof(detail), "{\"deleted\":%lld}", (long long)n);
+        audit_entry a = *audit;
+        a.detail_json = detail;
+        code = storage_audit_insert(db, &a, e);
+    }
+    if (code == 0)
+        code = storage_commit(db, e);
+    else
+        storage_rollback(db);
     /* Running jobs are told only once the deletion is committed. */
     for (int64_t i = 0; code == 0 && fn && i < n; i++) fn(ud, ids[i]);
     free(ids);

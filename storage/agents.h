@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "storage/audit.h"
 #include "storage/db.h"
 #include "storage/executions.h"
 #include "storage/jobs.h"
@@ -91,11 +92,16 @@ typedef void (*agent_visit_fn)(void *ud, const agent_row *a);
 int storage_agents_list(storage_conn *db, const agent_state *status, const char *only, const char *after,
                         int limit, agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e);
 
-/* Deletes an agent and everything stored for it, in one unit of work. */
-int storage_agents_delete(storage_conn *db, const char *user_id, int64_t *agent_id, ad_err *e);
+/* Deletes an agent and everything stored for it, with `audit`'s row (NULL:
+ * none), in one unit of work. */
+int storage_agents_delete(storage_conn *db, const char *user_id, const audit_entry *audit, int64_t *agent_id,
+                          ad_err *e);
 
-/* Deletes every agent; `*count` says how many. `fn` is told each deleted id. */
-int storage_agents_delete_all(storage_conn *db, int64_t *count, void (*fn)(void *ud, int64_t id),
+/* Deletes every agent, with `audit`'s row (NULL: none; its detail becomes
+ * {"deleted": N}), in one unit of work; `*count` says how many. `fn` is
+ * told each deleted id once the deletion is committed. */
+int storage_agents_delete_all(storage_conn *db, const audit_entry *audit, int64_t *count,
+                              void (*fn)(void *ud, int64_t id),
                               void *ud, ad_err *e);
 
 #endif

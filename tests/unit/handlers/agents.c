@@ -69,7 +69,7 @@ static void *delete_racer(void *arg)
 {
     (void)arg;
     int64_t id = 0;
-    intptr_t rc = storage_agents_delete(storage_conn_get(), "racer", &id, NULL);
+    intptr_t rc = storage_agents_delete(storage_conn_get(), "racer", NULL, &id, NULL);
     storage_thread_release();
     return (void *)rc;
 }

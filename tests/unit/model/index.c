@@ -318,7 +318,7 @@ START_TEST(test_scores_ignore_other_versions)
     ck_assert_msg(memcmp(before, now, sizeof(before)) == 0, "scores moved when B was added");
 
     int64_t gone = 0;
-    ck_assert_int_eq(storage_agents_delete(f.db, "b", &gone, NULL), 0);
+    ck_assert_int_eq(storage_agents_delete(f.db, "b", NULL, &gone, NULL), 0);
     search_stored(f.db, va, now, cn);
     ck_assert(memcmp(cb, cn, sizeof(cb)) == 0);
     ck_assert_msg(memcmp(before, now, sizeof(before)) == 0, "scores moved when B was deleted");

@@ -335,7 +335,7 @@ START_TEST(test_agents_delete_cascades)
 
     int64_t deleted = 0;
     ad_err e = {0};
-    ck_assert_int_eq(storage_agents_delete(f.db, "gone", &deleted, &e), 0);
+    ck_assert_int_eq(storage_agents_delete(f.db, "gone", NULL, &deleted, &e), 0);
     ck_assert_int_eq(deleted, gone);
     for (size_t i = 0; i < 5; i++)
         ck_assert_msg(rows_of(f.db, agent_tables[i], gone) == 0, "%s rows remain", agent_tables[i]);
@@ -350,7 +350,7 @@ START_TEST(test_agents_delete_cascades)
     ck_assert_int_eq(rows_of(f.db, "units", kept), 1);
     ck_assert_int_eq(rows_of(f.db, "versions", kept), 1);
 
-    ck_assert_int_eq(storage_agents_delete(f.db, "gone", &deleted, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_agents_delete(f.db, "gone", NULL, &deleted, &e), AD_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(e.msg, "gone"));
     ck_assert(sqlite3_get_autocommit(f.db->db));
     storage_fixture_close(&f);
@@ -375,7 +375,7 @@ START_TEST(test_agents_delete_all)
     int64_t count = 0;
     int told = 0;
     ad_err e = {0};
-    ck_assert_int_eq(storage_agents_delete_all(f.db, &count, count_ids, &told, &e), 0);
+    ck_assert_int_eq(storage_agents_delete_all(f.db, NULL, &count, count_ids, &told, &e), 0);
     ck_assert_int_eq(count, 3);
     ck_assert_int_eq(told, 3);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents", 0), 0);
@@ -386,7 +386,7 @@ START_TEST(test_agents_delete_all)
     }
     check_index_rows(f.db, 0);
     /* Nothing left: zero, not an error. */
-    ck_assert_int_eq(storage_agents_delete_all(f.db, &count, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_agents_delete_all(f.db, NULL, &count, NULL, NULL, &e), 0);
     ck_assert_int_eq(count, 0);
     storage_fixture_close(&f);
 }

@@ -164,7 +164,7 @@ START_TEST(test_previous_release_file_is_converted_to_auto_vacuum)
 
     /* Its freed pages now go back to the file system. */
     int64_t pages = storage_fixture_count(db, "PRAGMA page_count", 0);
-    ck_assert_int_eq(storage_agents_delete(db, "old", &id, NULL), 0);
+    ck_assert_int_eq(storage_agents_delete(db, "old", NULL, &id, NULL), 0);
     ck_assert_int_gt(storage_fixture_count(db, "PRAGMA freelist_count", 0), 0);
     ck_assert_int_eq(storage_reclaim_space(db, 1, &e), 0);
     ck_assert_int_eq(storage_fixture_count(db, "PRAGMA freelist_count", 0), 0);

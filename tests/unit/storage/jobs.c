@@ -162,7 +162,7 @@ START_TEST(test_exec_reset_refused_while_a_job_is_active)
     /* An agent deleted since its request looked it up has no log to reset:
      * not found (404), not "reset 0 rows" (200). */
     int64_t gone = 0;
-    ck_assert_int_eq(storage_agents_delete(f.db, "a", &gone, &e), 0);
+    ck_assert_int_eq(storage_agents_delete(f.db, "a", NULL, &gone, &e), 0);
     ck_assert_int_eq(storage_exec_reset(f.db, a, &count, &e), AD_ENOTFOUND);
     storage_fixture_close(&f);
 }

@@ -160,7 +160,7 @@ START_TEST(test_reclaim_gives_pages_back)
     int64_t a = make_agent(f.db, "a");
     log_calls(f.db, a, 3000);
     int64_t deleted = 0;
-    ck_assert_int_eq(storage_agents_delete(f.db, "a", &deleted, NULL), 0);
+    ck_assert_int_eq(storage_agents_delete(f.db, "a", NULL, &deleted, NULL), 0);
     ck_assert_int_gt(storage_pragma_int(f.db, "PRAGMA freelist_count"), 0);
     ck_assert_int_eq(storage_reclaim_space(f.db, 1, NULL), 0);
     ck_assert_int_eq(storage_pragma_int(f.db, "PRAGMA freelist_count"), 0);
@@ -174,7 +174,7 @@ static void *delete_agent_a(void *arg)
 {
     (void)arg;
     int64_t id = 0;
-    int rc = storage_agents_delete(storage_conn_get(), "a", &id, NULL);
+    int rc = storage_agents_delete(storage_conn_get(), "a", NULL, &id, NULL);
     storage_thread_release();
     return (void *)(intptr_t)rc;
 }
@@ -224,7 +224,7 @@ START_TEST(test_vanished_agent_is_not_found)
     storage_fixture f;
     storage_fixture_open(&f);
     int64_t a = make_agent(f.db, "a"), id = 0;
-    ck_assert_int_eq(storage_agents_delete(f.db, "a", &id, NULL), 0);
+    ck_assert_int_eq(storage_agents_delete(f.db, "a", NULL, &id, NULL), 0);
     ad_err e = {0};
     /* Writes keyed by the stale id find out inside their transaction. */
     ck_assert_int_eq(storage_feedback_add(f.db, a, "p", "r", "f", 0, &id, &e), AD_ENOTFOUND);
