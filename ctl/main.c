@@ -28,12 +28,15 @@ typedef struct verb {
 } verb;
 
 static const verb VERBS[] = {
-    {NULL, "login", NULL, "agentctl login [--url URL] [--token TOKEN]",
+    {NULL, "login", NULL, "agentctl login [--url URL] [--token TOKEN|-]",
      "Checks URL and TOKEN against the server (GET /api/v1/config) and saves them in\n"
      "$XDG_CONFIG_HOME/agentctl/config (default ~/.config/agentctl/config; mode 0600,\n"
-     "directory 0700). On a terminal a missing URL or token is asked for, the token\n"
-     "without echo. AGENTD_URL and AGENTD_TOKEN override the file; --url and --token\n"
-     "override both on any command.\n"},
+     "directory 0700). Without --url/--token, AGENTD_URL and AGENTD_TOKEN are saved;\n"
+     "without those, on a terminal, they are asked for, the token without echo.\n"
+     "--token - reads the token from stdin (echo off on a terminal). A token given as\n"
+     "--token TOKEN is visible to every user of the machine (ps): prefer the prompt,\n"
+     "--token - or AGENTD_TOKEN. Later commands read the file; AGENTD_URL and\n"
+     "AGENTD_TOKEN override it; --url and --token override both on any command.\n"},
     {"agents", "create", ctl_agents_create,
      "agentctl agents create ID (--text FILE|- | --dataset FILE.json) [--description TEXT]\n"
      "                          [--language CODE] [--wait]",
@@ -95,7 +98,8 @@ static const char GLOBAL_HELP[] =
     "Global flags (anywhere before --):\n"
     "  --url URL      the server (else AGENTD_URL, else the config file, else " CTL_DEFAULT_URL
     ")\n"
-    "  --token TOKEN  the API token (else AGENTD_TOKEN, else the config file)\n"
+    "  --token TOKEN  the API token (else AGENTD_TOKEN, else the config file); argv is\n"
+    "                 visible to every user (ps): prefer AGENTD_TOKEN or agentctl login\n"
     "  --json         print the server's JSON, one document, and nothing else on stdout\n"
     "  --help, -h     this text, or a verb's own help (agentctl train --help)\n"
     "\n"

@@ -1027,6 +1027,40 @@ START_TEST(test_deploy_verbs)
 }
 END_TEST
 
+/* login without the token in argv: from stdin (--token -) or from
+ * AGENTD_URL / AGENTD_TOKEN. */
+START_TEST(test_login_takes_the_token_outside_argv)
+{
+    ctl_env c;
+    const char *server_env[] = {"AGENTD_API_KEY=" ADMIN_KEY, NULL};
+    start(&c, server_env);
+    char cfg[400];
+    snprintf(cfg, sizeof(cfg), "%s/.config/agentctl/config", c.home);
+    const char *none[] = {NULL};
+    ctl_run r = run_ctl(c.home, none, ADMIN_KEY "\n",
+                        (const char *const[]){"login", "--url", c.url, "--token", "-", NULL});
+    expect_code(&r, 0, "login --token - (stdin)");
+    char *text = read_text(cfg);
+    ck_assert_ptr_nonnull(strstr(text, "token = " ADMIN_KEY "\n"));
+    free(text);
+    run_free(&r);
+    ck_assert_int_eq(unlink(cfg), 0);
+    r = run_ctl(c.home, none, "", (const char *const[]){"login", "--url", c.url, "--token", "-", NULL});
+    expect_code(&r, 1, "login --token - with nothing on stdin");
+    ck_assert_ptr_nonnull(strstr(r.err, "no token on stdin"));
+    run_free(&r);
+    const char *env[] = {c.url_var, "AGENTD_TOKEN=" ADMIN_KEY, NULL};
+    r = run_ctl(c.home, env, NULL, (const char *const[]){"login", NULL});
+    expect_code(&r, 0, "login from AGENTD_URL and AGENTD_TOKEN");
+    text = read_text(cfg);
+    ck_assert_ptr_nonnull(strstr(text, "token = " ADMIN_KEY "\n"));
+    ck_assert_ptr_nonnull(strstr(text, c.url));
+    free(text);
+    run_free(&r);
+    stop(&c);
+}
+END_TEST
+
 Suite *e2e_agentctl_suite(void)
 {
     Suite *s = suite_create("e2e_agentctl");
@@ -1044,6 +1078,7 @@ Suite *e2e_agentctl_suite(void)
     tcase_add_test(tc, test_ask_prints_each_piece_as_it_arrives);
     tcase_add_test(tc, test_tokens_verbs);
     tcase_add_test(tc, test_deploy_verbs);
+    tcase_add_test(tc, test_login_takes_the_token_outside_argv);
     suite_add_tcase(s, tc);
     return s;
 }
