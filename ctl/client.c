@@ -10,6 +10,10 @@
 
 /* A reply larger than this is not one agentd sends; stop reading. */
 #define REPLY_MAX ((size_t)256 << 20)
+/* One event of a stream (agentd's largest is the done event: the whole
+ * answer and its sources) is far below this; a stream that never ends an
+ * event must not grow the buffer without bound. */
+#define EVENT_MAX ((size_t)4 << 20)
 
 typedef struct exchange {
     ad_buf body;
@@ -18,6 +22,7 @@ typedef struct exchange {
     ad_buf pending; /* stream bytes not yet ending an event */
     ctl_sse_fn fn;
     void *arg;
+    const char *overflow; /* why on_data stopped the transfer, or NULL */
 } exchange;
 
 int ctl_client_global_init(ad_err *e)
@@ -55,17 +60,19 @@ static void dispatch_event(exchange *x, char *block)
     ad_buf_cleanup(&data);
 }
 
-/* Hands every complete event (ended by a blank line) to the callback. */
-static void feed_stream(exchange *x, const char *p, size_t n)
+/* Hands every complete event (ended by a blank line) to the callback; -1
+ * when the bytes not yet ending an event pass EVENT_MAX. */
+static int feed_stream(exchange *x, const char *p, size_t n)
 {
+    if (x->pending.len + n > EVENT_MAX) return -1;
     ad_buf_append(&x->pending, p, n);
-    if (!x->pending.data) return;
+    if (!x->pending.data) return 0;
     for (;;) {
         char *end = strstr(x->pending.data, "\n\n");
         size_t sep = 2;
         char *crlf = strstr(x->pending.data, "\r\n\r\n");
         if (crlf && (!end || crlf < end)) end = crlf, sep = 4;
-        if (!end) return;
+        if (!end) return 0;
         *end = '\0';
         size_t used = (size_t)(end - x->pending.data) + sep;
         dispatch_event(x, x->pending.data);
@@ -85,10 +92,14 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
                        !strncmp(ct, "text/event-stream", 17);
     }
     if (x->is_stream) {
-        feed_stream(x, p, n);
-        return n;
+        if (feed_stream(x, p, n) == 0) return n;
+        x->overflow = "an event of agentd's stream is over 4 MiB; stopped reading";
+        return 0;
     }
-    if (x->body.len + n > REPLY_MAX) return 0;
+    if (x->body.len + n > REPLY_MAX) {
+        x->overflow = "agentd's answer is over 256 MiB; stopped reading";
+        return 0;
+    }
     ad_buf_append(&x->body, p, n);
     return n;
 }
@@ -139,12 +150,20 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     CURLcode cc = curl_easy_perform(curl);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     int rc = 0;
-    if (cc != CURLE_OK) {
-        rc = ad_err_set(e, AD_EUPSTREAM, "cannot reach agentd at %s: %s", c->url,
-                        errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+    if (cc != CURLE_OK && x.overflow) {
+        rc = ad_err_set(e, AD_EUPSTREAM, "%s", x.overflow);
+    } else if (cc != CURLE_OK && status) {
+        /* It answered, then the exchange broke: "cannot reach" would mislead. */
+        rc = ad_err_set(e, AD_EUPSTREAM, "the connection to agentd at %s broke off: %s", c->url,
+                        why);
+    } else if (cc != CURLE_OK) {
+        rc = ad_err_set(e, AD_EUPSTREAM, "cannot reach agentd at %s: %s", c->url, why);
     } else {
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
+        out->status = status;
         if (!x.body.data) ad_buf_puts(&x.body, "");
         out->body = ad_buf_steal(&x.body, &out->len);
         out->json = cJSON_ParseWithLength(out->body, out->len);

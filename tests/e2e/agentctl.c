@@ -12,13 +12,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pty.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -281,6 +284,94 @@ static const char TEXT[] = "Alice runs the build farm. Builds are queued by prio
                            "build is retried twice before anyone "
                            "is paged. Release builds are signed with the team key. The farm has "
                            "forty machines in two racks.";
+
+/* ---- a scripted server: what agentd never does ------------------------------ */
+
+/* A loopback listener that answers its i-th connection with replies[i]
+ * (NULL: read the request, then close without a word), written a few bytes
+ * at a time so that the client sees lines and events cut anywhere, then
+ * `tail_bytes` more bytes of "data: x" with no event end (0: none). */
+typedef struct raw_server {
+    int fd;
+    int port;
+    const char *const *replies;
+    int nreplies;
+    size_t tail_bytes;
+    ad_buf requests; /* every request received, one after the other */
+    pthread_t thread;
+} raw_server;
+
+/* Reads one request (headers, then Content-Length bytes of body). */
+static void raw_read_request(int fd, ad_buf *into)
+{
+    ad_buf req;
+    ad_buf_init(&req);
+    long want = -1;
+    for (;;) {
+        char buf[4096];
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0) break;
+        ad_buf_append(&req, buf, (size_t)n);
+        const char *end = strstr(req.data, "\r\n\r\n");
+        if (!end) continue;
+        if (want < 0) {
+            const char *cl = strcasestr(req.data, "Content-Length:");
+            want = (long)(end + 4 - req.data) + (cl && cl < end ? atol(cl + 15) : 0);
+        }
+        if ((long)req.len >= want) break;
+    }
+    if (req.data) ad_buf_append(into, req.data, req.len);
+    ad_buf_cleanup(&req);
+}
+
+static void *raw_main(void *arg)
+{
+    raw_server *rs = arg;
+    for (int i = 0; i < rs->nreplies; i++) {
+        int c = accept(rs->fd, NULL, NULL);
+        if (c < 0) break;
+        raw_read_request(c, &rs->requests);
+        const char *r = rs->replies[i];
+        for (size_t off = 0, len = r ? strlen(r) : 0; off < len; off += 7) {
+            size_t k = len - off < 7 ? len - off : 7;
+            if (send(c, r + off, k, MSG_NOSIGNAL) < 0) break;
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        static const char tail[] = "data: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+        for (size_t sent = 0; sent < rs->tail_bytes; sent += sizeof(tail) - 1)
+            if (send(c, tail, sizeof(tail) - 1, MSG_NOSIGNAL) < 0) break;
+        close(c);
+    }
+    return NULL;
+}
+
+static void raw_start(raw_server *rs, const char *const *replies, int n, size_t tail_bytes)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->replies = replies;
+    rs->nreplies = n;
+    rs->tail_bytes = tail_bytes;
+    ad_buf_init(&rs->requests);
+    rs->fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(rs->fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    ck_assert_int_eq(bind(rs->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(rs->fd, 4), 0);
+    ck_assert_int_eq(getsockname(rs->fd, (struct sockaddr *)&a, &alen), 0);
+    rs->port = ntohs(a.sin_port);
+    ck_assert_int_eq(pthread_create(&rs->thread, NULL, raw_main, rs), 0);
+}
+
+/* Waits for the script to end; `requests` stays for the caller to read. */
+static void raw_stop(raw_server *rs)
+{
+    shutdown(rs->fd, SHUT_RDWR);
+    pthread_join(rs->thread, NULL);
+    close(rs->fd);
+    if (!rs->requests.data) ad_buf_puts(&rs->requests, "");
+}
 
 /* ---- help and usage ------------------------------------------------------- */
 
@@ -1027,6 +1118,84 @@ START_TEST(test_deploy_verbs)
 }
 END_TEST
 
+/* ---- what a broken or hostile server does to the client -------------------- */
+
+#define SSE_HEAD "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+
+/* Events cut at every 7th byte, a comment, data over two lines, CRLF line
+ * ends: the same answer as one clean event per piece. */
+START_TEST(test_ask_parses_events_cut_anywhere)
+{
+    char home[] = "/tmp/ctl-sse-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(home));
+    const char *replies[] = {
+        SSE_HEAD ": keepalive\n\n"
+                 "event: token\ndata: {\"text\":\ndata: \"Hel\"}\n\n"
+                 "event: token\r\ndata: {\"text\": \"lo\"}\r\n\r\n"
+                 "event: done\ndata: {\"sources\": [{\"passage_id\": 3, \"score\": 0.5, "
+                 "\"snippet\": \"s\"}]}\n\n"};
+    raw_server rs;
+    raw_start(&rs, replies, 1, 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
+    ctl_run r = run_ctl(home, NULL, NULL, (const char *const[]){"--url", url, "ask", "a", "q", NULL});
+    raw_stop(&rs);
+    expect_code(&r, 0, "ask, events cut anywhere");
+    ck_assert_str_eq(r.out, "Hello\nsources:\n  [3] score 0.500  s\n");
+    ck_assert_ptr_nonnull(strstr(rs.requests.data, "Accept: text/event-stream"));
+    /* A stream is never replayed by agentd: it carries no key. */
+    ck_assert_ptr_null(strstr(rs.requests.data, "Idempotency-Key"));
+    run_free(&r);
+    ad_buf_cleanup(&rs.requests);
+    rmdir(home);
+}
+END_TEST
+
+/* The server stops mid-answer: what came stays on its own line, the error
+ * says the connection broke (not that agentd cannot be reached), exit 3. */
+START_TEST(test_ask_stream_broken_mid_answer)
+{
+    char home[] = "/tmp/ctl-sse-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(home));
+    const char *replies[] = {"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                             "Content-Length: 100000\r\n\r\n"
+                             "event: token\ndata: {\"text\": \"Hel\"}\n\nevent: tok"};
+    raw_server rs;
+    raw_start(&rs, replies, 1, 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
+    ctl_run r = run_ctl(home, NULL, NULL, (const char *const[]){"--url", url, "ask", "a", "q", NULL});
+    raw_stop(&rs);
+    expect_code(&r, 3, "ask, stream broken");
+    ck_assert_str_eq(r.out, "Hel\n");
+    ck_assert_msg(strstr(r.err, "the connection to agentd at ") && strstr(r.err, "broke off"),
+                  "stderr: %s", r.err);
+    run_free(&r);
+    ad_buf_cleanup(&rs.requests);
+    rmdir(home);
+}
+END_TEST
+
+/* A stream that never ends an event is not buffered without bound. */
+START_TEST(test_ask_event_that_never_ends_is_bounded)
+{
+    char home[] = "/tmp/ctl-sse-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(home));
+    const char *replies[] = {SSE_HEAD};
+    raw_server rs;
+    raw_start(&rs, replies, 1, (size_t)6 << 20);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
+    ctl_run r = run_ctl(home, NULL, NULL, (const char *const[]){"--url", url, "ask", "a", "q", NULL});
+    raw_stop(&rs);
+    expect_code(&r, 3, "ask, an endless event");
+    ck_assert_msg(strstr(r.err, "over 4 MiB"), "stderr: %s", r.err);
+    run_free(&r);
+    ad_buf_cleanup(&rs.requests);
+    rmdir(home);
+}
+END_TEST
+
 /* login without the token in argv: from stdin (--token -) or from
  * AGENTD_URL / AGENTD_TOKEN. */
 START_TEST(test_login_takes_the_token_outside_argv)
@@ -1078,6 +1247,9 @@ Suite *e2e_agentctl_suite(void)
     tcase_add_test(tc, test_ask_prints_each_piece_as_it_arrives);
     tcase_add_test(tc, test_tokens_verbs);
     tcase_add_test(tc, test_deploy_verbs);
+    tcase_add_test(tc, test_ask_parses_events_cut_anywhere);
+    tcase_add_test(tc, test_ask_stream_broken_mid_answer);
+    tcase_add_test(tc, test_ask_event_that_never_ends_is_bounded);
     tcase_add_test(tc, test_login_takes_the_token_outside_argv);
     suite_add_tcase(s, tc);
     return s;
