@@ -5,8 +5,12 @@
 #include "base/mem.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 /* A reply larger than this is not one agentd sends; stop reading. */
 #define REPLY_MAX ((size_t)256 << 20)
@@ -14,6 +18,9 @@
  * answer and its sources) is far below this; a stream that never ends an
  * event must not grow the buffer without bound. */
 #define EVENT_MAX ((size_t)4 << 20)
+/* A POST whose connection broke before any answer is sent once more, with
+ * the same Idempotency-Key, after this pause. */
+#define RETRY_PAUSE_MS 300
 
 typedef struct exchange {
     ad_buf body;
@@ -104,6 +111,15 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* Whether a failed exchange may be sent again: the connection broke before
+ * any answer came (agentd may or may not have done the work, which the
+ * Idempotency-Key makes safe to ask twice). */
+static int worth_retrying(CURLcode cc, long status)
+{
+    return status == 0 &&
+           (cc == CURLE_GOT_NOTHING || cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR);
+}
+
 static int perform(const ctl_client *c, const char *method, const char *path, const cJSON *body,
                    int stream, ctl_sse_fn fn, void *arg, ctl_reply *out, ad_err *e)
 {
@@ -111,9 +127,10 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     exchange x = {.is_stream = -1, .fn = fn, .arg = arg};
     ad_buf_init(&x.body);
     ad_buf_init(&x.pending);
-    ad_buf url, auth;
+    ad_buf url, auth, idem;
     ad_buf_init(&url);
     ad_buf_init(&auth);
+    ad_buf_init(&idem);
     ad_buf_printf(&url, "%s%s", c->url, path);
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
     /* cJSON fails only when out of memory, which is fatal here as elsewhere. */
@@ -128,6 +145,13 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     if (c->token) {
         ad_buf_printf(&auth, "Authorization: Bearer %s", c->token);
         hdrs = curl_slist_append(hdrs, auth.data);
+    }
+    /* A stream cannot be replayed by agentd, so it is never sent twice and
+     * carries no key. */
+    int keyed = !stream && c->idempotency_key && !strcmp(method, "POST");
+    if (keyed) {
+        ad_buf_printf(&idem, "Idempotency-Key: %s", c->idempotency_key);
+        hdrs = curl_slist_append(hdrs, idem.data);
     }
     hdrs = curl_slist_append(hdrs, "Expect:");
     ad_assert(hdrs);
@@ -152,6 +176,14 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     CURLcode cc = curl_easy_perform(curl);
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK && keyed && worth_retrying(cc, status)) {
+        struct timespec pause = {0, RETRY_PAUSE_MS * 1000000L};
+        nanosleep(&pause, NULL);
+        errbuf[0] = '\0';
+        ad_buf_reset(&x.body);
+        cc = curl_easy_perform(curl);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    }
     int rc = 0;
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
     if (cc != CURLE_OK && x.overflow) {
@@ -174,6 +206,7 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     ad_buf_cleanup(&x.body);
     ad_buf_cleanup(&x.pending);
     ad_buf_cleanup(&url);
+    ad_buf_cleanup(&idem);
     /* The header held the token; wipe it before the memory goes back. */
     if (auth.data) memset(auth.data, 0, auth.len);
     ad_buf_cleanup(&auth);
@@ -190,6 +223,36 @@ int ctl_client_stream(const ctl_client *c, const char *path, const cJSON *body, 
                       void *arg, ctl_reply *out, ad_err *e)
 {
     return perform(c, "POST", path, body, 1, fn, arg, out, e);
+}
+
+int ctl_client_random_key(char out[42], ad_err *e)
+{
+    unsigned char raw[16];
+    size_t got = 0;
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return ad_err_set(e, AD_EIO, "getrandom: %s", strerror(errno));
+        got += (size_t)n;
+    }
+    memcpy(out, "agentctl-", 9);
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(out + 9 + 2 * i, 3, "%02x", raw[i]);
+    return 0;
+}
+
+int ctl_client_check_key(const char *key, ad_err *e)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > CTL_IDEMPOTENCY_KEY_MAX)
+        return ad_err_set(e, AD_EINVAL, "--idempotency-key must be 1 to %d characters, got %zu",
+                          CTL_IDEMPOTENCY_KEY_MAX, n);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e)
+            return ad_err_set(e, AD_EINVAL,
+                              "--idempotency-key must be printable ASCII, got byte 0x%02x at %zu",
+                              (unsigned char)key[i], i + 1);
+    return 0;
 }
 
 char *ctl_client_escape(const char *s)

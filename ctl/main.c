@@ -101,6 +101,11 @@ static const char GLOBAL_HELP[] =
     "  --token TOKEN  the API token (else AGENTD_TOKEN, else the config file); argv is\n"
     "                 visible to every user (ps): prefer AGENTD_TOKEN or agentctl login\n"
     "  --json         print the server's JSON, one document, and nothing else on stdout\n"
+    "  --idempotency-key KEY\n"
+    "                 the Idempotency-Key of the command's POST (default: a random one per\n"
+    "                 run); the same KEY again within 24 h gets the first answer back\n"
+    "                 instead of doing the work twice. A POST whose connection breaks\n"
+    "                 before any answer is sent once more with its key.\n"
     "  --help, -h     this text, or a verb's own help (agentctl train --help)\n"
     "\n"
     "Exit codes:\n"
@@ -127,7 +132,8 @@ static void print_global_help(FILE *f)
 static void print_verb_help(const verb *v)
 {
     printf("usage: %s\n\n%s", v->usage, v->help);
-    printf("\nGlobal flags: --url URL, --token TOKEN, --json, --help (see agentctl --help).\n");
+    printf("\nGlobal flags: --url URL, --token TOKEN, --json, --idempotency-key KEY, --help\n"
+           "(see agentctl --help).\n");
 }
 
 /* The verb for argv's first one or two words; `used` says how many. */
@@ -162,7 +168,7 @@ static void print_group_help(const char *group, FILE *f)
 int main(int argc, char **argv)
 {
     /* Global flags first, from anywhere before "--"; the rest stays in order. */
-    const char *url = NULL, *token = NULL;
+    const char *url = NULL, *token = NULL, *idem = NULL;
     int json = 0, help = 0, n = 0;
     char **rest = ad_calloc((size_t)argc + 1, sizeof(char *));
     int dashdash = 0;
@@ -177,17 +183,20 @@ int main(int argc, char **argv)
             json = 1;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             help = 1;
-        } else if (!strcmp(a, "--url") || !strcmp(a, "--token")) {
+        } else if (!strcmp(a, "--url") || !strcmp(a, "--token") ||
+                   !strcmp(a, "--idempotency-key")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "agentctl: %s needs a value\n", a);
                 free(rest);
                 return CTL_EXIT_USAGE;
             }
-            *(a[2] == 'u' ? &url : &token) = argv[++i];
+            *(a[2] == 'u' ? &url : a[2] == 't' ? &token : &idem) = argv[++i];
         } else if (!strncmp(a, "--url=", 6)) {
             url = a + 6;
         } else if (!strncmp(a, "--token=", 8)) {
             token = a + 8;
+        } else if (!strncmp(a, "--idempotency-key=", 18)) {
+            idem = a + 18;
         } else {
             rest[n++] = argv[i];
         }
@@ -226,6 +235,20 @@ int main(int argc, char **argv)
              v->name);
     ctl_session s = {.json = json, .tty = isatty(STDERR_FILENO), .verb = verb_name};
     ad_err e = {0};
+    /* One key for the run's POST: a retry after a broken connection, or a
+     * script running the command again with the same --idempotency-key,
+     * gets the first answer instead of doing the work twice. */
+    char random_key[42];
+    if (idem && ctl_client_check_key(idem, &e) < 0) {
+        free(rest);
+        return ctl_session_usage(&s, "%s", e.msg);
+    }
+    if (!idem && ctl_client_random_key(random_key, &e) < 0) {
+        fprintf(stderr, "agentctl: %s\n", e.msg);
+        free(rest);
+        return CTL_EXIT_USAGE;
+    }
+    s.client.idempotency_key = idem ? idem : random_key;
     if (ctl_client_global_init(&e) < 0) {
         fprintf(stderr, "agentctl: %s\n", e.msg);
         free(rest);

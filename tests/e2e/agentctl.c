@@ -285,6 +285,7 @@ static const char TEXT[] = "Alice runs the build farm. Builds are queued by prio
                            "is paged. Release builds are signed with the team key. The farm has "
                            "forty machines in two racks.";
 
+
 /* ---- a scripted server: what agentd never does ------------------------------ */
 
 /* A loopback listener that answers its i-th connection with replies[i]
@@ -1118,6 +1119,7 @@ START_TEST(test_deploy_verbs)
 }
 END_TEST
 
+
 /* ---- what a broken or hostile server does to the client -------------------- */
 
 #define SSE_HEAD "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
@@ -1196,6 +1198,89 @@ START_TEST(test_ask_event_that_never_ends_is_bounded)
 }
 END_TEST
 
+/* The key of one header line "Idempotency-Key: K" found at or after `from`. */
+static char *key_after(const char *from, const char **next)
+{
+    const char *k = strstr(from, "Idempotency-Key: ");
+    if (!k) return NULL;
+    k += 17;
+    size_t n = strcspn(k, "\r\n");
+    *next = k + n;
+    return strndup(k, n);
+}
+
+/* A POST whose connection dies before any answer is sent again with the
+ * same Idempotency-Key (agentd answers the retry from what the first did),
+ * and the command succeeds. */
+START_TEST(test_post_retried_once_with_the_same_key)
+{
+    char home[] = "/tmp/ctl-retry-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(home));
+    static const char body[] = "{\"user_id\": \"bob\", \"status\": \"created\", \"language\": \"en\"}";
+    char created[300];
+    snprintf(created, sizeof(created),
+             "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             strlen(body), body);
+    const char *replies[] = {NULL, created};
+    raw_server rs;
+    raw_start(&rs, replies, 2, 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
+    ctl_run r = run_ctl(home, NULL, TEXT,
+                        (const char *const[]){"--url", url, "agents", "create", "bob", "--text",
+                                              "-", "--json", NULL});
+    raw_stop(&rs);
+    expect_code(&r, 0, "create, the first connection dropped");
+    char want[200];
+    snprintf(want, sizeof(want), "%s\n", body);
+    ck_assert_str_eq(r.out, want);
+    const char *next = NULL;
+    char *k1 = key_after(rs.requests.data, &next);
+    ck_assert_msg(k1 != NULL, "no Idempotency-Key: %s", rs.requests.data);
+    char *k2 = key_after(next, &next);
+    ck_assert_msg(k2 != NULL, "one request only: %s", rs.requests.data);
+    ck_assert_str_eq(k1, k2);
+    ck_assert_msg(!strncmp(k1, "agentctl-", 9) && strlen(k1) == 41, "key %s", k1);
+    free(k1);
+    free(k2);
+    run_free(&r);
+    ad_buf_cleanup(&rs.requests);
+    rmdir(home);
+}
+END_TEST
+
+/* --idempotency-key: the same create run twice against agentd is one
+ * agent and the same answer, not a 409 the second time. */
+START_TEST(test_idempotency_key_makes_a_rerun_safe)
+{
+    ctl_env c;
+    start(&c, NULL);
+    const char *args[] = {"agents", "create", "bob", "--text", "-", "--json",
+                          "--idempotency-key", "ci-run-42", NULL};
+    ctl_run r1 = run_ctl(c.home, c.env, TEXT, args);
+    expect_code(&r1, 0, "create with a key");
+    ctl_run r2 = run_ctl(c.home, c.env, TEXT, args);
+    expect_code(&r2, 0, "the same create with the same key");
+    ck_assert_str_eq(r1.out, r2.out);
+    run_free(&r1);
+    run_free(&r2);
+    /* Another body under the same key: agentd's 422, exit 2. */
+    r1 = run_ctl(c.home, c.env, "other text",
+                 (const char *const[]){"agents", "create", "bob", "--text", "-",
+                                       "--idempotency-key", "ci-run-42", NULL});
+    expect_code(&r1, 2, "the key with another body");
+    ck_assert_ptr_nonnull(strstr(r1.err, "idempotency_key_reused"));
+    run_free(&r1);
+    r1 = CTL(&c, "agents", "create", "bob", "--text", "-", "--idempotency-key", "");
+    expect_code(&r1, 1, "an empty key");
+    ck_assert_ptr_nonnull(strstr(r1.err, "--idempotency-key must be 1 to 255 characters"));
+    run_free(&r1);
+    ck_assert_str_eq(e2e_wait_agent(&c.srv, "bob", 60000), "ready");
+    stop(&c);
+}
+END_TEST
+
 /* login without the token in argv: from stdin (--token -) or from
  * AGENTD_URL / AGENTD_TOKEN. */
 START_TEST(test_login_takes_the_token_outside_argv)
@@ -1250,6 +1335,8 @@ Suite *e2e_agentctl_suite(void)
     tcase_add_test(tc, test_ask_parses_events_cut_anywhere);
     tcase_add_test(tc, test_ask_stream_broken_mid_answer);
     tcase_add_test(tc, test_ask_event_that_never_ends_is_bounded);
+    tcase_add_test(tc, test_post_retried_once_with_the_same_key);
+    tcase_add_test(tc, test_idempotency_key_makes_a_rerun_safe);
     tcase_add_test(tc, test_login_takes_the_token_outside_argv);
     suite_add_tcase(s, tc);
     return s;
