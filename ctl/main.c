@@ -112,7 +112,7 @@ static const char GLOBAL_HELP[] =
     "  0  ok\n"
     "  1  usage error (nothing was sent), or the config file cannot be read or written\n"
     "  2  the server refused the request (4xx other than 401/403)\n"
-    "  3  the server failed (5xx) or could not be reached\n"
+    "  3  the server failed (5xx), could not be reached, or broke the connection\n"
     "  4  authentication or permission refused (401, 403)\n"
     "  5  the request worked but what it started failed (the agent ended in error, the\n"
     "     training run failed or was cancelled, the deployment was rejected, the answer\n"

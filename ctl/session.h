@@ -6,7 +6,8 @@
  *   1  usage error (nothing was sent), or the config file cannot be read
  *      or written
  *   2  the server refused the request (4xx other than 401/403)
- *   3  the server failed (5xx) or could not be reached
+ *   3  the server failed (5xx), could not be reached, or broke the
+ *      connection
  *   4  authentication or permission (401, 403)
  *   5  the request worked but what it started failed: an agent's pipeline
  *      ended in error, a training run failed or was cancelled, a deployment
