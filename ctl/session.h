@@ -16,6 +16,8 @@
 #ifndef CTL_SESSION_H
 #define CTL_SESSION_H
 
+#include "base/buf.h"
+#include "ctl/args.h"
 #include "ctl/client.h"
 
 #include <cjson/cJSON.h>
@@ -54,6 +56,10 @@ int ctl_session_check(ctl_session *s, ctl_reply *out);
 /* Prints a usage error for the current verb on stderr; returns CTL_EXIT_USAGE. */
 int ctl_session_usage(const ctl_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Appends each option of `opts` that was given ("--limit 5") to `path` as
+ * a query parameter ("?limit=5", then "&..."), its last value escaped. */
+void ctl_session_add_query(ad_buf *path, const ctl_opt *opts, size_t nopts);
 
 /* Prints a reply's JSON document on stdout (with --json), as the server sent it. */
 void ctl_session_print_json(const ctl_reply *r);
