@@ -285,7 +285,6 @@ static const char TEXT[] = "Alice runs the build farm. Builds are queued by prio
                            "is paged. Release builds are signed with the team key. The farm has "
                            "forty machines in two racks.";
 
-
 /* ---- a scripted server: what agentd never does ------------------------------ */
 
 /* A loopback listener that answers its i-th connection with replies[i]
@@ -339,7 +338,8 @@ static void *raw_main(void *arg)
             struct timespec ts = {0, 1000000L};
             nanosleep(&ts, NULL);
         }
-        static const char tail[] = "data: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+        static const char tail[] =
+            "data: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
         for (size_t sent = 0; sent < rs->tail_bytes; sent += sizeof(tail) - 1)
             if (send(c, tail, sizeof(tail) - 1, MSG_NOSIGNAL) < 0) break;
         close(c);
@@ -372,6 +372,30 @@ static void raw_stop(raw_server *rs)
     pthread_join(rs->thread, NULL);
     close(rs->fd);
     if (!rs->requests.data) ad_buf_puts(&rs->requests, "");
+}
+
+/* Runs agentctl with --url the scripted server (`replies`, `n`,
+ * `tail_bytes` as raw_start), `args` and `in` on stdin; what the server
+ * received is left in `requests` (the caller cleans it up). */
+static ctl_run raw_run(const char *const *replies, int n, size_t tail_bytes, const char *in,
+                       const char *const *args, ad_buf *requests)
+{
+    char home[] = "/tmp/ctl-raw-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(home));
+    raw_server rs;
+    raw_start(&rs, replies, n, tail_bytes);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
+    const char *argv[16] = {"--url", url};
+    int k = 2;
+    for (int i = 0; args[i] && k < 15; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    ctl_run r = run_ctl(home, NULL, in, argv);
+    raw_stop(&rs);
+    *requests = rs.requests;
+    rmdir(home);
+    return r;
 }
 
 /* ---- help and usage ------------------------------------------------------- */
@@ -1119,7 +1143,6 @@ START_TEST(test_deploy_verbs)
 }
 END_TEST
 
-
 /* ---- what a broken or hostile server does to the client -------------------- */
 
 #define SSE_HEAD "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
@@ -1128,28 +1151,21 @@ END_TEST
  * ends: the same answer as one clean event per piece. */
 START_TEST(test_ask_parses_events_cut_anywhere)
 {
-    char home[] = "/tmp/ctl-sse-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(home));
     const char *replies[] = {
         SSE_HEAD ": keepalive\n\n"
                  "event: token\ndata: {\"text\":\ndata: \"Hel\"}\n\n"
                  "event: token\r\ndata: {\"text\": \"lo\"}\r\n\r\n"
                  "event: done\ndata: {\"sources\": [{\"passage_id\": 3, \"score\": 0.5, "
                  "\"snippet\": \"s\"}]}\n\n"};
-    raw_server rs;
-    raw_start(&rs, replies, 1, 0);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
-    ctl_run r = run_ctl(home, NULL, NULL, (const char *const[]){"--url", url, "ask", "a", "q", NULL});
-    raw_stop(&rs);
+    ad_buf req;
+    ctl_run r = raw_run(replies, 1, 0, NULL, (const char *const[]){"ask", "a", "q", NULL}, &req);
     expect_code(&r, 0, "ask, events cut anywhere");
     ck_assert_str_eq(r.out, "Hello\nsources:\n  [3] score 0.500  s\n");
-    ck_assert_ptr_nonnull(strstr(rs.requests.data, "Accept: text/event-stream"));
+    ck_assert_ptr_nonnull(strstr(req.data, "Accept: text/event-stream"));
     /* A stream is never replayed by agentd: it carries no key. */
-    ck_assert_ptr_null(strstr(rs.requests.data, "Idempotency-Key"));
+    ck_assert_ptr_null(strstr(req.data, "Idempotency-Key"));
     run_free(&r);
-    ad_buf_cleanup(&rs.requests);
-    rmdir(home);
+    ad_buf_cleanup(&req);
 }
 END_TEST
 
@@ -1157,44 +1173,31 @@ END_TEST
  * says the connection broke (not that agentd cannot be reached), exit 3. */
 START_TEST(test_ask_stream_broken_mid_answer)
 {
-    char home[] = "/tmp/ctl-sse-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(home));
     const char *replies[] = {"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                              "Content-Length: 100000\r\n\r\n"
                              "event: token\ndata: {\"text\": \"Hel\"}\n\nevent: tok"};
-    raw_server rs;
-    raw_start(&rs, replies, 1, 0);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
-    ctl_run r = run_ctl(home, NULL, NULL, (const char *const[]){"--url", url, "ask", "a", "q", NULL});
-    raw_stop(&rs);
+    ad_buf req;
+    ctl_run r = raw_run(replies, 1, 0, NULL, (const char *const[]){"ask", "a", "q", NULL}, &req);
     expect_code(&r, 3, "ask, stream broken");
     ck_assert_str_eq(r.out, "Hel\n");
     ck_assert_msg(strstr(r.err, "the connection to agentd at ") && strstr(r.err, "broke off"),
                   "stderr: %s", r.err);
     run_free(&r);
-    ad_buf_cleanup(&rs.requests);
-    rmdir(home);
+    ad_buf_cleanup(&req);
 }
 END_TEST
 
 /* A stream that never ends an event is not buffered without bound. */
 START_TEST(test_ask_event_that_never_ends_is_bounded)
 {
-    char home[] = "/tmp/ctl-sse-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(home));
     const char *replies[] = {SSE_HEAD};
-    raw_server rs;
-    raw_start(&rs, replies, 1, (size_t)6 << 20);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
-    ctl_run r = run_ctl(home, NULL, NULL, (const char *const[]){"--url", url, "ask", "a", "q", NULL});
-    raw_stop(&rs);
+    ad_buf req;
+    ctl_run r = raw_run(replies, 1, (size_t)6 << 20, NULL,
+                        (const char *const[]){"ask", "a", "q", NULL}, &req);
     expect_code(&r, 3, "ask, an endless event");
     ck_assert_msg(strstr(r.err, "over 4 MiB"), "stderr: %s", r.err);
     run_free(&r);
-    ad_buf_cleanup(&rs.requests);
-    rmdir(home);
+    ad_buf_cleanup(&req);
 }
 END_TEST
 
@@ -1214,39 +1217,33 @@ static char *key_after(const char *from, const char **next)
  * and the command succeeds. */
 START_TEST(test_post_retried_once_with_the_same_key)
 {
-    char home[] = "/tmp/ctl-retry-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(home));
-    static const char body[] = "{\"user_id\": \"bob\", \"status\": \"created\", \"language\": \"en\"}";
+    static const char body[] =
+        "{\"user_id\": \"bob\", \"status\": \"created\", \"language\": \"en\"}";
     char created[300];
     snprintf(created, sizeof(created),
              "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
              "Connection: close\r\n\r\n%s",
              strlen(body), body);
     const char *replies[] = {NULL, created};
-    raw_server rs;
-    raw_start(&rs, replies, 2, 0);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
-    ctl_run r = run_ctl(home, NULL, TEXT,
-                        (const char *const[]){"--url", url, "agents", "create", "bob", "--text",
-                                              "-", "--json", NULL});
-    raw_stop(&rs);
+    ad_buf req;
+    ctl_run r = raw_run(
+        replies, 2, 0, TEXT,
+        (const char *const[]){"agents", "create", "bob", "--text", "-", "--json", NULL}, &req);
     expect_code(&r, 0, "create, the first connection dropped");
     char want[200];
     snprintf(want, sizeof(want), "%s\n", body);
     ck_assert_str_eq(r.out, want);
     const char *next = NULL;
-    char *k1 = key_after(rs.requests.data, &next);
-    ck_assert_msg(k1 != NULL, "no Idempotency-Key: %s", rs.requests.data);
+    char *k1 = key_after(req.data, &next);
+    ck_assert_msg(k1 != NULL, "no Idempotency-Key: %s", req.data);
     char *k2 = key_after(next, &next);
-    ck_assert_msg(k2 != NULL, "one request only: %s", rs.requests.data);
+    ck_assert_msg(k2 != NULL, "one request only: %s", req.data);
     ck_assert_str_eq(k1, k2);
     ck_assert_msg(!strncmp(k1, "agentctl-", 9) && strlen(k1) == 41, "key %s", k1);
     free(k1);
     free(k2);
     run_free(&r);
-    ad_buf_cleanup(&rs.requests);
-    rmdir(home);
+    ad_buf_cleanup(&req);
 }
 END_TEST
 
@@ -1256,8 +1253,8 @@ START_TEST(test_idempotency_key_makes_a_rerun_safe)
 {
     ctl_env c;
     start(&c, NULL);
-    const char *args[] = {"agents", "create", "bob", "--text", "-", "--json",
-                          "--idempotency-key", "ci-run-42", NULL};
+    const char *args[] = {
+        "agents", "create", "bob", "--text", "-", "--json", "--idempotency-key", "ci-run-42", NULL};
     ctl_run r1 = run_ctl(c.home, c.env, TEXT, args);
     expect_code(&r1, 0, "create with a key");
     ctl_run r2 = run_ctl(c.home, c.env, TEXT, args);
@@ -1299,7 +1296,8 @@ START_TEST(test_login_takes_the_token_outside_argv)
     free(text);
     run_free(&r);
     ck_assert_int_eq(unlink(cfg), 0);
-    r = run_ctl(c.home, none, "", (const char *const[]){"login", "--url", c.url, "--token", "-", NULL});
+    r = run_ctl(c.home, none, "",
+                (const char *const[]){"login", "--url", c.url, "--token", "-", NULL});
     expect_code(&r, 1, "login --token - with nothing on stdin");
     ck_assert_ptr_nonnull(strstr(r.err, "no token on stdin"));
     run_free(&r);
