@@ -170,6 +170,9 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    long stall_s = c->stall_s > 0 ? c->stall_s : CTL_STALL_DEFAULT_S;
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, stall_s);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "agentctl/0.1");
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
@@ -188,6 +191,9 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
     if (cc != CURLE_OK && x.overflow) {
         rc = ad_err_set(e, AD_EUPSTREAM, "%s", x.overflow);
+    } else if (cc == CURLE_OPERATION_TIMEDOUT) {
+        rc = ad_err_set(e, AD_EUPSTREAM, "agentd at %s sent nothing for %ld s; gave up", c->url,
+                        stall_s);
     } else if (cc != CURLE_OK && status) {
         /* It answered, then the exchange broke: "cannot reach" would mislead. */
         rc = ad_err_set(e, AD_EUPSTREAM, "the connection to agentd at %s broke off: %s", c->url,

@@ -18,7 +18,14 @@ typedef struct ctl_client {
     const char *token; /* NULL: no Authorization header */
     /* Sent as Idempotency-Key on every POST but a stream's (NULL: none). */
     const char *idempotency_key;
+    /* Seconds without a byte from the server before a request is given up
+     * (0: CTL_STALL_DEFAULT_S). */
+    long stall_s;
 } ctl_client;
+
+/* agentd's streams send a keep-alive every 15 s by default, and no answer
+ * takes minutes to start: five silent minutes mean it is stuck. */
+#define CTL_STALL_DEFAULT_S 300
 
 /* The longest Idempotency-Key agentd accepts. */
 #define CTL_IDEMPOTENCY_KEY_MAX 255

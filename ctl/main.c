@@ -4,6 +4,7 @@
  * (session.h has the table, --help prints it). */
 #include "base/mem.h"
 #include "ctl/agents.h"
+#include "ctl/args.h"
 #include "ctl/ask.h"
 #include "ctl/config.h"
 #include "ctl/deploy.h"
@@ -107,6 +108,9 @@ static const char GLOBAL_HELP[] =
     "                 instead of doing the work twice. A POST whose connection breaks\n"
     "                 before any answer is sent once more with its key.\n"
     "  --help, -h     this text, or a verb's own help (agentctl train --help)\n"
+    "\n"
+    "A request that gets not one byte from the server for AGENTCTL_STALL_TIMEOUT_S\n"
+    "seconds (default 300) is given up (exit 3).\n"
     "\n"
     "Exit codes:\n"
     "  0  ok\n"
@@ -249,6 +253,15 @@ int main(int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     s.client.idempotency_key = idem ? idem : random_key;
+    const char *stall = getenv("AGENTCTL_STALL_TIMEOUT_S");
+    long long stall_s = 0;
+    if (stall && *stall && ctl_args_integer(stall, 1, 86400, &stall_s) < 0) {
+        free(rest);
+        return ctl_session_usage(
+            &s, "AGENTCTL_STALL_TIMEOUT_S must be a number of seconds from 1 to 86400, got '%s'",
+            stall);
+    }
+    s.client.stall_s = (long)stall_s;
     if (ctl_client_global_init(&e) < 0) {
         fprintf(stderr, "agentctl: %s\n", e.msg);
         free(rest);

@@ -297,6 +297,7 @@ typedef struct raw_server {
     const char *const *replies;
     int nreplies;
     size_t tail_bytes;
+    int hold_ms;     /* how long to keep the connection open, silent, at the end */
     ad_buf requests; /* every request received, one after the other */
     pthread_t thread;
 } raw_server;
@@ -342,17 +343,22 @@ static void *raw_main(void *arg)
             "data: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
         for (size_t sent = 0; sent < rs->tail_bytes; sent += sizeof(tail) - 1)
             if (send(c, tail, sizeof(tail) - 1, MSG_NOSIGNAL) < 0) break;
+        /* Silent until the client hangs up or the time is over. */
+        struct pollfd peer = {c, POLLIN, 0};
+        if (rs->hold_ms) poll(&peer, 1, rs->hold_ms);
         close(c);
     }
     return NULL;
 }
 
-static void raw_start(raw_server *rs, const char *const *replies, int n, size_t tail_bytes)
+static void raw_start(raw_server *rs, const char *const *replies, int n, size_t tail_bytes,
+                      int hold_ms)
 {
     memset(rs, 0, sizeof(*rs));
     rs->replies = replies;
     rs->nreplies = n;
     rs->tail_bytes = tail_bytes;
+    rs->hold_ms = hold_ms;
     ad_buf_init(&rs->requests);
     rs->fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(rs->fd, 0);
@@ -375,15 +381,17 @@ static void raw_stop(raw_server *rs)
 }
 
 /* Runs agentctl with --url the scripted server (`replies`, `n`,
- * `tail_bytes` as raw_start), `args` and `in` on stdin; what the server
- * received is left in `requests` (the caller cleans it up). */
-static ctl_run raw_run(const char *const *replies, int n, size_t tail_bytes, const char *in,
-                       const char *const *args, ad_buf *requests)
+ * `tail_bytes`, `hold_ms` as raw_start), `env` ("K=V", NULL-terminated, or
+ * NULL), `args` and `in` on stdin; what the server received is left in
+ * `requests` (the caller cleans it up). */
+static ctl_run raw_run(const char *const *replies, int n, size_t tail_bytes, int hold_ms,
+                       const char *const *env, const char *in, const char *const *args,
+                       ad_buf *requests)
 {
     char home[] = "/tmp/ctl-raw-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(home));
     raw_server rs;
-    raw_start(&rs, replies, n, tail_bytes);
+    raw_start(&rs, replies, n, tail_bytes, hold_ms);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
     const char *argv[16] = {"--url", url};
@@ -391,7 +399,7 @@ static ctl_run raw_run(const char *const *replies, int n, size_t tail_bytes, con
     for (int i = 0; args[i] && k < 15; i++)
         argv[k++] = args[i];
     argv[k] = NULL;
-    ctl_run r = run_ctl(home, NULL, in, argv);
+    ctl_run r = run_ctl(home, env, in, argv);
     raw_stop(&rs);
     *requests = rs.requests;
     rmdir(home);
@@ -1158,7 +1166,8 @@ START_TEST(test_ask_parses_events_cut_anywhere)
                  "event: done\ndata: {\"sources\": [{\"passage_id\": 3, \"score\": 0.5, "
                  "\"snippet\": \"s\"}]}\n\n"};
     ad_buf req;
-    ctl_run r = raw_run(replies, 1, 0, NULL, (const char *const[]){"ask", "a", "q", NULL}, &req);
+    ctl_run r =
+        raw_run(replies, 1, 0, 0, NULL, NULL, (const char *const[]){"ask", "a", "q", NULL}, &req);
     expect_code(&r, 0, "ask, events cut anywhere");
     ck_assert_str_eq(r.out, "Hello\nsources:\n  [3] score 0.500  s\n");
     ck_assert_ptr_nonnull(strstr(req.data, "Accept: text/event-stream"));
@@ -1177,7 +1186,8 @@ START_TEST(test_ask_stream_broken_mid_answer)
                              "Content-Length: 100000\r\n\r\n"
                              "event: token\ndata: {\"text\": \"Hel\"}\n\nevent: tok"};
     ad_buf req;
-    ctl_run r = raw_run(replies, 1, 0, NULL, (const char *const[]){"ask", "a", "q", NULL}, &req);
+    ctl_run r =
+        raw_run(replies, 1, 0, 0, NULL, NULL, (const char *const[]){"ask", "a", "q", NULL}, &req);
     expect_code(&r, 3, "ask, stream broken");
     ck_assert_str_eq(r.out, "Hel\n");
     ck_assert_msg(strstr(r.err, "the connection to agentd at ") && strstr(r.err, "broke off"),
@@ -1192,12 +1202,36 @@ START_TEST(test_ask_event_that_never_ends_is_bounded)
 {
     const char *replies[] = {SSE_HEAD};
     ad_buf req;
-    ctl_run r = raw_run(replies, 1, (size_t)6 << 20, NULL,
+    ctl_run r = raw_run(replies, 1, (size_t)6 << 20, 0, NULL, NULL,
                         (const char *const[]){"ask", "a", "q", NULL}, &req);
     expect_code(&r, 3, "ask, an endless event");
     ck_assert_msg(strstr(r.err, "over 4 MiB"), "stderr: %s", r.err);
     run_free(&r);
     ad_buf_cleanup(&req);
+}
+END_TEST
+
+/* A server that goes silent mid-answer (no keep-alive either) is given up
+ * after AGENTCTL_STALL_TIMEOUT_S, not waited for forever. */
+START_TEST(test_ask_silent_server_is_given_up)
+{
+    const char *replies[] = {SSE_HEAD "event: token\ndata: {\"text\": \"Hel\"}\n\n"};
+    const char *env[] = {"AGENTCTL_STALL_TIMEOUT_S=1", NULL};
+    ad_buf req;
+    ctl_run r = raw_run(replies, 1, 0, 60000, env, NULL,
+                        (const char *const[]){"ask", "a", "q", NULL}, &req);
+    expect_code(&r, 3, "ask, a silent server");
+    ck_assert_str_eq(r.out, "Hel\n");
+    ck_assert_msg(strstr(r.err, "sent nothing for 1 s"), "stderr: %s", r.err);
+    /* libcurl averages the speed over 5 s: about 1 + 5 s, far from the 60. */
+    ck_assert_msg(r.end_ms < 20000, "gave up after %lld ms", r.end_ms);
+    run_free(&r);
+    ad_buf_cleanup(&req);
+    const char *bad[] = {"AGENTCTL_STALL_TIMEOUT_S=soon", NULL};
+    r = run_ctl("/tmp", bad, NULL, (const char *const[]){"agents", "list", NULL});
+    expect_code(&r, 1, "a bad AGENTCTL_STALL_TIMEOUT_S");
+    ck_assert_ptr_nonnull(strstr(r.err, "got 'soon'"));
+    run_free(&r);
 }
 END_TEST
 
@@ -1227,7 +1261,7 @@ START_TEST(test_post_retried_once_with_the_same_key)
     const char *replies[] = {NULL, created};
     ad_buf req;
     ctl_run r = raw_run(
-        replies, 2, 0, TEXT,
+        replies, 2, 0, 0, NULL, TEXT,
         (const char *const[]){"agents", "create", "bob", "--text", "-", "--json", NULL}, &req);
     expect_code(&r, 0, "create, the first connection dropped");
     char want[200];
@@ -1333,6 +1367,7 @@ Suite *e2e_agentctl_suite(void)
     tcase_add_test(tc, test_ask_parses_events_cut_anywhere);
     tcase_add_test(tc, test_ask_stream_broken_mid_answer);
     tcase_add_test(tc, test_ask_event_that_never_ends_is_bounded);
+    tcase_add_test(tc, test_ask_silent_server_is_given_up);
     tcase_add_test(tc, test_post_retried_once_with_the_same_key);
     tcase_add_test(tc, test_idempotency_key_makes_a_rerun_safe);
     tcase_add_test(tc, test_login_takes_the_token_outside_argv);
