@@ -194,16 +194,7 @@ int ctl_agents_list(ctl_session *s, int argc, char **argv)
     ad_buf path;
     ad_buf_init(&path);
     ad_buf_puts(&path, "/api/v1/agents");
-    char sep = '?';
-    const char *names[] = {"--limit", "--cursor", "--status"};
-    for (size_t i = 0; i < 3; i++) {
-        const char *v = ctl_args_value(o, NOPTS(o), names[i]);
-        if (!v) continue;
-        char *esc = ctl_client_escape(v);
-        ad_buf_printf(&path, "%c%s=%s", sep, names[i] + 2, esc);
-        free(esc);
-        sep = '&';
-    }
+    ctl_session_add_query(&path, o, NOPTS(o));
     ctl_reply r;
     rc = ctl_session_call(s, "GET", path.data, NULL, &r);
     if (!rc) {

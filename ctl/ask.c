@@ -97,6 +97,9 @@ int ctl_ask(ctl_session *s, int argc, char **argv)
         cJSON_AddBoolToObject(body, "stream", 1);
         stream_state st = {0};
         if (ctl_client_stream(&s->client, path.data, body, on_event, &st, &r, &e) < 0) {
+            /* What came of the answer stays, on a line of its own. */
+            if (st.printed) printf("\n");
+            fflush(stdout);
             fprintf(stderr, "agentctl %s: %s\n", s->verb, e.msg);
             rc = CTL_EXIT_SERVER;
         } else if (r.status < 200 || r.status >= 300) {

@@ -5,11 +5,22 @@
 #include "base/mem.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 /* A reply larger than this is not one agentd sends; stop reading. */
 #define REPLY_MAX ((size_t)256 << 20)
+/* One event of a stream (agentd's largest is the done event: the whole
+ * answer and its sources) is far below this; a stream that never ends an
+ * event must not grow the buffer without bound. */
+#define EVENT_MAX ((size_t)4 << 20)
+/* A POST whose connection broke before any answer is sent once more, with
+ * the same Idempotency-Key, after this pause. */
+#define RETRY_PAUSE_MS 300
 
 typedef struct exchange {
     ad_buf body;
@@ -18,6 +29,7 @@ typedef struct exchange {
     ad_buf pending; /* stream bytes not yet ending an event */
     ctl_sse_fn fn;
     void *arg;
+    const char *overflow; /* why on_data stopped the transfer, or NULL */
 } exchange;
 
 int ctl_client_global_init(ad_err *e)
@@ -55,17 +67,19 @@ static void dispatch_event(exchange *x, char *block)
     ad_buf_cleanup(&data);
 }
 
-/* Hands every complete event (ended by a blank line) to the callback. */
-static void feed_stream(exchange *x, const char *p, size_t n)
+/* Hands every complete event (ended by a blank line) to the callback; -1
+ * when the bytes not yet ending an event pass EVENT_MAX. */
+static int feed_stream(exchange *x, const char *p, size_t n)
 {
+    if (x->pending.len + n > EVENT_MAX) return -1;
     ad_buf_append(&x->pending, p, n);
-    if (!x->pending.data) return;
+    if (!x->pending.data) return 0;
     for (;;) {
         char *end = strstr(x->pending.data, "\n\n");
         size_t sep = 2;
         char *crlf = strstr(x->pending.data, "\r\n\r\n");
         if (crlf && (!end || crlf < end)) end = crlf, sep = 4;
-        if (!end) return;
+        if (!end) return 0;
         *end = '\0';
         size_t used = (size_t)(end - x->pending.data) + sep;
         dispatch_event(x, x->pending.data);
@@ -85,12 +99,25 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
                        !strncmp(ct, "text/event-stream", 17);
     }
     if (x->is_stream) {
-        feed_stream(x, p, n);
-        return n;
+        if (feed_stream(x, p, n) == 0) return n;
+        x->overflow = "an event of agentd's stream is over 4 MiB; stopped reading";
+        return 0;
     }
-    if (x->body.len + n > REPLY_MAX) return 0;
+    if (x->body.len + n > REPLY_MAX) {
+        x->overflow = "agentd's answer is over 256 MiB; stopped reading";
+        return 0;
+    }
     ad_buf_append(&x->body, p, n);
     return n;
+}
+
+/* Whether a failed exchange may be sent again: the connection broke before
+ * any answer came (agentd may or may not have done the work, which the
+ * Idempotency-Key makes safe to ask twice). */
+static int worth_retrying(CURLcode cc, long status)
+{
+    return status == 0 &&
+           (cc == CURLE_GOT_NOTHING || cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR);
 }
 
 static int perform(const ctl_client *c, const char *method, const char *path, const cJSON *body,
@@ -100,9 +127,10 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     exchange x = {.is_stream = -1, .fn = fn, .arg = arg};
     ad_buf_init(&x.body);
     ad_buf_init(&x.pending);
-    ad_buf url, auth;
+    ad_buf url, auth, idem;
     ad_buf_init(&url);
     ad_buf_init(&auth);
+    ad_buf_init(&idem);
     ad_buf_printf(&url, "%s%s", c->url, path);
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
     /* cJSON fails only when out of memory, which is fatal here as elsewhere. */
@@ -117,6 +145,13 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     if (c->token) {
         ad_buf_printf(&auth, "Authorization: Bearer %s", c->token);
         hdrs = curl_slist_append(hdrs, auth.data);
+    }
+    /* A stream cannot be replayed by agentd, so it is never sent twice and
+     * carries no key. */
+    int keyed = !stream && c->idempotency_key && !strcmp(method, "POST");
+    if (keyed) {
+        ad_buf_printf(&idem, "Idempotency-Key: %s", c->idempotency_key);
+        hdrs = curl_slist_append(hdrs, idem.data);
     }
     hdrs = curl_slist_append(hdrs, "Expect:");
     ad_assert(hdrs);
@@ -135,16 +170,38 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    long stall_s = c->stall_s > 0 ? c->stall_s : CTL_STALL_DEFAULT_S;
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, stall_s);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "agentctl/0.1");
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     CURLcode cc = curl_easy_perform(curl);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK && keyed && worth_retrying(cc, status)) {
+        struct timespec pause = {0, RETRY_PAUSE_MS * 1000000L};
+        nanosleep(&pause, NULL);
+        errbuf[0] = '\0';
+        ad_buf_reset(&x.body);
+        cc = curl_easy_perform(curl);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    }
     int rc = 0;
-    if (cc != CURLE_OK) {
-        rc = ad_err_set(e, AD_EUPSTREAM, "cannot reach agentd at %s: %s", c->url,
-                        errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+    if (cc != CURLE_OK && x.overflow) {
+        rc = ad_err_set(e, AD_EUPSTREAM, "%s", x.overflow);
+    } else if (cc == CURLE_OPERATION_TIMEDOUT) {
+        rc = ad_err_set(e, AD_EUPSTREAM, "agentd at %s sent nothing for %ld s; gave up", c->url,
+                        stall_s);
+    } else if (cc != CURLE_OK && status) {
+        /* It answered, then the exchange broke: "cannot reach" would mislead. */
+        rc = ad_err_set(e, AD_EUPSTREAM, "the connection to agentd at %s broke off: %s", c->url,
+                        why);
+    } else if (cc != CURLE_OK) {
+        rc = ad_err_set(e, AD_EUPSTREAM, "cannot reach agentd at %s: %s", c->url, why);
     } else {
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
+        out->status = status;
         if (!x.body.data) ad_buf_puts(&x.body, "");
         out->body = ad_buf_steal(&x.body, &out->len);
         out->json = cJSON_ParseWithLength(out->body, out->len);
@@ -155,6 +212,7 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
     ad_buf_cleanup(&x.body);
     ad_buf_cleanup(&x.pending);
     ad_buf_cleanup(&url);
+    ad_buf_cleanup(&idem);
     /* The header held the token; wipe it before the memory goes back. */
     if (auth.data) memset(auth.data, 0, auth.len);
     ad_buf_cleanup(&auth);
@@ -171,6 +229,36 @@ int ctl_client_stream(const ctl_client *c, const char *path, const cJSON *body, 
                       void *arg, ctl_reply *out, ad_err *e)
 {
     return perform(c, "POST", path, body, 1, fn, arg, out, e);
+}
+
+int ctl_client_random_key(char out[42], ad_err *e)
+{
+    unsigned char raw[16];
+    size_t got = 0;
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return ad_err_set(e, AD_EIO, "getrandom: %s", strerror(errno));
+        got += (size_t)n;
+    }
+    memcpy(out, "agentctl-", 9);
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(out + 9 + 2 * i, 3, "%02x", raw[i]);
+    return 0;
+}
+
+int ctl_client_check_key(const char *key, ad_err *e)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > CTL_IDEMPOTENCY_KEY_MAX)
+        return ad_err_set(e, AD_EINVAL, "--idempotency-key must be 1 to %d characters, got %zu",
+                          CTL_IDEMPOTENCY_KEY_MAX, n);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e)
+            return ad_err_set(e, AD_EINVAL,
+                              "--idempotency-key must be printable ASCII, got byte 0x%02x at %zu",
+                              (unsigned char)key[i], i + 1);
+    return 0;
 }
 
 char *ctl_client_escape(const char *s)

@@ -181,14 +181,7 @@ int ctl_deploy_list(ctl_session *s, int argc, char **argv)
     ad_buf path;
     ad_buf_init(&path);
     deployments_path(&path, a.pos[0], NULL, NULL);
-    char sep = '?';
-    for (size_t i = 0; i < NOPTS(o); i++) {
-        if (!o[i].count) continue;
-        char *esc = ctl_client_escape(o[i].values[o[i].count - 1]);
-        ad_buf_printf(&path, "%c%s=%s", sep, o[i].name + 2, esc);
-        free(esc);
-        sep = '&';
-    }
+    ctl_session_add_query(&path, o, NOPTS(o));
     ctl_reply r;
     rc = ctl_session_call(s, "GET", path.data, NULL, &r);
     if (!rc) {

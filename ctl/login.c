@@ -11,11 +11,12 @@
 #include <termios.h>
 #include <unistd.h>
 
-/* One line from stdin after `prompt` on stderr, without its newline;
- * `echo` 0 turns the terminal's echo off meanwhile. NULL at end of input. */
+/* One line from stdin after `prompt` on stderr (NULL: none), without its
+ * newline; `echo` 0 turns the terminal's echo off meanwhile. A copy the
+ * caller frees, or NULL at end of input. */
 static char *prompt_line(const char *prompt, int echo)
 {
-    static char line[4096];
+    char line[4096];
     struct termios old, quiet;
     int restore = 0;
     /* Echo goes off before the prompt shows, and without TCSAFLUSH: what
@@ -26,13 +27,20 @@ static char *prompt_line(const char *prompt, int echo)
         quiet.c_lflag |= ECHONL;
         restore = tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
     }
-    fputs(prompt, stderr);
-    fflush(stderr);
+    if (prompt) {
+        fputs(prompt, stderr);
+        fflush(stderr);
+    }
     char *got = fgets(line, sizeof(line), stdin);
     if (restore) tcsetattr(STDIN_FILENO, TCSANOW, &old);
-    if (!got) return NULL;
-    line[strcspn(line, "\r\n")] = '\0';
-    return line;
+    char *copy = NULL;
+    if (got) {
+        line[strcspn(line, "\r\n")] = '\0';
+        copy = ad_strdup(line);
+    }
+    /* The line may be the token: no copy of it left on the stack. */
+    memset(line, 0, sizeof(line));
+    return copy;
 }
 
 int ctl_login(ctl_session *s, const char *url_flag, const char *token_flag, int argc, char **argv)
@@ -44,17 +52,32 @@ int ctl_login(ctl_session *s, const char *url_flag, const char *token_flag, int 
         return ctl_session_usage(s, "takes no argument, got '%s' (use --url and --token)",
                                  a.pos[0]);
     int ask = isatty(STDIN_FILENO);
+    /* What is not given as a flag comes from AGENTD_URL / AGENTD_TOKEN,
+     * then from a prompt on a terminal. "--token -" reads the token from
+     * stdin: neither way puts it in argv, which any user sees in ps. */
+    const char *env_url = getenv("AGENTD_URL");
+    const char *env_token = getenv("AGENTD_TOKEN");
+    if (!url_flag && env_url && *env_url) url_flag = env_url;
+    if (!token_flag && env_token) token_flag = env_token;
     char *url = url_flag ? ad_strdup(url_flag) : NULL;
-    char *token = token_flag ? ad_strdup(token_flag) : NULL;
+    char *token = NULL;
+    if (token_flag && !strcmp(token_flag, "-")) {
+        token = prompt_line(ask ? "token: " : NULL, 0);
+        if (!token) {
+            free(url);
+            return ctl_session_usage(s, "--token -: no token on stdin");
+        }
+    } else if (token_flag) {
+        token = ad_strdup(token_flag);
+    }
     if (!url && ask) {
-        const char *l = prompt_line("agentd URL [" CTL_DEFAULT_URL "]: ", 1);
+        char *l = prompt_line("agentd URL [" CTL_DEFAULT_URL "]: ", 1);
         url = ad_strdup(l && *l ? l : CTL_DEFAULT_URL);
+        free(l);
     }
     if (!url) url = ad_strdup(CTL_DEFAULT_URL);
-    if (!token && ask) {
-        const char *l = prompt_line("token (empty when the server has no API key): ", 0);
-        if (l && *l) token = ad_strdup(l);
-    }
+    if (!token && !token_flag && ask)
+        token = prompt_line("token (empty when the server has no API key): ", 0);
     size_t n = strlen(url);
     while (n > 0 && url[n - 1] == '/')
         url[--n] = '\0';

@@ -4,6 +4,7 @@
  * (session.h has the table, --help prints it). */
 #include "base/mem.h"
 #include "ctl/agents.h"
+#include "ctl/args.h"
 #include "ctl/ask.h"
 #include "ctl/config.h"
 #include "ctl/deploy.h"
@@ -28,12 +29,15 @@ typedef struct verb {
 } verb;
 
 static const verb VERBS[] = {
-    {NULL, "login", NULL, "agentctl login [--url URL] [--token TOKEN]",
+    {NULL, "login", NULL, "agentctl login [--url URL] [--token TOKEN|-]",
      "Checks URL and TOKEN against the server (GET /api/v1/config) and saves them in\n"
      "$XDG_CONFIG_HOME/agentctl/config (default ~/.config/agentctl/config; mode 0600,\n"
-     "directory 0700). On a terminal a missing URL or token is asked for, the token\n"
-     "without echo. AGENTD_URL and AGENTD_TOKEN override the file; --url and --token\n"
-     "override both on any command.\n"},
+     "directory 0700). Without --url/--token, AGENTD_URL and AGENTD_TOKEN are saved;\n"
+     "without those, on a terminal, they are asked for, the token without echo.\n"
+     "--token - reads the token from stdin (echo off on a terminal). A token given as\n"
+     "--token TOKEN is visible to every user of the machine (ps): prefer the prompt,\n"
+     "--token - or AGENTD_TOKEN. Later commands read the file; AGENTD_URL and\n"
+     "AGENTD_TOKEN override it; --url and --token override both on any command.\n"},
     {"agents", "create", ctl_agents_create,
      "agentctl agents create ID (--text FILE|- | --dataset FILE.json) [--description TEXT]\n"
      "                          [--language CODE] [--wait]",
@@ -95,15 +99,24 @@ static const char GLOBAL_HELP[] =
     "Global flags (anywhere before --):\n"
     "  --url URL      the server (else AGENTD_URL, else the config file, else " CTL_DEFAULT_URL
     ")\n"
-    "  --token TOKEN  the API token (else AGENTD_TOKEN, else the config file)\n"
+    "  --token TOKEN  the API token (else AGENTD_TOKEN, else the config file); argv is\n"
+    "                 visible to every user (ps): prefer AGENTD_TOKEN or agentctl login\n"
     "  --json         print the server's JSON, one document, and nothing else on stdout\n"
+    "  --idempotency-key KEY\n"
+    "                 the Idempotency-Key of the command's POST (default: a random one per\n"
+    "                 run); the same KEY again within 24 h gets the first answer back\n"
+    "                 instead of doing the work twice. A POST whose connection breaks\n"
+    "                 before any answer is sent once more with its key.\n"
     "  --help, -h     this text, or a verb's own help (agentctl train --help)\n"
+    "\n"
+    "A request that gets not one byte from the server for AGENTCTL_STALL_TIMEOUT_S\n"
+    "seconds (default 300) is given up (exit 3).\n"
     "\n"
     "Exit codes:\n"
     "  0  ok\n"
     "  1  usage error (nothing was sent), or the config file cannot be read or written\n"
     "  2  the server refused the request (4xx other than 401/403)\n"
-    "  3  the server failed (5xx) or could not be reached\n"
+    "  3  the server failed (5xx), could not be reached, or broke the connection\n"
     "  4  authentication or permission refused (401, 403)\n"
     "  5  the request worked but what it started failed (the agent ended in error, the\n"
     "     training run failed or was cancelled, the deployment was rejected, the answer\n"
@@ -123,7 +136,8 @@ static void print_global_help(FILE *f)
 static void print_verb_help(const verb *v)
 {
     printf("usage: %s\n\n%s", v->usage, v->help);
-    printf("\nGlobal flags: --url URL, --token TOKEN, --json, --help (see agentctl --help).\n");
+    printf("\nGlobal flags: --url URL, --token TOKEN, --json, --idempotency-key KEY, --help\n"
+           "(see agentctl --help).\n");
 }
 
 /* The verb for argv's first one or two words; `used` says how many. */
@@ -158,7 +172,7 @@ static void print_group_help(const char *group, FILE *f)
 int main(int argc, char **argv)
 {
     /* Global flags first, from anywhere before "--"; the rest stays in order. */
-    const char *url = NULL, *token = NULL;
+    const char *url = NULL, *token = NULL, *idem = NULL;
     int json = 0, help = 0, n = 0;
     char **rest = ad_calloc((size_t)argc + 1, sizeof(char *));
     int dashdash = 0;
@@ -173,17 +187,20 @@ int main(int argc, char **argv)
             json = 1;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             help = 1;
-        } else if (!strcmp(a, "--url") || !strcmp(a, "--token")) {
+        } else if (!strcmp(a, "--url") || !strcmp(a, "--token") ||
+                   !strcmp(a, "--idempotency-key")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "agentctl: %s needs a value\n", a);
                 free(rest);
                 return CTL_EXIT_USAGE;
             }
-            *(a[2] == 'u' ? &url : &token) = argv[++i];
+            *(a[2] == 'u' ? &url : a[2] == 't' ? &token : &idem) = argv[++i];
         } else if (!strncmp(a, "--url=", 6)) {
             url = a + 6;
         } else if (!strncmp(a, "--token=", 8)) {
             token = a + 8;
+        } else if (!strncmp(a, "--idempotency-key=", 18)) {
+            idem = a + 18;
         } else {
             rest[n++] = argv[i];
         }
@@ -222,6 +239,29 @@ int main(int argc, char **argv)
              v->name);
     ctl_session s = {.json = json, .tty = isatty(STDERR_FILENO), .verb = verb_name};
     ad_err e = {0};
+    /* One key for the run's POST: a retry after a broken connection, or a
+     * script running the command again with the same --idempotency-key,
+     * gets the first answer instead of doing the work twice. */
+    char random_key[42];
+    if (idem && ctl_client_check_key(idem, &e) < 0) {
+        free(rest);
+        return ctl_session_usage(&s, "%s", e.msg);
+    }
+    if (!idem && ctl_client_random_key(random_key, &e) < 0) {
+        fprintf(stderr, "agentctl: %s\n", e.msg);
+        free(rest);
+        return CTL_EXIT_USAGE;
+    }
+    s.client.idempotency_key = idem ? idem : random_key;
+    const char *stall = getenv("AGENTCTL_STALL_TIMEOUT_S");
+    long long stall_s = 0;
+    if (stall && *stall && ctl_args_integer(stall, 1, 86400, &stall_s) < 0) {
+        free(rest);
+        return ctl_session_usage(
+            &s, "AGENTCTL_STALL_TIMEOUT_S must be a number of seconds from 1 to 86400, got '%s'",
+            stall);
+    }
+    s.client.stall_s = (long)stall_s;
     if (ctl_client_global_init(&e) < 0) {
         fprintf(stderr, "agentctl: %s\n", e.msg);
         free(rest);

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -53,6 +54,18 @@ int ctl_session_usage(const ctl_session *s, const char *fmt, ...)
     fprintf(stderr, "\nRun 'agentctl %s --help' for usage.\n", s->verb);
     va_end(ap);
     return CTL_EXIT_USAGE;
+}
+
+void ctl_session_add_query(ad_buf *path, const ctl_opt *opts, size_t nopts)
+{
+    char sep = strchr(path->data ? path->data : "", '?') ? '&' : '?';
+    for (size_t i = 0; i < nopts; i++) {
+        if (!opts[i].count) continue;
+        char *esc = ctl_client_escape(opts[i].values[opts[i].count - 1]);
+        ad_buf_printf(path, "%c%s=%s", sep, opts[i].name + 2, esc);
+        free(esc);
+        sep = '&';
+    }
 }
 
 void ctl_session_print_json(const ctl_reply *r)

@@ -6,7 +6,8 @@
  *   1  usage error (nothing was sent), or the config file cannot be read
  *      or written
  *   2  the server refused the request (4xx other than 401/403)
- *   3  the server failed (5xx) or could not be reached
+ *   3  the server failed (5xx), could not be reached, or broke the
+ *      connection
  *   4  authentication or permission (401, 403)
  *   5  the request worked but what it started failed: an agent's pipeline
  *      ended in error, a training run failed or was cancelled, a deployment
@@ -15,6 +16,8 @@
 #ifndef CTL_SESSION_H
 #define CTL_SESSION_H
 
+#include "base/buf.h"
+#include "ctl/args.h"
 #include "ctl/client.h"
 
 #include <cjson/cJSON.h>
@@ -53,6 +56,10 @@ int ctl_session_check(ctl_session *s, ctl_reply *out);
 /* Prints a usage error for the current verb on stderr; returns CTL_EXIT_USAGE. */
 int ctl_session_usage(const ctl_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Appends each option of `opts` that was given ("--limit 5") to `path` as
+ * a query parameter ("?limit=5", then "&..."), its last value escaped. */
+void ctl_session_add_query(ad_buf *path, const ctl_opt *opts, size_t nopts);
 
 /* Prints a reply's JSON document on stdout (with --json), as the server sent it. */
 void ctl_session_print_json(const ctl_reply *r);

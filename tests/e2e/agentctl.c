@@ -12,13 +12,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pty.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -281,6 +284,127 @@ static const char TEXT[] = "Alice runs the build farm. Builds are queued by prio
                            "build is retried twice before anyone "
                            "is paged. Release builds are signed with the team key. The farm has "
                            "forty machines in two racks.";
+
+/* ---- a scripted server: what agentd never does ------------------------------ */
+
+/* A loopback listener that answers its i-th connection with replies[i]
+ * (NULL: read the request, then close without a word), written a few bytes
+ * at a time so that the client sees lines and events cut anywhere, then
+ * `tail_bytes` more bytes of "data: x" with no event end (0: none). */
+typedef struct raw_server {
+    int fd;
+    int port;
+    const char *const *replies;
+    int nreplies;
+    size_t tail_bytes;
+    int hold_ms;     /* how long to keep the connection open, silent, at the end */
+    ad_buf requests; /* every request received, one after the other */
+    pthread_t thread;
+} raw_server;
+
+/* Reads one request (headers, then Content-Length bytes of body). */
+static void raw_read_request(int fd, ad_buf *into)
+{
+    ad_buf req;
+    ad_buf_init(&req);
+    long want = -1;
+    for (;;) {
+        char buf[4096];
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0) break;
+        ad_buf_append(&req, buf, (size_t)n);
+        const char *end = strstr(req.data, "\r\n\r\n");
+        if (!end) continue;
+        if (want < 0) {
+            const char *cl = strcasestr(req.data, "Content-Length:");
+            want = (long)(end + 4 - req.data) + (cl && cl < end ? atol(cl + 15) : 0);
+        }
+        if ((long)req.len >= want) break;
+    }
+    if (req.data) ad_buf_append(into, req.data, req.len);
+    ad_buf_cleanup(&req);
+}
+
+static void *raw_main(void *arg)
+{
+    raw_server *rs = arg;
+    for (int i = 0; i < rs->nreplies; i++) {
+        int c = accept(rs->fd, NULL, NULL);
+        if (c < 0) break;
+        raw_read_request(c, &rs->requests);
+        const char *r = rs->replies[i];
+        for (size_t off = 0, len = r ? strlen(r) : 0; off < len; off += 7) {
+            size_t k = len - off < 7 ? len - off : 7;
+            if (send(c, r + off, k, MSG_NOSIGNAL) < 0) break;
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        static const char tail[] =
+            "data: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+        for (size_t sent = 0; sent < rs->tail_bytes; sent += sizeof(tail) - 1)
+            if (send(c, tail, sizeof(tail) - 1, MSG_NOSIGNAL) < 0) break;
+        /* Silent until the client hangs up or the time is over. */
+        struct pollfd peer = {c, POLLIN, 0};
+        if (rs->hold_ms) poll(&peer, 1, rs->hold_ms);
+        close(c);
+    }
+    return NULL;
+}
+
+static void raw_start(raw_server *rs, const char *const *replies, int n, size_t tail_bytes,
+                      int hold_ms)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->replies = replies;
+    rs->nreplies = n;
+    rs->tail_bytes = tail_bytes;
+    rs->hold_ms = hold_ms;
+    ad_buf_init(&rs->requests);
+    rs->fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(rs->fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    ck_assert_int_eq(bind(rs->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(rs->fd, 4), 0);
+    ck_assert_int_eq(getsockname(rs->fd, (struct sockaddr *)&a, &alen), 0);
+    rs->port = ntohs(a.sin_port);
+    ck_assert_int_eq(pthread_create(&rs->thread, NULL, raw_main, rs), 0);
+}
+
+/* Waits for the script to end; `requests` stays for the caller to read. */
+static void raw_stop(raw_server *rs)
+{
+    shutdown(rs->fd, SHUT_RDWR);
+    pthread_join(rs->thread, NULL);
+    close(rs->fd);
+    if (!rs->requests.data) ad_buf_puts(&rs->requests, "");
+}
+
+/* Runs agentctl with --url the scripted server (`replies`, `n`,
+ * `tail_bytes`, `hold_ms` as raw_start), `env` ("K=V", NULL-terminated, or
+ * NULL), `args` and `in` on stdin; what the server received is left in
+ * `requests` (the caller cleans it up). */
+static ctl_run raw_run(const char *const *replies, int n, size_t tail_bytes, int hold_ms,
+                       const char *const *env, const char *in, const char *const *args,
+                       ad_buf *requests)
+{
+    char home[] = "/tmp/ctl-raw-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(home));
+    raw_server rs;
+    raw_start(&rs, replies, n, tail_bytes, hold_ms);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rs.port);
+    const char *argv[16] = {"--url", url};
+    int k = 2;
+    for (int i = 0; args[i] && k < 15; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    ctl_run r = run_ctl(home, env, in, argv);
+    raw_stop(&rs);
+    *requests = rs.requests;
+    rmdir(home);
+    return r;
+}
 
 /* ---- help and usage ------------------------------------------------------- */
 
@@ -1027,6 +1151,202 @@ START_TEST(test_deploy_verbs)
 }
 END_TEST
 
+/* ---- what a broken or hostile server does to the client -------------------- */
+
+#define SSE_HEAD "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+
+/* Events cut at every 7th byte, a comment, data over two lines, CRLF line
+ * ends: the same answer as one clean event per piece. */
+START_TEST(test_ask_parses_events_cut_anywhere)
+{
+    const char *replies[] = {
+        SSE_HEAD ": keepalive\n\n"
+                 "event: token\ndata: {\"text\":\ndata: \"Hel\"}\n\n"
+                 "event: token\r\ndata: {\"text\": \"lo\"}\r\n\r\n"
+                 "event: done\ndata: {\"sources\": [{\"passage_id\": 3, \"score\": 0.5, "
+                 "\"snippet\": \"s\"}]}\n\n"};
+    ad_buf req;
+    ctl_run r =
+        raw_run(replies, 1, 0, 0, NULL, NULL, (const char *const[]){"ask", "a", "q", NULL}, &req);
+    expect_code(&r, 0, "ask, events cut anywhere");
+    ck_assert_str_eq(r.out, "Hello\nsources:\n  [3] score 0.500  s\n");
+    ck_assert_ptr_nonnull(strstr(req.data, "Accept: text/event-stream"));
+    /* A stream is never replayed by agentd: it carries no key. */
+    ck_assert_ptr_null(strstr(req.data, "Idempotency-Key"));
+    run_free(&r);
+    ad_buf_cleanup(&req);
+}
+END_TEST
+
+/* The server stops mid-answer: what came stays on its own line, the error
+ * says the connection broke (not that agentd cannot be reached), exit 3. */
+START_TEST(test_ask_stream_broken_mid_answer)
+{
+    const char *replies[] = {"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                             "Content-Length: 100000\r\n\r\n"
+                             "event: token\ndata: {\"text\": \"Hel\"}\n\nevent: tok"};
+    ad_buf req;
+    ctl_run r =
+        raw_run(replies, 1, 0, 0, NULL, NULL, (const char *const[]){"ask", "a", "q", NULL}, &req);
+    expect_code(&r, 3, "ask, stream broken");
+    ck_assert_str_eq(r.out, "Hel\n");
+    ck_assert_msg(strstr(r.err, "the connection to agentd at ") && strstr(r.err, "broke off"),
+                  "stderr: %s", r.err);
+    run_free(&r);
+    ad_buf_cleanup(&req);
+}
+END_TEST
+
+/* A stream that never ends an event is not buffered without bound. */
+START_TEST(test_ask_event_that_never_ends_is_bounded)
+{
+    const char *replies[] = {SSE_HEAD};
+    ad_buf req;
+    ctl_run r = raw_run(replies, 1, (size_t)6 << 20, 0, NULL, NULL,
+                        (const char *const[]){"ask", "a", "q", NULL}, &req);
+    expect_code(&r, 3, "ask, an endless event");
+    ck_assert_msg(strstr(r.err, "over 4 MiB"), "stderr: %s", r.err);
+    run_free(&r);
+    ad_buf_cleanup(&req);
+}
+END_TEST
+
+/* A server that goes silent mid-answer (no keep-alive either) is given up
+ * after AGENTCTL_STALL_TIMEOUT_S, not waited for forever. */
+START_TEST(test_ask_silent_server_is_given_up)
+{
+    const char *replies[] = {SSE_HEAD "event: token\ndata: {\"text\": \"Hel\"}\n\n"};
+    const char *env[] = {"AGENTCTL_STALL_TIMEOUT_S=1", NULL};
+    ad_buf req;
+    ctl_run r = raw_run(replies, 1, 0, 60000, env, NULL,
+                        (const char *const[]){"ask", "a", "q", NULL}, &req);
+    expect_code(&r, 3, "ask, a silent server");
+    ck_assert_str_eq(r.out, "Hel\n");
+    ck_assert_msg(strstr(r.err, "sent nothing for 1 s"), "stderr: %s", r.err);
+    /* libcurl averages the speed over 5 s: about 1 + 5 s, far from the 60. */
+    ck_assert_msg(r.end_ms < 20000, "gave up after %lld ms", r.end_ms);
+    run_free(&r);
+    ad_buf_cleanup(&req);
+    const char *bad[] = {"AGENTCTL_STALL_TIMEOUT_S=soon", NULL};
+    r = run_ctl("/tmp", bad, NULL, (const char *const[]){"agents", "list", NULL});
+    expect_code(&r, 1, "a bad AGENTCTL_STALL_TIMEOUT_S");
+    ck_assert_ptr_nonnull(strstr(r.err, "got 'soon'"));
+    run_free(&r);
+}
+END_TEST
+
+/* The key of one header line "Idempotency-Key: K" found at or after `from`. */
+static char *key_after(const char *from, const char **next)
+{
+    const char *k = strstr(from, "Idempotency-Key: ");
+    if (!k) return NULL;
+    k += 17;
+    size_t n = strcspn(k, "\r\n");
+    *next = k + n;
+    return strndup(k, n);
+}
+
+/* A POST whose connection dies before any answer is sent again with the
+ * same Idempotency-Key (agentd answers the retry from what the first did),
+ * and the command succeeds. */
+START_TEST(test_post_retried_once_with_the_same_key)
+{
+    static const char body[] =
+        "{\"user_id\": \"bob\", \"status\": \"created\", \"language\": \"en\"}";
+    char created[300];
+    snprintf(created, sizeof(created),
+             "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             strlen(body), body);
+    const char *replies[] = {NULL, created};
+    ad_buf req;
+    ctl_run r = raw_run(
+        replies, 2, 0, 0, NULL, TEXT,
+        (const char *const[]){"agents", "create", "bob", "--text", "-", "--json", NULL}, &req);
+    expect_code(&r, 0, "create, the first connection dropped");
+    char want[200];
+    snprintf(want, sizeof(want), "%s\n", body);
+    ck_assert_str_eq(r.out, want);
+    const char *next = NULL;
+    char *k1 = key_after(req.data, &next);
+    ck_assert_msg(k1 != NULL, "no Idempotency-Key: %s", req.data);
+    char *k2 = key_after(next, &next);
+    ck_assert_msg(k2 != NULL, "one request only: %s", req.data);
+    ck_assert_str_eq(k1, k2);
+    ck_assert_msg(!strncmp(k1, "agentctl-", 9) && strlen(k1) == 41, "key %s", k1);
+    free(k1);
+    free(k2);
+    run_free(&r);
+    ad_buf_cleanup(&req);
+}
+END_TEST
+
+/* --idempotency-key: the same create run twice against agentd is one
+ * agent and the same answer, not a 409 the second time. */
+START_TEST(test_idempotency_key_makes_a_rerun_safe)
+{
+    ctl_env c;
+    start(&c, NULL);
+    const char *args[] = {
+        "agents", "create", "bob", "--text", "-", "--json", "--idempotency-key", "ci-run-42", NULL};
+    ctl_run r1 = run_ctl(c.home, c.env, TEXT, args);
+    expect_code(&r1, 0, "create with a key");
+    ctl_run r2 = run_ctl(c.home, c.env, TEXT, args);
+    expect_code(&r2, 0, "the same create with the same key");
+    ck_assert_str_eq(r1.out, r2.out);
+    run_free(&r1);
+    run_free(&r2);
+    /* Another body under the same key: agentd's 422, exit 2. */
+    r1 = run_ctl(c.home, c.env, "other text",
+                 (const char *const[]){"agents", "create", "bob", "--text", "-",
+                                       "--idempotency-key", "ci-run-42", NULL});
+    expect_code(&r1, 2, "the key with another body");
+    ck_assert_ptr_nonnull(strstr(r1.err, "idempotency_key_reused"));
+    run_free(&r1);
+    r1 = CTL(&c, "agents", "create", "bob", "--text", "-", "--idempotency-key", "");
+    expect_code(&r1, 1, "an empty key");
+    ck_assert_ptr_nonnull(strstr(r1.err, "--idempotency-key must be 1 to 255 characters"));
+    run_free(&r1);
+    ck_assert_str_eq(e2e_wait_agent(&c.srv, "bob", 60000), "ready");
+    stop(&c);
+}
+END_TEST
+
+/* login without the token in argv: from stdin (--token -) or from
+ * AGENTD_URL / AGENTD_TOKEN. */
+START_TEST(test_login_takes_the_token_outside_argv)
+{
+    ctl_env c;
+    const char *server_env[] = {"AGENTD_API_KEY=" ADMIN_KEY, NULL};
+    start(&c, server_env);
+    char cfg[400];
+    snprintf(cfg, sizeof(cfg), "%s/.config/agentctl/config", c.home);
+    const char *none[] = {NULL};
+    ctl_run r = run_ctl(c.home, none, ADMIN_KEY "\n",
+                        (const char *const[]){"login", "--url", c.url, "--token", "-", NULL});
+    expect_code(&r, 0, "login --token - (stdin)");
+    char *text = read_text(cfg);
+    ck_assert_ptr_nonnull(strstr(text, "token = " ADMIN_KEY "\n"));
+    free(text);
+    run_free(&r);
+    ck_assert_int_eq(unlink(cfg), 0);
+    r = run_ctl(c.home, none, "",
+                (const char *const[]){"login", "--url", c.url, "--token", "-", NULL});
+    expect_code(&r, 1, "login --token - with nothing on stdin");
+    ck_assert_ptr_nonnull(strstr(r.err, "no token on stdin"));
+    run_free(&r);
+    const char *env[] = {c.url_var, "AGENTD_TOKEN=" ADMIN_KEY, NULL};
+    r = run_ctl(c.home, env, NULL, (const char *const[]){"login", NULL});
+    expect_code(&r, 0, "login from AGENTD_URL and AGENTD_TOKEN");
+    text = read_text(cfg);
+    ck_assert_ptr_nonnull(strstr(text, "token = " ADMIN_KEY "\n"));
+    ck_assert_ptr_nonnull(strstr(text, c.url));
+    free(text);
+    run_free(&r);
+    stop(&c);
+}
+END_TEST
+
 Suite *e2e_agentctl_suite(void)
 {
     Suite *s = suite_create("e2e_agentctl");
@@ -1044,6 +1364,13 @@ Suite *e2e_agentctl_suite(void)
     tcase_add_test(tc, test_ask_prints_each_piece_as_it_arrives);
     tcase_add_test(tc, test_tokens_verbs);
     tcase_add_test(tc, test_deploy_verbs);
+    tcase_add_test(tc, test_ask_parses_events_cut_anywhere);
+    tcase_add_test(tc, test_ask_stream_broken_mid_answer);
+    tcase_add_test(tc, test_ask_event_that_never_ends_is_bounded);
+    tcase_add_test(tc, test_ask_silent_server_is_given_up);
+    tcase_add_test(tc, test_post_retried_once_with_the_same_key);
+    tcase_add_test(tc, test_idempotency_key_makes_a_rerun_safe);
+    tcase_add_test(tc, test_login_takes_the_token_outside_argv);
     suite_add_tcase(s, tc);
     return s;
 }
