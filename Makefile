@@ -174,7 +174,7 @@ lint:
 	scripts/check_storage_seam.sh
 	$(REDOCLY) lint --format=stylish openapi.yaml
 	rm -rf build/lint
-	bear --output compile_commands.json -- $(MAKE) --no-print-directory build/lint/agentd VARIANT=lint
+	bear --output compile_commands.json -- $(MAKE) --no-print-directory build/lint/agentd build/lint/agentctl VARIANT=lint
 	cppcheck --project=compile_commands.json --enable=warning,performance,portability \
 	  --error-exitcode=1 --inline-suppr --suppress=missingIncludeSystem -q
 
