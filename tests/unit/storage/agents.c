@@ -392,6 +392,44 @@ START_TEST(test_agents_delete_all)
 }
 END_TEST
 
+/* A delete and its audit row are one unit of work: both or neither. */
+START_TEST(test_agents_delete_audited_atomically)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    create_agent(f.db, "a");
+    create_agent(f.db, "b");
+    create_agent(f.db, "c");
+    ad_err e = {0};
+    int64_t id = 0, count = 0;
+    /* An audit row the table refuses (no action) takes the delete back. */
+    audit_entry bad = {.actor = "admin", .action = NULL, .request_id = "r0"};
+    ck_assert_int_lt(storage_agents_delete(f.db, "a", &bad, &id, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents WHERE user_id = 'a'", 0), 1);
+    ck_assert_int_lt(storage_agents_delete_all(f.db, &bad, &count, NULL, NULL, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents", 0), 3);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM audit_log", 0), 0);
+    ck_assert(sqlite3_get_autocommit(f.db->db));
+
+    audit_entry one = {.actor = "token:7", .action = "agent.deleted", .target = "a", .request_id = "r1"};
+    ck_assert_int_eq(storage_agents_delete(f.db, "a", &one, &id, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db,
+                                           "SELECT count(*) FROM audit_log WHERE action = 'agent.deleted' AND "
+                                           "target = 'a' AND actor = 'token:7' AND request_id = 'r1'",
+                                           0),
+                     1);
+    audit_entry all = {.actor = "admin", .action = "agents.deleted_all", .request_id = "r2"};
+    ck_assert_int_eq(storage_agents_delete_all(f.db, &all, &count, NULL, NULL, &e), 0);
+    ck_assert_int_eq(count, 2);
+    ck_assert_int_eq(storage_fixture_count(f.db,
+                                           "SELECT count(*) FROM audit_log WHERE action = 'agents.deleted_all' AND "
+                                           "detail = '{\"deleted\":2}' AND target IS NULL",
+                                           0),
+                     1);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_agents_count_inference)
 {
     storage_fixture f;
@@ -422,6 +460,7 @@ Suite *storage_agents_suite(void)
     tcase_add_test(tc, test_agents_list_pages_and_filters);
     tcase_add_test(tc, test_agents_delete_cascades);
     tcase_add_test(tc, test_agents_delete_all);
+    tcase_add_test(tc, test_agents_delete_audited_atomically);
     tcase_add_test(tc, test_agents_count_inference);
     suite_add_tcase(s, tc);
     return s;
