@@ -21,6 +21,11 @@
 /* A POST whose connection broke before any answer is sent once more, with
  * the same Idempotency-Key, after this pause. */
 #define RETRY_PAUSE_MS 300
+/* A 429 (the caller's rate limit, or its cap on inferences running at once)
+ * is waited out and asked again, as often as this, when its Retry-After is
+ * no longer than RATE_WAIT_MAX_S; a longer wait is the user's to decide. */
+#define RATE_TRIES 3
+#define RATE_WAIT_MAX_S 60
 
 typedef struct exchange {
     ad_buf body;
@@ -111,6 +116,19 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* The seconds a 429's Retry-After asks for, or -1 when it is missing, not
+ * delta-seconds, or longer than RATE_WAIT_MAX_S. */
+static long rate_wait_s(CURL *curl)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK) return -1;
+    char *end;
+    errno = 0;
+    long s = strtol(h->value, &end, 10);
+    if (errno || end == h->value || *end || s < 0 || s > RATE_WAIT_MAX_S) return -1;
+    return s;
+}
+
 /* Whether a failed exchange may be sent again: the connection broke before
  * any answer came (agentd may or may not have done the work, which the
  * Idempotency-Key makes safe to ask twice). */
@@ -184,6 +202,21 @@ static int perform(const ctl_client *c, const char *method, const char *path, co
         nanosleep(&pause, NULL);
         errbuf[0] = '\0';
         ad_buf_reset(&x.body);
+        cc = curl_easy_perform(curl);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    }
+    /* A 429 did nothing (a POST's key is not taken by it), so asking again
+     * after the wait it names is safe for every method. */
+    for (int tries = 1; cc == CURLE_OK && status == 429 && tries < RATE_TRIES; tries++) {
+        long wait = rate_wait_s(curl);
+        if (wait < 0) break;
+        fprintf(stderr, "agentctl: agentd says too many requests (429); asking again in %ld s\n", wait);
+        struct timespec pause = {wait, 0};
+        nanosleep(&pause, NULL);
+        errbuf[0] = '\0';
+        ad_buf_reset(&x.body);
+        ad_buf_reset(&x.pending);
+        x.is_stream = -1;
         cc = curl_easy_perform(curl);
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     }

@@ -107,6 +107,8 @@ static const char GLOBAL_HELP[] =
     "                 run); the same KEY again within 24 h gets the first answer back\n"
     "                 instead of doing the work twice. A POST whose connection breaks\n"
     "                 before any answer is sent once more with its key.\n"
+    "                 A 429 is waited out as its Retry-After says (up to 60 s) and asked\n"
+    "                 again, at most twice.\n"
     "  --help, -h     this text, or a verb's own help (agentctl train --help)\n"
     "\n"
     "A request that gets not one byte from the server for AGENTCTL_STALL_TIMEOUT_S\n"

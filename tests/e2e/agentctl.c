@@ -1281,6 +1281,48 @@ START_TEST(test_post_retried_once_with_the_same_key)
 }
 END_TEST
 
+/* A 429 is waited out as its Retry-After says and asked again; a wait
+ * longer than agentctl takes on itself is the user's (exit 2, asked once). */
+START_TEST(test_rate_limited_request_waits_and_asks_again)
+{
+    static const char body[] = "{\"user_id\": \"bob\", \"status\": \"ready\"}";
+    static const char err[] = "{\"error\": \"slow down\", \"code\": \"rate_limited\", \"request_id\": \"r1\"}";
+    char ok[300], limited[300], far[300];
+    snprintf(ok, sizeof(ok),
+             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             strlen(body), body);
+#define TOO_MANY                                                                                   \
+    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"                           \
+    "Retry-After: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s"
+    snprintf(limited, sizeof(limited), TOO_MANY, "1", strlen(err), err);
+    snprintf(far, sizeof(far), TOO_MANY, "3600", strlen(err), err);
+#undef TOO_MANY
+
+    const char *replies[] = {limited, ok};
+    ad_buf req;
+    ctl_run r = raw_run(replies, 2, 0, 0, NULL, NULL,
+                        (const char *const[]){"agents", "status", "bob", "--json", NULL}, &req);
+    expect_code(&r, 0, "status after one 429");
+    char want[200];
+    snprintf(want, sizeof(want), "%s\n", body);
+    ck_assert_str_eq(r.out, want);
+    ck_assert_msg(strstr(r.err, "429") && strstr(r.err, "1 s"), "stderr: %s", r.err);
+    int asked = 0;
+    for (const char *p = req.data; (p = strstr(p, "GET /api/v1/agents/bob/status")); p++) asked++;
+    ck_assert_int_eq(asked, 2);
+    run_free(&r);
+    ad_buf_cleanup(&req);
+
+    const char *one[] = {far};
+    r = raw_run(one, 1, 0, 0, NULL, NULL, (const char *const[]){"agents", "status", "bob", NULL}, &req);
+    expect_code(&r, 2, "a 429 asking for an hour");
+    ck_assert_msg(strstr(r.err, "rate_limited"), "stderr: %s", r.err);
+    run_free(&r);
+    ad_buf_cleanup(&req);
+}
+END_TEST
+
 /* --idempotency-key: the same create run twice against agentd is one
  * agent and the same answer, not a 409 the second time. */
 START_TEST(test_idempotency_key_makes_a_rerun_safe)
@@ -1369,6 +1411,7 @@ Suite *e2e_agentctl_suite(void)
     tcase_add_test(tc, test_ask_event_that_never_ends_is_bounded);
     tcase_add_test(tc, test_ask_silent_server_is_given_up);
     tcase_add_test(tc, test_post_retried_once_with_the_same_key);
+    tcase_add_test(tc, test_rate_limited_request_waits_and_asks_again);
     tcase_add_test(tc, test_idempotency_key_makes_a_rerun_safe);
     tcase_add_test(tc, test_login_takes_the_token_outside_argv);
     suite_add_tcase(s, tc);
