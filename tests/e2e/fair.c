@@ -52,22 +52,9 @@ static e2e_response admin_req(const e2e_server *s, const char *method, const cha
 
 static void admin_wait_ready(const e2e_server *s, const char *id)
 {
-    char *path = e2e_fmt(AGENTS "/%s/status", id);
-    const char *st = "";
-    for (int waited = 0; waited < 60000; waited += 50) {
-        e2e_response r = admin_req(s, "GET", path, NULL, NULL, NULL);
-        st = r.status == 200 ? cJSON_GetStringValue(cJSON_GetObjectItem(r.json, "status")) : "";
-        int done = st && (!strcmp(st, "ready") || !strcmp(st, "error"));
-        int ready = st && !strcmp(st, "ready");
-        e2e_response_free(&r);
-        if (done) {
-            ck_assert_msg(ready, "agent %s did not get ready", id);
-            free(path);
-            return;
-        }
-        e2e_sleep_ms(50);
-    }
-    ck_abort_msg("agent %s not ready in time", id);
+    const char *h[] = {AUTH, NULL};
+    const char *st = e2e_wait_agent_as(s, id, 60000, h);
+    ck_assert_msg(!strcmp(st, "ready"), "agent %s ended %s", id, st);
 }
 
 /* One request on its own thread. */
@@ -408,17 +395,6 @@ START_TEST(test_rate_limit_per_caller_and_token_override)
 }
 END_TEST
 
-/* 1 when the file at `path` holds `needle` anywhere in its raw bytes. */
-static int file_holds(const char *path, const char *needle)
-{
-    size_t len = 0, n = strlen(needle);
-    char *data = e2e_read_file(path, &len);
-    int found = 0;
-    for (size_t i = 0; data && !found && n <= len && i <= len - n; i++) found = !memcmp(data + i, needle, n);
-    free(data);
-    return found;
-}
-
 /* A token's secret is shown once and never stored: the answer of a create or
  * rotate with an Idempotency-Key is not kept (its key is spent, so no second
  * token is made), a retry is told it cannot be replayed, and no database file
@@ -453,7 +429,7 @@ START_TEST(test_idempotent_token_secret_not_kept)
     static const char *const files[] = {"agentd.db", "agentd.db-wal", "agentd.db-shm"};
     for (size_t i = 0; i < 3; i++) {
         char *path = e2e_fmt("%s/%s", s.data_dir, files[i]);
-        ck_assert_msg(!file_holds(path, secret + 17) && !file_holds(path, rotated + 17),
+        ck_assert_msg(!e2e_file_holds(path, secret + 17) && !e2e_file_holds(path, rotated + 17),
                       "a token secret is in %s", files[i]);
         free(path);
     }

@@ -284,12 +284,28 @@ char *e2e_header(const e2e_response *r, const char *name)
 
 const char *e2e_wait_agent(const e2e_server *s, const char *user_id, int timeout_ms)
 {
+    return e2e_wait_agent_as(s, user_id, timeout_ms, NULL);
+}
+
+int e2e_file_holds(const char *path, const char *needle)
+{
+    size_t len = 0, n = strlen(needle);
+    char *data = e2e_read_file(path, &len);
+    int found = 0;
+    for (size_t i = 0; data && !found && n <= len && i <= len - n; i++) found = !memcmp(data + i, needle, n);
+    free(data);
+    return found;
+}
+
+const char *e2e_wait_agent_as(const e2e_server *s, const char *user_id, int timeout_ms,
+                              const char *const *headers)
+{
     static char last[32];
     char path[256];
     snprintf(path, sizeof(path), "/api/v1/agents/%s/status", user_id);
     snprintf(last, sizeof(last), "timeout");
     for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        e2e_response r = e2e_get(s, path);
+        e2e_response r = e2e_request(s, "GET", path, NULL, headers);
         const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(r.json, "status"));
         if (r.status == 200 && st && (!strcmp(st, "ready") || !strcmp(st, "error"))) {
             snprintf(last, sizeof(last), "%s", st);

@@ -66,6 +66,13 @@ char *e2e_header(const e2e_response *r, const char *name);
 
 /* Polls GET /status until the agent is ready or error, or `timeout_ms`; returns the final status string (static). */
 const char *e2e_wait_agent(const e2e_server *s, const char *user_id, int timeout_ms);
+/* e2e_wait_agent sending `headers` (as e2e_request; e.g. a credential). */
+const char *e2e_wait_agent_as(const e2e_server *s, const char *user_id, int timeout_ms,
+                              const char *const *headers);
+
+/* 1 when the file at `path` holds `needle` anywhere in its raw bytes (a
+ * database file, a log); 0 when it does not or cannot be read. */
+int e2e_file_holds(const char *path, const char *needle);
 
 /* Reads a whole file (test datasets); NULL when missing. */
 char *e2e_read_file(const char *path, size_t *len);

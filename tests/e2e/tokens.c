@@ -71,35 +71,9 @@ static void create_agent(const e2e_server *s, const char *id)
 
 static void wait_ready(const e2e_server *s, const char *id)
 {
-    char *path = e2e_fmt("/api/v1/agents/%s/status", id);
-    const char *st = "";
-    for (int i = 0; i < 300; i++) {
-        e2e_response r = admin(s, "GET", path, NULL);
-        st = r.json ? e2e_json_str(r.json, "status") : NULL;
-        int done = st && (!strcmp(st, "ready") || !strcmp(st, "error"));
-        int ready = st && !strcmp(st, "ready");
-        e2e_response_free(&r);
-        if (done) {
-            ck_assert_msg(ready, "agent %s did not become ready", id);
-            free(path);
-            return;
-        }
-        e2e_sleep_ms(50);
-    }
-    ck_abort_msg("agent %s not ready in time", id);
-}
-
-/* 1 when the file at `path` contains `needle` anywhere in its raw bytes. */
-static int file_contains(const char *path, const char *needle)
-{
-    size_t len = 0;
-    char *data = e2e_read_file(path, &len);
-    if (!data) return 0;
-    size_t n = strlen(needle);
-    int found = 0;
-    for (size_t i = 0; !found && n <= len && i <= len - n; i++) found = memcmp(data + i, needle, n) == 0;
-    free(data);
-    return found;
+    const char *h[] = {"Authorization: Bearer " ADMIN_KEY, NULL};
+    const char *st = e2e_wait_agent_as(s, id, 15000, h);
+    ck_assert_msg(!strcmp(st, "ready"), "agent %s ended %s", id, st);
 }
 
 static void assert_no_secret_in_db(const e2e_server *s, const char *secret, const char *when)
@@ -109,7 +83,7 @@ static void assert_no_secret_in_db(const e2e_server *s, const char *secret, cons
     const char *tail = secret + 17;
     for (size_t i = 0; i < 3; i++) {
         char *path = e2e_fmt("%s/%s", s->data_dir, files[i]);
-        ck_assert_msg(!file_contains(path, secret) && !file_contains(path, tail), "%s: the secret is in %s",
+        ck_assert_msg(!e2e_file_holds(path, secret) && !e2e_file_holds(path, tail), "%s: the secret is in %s",
                       when, files[i]);
         free(path);
     }
