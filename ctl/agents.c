@@ -116,15 +116,11 @@ int ctl_agents_create(ctl_session *s, int argc, char **argv)
                    {.name = "--language", .takes_value = 1},
                    {.name = "--wait"}};
     ctl_args a;
-    ad_err e = {0};
-    int rc = ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e);
+    int rc = ctl_session_parse(s, argc, argv, o, NOPTS(o), 1, "one agent id", &a);
+    if (rc) return rc;
     const char *text_path = ctl_args_value(o, NOPTS(o), "--text");
     const char *ds_path = ctl_args_value(o, NOPTS(o), "--dataset");
-    if (rc < 0)
-        rc = ctl_session_usage(s, "%s", e.msg);
-    else if (a.npos != 1)
-        rc = ctl_session_usage(s, "expected one agent id, got %d argument(s)", a.npos);
-    else if (!!text_path == !!ds_path)
+    if (!!text_path == !!ds_path)
         rc = ctl_session_usage(
             s, "give exactly one of --text FILE (or - for stdin) and --dataset FILE.json");
     if (rc) {
@@ -181,16 +177,8 @@ int ctl_agents_list(ctl_session *s, int argc, char **argv)
                    {.name = "--cursor", .takes_value = 1},
                    {.name = "--status", .takes_value = 1}};
     ctl_args a;
-    ad_err e = {0};
-    int rc = ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e);
-    if (rc < 0)
-        rc = ctl_session_usage(s, "%s", e.msg);
-    else if (a.npos)
-        rc = ctl_session_usage(s, "takes no argument, got '%s'", a.pos[0]);
-    if (rc) {
-        ctl_args_cleanup(o, NOPTS(o));
-        return rc;
-    }
+    int rc = ctl_session_parse(s, argc, argv, o, NOPTS(o), 0, NULL, &a);
+    if (rc) return rc;
     ad_buf path;
     ad_buf_init(&path);
     ad_buf_puts(&path, "/api/v1/agents");
@@ -224,10 +212,8 @@ int ctl_agents_list(ctl_session *s, int argc, char **argv)
 static int one_id(ctl_session *s, int argc, char **argv, const char **id)
 {
     ctl_args a;
-    ad_err e = {0};
-    if (ctl_args_parse(argc, argv, NULL, 0, &a, &e) < 0) return ctl_session_usage(s, "%s", e.msg);
-    if (a.npos != 1)
-        return ctl_session_usage(s, "expected one agent id, got %d argument(s)", a.npos);
+    int rc = ctl_session_parse(s, argc, argv, NULL, 0, 1, "one agent id", &a);
+    if (rc) return rc;
     *id = a.pos[0];
     return 0;
 }

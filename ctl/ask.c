@@ -57,16 +57,12 @@ int ctl_ask(ctl_session *s, int argc, char **argv)
     ctl_opt o[] = {{.name = "--top-passages", .takes_value = 1},
                    {.name = "--max-output-tokens", .takes_value = 1}};
     ctl_args a;
-    ad_err e = {0};
-    int rc = ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e);
+    int rc = ctl_session_parse(s, argc, argv, o, NOPTS(o), 2, "AGENT and PROMPT", &a);
+    if (rc) return rc;
     long long top = 0, max_tokens = 0;
     const char *top_s = ctl_args_value(o, NOPTS(o), "--top-passages");
     const char *max_s = ctl_args_value(o, NOPTS(o), "--max-output-tokens");
-    if (rc < 0)
-        rc = ctl_session_usage(s, "%s", e.msg);
-    else if (a.npos != 2)
-        rc = ctl_session_usage(s, "expected AGENT and PROMPT, got %d argument(s)", a.npos);
-    else if (top_s && ctl_args_integer(top_s, 1, 10, &top) < 0)
+    if (top_s && ctl_args_integer(top_s, 1, 10, &top) < 0)
         rc =
             ctl_session_usage(s, "--top-passages must be an integer from 1 to 10, got '%s'", top_s);
     else if (max_s && ctl_args_integer(max_s, 1, 65536, &max_tokens) < 0)
@@ -96,6 +92,7 @@ int ctl_ask(ctl_session *s, int argc, char **argv)
     } else {
         cJSON_AddBoolToObject(body, "stream", 1);
         stream_state st = {0};
+        ad_err e = {0};
         if (ctl_client_stream(&s->client, path.data, body, on_event, &st, &r, &e) < 0) {
             /* What came of the answer stays, on a line of its own. */
             if (st.printed) printf("\n");

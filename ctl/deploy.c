@@ -43,19 +43,6 @@ static int print_deployment(const ctl_session *s, const cJSON *d)
     return bad ? CTL_EXIT_FAILED : 0;
 }
 
-/* Parses `want` positional arguments (AGENT [UUID]) and the options. */
-static int parse(ctl_session *s, int argc, char **argv, ctl_opt *o, size_t n, int want, ctl_args *a)
-{
-    ad_err e = {0};
-    if (ctl_args_parse(argc, argv, o, n, a, &e) < 0) return ctl_session_usage(s, "%s", e.msg);
-    if (a->npos != want)
-        return ctl_session_usage(s,
-                                 want == 1 ? "expected AGENT, got %d argument(s)"
-                                           : "expected AGENT and UUID, got %d argument(s)",
-                                 a->npos);
-    return 0;
-}
-
 /* Sends one request and prints the deployment object it answers. */
 static int one_deployment(ctl_session *s, const char *method, const char *path, const cJSON *body)
 {
@@ -73,7 +60,7 @@ int ctl_deploy_create(ctl_session *s, int argc, char **argv)
     ctl_opt o[] = {
         {.name = "--model", .takes_value = 1}, {.name = "--no-push"}, {.name = "--force"}};
     ctl_args a;
-    int rc = parse(s, argc, argv, o, NOPTS(o), 1, &a);
+    int rc = ctl_session_parse(s, argc, argv, o, NOPTS(o), 1, "AGENT", &a);
     const char *model = ctl_args_value(o, NOPTS(o), "--model");
     if (!rc && (!model || !*model))
         rc = ctl_session_usage(s, "--model is required: the model version to deploy (e.g. v2)");
@@ -97,7 +84,7 @@ int ctl_deploy_push(ctl_session *s, int argc, char **argv)
 {
     ctl_opt o[] = {{.name = "--force"}};
     ctl_args a;
-    int rc = parse(s, argc, argv, o, NOPTS(o), 2, &a);
+    int rc = ctl_session_parse(s, argc, argv, o, NOPTS(o), 2, "AGENT and UUID", &a);
     if (!rc) {
         cJSON *body = cJSON_CreateObject();
         cJSON_AddBoolToObject(body, "force", o[0].count > 0);
@@ -115,7 +102,7 @@ int ctl_deploy_push(ctl_session *s, int argc, char **argv)
 int ctl_deploy_status(ctl_session *s, int argc, char **argv)
 {
     ctl_args a;
-    int rc = parse(s, argc, argv, NULL, 0, 2, &a);
+    int rc = ctl_session_parse(s, argc, argv, NULL, 0, 2, "AGENT and UUID", &a);
     if (rc) return rc;
     ad_buf path;
     ad_buf_init(&path);
@@ -145,7 +132,7 @@ int ctl_deploy_status(ctl_session *s, int argc, char **argv)
 int ctl_deploy_logs(ctl_session *s, int argc, char **argv)
 {
     ctl_args a;
-    int rc = parse(s, argc, argv, NULL, 0, 2, &a);
+    int rc = ctl_session_parse(s, argc, argv, NULL, 0, 2, "AGENT and UUID", &a);
     if (rc) return rc;
     ad_buf path;
     ad_buf_init(&path);
@@ -173,7 +160,7 @@ int ctl_deploy_list(ctl_session *s, int argc, char **argv)
 {
     ctl_opt o[] = {{.name = "--limit", .takes_value = 1}, {.name = "--cursor", .takes_value = 1}};
     ctl_args a;
-    int rc = parse(s, argc, argv, o, NOPTS(o), 1, &a);
+    int rc = ctl_session_parse(s, argc, argv, o, NOPTS(o), 1, "AGENT", &a);
     if (rc) {
         ctl_args_cleanup(o, NOPTS(o));
         return rc;
@@ -209,7 +196,7 @@ int ctl_deploy_list(ctl_session *s, int argc, char **argv)
 int ctl_deploy_remove(ctl_session *s, int argc, char **argv)
 {
     ctl_args a;
-    int rc = parse(s, argc, argv, NULL, 0, 2, &a);
+    int rc = ctl_session_parse(s, argc, argv, NULL, 0, 2, "AGENT and UUID", &a);
     if (rc) return rc;
     ad_buf path;
     ad_buf_init(&path);

@@ -45,6 +45,21 @@ int ctl_session_check(ctl_session *s, ctl_reply *out)
     return rc;
 }
 
+int ctl_session_parse(const ctl_session *s, int argc, char **argv, ctl_opt *opts, size_t nopts,
+                      int want, const char *what, ctl_args *a)
+{
+    ad_err e = {0};
+    int rc = 0;
+    if (ctl_args_parse(argc, argv, opts, nopts, a, &e) < 0)
+        rc = ctl_session_usage(s, "%s", e.msg);
+    else if (want == 0 && a->npos)
+        rc = ctl_session_usage(s, "takes no argument, got '%s'", a->pos[0]);
+    else if (want > 0 && a->npos != want)
+        rc = ctl_session_usage(s, "expected %s, got %d argument(s)", what, a->npos);
+    if (rc) ctl_args_cleanup(opts, nopts);
+    return rc;
+}
+
 int ctl_session_usage(const ctl_session *s, const char *fmt, ...)
 {
     va_list ap;

@@ -53,6 +53,13 @@ int ctl_session_call(ctl_session *s, const char *method, const char *path, const
  * message printed, the reply freed and the exit code returned. */
 int ctl_session_check(ctl_session *s, ctl_reply *out);
 
+/* Parses a verb's arguments (ctl_args_parse) and checks how many positional
+ * ones it got: `want` of them, named `what` in the message ("one agent id"),
+ * or none when `want` is 0, or any number when it is negative. On a usage
+ * error prints it, frees the options' values and returns CTL_EXIT_USAGE. */
+int ctl_session_parse(const ctl_session *s, int argc, char **argv, ctl_opt *opts, size_t nopts,
+                      int want, const char *what, ctl_args *a);
+
 /* Prints a usage error for the current verb on stderr; returns CTL_EXIT_USAGE. */
 int ctl_session_usage(const ctl_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -72,19 +72,15 @@ int ctl_tokens_create(ctl_session *s, int argc, char **argv)
                    {.name = "--all-agents"},
                    {.name = "--expires-in", .takes_value = 1}};
     ctl_args a;
-    ad_err e = {0};
-    int rc = ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e);
+    int rc = ctl_session_parse(s, argc, argv, o, NOPTS(o), 0, NULL, &a);
+    if (rc) return rc;
     const char *name = ctl_args_value(o, NOPTS(o), "--name");
     ctl_opt *scope = ctl_args_opt(o, NOPTS(o), "--scope");
     ctl_opt *agent = ctl_args_opt(o, NOPTS(o), "--agent");
     int all = ctl_args_opt(o, NOPTS(o), "--all-agents")->count > 0;
     const char *exp_s = ctl_args_value(o, NOPTS(o), "--expires-in");
     long long expires = 0;
-    if (rc < 0)
-        rc = ctl_session_usage(s, "%s", e.msg);
-    else if (a.npos)
-        rc = ctl_session_usage(s, "takes no argument, got '%s'", a.pos[0]);
-    else if (!name || !*name)
+    if (!name || !*name)
         rc = ctl_session_usage(s, "--name is required: what the token is for");
     else if (!scope->count)
         rc = ctl_session_usage(
@@ -133,16 +129,8 @@ int ctl_tokens_list(ctl_session *s, int argc, char **argv)
 {
     ctl_opt o[] = {{.name = "--limit", .takes_value = 1}, {.name = "--cursor", .takes_value = 1}};
     ctl_args a;
-    ad_err e = {0};
-    int rc = ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e);
-    if (rc < 0)
-        rc = ctl_session_usage(s, "%s", e.msg);
-    else if (a.npos)
-        rc = ctl_session_usage(s, "takes no argument, got '%s'", a.pos[0]);
-    if (rc) {
-        ctl_args_cleanup(o, NOPTS(o));
-        return rc;
-    }
+    int rc = ctl_session_parse(s, argc, argv, o, NOPTS(o), 0, NULL, &a);
+    if (rc) return rc;
     ad_buf path;
     ad_buf_init(&path);
     ad_buf_puts(&path, "/api/v1/tokens");
@@ -177,10 +165,8 @@ int ctl_tokens_list(ctl_session *s, int argc, char **argv)
 int ctl_tokens_revoke(ctl_session *s, int argc, char **argv)
 {
     ctl_args a;
-    ad_err e = {0};
     long long id = 0;
-    int rc =
-        ctl_args_parse(argc, argv, NULL, 0, &a, &e) < 0 ? ctl_session_usage(s, "%s", e.msg) : 0;
+    int rc = ctl_session_parse(s, argc, argv, NULL, 0, -1, NULL, &a);
     if (!rc) rc = token_id_arg(s, &a, &id);
     if (rc) return rc;
     ad_buf path;
@@ -203,10 +189,8 @@ int ctl_tokens_rotate(ctl_session *s, int argc, char **argv)
 {
     ctl_opt o[] = {{.name = "--grace", .takes_value = 1}};
     ctl_args a;
-    ad_err e = {0};
     long long id = 0, grace = 0;
-    int rc =
-        ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e) < 0 ? ctl_session_usage(s, "%s", e.msg) : 0;
+    int rc = ctl_session_parse(s, argc, argv, o, NOPTS(o), -1, NULL, &a);
     if (!rc) rc = token_id_arg(s, &a, &id);
     const char *grace_s = ctl_args_value(o, NOPTS(o), "--grace");
     if (!rc && grace_s && ctl_args_integer(grace_s, 0, 1LL << 40, &grace) < 0)

@@ -117,12 +117,9 @@ int ctl_train(ctl_session *s, int argc, char **argv)
     ctl_args a;
     ad_err e = {0};
     long long n = 0;
-    int rc = ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e);
-    if (rc < 0)
-        rc = ctl_session_usage(s, "%s", e.msg);
-    else if (a.npos != 1)
-        rc = ctl_session_usage(s, "expected one agent id, got %d argument(s)", a.npos);
-    else if (ctl_training_check_iterations(ctl_args_value(o, NOPTS(o), "-n"), &n, &e) < 0 ||
+    int rc = ctl_session_parse(s, argc, argv, o, NOPTS(o), 1, "one agent id", &a);
+    if (rc) return rc;
+    if (ctl_training_check_iterations(ctl_args_value(o, NOPTS(o), "-n"), &n, &e) < 0 ||
              ctl_training_check_name(ctl_args_value(o, NOPTS(o), "--name"), &e) < 0)
         rc = ctl_session_usage(s, "%s", e.msg);
     if (rc) {
@@ -166,16 +163,12 @@ int ctl_replay(ctl_session *s, int argc, char **argv)
     ctl_opt o[] = {{.name = "--task-id", .takes_value = 1},
                    {.name = "--task-index", .takes_value = 1}};
     ctl_args a;
-    ad_err e = {0};
-    int rc = ctl_args_parse(argc, argv, o, NOPTS(o), &a, &e);
+    int rc = ctl_session_parse(s, argc, argv, o, NOPTS(o), 1, "one agent id", &a);
+    if (rc) return rc;
     const char *task_id = ctl_args_value(o, NOPTS(o), "--task-id");
     const char *index_s = ctl_args_value(o, NOPTS(o), "--task-index");
     long long index = -1;
-    if (rc < 0)
-        rc = ctl_session_usage(s, "%s", e.msg);
-    else if (a.npos != 1)
-        rc = ctl_session_usage(s, "expected one agent id, got %d argument(s)", a.npos);
-    else if (!!task_id == !!index_s)
+    if (!!task_id == !!index_s)
         rc = ctl_session_usage(s, "give exactly one of --task-id ID and --task-index 0..3");
     else if (task_id && !*task_id)
         rc = ctl_session_usage(s, "--task-id is empty");
