@@ -36,6 +36,7 @@ static const struct {
     {AD_SCOPE_AGENTS_READ, "agents:read"}, {AD_SCOPE_AGENTS_WRITE, "agents:write"},
     {AD_SCOPE_INFERENCE, "inference"},     {AD_SCOPE_TRAINING, "training"},
     {AD_SCOPE_DEPLOY, "deploy"},           {AD_SCOPE_ADMIN, "admin"},
+    {AD_SCOPE_METRICS, "metrics"},
 };
 
 const char *ad_scope_name(unsigned scope)

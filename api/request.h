@@ -28,7 +28,7 @@ typedef enum ad_method {
 
 #define AD_MAX_PARAMS 4
 #define AD_MAX_QUERY 16
-#define AD_MAX_HEADERS 6
+#define AD_MAX_HEADERS 8
 
 typedef struct ad_kv {
     const char *key;
@@ -47,10 +47,12 @@ typedef enum ad_scope {
     AD_SCOPE_INFERENCE = 1 << 2,   /* inference */
     AD_SCOPE_TRAINING = 1 << 3,    /* training: train, replay, start-training */
     AD_SCOPE_DEPLOY = 1 << 4,      /* deploy: deployments, models deploy */
-    AD_SCOPE_ADMIN = 1 << 5        /* admin: tokens, delete-all, audit */
+    AD_SCOPE_ADMIN = 1 << 5,       /* admin: tokens, delete-all, audit */
+    AD_SCOPE_METRICS = 1 << 6      /* metrics: GET /metrics (issue 12) */
 } ad_scope;
 
-#define AD_SCOPE_ALL 0x3fu
+#define AD_SCOPE_LAST AD_SCOPE_METRICS
+#define AD_SCOPE_ALL 0x7fu
 
 /* Who is calling. With auth off (no AGENTD_API_KEY) every request is
  * AD_CALLER_OPEN and may do everything; the bootstrap key is AD_CALLER_ADMIN
@@ -93,6 +95,7 @@ typedef struct ad_request {
     ad_kv query[AD_MAX_QUERY];
     size_t nquery;
     const char *accept;                /* Accept header, "" when absent */
+    const char *if_none_match;         /* If-None-Match header, "" when absent */
     const char *body;
     size_t body_len;
     cJSON *json;                       /* parsed JSON body, NULL when there was none */

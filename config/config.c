@@ -65,6 +65,8 @@ static const config_opt config_opts[] = {
      "debug, info, warn or error"},
     {"log_prompts", "AGENTD_LOG_PROMPTS", "--log-prompts", OPT_BOOL, OFF(log_prompts), 0, 1,
      "store inference prompt text in the inference log"},
+    {"metrics", "AGENTD_METRICS", "--metrics", OPT_BOOL, OFF(metrics), 0, 1,
+     "serve GET /metrics and count its series (false: 404, counters idle)"},
     {"gemini_api_key", "GEMINI_API_KEY", "--gemini-api-key", OPT_SECRET, OFF(gemini_api_key), 0, 0,
      "Gemini API key (unset: local answerer)"},
     {"gemini_model", "GEMINI_MODEL", "--gemini-model", OPT_STRING, OFF(gemini_model), 0, 0,
@@ -126,6 +128,7 @@ void config_init(ad_config *cfg)
     cfg->shutdown_timeout_ms = 5000;
     cfg->rate_limit_per_min = 600;
     cfg->max_concurrent_inferences = 4;
+    cfg->metrics = 1;
     cfg->cors_origins = ad_strdup("*");
     cfg->log_level = ad_strdup("info");
     cfg->gemini_model = ad_strdup(LLM_DEFAULT_MODEL);

@@ -35,6 +35,7 @@ typedef struct ad_config {
     char *cors_origins;         /* "*" or a comma-separated list */
     char *log_level;
     int log_prompts;            /* store inference prompt text */
+    int metrics;                /* serve /metrics and count its series */
     char *gemini_api_key;       /* secret; NULL when unset */
     char *gemini_model;
     char *gemini_base_url;

@@ -10,8 +10,8 @@
 
 #define NOPTS(o) (sizeof(o) / sizeof((o)[0]))
 
-static const char *const SCOPES[] = {"agents:read", "agents:write", "inference",
-                                     "training",    "deploy",       "admin"};
+static const char *const SCOPES[] = {"agents:read", "agents:write", "inference", "training",
+                                     "deploy",      "admin",        "metrics"};
 
 static int known_scope(const char *s)
 {
@@ -85,7 +85,7 @@ int ctl_tokens_create(ctl_session *s, int argc, char **argv)
     else if (!scope->count)
         rc = ctl_session_usage(
             s, "--scope is required (repeat it for several): agents:read, agents:write, "
-               "inference, training, deploy or admin");
+               "inference, training, deploy, admin or metrics");
     else if (!!agent->count == all)
         rc = ctl_session_usage(
             s, "give --agent ID (repeatable) or --all-agents, not both and not neither");
@@ -96,8 +96,8 @@ int ctl_tokens_create(ctl_session *s, int argc, char **argv)
         if (!known_scope(scope->values[i]))
             rc = ctl_session_usage(
                 s,
-                "--scope must be agents:read, agents:write, inference, training, deploy or "
-                "admin, got '%s'",
+                "--scope must be agents:read, agents:write, inference, training, deploy, "
+                "admin or metrics, got '%s'",
                 scope->values[i]);
     if (rc) {
         ctl_args_cleanup(o, NOPTS(o));

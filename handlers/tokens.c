@@ -87,7 +87,7 @@ static cJSON *tokens_json(const token_row *t)
     snprintf(prefix, sizeof(prefix), "agd_%s", t->prefix);
     cJSON_AddStringToObject(o, "prefix", prefix);
     cJSON *scopes = cJSON_AddArrayToObject(o, "scopes");
-    for (unsigned bit = 1; bit <= AD_SCOPE_ADMIN; bit <<= 1)
+    for (unsigned bit = 1; bit <= AD_SCOPE_LAST; bit <<= 1)
         if (t->scopes & bit) cJSON_AddItemToArray(scopes, cJSON_CreateString(ad_scope_name(bit)));
     cJSON *agents = t->agents ? cJSON_Parse(t->agents) : NULL;
     if (cJSON_IsArray(agents)) {
@@ -113,7 +113,7 @@ static cJSON *tokens_json(const token_row *t)
 static int tokens_read_scopes(const cJSON *body, unsigned *out, ad_err *e)
 {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(body, "scopes");
-    static const char known[] = "agents:read, agents:write, inference, training, deploy, admin";
+    static const char known[] = "agents:read, agents:write, inference, training, deploy, admin, metrics";
     if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
         return ad_err_set(e, AD_EINVAL, "scopes must be a non-empty array of scopes (%s)", known);
     *out = 0;
@@ -162,7 +162,7 @@ static int tokens_within_creator(ad_request *req, ad_response *res, unsigned sco
 {
     const ad_principal *who = req->who;
     const char *what = strcmp(verb, "grant") ? "a token holding it" : "it";
-    for (unsigned bit = 1; bit <= AD_SCOPE_ADMIN; bit <<= 1)
+    for (unsigned bit = 1; bit <= AD_SCOPE_LAST; bit <<= 1)
         if ((scopes & bit) && !ad_principal_has(who, bit)) {
             ad_response_error(res, req, 403, "insufficient_scope",
                               "this token lacks the '%s' scope, so it cannot %s %s", ad_scope_name(bit),
@@ -267,11 +267,14 @@ void handle_tokens_create(ad_request *req, ad_response *res)
         ad_response_error(res, req, 400, "invalid_agents", "%s", e.msg);
         return;
     }
-    /* The admin scope reaches every agent (delete-all, the audit log, other
-     * tokens): a token bound to a list cannot hold it. */
-    if ((scopes & AD_SCOPE_ADMIN) && agents) {
+    /* admin reaches every agent (delete-all, the audit log, other tokens)
+     * and the metrics series count every agent: a token bound to a list
+     * holds neither. */
+    unsigned global = scopes & (AD_SCOPE_ADMIN | AD_SCOPE_METRICS);
+    if (global && agents) {
         free(agents);
-        ad_response_error(res, req, 400, "invalid_scopes", "the admin scope needs agents \"*\"");
+        ad_response_error(res, req, 400, "invalid_scopes", "the %s scope needs agents \"*\"",
+                          ad_scope_name(global & AD_SCOPE_ADMIN ? AD_SCOPE_ADMIN : AD_SCOPE_METRICS));
         return;
     }
     if (tokens_within_creator(req, res, scopes, agents, "grant") < 0) {

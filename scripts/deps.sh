@@ -6,7 +6,9 @@ level=${1:-build}
 pkgs="gcc make pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libcurl4-openssl-dev
   libstemmer-dev libutf8proc-dev libssl-dev"
 case "$level" in
-  test) pkgs="$pkgs check curl sqlite3 python3" ;;
+  # The metrics tests parse /metrics with the Prometheus client's own parser;
+  # the browser tests drive Debian's chromium (a font for its screenshots).
+  test) pkgs="$pkgs check curl sqlite3 python3 python3-prometheus-client chromium fonts-dejavu-core" ;;
   smoke) pkgs="$pkgs curl python3" ;;
   bench) pkgs="$pkgs check curl sqlite3 python3 wrk nginx-light procps" ;;
   lint) pkgs="$pkgs bear cppcheck clang-format" ;;

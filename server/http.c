@@ -351,13 +351,21 @@ static int http_refuse_credential(http_ctx *ctx, const char *token, const char *
     return -1;
 }
 
+/* The paths a credential guards when auth is on: the API and the metrics.
+ * The dashboard's page and assets stay open: they carry no data, and the
+ * page's own API calls carry the token. */
+static int http_path_guarded(const char *path)
+{
+    return strncmp(path, "/api/", 5) == 0 || strcmp(path, "/metrics") == 0;
+}
+
 /* Whether the request may reach `path`, and as whom (ctx->principal: the
  * bootstrap key is the admin, an `agd_` token its own scopes and agents);
  * fills the 400/401/503 answer if not. */
 static int http_authorize(http_ctx *ctx, const http_head *h, const char *path)
 {
     const ad_config *cfg = ctx->http->app->cfg;
-    if (!cfg->api_key || strncmp(path, "/api/", 5) != 0) return 0;
+    if (!cfg->api_key || !http_path_guarded(path)) return 0;
     if (h->authorization > 1) {
         ad_response_error(&ctx->res, &ctx->req, 400, "invalid_request",
                           "more than one Authorization header");
@@ -476,6 +484,8 @@ static enum MHD_Result http_begin(http_ctx *ctx, const char *url, const char *me
     ctx->req.path = ctx->path;
     const char *accept = http_header(c, MHD_HTTP_HEADER_ACCEPT);
     ctx->req.accept = accept ? accept : "";
+    const char *inm = http_header(c, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    ctx->req.if_none_match = inm ? inm : "";
     ad_method m = ad_method_from_string(method_name);
     ctx->req.method = m;
 

@@ -2,8 +2,10 @@
 #include "handlers/agents.h"
 #include "handlers/deployments.h"
 #include "handlers/audit.h"
+#include "handlers/dashboard.h"
 #include "handlers/evaluate.h"
 #include "handlers/inference.h"
+#include "handlers/metrics.h"
 #include "handlers/models.h"
 #include "handlers/replay.h"
 #include "handlers/training.h"
@@ -14,6 +16,9 @@
 
 const ad_route ad_routes[] = {
     {AD_GET, "/health", handle_health, AD_BODY_DEFAULT, AD_SCOPE_NONE},
+    {AD_GET, "/metrics", handle_metrics, AD_BODY_DEFAULT, AD_SCOPE_METRICS},
+    {AD_GET, "/", handle_dashboard_index, AD_BODY_DEFAULT, AD_SCOPE_NONE},
+    {AD_GET, "/assets/{name}", handle_dashboard_asset, AD_BODY_DEFAULT, AD_SCOPE_NONE},
     {AD_GET, "/api/v1/config", handle_config, AD_BODY_DEFAULT, AD_SCOPE_NONE},
     {AD_POST, "/api/v1/agents", handle_agents_create, AD_BODY_TRAINING, AD_SCOPE_AGENTS_WRITE},
     {AD_GET, "/api/v1/agents", handle_agents_list, AD_BODY_DEFAULT, AD_SCOPE_AGENTS_READ},

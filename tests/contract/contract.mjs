@@ -137,6 +137,12 @@ export class Contract {
     if (mediaKey === 'text/event-stream') return this.checkSse(where, media, pointer, body);
     // A documented body without a schema would let any body through.
     if (!media.schema) return [`${where}: the spec gives no schema for ${mediaKey}, so nothing can be checked`];
+    // A text body (the metrics exposition, the dashboard's page and files) is
+    // documented as a string: its content type is what can be checked here.
+    if (mediaKey !== 'application/json') {
+      const schema = deref(this.spec, media.schema);
+      return schema.type === 'string' ? [] : [`${where}: ${mediaKey} is not JSON, so its schema must be a string`];
+    }
     let json;
     try {
       json = JSON.parse(body);

@@ -585,6 +585,9 @@ typedef struct matrix_row {
 /* alice: every scope but admin, agents ["alice"]; bob: agents:read, ["bob"]. */
 static const matrix_row matrix[] = {
     {"GET /health", "/health", NULL, {200, 200, 200, 200, 200, 200}},
+    {"GET /metrics", "/metrics", NULL, {200, 403, 403, DENIED}},
+    {"GET /", "/", NULL, {200, 200, 200, 200, 200, 200}},
+    {"GET /assets/{name}", "/assets/nope.css", NULL, {404, 404, 404, 404, 404, 404}},
     {"GET /api/v1/config", "/api/v1/config", NULL, {200, 200, 200, DENIED}},
     {"GET /api/v1/agents", "/api/v1/agents", NULL, {200, 200, 200, DENIED}},
     {"POST /api/v1/agents", "/api/v1/agents", "{\"user_id\":\"alice\",\"training_data\":\"Some text.\"}",
