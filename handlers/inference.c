@@ -9,6 +9,7 @@
 #include "api/async.h"
 #include "api/stream.h"
 #include "base/clock.h"
+#include "base/series.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -33,7 +34,7 @@ typedef struct inference_call {
     char version[65];           /* the model version that answers */
     char *prompt;
     cJSON *sources;
-    int64_t start_ms;
+    int64_t start_ns;          /* monotonic, when the request reached the handler */
     int stream;
     int stream_started;
     ad_stream *events;
@@ -107,11 +108,15 @@ static cJSON *inference_usage(long prompt_tokens, long output_tokens, long total
     return u;
 }
 
+/* The one place both backends report an inference: its log row and its
+ * latency histogram. */
 static void inference_log_call(const ad_app *app, int64_t agent_id, const char *backend, int status,
-                             const char *outcome, int64_t latency, long pt, long ot, int retries,
+                             const char *outcome, int64_t elapsed_ns, long pt, long ot, int retries,
                              const char *prompt)
 {
-    inference_record r = {agent_id, backend, status, outcome, latency,
+    series_inference_done(strcmp(backend, "gemini") == 0 ? SERIES_BACKEND_GEMINI : SERIES_BACKEND_LOCAL,
+                          elapsed_ns);
+    inference_record r = {agent_id, backend, status, outcome, elapsed_ns / 1000000,
                           pt < 0 ? 0 : (int)pt, ot < 0 ? 0 : (int)ot, retries,
                           app->cfg->log_prompts ? prompt : NULL};
     storage_inferences_submit(&r);
@@ -176,12 +181,13 @@ static cJSON *inference_done_event(const char *version, const char *backend, con
 /* ---- the local backend ---- */
 
 static void inference_local(ad_request *req, ad_response *res, const agent_row *a,
-                            const char *version, const char *prompt, answerer_result *ans, int stream, int64_t start)
+                            const char *version, const char *prompt, answerer_result *ans, int stream, int64_t start_ns)
 {
     const char *text = ans->text ? ans->text : NOTHING_FOUND;
     int pt = inference_count_tokens(prompt), ot = inference_count_tokens(text);
-    int64_t latency = ad_clock_mono_ms() - start;
-    inference_log_call(req->app, a->id, "local", 200, "ok", latency, pt, ot, 0, prompt);
+    int64_t elapsed_ns = ad_clock_mono_ns() - start_ns;
+    int64_t latency = elapsed_ns / 1000000;
+    inference_log_call(req->app, a->id, "local", 200, "ok", elapsed_ns, pt, ot, 0, prompt);
     cJSON *sources = inference_sources(ans);
     if (!stream) {
         cJSON *o = inference_body(a->user_id, version, prompt, text, "local", LOCAL_MODEL, sources,
@@ -262,13 +268,14 @@ static void inference_on_delta(void *ud, const char *text, size_t len)
 static void inference_on_done(void *ud, const llm_result *r)
 {
     inference_call *c = ud;
-    int64_t latency = ad_clock_mono_ms() - c->start_ms;
+    int64_t elapsed_ns = ad_clock_mono_ns() - c->start_ns;
+    int64_t latency = elapsed_ns / 1000000;
     upstream_error ue = inference_map_outcome(r);
     const char *model = r->model && r->model[0] ? r->model : c->app->cfg->gemini_model;
     /* Thinking is billed as output: the agent's counters add up to Gemini's total. */
     long billed_out = (r->output_tokens > 0 ? r->output_tokens : 0) +
                       (r->thinking_tokens > 0 ? r->thinking_tokens : 0);
-    inference_log_call(c->app, c->agent_id, "gemini", ue.status, llm_outcome_name(r->outcome), latency,
+    inference_log_call(c->app, c->agent_id, "gemini", ue.status, llm_outcome_name(r->outcome), elapsed_ns,
                        r->prompt_tokens, r->has_usage ? billed_out : -1, r->retries, c->prompt);
 
     char message[AD_ERR_MSG_MAX + 64];
@@ -349,7 +356,7 @@ typedef struct inference_thinking {
 static void inference_gemini(ad_request *req, ad_response *res, const agent_row *a,
                              const version_row *v, const char *prompt, answerer_result *ans,
                              int stream, long max_tokens, double temperature,
-                             inference_thinking thinking, int64_t start)
+                             inference_thinking thinking, int64_t start_ns)
 {
     cJSON *fs = cJSON_Parse(v->fewshot);
     int nshots = cJSON_GetArraySize(fs);
@@ -389,7 +396,7 @@ static void inference_gemini(ad_request *req, ad_response *res, const agent_row 
     snprintf(c->request_id, sizeof(c->request_id), "%s", req->request_id ? req->request_id : "");
     c->prompt = ad_strdup(prompt);
     c->sources = inference_sources(ans);
-    c->start_ms = start;
+    c->start_ns = start_ns;
     c->stream = stream;
     if (stream) c->events = ad_stream_new(inference_abort, c);
     ad_err e = {0};
@@ -466,7 +473,7 @@ static int inference_read_thinking(const cJSON *body, const ad_config *cfg, long
 
 void handle_agent_inference(ad_request *req, ad_response *res)
 {
-    int64_t start = ad_clock_mono_ms();
+    int64_t start_ns = ad_clock_mono_ns();
     ad_err e = {0};
     agent_row a;
     if (agents_lookup_snapshot(req, res, &a) < 0) return;
@@ -533,9 +540,9 @@ void handle_agent_inference(ad_request *req, ad_response *res)
     } else {
         if (req->app->llm)
             inference_gemini(req, res, &a, &v, prompt, &ans, stream, (long)max_tokens, temperature,
-                             thinking, start);
+                             thinking, start_ns);
         else
-            inference_local(req, res, &a, v.name, prompt, &ans, stream, start);
+            inference_local(req, res, &a, v.name, prompt, &ans, stream, start_ns);
         answerer_result_cleanup(&ans);
     }
     version_row_cleanup(&v);

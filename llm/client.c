@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/series.h"
 #include "llm/retry.h"
 
 /* A non-streamed answer larger than this is not an answer. */
@@ -304,6 +305,8 @@ static void call_finish(llm_client *c, llm_call *call, llm_outcome outcome, int 
 
     const char *block = "";
     if (outcome == LLM_BLOCKED) gemini_reply_blocked(&call->reply, &block);
+    if (call->reply.has_usage)
+        series_llm_tokens(call->reply.prompt_tokens, call->reply.output_tokens, call->reply.thinking_tokens);
     llm_result r = {
         .outcome = outcome,
         .http_status = call->status,
@@ -569,6 +572,7 @@ static void attempt_retry_or_give_up(llm_client *c, llm_call *call, int64_t hint
     call->prev_wait_ms = plan.wait_ms;
     call->wake_at = now + plan.wait_ms;
     call->state = CALL_WAITING;
+    series_upstream_retry();
     heap_push(c, call);
 }
 
@@ -686,6 +690,8 @@ static void attempt_done(llm_client *c, llm_call *call, CURLcode res)
 {
     int64_t now = ad_clock_mono_ms();
     curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &call->status);
+    if (res != CURLE_OK && call->status == 0) series_upstream_transport_error();
+    else series_upstream_response(call->status);
     call_drop_transfer(c, call);
     if (ad_log_enabled(AD_LOG_DEBUG))
         ad_log(AD_LOG_DEBUG, "gemini attempt %d ended: status=%ld curl=%d %s", call->attempts,

@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/series.h"
 #include "pipeline/plan.h"
 #include "pipeline/stages.h"
 #include "pipeline/training.h"
@@ -175,6 +176,7 @@ void pipeline_run_job(storage_conn *db, const job_row *job, atomic_int *stop)
             .started_ms = ad_clock_mono_ms(),
         };
         rc = atomic_load(stop) ? ad_err_set(&e, AD_ECANCELLED, "cancelled") : pipeline_stages[i](&c, &e);
+        if (rc == 0) series_stage_done(i, c.step.duration_ms * 1000000);
         stage_ctx_cleanup(&c);
         if (rc < 0) break;
     }

@@ -9,6 +9,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/series.h"
 #include "pipeline/plan.h"
 #include "pipeline/runner.h"
 #include "pipeline/stages.h"
@@ -328,6 +329,7 @@ void pipeline_run_training(storage_conn *db, const job_row *job, atomic_int *sto
         cJSON *pj = model_params_to_json(&p);
         char *ptxt = json_text(pj), *mtxt = json_text(metrics);
         rc = storage_trainings_add_iteration(db, r.tr.id, it, ptxt, mtxt, ms, &e);
+        if (rc == 0) series_training_iteration();
         cJSON_free(ptxt);
         cJSON_free(mtxt);
         cJSON_Delete(pj);

@@ -20,6 +20,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/series.h"
 #include "base/utf8.h"
 #include "handlers/auth.h"
 #include "server/auth.h"
@@ -47,7 +48,7 @@ typedef struct http_ctx {
     ad_async async;            /* req.async; its ops find the context again */
     struct ad_http *http;
     struct MHD_Connection *conn;
-    int64_t start_mono_ms;
+    int64_t start_ns;          /* monotonic, when the headers were in */
     char *path;
     char *scratch;             /* path parameters */
     const ad_route *route;
@@ -765,7 +766,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         ctx->async.ops = &http_async_ops;
         ctx->http = h;
         ctx->conn = conn;
-        ctx->start_mono_ms = ad_clock_mono_ms();
+        ctx->start_ns = ad_clock_mono_ns();
         ad_buf_init(&ctx->body);
         ad_response_init(&ctx->res);
         ad_response_init(&ctx->pending);
@@ -840,6 +841,10 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         http_conn *hc = ci ? ci->socket_context : NULL;
         if (hc) header_deadline_rearm(hc->header_ticket);
     }
+    int64_t elapsed_ns = ad_clock_mono_ns() - ctx->start_ns;
+    size_t slot = ctx->route ? (size_t)(ctx->route - ad_routes) : series_http_unmatched();
+    if (ctx->queued) series_http_done(slot, ad_method_name(ctx->req.method), ctx->status_sent, elapsed_ns);
+    else series_http_aborted(slot, ad_method_name(ctx->req.method));
     if (ad_log_enabled(AD_LOG_INFO)) {
         ad_buf f;
         ad_buf_init(&f);
@@ -849,7 +854,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         const char *path = ctx->path ? ctx->path : "";
         ad_buf_json_string(&f, path, strlen(path) > 256 ? 256 : strlen(path));
         ad_buf_printf(&f, ",\"status\":%d,\"duration_ms\":%lld,\"bytes\":%zu", ctx->status_sent,
-                      (long long)(ad_clock_mono_ms() - ctx->start_mono_ms), ctx->bytes_sent);
+                      (long long)(elapsed_ns / 1000000), ctx->bytes_sent);
         char who[48];
         ad_buf_printf(&f, ",\"caller\":\"%s\"", ad_principal_label(&ctx->principal, who, sizeof(who)));
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) ad_buf_printf(&f, ",\"aborted\":%d", (int)toe);
@@ -964,6 +969,13 @@ int http_start(ad_http **out, const ad_app *app, ad_err *e)
         close(fd);
         return ad_err_set(e, AD_EIO, "cannot start the header deadline watchdog");
     }
+
+    /* The HTTP series' route labels are the table's patterns, never a path. */
+    const char *patterns[SERIES_MAX_ROUTES], *methods[SERIES_MAX_ROUTES];
+    ad_assert(ad_nroutes < SERIES_MAX_ROUTES);
+    for (size_t i = 0; i < ad_nroutes; i++)
+        patterns[i] = ad_routes[i].pattern, methods[i] = ad_method_name(ad_routes[i].method);
+    series_http_init(patterns, methods, ad_nroutes);
 
     ad_http *h = ad_calloc(1, sizeof(*h));
     h->app = app;

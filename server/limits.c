@@ -8,6 +8,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "base/series.h"
 
 #define LIMITS_KEY_MAX 40
 #define LIMITS_BUCKETS 64      /* per stripe: 4096 chains in all */
@@ -38,13 +39,19 @@ void limits_close(limits *l)
 void limits_take(limits *l, const char *caller, int limit, int64_t now_ms, limits_decision *out)
 {
     l->backend->take(l->self, caller, limit, now_ms, out);
-    if (!out->allowed) atomic_fetch_add(&l->rate_limited, 1);
+    if (!out->allowed) {
+        atomic_fetch_add(&l->rate_limited, 1);
+        series_rate_limited();
+    }
 }
 
 int limits_inference_enter(limits *l, const char *caller, int cap)
 {
     int ok = l->backend->enter(l->self, caller, cap);
-    if (!ok) atomic_fetch_add(&l->inference_capped, 1);
+    if (!ok) {
+        atomic_fetch_add(&l->inference_capped, 1);
+        series_inference_capped();
+    }
     return ok;
 }
 

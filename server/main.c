@@ -9,6 +9,7 @@
 #include "api/app.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/series.h"
 #include "config/config.h"
 #include "llm/client.h"
 #include "pipeline/pool.h"
@@ -125,6 +126,8 @@ int main(int argc, char **argv)
     ad_log_set_level(level);
 
 
+    /* Before any thread that counts starts: the flag is read without a lock. */
+    series_start(cfg.metrics);
     ad_log_start_async();
     ad_app app = {.cfg = &cfg, .started_ms = ad_clock_now_ms(), .started_mono_ms = ad_clock_mono_ms()};
     ad_http *http = NULL;
@@ -190,6 +193,7 @@ out:
     pipeline_pool_stop(app.pool);
     storage_maintenance_stop();
     storage_close();
+    series_stop();
     if (code == 0) ad_log(AD_LOG_INFO, "stopped");
     ad_log_stop_async();
     config_cleanup(&cfg);
