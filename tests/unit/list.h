@@ -5,6 +5,8 @@
  * Add a line here when you add a suite.
  */
 AD_SUITE(base_buf)
+AD_SUITE(base_prom)
+AD_SUITE(base_series)
 AD_SUITE(model_text)
 AD_SUITE(model_analysis)
 AD_SUITE(model_stopwords)
