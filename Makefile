@@ -135,9 +135,10 @@ $(NODE_TOOLS): package-lock.json
 # streams, the worker pool, a training stop reaching running workers, the
 # maintenance thread and postponed jobs on a full disk, the per-caller
 # limits under concurrent requests, the token checks' throttles shared by
-# the HTTP threads, inference while deployments switch), again under
-# ThreadSanitizer.
+# the HTTP threads, inference while deployments switch, the metrics' sharded
+# counters added to from every thread), again under ThreadSanitizer.
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) base_prom
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) handlers_agents
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) api_stream
@@ -149,6 +150,7 @@ check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_fair
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_tokens
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_deployments
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_metrics
 
 test:
 	@scripts/deps.sh test

@@ -4,6 +4,7 @@
 #
 #   bench/run.sh                 all scenarios
 #   bench/run.sh health          bench/health.sh only
+#   BENCH_ROUNDS=5 bench/run.sh metrics   metrics on vs off (the same build)
 #   BENCH_DURATION=30s bench/run.sh health
 #   BENCH_REFERENCE_ONLY=1 bench/run.sh health    nginx reference only, no agentd
 #

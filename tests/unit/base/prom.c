@@ -1,5 +1,6 @@
 #include <check.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,6 +204,24 @@ START_TEST(test_prom_double_format)
 }
 END_TEST
 
+/* The hot path takes no lock and runs no compare-and-swap loop: base/prom.c
+ * has neither a mutex nor a compare-exchange (docs/threads.md). */
+START_TEST(test_prom_source_takes_no_lock)
+{
+    FILE *f = fopen("base/prom.c", "rb");
+    ck_assert_msg(f != NULL, "run from the repository root");
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        n++;
+        ck_assert_msg(!strstr(line, "pthread") && !strstr(line, "mtx_") && !strstr(line, "compare_exchange"),
+                      "base/prom.c:%d takes a lock or loops on a CAS: %s", n, line);
+    }
+    fclose(f);
+    ck_assert_int_gt(n, 50);
+}
+END_TEST
+
 Suite *base_prom_suite(void)
 {
     Suite *s = suite_create("base_prom");
@@ -214,6 +233,7 @@ Suite *base_prom_suite(void)
     tcase_add_test(tc, test_prom_golden_family);
     tcase_add_test(tc, test_prom_disabled_moves_nothing);
     tcase_add_test(tc, test_prom_double_format);
+    tcase_add_test(tc, test_prom_source_takes_no_lock);
     suite_add_tcase(s, tc);
     return s;
 }
