@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/prom.h"
 
@@ -160,9 +161,10 @@ static size_t series_http_child(size_t route_slot, const char *method)
     return 2 * http_nroutes + m;
 }
 
-void series_http_done(size_t route_slot, const char *method, int status, int64_t ns)
+void series_http_done(size_t route_slot, const char *method, int status, int64_t start_ns)
 {
     if (!prom_enabled() || !http_requests.cells) return;
+    int64_t ns = ad_clock_mono_ns() - start_ns;
     size_t child = series_http_child(route_slot, method);
     size_t code = status >= 100 && status < 600 ? http_code_ix[status - 100] : HTTP_NCODES - 1;
     prom_counter_add(&http_requests, child * HTTP_NCODES + code, 1);

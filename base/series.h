@@ -38,8 +38,9 @@ void series_http_init(const char *const *patterns, const char *const *methods, s
 size_t series_http_unmatched(void);
 
 /* One answered request: route slot, method name ("GET", any string: unknown
- * ones count as "other"), the status sent, and its duration. */
-void series_http_done(size_t route_slot, const char *method, int status, int64_t ns);
+ * ones count as "other"), the status sent, and when it started
+ * (ad_clock_mono_ns); the clock is read only while metrics are on. */
+void series_http_done(size_t route_slot, const char *method, int status, int64_t start_ns);
 
 /* One request whose client left before any response was queued. */
 void series_http_aborted(size_t route_slot, const char *method);

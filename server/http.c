@@ -841,9 +841,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         http_conn *hc = ci ? ci->socket_context : NULL;
         if (hc) header_deadline_rearm(hc->header_ticket);
     }
-    int64_t elapsed_ns = ad_clock_mono_ns() - ctx->start_ns;
     size_t slot = ctx->route ? (size_t)(ctx->route - ad_routes) : series_http_unmatched();
-    if (ctx->queued) series_http_done(slot, ad_method_name(ctx->req.method), ctx->status_sent, elapsed_ns);
+    if (ctx->queued) series_http_done(slot, ad_method_name(ctx->req.method), ctx->status_sent, ctx->start_ns);
     else series_http_aborted(slot, ad_method_name(ctx->req.method));
     if (ad_log_enabled(AD_LOG_INFO)) {
         ad_buf f;
@@ -854,7 +853,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         const char *path = ctx->path ? ctx->path : "";
         ad_buf_json_string(&f, path, strlen(path) > 256 ? 256 : strlen(path));
         ad_buf_printf(&f, ",\"status\":%d,\"duration_ms\":%lld,\"bytes\":%zu", ctx->status_sent,
-                      (long long)(elapsed_ns / 1000000), ctx->bytes_sent);
+                      (long long)((ad_clock_mono_ns() - ctx->start_ns) / 1000000), ctx->bytes_sent);
         char who[48];
         ad_buf_printf(&f, ",\"caller\":\"%s\"", ad_principal_label(&ctx->principal, who, sizeof(who)));
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) ad_buf_printf(&f, ",\"aborted\":%d", (int)toe);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/prom.h"
 #include "base/series.h"
 #include "pipeline/plan.h"
@@ -104,10 +105,10 @@ START_TEST(test_series_http_slots)
     static const char *const methods[] = {"GET", "DELETE"};
     series_start(1);
     series_http_init(patterns, methods, 2);
-    series_http_done(series_http_unmatched(), "GET", 404, 1000);
-    series_http_done(series_http_unmatched(), "BREW", 501, 1000);
-    series_http_done(0, "HEAD", 200, 1000);
-    series_http_done(1, "DELETE", 418, 1000);
+    series_http_done(series_http_unmatched(), "GET", 404, ad_clock_mono_ns() - 1000);
+    series_http_done(series_http_unmatched(), "BREW", 501, ad_clock_mono_ns() - 1000);
+    series_http_done(0, "HEAD", 200, ad_clock_mono_ns() - 1000);
+    series_http_done(1, "DELETE", 418, ad_clock_mono_ns() - 1000);
     series_http_aborted(1, "DELETE");
     ad_buf b;
     ad_buf_init(&b);
@@ -176,7 +177,7 @@ START_TEST(test_series_disabled_records_nothing)
     static const char *const methods[] = {"GET"};
     series_start(0);
     series_http_init(patterns, methods, 1);
-    series_http_done(0, "GET", 200, 5);
+    series_http_done(0, "GET", 200, ad_clock_mono_ns());
     series_stage_done(0, 5);
     series_inference_done(SERIES_BACKEND_LOCAL, 5);
     series_upstream_response(200);
