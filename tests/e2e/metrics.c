@@ -345,8 +345,9 @@ static char *mint(const e2e_server *s, const char *body)
 }
 
 /* With auth on, /metrics is guarded like /api/: no credential 401, a token
- * without `metrics` 403, a `metrics` token and the admin key 200; `metrics`
- * bound to a list of agents is refused. A 429 moves the rate-limited total. */
+ * without `metrics` 403 (an admin token too), a `metrics` token and the admin
+ * key 200; `metrics` bound to a list of agents is refused. A 429 moves the
+ * rate-limited total. */
 START_TEST(test_metrics_auth_and_rate_limited)
 {
     e2e_server s;
@@ -362,6 +363,12 @@ START_TEST(test_metrics_auth_and_rate_limited)
     r = as(&s, reader, "GET", "/metrics", NULL);
     e2e_assert_error(&r, 403, "insufficient_scope", "metrics", "a token without the metrics scope");
     e2e_response_free(&r);
+    /* An admin token is not the admin key: it needs the scope too. */
+    char *admin_token = mint(&s, "{\"name\":\"adm\",\"scopes\":[\"admin\"],\"agents\":\"*\"}");
+    r = as(&s, admin_token, "GET", "/metrics", NULL);
+    e2e_assert_error(&r, 403, "insufficient_scope", "metrics", "an admin token without the metrics scope");
+    e2e_response_free(&r);
+    free(admin_token);
     r = as(&s, ADMIN_KEY, "POST", "/api/v1/tokens",
            "{\"name\":\"narrow\",\"scopes\":[\"metrics\"],\"agents\":[\"alice\"]}");
     e2e_assert_error(&r, 400, "invalid_scopes", "metrics", "metrics bound to an agent list");
