@@ -71,7 +71,7 @@ export function agentFrame(main, id, section) {
 function stageItem(st) {
   const parts = [h('span', { class: 'name' }, st.name), ` — ${st.status}`];
   if (st.duration_ms !== null && st.duration_ms !== undefined) parts.push(` — ${formatMs(st.duration_ms)}`);
-  if (st.summary) parts.push(h('span', { class: 'summary' }, st.summary));
+  if (st.summary) parts.push(h('span', { class: 'summary' }, ` — ${st.summary}`));
   return h('li', { class: st.status }, parts);
 }
 

@@ -6,11 +6,21 @@ import { announce, clearError, poll, showError } from './ui.js';
 
 const LIST_MS = 2000;
 
+// The items of a dataset file: the file is an array of {prompt, answer,
+// category?}, or (like tests/data/*_dataset.json and the original's files)
+// an object holding that array as `training_data`, as POST
+// /agents/advanced also reads it. Anything else: null.
+export function datasetItems(data) {
+  if (Array.isArray(data)) return data;
+  if (data && typeof data === 'object' && Array.isArray(data.training_data)) return data.training_data;
+  return null;
+}
+
 // Checks that `data` is what POST /agents takes as `dataset`: an array of
 // {prompt, answer, category?} with non-empty strings. Returns null or a
 // message naming the first bad item.
 export function datasetProblem(data) {
-  if (!Array.isArray(data)) return 'the file must hold a JSON array of {"prompt", "answer"} items';
+  if (!Array.isArray(data)) return 'the file must hold a JSON array of {"prompt", "answer"} items (or an object with one as "training_data")';
   if (data.length === 0) return 'the dataset is empty: it needs at least one {"prompt", "answer"} item';
   for (let i = 0; i < data.length; i++) {
     const it = data[i];
@@ -106,13 +116,16 @@ function createForm() {
       showError(new Error(`${f.name} is not valid JSON: ${e.message}`));
       return;
     }
-    const bad = datasetProblem(data);
+    const items = datasetItems(data);
+    const bad = datasetProblem(items);
     if (bad) {
       showError(new Error(`${f.name}: ${bad}`));
       return;
     }
     clearError();
-    dataset = data;
+    if (!agentId.value.trim() && !Array.isArray(data) && typeof data.user_id === 'string') agentId.value = data.user_id;
+    dataset = items;
+    data = items;
     datasetName = f.name;
     loaded.textContent = `${f.name}: ${data.length} item${data.length === 1 ? '' : 's'} ready.`;
   };

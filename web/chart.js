@@ -51,6 +51,12 @@ export function metricsChart(points, captionId) {
       .map((p, i) => (p.metrics && typeof p.metrics[key] === 'number' ? `${x(i).toFixed(1)},${y(p.metrics[key]).toFixed(1)}` : null))
       .filter(Boolean);
     chart.append(svg('polyline', { class: cls, points: pts.join(' '), 'data-metric': label }));
+    points.forEach((p, i) => {
+      const v = p.metrics && p.metrics[key];
+      if (typeof v !== 'number') return;
+      chart.append(svg('circle', { class: `dot ${cls}`, cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 3.5 },
+        svg('title', {}, document.createTextNode(`${label} at iteration ${p.iteration}: ${v.toFixed(3)}`))));
+    });
   }
   const legend = h('ul', { class: 'legend' }, SERIES.map(([, label, cls]) =>
     h('li', {}, h('span', { class: `swatch ${cls}`, 'aria-hidden': 'true' }), label)));

@@ -27,7 +27,8 @@ export function announce(text) {
 
 // Calls `tick()` now and then every `ms` (pollDelay decides: the override
 // in sessionStorage, hidden tab, rate budget, Retry-After) until the
-// returned stop() is called or tick returns false; a tick returning a number
+// returned stop() is called, tick returns false or a call is refused
+// for want of a token (401); a tick returning a number
 // sets the next period (slower when nothing moves). A failing tick shows its
 // error and the polling goes on.
 export function poll(tick, ms) {
@@ -42,6 +43,9 @@ export function poll(tick, ms) {
       if (typeof r === 'number') next = r;
     } catch (err) {
       showError(err);
+      // Without a token nothing will work until one is given, and giving
+      // one draws the view again.
+      if (err.status === 401) return;
     }
     if (!stopped) timer = setTimeout(run, pollDelay(next));
   };
