@@ -19,11 +19,13 @@ static int dashboard_etag_matches(const char *inm, const char *etag)
     size_t elen = strlen(etag);
     const char *p = inm;
     while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
         if (!*p) break;
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
-        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
         if (n == 1 && p[0] == '*') return 1;
         const char *tag = p;
         if (n > 2 && tag[0] == 'W' && tag[1] == '/') {

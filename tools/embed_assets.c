@@ -147,8 +147,7 @@ int main(int argc, char **argv)
             perror(argv[i + 2]);
             return 1;
         }
-        snprintf(etags[i], sizeof(etags[i]), "%016llx",
-                 (unsigned long long)embed_fnv1a(data, len));
+        snprintf(etags[i], sizeof(etags[i]), "%016llx", (unsigned long long)embed_fnv1a(data, len));
         lens[i] = len;
         /* One byte more than the file, a NUL, so an empty file is still a
          * valid array; `len` leaves it out. */

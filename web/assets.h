@@ -7,9 +7,9 @@
 
 /* One file; everything it points to is static and never freed. */
 typedef struct web_asset {
-    const char *name;                /* its flat name: "app.js" */
-    const char *content_type;        /* from its extension: "text/javascript; charset=utf-8" */
-    const char *etag;                /* a quoted hash of the bytes: "\"0123456789abcdef\"" */
+    const char *name;         /* its flat name: "app.js" */
+    const char *content_type; /* from its extension: "text/javascript; charset=utf-8" */
+    const char *etag;         /* a quoted hash of the bytes: "\"0123456789abcdef\"" */
     const unsigned char *data;
     size_t len;
 } web_asset;

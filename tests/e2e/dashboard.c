@@ -1,13 +1,13 @@
 /* Issue 12: the dashboard's page and files, served by the real binary from
  * what the build embedded (tools/embed_assets.c): content types, the
  * security headers, ETag and 304, HEAD, 404, and no token needed for them. */
+#include "tests/e2e/harness.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "tests/e2e/harness.h"
 
 Suite *e2e_dashboard_suite(void);
 
@@ -145,7 +145,8 @@ static size_t collect_refs(const char *text, char names[][64], size_t n, size_t 
             memcpy(name, start, len);
             name[len] = '\0';
             int seen = 0;
-            for (size_t i = 0; i < n && !seen; i++) seen = strcmp(names[i], name) == 0;
+            for (size_t i = 0; i < n && !seen; i++)
+                seen = strcmp(names[i], name) == 0;
             if (seen) continue;
             ck_assert_int_lt((int)n, (int)cap);
             memcpy(names[n++], name, len + 1);
