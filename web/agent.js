@@ -97,7 +97,7 @@ export function renderOverview(body, id) {
     h('section', { 'aria-labelledby': titleId },
       h('h3', { id: titleId }, 'Pipeline'),
       statusText,
-      h('p', {}, h('label', { for: progId, class: 'inline' }, 'Progress', prog, progText)),
+      h('p', {}, h('label', { for: progId, class: 'inline' }, 'Progress'), ' ', prog, progText),
       eta,
       stages),
     training);

@@ -11,7 +11,7 @@ export function showError(err) {
   const small = [];
   if (err.code) small.push(`code ${err.code}`);
   if (err.requestId) small.push(`request ${err.requestId}`);
-  fill(box, h('span', {}, err.message || String(err)), small.length ? h('small', {}, small.join(' · ')) : null);
+  fill(box, h('span', {}, err.message || String(err)), small.length ? [' ', h('small', {}, small.join(' · '))] : null);
 }
 
 export function clearError() {
