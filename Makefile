@@ -83,7 +83,7 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$< $@.tmp $(WEB_SRC) && mv -f $@.tmp $@
 
-$(BUILD)/obj/gen/web_assets.o: $(WEB_GEN)
+$(BUILD)/obj/gen/web_assets.o: $(WEB_GEN) web/assets.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -250,7 +250,7 @@ $(FUZZ_DIR)/obj/%.o: %.c
 
 .SECONDARY: $(FUZZ_DIR)/embed_assets
 
-$(FUZZ_DIR)/obj/gen/web_assets.o: $(FUZZ_DIR)/gen/web_assets.c
+$(FUZZ_DIR)/obj/gen/web_assets.o: $(FUZZ_DIR)/gen/web_assets.c web/assets.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 

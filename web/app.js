@@ -1,7 +1,7 @@
 // The dashboard's entry: the hash router (#/, #/agents/{id},
 // #/agents/{id}/chat|training|deployments; the hash only ever holds an
 // agent id), the token dialog, and the header's "Forget token".
-import { getToken, onUnauthorized, setToken } from './api.js';
+import { onUnauthorized, setToken } from './api.js';
 import { agentFrame, renderOverview } from './agent.js';
 import { renderHome } from './agents.js';
 import { renderChat } from './chat.js';
@@ -79,7 +79,7 @@ form.addEventListener('submit', (e) => {
 document.getElementById('token-cancel').addEventListener('click', () => dialog.close());
 document.getElementById('forget-token').addEventListener('click', () => {
   setToken('');
-  announce(getToken() ? '' : 'Token forgotten');
+  announce('Token forgotten');
   route(true);
 });
 document.getElementById('skip').addEventListener('click', (e) => {
