@@ -17,7 +17,7 @@ export function renderDeployments(body, id) {
   const create = h('button', { type: 'submit' }, 'Create deployment');
   const rows = h('tbody', {});
   const none = h('p', { class: 'hint', hidden: true }, 'No deployment yet.');
-  const logHead = h('h3', { id: logTitle }, 'Deployment log');
+  const logHead = h('h3', { id: logTitle, tabindex: -1 }, 'Deployment log');
   const logWho = h('p', { class: 'hint' }, 'Choose Logs on a deployment to read its events.');
   const log = h('ol', { class: 'log', 'aria-labelledby': logTitle });
   const base = `/api/v1/agents/${seg(id)}`;
@@ -40,7 +40,7 @@ export function renderDeployments(body, id) {
       logWho.textContent = `Deployment ${d.id} (${d.model})`;
       fill(log, r.events.map((ev) => h('li', {},
         h('time', { datetime: ev.at }, formatTime(ev.at)), ` — ${ev.event}: ${ev.message}`)));
-      logHead.focus?.();
+      logHead.focus();
     } catch (err) {
       showError(err);
     }

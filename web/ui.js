@@ -50,12 +50,16 @@ export function poll(tick, ms) {
     let next = ms;
     try {
       const r = await tick();
+      if (stopped) return;
       // A poll that works again takes back the error it showed.
       clearErrorShown(shown);
       shown = null;
       if (r === false) return;
       if (typeof r === 'number') next = r;
     } catch (err) {
+      // An answer that lands after its view went (the agent just deleted)
+      // is no error of the view now shown.
+      if (stopped) return;
       shown = showError(err);
       // Without a token nothing will work until one is given, and giving
       // one draws the view again.
