@@ -705,6 +705,20 @@ void agents_cancel_jobs(void *app, int64_t agent_id)
     if (a->pool) pipeline_pool_cancel_agent(a->pool, agent_id);
 }
 
+/* What DELETE /agents/all learns of each agent it deleted. */
+typedef struct agents_deleted {
+    const ad_app *app;
+    cJSON *user_ids;
+} agents_deleted;
+
+/* Stops the deleted agent's running jobs and names it in the answer. */
+static void agents_deleted_one(void *ud, int64_t agent_id, const char *user_id)
+{
+    agents_deleted *d = ud;
+    if (d->app->pool) pipeline_pool_cancel_agent(d->app->pool, agent_id);
+    cJSON_AddItemToArray(d->user_ids, cJSON_CreateString(user_id));
+}
+
 void handle_agents_delete_all(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
@@ -715,19 +729,24 @@ void handle_agents_delete_all(ad_request *req, ad_response *res)
     audit_entry audit;
     auth_audit_entry(req, "agents.deleted_all", NULL, NULL, who, sizeof(who), &audit);
     /* The pool is thread-safe; the app struct is only read. */
-    int rc = storage_agents_delete_all(db, &audit, &count, agents_cancel_jobs, (void *)(uintptr_t)req->app, &e);
+    agents_deleted deleted = {req->app, cJSON_CreateArray()};
+    int rc = storage_agents_delete_all(db, &audit, &count, agents_deleted_one, &deleted, &e);
     if (rc < 0) {
+        cJSON_Delete(deleted.user_ids);
         agents_answer_storage(req, res, rc, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "message", "all agents deleted");
     cJSON_AddNumberToObject(o, "deleted", (double)count);
-    /* The Flask original's shape, read by its page: how many agents there
-     * were, every one of them removed. */
+    /* The Flask original's shape, read by its page (frontend.html reads
+     * removed_users.length and failed_users): how many agents there were,
+     * which were removed, and none that failed (one unit of work). */
     cJSON *result = cJSON_AddObjectToObject(o, "result");
     cJSON_AddNumberToObject(result, "removed", (double)count);
     cJSON_AddNumberToObject(result, "total_users", (double)count);
+    cJSON_AddItemToObject(result, "removed_users", deleted.user_ids);
+    cJSON_AddArrayToObject(result, "failed_users");
     ad_json_add_time(o, "timestamp", ad_clock_now_ms());
     ad_response_json(res, 200, o);
 }

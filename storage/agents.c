@@ -314,21 +314,23 @@ int storage_agents_delete(storage_conn *db, const char *user_id, const audit_ent
     return 0;
 }
 
-int storage_agents_delete_all(storage_conn *db, const audit_entry *audit, int64_t *count,
-                              void (*fn)(void *ud, int64_t id),
+int storage_agents_delete_all(storage_conn *db, const audit_entry *audit, int64_t *count, agent_deleted_fn fn,
                               void *ud, ad_err *e)
 {
     int began = storage_begin(db, e);
     if (began < 0) return began;
-    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM agents RETURNING id");
+    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM agents RETURNING id, user_id");
     int rc;
     int64_t n = 0, cap = 0, *ids = NULL;
+    char **names = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             ids = ad_realloc(ids, ad_size_mul((size_t)cap, sizeof(*ids)));
+            names = ad_realloc(names, ad_size_mul((size_t)cap, sizeof(*names)));
         }
-        ids[n++] = sqlite3_column_int64(st, 0);
+        ids[n] = sqlite3_column_int64(st, 0);
+        names[n++] = ad_strdup((const char *)sqlite3_column_text(st, 1));
     }
     sqlite3_reset(st);
     int code = rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "delete agents", e);
@@ -344,7 +346,11 @@ int storage_agents_delete_all(storage_conn *db, const audit_entry *audit, int64_
     else
         storage_rollback(db);
     /* Running jobs are told only once the deletion is committed. */
-    for (int64_t i = 0; code == 0 && fn && i < n; i++) fn(ud, ids[i]);
+    for (int64_t i = 0; i < n; i++) {
+        if (code == 0 && fn) fn(ud, ids[i], names[i]);
+        free(names[i]);
+    }
+    free(names);
     free(ids);
     if (code < 0) return code;
     *count = n;

@@ -97,11 +97,14 @@ int storage_agents_list(storage_conn *db, const agent_state *status, const char 
 int storage_agents_delete(storage_conn *db, const char *user_id, const audit_entry *audit, int64_t *agent_id,
                           ad_err *e);
 
+/* Told of one agent `storage_agents_delete_all` deleted: its row id and
+ * user_id (valid during the call). */
+typedef void (*agent_deleted_fn)(void *ud, int64_t id, const char *user_id);
+
 /* Deletes every agent, with `audit`'s row (NULL: none; its detail becomes
  * {"deleted": N}), in one unit of work; `*count` says how many. `fn` is
- * told each deleted id once the deletion is committed. */
-int storage_agents_delete_all(storage_conn *db, const audit_entry *audit, int64_t *count,
-                              void (*fn)(void *ud, int64_t id),
+ * told each deleted agent once the deletion is committed. */
+int storage_agents_delete_all(storage_conn *db, const audit_entry *audit, int64_t *count, agent_deleted_fn fn,
                               void *ud, ad_err *e);
 
 #endif

@@ -523,7 +523,8 @@ START_TEST(test_metrics_advanced_and_delete_all_shapes)
     e2e_assert_error(&r, 400, "invalid_cursor", "cursor", "cursor ..");
     e2e_response_free(&r);
 
-    /* Delete all: the page reads result.total_users. */
+    /* Delete all: the page reads result.total_users, removed_users.length
+     * and failed_users. */
     r = e2e_request(&s, "DELETE", AGENTS "/all", NULL, NULL);
     ck_assert_msg(r.status == 200, "delete all: %ld %s", r.status, r.body);
     const cJSON *res = field(r.json, "result");
@@ -531,6 +532,10 @@ START_TEST(test_metrics_advanced_and_delete_all_shapes)
     ck_assert_int_eq((int)e2e_json_num(res, "removed"), 3);
     ck_assert_int_eq((int)e2e_json_num(res, "total_users"), 3);
     ck_assert_int_eq((int)e2e_json_num(r.json, "deleted"), 3);
+    ck_assert_int_eq(cJSON_GetArraySize(field(res, "removed_users")), 3);
+    ck_assert(cJSON_IsString(cJSON_GetArrayItem(field(res, "removed_users"), 0)));
+    ck_assert(cJSON_IsArray(field(res, "failed_users")));
+    ck_assert_int_eq(cJSON_GetArraySize(field(res, "failed_users")), 0);
     e2e_response_free(&r);
     r = e2e_get(&s, METRICS);
     ck_assert_int_eq((int)e2e_json_num(field(r.json, "metrics"), "total_users"), 0);

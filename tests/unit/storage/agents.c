@@ -357,9 +357,11 @@ START_TEST(test_agents_delete_cascades)
 }
 END_TEST
 
-static void count_ids(void *ud, int64_t id)
+/* Counts the agents told and checks each is named: x0, x1, x2. */
+static void count_ids(void *ud, int64_t id, const char *user_id)
 {
     (void)id;
+    ck_assert(user_id[0] == 'x' && user_id[1] >= '0' && user_id[1] <= '2' && !user_id[2]);
     (*(int *)ud)++;
 }
 
