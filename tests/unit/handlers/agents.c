@@ -16,6 +16,7 @@
 
 #include "api/app.h"
 #include "api/request.h"
+#include "base/clock.h"
 #include "config/config.h"
 #include "handlers/agents.h"
 #include "handlers/evaluate.h"
@@ -386,6 +387,62 @@ START_TEST(test_storage_codes_map_to_http)
 }
 END_TEST
 
+/* GET status's status body for "racer". */
+static cJSON *status_of_racer(void)
+{
+    ad_response res;
+    call_handler(handle_agent_status, NULL, NULL, &res);
+    ck_assert_int_eq(res.status, 200);
+    cJSON *o = cJSON_Parse(res.body.data);
+    ad_response_cleanup(&res);
+    ck_assert_ptr_nonnull(o);
+    return o;
+}
+
+/* eta_s is the seconds to eta_at rounded up, never under 1 (an estimate
+ * overrun still says work goes on), and only while the pipeline runs; a
+ * failed training run with no stored reason still carries an error. */
+START_TEST(test_status_eta_s_rounds_up_and_shows_only_while_processing)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    make_ready_agent(f.db);
+    static const struct {
+        const char *status;
+        int64_t ahead_ms;   /* eta_at - now; 0: eta_at NULL */
+        int eta_s;          /* -1: absent */
+    } want[] = {
+        {"processing", 2500, 3}, {"processing", 60000, 60}, {"processing", -5000, 1},
+        {"initializing", 1500, 2}, {"processing", 0, -1}, {"ready", 5000, -1}, {"error", 5000, -1},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char sql[160];
+        snprintf(sql, sizeof(sql), "UPDATE agents SET status = '%s', eta_at = nullif(?1, 0)", want[i].status);
+        /* The clock moves on between here and the handler: round from the
+         * middle of the second so a few ms do not change the answer. */
+        storage_fixture_exec(f.db, sql, want[i].ahead_ms ? ad_clock_now_ms() + want[i].ahead_ms - 200 : 0);
+        cJSON *o = status_of_racer();
+        const cJSON *eta = cJSON_GetObjectItemCaseSensitive(o, "eta_s");
+        if (want[i].eta_s < 0)
+            ck_assert_msg(eta == NULL, "case %zu: eta_s shown", i);
+        else
+            ck_assert_msg(cJSON_IsNumber(eta) && eta->valueint == want[i].eta_s, "case %zu: eta_s %d, want %d", i,
+                          eta ? eta->valueint : -1, want[i].eta_s);
+        cJSON_Delete(o);
+    }
+    storage_fixture_exec(f.db, "INSERT INTO trainings (agent_id, name, iterations, status, done_iterations,"
+                               " created_at, started_at, finished_at) SELECT id, 'r', 3, 'failed', 1, 1, 1, ?1"
+                               " FROM agents", ad_clock_now_ms());
+    cJSON *o = status_of_racer();
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(o, "training");
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tr, "status")), "failed");
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tr, "error")), "no reason recorded");
+    ck_assert(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(tr, "finished_at")));
+    cJSON_Delete(o);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 Suite *handlers_agents_suite(void)
 {
     Suite *s = suite_create("handlers_agents");
@@ -394,6 +451,7 @@ Suite *handlers_agents_suite(void)
     tcase_add_test(tc, test_agent_get_answers_a_failed_version_read);
     tcase_add_test(tc, test_a_failed_later_read_is_answered_not_hidden);
     tcase_add_test(tc, test_a_busy_database_is_503_never_409);
+    tcase_add_test(tc, test_status_eta_s_rounds_up_and_shows_only_while_processing);
     tcase_add_loop_test(tc, test_delete_inside_a_request_never_500, 0, (int)(sizeof(cases) / sizeof(cases[0])));
     suite_add_tcase(s, tc);
     return s;
