@@ -137,8 +137,13 @@ export async function startFakeGemini({ faults = [], gapMs } = {}) {
   };
 }
 
-// Launches Debian's chromium (one per test file).
-export async function launchBrowser() {
+// Launches Debian's chromium (one per test file). `hostMap` maps
+// "host:port" to a loopback port (chromium's host resolver rules), so a page
+// with a fixed base URL reaches agentd with no request interception; every
+// other name resolves to nothing, a second wall behind guardedContext.
+export async function launchBrowser({ hostMap = {} } = {}) {
+  const rules = Object.entries(hostMap).map(([from, port]) => `MAP ${from} 127.0.0.1:${port}`);
+  rules.push('MAP * ~NOTFOUND', 'EXCLUDE 127.0.0.1');
   const browser = await chromium.launch({
     executablePath: CHROMIUM_BIN,
     // --no-sandbox: CI runs the tests as root, and chromium's sandbox refuses
@@ -147,7 +152,7 @@ export async function launchBrowser() {
     // The rest keep chromium from phoning home or needing a GPU or a large
     // /dev/shm in a container.
     args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update'],
+      '--disable-background-networking', '--disable-component-update', `--host-resolver-rules=${rules.join(', ')}`],
   });
   register(() => browser.close());
   return browser;
@@ -155,20 +160,33 @@ export async function launchBrowser() {
 
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
+function foreign(url) {
+  const u = new URL(url);
+  return ['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol) && !LOCAL_HOSTS.has(u.hostname);
+}
+
 // A new context whose every request must go to loopback: any other is
 // aborted and recorded in the returned `blocked` list, which
-// assertNoForeignRequests checks ("no network at run time").
-export async function guardedContext(browser, options = {}) {
+// assertNoForeignRequests checks ("no network at run time"). With
+// intercept: false the requests are only recorded (the resolver rules of
+// launchBrowser stop them): while playwright intercepts, it answers CORS
+// preflights itself, and a cross-origin test wants agentd to answer them.
+export async function guardedContext(browser, options = {}, { intercept = true } = {}) {
   const context = await browser.newContext(options);
   const blocked = [];
-  await context.route('**/*', (route) => {
-    const u = new URL(route.request().url());
-    if ((u.protocol === 'http:' || u.protocol === 'https:' || u.protocol === 'ws:') && !LOCAL_HOSTS.has(u.hostname)) {
-      blocked.push(u.href);
-      return route.abort('blockedbyclient');
-    }
-    return route.fallback();
-  });
+  if (intercept) {
+    await context.route('**/*', (route) => {
+      if (foreign(route.request().url())) {
+        blocked.push(route.request().url());
+        return route.abort('blockedbyclient');
+      }
+      return route.fallback();
+    });
+  } else {
+    context.on('request', (r) => {
+      if (foreign(r.url())) blocked.push(r.url());
+    });
+  }
   return { context, blocked };
 }
 
