@@ -33,7 +33,14 @@ TCOMMON_SRC := $(sort $(wildcard tests/common/*.c))
 # the server, and talks to agentd over HTTP only (scripts/layers.rules).
 CTL_SRC    := $(sort $(wildcard ctl/*.c))
 
-LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+# The dashboard (web/): tools/embed_assets, built with $(CC) for the build
+# machine, writes its files into one generated C file, compiled into the
+# library like any other source.
+WEB_SRC    := $(sort $(wildcard web/*.html web/*.css web/*.svg web/*.js))
+EMBED      := $(BUILD)/embed_assets
+WEB_GEN    := $(BUILD)/gen/web_assets.c
+
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 E2E_OBJ    := $(E2E_SRC:%.c=$(BUILD)/obj/%.o)
 FAKE_OBJ   := $(filter-out $(BUILD)/obj/tests/fake/main.o,$(FAKE_SRC:%.c=$(BUILD)/obj/%.o))
@@ -62,6 +69,23 @@ endif
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+# The generator is built without the variant's sanitizers: it runs at build
+# time only, and its output is the same whichever variant runs it. A failed
+# run leaves no half-written file for the next make to trust.
+%/embed_assets: tools/embed_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) -O2 -o $@ $<
+
+.SECONDARY: $(EMBED)
+
+%/gen/web_assets.c: %/embed_assets $(WEB_SRC)
+	@mkdir -p $(dir $@)
+	$< $@.tmp $(WEB_SRC) && mv -f $@.tmp $@
+
+$(BUILD)/obj/gen/web_assets.o: $(WEB_GEN) web/assets.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(AGENTD): $(LIB_OBJ) $(BUILD)/obj/server/main.o
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
@@ -171,6 +195,10 @@ REDOCLY := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_module
 # SQL, SQLite name or raw transaction above storage/ (scripts/check_storage_seam.sh).
 LAYERS := tests/layers/test_check_layers.sh && scripts/check_layers.sh
 
+# cppcheck sees what bear recorded, which includes tools/embed_assets.c and
+# the file it generates (build/lint/gen/web_assets.c): both are checked on
+# purpose, the generated one is compiled into agentd like any other (it adds
+# about 3 s).
 lint:
 	@scripts/deps.sh lint
 	$(LAYERS)
@@ -194,7 +222,7 @@ bench:
 	bench/run.sh
 
 format:
-	clang-format -i $(LIB_SRC) server/main.c $(CTL_SRC) $(UNIT_SRC) $(E2E_SRC) $(FAKE_SRC) */*.h tests/*/*.h
+	clang-format -i $(LIB_SRC) server/main.c tools/*.c $(CTL_SRC) $(UNIT_SRC) $(E2E_SRC) $(FAKE_SRC) */*.h tests/*/*.h
 
 clean:
 	rm -rf build bin compile_commands.json
@@ -215,13 +243,19 @@ FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -I. -pthread -g -O1 -fno-omit-frame-point
 FUZZ_LDLIBS   = $(FUZZ_SAN) -pthread $(PKG_LIBS) -lm
 FUZZ_NAMES   := $(sort $(basename $(notdir $(wildcard tests/fuzz/*.c))))
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/%)
-FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/web_assets.o
 
 .PHONY: fuzz fuzz-build
 
 $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+.SECONDARY: $(FUZZ_DIR)/embed_assets
+
+$(FUZZ_DIR)/obj/gen/web_assets.o: $(FUZZ_DIR)/gen/web_assets.c web/assets.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 
 $(FUZZ_BINS): $(FUZZ_DIR)/%: $(FUZZ_DIR)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
 	$(FUZZ_CC) -o $@ $^ $(FUZZ_LDLIBS)

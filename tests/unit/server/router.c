@@ -96,7 +96,6 @@ END_TEST
 START_TEST(test_router_unknown_paths_are_no_path)
 {
     static const char *const paths[] = {
-        "/",
         "",
         "/nope",
         "/api/v1/agent",
