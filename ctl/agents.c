@@ -237,13 +237,22 @@ int ctl_agents_status(ctl_session *s, int argc, char **argv)
                    (int)ctl_json_num(r.json, "progress", 0));
             const char *stage = ctl_json_str(r.json, "stage", NULL);
             if (stage) printf(", stage %s", stage);
+            long long eta = (long long)ctl_json_num(r.json, "eta_s", 0);
+            if (eta > 0) printf(", about %lld s left", eta);
             printf("\n");
             const char *err = ctl_json_str(r.json, "error", NULL);
             if (err) printf("error: %s\n", err);
+            /* A failed run stays on status, with its reason, until the next. */
             const cJSON *t = cJSON_GetObjectItemCaseSensitive(r.json, "training");
-            if (cJSON_IsObject(t))
-                printf("training: %s, %d/%d iterations\n", ctl_json_str(t, "status", "?"),
+            if (cJSON_IsObject(t)) {
+                printf("training: %s, %d/%d iterations", ctl_json_str(t, "status", "?"),
                        (int)ctl_json_num(t, "iteration", 0), (int)ctl_json_num(t, "iterations", 0));
+                eta = (long long)ctl_json_num(t, "eta_s", 0);
+                if (eta > 0) printf(", about %lld s left", eta);
+                const char *terr = ctl_json_str(t, "error", NULL);
+                if (terr) printf(": %s", terr);
+                printf("\n");
+            }
         }
         ctl_reply_cleanup(&r);
     }

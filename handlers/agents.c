@@ -11,6 +11,7 @@
 #include "base/mem.h"
 #include "handlers/auth.h"
 #include "model/analysis.h"
+#include "model/metrics.h"
 #include "model/text.h"
 #include "pipeline/plan.h"
 #include "pipeline/pool.h"
@@ -385,6 +386,26 @@ static void agents_add_status_fields(cJSON *o, const agent_row *a)
     ad_json_add_time(o, "updated_at", a->updated_at);
 }
 
+/* The deployed version's quality as {score, label}, or null when nothing
+ * measured is deployed. */
+static void agents_add_quality(cJSON *o, const agent_row *a)
+{
+    if (!a->has_quality) {
+        cJSON_AddNullToObject(o, "quality");
+        return;
+    }
+    cJSON *q = cJSON_AddObjectToObject(o, "quality");
+    cJSON_AddNumberToObject(q, "score", a->quality);
+    cJSON_AddStringToObject(q, "label", metrics_quality_label(a->quality));
+}
+
+/* `ms` left in whole seconds, rounded up and never under 1: an estimate
+ * shown while work goes on never says it is over. */
+static int64_t agents_seconds_left(int64_t ms)
+{
+    return ms > 1000 ? (ms + 999) / 1000 : 1;
+}
+
 void handle_agent_status(ad_request *req, ad_response *res)
 {
     ad_err e = {0};
@@ -405,8 +426,13 @@ void handle_agent_status(ad_request *req, ad_response *res)
     if (a.error[0]) cJSON_AddStringToObject(o, "error", a.error);
     ad_json_add_time(o, "created_at", a.created_at);
     ad_json_add_time(o, "updated_at", a.updated_at);
+    int64_t now = ad_clock_now_ms();
+    /* eta_at is written by the running job's units of work only. */
+    if (a.eta_at && (a.status == AGENT_PROCESSING || a.status == AGENT_INITIALIZING))
+        ad_json_add_int(o, "eta_s", agents_seconds_left(a.eta_at - now));
     /* A training run goes on beside the serving version: its progress is
-     * shown here without changing the agent's status. */
+     * shown here without changing the agent's status. A run that failed or
+     * was cancelled stays shown, with its end, until the next one. */
     if (a.training_id) {
         cJSON *tr = cJSON_AddObjectToObject(o, "training");
         ad_json_add_int(tr, "training_id", a.training_id);
@@ -415,8 +441,18 @@ void handle_agent_status(ad_request *req, ad_response *res)
         ad_json_add_int(tr, "iterations", a.training_iterations);
         ad_json_add_int(tr, "progress",
                         a.training_iterations ? a.training_done * 100 / a.training_iterations : 0);
+        int ended = a.training_status == TRAINING_FAILED || a.training_status == TRAINING_CANCELLED;
+        if (a.training_status == TRAINING_FAILED)
+            cJSON_AddStringToObject(tr, "error", a.training_error[0] ? a.training_error : "no reason recorded");
+        if (ended) ad_json_add_time(tr, "finished_at", a.training_finished_at);
+        /* The iterations done so far, at their mean pace, tell the rest. */
+        if (a.training_status == TRAINING_RUNNING && a.training_done > 0 && a.training_started_at &&
+            a.training_iterations > a.training_done) {
+            int64_t per = (now - a.training_started_at) / a.training_done;
+            ad_json_add_int(tr, "eta_s", agents_seconds_left(per * (a.training_iterations - a.training_done)));
+        }
     }
-    ad_json_add_time(o, "timestamp", ad_clock_now_ms());
+    ad_json_add_time(o, "timestamp", now);
     ad_response_json(res, 200, o);
 }
 
@@ -434,6 +470,7 @@ static void agents_list_visit(void *ud, const agent_row *a)
     ad_json_add_str(o, "base_model", a->base_model);
     cJSON_AddStringToObject(o, "source", a->source);
     cJSON_AddStringToObject(o, "language", a->language);
+    agents_add_quality(o, a);
     cJSON_AddItemToObject(l->users, a->user_id, o);
     snprintf(l->last, sizeof(l->last), "%s", a->user_id);
     l->count++;
@@ -526,6 +563,7 @@ void handle_agent_get(ad_request *req, ad_response *res)
     cJSON_AddStringToObject(o, "language", a.language);
     ad_json_add_str(o, "language_requested", a.language_requested[0] ? a.language_requested : NULL);
     ad_json_add_raw(o, "statistics", a.statistics);
+    agents_add_quality(o, &a);
 
     if (vrc == 0) {
         cJSON *m = cJSON_AddObjectToObject(o, "model");

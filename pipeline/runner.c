@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "pipeline/eta.h"
 #include "pipeline/plan.h"
 #include "pipeline/stages.h"
 #include "pipeline/training.h"
@@ -146,9 +147,12 @@ void pipeline_run_job(storage_conn *db, const job_row *job, atomic_int *stop)
         agent_row_cleanup(&agent);
         return;
     }
+    eta_run eta;
+    eta_run_init(&eta, agent.material_bytes);
     if (rc == 0)
         rc = storage_exec_start_job(db, agent.id, job->id, first, pipeline_stage_names[first],
-                                    runner_progress(first), replay, &e);
+                                    runner_progress(first), replay,
+                                    ad_clock_now_ms() + eta_run_remaining_ms(&eta, first), &e);
 
     cJSON *params_json = NULL;
     model_params params;
@@ -173,10 +177,13 @@ void pipeline_run_job(storage_conn *db, const job_row *job, atomic_int *stop)
                      .progress = runner_progress(i + 1),
                      .replayed = replay},
             .started_ms = ad_clock_mono_ms(),
+            .eta = &eta,
         };
         rc = atomic_load(stop) ? ad_err_set(&e, AD_ECANCELLED, "cancelled") : pipeline_stages[i](&c, &e);
         stage_ctx_cleanup(&c);
         if (rc < 0) break;
+        eta_run_stage_done(&eta, i, c.step.duration_ms);
+        eta_learn(i, agent.material_bytes, c.step.duration_ms);
     }
     if (rc < 0) runner_settle_failure(db, job, i < PIPELINE_STAGES ? i : PIPELINE_STAGES - 1, rc, &e, stop);
     cJSON_Delete(params_json);

@@ -123,7 +123,8 @@ void stage_ctx_cleanup(stage_ctx *c)
 }
 
 /* Completes the log record the runner prepared with what the stage did: its
- * inputs and output as text, and its duration up to its unit of work. */
+ * inputs and output as text, its duration up to its unit of work, and when
+ * the job should end, counting this stage's time in the job's scale. */
 static const exec_step *stage_record(stage_ctx *c)
 {
     cJSON_free(c->inputs_json);
@@ -133,6 +134,11 @@ static const exec_step *stage_record(stage_ctx *c)
     c->step.inputs = c->inputs_json ? c->inputs_json : "{}";
     c->step.output = c->output_json ? c->output_json : "{}";
     c->step.duration_ms = ad_clock_mono_ms() - c->started_ms;
+    if (c->eta && c->step.next_stage) {
+        eta_run seen = *c->eta;
+        eta_run_stage_done(&seen, c->step.task_index, c->step.duration_ms);
+        c->step.eta_at = ad_clock_now_ms() + eta_run_remaining_ms(&seen, c->step.task_index + 1);
+    }
     return &c->step;
 }
 

@@ -24,6 +24,7 @@
 #include "base/uuid.h"
 #include "model/params.h"
 #include "model/stats.h"
+#include "pipeline/eta.h"
 #include "pipeline/plan.h"
 #include "storage/agents.h"
 #include "storage/executions.h"
@@ -40,6 +41,7 @@ typedef struct stage_ctx {
     cJSON *output;
     exec_step step;             /* the log record the runner prepared */
     int64_t started_ms;         /* monotonic clock when the stage began */
+    const eta_run *eta;         /* the job's stage timings so far, for step.eta_at; NULL: none */
     char *inputs_json;          /* texts of inputs and output for the record */
     char *output_json;
 } stage_ctx;

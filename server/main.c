@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "config/config.h"
 #include "llm/client.h"
+#include "pipeline/eta.h"
 #include "pipeline/pool.h"
 #include "pipeline/reindex.h"
 #include "server/hangup.h"
@@ -137,6 +138,8 @@ int main(int argc, char **argv)
      * can search them: before the workers start and the server listens. */
     storage_conn *db = storage_conn_get();
     if (!db || pipeline_reindex_versions(db, NULL, &e) < 0) goto out;
+    /* Status's eta_s starts from this machine's recent stage timings. */
+    if (eta_seed(db, &e) < 0) ad_log(AD_LOG_WARN, "stage timings not read (eta_s uses defaults): %s", e.msg);
     if (cfg.gemini_api_key) {
         llm_config lc = main_llm_config(&cfg);
         if (llm_client_start(&app.llm, &lc, &e) < 0) {

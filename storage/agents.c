@@ -11,10 +11,13 @@
 #include "storage/jobs.h"
 #include "storage/maintenance.h"
 
+/* Read FROM agents (not aliased): the last column is the deployed version's
+ * quality, one lookup by its primary key. */
 #define AGENT_COLUMNS                                                                          \
     "id, user_id, status, stage, progress, error, base_model, description, source, "          \
     "deployed_version_id, statistics, inference_count, inference_errors, prompt_tokens, "     \
-    "output_tokens, created_at, updated_at, language, language_requested"
+    "output_tokens, created_at, updated_at, language, language_requested, material_bytes, "   \
+    "(SELECT v.quality FROM versions v WHERE v.id = agents.deployed_version_id)"
 
 void agent_row_cleanup(agent_row *a)
 {
@@ -68,6 +71,9 @@ static int agent_from_row(sqlite3_stmt *st, agent_row *a, ad_err *e)
     a->updated_at = sqlite3_column_int64(st, 16);
     col_copy(st, 17, a->language, sizeof(a->language));
     col_copy(st, 18, a->language_requested, sizeof(a->language_requested));
+    a->material_bytes = sqlite3_column_int64(st, 19);
+    a->has_quality = sqlite3_column_type(st, 20) != SQLITE_NULL;
+    a->quality = a->has_quality ? sqlite3_column_double(st, 20) : 0;
     return 0;
 }
 
@@ -78,8 +84,8 @@ int storage_agents_create(storage_conn *db, const agent_new *a, int64_t *agent_i
     if (rc0 < 0) return rc0;
     sqlite3_stmt *st = storage_stmt(db,
         "INSERT INTO agents (user_id, status, stage, progress, base_model, description, source,"
-        " created_at, updated_at, language, language_requested)"
-        " VALUES (?1, 'initializing', NULL, 0, ?2, ?3, ?4, ?5, ?5, ?6, ?7)");
+        " created_at, updated_at, language, language_requested, material_bytes)"
+        " VALUES (?1, 'initializing', NULL, 0, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)");
     sqlite3_bind_text(st, 1, a->user_id, -1, SQLITE_STATIC);
     if (a->base_model) sqlite3_bind_text(st, 2, a->base_model, -1, SQLITE_STATIC);
     if (a->description) sqlite3_bind_text(st, 3, a->description, -1, SQLITE_STATIC);
@@ -87,6 +93,7 @@ int storage_agents_create(storage_conn *db, const agent_new *a, int64_t *agent_i
     sqlite3_bind_int64(st, 5, now);
     sqlite3_bind_text(st, 6, a->language ? a->language : "en", -1, SQLITE_STATIC);
     if (a->language_requested) sqlite3_bind_text(st, 7, a->language_requested, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)a->material_len);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
         int code = storage_fail(db, rc, "create agent", e);
@@ -142,11 +149,14 @@ int storage_agents_get_by_id(storage_conn *db, int64_t id, agent_row *out, ad_er
 
 int storage_agents_status(storage_conn *db, const char *user_id, agent_status *out, ad_err *e)
 {
+    /* The latest run by the max(id) of trainings_by_agent; a done one is
+     * not shown, a failed or cancelled one until the next run is queued. */
     sqlite3_stmt *st = storage_stmt(db,
         "SELECT a.user_id, a.status, a.stage, a.progress, a.error, a.created_at, a.updated_at,"
-        " t.id, t.status, t.done_iterations, t.iterations FROM agents a"
-        " LEFT JOIN trainings t ON t.id = (SELECT max(id) FROM trainings"
-        "   WHERE agent_id = a.id AND status IN ('queued', 'running'))"
+        " a.eta_at, t.id, t.status, t.done_iterations, t.iterations, t.error, t.started_at,"
+        " t.finished_at FROM agents a"
+        " LEFT JOIN trainings t ON t.id = (SELECT max(id) FROM trainings WHERE agent_id = a.id)"
+        "   AND t.status <> 'done'"
         " WHERE a.user_id = ?1");
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
@@ -160,13 +170,17 @@ int storage_agents_status(storage_conn *db, const char *user_id, agent_status *o
         col_copy(st, 4, out->error, sizeof(out->error));
         out->created_at = sqlite3_column_int64(st, 5);
         out->updated_at = sqlite3_column_int64(st, 6);
-        out->training_id = sqlite3_column_int64(st, 7);
+        out->eta_at = sqlite3_column_int64(st, 7);
+        out->training_id = sqlite3_column_int64(st, 8);
         if (out->training_id &&
-            training_state_from_string((const char *)sqlite3_column_text(st, 8),
+            training_state_from_string((const char *)sqlite3_column_text(st, 9),
                                        &out->training_status, NULL) < 0)
             rc = agents_bad_state(e);
-        out->training_done = sqlite3_column_int(st, 9);
-        out->training_iterations = sqlite3_column_int(st, 10);
+        out->training_done = sqlite3_column_int(st, 10);
+        out->training_iterations = sqlite3_column_int(st, 11);
+        col_copy(st, 12, out->training_error, sizeof(out->training_error));
+        out->training_started_at = sqlite3_column_int64(st, 13);
+        out->training_finished_at = sqlite3_column_int64(st, 14);
     }
     sqlite3_reset(st);
     if (rc == SQLITE_ROW) return 0;
@@ -210,17 +224,18 @@ static int agents_step_changed(storage_conn *db, sqlite3_stmt *st, const char *w
 }
 
 int storage_agents_set_state(storage_conn *db, int64_t agent_id, agent_state status, const char *stage,
-                             int progress, const char *error, ad_err *e)
+                             int progress, const char *error, int64_t eta_at, ad_err *e)
 {
     sqlite3_stmt *st = storage_stmt(db,
-        "UPDATE agents SET status = ?2, stage = ?3, progress = ?4, error = ?5, updated_at = ?6 "
-        "WHERE id = ?1");
+        "UPDATE agents SET status = ?2, stage = ?3, progress = ?4, error = ?5, updated_at = ?6,"
+        " eta_at = ?7 WHERE id = ?1");
     sqlite3_bind_int64(st, 1, agent_id);
     sqlite3_bind_text(st, 2, agent_state_to_string(status), -1, SQLITE_STATIC);
     if (stage) sqlite3_bind_text(st, 3, stage, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 4, progress);
     if (error) sqlite3_bind_text(st, 5, error, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, ad_clock_now_ms());
+    if (eta_at) sqlite3_bind_int64(st, 7, eta_at);
     return agents_step_changed(db, st, "update agent", e);
 }
 

@@ -35,6 +35,9 @@ typedef struct agent_row {
     int64_t created_at, updated_at;
     char language[8];           /* ISO 639-1 code its material is analysed in */
     char language_requested[8]; /* "auto" or a code as asked on create; "" before issue 10 */
+    int64_t material_bytes;     /* the stored material's size in bytes */
+    int has_quality;            /* the deployed version has a measured quality: */
+    double quality;             /* its score, 0..1 */
 } agent_row;
 
 void agent_row_cleanup(agent_row *a);
@@ -60,8 +63,9 @@ int storage_agents_create(storage_conn *db, const agent_new *a, int64_t *agent_i
 int storage_agents_get(storage_conn *db, const char *user_id, agent_row *out, ad_err *e);
 int storage_agents_get_by_id(storage_conn *db, int64_t id, agent_row *out, ad_err *e);
 
-/* What GET .../status shows: the agent's place in the pipeline and its
- * active training run, read in one statement (the hot polling route). */
+/* What GET .../status shows: the agent's place in the pipeline, when its
+ * running pipeline job should end, and its latest training run unless that
+ * one is done, read in one statement (the hot polling route). */
 typedef struct agent_status {
     char user_id[AGENT_USER_ID_MAX + 1];
     agent_state status;
@@ -69,9 +73,12 @@ typedef struct agent_status {
     int progress;
     char error[512];
     int64_t created_at, updated_at;
-    int64_t training_id;      /* 0 when no run is queued or running */
+    int64_t eta_at;           /* wall ms the pipeline job should end; 0 when none runs */
+    int64_t training_id;      /* 0 when there is no run, or the latest is done */
     training_state training_status;  /* meaningful when training_id is not 0 */
     int training_done, training_iterations;
+    char training_error[512]; /* why a failed run failed; "" otherwise */
+    int64_t training_started_at, training_finished_at;  /* wall ms; 0 when not yet */
 } agent_status;
 
 int storage_agents_status(storage_conn *db, const char *user_id, agent_status *out, ad_err *e);

@@ -102,19 +102,20 @@ int storage_exec_write_step(storage_conn *db, const exec_step *s, const char *ou
                          output ? output : s->output, s->duration_ms, e);
     if (rc == 0)
         rc = storage_agents_set_state(db, s->agent_id, last ? AGENT_READY : AGENT_PROCESSING,
-                                      s->next_stage, s->progress, NULL, e);
+                                      s->next_stage, s->progress, NULL, last ? 0 : s->eta_at, e);
     if (rc == 0 && !last) rc = exec_start(db, s->agent_id, s->task_index + 1, s->job_id, s->replayed, e);
     if (rc == 0 && last) rc = storage_jobs_finish(db, s->job_id, JOB_DONE, NULL, e);
     return rc;
 }
 
 int storage_exec_start_job(storage_conn *db, int64_t agent_id, int64_t job_id, int task_index,
-                           const char *stage, int progress, int replayed, ad_err *e)
+                           const char *stage, int progress, int replayed, int64_t eta_at, ad_err *e)
 {
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
     rc = storage_jobs_hold(db, job_id, e);
-    if (rc == 0) rc = storage_agents_set_state(db, agent_id, AGENT_PROCESSING, stage, progress, NULL, e);
+    if (rc == 0)
+        rc = storage_agents_set_state(db, agent_id, AGENT_PROCESSING, stage, progress, NULL, eta_at, e);
     if (rc == 0) rc = exec_start(db, agent_id, task_index, job_id, replayed, e);
     return storage_end(db, rc, e);
 }
@@ -126,7 +127,7 @@ int storage_exec_fail_stage(storage_conn *db, int64_t agent_id, int64_t job_id, 
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
     rc = storage_jobs_hold(db, job_id, e);
-    if (rc == 0) rc = storage_agents_set_state(db, agent_id, AGENT_ERROR, stage, progress, reason, e);
+    if (rc == 0) rc = storage_agents_set_state(db, agent_id, AGENT_ERROR, stage, progress, reason, 0, e);
     if (rc == 0) rc = exec_finish(db, agent_id, task_index, EXEC_FAILED, NULL, output, 0, e);
     if (rc == 0) rc = storage_jobs_finish(db, job_id, JOB_FAILED, reason, e);
     return storage_end(db, rc, e);
@@ -137,7 +138,7 @@ int storage_exec_finish_job(storage_conn *db, int64_t agent_id, int64_t job_id, 
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
     rc = storage_jobs_hold(db, job_id, e);
-    if (rc == 0) rc = storage_agents_set_state(db, agent_id, AGENT_READY, NULL, 100, NULL, e);
+    if (rc == 0) rc = storage_agents_set_state(db, agent_id, AGENT_READY, NULL, 100, NULL, 0, e);
     if (rc == 0) rc = storage_jobs_finish(db, job_id, JOB_DONE, NULL, e);
     return storage_end(db, rc, e);
 }
@@ -200,6 +201,34 @@ static int exec_from_row(sqlite3_stmt *st, exec_row *r, ad_err *e)
     r->duration_ms = sqlite3_column_int64(st, 11);
     r->timestamp = sqlite3_column_int64(st, 12);
     return 0;
+}
+
+int storage_exec_stage_samples(storage_conn *db, int stages, int per_stage, int64_t min_bytes,
+                               exec_stage_sample *out, ad_err *e)
+{
+    /* Read once at start: a scan of the log, ranked per task index. */
+    sqlite3_stmt *st = storage_stmt(db,
+        "SELECT task_index, count(*), sum(duration_ms), sum(bytes) FROM ("
+        "  SELECT x.task_index, x.duration_ms, a.material_bytes AS bytes, row_number()"
+        "    OVER (PARTITION BY x.task_index ORDER BY x.finished_at DESC) AS n"
+        "  FROM executions x JOIN agents a ON a.id = x.agent_id"
+        "  WHERE x.status = 'completed' AND x.duration_ms IS NOT NULL AND a.material_bytes >= ?2"
+        "    AND x.task_index < ?3)"
+        " WHERE n <= ?1 GROUP BY task_index");
+    sqlite3_bind_int(st, 1, per_stage);
+    sqlite3_bind_int64(st, 2, min_bytes);
+    sqlite3_bind_int(st, 3, stages);
+    memset(out, 0, sizeof(*out) * (size_t)stages);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int k = sqlite3_column_int(st, 0);
+        if (k < 0 || k >= stages) continue;
+        out[k].count = sqlite3_column_int64(st, 1);
+        out[k].total_ms = sqlite3_column_int64(st, 2);
+        out[k].total_bytes = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read stage timings", e);
 }
 
 int storage_exec_get(storage_conn *db, int64_t agent_id, int task_index, exec_row *out, ad_err *e)

@@ -58,6 +58,7 @@ typedef struct exec_step {
     const char *next_stage;   /* the next stage's name; NULL after the last stage */
     int progress;             /* the agent's progress with this stage done */
     int replayed;             /* the next stage's row is marked was_replayed */
+    int64_t eta_at;           /* wall ms the job should end, shown on status; 0: unknown */
     /* For a stage whose output names the row its unit of work creates (a new
      * version): called inside the unit of work with that row's id, returns
      * the output (JSON, allocated with malloc; storage frees it) in place of
@@ -67,11 +68,12 @@ typedef struct exec_step {
 } exec_step;
 
 /* A job starts (or resumes) at stage `task_index`, named `stage`: the agent
- * is processing at that stage with `progress`, and the stage's row is
- * running for the job (was_replayed when `replayed`). One unit of work;
- * AD_ECANCELLED, with nothing written, when the job is no longer running. */
+ * is processing at that stage with `progress`, expected to end at `eta_at`
+ * (wall ms; 0: unknown), and the stage's row is running for the job
+ * (was_replayed when `replayed`). One unit of work; AD_ECANCELLED, with
+ * nothing written, when the job is no longer running. */
 int storage_exec_start_job(storage_conn *db, int64_t agent_id, int64_t job_id, int task_index,
-                           const char *stage, int progress, int replayed, ad_err *e);
+                           const char *stage, int progress, int replayed, int64_t eta_at, ad_err *e);
 
 /* A stage failed for good: its row failed with `output` ({"error": ...}),
  * the agent in error at `stage` with `progress` and `reason`, and the job
@@ -90,6 +92,20 @@ int storage_exec_finish_job(storage_conn *db, int64_t agent_id, int64_t job_id, 
  * has a job queued or running; AD_ENOTFOUND when the agent has no log (it
  * is gone). */
 int storage_exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e);
+
+/* What recent completed stage runs took, per task index: over the last
+ * `per_stage` completed rows of each (by finish time) whose agent's material
+ * is at least `min_bytes`, how many there were and their summed durations
+ * and material sizes. */
+typedef struct exec_stage_sample {
+    int64_t count;
+    int64_t total_ms;
+    int64_t total_bytes;
+} exec_stage_sample;
+
+/* Fills `out[0..stages-1]` (task indexes 0..stages-1; zeros where none). */
+int storage_exec_stage_samples(storage_conn *db, int stages, int per_stage, int64_t min_bytes,
+                               exec_stage_sample *out, ad_err *e);
 
 /* Reads one row; AD_ENOTFOUND when absent. */
 int storage_exec_get(storage_conn *db, int64_t agent_id, int task_index, exec_row *out, ad_err *e);

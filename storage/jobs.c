@@ -97,7 +97,7 @@ int storage_jobs_fail_agent(storage_conn *db, int64_t job_id, int64_t agent_id, 
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
     rc = jobs_set_state(db, job_id, JOB_FAILED, why, e);
-    if (rc == 0) rc = storage_agents_set_state(db, agent_id, AGENT_ERROR, NULL, 0, why, e);
+    if (rc == 0) rc = storage_agents_set_state(db, agent_id, AGENT_ERROR, NULL, 0, why, 0, e);
     return storage_end(db, rc, e);
 }
 

@@ -313,6 +313,16 @@ const char *const storage_migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  UNIQUE (caller, idem_key));"
     "PRAGMA user_version = 9;",
+    /* 10: what GET status needs to tell how long the pipeline has left
+     * (issue 12), without touching the material: its size in bytes, and the
+     * wall-clock time (ms) the running job is expected to end, NULL when no
+     * pipeline job runs. The size is backfilled in bytes: length() of TEXT
+     * counts characters. */
+    "ALTER TABLE agents ADD COLUMN material_bytes INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN eta_at INTEGER;"
+    "UPDATE agents SET material_bytes = coalesce((SELECT length(CAST(m.body AS BLOB))"
+    "  FROM materials m WHERE m.agent_id = agents.id), 0);"
+    "PRAGMA user_version = 10;",
 };
 
 const size_t storage_migration_count = sizeof(storage_migrations) / sizeof(storage_migrations[0]);

@@ -56,10 +56,11 @@ int storage_end(storage_conn *db, int rc, ad_err *e);
  * in storage/ opened, and commits nothing itself.
  */
 
-/* Sets status, stage and progress (and error, or clears it when NULL);
- * AD_ENOTFOUND when the agent is gone. */
+/* Sets status, stage and progress (and error, or clears it when NULL) and
+ * when the pipeline job should end (wall ms; 0 clears it); AD_ENOTFOUND when
+ * the agent is gone. */
 int storage_agents_set_state(storage_conn *db, int64_t agent_id, agent_state status, const char *stage,
-                             int progress, const char *error, ad_err *e);
+                             int progress, const char *error, int64_t eta_at, ad_err *e);
 
 /* Writes the agent's execution-log rows, pending, with fresh task ids. */
 int storage_exec_create_log(storage_conn *db, int64_t agent_id, const exec_plan *plan, int64_t now,

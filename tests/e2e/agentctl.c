@@ -1323,6 +1323,39 @@ START_TEST(test_rate_limited_request_waits_and_asks_again)
 }
 END_TEST
 
+/* `agents status` prints what status carries (issue 12): the seconds left
+ * while the pipeline runs, and a failed training run with its reason. */
+START_TEST(test_agents_status_prints_eta_and_a_failed_run)
+{
+    static const char *const bodies[] = {
+        "{\"user_id\": \"bob\", \"status\": \"processing\", \"stage\": \"ModelTrainer\","
+        " \"progress\": 25, \"eta_s\": 7}",
+        "{\"user_id\": \"bob\", \"status\": \"ready\", \"progress\": 100, \"training\": {\"training_id\": 4,"
+        " \"status\": \"failed\", \"iteration\": 1, \"iterations\": 3, \"progress\": 33,"
+        " \"error\": \"no processed material\", \"finished_at\": \"2026-11-30T01:00:00.000Z\"}}",
+        "{\"user_id\": \"bob\", \"status\": \"ready\", \"progress\": 100, \"training\": {\"training_id\": 5,"
+        " \"status\": \"running\", \"iteration\": 2, \"iterations\": 5, \"progress\": 40, \"eta_s\": 3}}"};
+    static const char *const want[] = {
+        "bob: processing, 25%, stage ModelTrainer, about 7 s left\n",
+        "bob: ready, 100%\ntraining: failed, 1/3 iterations: no processed material\n",
+        "bob: ready, 100%\ntraining: running, 2/5 iterations, about 3 s left\n"};
+    for (int i = 0; i < 3; i++) {
+        char reply[600];
+        snprintf(reply, sizeof(reply),
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "Connection: close\r\n\r\n%s",
+                 strlen(bodies[i]), bodies[i]);
+        const char *replies[] = {reply};
+        ad_buf req;
+        ctl_run r = raw_run(replies, 1, 0, 0, NULL, NULL, (const char *const[]){"agents", "status", "bob", NULL}, &req);
+        expect_code(&r, 0, "agents status");
+        ck_assert_str_eq(r.out, want[i]);
+        run_free(&r);
+        ad_buf_cleanup(&req);
+    }
+}
+END_TEST
+
 /* --idempotency-key: the same create run twice against agentd is one
  * agent and the same answer, not a 409 the second time. */
 START_TEST(test_idempotency_key_makes_a_rerun_safe)
@@ -1412,6 +1445,7 @@ Suite *e2e_agentctl_suite(void)
     tcase_add_test(tc, test_ask_silent_server_is_given_up);
     tcase_add_test(tc, test_post_retried_once_with_the_same_key);
     tcase_add_test(tc, test_rate_limited_request_waits_and_asks_again);
+    tcase_add_test(tc, test_agents_status_prints_eta_and_a_failed_run);
     tcase_add_test(tc, test_idempotency_key_makes_a_rerun_safe);
     tcase_add_test(tc, test_login_takes_the_token_outside_argv);
     suite_add_tcase(s, tc);

@@ -270,6 +270,80 @@ START_TEST(test_stage_failure_reports_stage_and_reason)
 }
 END_TEST
 
+/* The list item of `id` in GET /api/v1/agents (owned by `r`). */
+static const cJSON *list_item(e2e_response *r, const e2e_server *s, const char *id)
+{
+    *r = e2e_get(s, "/api/v1/agents");
+    ck_assert_int_eq(r->status, 200);
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(r->json, "users"), id);
+    ck_assert_msg(cJSON_IsObject(item), "%s not listed: %s", id, r->body);
+    return item;
+}
+
+/* Issue 12: while a 2 MiB agent's pipeline runs, every status read says
+ * how many seconds are left (eta_s, at least 1); once ready there is none.
+ * The list shows no quality before a version is deployed and the deployed
+ * one's {score, label} after, as GET agent does. */
+START_TEST(test_eta_while_processing_and_quality_once_ready)
+{
+    e2e_server s;
+    const char *args[] = {"--workers", "1", NULL};
+    e2e_start(&s, args, NULL);
+    ck_assert_int_eq(create_text_agent(&s, "eta", 2u << 20), 201);
+    int saw_eta = 0, saw_no_quality = 0;
+    for (int i = 0; i < 20000; i++) {
+        e2e_response r = e2e_get(&s, "/api/v1/agents/eta/status");
+        ck_assert_int_eq(r.status, 200);
+        const char *st = e2e_json_str(r.json, "status");
+        const cJSON *eta = cJSON_GetObjectItem(r.json, "eta_s");
+        if (!strcmp(st, "processing")) {
+            ck_assert_msg(cJSON_IsNumber(eta), "processing without eta_s: %s", r.body);
+            ck_assert_int_ge(eta->valuedouble, 1);
+            ck_assert_msg(eta->valuedouble == (double)(long long)eta->valuedouble, "eta_s not whole: %s", r.body);
+            saw_eta++;
+        }
+        int done = !strcmp(st, "ready") || !strcmp(st, "error");
+        e2e_response_free(&r);
+        if (done) break;
+        if (!saw_no_quality) {
+            const cJSON *item = list_item(&r, &s, "eta");
+            if (strcmp(e2e_json_str(item, "status"), "ready") != 0) {
+                const cJSON *q = cJSON_GetObjectItem(item, "quality");
+                ck_assert_msg(cJSON_IsNull(q), "quality before ready: %s", r.body);
+                saw_no_quality = 1;
+            }
+            e2e_response_free(&r);
+        }
+        usleep(2000);
+    }
+    ck_assert_int_gt(saw_eta, 0);
+    ck_assert_int_eq(saw_no_quality, 1);
+    ck_assert_str_eq(e2e_wait_agent(&s, "eta", 120000), "ready");
+    e2e_response r = e2e_get(&s, "/api/v1/agents/eta/status");
+    ck_assert_msg(cJSON_GetObjectItem(r.json, "eta_s") == NULL, "eta_s at ready: %s", r.body);
+    e2e_response_free(&r);
+
+    r = e2e_get(&s, "/api/v1/agents/eta");
+    const cJSON *model_metrics = cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "model"), "metrics");
+    double score = e2e_json_num(model_metrics, "quality_score");
+    char label[16];
+    snprintf(label, sizeof(label), "%s", e2e_json_str(model_metrics, "quality_label"));
+    const cJSON *q = cJSON_GetObjectItem(r.json, "quality");
+    ck_assert_msg(cJSON_IsObject(q), "GET agent without quality: %s", r.body);
+    ck_assert_double_eq_tol(e2e_json_num(q, "score"), score, 1e-3);
+    ck_assert_str_eq(e2e_json_str(q, "label"), label);
+    e2e_response_free(&r);
+    q = cJSON_GetObjectItem(list_item(&r, &s, "eta"), "quality");
+    ck_assert_msg(cJSON_IsObject(q), "list without quality: %s", r.body);
+    ck_assert_double_eq_tol(e2e_json_num(q, "score"), score, 1e-3);
+    ck_assert(e2e_json_num(q, "score") >= 0 && e2e_json_num(q, "score") <= 1);
+    ck_assert_str_eq(e2e_json_str(q, "label"), label);
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 Suite *e2e_pipeline_suite(void)
 {
     Suite *s = suite_create("e2e_pipeline");
@@ -280,6 +354,7 @@ Suite *e2e_pipeline_suite(void)
     tcase_add_test(tc, test_sigkill_mid_pipeline_loses_nothing);
     tcase_add_test(tc, test_delete_during_processing_leaves_nothing);
     tcase_add_test(tc, test_stage_failure_reports_stage_and_reason);
+    tcase_add_test(tc, test_eta_while_processing_and_quality_once_ready);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1181,6 +1181,11 @@ START_TEST(test_crash_mid_training_keeps_serving)
         cJSON *tr = json_obj(r.json, "training");
         ck_assert_msg(cJSON_IsObject(tr), "training not in status: %s", r.body);
         int running = !strcmp(e2e_json_str(tr, "status"), "running") && e2e_json_num(tr, "iteration") >= 1;
+        /* Iterations done, more to come: their mean pace tells the rest. */
+        if (running && e2e_json_num(tr, "iteration") < CRASH_ITERATIONS) {
+            const cJSON *eta = json_obj(tr, "eta_s");
+            ck_assert_msg(cJSON_IsNumber(eta) && eta->valuedouble >= 1, "no training eta_s: %s", r.body);
+        }
         e2e_response_free(&r);
         if (running) break;
         ck_assert_msg(now_ms() < end, "training never got going");
@@ -1227,11 +1232,65 @@ START_TEST(test_crash_mid_training_keeps_serving)
         ck_assert_msg(err && *err, "failed without a reason: %s", r.body);
     }
     e2e_response_free(&r);
+    /* A done run leaves status; a failed one stays, with its reason. */
     r = e2e_get(&s, AGENTS "/big/status");
-    ck_assert_msg(json_obj(r.json, "training") == NULL, "run still in status: %s", r.body);
+    if (!strcmp(st, "done")) {
+        ck_assert_msg(json_obj(r.json, "training") == NULL, "run still in status: %s", r.body);
+    } else {
+        ck_assert_str_eq(e2e_json_str(json_obj(r.json, "training"), "status"), "failed");
+        ck_assert_ptr_nonnull(e2e_json_str(json_obj(r.json, "training"), "error"));
+    }
     e2e_response_free(&r);
     infer_ok(&s, "big", q);
 
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
+/* Issue 12: a failed training run shows on status with its error and end
+ * (the agent stays ready, serving its version) until the next run is
+ * queued. The run fails because the agent's processed material is gone:
+ * its units deleted behind agentd's back, as a damaged database would. */
+START_TEST(test_failed_training_run_shows_on_status)
+{
+    e2e_server s;
+    e2e_start(&s, NULL, NULL);
+    create_dataset(&s, "py", "data/python_expert_dataset.json");
+    db_exec(&s, "DELETE FROM units WHERE agent_id = (SELECT id FROM agents WHERE user_id = 'py')");
+    long long tid = train(&s, "py", "{\"iterations\":2}", NULL);
+    ck_assert_str_eq(wait_training(&s, "py", tid, 30000), "failed");
+
+    e2e_response r = e2e_get(&s, AGENTS "/py/status");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(e2e_json_str(r.json, "status"), "ready");
+    ck_assert_msg(json_obj(r.json, "eta_s") == NULL, "eta_s on a ready agent: %s", r.body);
+    const cJSON *tr = json_obj(r.json, "training");
+    ck_assert_msg(cJSON_IsObject(tr), "failed run not on status: %s", r.body);
+    ck_assert_int_eq((long long)e2e_json_num(tr, "training_id"), tid);
+    ck_assert_str_eq(e2e_json_str(tr, "status"), "failed");
+    char err[256];
+    snprintf(err, sizeof(err), "%s", e2e_json_str(tr, "error") ? e2e_json_str(tr, "error") : "");
+    ck_assert_msg(strstr(err, "no processed material"), "error: %s", r.body);
+    ck_assert_msg(e2e_is_iso_utc(e2e_json_str(tr, "finished_at")), "finished_at: %s", r.body);
+    ck_assert_msg(json_obj(tr, "eta_s") == NULL, "eta_s on an ended run: %s", r.body);
+    e2e_response_free(&r);
+    /* The run's own record says the same. */
+    r = get_training(&s, "py", tid);
+    ck_assert_str_eq(e2e_json_str(json_obj(r.json, "training"), "error"), err);
+    e2e_response_free(&r);
+    infer_ok(&s, "py", "How to create a REST API with Flask?");
+
+    /* A new run takes its place at once. */
+    long long next = train(&s, "py", "{\"iterations\":1}", NULL);
+    r = e2e_get(&s, AGENTS "/py/status");
+    tr = json_obj(r.json, "training");
+    ck_assert_int_eq((long long)e2e_json_num(tr, "training_id"), next);
+    if (strcmp(e2e_json_str(tr, "status"), "failed") != 0)
+        ck_assert_msg(json_obj(tr, "error") == NULL && json_obj(tr, "finished_at") == NULL,
+                      "the old run's end shows on the new one: %s", r.body);
+    e2e_response_free(&r);
+    wait_training(&s, "py", next, 30000);
     ck_assert_int_eq(e2e_stop(&s), 0);
     e2e_cleanup(&s);
 }
@@ -1250,6 +1309,7 @@ Suite *e2e_training_suite(void)
     tcase_add_test(tc, test_concurrent_replays_queue_one_job);
     tcase_add_test(tc, test_replay_stale_log_refused);
     tcase_add_test(tc, test_crash_mid_training_keeps_serving);
+    tcase_add_test(tc, test_failed_training_run_shows_on_status);
     tcase_add_test(tc, test_export_passages_key_is_unique);
     suite_add_tcase(s, tc);
     return s;

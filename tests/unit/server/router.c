@@ -95,6 +95,7 @@ END_TEST
 
 START_TEST(test_router_unknown_paths_are_no_path)
 {
+    /* "/" is a route since issue 12 (the dashboard). */
     static const char *const paths[] = {
         "",
         "/nope",

@@ -10,6 +10,7 @@
 #include "storage/executions.h"
 #include "storage/index.h"
 #include "storage/jobs.h"
+#include "storage/trainings.h"
 #include "storage/units.h"
 #include "storage/versions.h"
 #include "tests/unit/storage/fixtures.h"
@@ -156,7 +157,7 @@ START_TEST(test_agents_set_state)
     storage_fixture_open(&f);
     int64_t id = create_agent(f.db, "s");
     ad_err e = {0};
-    ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_ERROR, "ModelTrainer", 25, "boom", &e), 0);
+    ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_ERROR, "ModelTrainer", 25, "boom", 0, &e), 0);
     agent_row row;
     ck_assert_int_eq(storage_agents_get(f.db, "s", &row, &e), 0);
     ck_assert_int_eq(row.status, AGENT_ERROR);
@@ -164,12 +165,12 @@ START_TEST(test_agents_set_state)
     ck_assert_int_eq(row.progress, 25);
     ck_assert_str_eq(row.error, "boom");
     agent_row_cleanup(&row);
-    ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_READY, NULL, 100, NULL, &e), 0);
+    ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_READY, NULL, 100, NULL, 0, &e), 0);
     ck_assert_int_eq(storage_agents_get(f.db, "s", &row, &e), 0);
     ck_assert_ptr_null(row.error);
     ck_assert_str_eq(row.stage, "");
     agent_row_cleanup(&row);
-    ck_assert_int_eq(storage_agents_set_state(f.db, id + 1, AGENT_READY, NULL, 100, NULL, &e), AD_ENOTFOUND);
+    ck_assert_int_eq(storage_agents_set_state(f.db, id + 1, AGENT_READY, NULL, 100, NULL, 0, &e), AD_ENOTFOUND);
     storage_fixture_close(&f);
 }
 END_TEST
@@ -191,7 +192,7 @@ START_TEST(test_agents_status_words_stored)
     storage_fixture_open(&f);
     int64_t id = create_agent(f.db, "w");
     ad_err e = {0};
-    ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_PROCESSING, NULL, 10, NULL, &e), 0);
+    ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_PROCESSING, NULL, 10, NULL, 0, &e), 0);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents WHERE id = ?1 AND status = 'processing'", id), 1);
     ck_assert_int_eq(sqlite3_exec(f.db->db, "UPDATE agents SET status = 'paused'", NULL, NULL, NULL), SQLITE_OK);
     agent_row row;
@@ -216,7 +217,7 @@ START_TEST(test_agents_list_pages_and_filters)
     for (size_t i = 0; i < 5; i++) {
         int64_t id = create_agent(f.db, ids[i]);
         if (!strcmp(ids[i], "b") || !strcmp(ids[i], "d") || !strcmp(ids[i], "e"))
-            ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_READY, NULL, 100, NULL, NULL), 0);
+            ck_assert_int_eq(storage_agents_set_state(f.db, id, AGENT_READY, NULL, 100, NULL, 0, NULL), 0);
     }
     char seen[64] = "";
     int more = -1;
@@ -448,6 +449,137 @@ START_TEST(test_agents_count_inference)
 }
 END_TEST
 
+/* Collects user_id:quality (or "-"), comma-separated. */
+static void collect_quality(void *ud, const agent_row *a)
+{
+    char *out = ud;
+    if (*out) strcat(out, ",");
+    char one[AGENT_USER_ID_MAX + 16];
+    if (a->has_quality) snprintf(one, sizeof(one), "%s:%.3f", a->user_id, a->quality);
+    else snprintf(one, sizeof(one), "%s:-", a->user_id);
+    strcat(out, one);
+}
+
+/* The material's size is stored with the agent; a running pipeline job's
+ * end (eta_at) is written by its units of work and gone once it ends. */
+START_TEST(test_agents_material_bytes_and_eta_at)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    /* 8 characters in 12 bytes: the size is counted in bytes. */
+    static const char text[] = "gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac!";
+    agent_new a = {.user_id = "m", .source = "text", .material = text, .material_len = sizeof(text) - 1};
+    pipeline_plan_agent(&a);
+    int64_t id = 0;
+    ad_err e = {0};
+    ck_assert_int_eq(storage_agents_create(f.db, &a, &id, &e), 0);
+    agent_row row;
+    ck_assert_int_eq(storage_agents_get(f.db, "m", &row, &e), 0);
+    ck_assert_int_eq(row.material_bytes, 12);
+    agent_row_cleanup(&row);
+
+    agent_status st;
+    ck_assert_int_eq(storage_agents_status(f.db, "m", &st, &e), 0);
+    ck_assert_int_eq(st.eta_at, 0);
+    job_row j;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(storage_exec_start_job(f.db, id, j.id, 0, "DataProcessor", 0, 0, 1234567, &e), 0);
+    ck_assert_int_eq(storage_agents_status(f.db, "m", &st, &e), 0);
+    ck_assert_int_eq(st.status, AGENT_PROCESSING);
+    ck_assert_int_eq(st.eta_at, 1234567);
+    ck_assert_int_eq(storage_exec_finish_job(f.db, id, j.id, &e), 0);
+    ck_assert_int_eq(storage_agents_status(f.db, "m", &st, &e), 0);
+    ck_assert_int_eq(st.status, AGENT_READY);
+    ck_assert_int_eq(st.eta_at, 0);
+    job_row_cleanup(&j);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* Status shows the agent's latest training run unless it is done: a failed
+ * one with its error and end, until the next run is queued. */
+START_TEST(test_agents_status_shows_the_latest_run_unless_done)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create_agent(f.db, "t");
+    ad_err e = {0};
+    job_row j;
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(storage_exec_finish_job(f.db, id, j.id, &e), 0);
+    job_row_cleanup(&j);
+    agent_status st;
+    ck_assert_int_eq(storage_agents_status(f.db, "t", &st, &e), 0);
+    ck_assert_int_eq(st.training_id, 0);
+
+    int64_t first = 0;
+    ck_assert_int_eq(storage_trainings_create(f.db, id, "r1", 3, "train", &first, &e), 0);
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(storage_trainings_start(f.db, first, &e), 0);
+    ck_assert_int_eq(storage_agents_status(f.db, "t", &st, &e), 0);
+    ck_assert_int_eq(st.training_id, first);
+    ck_assert_int_eq(st.training_status, TRAINING_RUNNING);
+    ck_assert_int_gt(st.training_started_at, 0);
+    ck_assert_int_eq(st.training_finished_at, 0);
+    ck_assert_str_eq(st.training_error, "");
+    ck_assert_int_eq(storage_trainings_fail(f.db, first, id, j.id, "the index broke", &e), 0);
+    job_row_cleanup(&j);
+    ck_assert_int_eq(storage_agents_status(f.db, "t", &st, &e), 0);
+    ck_assert_int_eq(st.training_id, first);
+    ck_assert_int_eq(st.training_status, TRAINING_FAILED);
+    ck_assert_str_eq(st.training_error, "the index broke");
+    ck_assert_int_gt(st.training_finished_at, 0);
+    ck_assert_int_eq(st.training_iterations, 3);
+
+    /* The next run replaces it. */
+    int64_t second = 0;
+    ck_assert_int_eq(storage_trainings_create(f.db, id, "r2", 2, "train", &second, &e), 0);
+    ck_assert_int_eq(storage_agents_status(f.db, "t", &st, &e), 0);
+    ck_assert_int_eq(st.training_id, second);
+    ck_assert_int_eq(st.training_status, TRAINING_QUEUED);
+    ck_assert_str_eq(st.training_error, "");
+    ck_assert_int_eq(st.training_finished_at, 0);
+    /* Cancelled shows; done hides, and does not bring back the failed one. */
+    storage_fixture_exec(f.db, "UPDATE trainings SET status = 'cancelled', finished_at = 77 WHERE id = ?1", second);
+    ck_assert_int_eq(storage_agents_status(f.db, "t", &st, &e), 0);
+    ck_assert_int_eq(st.training_status, TRAINING_CANCELLED);
+    ck_assert_int_eq(st.training_finished_at, 77);
+    storage_fixture_exec(f.db, "UPDATE trainings SET status = 'done' WHERE id = ?1", second);
+    ck_assert_int_eq(storage_agents_status(f.db, "t", &st, &e), 0);
+    ck_assert_int_eq(st.training_id, 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* Every read of an agent carries its deployed version's quality, if measured. */
+START_TEST(test_agents_read_the_deployed_quality)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t id = create_agent(f.db, "q");
+    create_agent(f.db, "r");
+    ad_err e = {0};
+    agent_row row;
+    ck_assert_int_eq(storage_agents_get(f.db, "q", &row, &e), 0);
+    ck_assert_int_eq(row.has_quality, 0);
+    agent_row_cleanup(&row);
+    storage_fixture_exec(f.db, "INSERT INTO versions (agent_id, name, params, persona, fewshot, quality, state,"
+                               " created_at) VALUES (?1, 'v1', '{}', '', '[]', 0.625, 'deployed', 1)", id);
+    storage_fixture_exec(f.db, "UPDATE agents SET deployed_version_id = (SELECT max(id) FROM versions)"
+                               " WHERE id = ?1", id);
+    ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &row, &e), 0);
+    ck_assert_int_eq(row.has_quality, 1);
+    ck_assert_double_eq_tol(row.quality, 0.625, 1e-9);
+    agent_row_cleanup(&row);
+    char seen[64] = "";
+    int more = 0;
+    int64_t total = 0;
+    ck_assert_int_eq(storage_agents_list(f.db, NULL, NULL, NULL, 10, collect_quality, seen, &more, &total, &e), 0);
+    ck_assert_str_eq(seen, "q:0.625,r:-");
+    storage_fixture_close(&f);
+}
+END_TEST
+
 Suite *storage_agents_suite(void)
 {
     Suite *s = suite_create("storage_agents");
@@ -462,6 +594,9 @@ Suite *storage_agents_suite(void)
     tcase_add_test(tc, test_agents_delete_all);
     tcase_add_test(tc, test_agents_delete_audited_atomically);
     tcase_add_test(tc, test_agents_count_inference);
+    tcase_add_test(tc, test_agents_material_bytes_and_eta_at);
+    tcase_add_test(tc, test_agents_status_shows_the_latest_run_unless_done);
+    tcase_add_test(tc, test_agents_read_the_deployed_quality);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -122,6 +123,7 @@ static void make_previous_release_file(const char *data_dir)
         "DROP TABLE token_secrets; DROP TABLE tokens; DROP TABLE audit_log;"
         "DROP TABLE version_index; DROP TABLE version_terms; DROP TABLE version_passages;"
         "ALTER TABLE agents DROP COLUMN language; ALTER TABLE agents DROP COLUMN language_requested;"
+        "ALTER TABLE agents DROP COLUMN material_bytes; ALTER TABLE agents DROP COLUMN eta_at;"
         "ALTER TABLE versions DROP COLUMN language;"
         "CREATE VIRTUAL TABLE passages USING fts5(scope, question, body, answer UNINDEXED,"
         " category UNINDEXED, ord UNINDEXED, tokenize = 'unicode61 remove_diacritics 2');"
@@ -176,6 +178,61 @@ START_TEST(test_previous_release_file_is_converted_to_auto_vacuum)
 }
 END_TEST
 
+/* tests/data/schema9.sql: the release before migration 10. Opened, the
+ * agents get their material's size in bytes (not characters) and no eta;
+ * status, reads and the list work on them, and the deployed quality shows. */
+START_TEST(test_schema9_database_gets_material_bytes)
+{
+    storage_fixture f;
+    memset(&f, 0, sizeof(f));
+    snprintf(f.root, sizeof(f.root), "/tmp/agentd-unit-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(f.root));
+    snprintf(f.data_dir, sizeof(f.data_dir), "%s/data", f.root);
+    ck_assert_int_eq(mkdir(f.data_dir, 0750), 0);
+    FILE *in = fopen("tests/data/schema9.sql", "rb");
+    ck_assert_msg(in != NULL, "tests/data/schema9.sql not found (run from the repository root)");
+    static char dump[256 * 1024];
+    size_t n = fread(dump, 1, sizeof(dump) - 1, in);
+    ck_assert(feof(in));
+    fclose(in);
+    dump[n] = '\0';
+    char path[160];
+    snprintf(path, sizeof(path), "%s/agentd.db", f.data_dir);
+    sqlite3 *raw = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &raw), SQLITE_OK);
+    char *msg = NULL;
+    ck_assert_msg(sqlite3_exec(raw, dump, NULL, NULL, &msg) == SQLITE_OK, "load: %s", msg ? msg : "");
+    sqlite3_close(raw);
+
+    ad_err e = {0};
+    ck_assert_msg(storage_open(f.data_dir, &e) == 0, "open the schema 9 file: %s", e.msg);
+    f.db = storage_conn_get();
+    ck_assert_int_eq(user_version(f.db), 10);
+    ck_assert_int_eq(storage_schema_version(), 10);
+    /* 317 characters of German in 340 bytes, and 111 of ASCII. */
+    ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT length(body) FROM materials m JOIN agents a"
+                                                      " ON a.id = m.agent_id WHERE a.user_id = ?1", "old_umlauts"), 317);
+    agent_row row;
+    ck_assert_int_eq(storage_agents_get(f.db, "old_umlauts", &row, &e), 0);
+    ck_assert_int_eq(row.material_bytes, 340);
+    /* Its version scored 0 (the dump's one derived query missed): a quality, not none. */
+    ck_assert_int_eq(row.has_quality, 1);
+    ck_assert_double_eq_tol(row.quality, 0, 1e-9);
+    agent_row_cleanup(&row);
+    ck_assert_int_eq(storage_agents_get(f.db, "old_ascii", &row, &e), 0);
+    ck_assert_int_eq(row.material_bytes, 111);
+    ck_assert_double_eq_tol(row.quality, 1, 1e-9);
+    agent_row_cleanup(&row);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM agents WHERE eta_at IS NOT NULL", 0), 0);
+    agent_status st;
+    ck_assert_int_eq(storage_agents_status(f.db, "old_umlauts", &st, &e), 0);
+    ck_assert_int_eq(st.status, AGENT_READY);
+    ck_assert_int_eq(st.eta_at, 0);
+    ck_assert_int_eq(st.training_id, 0);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 static void *read_on_borrowed_connection(void *db)
 {
     agent_row row;
@@ -208,6 +265,7 @@ Suite *storage_db_suite(void)
     tcase_add_test(tc, test_storage_refuses_newer_schema);
     tcase_add_test(tc, test_storage_open_fails_on_unusable_dir);
     tcase_add_test(tc, test_previous_release_file_is_converted_to_auto_vacuum);
+    tcase_add_test(tc, test_schema9_database_gets_material_bytes);
     tcase_add_test_raise_signal(tc, test_connection_used_on_another_thread_aborts, SIGABRT);
     suite_add_tcase(s, tc);
     return s;
