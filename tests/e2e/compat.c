@@ -417,7 +417,12 @@ START_TEST(test_stop_while_running_keeps_serving)
         r = e2e_get(&s, path);
         free(path);
         ck_assert_str_eq(e2e_json_str(r.json, "status"), "ready");
-        ck_assert_msg(field(r.json, "training") == NULL, "stopped run still in status: %s", r.body);
+        /* The stopped run stays on status (issue 12), ended, until the next. */
+        const cJSON *tr = field(r.json, "training");
+        ck_assert_msg(cJSON_IsObject(tr), "stopped run not in status: %s", r.body);
+        ck_assert_str_eq(e2e_json_str(tr, "status"), "cancelled");
+        ck_assert_msg(e2e_is_iso_utc(e2e_json_str(tr, "finished_at")), "finished_at: %s", r.body);
+        ck_assert_msg(field(tr, "error") == NULL && field(tr, "eta_s") == NULL, "%s", r.body);
         e2e_response_free(&r);
     }
     ck_assert_int_eq(e2e_log_count(&s, "\"level\":\"error\""), 0);
