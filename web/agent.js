@@ -2,7 +2,7 @@
 // delete dialog, and the Overview section (status, the four stages with
 // their timings and summaries, progress and the time left).
 import { api, seg } from './api.js';
-import { fill, formatMs, h, uid } from './dom.js';
+import { fill, h, uid } from './dom.js';
 import { announce, clearError, poll, showError } from './ui.js';
 
 const STATUS_MS = 1000;
@@ -70,7 +70,7 @@ export function agentFrame(main, id, section) {
 
 function stageItem(st) {
   const parts = [h('span', { class: 'name' }, st.name), ` — ${st.status}`];
-  if (st.duration_ms !== null && st.duration_ms !== undefined) parts.push(` — ${formatMs(st.duration_ms)}`);
+  if (st.duration_ms !== null && st.duration_ms !== undefined) parts.push(` — ${st.duration_ms} ms`);
   if (st.summary) parts.push(h('span', { class: 'summary' }, ` — ${st.summary}`));
   return h('li', { class: st.status }, parts);
 }

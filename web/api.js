@@ -1,8 +1,8 @@
 // The one way the page calls agentd: the token from sessionStorage as a
 // Bearer header (never in a URL), every non-2xx turned into an ApiError
 // carrying agentd's own message, a 401 handed to the token dialog, a 429
-// waited out as its Retry-After says, and RateLimit-Remaining kept so the
-// polling slows down before the limit is reached.
+// waited out as its Retry-After says, and RateLimit-Remaining/-Reset kept
+// so the polling slows down before the limit is reached.
 
 const TOKEN_KEY = 'agentd.token';
 const POLL_KEY = 'agentd.poll_ms';
@@ -33,14 +33,21 @@ export function onUnauthorized(fn) {
 }
 
 let retryAt = 0; // ms epoch before which no call should be made (429)
-let budgetLow = false; // RateLimit-Remaining under a fifth of the limit
+let budget = null; // {remaining, resetAt} from the last RateLimit-* headers
 
-// How long a poll of nominal period `ms` should wait now.
+// How long a poll of nominal period `ms` should wait now: the override in
+// sessionStorage, at least 10 s in a hidden tab, and never faster than
+// what is left of the caller's rate limit allows until its window resets
+// (spent at half speed, so clicks still get through), nor before a 429's
+// Retry-After.
 export function pollDelay(ms) {
   const override = Number(sessionStorage.getItem(POLL_KEY));
   let d = Number.isFinite(override) && override > 0 ? override : ms;
   if (document.visibilityState === 'hidden') d = Math.max(d, 10000);
-  if (budgetLow) d *= 4;
+  if (budget) {
+    const left = budget.resetAt - Date.now();
+    if (left > 0) d = Math.max(d, (2 * left) / Math.max(budget.remaining, 1));
+  }
   return Math.max(d, retryAt - Date.now());
 }
 
@@ -54,9 +61,10 @@ const sleep = (ms, signal) =>
   });
 
 function noteRate(res) {
-  const limit = Number(res.headers.get('RateLimit-Limit'));
   const remaining = Number(res.headers.get('RateLimit-Remaining'));
-  if (res.headers.has('RateLimit-Remaining') && limit > 0) budgetLow = remaining < limit / 5;
+  const reset = Number(res.headers.get('RateLimit-Reset'));
+  if (!res.headers.has('RateLimit-Remaining') || !Number.isFinite(remaining) || !(reset > 0)) return;
+  budget = { remaining, resetAt: Date.now() + reset * 1000 };
 }
 
 async function errorOf(res) {

@@ -59,6 +59,15 @@ export function renderChat(body, id) {
     h('label', { for: qId }, 'Question'), question,
     h('div', { class: 'actions' }, ask, stop));
 
+  // Ctrl+Enter (Cmd+Enter) asks, as in most chat boxes; Enter alone keeps
+  // its newline.
+  question.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !ask.disabled) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
   const finish = () => {
     ask.disabled = false;
     stop.disabled = true;
