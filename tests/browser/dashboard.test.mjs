@@ -26,6 +26,7 @@ let browser;
 let context;
 let blocked;
 let page;
+const keyInUrl = [];
 
 before(async () => {
   const fake = await startFakeGemini({ faults: ['503'] });
@@ -36,6 +37,10 @@ before(async () => {
   await context.addInitScript(() => sessionStorage.setItem('agentd.poll_ms', '200'));
   page = await context.newPage();
   page.setDefaultTimeout(15000);
+  // The token must never be in an address, on any request the page makes.
+  context.on('request', (r) => {
+    if (r.url().includes(KEY)) keyInUrl.push(r.url());
+  });
 });
 
 after(async () => {
@@ -95,6 +100,7 @@ test('the dashboard, from the token to an empty list', async (top) => {
     await dialog.waitFor({ state: 'hidden' });
     await page.getByRole('heading', { name: 'Agents', exact: true }).waitFor();
     assert.ok(!page.url().includes(KEY), page.url());
+    assert.deepEqual(keyInUrl, [], 'the key in a request URL');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('agentd.token')), KEY);
     assert.equal(await page.evaluate(() => localStorage.length), 0, 'nothing in localStorage');
     await checkpoint('02-home');
@@ -308,5 +314,6 @@ test('the dashboard, from the token to an empty list', async (top) => {
     assert.equal(list.json.total_users, 0);
     await checkpoint('12-empty');
     assertNoForeignRequests(blocked);
+    assert.deepEqual(keyInUrl, [], 'the key in a request URL');
   });
 });
