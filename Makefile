@@ -120,6 +120,8 @@ run: deps
 # examples in order against a fresh server (tests/readme/run_examples.py),
 # checks the Dockerfile's promises (tests/image/check_dockerfile.py), and checks
 # the paraphrase sets and bench/quality.py (tests/quality/test_quality.py).
+# Release also runs the browser tests (tests/browser/: the dashboard and the
+# original service's page in Debian's chromium, screenshots in $(BUILD)/browser).
 CONTRACT_LOG := $(abspath $(BUILD)/contract.jsonl)
 NODE_TOOLS   := node_modules/.package-lock.json
 ifeq ($(VARIANT),release)
@@ -127,7 +129,7 @@ CHECK_TOOLS  := $(NODE_TOOLS)
 E2E_ENV      := AGENTD_CONTRACT_LOG=$(CONTRACT_LOG)
 endif
 
-check: $(AGENTD) $(AGENTCTL) $(UNIT_BIN) $(E2E_BIN) $(CHECK_TOOLS)
+check: $(AGENTD) $(AGENTCTL) $(UNIT_BIN) $(E2E_BIN) $(FAKE_BIN) $(CHECK_TOOLS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  CK_DEFAULT_TIMEOUT=120 $(UNIT_BIN)
 	rm -f $(CONTRACT_LOG)
@@ -139,6 +141,7 @@ ifeq ($(VARIANT),release)
 	$(REDOCLY) lint --format=stylish openapi.yaml
 	node --test tests/contract/contract.test.mjs
 	node tests/contract/validate.mjs openapi.yaml $(CONTRACT_LOG)
+	AGENTD_BIN=$(AGENTD) FAKE_GEMINI_BIN=$(FAKE_BIN) BROWSER_OUT=$(abspath $(BUILD))/browser node --test tests/browser/
 	python3 tests/readme/test_run_examples.py
 	python3 tests/readme/run_examples.py $(AGENTD) README.md
 	python3 tests/image/check_dockerfile.py Dockerfile
