@@ -166,6 +166,7 @@ $(NODE_TOOLS): package-lock.json
 # counters added to from every thread), again under ThreadSanitizer.
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) base_prom
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) pipeline_eta
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) handlers_agents
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) api_stream
