@@ -13,13 +13,16 @@
 /* The agents and jobs gauges, read in one snapshot so the two agree. */
 static int metrics_census(ad_request *req, ad_response *res, ad_buf *b)
 {
-    storage_conn *db = storage_conn_get();
+    /* No connection is 503 database_unavailable, as on every other route
+     * (not storage_unavailable, which tells of a full disk). */
+    storage_conn *db = agents_db(req, res);
+    if (!db) return AD_EIO;
     ad_err e = {0};
     int64_t agents[4], jobs[5];
-    int rc = db ? storage_snapshot_begin(db, &e) : AD_EIO;
+    int rc = storage_snapshot_begin(db, &e);
     if (rc == 0) rc = storage_census_agents(db, agents, &e);
     if (rc == 0) rc = storage_census_jobs(db, jobs, &e);
-    if (db) storage_snapshot_end(db);
+    storage_snapshot_end(db);
     if (rc < 0) {
         agents_answer_storage(req, res, rc, NULL, &e);
         return rc;

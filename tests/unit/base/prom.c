@@ -8,20 +8,24 @@
 
 Suite *base_prom_suite(void);
 
-#define THREADS 8
-#define ADDS 1000000
+/* More threads than shards: some share a shard (and its cache lines), so
+ * only atomic adds keep the sums exact. */
+#define THREADS (2 * PROM_SHARDS + 1)
+#define ADDS 250000
 
 static const char *const l_kind[] = {"kind"};
 
 typedef struct adder {
     prom_family *counter;
     prom_family *histogram;
-    int id;
+    pthread_barrier_t *go;
 } adder;
 
 static void *adder_run(void *arg)
 {
     adder *a = arg;
+    /* All at once, so that threads sharing a shard overlap. */
+    pthread_barrier_wait(a->go);
     for (int i = 0; i < ADDS; i++) {
         prom_counter_add(a->counter, (size_t)(i & 1), 1);
         if (i % 100 == 0) prom_histogram_observe_ns(a->histogram, 0, 1000);
@@ -29,7 +33,8 @@ static void *adder_run(void *arg)
     return NULL;
 }
 
-/* Eight threads adding at once lose nothing: the sums are exact. */
+/* Threads adding at once lose nothing, those that share a shard included:
+ * the sums are exact. */
 START_TEST(test_prom_exact_sums_from_threads)
 {
     static const double bounds[] = {0.001};
@@ -39,20 +44,44 @@ START_TEST(test_prom_exact_sums_from_threads)
     prom_set_enabled(1);
     pthread_t th[THREADS];
     adder a[THREADS];
+    pthread_barrier_t go;
+    ck_assert_int_eq(pthread_barrier_init(&go, NULL, THREADS), 0);
     for (int i = 0; i < THREADS; i++) {
-        a[i] = (adder){&c, &h, i};
+        a[i] = (adder){&c, &h, &go};
         ck_assert_int_eq(pthread_create(&th[i], NULL, adder_run, &a[i]), 0);
     }
     for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
     ck_assert_uint_eq(prom_counter_value(&c, 0), (uint64_t)THREADS * ADDS / 2);
     ck_assert_uint_eq(prom_counter_value(&c, 1), (uint64_t)THREADS * ADDS / 2);
     uint64_t count, sum;
     prom_histogram_value(&h, 0, &count, &sum);
-    ck_assert_uint_eq(count, (uint64_t)THREADS * ADDS / 100);
-    ck_assert_uint_eq(sum, (uint64_t)THREADS * ADDS / 100 * 1000);
+    ck_assert_uint_eq(count, (uint64_t)THREADS * (ADDS / 100));
+    ck_assert_uint_eq(sum, (uint64_t)THREADS * (ADDS / 100) * 1000);
     prom_set_enabled(0);
     prom_family_cleanup(&c);
     prom_family_cleanup(&h);
+}
+END_TEST
+
+/* Each shard starts a cache line (64 bytes) and fills whole lines, whatever
+ * the family's size: two threads on different shards never write one line. */
+START_TEST(test_prom_shards_on_their_own_lines)
+{
+    static const double bounds[] = {0.001, 0.01, 0.1};
+    prom_family f;
+    for (size_t children = 1; children <= 9; children++) {
+        prom_family_init(&f, PROM_COUNTER, "l_total", "t", l_kind, 1, children, NULL, 0);
+        ck_assert_uint_eq((uintptr_t)f.cells % 64, 0);
+        ck_assert_uint_eq(f.shard_cells * sizeof(f.cells[0]) % 64, 0);
+        ck_assert_uint_ge(f.shard_cells, children);
+        prom_family_cleanup(&f);
+        prom_family_init(&f, PROM_HISTOGRAM, "l_seconds", "t", l_kind, 1, children, bounds, 3);
+        ck_assert_uint_eq((uintptr_t)f.cells % 64, 0);
+        ck_assert_uint_eq(f.shard_cells * sizeof(f.cells[0]) % 64, 0);
+        ck_assert_uint_ge(f.shard_cells, children * 5);
+        prom_family_cleanup(&f);
+    }
 }
 END_TEST
 
@@ -228,6 +257,7 @@ Suite *base_prom_suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_prom_exact_sums_from_threads);
+    tcase_add_test(tc, test_prom_shards_on_their_own_lines);
     tcase_add_test(tc, test_prom_bucket_edges_inclusive);
     tcase_add_test(tc, test_prom_escaping);
     tcase_add_test(tc, test_prom_golden_family);
