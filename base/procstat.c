@@ -1,6 +1,7 @@
 #include "base/procstat.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,9 @@ int procstat_read(procstat *out)
     }
     out->open_fds = procstat_count_fds();
     struct rlimit rl;
-    out->max_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (double)rl.rlim_cur : -1;
+    /* No limit is +Inf, so the series is there on every host (docs/metrics.md). */
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) out->max_fds = -1;
+    else out->max_fds = rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur;
     if (procstat_slurp("/proc/self/stat", buf, sizeof(buf)) < 0) return AD_EIO;
     /* The command name (field 2) may hold spaces and parentheses: the
      * fields that follow start after its last ')'. */
