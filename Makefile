@@ -79,7 +79,18 @@ $(BUILD)/obj/%.o: %.c
 
 .SECONDARY: $(EMBED)
 
-%/gen/web_assets.c: %/embed_assets $(WEB_SRC)
+# The list of web/'s files, rewritten only when it changes: a file removed
+# from web/ (or renamed) leaves every remaining one as old as the table, so
+# without it the table would go on serving the file that is gone.
+%/gen/web_assets.list: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(WEB_SRC)' | cmp -s - $@ || echo '$(WEB_SRC)' > $@
+
+.SECONDARY: $(BUILD)/gen/web_assets.list
+
+FORCE:
+
+%/gen/web_assets.c: %/embed_assets %/gen/web_assets.list $(WEB_SRC)
 	@mkdir -p $(dir $@)
 	$< $@.tmp $(WEB_SRC) && mv -f $@.tmp $@
 
@@ -258,7 +269,7 @@ $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 
-.SECONDARY: $(FUZZ_DIR)/embed_assets
+.SECONDARY: $(FUZZ_DIR)/embed_assets $(FUZZ_DIR)/gen/web_assets.list
 
 $(FUZZ_DIR)/obj/gen/web_assets.o: $(FUZZ_DIR)/gen/web_assets.c web/assets.h
 	@mkdir -p $(dir $@)
