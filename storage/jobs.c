@@ -101,37 +101,69 @@ int storage_jobs_fail_agent(storage_conn *db, int64_t job_id, int64_t agent_id, 
     return storage_end(db, rc, e);
 }
 
+/* A job put back in the queue no longer runs: its agent's eta_at (shown
+ * on status as eta_s) goes, inside the caller's unit of work, and the next
+ * claim writes a fresh one. */
+static int jobs_clear_eta(storage_conn *db, int64_t job_id, ad_err *e)
+{
+    sqlite3_stmt *st = storage_stmt(db,
+        "UPDATE agents SET eta_at = NULL"
+        " WHERE id = (SELECT agent_id FROM jobs WHERE id = ?1) AND eta_at IS NOT NULL");
+    sqlite3_bind_int64(st, 1, job_id);
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "clear agent eta", e);
+}
+
+/* Runs `sql` (?1 job id, ?2 now) that puts a running job back, and clears
+ * its agent's eta when it did, in one unit of work. Returns 1 when the job
+ * was put back, 0 when it was no longer running, or an error. */
+static int jobs_put_back(storage_conn *db, const char *sql, int64_t job_id, const char *what, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    sqlite3_stmt *st = storage_stmt(db, sql);
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, ad_clock_now_ms());
+    int step = sqlite3_step(st);
+    int changed = step == SQLITE_DONE && sqlite3_changes(db->db) > 0;
+    rc = step == SQLITE_DONE ? 0 : storage_fail(db, step, what, e);
+    if (rc == 0 && changed) rc = jobs_clear_eta(db, job_id, e);
+    rc = storage_end(db, rc, e);
+    return rc < 0 ? rc : changed;
+}
+
 int storage_jobs_release(storage_conn *db, int64_t job_id, ad_err *e)
 {
     /* Only a running job goes back: one cancelled meanwhile (a training
      * stop) stays cancelled, however late its worker lets go. */
-    sqlite3_stmt *st = storage_stmt(db,
+    int rc = jobs_put_back(db,
         "UPDATE jobs SET state = 'queued', error = NULL, updated_at = ?2"
-        " WHERE id = ?1 AND state = 'running'");
-    sqlite3_bind_int64(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, ad_clock_now_ms());
-    int rc = sqlite3_step(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "release job", e);
+        " WHERE id = ?1 AND state = 'running'", job_id, "release job", e);
+    return rc < 0 ? rc : 0;
 }
 
 int storage_jobs_postpone(storage_conn *db, int64_t job_id, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    return jobs_put_back(db,
         "UPDATE jobs SET state = 'queued', attempts = max(attempts - 1, 0), updated_at = ?2"
-        " WHERE id = ?1 AND state = 'running'");
-    sqlite3_bind_int64(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, ad_clock_now_ms());
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) return storage_fail(db, rc, "postpone job", e);
-    return sqlite3_changes(db->db) > 0;
+        " WHERE id = ?1 AND state = 'running'", job_id, "postpone job", e);
 }
 
 int storage_jobs_requeue_running(storage_conn *db, int *count, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db, "UPDATE jobs SET state = 'queued' WHERE state = 'running'");
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) return storage_fail(db, rc, "requeue jobs", e);
-    if (count) *count = sqlite3_changes(db->db);
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    int step = sqlite3_step(storage_stmt(db, "UPDATE jobs SET state = 'queued' WHERE state = 'running'"));
+    if (step != SQLITE_DONE) rc = storage_fail(db, step, "requeue jobs", e);
+    int n = rc == 0 ? sqlite3_changes(db->db) : 0;
+    /* At start no job runs: every eta_at left is from before the stop. */
+    if (rc == 0) {
+        step = sqlite3_step(storage_stmt(db, "UPDATE agents SET eta_at = NULL WHERE eta_at IS NOT NULL"));
+        if (step != SQLITE_DONE) rc = storage_fail(db, step, "requeue jobs", e);
+    }
+    rc = storage_end(db, rc, e);
+    if (rc < 0) return rc;
+    if (count) *count = n;
     return 0;
 }
 

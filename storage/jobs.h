@@ -57,18 +57,21 @@ int storage_jobs_fail_agent(storage_conn *db, int64_t job_id, int64_t agent_id, 
                             ad_err *e);
 
 /* Puts a claimed job back in the queue (the worker stopped before finishing
- * it); a job no longer running (cancelled meanwhile) is left as it is. */
+ * it), clearing its agent's eta_at (the job no longer runs), in one unit of
+ * work; a job no longer running (cancelled meanwhile) is left as it is. */
 int storage_jobs_release(storage_conn *db, int64_t job_id, ad_err *e);
 
 /* Puts a job that is still `running` back in the queue without counting the
  * attempt: called by the worker that held it once the job has returned, so a
  * job whose last write the database refused (disk full, I/O error) runs again
- * once writes succeed. Returns 1 when the job was put back, 0 when it was no
- * longer running (finished, failed, released or deleted), or an error. */
+ * once writes succeed. Its agent's eta_at is cleared with it, in one unit of
+ * work. Returns 1 when the job was put back, 0 when it was no longer running
+ * (finished, failed, released or deleted), or an error. */
 int storage_jobs_postpone(storage_conn *db, int64_t job_id, ad_err *e);
 
 /* Start-up recovery: every `running` job (interrupted by the stop of the
- * process) goes back to `queued`. */
+ * process) goes back to `queued`, and every agent's eta_at (none runs yet)
+ * is cleared, in one unit of work. */
 int storage_jobs_requeue_running(storage_conn *db, int *count, ad_err *e);
 
 /* Counts queued and running jobs. */

@@ -126,6 +126,51 @@ START_TEST(test_jobs_requeue_running_and_release)
 }
 END_TEST
 
+/* A pipeline job's eta_at is shown on status as eta_s while the job runs.
+ * A job put back in the queue (released at a stop or a cancel, postponed
+ * after a refused write, or requeued at start after a crash) no longer
+ * runs: its eta_at goes with it, else status would say "1 s left" for as
+ * long as the job waits in the queue. */
+START_TEST(test_jobs_put_back_clear_the_eta)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = 0, b = 0;
+    int64_t ja = agent_with_job(f.db, "a", &a);
+    int64_t jb = agent_with_job(f.db, "b", &b);
+    ad_err e = {0};
+    job_row j;
+    const char *eta_of = "SELECT coalesce(eta_at, 0) FROM agents WHERE id = ?1";
+    for (int way = 0; way < 3; way++) {
+        ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+        ck_assert_int_eq(j.id, ja);
+        job_row_cleanup(&j);
+        ck_assert_int_eq(storage_exec_start_job(f.db, a, ja, 0, "DataProcessor", 0, 0, 4242, &e), 0);
+        ck_assert_int_eq(storage_fixture_count(f.db, eta_of, a), 4242);
+        if (way == 0) ck_assert_int_eq(storage_jobs_release(f.db, ja, &e), 0);
+        if (way == 1) ck_assert_int_eq(storage_jobs_postpone(f.db, ja, &e), 1);
+        if (way == 2) {
+            int n = 0;
+            ck_assert_int_eq(storage_jobs_requeue_running(f.db, &n, &e), 0);
+            ck_assert_int_eq(n, 1);
+        }
+        ck_assert_msg(storage_fixture_count(f.db, eta_of, a) == 0, "way %d: eta_at left behind", way);
+        expect_depth(f.db, 2, 0);
+    }
+    /* Another agent's running job keeps its eta when one is put back. */
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    job_row_cleanup(&j);
+    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(j.id, jb);
+    job_row_cleanup(&j);
+    ck_assert_int_eq(storage_exec_start_job(f.db, b, jb, 0, "DataProcessor", 0, 0, 777, &e), 0);
+    ck_assert_int_eq(storage_jobs_release(f.db, ja, &e), 0);
+    ck_assert_int_eq(storage_jobs_postpone(f.db, ja, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, eta_of, b), 777);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_jobs_enqueue_for_missing_agent)
 {
     storage_fixture f;
@@ -174,6 +219,7 @@ Suite *storage_jobs_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_jobs_one_running_job_per_agent);
     tcase_add_test(tc, test_jobs_requeue_running_and_release);
+    tcase_add_test(tc, test_jobs_put_back_clear_the_eta);
     tcase_add_test(tc, test_jobs_enqueue_for_missing_agent);
     tcase_add_test(tc, test_exec_reset_refused_while_a_job_is_active);
     suite_add_tcase(s, tc);
