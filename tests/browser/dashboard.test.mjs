@@ -142,11 +142,17 @@ test('the dashboard, from the token to an empty list', async (top) => {
     const items = Array.from({ length: 3000 }, () => ({ prompt: `${sentence(8)}?`, answer: `${sentence(120)}.` }));
     // From a file on disk: chromium reads it itself (a buffer would cross
     // the DevTools connection in base64).
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'agentd-big-')), 'big.json');
-    writeFileSync(file, JSON.stringify(items));
-    await page.getByLabel('Dataset file (JSON)').setInputFiles(file);
-    rmSync(path.dirname(file), { recursive: true });
-    await page.getByText('big.json: 3000 items ready.').waitFor();
+    // chromium reads the file only when the page asks for its text, after
+    // setInputFiles has returned: it is removed once the page has it.
+    const dir = mkdtempSync(path.join(tmpdir(), 'agentd-big-'));
+    const file = path.join(dir, 'big.json');
+    try {
+      writeFileSync(file, JSON.stringify(items));
+      await page.getByLabel('Dataset file (JSON)').setInputFiles(file);
+      await page.getByText('big.json: 3000 items ready.').waitFor();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     // What the page shows, recorded as it changes, and what the API said.
     await page.evaluate(() => {
       window.etaSeen = [];
