@@ -120,7 +120,7 @@ test('the dashboard, from the token to an empty list', async (top) => {
       return texts.length === 4 && texts.every((s) => /completed/.test(s));
     });
     for (const s of await stages.allTextContents()) {
-      assert.match(s, /completed — \d+(\.\d+)? (ms|s)/, `a stage with its duration: ${s}`);
+      assert.match(s, /completed — \d+(\.\d+)? (ms|s) — \S/, `a stage with its duration and summary: ${s}`);
     }
     assert.deepEqual((await stages.allTextContents()).map((s) => s.split(' — ')[0]),
       ['DataProcessor', 'ModelTrainer', 'ModelEvaluator', 'ModelDeployer']);
@@ -201,6 +201,34 @@ test('the dashboard, from the token to an empty list', async (top) => {
     assert.match(await row.textContent(), new RegExp(`${q.label} \\(${q.score.toFixed(2)}\\)`));
     assert.ok(await row.getByRole('progressbar').count() === 1);
     await checkpoint('05-list');
+  });
+
+  await step('05b the list updates live; create from typed text', async () => {
+    // An agent made behind the page's back shows up, gets ready and goes
+    // away in the list with no reload: the list polls.
+    const text = 'Python lists are mutable sequences; tuples are immutable. A dict maps keys to values. '
+      + 'Use a virtual environment (python -m venv) to isolate dependencies.';
+    const row = (id) => page.getByRole('row').filter({ has: page.getByRole('link', { name: id, exact: true }) });
+    const url = page.url();
+    const made = await api(agentd.url, 'POST', '/api/v1/agents', { key: KEY, body: { user_id: 'live', training_data: text } });
+    assert.equal(made.status, 201, made.text);
+    await until('live listed, ready, 100 %', async () => (await row('live').count()) === 1
+      && /ready/.test(await row('live').textContent()) && /100 %/.test(await row('live').textContent()));
+    assert.equal((await api(agentd.url, 'DELETE', '/api/v1/agents/live', { key: KEY })).status, 200);
+    await until('live gone from the list', async () => (await row('live').count()) === 0);
+    assert.equal(page.url(), url, 'no navigation');
+    // The typed-text path of the form.
+    await page.getByRole('textbox', { name: 'Agent id' }).fill('typed');
+    await page.getByRole('textbox', { name: 'Training text' }).fill(text);
+    await page.getByRole('button', { name: 'Create agent' }).click();
+    await page.waitForURL(/#\/agents\/typed$/);
+    await page.getByRole('region', { name: 'Pipeline' }).getByText('Status: ready').waitFor();
+    const typed = await api(agentd.url, 'GET', '/api/v1/agents/typed', { key: KEY });
+    assert.equal(typed.json.source, 'text', typed.text);
+    await page.goto(`${agentd.url}/#/`);
+    await page.getByRole('link', { name: 'py', exact: true }).waitFor();
+    assert.equal((await api(agentd.url, 'DELETE', '/api/v1/agents/typed', { key: KEY })).status, 200);
+    await until('typed gone from the list', async () => (await row('typed').count()) === 0);
   });
 
   await step('06 chat: the answer streams, sources with snippet and score, usage with retries: 1, feedback', async () => {
