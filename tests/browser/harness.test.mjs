@@ -24,9 +24,6 @@ before(async () => {
         // empty heading and text outside any landmark (minor, moderate).
         res.end('<!DOCTYPE html><html lang="en"><title>bad</title>'
           + '<main><button></button><img src="data:,"></main><h2></h2><p>outside</p></html>');
-      } else if (req.url === '/good') {
-        res.end('<!DOCTYPE html><html lang="en"><title>good</title>'
-          + '<main><h1>Fine</h1><button>Go</button><img src="data:," alt="dot"></main></html>');
       } else {
         res.end('<!DOCTYPE html><title>guard</title><p>local</p>');
       }
@@ -88,8 +85,6 @@ test('axeSerious returns the serious and critical violations only', async () => 
     assert.ok(bad.some((v) => v.startsWith('button-name:')), bad.join('; '));
     assert.ok(bad.some((v) => v.startsWith('image-alt:')), bad.join('; '));
     assert.ok(!bad.some((v) => v.startsWith('region:') || v.startsWith('empty-heading:')), bad.join('; '));
-    await page.goto(`http://127.0.0.1:${site.address().port}/good`);
-    assert.deepEqual(await axeSerious(page), []);
   } finally {
     await context.close();
   }
