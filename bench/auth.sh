@@ -20,9 +20,7 @@ bench_init
 
 AGENTD_SCENARIO_ARGS=(--log-level warn)
 bench_start_agentd
-created=$(bench_driver create --port "$AGENTD_PORT" --count "$AGENTS" --prefix "$STATUS_PREFIX" --bytes 300 --concurrency 8)
-ready=$(bench_driver wait --port "$AGENTD_PORT" --count "$AGENTS" --timeout 100)
-bench_log "created: $created; ready: $ready"
+bench_store_status_agents
 bench_stop_agentd
 
 AGENTD_SCENARIO_ARGS=(--log-level warn --api-key "$key")

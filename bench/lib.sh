@@ -345,6 +345,17 @@ FAKE_GEMINI_PORT=""
 # bench_driver ARGS...: runs the Python load driver (bench/driver.py).
 bench_driver() { python3 "$BENCH_DRIVER" "$@"; }
 
+# bench_store_status_agents: on the running agentd, stores $STATUS_COUNT small
+# text agents named $STATUS_PREFIX<n> (what bench/wrk/status_rotate.lua asks
+# for) and waits until every one is ready; sets `created` and `ready` to the
+# driver's reports, which the scenarios print under their tables.
+bench_store_status_agents() {
+	created=$(bench_driver create --port "$AGENTD_PORT" --count "$STATUS_COUNT" --prefix "$STATUS_PREFIX" \
+		--bytes 300 --concurrency 8)
+	ready=$(bench_driver wait --port "$AGENTD_PORT" --count "$STATUS_COUNT" --timeout 100)
+	bench_log "created: $created; ready: $ready"
+}
+
 # bench_median N...: the median of the numbers given (mean of the middle two when even).
 bench_median() {
 	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {

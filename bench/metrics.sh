@@ -21,9 +21,7 @@ bench_init
 
 AGENTD_SCENARIO_ARGS=(--log-level warn)
 bench_start_agentd
-created=$(bench_driver create --port "$AGENTD_PORT" --count "$AGENTS" --prefix "$STATUS_PREFIX" --bytes 300 --concurrency 8)
-ready=$(bench_driver wait --port "$AGENTD_PORT" --count "$AGENTS" --timeout 100)
-bench_log "created: $created; ready: $ready"
+bench_store_status_agents
 code=$(timeout 5 curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AGENTD_PORT/metrics" || true)
 [ "$code" = 200 ] || bench_die "GET /metrics answered '$code'"
 bench_stop_agentd
