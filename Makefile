@@ -2,7 +2,7 @@
 
 VARIANT    ?= release
 BUILD      := build/$(VARIANT)
-PKGS       := libmicrohttpd libcjson sqlite3 libcurl libutf8proc libcrypto
+PKGS       := libmicrohttpd libcjson sqlite3 libpq libcurl libutf8proc libcrypto
 # libstemmer ships no pkg-config file.
 NOPC_LIBS  := -lstemmer
 

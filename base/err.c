@@ -28,6 +28,7 @@ const char *ad_err_name(int code)
     case AD_ESTATE: return "bad_state";
     case AD_ETOOBIG: return "too_large";
     case AD_EIO: return "io_error";
+    case AD_EUNAVAILABLE: return "unavailable";
     case AD_ECANCELLED: return "cancelled";
     case AD_EUPSTREAM: return "upstream_error";
     default: return "internal_error";

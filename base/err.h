@@ -25,7 +25,8 @@ enum {
     AD_ECANCELLED = -8,
     AD_EUPSTREAM = -9,
     AD_EINTERNAL = -10,
-    AD_ECONFLICT = -11 /* a conflicting operation is running (a job, a run, another agentd) */
+    AD_ECONFLICT = -11, /* a conflicting operation is running (a job, a run, another agentd) */
+    AD_EUNAVAILABLE = -12 /* the database server cannot be reached; retrying later may succeed */
 };
 
 #define AD_ERR_MSG_MAX 512

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The storage seam (DESIGN.md "Storage and the index"): outside storage/ and
 # tests/, no C source names the SQL backend (sqlite3, SQLITE_, libpq, PGconn,
-# storage/sqlite.h), holds SQL text in a string literal (adjacent literals
+# storage/conn.h, internal.h, sql.h), holds SQL text in a string literal (adjacent literals
 # joined as C joins them; lower-case SQL too), or opens its own transaction
 # (storage_begin/commit/rollback/end, storage_stmt, storage_fail).
 # Above storage/, code calls units of work named for what they do.
@@ -19,7 +19,7 @@ find . \( -path ./storage -o -path ./tests -o -path ./build -o -path ./node_modu
 use strict;
 use warnings;
 my $bad = 0;
-my $backend = qr/\bsqlite3|\bSQLITE_|\blibpq\b|\bPGconn\b|storage\/sqlite\.h/;
+my $backend = qr/\bsqlite3|\bSQLITE_|\blibpq\b|\bPGconn\b|\bPGresult\b|storage\/(?:conn|internal|sql)\.h/;
 # SQL keywords in upper case, as SQL is written; and in any case the forms
 # that only SQL takes (a verb with its object), so that lower-case SQL, which
 # SQLite runs as well, is caught without flagging English words in messages.

@@ -4,11 +4,13 @@
 set -eu
 level=${1:-build}
 pkgs="gcc make pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libcurl4-openssl-dev
-  libstemmer-dev libutf8proc-dev libssl-dev"
+  libstemmer-dev libutf8proc-dev libssl-dev libpq-dev"
 case "$level" in
   # The metrics tests parse /metrics with the Prometheus client's own parser;
   # the browser tests drive Debian's chromium (a font for its screenshots).
-  test) pkgs="$pkgs check curl sqlite3 python3 python3-prometheus-client chromium fonts-dejavu-core" ;;
+  # The PostgreSQL backend's tests start a throwaway server (initdb, pg_ctl).
+  test) pkgs="$pkgs check curl sqlite3 python3 python3-prometheus-client chromium fonts-dejavu-core
+    postgresql" ;;
   smoke) pkgs="$pkgs curl python3" ;;
   bench) pkgs="$pkgs check curl sqlite3 python3 wrk nginx-light procps" ;;
   lint) pkgs="$pkgs bear cppcheck clang-format" ;;

@@ -1,22 +1,22 @@
 #include "storage/audit.h"
 
 #include "base/clock.h"
-#include "storage/sqlite.h"
+#include "storage/internal.h"
 
 int storage_audit_insert(storage_conn *db, const audit_entry *a, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "INSERT INTO audit_log (at, actor, action, target, detail, request_id)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-    sqlite3_bind_int64(st, 1, ad_clock_now_ms());
-    sqlite3_bind_text(st, 2, a->actor, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, a->action, -1, SQLITE_STATIC);
-    if (a->target) sqlite3_bind_text(st, 4, a->target, -1, SQLITE_STATIC);
-    if (a->detail_json) sqlite3_bind_text(st, 5, a->detail_json, -1, SQLITE_STATIC);
-    if (a->request_id) sqlite3_bind_text(st, 6, a->request_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "add audit row", e);
+    sql_bind_int64(st, 1, ad_clock_now_ms());
+    sql_bind_text(st, 2, a->actor);
+    sql_bind_text(st, 3, a->action);
+    if (a->target) sql_bind_text(st, 4, a->target);
+    if (a->detail_json) sql_bind_text(st, 5, a->detail_json);
+    if (a->request_id) sql_bind_text(st, 6, a->request_id);
+    int rc = sql_step(st);
+    sql_reset(st);
+    return rc == SQL_DONE ? 0 : storage_fail(db, rc, "add audit row", e);
 }
 
 int storage_audit_add(storage_conn *db, const audit_entry *a, ad_err *e)
@@ -29,30 +29,30 @@ int storage_audit_add(storage_conn *db, const audit_entry *a, ad_err *e)
 int storage_audit_list(storage_conn *db, const char *action, int64_t before, int limit,
                        audit_visit_fn fn, void *ud, int *more, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "SELECT id, at, actor, action, target, detail, request_id FROM audit_log"
         " WHERE (?1 IS NULL OR action = ?1) AND (?2 = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3");
-    if (action) sqlite3_bind_text(st, 1, action, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, before);
-    sqlite3_bind_int(st, 3, limit + 1);
+    if (action) sql_bind_text(st, 1, action);
+    sql_bind_int64(st, 2, before);
+    sql_bind_int(st, 3, limit + 1);
     int rc, n = 0;
     *more = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = sql_step(st)) == SQL_ROW) {
         if (n++ == limit) {
             *more = 1;
             break;
         }
         audit_row r = {
-            .id = sqlite3_column_int64(st, 0),
-            .at = sqlite3_column_int64(st, 1),
-            .actor = (const char *)sqlite3_column_text(st, 2),
-            .action = (const char *)sqlite3_column_text(st, 3),
-            .target = (const char *)sqlite3_column_text(st, 4),
-            .detail = (const char *)sqlite3_column_text(st, 5),
-            .request_id = (const char *)sqlite3_column_text(st, 6),
+            .id = sql_column_int64(st, 0),
+            .at = sql_column_int64(st, 1),
+            .actor = sql_column_text(st, 2),
+            .action = sql_column_text(st, 3),
+            .target = sql_column_text(st, 4),
+            .detail = sql_column_text(st, 5),
+            .request_id = sql_column_text(st, 6),
         };
         fn(ud, &r);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "list audit rows", e);
+    sql_reset(st);
+    return rc == SQL_ROW || rc == SQL_DONE ? 0 : storage_fail(db, rc, "list audit rows", e);
 }

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "storage/sqlite.h"
+#include "storage/internal.h"
 #include "storage/states.h"
 
 /* Runs one "SELECT name, count(*) ... GROUP BY name" and files each count
@@ -12,15 +12,15 @@ static int census_count(storage_conn *db, const char *sql, const char *(*name_of
                         const char *what, ad_err *e)
 {
     memset(out, 0, (size_t)n * sizeof(out[0]));
-    sqlite3_stmt *st = storage_stmt(db, sql);
+    sql_stmt *st = storage_stmt(db, sql);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
+    while ((rc = sql_step(st)) == SQL_ROW) {
+        const char *name = sql_column_text(st, 0);
         for (int i = 0; name && i < n; i++)
-            if (!strcmp(name, name_of(i))) out[i] = sqlite3_column_int64(st, 1);
+            if (!strcmp(name, name_of(i))) out[i] = sql_column_int64(st, 1);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, what, e);
+    sql_reset(st);
+    return rc == SQL_DONE ? 0 : storage_fail(db, rc, what, e);
 }
 
 static const char *census_agent_state(int i)

@@ -25,6 +25,11 @@ typedef struct storage_conn storage_conn;
  * the migrations. Refuses a database whose schema is newer than this binary. */
 int storage_open(const char *data_dir, ad_err *e);
 
+/* The same on PostgreSQL (storage/conn.h: pg_open): `url` is a libpq
+ * connection URI (postgresql://...). No data dir lock: any number of
+ * replicas share one database. */
+int storage_open_url(const char *url, ad_err *e);
+
 /* Closes the calling thread's connection, forgets the path and releases the
  * data dir's lock; call last. */
 void storage_close(void);

@@ -8,7 +8,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "storage/jobs.h"
-#include "storage/sqlite.h"
+#include "storage/internal.h"
 
 void exec_row_cleanup(exec_row *r)
 {
@@ -36,21 +36,21 @@ static void exec_uuid(char out[37])
 int storage_exec_create_log(storage_conn *db, int64_t agent_id, const exec_plan *plan, int64_t now,
                             ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "INSERT INTO executions (agent_id, task_index, task_id, name, expected_output, status,"
         " timestamp) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)");
     for (int i = 0; i < plan->count; i++) {
         char id[37];
         exec_uuid(id);
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, agent_id);
-        sqlite3_bind_int(st, 2, i);
-        sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 4, plan->names[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, plan->outputs[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, now);
-        int rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE) return storage_fail(db, rc, "create execution log", e);
+        sql_reset(st);
+        sql_bind_int64(st, 1, agent_id);
+        sql_bind_int(st, 2, i);
+        sql_bind_text(st, 3, id);
+        sql_bind_text(st, 4, plan->names[i]);
+        sql_bind_text(st, 5, plan->outputs[i]);
+        sql_bind_int64(st, 6, now);
+        int rc = sql_step(st);
+        if (rc != SQL_DONE) return storage_fail(db, rc, "create execution log", e);
     }
     return 0;
 }
@@ -59,18 +59,18 @@ int storage_exec_create_log(storage_conn *db, int64_t agent_id, const exec_plan 
 static int exec_start(storage_conn *db, int64_t agent_id, int task_index, int64_t job_id,
                       int replayed, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "UPDATE executions SET status = 'running', job_id = ?3, inputs = '{}',"
         " was_replayed = ?4, started_at = ?5, finished_at = NULL, duration_ms = NULL,"
         " timestamp = ?5 WHERE agent_id = ?1 AND task_index = ?2");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_int(st, 2, task_index);
-    sqlite3_bind_int64(st, 3, job_id);
-    sqlite3_bind_int(st, 4, replayed ? 1 : 0);
-    sqlite3_bind_int64(st, 5, ad_clock_now_ms());
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) return storage_fail(db, rc, "start stage", e);
-    return sqlite3_changes(db->db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
+    sql_bind_int64(st, 1, agent_id);
+    sql_bind_int(st, 2, task_index);
+    sql_bind_int64(st, 3, job_id);
+    sql_bind_int(st, 4, replayed ? 1 : 0);
+    sql_bind_int64(st, 5, ad_clock_now_ms());
+    int rc = sql_step(st);
+    if (rc != SQL_DONE) return storage_fail(db, rc, "start stage", e);
+    return sql_changes(st) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
 }
 
 /* Stores a stage's inputs (when not NULL) and output and marks it completed
@@ -78,19 +78,19 @@ static int exec_start(storage_conn *db, int64_t agent_id, int task_index, int64_
 static int exec_finish(storage_conn *db, int64_t agent_id, int task_index, exec_status status,
                        const char *inputs, const char *output, int64_t duration_ms, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "UPDATE executions SET status = ?3, output = ?4, finished_at = ?5, duration_ms = ?6,"
         " timestamp = ?5, inputs = coalesce(?7, inputs) WHERE agent_id = ?1 AND task_index = ?2");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_int(st, 2, task_index);
-    sqlite3_bind_text(st, 3, exec_status_to_string(status), -1, SQLITE_STATIC);
-    if (output) sqlite3_bind_text(st, 4, output, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, ad_clock_now_ms());
-    sqlite3_bind_int64(st, 6, duration_ms);
-    if (inputs) sqlite3_bind_text(st, 7, inputs, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) return storage_fail(db, rc, "finish stage", e);
-    return sqlite3_changes(db->db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
+    sql_bind_int64(st, 1, agent_id);
+    sql_bind_int(st, 2, task_index);
+    sql_bind_text(st, 3, exec_status_to_string(status));
+    if (output) sql_bind_text(st, 4, output);
+    sql_bind_int64(st, 5, ad_clock_now_ms());
+    sql_bind_int64(st, 6, duration_ms);
+    if (inputs) sql_bind_text(st, 7, inputs);
+    int rc = sql_step(st);
+    if (rc != SQL_DONE) return storage_fail(db, rc, "finish stage", e);
+    return sql_changes(st) ? 0 : ad_err_set(e, AD_ENOTFOUND, "execution log row missing");
 }
 
 int storage_exec_write_step(storage_conn *db, const exec_step *s, const char *output, ad_err *e)
@@ -147,26 +147,26 @@ int storage_exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e
 {
     /* The job check is part of the update: checked apart, a job queued in
      * between would run on (or replay from) a log wiped under it. */
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "UPDATE executions SET status = 'pending', inputs = '{}', output = NULL, job_id = NULL,"
         " was_replayed = 0, started_at = NULL, finished_at = NULL, duration_ms = NULL,"
         " timestamp = ?2 WHERE agent_id = ?1 AND NOT EXISTS (SELECT 1 FROM jobs"
         " WHERE agent_id = ?1 AND state IN ('queued', 'running'))");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_int64(st, 2, ad_clock_now_ms());
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) return storage_fail(db, rc, "reset execution log", e);
-    *count = sqlite3_changes(db->db);
+    sql_bind_int64(st, 1, agent_id);
+    sql_bind_int64(st, 2, ad_clock_now_ms());
+    int rc = sql_step(st);
+    if (rc != SQL_DONE) return storage_fail(db, rc, "reset execution log", e);
+    *count = sql_changes(st);
     if (*count) return 0;
     /* Nothing reset: an agent's log always has its rows, so a job held it,
      * or the agent is gone (deleted since its caller looked it up). */
     st = storage_stmt(db,
         "SELECT count(*) FROM jobs WHERE agent_id = ?1 AND state IN ('queued', 'running')");
-    sqlite3_bind_int64(st, 1, agent_id);
-    rc = sqlite3_step(st);
-    int active = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW) return storage_fail(db, rc, "check jobs", e);
+    sql_bind_int64(st, 1, agent_id);
+    rc = sql_step(st);
+    int active = rc == SQL_ROW && sql_column_int(st, 0) > 0;
+    sql_reset(st);
+    if (rc != SQL_ROW) return storage_fail(db, rc, "check jobs", e);
     return active ? ad_err_set(e, AD_ECONFLICT, "the agent has a job queued or running")
                   : ad_err_set(e, AD_ENOTFOUND, "agent not found");
 }
@@ -175,31 +175,31 @@ int storage_exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e
     "task_index, task_id, name, expected_output, status, inputs, output, job_id,"            \
     " was_replayed, started_at, finished_at, duration_ms, timestamp"
 
-static char *exec_dup(sqlite3_stmt *st, int i)
+static char *exec_dup(sql_stmt *st, int i)
 {
-    const unsigned char *s = sqlite3_column_text(st, i);
+    const char *s = sql_column_text(st, i);
     return s ? ad_strdup((const char *)s) : NULL;
 }
 
 /* Fills `r`; AD_EINTERNAL (with nothing to clean up) for a status no
  * exec_status has, which only a database agentd did not write holds. */
-static int exec_from_row(sqlite3_stmt *st, exec_row *r, ad_err *e)
+static int exec_from_row(sql_stmt *st, exec_row *r, ad_err *e)
 {
     memset(r, 0, sizeof(*r));
-    if (exec_status_from_string((const char *)sqlite3_column_text(st, 4), &r->status, NULL) < 0)
+    if (exec_status_from_string(sql_column_text(st, 4), &r->status, NULL) < 0)
         return ad_err_set(e, AD_EINTERNAL, "an execution row holds an unknown status");
-    r->task_index = sqlite3_column_int(st, 0);
-    snprintf(r->task_id, sizeof(r->task_id), "%s", (const char *)sqlite3_column_text(st, 1));
-    snprintf(r->name, sizeof(r->name), "%s", (const char *)sqlite3_column_text(st, 2));
+    r->task_index = sql_column_int(st, 0);
+    snprintf(r->task_id, sizeof(r->task_id), "%s", sql_column_text(st, 1));
+    snprintf(r->name, sizeof(r->name), "%s", sql_column_text(st, 2));
     r->expected_output = exec_dup(st, 3);
     r->inputs = exec_dup(st, 5);
     r->output = exec_dup(st, 6);
-    r->job_id = sqlite3_column_int64(st, 7);
-    r->was_replayed = sqlite3_column_int(st, 8);
-    r->started_at = sqlite3_column_int64(st, 9);
-    r->finished_at = sqlite3_column_int64(st, 10);
-    r->duration_ms = sqlite3_column_int64(st, 11);
-    r->timestamp = sqlite3_column_int64(st, 12);
+    r->job_id = sql_column_int64(st, 7);
+    r->was_replayed = sql_column_int(st, 8);
+    r->started_at = sql_column_int64(st, 9);
+    r->finished_at = sql_column_int64(st, 10);
+    r->duration_ms = sql_column_int64(st, 11);
+    r->timestamp = sql_column_int64(st, 12);
     return 0;
 }
 
@@ -207,7 +207,7 @@ int storage_exec_stage_samples(storage_conn *db, int stages, int per_stage, int6
                                exec_stage_sample *out, ad_err *e)
 {
     /* Read once at start: a scan of the log, ranked per task index. */
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "SELECT task_index, count(*), sum(duration_ms), sum(bytes) FROM ("
         "  SELECT x.task_index, x.duration_ms, a.material_bytes AS bytes, row_number()"
         "    OVER (PARTITION BY x.task_index ORDER BY x.finished_at DESC) AS n"
@@ -215,50 +215,50 @@ int storage_exec_stage_samples(storage_conn *db, int stages, int per_stage, int6
         "  WHERE x.status = 'completed' AND x.duration_ms IS NOT NULL AND a.material_bytes >= ?2"
         "    AND x.task_index < ?3)"
         " WHERE n <= ?1 GROUP BY task_index");
-    sqlite3_bind_int(st, 1, per_stage);
-    sqlite3_bind_int64(st, 2, min_bytes);
-    sqlite3_bind_int(st, 3, stages);
+    sql_bind_int(st, 1, per_stage);
+    sql_bind_int64(st, 2, min_bytes);
+    sql_bind_int(st, 3, stages);
     memset(out, 0, sizeof(*out) * (size_t)stages);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int k = sqlite3_column_int(st, 0);
+    while ((rc = sql_step(st)) == SQL_ROW) {
+        int k = sql_column_int(st, 0);
         if (k < 0 || k >= stages) continue;
-        out[k].count = sqlite3_column_int64(st, 1);
-        out[k].total_ms = sqlite3_column_int64(st, 2);
-        out[k].total_bytes = sqlite3_column_int64(st, 3);
+        out[k].count = sql_column_int64(st, 1);
+        out[k].total_ms = sql_column_int64(st, 2);
+        out[k].total_bytes = sql_column_int64(st, 3);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read stage timings", e);
+    sql_reset(st);
+    return rc == SQL_DONE ? 0 : storage_fail(db, rc, "read stage timings", e);
 }
 
 int storage_exec_get(storage_conn *db, int64_t agent_id, int task_index, exec_row *out, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "SELECT " EXEC_COLUMNS " FROM executions WHERE agent_id = ?1 AND task_index = ?2");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_int(st, 2, task_index);
-    int rc = sqlite3_step(st);
-    int bad = rc == SQLITE_ROW ? exec_from_row(st, out, e) : 0;
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW) return bad;
-    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "no execution row %d", task_index);
+    sql_bind_int64(st, 1, agent_id);
+    sql_bind_int(st, 2, task_index);
+    int rc = sql_step(st);
+    int bad = rc == SQL_ROW ? exec_from_row(st, out, e) : 0;
+    sql_reset(st);
+    if (rc == SQL_ROW) return bad;
+    if (rc == SQL_DONE) return ad_err_set(e, AD_ENOTFOUND, "no execution row %d", task_index);
     return storage_fail(db, rc, "read execution", e);
 }
 
 int storage_exec_list(storage_conn *db, int64_t agent_id, exec_row *rows, int max, int *count,
                       ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "SELECT " EXEC_COLUMNS " FROM executions WHERE agent_id = ?1 ORDER BY task_index");
-    sqlite3_bind_int64(st, 1, agent_id);
+    sql_bind_int64(st, 1, agent_id);
     int rc, n = 0, bad = 0;
-    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
+    while (!bad && (rc = sql_step(st)) == SQL_ROW && n < max) {
         bad = exec_from_row(st, &rows[n], e);
         if (!bad) n++;
     }
-    sqlite3_reset(st);
+    sql_reset(st);
     *count = n;
-    if (bad || (rc != SQLITE_ROW && rc != SQLITE_DONE)) {
+    if (bad || (rc != SQL_ROW && rc != SQL_DONE)) {
         for (int i = 0; i < n; i++) exec_row_cleanup(&rows[i]);
         *count = 0;
         return bad ? bad : storage_fail(db, rc, "list executions", e);

@@ -10,27 +10,27 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "storage/agents.h"
-#include "storage/sqlite.h"
+#include "storage/internal.h"
 
 /* The row and the agent's totals, inside the caller's transaction. */
 static int inferences_insert(storage_conn *db, const inference_record *r, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "INSERT INTO inferences (agent_id, backend, status, outcome, latency_ms, prompt_tokens,"
         " output_tokens, retries, prompt, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
-    sqlite3_bind_int64(st, 1, r->agent_id);
-    sqlite3_bind_text(st, 2, r->backend, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, r->status);
-    sqlite3_bind_text(st, 4, r->outcome, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, r->latency_ms);
-    sqlite3_bind_int(st, 6, r->prompt_tokens);
-    sqlite3_bind_int(st, 7, r->output_tokens);
-    sqlite3_bind_int(st, 8, r->retries);
-    if (r->prompt) sqlite3_bind_text(st, 9, r->prompt, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 10, ad_clock_now_ms());
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return 0; /* the agent was deleted meanwhile */
-    if (rc != SQLITE_DONE) return storage_fail(db, rc, "record inference", e);
+    sql_bind_int64(st, 1, r->agent_id);
+    sql_bind_text(st, 2, r->backend);
+    sql_bind_int(st, 3, r->status);
+    sql_bind_text(st, 4, r->outcome);
+    sql_bind_int64(st, 5, r->latency_ms);
+    sql_bind_int(st, 6, r->prompt_tokens);
+    sql_bind_int(st, 7, r->output_tokens);
+    sql_bind_int(st, 8, r->retries);
+    if (r->prompt) sql_bind_text(st, 9, r->prompt);
+    sql_bind_int64(st, 10, ad_clock_now_ms());
+    int rc = sql_step(st);
+    if (rc == SQL_EFOREIGN) return 0; /* the agent was deleted meanwhile */
+    if (rc != SQL_DONE) return storage_fail(db, rc, "record inference", e);
     int ok = r->status >= 200 && r->status < 300;
     int code = storage_agents_count_inference(db, r->agent_id, ok, r->prompt_tokens, r->output_tokens, e);
     return code == AD_ENOTFOUND ? 0 : code;

@@ -8,7 +8,8 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "storage/idempotency.h"
-#include "storage/sqlite.h"
+#include "storage/conn.h"
+#include "storage/internal.h"
 
 /* Rows per pruning transaction: small enough that a waiting request's write
  * is delayed by milliseconds, not seconds. */
@@ -88,13 +89,13 @@ static int stopped(atomic_int *stop)
 /* Runs a one-integer query; `*out` is 0 for no row or NULL. */
 static int query_int(storage_conn *db, const char *sql, int64_t a, int64_t b, int64_t *out, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db, sql);
-    sqlite3_bind_int64(st, 1, a);
-    if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_int64(st, 2, b);
-    int rc = sqlite3_step(st);
-    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read log", e);
+    sql_stmt *st = storage_stmt(db, sql);
+    sql_bind_int64(st, 1, a);
+    sql_bind_int64(st, 2, b);   /* ignored by a statement with one parameter */
+    int rc = sql_step(st);
+    *out = rc == SQL_ROW ? sql_column_int64(st, 0) : 0;
+    sql_reset(st);
+    return rc == SQL_ROW || rc == SQL_DONE ? 0 : storage_fail(db, rc, "read log", e);
 }
 
 /* One deletion in its own transaction; `*changed` says how many rows went. */
@@ -103,18 +104,18 @@ static int prune_step(storage_conn *db, const char *sql, int64_t a, int64_t b, i
 {
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
-    sqlite3_stmt *st = storage_stmt(db, sql);
-    sqlite3_bind_int64(st, 1, a);
-    sqlite3_bind_int64(st, 2, b);
-    sqlite3_bind_int64(st, 3, c);
-    int step = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (step != SQLITE_DONE) {
+    sql_stmt *st = storage_stmt(db, sql);
+    sql_bind_int64(st, 1, a);
+    sql_bind_int64(st, 2, b);
+    sql_bind_int64(st, 3, c);
+    int step = sql_step(st);
+    sql_reset(st);
+    if (step != SQL_DONE) {
         rc = storage_fail(db, step, "prune log", e);
         storage_rollback(db);
         return rc;
     }
-    *changed = sqlite3_changes(db->db);
+    *changed = sql_changes(st);
     rc = storage_commit(db, e);
     /* Let writers that queued behind this batch go first. */
     struct timespec ts = {0, 2 * 1000000L};
@@ -148,15 +149,15 @@ static int prune_by_rows(storage_conn *db, const capped_log *l, int64_t cap, ato
     while (!stopped(stop)) {
         int64_t ids[PRUNE_AGENT_BATCH];
         int n = 0;
-        sqlite3_stmt *st = storage_stmt(db, l->agents);
-        sqlite3_bind_int64(st, 1, cap);
-        sqlite3_bind_int64(st, 2, after);
-        sqlite3_bind_int(st, 3, PRUNE_AGENT_BATCH);
+        sql_stmt *st = storage_stmt(db, l->agents);
+        sql_bind_int64(st, 1, cap);
+        sql_bind_int64(st, 2, after);
+        sql_bind_int(st, 3, PRUNE_AGENT_BATCH);
         int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < PRUNE_AGENT_BATCH)
-            ids[n++] = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE && rc != SQLITE_ROW) return storage_fail(db, rc, "find long logs", e);
+        while ((rc = sql_step(st)) == SQL_ROW && n < PRUNE_AGENT_BATCH)
+            ids[n++] = sql_column_int64(st, 0);
+        sql_reset(st);
+        if (rc != SQL_DONE && rc != SQL_ROW) return storage_fail(db, rc, "find long logs", e);
         for (int i = 0; i < n && !stopped(stop); i++) {
             int64_t upto = 0, changed = PRUNE_BATCH;
             rc = query_int(db, l->cutoff, ids[i], cap, &upto, e);
@@ -193,6 +194,8 @@ int storage_prune_logs(storage_conn *db, const storage_retention *r, atomic_int 
 
 int storage_reclaim_space(storage_conn *db, int truncate_wal, ad_err *e)
 {
+    /* PostgreSQL's autovacuum does this on the server. */
+    if (storage_is_pg(db)) return 0;
     /* Bounded: pages freed meanwhile wait for the next pass. */
     for (int i = 0; i < 256; i++) {
         int free_pages = storage_pragma_int(db, "PRAGMA freelist_count");
@@ -200,11 +203,11 @@ int storage_reclaim_space(storage_conn *db, int truncate_wal, ad_err *e)
         int rc = storage_begin(db, e);
         if (rc < 0) return rc;
         /* 1024 pages (4 MiB) per transaction. */
-        sqlite3_stmt *st = storage_stmt(db, "PRAGMA incremental_vacuum(1024)");
+        sql_stmt *st = storage_stmt(db, "PRAGMA incremental_vacuum(1024)");
         int step;
-        while ((step = sqlite3_step(st)) == SQLITE_ROW) {}
-        sqlite3_reset(st);
-        if (step != SQLITE_DONE) {
+        while ((step = sql_step(st)) == SQL_ROW) {}
+        sql_reset(st);
+        if (step != SQL_DONE) {
             rc = storage_fail(db, step, "incremental vacuum", e);
             storage_rollback(db);
             return rc;
@@ -215,7 +218,7 @@ int storage_reclaim_space(storage_conn *db, int truncate_wal, ad_err *e)
     int rc = sqlite3_wal_checkpoint_v2(db->db, NULL,
                                        truncate_wal ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
                                        NULL, NULL);
-    return rc == SQLITE_OK ? 0 : storage_fail(db, rc, "checkpoint", e);
+    return rc == SQLITE_OK ? 0 : ad_err_set(e, AD_EIO, "checkpoint: %s", sqlite3_errstr(rc));
 }
 
 /* ---- the thread ---- */

@@ -323,6 +323,19 @@ const char *const storage_migrations[] = {
     "UPDATE agents SET material_bytes = coalesce((SELECT length(CAST(m.body AS BLOB))"
     "  FROM materials m WHERE m.agent_id = agents.id), 0);"
     "PRAGMA user_version = 10;",
+    /* 11: several replicas on one database (issue 13). A running job is held
+     * by a lease: the replica that claimed it (lease_owner) and the wall ms
+     * its lease ends unless a heartbeat renews it (lease_expires_at); a job
+     * whose lease ended is claimed again by another replica. rate_windows
+     * is the per-caller request window the replicas share (server/limits.h):
+     * one row per caller, the window's start (wall ms) and its count. */
+    "ALTER TABLE jobs ADD COLUMN lease_owner TEXT;"
+    "ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER;"
+    "CREATE TABLE rate_windows ("
+    "  caller TEXT PRIMARY KEY,"
+    "  window_start INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL);"
+    "PRAGMA user_version = 11;",
 };
 
 const size_t storage_migration_count = sizeof(storage_migrations) / sizeof(storage_migrations[0]);

@@ -6,7 +6,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
-#include "storage/sqlite.h"
+#include "storage/internal.h"
 
 /* The token's columns, then its newest secret's prefix. */
 #define TOKEN_COLUMNS                                                                           \
@@ -23,43 +23,43 @@ void token_row_cleanup(token_row *t)
     t->name = t->agents = t->created_by = NULL;
 }
 
-static char *tokens_col_dup(sqlite3_stmt *st, int i)
+static char *tokens_col_dup(sql_stmt *st, int i)
 {
-    const unsigned char *s = sqlite3_column_text(st, i);
+    const char *s = sql_column_text(st, i);
     return s ? ad_strdup((const char *)s) : NULL;
 }
 
 /* Fills `t` from the TOKEN_COLUMNS starting at column 0. */
-static void tokens_from_row(sqlite3_stmt *st, token_row *t)
+static void tokens_from_row(sql_stmt *st, token_row *t)
 {
     memset(t, 0, sizeof(*t));
-    t->id = sqlite3_column_int64(st, 0);
+    t->id = sql_column_int64(st, 0);
     t->name = tokens_col_dup(st, 1);
-    t->scopes = (unsigned)sqlite3_column_int64(st, 2);
+    t->scopes = (unsigned)sql_column_int64(st, 2);
     t->agents = tokens_col_dup(st, 3);
-    t->created_at = sqlite3_column_int64(st, 4);
-    t->expires_at = sqlite3_column_int64(st, 5);
-    t->revoked_at = sqlite3_column_int64(st, 6);
-    t->last_used_at = sqlite3_column_int64(st, 7);
-    t->rate_limit_per_min = sqlite3_column_int(st, 8);
-    t->max_concurrent_inferences = sqlite3_column_int(st, 9);
+    t->created_at = sql_column_int64(st, 4);
+    t->expires_at = sql_column_int64(st, 5);
+    t->revoked_at = sql_column_int64(st, 6);
+    t->last_used_at = sql_column_int64(st, 7);
+    t->rate_limit_per_min = sql_column_int(st, 8);
+    t->max_concurrent_inferences = sql_column_int(st, 9);
     t->created_by = tokens_col_dup(st, 10);
-    const unsigned char *p = sqlite3_column_text(st, 11);
+    const char *p = sql_column_text(st, 11);
     snprintf(t->prefix, sizeof(t->prefix), "%s", p ? (const char *)p : "");
 }
 
 static int tokens_add_secret(storage_conn *db, int64_t id, const char *prefix,
                              const unsigned char hash[TOKEN_HASH_LEN], int64_t now, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "INSERT INTO token_secrets (token_id, prefix, hash, created_at) VALUES (?1, ?2, ?3, ?4)");
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, hash, TOKEN_HASH_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "add token secret", e);
+    sql_bind_int64(st, 1, id);
+    sql_bind_text(st, 2, prefix);
+    sql_bind_blob(st, 3, hash, TOKEN_HASH_LEN);
+    sql_bind_int64(st, 4, now);
+    int rc = sql_step(st);
+    sql_reset(st);
+    return rc == SQL_DONE ? 0 : storage_fail(db, rc, "add token secret", e);
 }
 
 /* Writes `audit` with its target defaulting to "token:<id>". */
@@ -82,21 +82,20 @@ int storage_tokens_create(storage_conn *db, const token_new *t, const char *pref
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
     int64_t now = ad_clock_now_ms();
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "INSERT INTO tokens (name, scopes, agents, created_at, expires_at, rate_limit_per_min,"
-        " max_concurrent_inferences, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-    sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, t->scopes);
-    if (t->agents) sqlite3_bind_text(st, 3, t->agents, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now);
-    if (t->expires_at) sqlite3_bind_int64(st, 5, t->expires_at);
-    if (t->rate_limit_per_min) sqlite3_bind_int(st, 6, t->rate_limit_per_min);
-    if (t->max_concurrent_inferences) sqlite3_bind_int(st, 7, t->max_concurrent_inferences);
-    sqlite3_bind_text(st, 8, t->created_by, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    sqlite3_reset(st);
-    rc = s == SQLITE_DONE ? 0 : storage_fail(db, s, "create token", e);
-    int64_t new_id = rc == 0 ? sqlite3_last_insert_rowid(db->db) : 0;
+        " max_concurrent_inferences, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id");
+    sql_bind_text(st, 1, t->name);
+    sql_bind_int64(st, 2, t->scopes);
+    if (t->agents) sql_bind_text(st, 3, t->agents);
+    sql_bind_int64(st, 4, now);
+    if (t->expires_at) sql_bind_int64(st, 5, t->expires_at);
+    if (t->rate_limit_per_min) sql_bind_int(st, 6, t->rate_limit_per_min);
+    if (t->max_concurrent_inferences) sql_bind_int(st, 7, t->max_concurrent_inferences);
+    sql_bind_text(st, 8, t->created_by);
+    int64_t new_id = 0;
+    int s = sql_step_id(st, &new_id);
+    rc = s == SQL_DONE ? 0 : storage_fail(db, s, "create token", e);
     if (rc == 0) rc = tokens_add_secret(db, new_id, prefix, hash, now, e);
     if (rc == 0) rc = tokens_audit(db, new_id, audit, e);
     rc = storage_end(db, rc, e);
@@ -106,26 +105,26 @@ int storage_tokens_create(storage_conn *db, const token_new *t, const char *pref
 
 int storage_tokens_get(storage_conn *db, int64_t id, token_row *out, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db, "SELECT " TOKEN_COLUMNS " FROM tokens t WHERE t.id = ?1");
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) tokens_from_row(st, out);
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "no token with id %lld", (long long)id);
+    sql_stmt *st = storage_stmt(db, "SELECT " TOKEN_COLUMNS " FROM tokens t WHERE t.id = ?1");
+    sql_bind_int64(st, 1, id);
+    int rc = sql_step(st);
+    if (rc == SQL_ROW) tokens_from_row(st, out);
+    sql_reset(st);
+    if (rc == SQL_ROW) return 0;
+    if (rc == SQL_DONE) return ad_err_set(e, AD_ENOTFOUND, "no token with id %lld", (long long)id);
     return storage_fail(db, rc, "read token", e);
 }
 
 int storage_tokens_list(storage_conn *db, int64_t before, int limit, token_visit_fn fn, void *ud,
                         int *more, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "SELECT " TOKEN_COLUMNS " FROM tokens t WHERE ?1 = 0 OR t.id < ?1 ORDER BY t.id DESC LIMIT ?2");
-    sqlite3_bind_int64(st, 1, before);
-    sqlite3_bind_int(st, 2, limit + 1);
+    sql_bind_int64(st, 1, before);
+    sql_bind_int(st, 2, limit + 1);
     int rc, n = 0;
     *more = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = sql_step(st)) == SQL_ROW) {
         if (n++ == limit) {
             *more = 1;
             break;
@@ -135,21 +134,21 @@ int storage_tokens_list(storage_conn *db, int64_t before, int limit, token_visit
         fn(ud, &t);
         token_row_cleanup(&t);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "list tokens", e);
+    sql_reset(st);
+    return rc == SQL_ROW || rc == SQL_DONE ? 0 : storage_fail(db, rc, "list tokens", e);
 }
 
 /* Reads the token's revocation time inside a unit of work: -1 when there is
  * no such token. */
 static int tokens_revoked_at(storage_conn *db, int64_t id, int64_t *revoked_at, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db, "SELECT coalesce(revoked_at, 0) FROM tokens WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    *revoked_at = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "no token with id %lld", (long long)id);
+    sql_stmt *st = storage_stmt(db, "SELECT coalesce(revoked_at, 0) FROM tokens WHERE id = ?1");
+    sql_bind_int64(st, 1, id);
+    int rc = sql_step(st);
+    *revoked_at = rc == SQL_ROW ? sql_column_int64(st, 0) : -1;
+    sql_reset(st);
+    if (rc == SQL_ROW) return 0;
+    if (rc == SQL_DONE) return ad_err_set(e, AD_ENOTFOUND, "no token with id %lld", (long long)id);
     return storage_fail(db, rc, "read token", e);
 }
 
@@ -162,12 +161,12 @@ int storage_tokens_revoke(storage_conn *db, int64_t id, const audit_entry *audit
     rc = tokens_revoked_at(db, id, &revoked_at, e);
     *was_revoked = rc == 0 && revoked_at > 0;
     if (rc == 0 && !*was_revoked) {
-        sqlite3_stmt *st = storage_stmt(db, "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1");
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, ad_clock_now_ms());
-        int s = sqlite3_step(st);
-        sqlite3_reset(st);
-        rc = s == SQLITE_DONE ? 0 : storage_fail(db, s, "revoke token", e);
+        sql_stmt *st = storage_stmt(db, "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1");
+        sql_bind_int64(st, 1, id);
+        sql_bind_int64(st, 2, ad_clock_now_ms());
+        int s = sql_step(st);
+        sql_reset(st);
+        rc = s == SQL_DONE ? 0 : storage_fail(db, s, "revoke token", e);
         if (rc == 0) rc = tokens_audit(db, id, audit, e);
     }
     return storage_end(db, rc, e);
@@ -183,14 +182,14 @@ int storage_tokens_rotate(storage_conn *db, int64_t id, const char *prefix,
     rc = tokens_revoked_at(db, id, &revoked_at, e);
     if (rc == 0 && revoked_at > 0) rc = ad_err_set(e, AD_ESTATE, "token %lld is revoked", (long long)id);
     if (rc == 0) {
-        sqlite3_stmt *st = storage_stmt(db,
+        sql_stmt *st = storage_stmt(db,
             "UPDATE token_secrets SET valid_until = ?2"
             " WHERE token_id = ?1 AND (valid_until IS NULL OR valid_until > ?2)");
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, old_valid_until);
-        int s = sqlite3_step(st);
-        sqlite3_reset(st);
-        rc = s == SQLITE_DONE ? 0 : storage_fail(db, s, "end token secrets", e);
+        sql_bind_int64(st, 1, id);
+        sql_bind_int64(st, 2, old_valid_until);
+        int s = sql_step(st);
+        sql_reset(st);
+        rc = s == SQL_DONE ? 0 : storage_fail(db, s, "end token secrets", e);
     }
     if (rc == 0) rc = tokens_add_secret(db, id, prefix, hash, ad_clock_now_ms(), e);
     if (rc == 0) rc = tokens_audit(db, id, audit, e);
@@ -199,34 +198,34 @@ int storage_tokens_rotate(storage_conn *db, int64_t id, const char *prefix,
 
 int storage_tokens_find_secret(storage_conn *db, const char *prefix, token_secret *out, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "SELECT " TOKEN_COLUMNS ", k.hash, coalesce(k.valid_until, 0)"
         " FROM token_secrets k JOIN tokens t ON t.id = k.token_id WHERE k.prefix = ?1");
-    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    sql_bind_text(st, 1, prefix);
+    int rc = sql_step(st);
     int bad = 0;
-    if (rc == SQLITE_ROW) {
-        if (sqlite3_column_bytes(st, 12) != TOKEN_HASH_LEN) {
+    if (rc == SQL_ROW) {
+        if (sql_column_bytes(st, 12) != TOKEN_HASH_LEN) {
             bad = 1;
         } else {
             tokens_from_row(st, &out->token);
-            memcpy(out->hash, sqlite3_column_blob(st, 12), TOKEN_HASH_LEN);
-            out->valid_until = sqlite3_column_int64(st, 13);
+            memcpy(out->hash, sql_column_blob(st, 12), TOKEN_HASH_LEN);
+            out->valid_until = sql_column_int64(st, 13);
         }
     }
-    sqlite3_reset(st);
+    sql_reset(st);
     if (bad) return ad_err_set(e, AD_EINTERNAL, "a token secret row holds a hash of the wrong size");
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "no token secret with that prefix");
+    if (rc == SQL_ROW) return 0;
+    if (rc == SQL_DONE) return ad_err_set(e, AD_ENOTFOUND, "no token secret with that prefix");
     return storage_fail(db, rc, "find token secret", e);
 }
 
 int storage_tokens_touch(storage_conn *db, int64_t id, int64_t at, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db, "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, at);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "record token use", e);
+    sql_stmt *st = storage_stmt(db, "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1");
+    sql_bind_int64(st, 1, id);
+    sql_bind_int64(st, 2, at);
+    int rc = sql_step(st);
+    sql_reset(st);
+    return rc == SQL_DONE ? 0 : storage_fail(db, rc, "record token use", e);
 }

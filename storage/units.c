@@ -1,39 +1,39 @@
 #include "storage/units.h"
 
-#include "storage/sqlite.h"
+#include "storage/internal.h"
 
 static int units_clear(storage_conn *db, int64_t agent_id, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM units WHERE agent_id = ?1");
-    sqlite3_bind_int64(st, 1, agent_id);
-    int rc = sqlite3_step(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "clear units", e);
+    sql_stmt *st = storage_stmt(db, "DELETE FROM units WHERE agent_id = ?1");
+    sql_bind_int64(st, 1, agent_id);
+    int rc = sql_step(st);
+    return rc == SQL_DONE ? 0 : storage_fail(db, rc, "clear units", e);
 }
 
 static int units_add(storage_conn *db, int64_t agent_id, const unit_row *u, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "INSERT INTO units (agent_id, ord, question, body, answer, category, probe)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_int(st, 2, u->ord);
-    sqlite3_bind_text(st, 3, u->question ? u->question : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, u->body, -1, SQLITE_STATIC);
-    if (u->answer) sqlite3_bind_text(st, 5, u->answer, -1, SQLITE_STATIC);
-    if (u->category) sqlite3_bind_text(st, 6, u->category, -1, SQLITE_STATIC);
-    if (u->probe) sqlite3_bind_text(st, 7, u->probe, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "store unit", e);
+    sql_bind_int64(st, 1, agent_id);
+    sql_bind_int(st, 2, u->ord);
+    sql_bind_text(st, 3, u->question ? u->question : "");
+    sql_bind_text(st, 4, u->body);
+    if (u->answer) sql_bind_text(st, 5, u->answer);
+    if (u->category) sql_bind_text(st, 6, u->category);
+    if (u->probe) sql_bind_text(st, 7, u->probe);
+    int rc = sql_step(st);
+    return rc == SQL_DONE ? 0 : storage_fail(db, rc, "store unit", e);
 }
 
 static int units_set_statistics(storage_conn *db, int64_t agent_id, const char *json, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db, "UPDATE agents SET statistics = ?2 WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_text(st, 2, json, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) return storage_fail(db, rc, "store statistics", e);
-    return sqlite3_changes(db->db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "agent not found");
+    sql_stmt *st = storage_stmt(db, "UPDATE agents SET statistics = ?2 WHERE id = ?1");
+    sql_bind_int64(st, 1, agent_id);
+    sql_bind_text(st, 2, json);
+    int rc = sql_step(st);
+    if (rc != SQL_DONE) return storage_fail(db, rc, "store statistics", e);
+    return sql_changes(st) ? 0 : ad_err_set(e, AD_ENOTFOUND, "agent not found");
 }
 
 int storage_units_replace(storage_conn *db, int64_t agent_id, const unit_row *units, size_t count,
@@ -51,22 +51,22 @@ int storage_units_replace(storage_conn *db, int64_t agent_id, const unit_row *un
 
 int storage_units_each(storage_conn *db, int64_t agent_id, unit_visit_fn fn, void *ud, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "SELECT ord, question, body, answer, category, probe FROM units WHERE agent_id = ?1"
         " ORDER BY ord");
-    sqlite3_bind_int64(st, 1, agent_id);
+    sql_bind_int64(st, 1, agent_id);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = sql_step(st)) == SQL_ROW) {
         unit_row u = {
-            .ord = sqlite3_column_int(st, 0),
-            .question = (const char *)sqlite3_column_text(st, 1),
-            .body = (const char *)sqlite3_column_text(st, 2),
-            .answer = (const char *)sqlite3_column_text(st, 3),
-            .category = (const char *)sqlite3_column_text(st, 4),
-            .probe = (const char *)sqlite3_column_text(st, 5),
+            .ord = sql_column_int(st, 0),
+            .question = sql_column_text(st, 1),
+            .body = sql_column_text(st, 2),
+            .answer = sql_column_text(st, 3),
+            .category = sql_column_text(st, 4),
+            .probe = sql_column_text(st, 5),
         };
         fn(ud, &u);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "read units", e);
+    sql_reset(st);
+    return rc == SQL_DONE ? 0 : storage_fail(db, rc, "read units", e);
 }

@@ -7,7 +7,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "storage/jobs.h"
-#include "storage/sqlite.h"
+#include "storage/internal.h"
 
 #define VERSION_COLUMNS                                                                        \
     "id, agent_id, name, state, params, persona, fewshot, metrics, note, quality, passages,"  \
@@ -23,32 +23,32 @@ void version_row_cleanup(version_row *v)
     v->params = v->persona = v->fewshot = v->metrics = v->note = NULL;
 }
 
-static char *ver_dup(sqlite3_stmt *st, int i)
+static char *ver_dup(sql_stmt *st, int i)
 {
-    const unsigned char *s = sqlite3_column_text(st, i);
+    const char *s = sql_column_text(st, i);
     return s ? ad_strdup((const char *)s) : NULL;
 }
 
 /* Fills `v`; AD_EINTERNAL (with nothing to clean up) for a state no
  * version_state has, which only a database agentd did not write holds. */
-static int version_from_row(sqlite3_stmt *st, version_row *v, ad_err *e)
+static int version_from_row(sql_stmt *st, version_row *v, ad_err *e)
 {
     memset(v, 0, sizeof(*v));
-    if (version_state_from_string((const char *)sqlite3_column_text(st, 3), &v->state, NULL) < 0)
+    if (version_state_from_string(sql_column_text(st, 3), &v->state, NULL) < 0)
         return ad_err_set(e, AD_EINTERNAL, "a model version row holds an unknown state");
-    v->id = sqlite3_column_int64(st, 0);
-    v->agent_id = sqlite3_column_int64(st, 1);
-    snprintf(v->name, sizeof(v->name), "%s", (const char *)sqlite3_column_text(st, 2));
+    v->id = sql_column_int64(st, 0);
+    v->agent_id = sql_column_int64(st, 1);
+    snprintf(v->name, sizeof(v->name), "%s", sql_column_text(st, 2));
     v->params = ver_dup(st, 4);
     v->persona = ver_dup(st, 5);
     v->fewshot = ver_dup(st, 6);
     v->metrics = ver_dup(st, 7);
     v->note = ver_dup(st, 8);
-    v->quality = sqlite3_column_double(st, 9);
-    v->passages = sqlite3_column_int64(st, 10);
-    v->created_at = sqlite3_column_int64(st, 11);
-    v->deployed_at = sqlite3_column_int64(st, 12);
-    snprintf(v->language, sizeof(v->language), "%s", (const char *)sqlite3_column_text(st, 13));
+    v->quality = sql_column_double(st, 9);
+    v->passages = sql_column_int64(st, 10);
+    v->created_at = sql_column_int64(st, 11);
+    v->deployed_at = sql_column_int64(st, 12);
+    snprintf(v->language, sizeof(v->language), "%s", sql_column_text(st, 13));
     return 0;
 }
 
@@ -56,73 +56,72 @@ int storage_versions_create(storage_conn *db, int64_t agent_id, const char *name
                             const char *params, const char *persona, const char *fewshot,
                             int64_t *version_id, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "INSERT INTO versions (agent_id, name, params, persona, fewshot, state, created_at, language)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, 'building', ?6, ?7)");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, params, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, persona, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, fewshot, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, ad_clock_now_ms());
-    sqlite3_bind_text(st, 7, language, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
+        " VALUES (?1, ?2, ?3, ?4, ?5, 'building', ?6, ?7) RETURNING id");
+    sql_bind_int64(st, 1, agent_id);
+    sql_bind_text(st, 2, name);
+    sql_bind_text(st, 3, params);
+    sql_bind_text(st, 4, persona);
+    sql_bind_text(st, 5, fewshot);
+    sql_bind_int64(st, 6, ad_clock_now_ms());
+    sql_bind_text(st, 7, language);
+    int rc = sql_step_id(st, version_id);
+    if (rc != SQL_DONE) {
         int code = storage_fail(db, rc, "create version", e);
         if (code == AD_EEXIST)
             ad_err_set(e, AD_EEXIST, "a model version named '%s' already exists", name);
         return code;
     }
-    *version_id = sqlite3_last_insert_rowid(db->db);
     return 0;
 }
 
 int storage_versions_next_name(storage_conn *db, int64_t agent_id, char *out, size_t cap, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db, "SELECT count(*) FROM versions WHERE agent_id = ?1");
-    sqlite3_bind_int64(st, 1, agent_id);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) return storage_fail(db, rc, "count versions", e);
-    long long n = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    sql_stmt *st = storage_stmt(db, "SELECT count(*) FROM versions WHERE agent_id = ?1");
+    sql_bind_int64(st, 1, agent_id);
+    int rc = sql_step(st);
+    if (rc != SQL_ROW) return storage_fail(db, rc, "count versions", e);
+    long long n = sql_column_int64(st, 0);
+    sql_reset(st);
     /* A user may have taken "v<N>" by hand: step past names in use. */
-    sqlite3_stmt *q = storage_stmt(db, "SELECT 1 FROM versions WHERE agent_id = ?1 AND name = ?2");
+    sql_stmt *q = storage_stmt(db, "SELECT 1 FROM versions WHERE agent_id = ?1 AND name = ?2");
     for (long long k = n + 1;; k++) {
         snprintf(out, cap, "v%lld", k);
-        sqlite3_reset(q);
-        sqlite3_bind_int64(q, 1, agent_id);
-        sqlite3_bind_text(q, 2, out, -1, SQLITE_STATIC);
-        rc = sqlite3_step(q);
-        sqlite3_reset(q);
-        if (rc == SQLITE_DONE) return 0;
-        if (rc != SQLITE_ROW) return storage_fail(db, rc, "name version", e);
+        sql_reset(q);
+        sql_bind_int64(q, 1, agent_id);
+        sql_bind_text(q, 2, out);
+        rc = sql_step(q);
+        sql_reset(q);
+        if (rc == SQL_DONE) return 0;
+        if (rc != SQL_ROW) return storage_fail(db, rc, "name version", e);
     }
 }
 
-static int ver_exec(storage_conn *db, sqlite3_stmt *st, const char *what, ad_err *e)
+static int ver_exec(storage_conn *db, sql_stmt *st, const char *what, ad_err *e)
 {
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) return storage_fail(db, rc, what, e);
-    return sqlite3_changes(db->db) ? 0 : ad_err_set(e, AD_ENOTFOUND, "model version not found");
+    int rc = sql_step(st);
+    if (rc != SQL_DONE) return storage_fail(db, rc, what, e);
+    return sql_changes(st) ? 0 : ad_err_set(e, AD_ENOTFOUND, "model version not found");
 }
 
 int storage_versions_set_built(storage_conn *db, int64_t version_id, int64_t passages, ad_err *e)
 {
-    sqlite3_stmt *st =
+    sql_stmt *st =
         storage_stmt(db, "UPDATE versions SET state = 'trained', passages = ?2 WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, version_id);
-    sqlite3_bind_int64(st, 2, passages);
+    sql_bind_int64(st, 1, version_id);
+    sql_bind_int64(st, 2, passages);
     return ver_exec(db, st, "finish version", e);
 }
 
 int storage_versions_set_metrics(storage_conn *db, int64_t version_id, const char *metrics,
                                  double quality, ad_err *e)
 {
-    sqlite3_stmt *st =
+    sql_stmt *st =
         storage_stmt(db, "UPDATE versions SET metrics = ?2, quality = ?3 WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, version_id);
-    sqlite3_bind_text(st, 2, metrics, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 3, quality);
+    sql_bind_int64(st, 1, version_id);
+    sql_bind_text(st, 2, metrics);
+    sql_bind_double(st, 3, quality);
     return ver_exec(db, st, "store metrics", e);
 }
 
@@ -130,60 +129,60 @@ int storage_versions_deploy(storage_conn *db, int64_t agent_id, int64_t version_
                             ad_err *e)
 {
     /* Check ownership first, so a wrong id retires nothing. */
-    sqlite3_stmt *st = storage_stmt(db, "SELECT 1 FROM versions WHERE id = ?1 AND agent_id = ?2");
-    sqlite3_bind_int64(st, 1, version_id);
-    sqlite3_bind_int64(st, 2, agent_id);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "model version not found");
-    if (rc != SQLITE_ROW) return storage_fail(db, rc, "check version", e);
+    sql_stmt *st = storage_stmt(db, "SELECT 1 FROM versions WHERE id = ?1 AND agent_id = ?2");
+    sql_bind_int64(st, 1, version_id);
+    sql_bind_int64(st, 2, agent_id);
+    int rc = sql_step(st);
+    sql_reset(st);
+    if (rc == SQL_DONE) return ad_err_set(e, AD_ENOTFOUND, "model version not found");
+    if (rc != SQL_ROW) return storage_fail(db, rc, "check version", e);
     st = storage_stmt(db,
         "UPDATE versions SET state = 'retired' WHERE agent_id = ?1 AND state = 'deployed'"
         " AND id <> ?2");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_int64(st, 2, version_id);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) return storage_fail(db, rc, "retire version", e);
+    sql_bind_int64(st, 1, agent_id);
+    sql_bind_int64(st, 2, version_id);
+    rc = sql_step(st);
+    if (rc != SQL_DONE) return storage_fail(db, rc, "retire version", e);
     st = storage_stmt(db,
         "UPDATE versions SET state = 'deployed', deployed_at = ?3, note = ?4"
         " WHERE id = ?2 AND agent_id = ?1");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_int64(st, 2, version_id);
-    sqlite3_bind_int64(st, 3, ad_clock_now_ms());
-    if (note) sqlite3_bind_text(st, 4, note, -1, SQLITE_STATIC);
+    sql_bind_int64(st, 1, agent_id);
+    sql_bind_int64(st, 2, version_id);
+    sql_bind_int64(st, 3, ad_clock_now_ms());
+    if (note) sql_bind_text(st, 4, note);
     rc = ver_exec(db, st, "deploy version", e);
     if (rc < 0) return rc;
     st = storage_stmt(db, "UPDATE agents SET deployed_version_id = ?2, updated_at = ?3 WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_int64(st, 2, version_id);
-    sqlite3_bind_int64(st, 3, ad_clock_now_ms());
+    sql_bind_int64(st, 1, agent_id);
+    sql_bind_int64(st, 2, version_id);
+    sql_bind_int64(st, 3, ad_clock_now_ms());
     return ver_exec(db, st, "point agent at version", e);
 }
 
 int storage_versions_reject(storage_conn *db, int64_t version_id, const char *note, ad_err *e)
 {
-    sqlite3_stmt *st =
+    sql_stmt *st =
         storage_stmt(db, "UPDATE versions SET state = 'rejected', note = ?2 WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, version_id);
-    sqlite3_bind_text(st, 2, note, -1, SQLITE_STATIC);
+    sql_bind_int64(st, 1, version_id);
+    sql_bind_text(st, 2, note);
     return ver_exec(db, st, "reject version", e);
 }
 
 static int versions_set_state(storage_conn *db, int64_t version_id, version_state state, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db, "UPDATE versions SET state = ?2 WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, version_id);
-    sqlite3_bind_text(st, 2, version_state_to_string(state), -1, SQLITE_STATIC);
+    sql_stmt *st = storage_stmt(db, "UPDATE versions SET state = ?2 WHERE id = ?1");
+    sql_bind_int64(st, 1, version_id);
+    sql_bind_text(st, 2, version_state_to_string(state));
     return ver_exec(db, st, "set version state", e);
 }
 
 static int versions_rename(storage_conn *db, int64_t version_id, const char *name, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db, "UPDATE versions SET name = ?2 WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, version_id);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
+    sql_stmt *st = storage_stmt(db, "UPDATE versions SET name = ?2 WHERE id = ?1");
+    sql_bind_int64(st, 1, version_id);
+    sql_bind_text(st, 2, name);
+    int rc = sql_step(st);
+    if (rc != SQL_DONE) {
         int code = storage_fail(db, rc, "rename version", e);
         if (code == AD_EEXIST) ad_err_set(e, AD_EEXIST, "a model version named '%s' already exists", name);
         return code;
@@ -194,10 +193,10 @@ static int versions_rename(storage_conn *db, int64_t version_id, const char *nam
 int storage_versions_delete(storage_conn *db, int64_t version_id, ad_err *e)
 {
     /* The version's index rows go by cascade. */
-    sqlite3_stmt *st = storage_stmt(db, "DELETE FROM versions WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, version_id);
-    int rc = sqlite3_step(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "delete version", e);
+    sql_stmt *st = storage_stmt(db, "DELETE FROM versions WHERE id = ?1");
+    sql_bind_int64(st, 1, version_id);
+    int rc = sql_step(st);
+    return rc == SQL_DONE ? 0 : storage_fail(db, rc, "delete version", e);
 }
 
 int storage_versions_delete_candidates(storage_conn *db, int64_t agent_id, ad_err *e)
@@ -205,16 +204,16 @@ int storage_versions_delete_candidates(storage_conn *db, int64_t agent_id, ad_er
     int64_t ids[64];
     int n, rc = 0;
     do {
-        sqlite3_stmt *st = storage_stmt(db,
+        sql_stmt *st = storage_stmt(db,
             "SELECT id FROM versions WHERE agent_id = ?1 AND state = 'candidate' LIMIT 64");
-        sqlite3_bind_int64(st, 1, agent_id);
-        int step = SQLITE_DONE;
+        sql_bind_int64(st, 1, agent_id);
+        int step = SQL_DONE;
         n = 0;
-        while (n < 64 && (step = sqlite3_step(st)) == SQLITE_ROW) ids[n++] = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
+        while (n < 64 && (step = sql_step(st)) == SQL_ROW) ids[n++] = sql_column_int64(st, 0);
+        sql_reset(st);
         /* A failed read is not "no candidates": the caller's unit of work
          * must not commit with them left. */
-        if (step != SQLITE_ROW && step != SQLITE_DONE) return storage_fail(db, step, "list candidates", e);
+        if (step != SQL_ROW && step != SQL_DONE) return storage_fail(db, step, "list candidates", e);
         for (int i = 0; i < n && rc == 0; i++) rc = storage_versions_delete(db, ids[i], e);
     } while (n == 64 && rc == 0);
     return rc;
@@ -287,50 +286,50 @@ int storage_versions_drop(storage_conn *db, int64_t version_id, ad_err *e)
     return storage_end(db, rc, e);
 }
 
-static int ver_read_one(storage_conn *db, sqlite3_stmt *st, version_row *out, ad_err *e)
+static int ver_read_one(storage_conn *db, sql_stmt *st, version_row *out, ad_err *e)
 {
-    int rc = sqlite3_step(st);
-    int bad = rc == SQLITE_ROW ? version_from_row(st, out, e) : 0;
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW) return bad;
-    if (rc == SQLITE_DONE) return ad_err_set(e, AD_ENOTFOUND, "model version not found");
+    int rc = sql_step(st);
+    int bad = rc == SQL_ROW ? version_from_row(st, out, e) : 0;
+    sql_reset(st);
+    if (rc == SQL_ROW) return bad;
+    if (rc == SQL_DONE) return ad_err_set(e, AD_ENOTFOUND, "model version not found");
     return storage_fail(db, rc, "read version", e);
 }
 
 int storage_versions_get(storage_conn *db, int64_t version_id, version_row *out, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db, "SELECT " VERSION_COLUMNS " FROM versions WHERE id = ?1");
-    sqlite3_bind_int64(st, 1, version_id);
+    sql_stmt *st = storage_stmt(db, "SELECT " VERSION_COLUMNS " FROM versions WHERE id = ?1");
+    sql_bind_int64(st, 1, version_id);
     return ver_read_one(db, st, out, e);
 }
 
 int storage_versions_get_by_name(storage_conn *db, int64_t agent_id, const char *name,
                                  version_row *out, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "SELECT " VERSION_COLUMNS " FROM versions WHERE agent_id = ?1 AND name = ?2");
-    sqlite3_bind_int64(st, 1, agent_id);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sql_bind_int64(st, 1, agent_id);
+    sql_bind_text(st, 2, name);
     return ver_read_one(db, st, out, e);
 }
 
 int storage_versions_each(storage_conn *db, int64_t agent_id, version_visit_fn fn, void *ud, ad_err *e)
 {
-    sqlite3_stmt *st = storage_stmt(db,
+    sql_stmt *st = storage_stmt(db,
         "SELECT " VERSION_COLUMNS " FROM versions WHERE agent_id = ?1 AND state <> 'candidate'"
         " ORDER BY id");
-    sqlite3_bind_int64(st, 1, agent_id);
+    sql_bind_int64(st, 1, agent_id);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = sql_step(st)) == SQL_ROW) {
         version_row v;
         int bad = version_from_row(st, &v, e);
         if (bad < 0) {
-            sqlite3_reset(st);
+            sql_reset(st);
             return bad;
         }
         fn(ud, &v);
         version_row_cleanup(&v);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : storage_fail(db, rc, "list versions", e);
+    sql_reset(st);
+    return rc == SQL_DONE ? 0 : storage_fail(db, rc, "list versions", e);
 }

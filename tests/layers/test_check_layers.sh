@@ -33,7 +33,7 @@ clean_tree() {
   printf '#include <curl/curl.h>\n#include "base/buf.h"\n#include "ctl/client.h"\n' >"$t/ctl/client.c"
   mkdir -p "$t/storage/sqlite"
   printf '#include <sqlite3.h>\n#include "base/buf.h"\n#include "../db.h"\n#include "./stmt.h"\n' >"$t/storage/sqlite/db.c"
-  printf '#include <microhttpd.h>\n#include <curl/curl.h>\n#include "server/router.h"\n#include "storage/sqlite.h"\n' >"$t/tests/unit/http.c"
+  printf '#include <microhttpd.h>\n#include <curl/curl.h>\n#include "server/router.h"\n#include "storage/internal.h"\n' >"$t/tests/unit/http.c"
 }
 
 # add FILE LINE TEXT TARGET: appends TEXT to FILE in the tree as line LINE
@@ -79,7 +79,8 @@ for d in pipeline model llm; do
 done
 for d in base config api server handlers pipeline model llm; do
   add "$d/sql.c" 1 '#include <sqlite3.h>' sqlite3.h
-  add "$d/sql.c" 2 '#include "storage/sqlite.h"' storage/sqlite.h
+  add "$d/sql.c" 2 '#include "storage/internal.h"' storage/internal.h
+  add "$d/sql.c" 3 '#include <libpq-fe.h>' libpq-fe.h
 done
 # agentctl (ctl/) may use libcurl and base/, and nothing of the server.
 n=1

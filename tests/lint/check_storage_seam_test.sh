@@ -43,7 +43,7 @@ while IFS= read -r planted; do
     printf 'int x;\n%s\n' "$planted" >"$tree/handlers/bad$n.c"
 done <<'PLANTS'
 #include <sqlite3.h>
-#include "storage/sqlite.h"
+#include "storage/internal.h"
 static sqlite3_stmt *st;
 int rc = SQLITE_BUSY;
 PGconn *pg;

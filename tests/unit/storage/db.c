@@ -127,7 +127,9 @@ static void make_previous_release_file(const char *data_dir)
         "ALTER TABLE versions DROP COLUMN language;"
         "CREATE VIRTUAL TABLE passages USING fts5(scope, question, body, answer UNINDEXED,"
         " category UNINDEXED, ord UNINDEXED, tokenize = 'unicode61 remove_diacritics 2');"
-        "DROP TABLE write_probe; DROP TABLE idempotency_keys; PRAGMA user_version = 4; PRAGMA auto_vacuum = NONE; VACUUM";
+        "DROP TABLE write_probe; DROP TABLE idempotency_keys;"
+        "ALTER TABLE jobs DROP COLUMN lease_owner; ALTER TABLE jobs DROP COLUMN lease_expires_at;"
+        "DROP TABLE rate_windows; PRAGMA user_version = 4; PRAGMA auto_vacuum = NONE; VACUUM";
     char *msg = NULL;
     ck_assert_msg(sqlite3_exec(raw, sql, NULL, NULL, &msg) == SQLITE_OK, "%s", msg ? msg : "");
     sqlite3_stmt *st = NULL;
@@ -207,8 +209,8 @@ START_TEST(test_schema9_database_gets_material_bytes)
     ad_err e = {0};
     ck_assert_msg(storage_open(f.data_dir, &e) == 0, "open the schema 9 file: %s", e.msg);
     f.db = storage_conn_get();
-    ck_assert_int_eq(user_version(f.db), 10);
-    ck_assert_int_eq(storage_schema_version(), 10);
+    ck_assert_int_eq(user_version(f.db), storage_schema_version());
+    ck_assert_int_ge(storage_schema_version(), 10);
     /* 317 characters of German in 340 bytes, and 111 of ASCII. */
     ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT length(body) FROM materials m JOIN agents a"
                                                       " ON a.id = m.agent_id WHERE a.user_id = ?1", "old_umlauts"), 317);

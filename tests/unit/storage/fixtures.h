@@ -8,7 +8,8 @@
 #include <stdint.h>
 
 /* The tests reach under the storage interface to set up and inspect rows. */
-#include "storage/sqlite.h"
+#include "storage/conn.h"
+#include "storage/internal.h"
 
 typedef struct storage_fixture {
     char root[64];       /* the mkdtemp directory */

@@ -1,46 +1,31 @@
 /*
- * The SQLite backend's private side of storage/db.h: what a file in storage/
- * needs to run SQL on a connection. Never included above storage/.
+ * The private side of storage/db.h for the files of table families: the
+ * statement API (storage/sql.h), the transaction of a unit of work, and the
+ * steps units of work are made of. Never included above storage/.
  */
-#ifndef AD_STORAGE_SQLITE_H
-#define AD_STORAGE_SQLITE_H
-
-#include <sqlite3.h>
+#ifndef AD_STORAGE_INTERNAL_H
+#define AD_STORAGE_INTERNAL_H
 
 #include "storage/db.h"
 #include "storage/executions.h"
 #include "storage/index.h"
+#include "storage/sql.h"
 #include "storage/states.h"
 #include "storage/versions.h"
 
-/* A thread's connection with its statement cache (open addressing on the SQL
- * pointer; string literals have stable addresses). */
-typedef struct stmt_slot {
-    const char *sql;
-    sqlite3_stmt *stmt;
-} stmt_slot;
-
-struct storage_conn {
-    sqlite3 *db;
-    stmt_slot *slots;
-    size_t cap, used;
-    int snapshot;            /* a read snapshot is open (storage_snapshot_begin) */
-};
-
-/* A prepared statement for `sql`, cached per connection and keyed by the
- * pointer: pass only string literals. The statement is reset and its bindings
- * cleared; it stays owned by the cache. */
-sqlite3_stmt *storage_stmt(storage_conn *db, const char *sql);
-
-/* Maps a SQLite result code to an AD_E* code and fills `e` with its message
- * (SQLite's words: for the log, never for a client). Unique-key conflicts
- * are AD_EEXIST, a vanished parent row (foreign key) AD_ENOTFOUND, lock
- * contention AD_EBUSY, lack of space and I/O errors AD_EIO (the database is
- * unavailable for writing; /health reports it), anything else AD_EINTERNAL. */
+/* Maps sql_step's code (storage/sql.h) to an AD_E* code and fills `e` with
+ * `what` and the backend's words (for the log, never for a client).
+ * Unique-key conflicts are AD_EEXIST, a vanished parent row (foreign key)
+ * AD_ENOTFOUND, lock contention AD_EBUSY, lack of space and I/O errors AD_EIO
+ * (the database is unavailable for writing; /health reports it), a server
+ * that cannot be reached AD_EUNAVAILABLE, anything else (and an unexpected
+ * SQL_ROW or SQL_DONE) AD_EINTERNAL. */
 int storage_fail(storage_conn *db, int rc, const char *what, ad_err *e);
 
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK on the calling thread's connection:
- * the transaction of a unit of work. storage_begin first ends a read
+/* The transaction of a unit of work on the calling thread's connection:
+ * SQLite's BEGIN IMMEDIATE, or PostgreSQL's BEGIN with the advisory lock
+ * that makes units of work run one at a time there too; then COMMIT or
+ * ROLLBACK. storage_begin first ends a read
  * snapshot the thread still holds. Above storage/, code calls the units of
  * work, never these. */
 int storage_begin(storage_conn *db, ad_err *e);
@@ -121,9 +106,9 @@ int storage_deployments_apply(storage_conn *db, const version_verdict *v, ad_err
 int storage_versions_publish(storage_conn *db, int64_t version_id, const char *name, const char *metrics,
                              double quality, ad_err *e);
 
-/* The integer a one-value PRAGMA query returns (e.g. "PRAGMA freelist_count"),
- * -1 on failure. Pass only string literals. */
-int storage_pragma_int(storage_conn *db, const char *pragma);
+/* The integer a one-value query returns (e.g. "PRAGMA freelist_count"), -1
+ * on failure. Pass only string literals. */
+int storage_pragma_int(storage_conn *db, const char *sql);
 
 /* Adds an audit row (storage/audit.h) inside the caller's unit of work, so
  * an action and its record commit together. */
