@@ -17,7 +17,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc make pkg-config libc6-dev binutils \
       libmicrohttpd-dev libcjson-dev libsqlite3-dev libcurl4-openssl-dev \
-      libstemmer-dev libutf8proc-dev libssl-dev \
+      libstemmer-dev libutf8proc-dev libssl-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -34,7 +34,7 @@ FROM debian:bookworm-slim AS runtime
 # downloaded packages go too, on base images that do not clean them up.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libcjson1 libsqlite3-0 libcurl4 libstemmer0d libutf8proc2 libssl3 \
+      libmicrohttpd12 libcjson1 libsqlite3-0 libpq5 libcurl4 libstemmer0d libutf8proc2 libssl3 \
       ca-certificates \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
