@@ -619,7 +619,7 @@ static void *churn_loop(void *arg)
 static void assert_consistent(const e2e_server *s)
 {
     ck_assert_int_eq(e2e_db_int(s, "SELECT count(*) FROM (SELECT agent_id FROM deployments WHERE status = 'live'"
-                                      " GROUP BY agent_id HAVING count(*) > 1)"), 0);
+                                      " GROUP BY agent_id HAVING count(*) > 1) AS twice"), 0);
     ck_assert_int_eq(e2e_db_int(s, "SELECT count(*) FROM agents a WHERE coalesce(a.deployed_version_id, 0) <>"
                                       " coalesce((SELECT d.version_id FROM deployments d WHERE d.agent_id = a.id"
                                       " AND d.status = 'live'), 0)"), 0);
