@@ -5,6 +5,7 @@
  * they give on SQLite. */
 #include <check.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,13 +43,15 @@ static void server_stop(void)
     pgserver_destroy(&server);
 }
 
-/* A fresh database, migrated by storage_open_url; `icu` makes its default
+/* A fresh database (its URL in pg_url), migrated by storage_open_url; `icu` makes its default
  * collation ICU's English, which sorts "_" and lower case before upper case,
  * unlike the bytewise order SQLite keeps. Returns the thread's connection. */
+static char pg_url[512];
+
 static storage_conn *pg_open_fresh(int icu)
 {
     static atomic_int seq;
-    char name[64], url[512];
+    char name[64], *url = pg_url;
     snprintf(name, sizeof(name), "dialect_%d_%d", (int)getpid(), atomic_fetch_add(&seq, 1));
     ad_log_set_level(AD_LOG_WARN);
     if (icu) {
@@ -64,9 +67,9 @@ static storage_conn *pg_open_fresh(int icu)
         ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(pc));
         PQclear(r);
         PQfinish(pc);
-        snprintf(url, sizeof(url), "postgresql://agentd@/%s?host=%s&port=%d", name, server.dir, server.port);
+        snprintf(url, sizeof(pg_url), "postgresql://agentd@/%s?host=%s&port=%d", name, server.dir, server.port);
     } else {
-        ck_assert_int_eq(pgserver_create_db(&server, name, url, sizeof(url)), 0);
+        ck_assert_int_eq(pgserver_create_db(&server, name, url, sizeof(pg_url)), 0);
     }
     ad_err e = {0};
     ck_assert_msg(storage_open_url(url, &e) == 0, "storage_open_url: %s", e.msg);
@@ -530,6 +533,58 @@ START_TEST(test_pg_deployment_removed_rolls_back)
 }
 END_TEST
 
+typedef struct reset_call {
+    int64_t agent_id;
+    atomic_int done;
+    int rc;
+} reset_call;
+
+static void *reset_thread(void *arg)
+{
+    reset_call *c = arg;
+    int count = 0;
+    ad_err e = {0};
+    c->rc = storage_exec_reset(storage_conn_get(), c->agent_id, &count, &e);
+    atomic_store(&c->done, 1);
+    storage_thread_release();
+    return NULL;
+}
+
+START_TEST(test_pg_reset_waits_for_a_job_being_queued)
+{
+    storage_conn *db = pg_open_fresh(0);
+    int64_t ann = make_agent(db, "ann", 0.5);
+    sql_stmt *st = storage_stmt(db, "UPDATE executions SET status = 'completed' WHERE agent_id = ?1");
+    sql_bind_int64(st, 1, ann);
+    ck_assert_int_eq(sql_step(st), SQL_DONE);
+    /* A replay's job, queued by a single insert (no unit of work) that has
+     * not committed yet. */
+    PGconn *other = PQconnectdb(pg_url);
+    ck_assert_msg(PQstatus(other) == CONNECTION_OK, "%s", PQerrorMessage(other));
+    char sql[256];
+    snprintf(sql, sizeof(sql), "BEGIN; INSERT INTO jobs (agent_id, kind, start_stage, state, created_at, updated_at)"
+             " VALUES (%lld, 'replay', 1, 'queued', 0, 0)", (long long)ann);
+    PGresult *r = PQexec(other, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(other));
+    PQclear(r);
+    reset_call call = {.agent_id = ann};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, reset_thread, &call), 0);
+    usleep(300 * 1000);
+    /* The reset waits for the insert, then sees its job and resets nothing. */
+    int waited = !atomic_load(&call.done);
+    r = PQexec(other, "COMMIT");
+    PQclear(r);
+    pthread_join(t, NULL);
+    PQfinish(other);
+    ck_assert_int_eq(waited, 1);
+    ck_assert_int_eq(call.rc, AD_ECONFLICT);
+    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM executions WHERE agent_id = ?1 AND status = 'pending'", ann),
+                     0);
+    storage_close();
+}
+END_TEST
+
 Suite *storage_schema_pg_suite(void)
 {
     Suite *s = suite_create("storage_schema_pg");
@@ -544,6 +599,7 @@ Suite *storage_schema_pg_suite(void)
     tcase_add_test(tc, test_pg_recorder_skips_a_deleted_agent);
     tcase_add_test(tc, test_pg_logs_pruned);
     tcase_add_test(tc, test_pg_deployment_removed_rolls_back);
+    tcase_add_test(tc, test_pg_reset_waits_for_a_job_being_queued);
     suite_add_tcase(s, tc);
     return s;
 }
