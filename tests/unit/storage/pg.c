@@ -327,6 +327,19 @@ START_TEST(test_pg_server_down_is_unavailable_then_reconnects)
     ck_assert_int_eq(pgserver_restart(&own), 0);
     usleep(600 * 1000);
     ck_assert_int_eq(count_items(c), 1);
+
+    /* A unit of work that died with the connection stays dead until it is
+     * ended: its next writes do not run outside it on a new connection. */
+    ck_assert_int_eq(storage_begin(c, &e), 0);
+    ck_assert_int_eq(pgserver_stop(&own), 0);
+    ck_assert_int_eq(pgserver_restart(&own), 0);
+    st = storage_stmt(c, "INSERT INTO items (name) VALUES ('lost')");
+    ck_assert_int_eq(sql_step(st), SQL_EDOWN);
+    usleep(600 * 1000);
+    st = storage_stmt(c, "INSERT INTO items (name) VALUES ('lost')");
+    ck_assert_int_eq(sql_step(st), SQL_EDOWN);
+    ck_assert_int_eq(storage_commit(c, &e), AD_EUNAVAILABLE);
+    ck_assert_int_eq(count_items(c), 1);
     close_tiny();
     pgserver_destroy(&own);
 }
@@ -423,6 +436,8 @@ START_TEST(test_pg_url_description_hides_the_password)
     storage_url_describe("host=/run/pg dbname=x password=s3cret", out, sizeof(out));
     ck_assert_ptr_null(strstr(out, "s3cret"));
     ck_assert_str_eq(out, "host /run/pg port (default) database x");
+    storage_url_describe("postgresql://agentd@/?host=/s", out, sizeof(out));
+    ck_assert_str_eq(out, "host /s port (default) database agentd");
     /* A connection failure names the server, never the password. */
     ad_err e = {0};
     ck_assert_int_eq(pg_open("postgresql://agentd:s3cret@/nodb?host=/nonexistent&port=1", &e), AD_EUNAVAILABLE);
