@@ -180,6 +180,7 @@ check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) base_prom
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) pipeline_eta
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) pipeline_pool
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) storage_jobs_pg
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) handlers_agents
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) api_stream
