@@ -54,7 +54,7 @@ E2E_BIN    := $(BUILD)/e2e_tests
 FAKE_BIN   := $(BUILD)/fake_gemini
 AGENTCTL   := $(BUILD)/agentctl
 
-.PHONY: all deps run test check check-threads build lint bench clean format smoke-gemini
+.PHONY: all deps run test check check-threads check-pg build lint bench clean format smoke-gemini
 
 all: build
 
@@ -170,18 +170,22 @@ $(NODE_TOOLS): package-lock.json
 	@scripts/deps.sh test
 
 # The suites whose threads share state (the llm loop, deferred responses,
-# streams, the worker pool, a training stop reaching running workers, the
+# streams, the worker pool with its heartbeat, a training stop reaching running workers, the
 # maintenance thread and postponed jobs on a full disk, the per-caller
-# limits under concurrent requests, the token checks' throttles shared by
+# limits under concurrent requests, the PostgreSQL driver's units of work,
+# snapshots and racing migrations, the token checks' throttles shared by
 # the HTTP threads, inference while deployments switch, the metrics' sharded
 # counters added to from every thread), again under ThreadSanitizer.
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) base_prom
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) pipeline_eta
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) pipeline_pool
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) storage_jobs_pg
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) handlers_agents
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) api_stream
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) server_limits
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) storage_pg
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_inference
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_pipeline
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_compat
@@ -190,6 +194,16 @@ check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_tokens
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_deployments
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_metrics
+
+# The e2e suites again on PostgreSQL: AGENTD_E2E_BACKEND=pg starts one
+# throwaway server (tests/common/pgserver.c) and gives every agentd start a
+# fresh database. Release build only; not (yet) part of `make test`.
+# `make check-pg SUITE=e2e_agents` runs one suite.
+check-pg: $(AGENTD) $(AGENTCTL) $(E2E_BIN) $(FAKE_BIN)
+ifneq ($(VARIANT),release)
+	$(error check-pg runs on the release build: make check-pg VARIANT=release)
+endif
+	CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) AGENTCTL_BIN=$(AGENTCTL) AGENTD_E2E_BACKEND=pg $(E2E_BIN) $(SUITE)
 
 # The builds use every core (a recipe's own lines, the test runs, stay in
 # order); CI's budget for the whole of `make test` is ten minutes.

@@ -16,7 +16,148 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
 #include "base/buf.h"
+#include "tests/common/pgserver.h"
+
+/* The shared PostgreSQL server, started before the suites fork their tests:
+ * each test process inherits its dir and port. */
+static pgserver e2e_pg;
+static int e2e_pg_running;
+
+int e2e_backend_pg(void)
+{
+    const char *b = getenv("AGENTD_E2E_BACKEND");
+    return b && !strcmp(b, "pg");
+}
+
+int e2e_skip_on_pg(const char *why)
+{
+    if (!e2e_backend_pg()) return 0;
+    fprintf(stderr, "skipped on PostgreSQL: %s\n", why);
+    return 1;
+}
+
+/* A connection to the server's PostgreSQL database. */
+static PGconn *e2e_pg_connect(const e2e_server *s)
+{
+    PGconn *conn = PQconnectdb(s->database_url);
+    ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "connect: %s", PQerrorMessage(conn));
+    return conn;
+}
+
+/* The server's SQLite file, opened beside it (WAL: waits for its writes). */
+static sqlite3 *e2e_lite_open(const e2e_server *s)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/agentd.db", s->data_dir);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    return db;
+}
+
+long long e2e_db_int(const e2e_server *s, const char *sql)
+{
+    long long v = -1;
+    if (s->database_url[0]) {
+        PGconn *conn = e2e_pg_connect(s);
+        PGresult *res = PQexec(conn, sql);
+        ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+        if (PQntuples(res) > 0) v = atoll(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        PQfinish(conn);
+        return v;
+    }
+    sqlite3 *db = e2e_lite_open(s);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+char *e2e_db_rows(const e2e_server *s, const char *sql)
+{
+    ad_buf b;
+    ad_buf_init(&b);
+    if (s->database_url[0]) {
+        PGconn *conn = e2e_pg_connect(s);
+        PGresult *res = PQexec(conn, sql);
+        ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+        for (int r = 0; r < PQntuples(res); r++) {
+            for (int c = 0; c < PQnfields(res); c++)
+                ad_buf_printf(&b, "%s%s", c ? "|" : "", PQgetisnull(res, r, c) ? "NULL" : PQgetvalue(res, r, c));
+            ad_buf_putc(&b, '\n');
+        }
+        PQclear(res);
+        PQfinish(conn);
+        return ad_buf_steal(&b, NULL);
+    }
+    sqlite3 *db = e2e_lite_open(s);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            const unsigned char *v = sqlite3_column_text(st, c);
+            ad_buf_printf(&b, "%s%s", c ? "|" : "", v ? (const char *)v : "NULL");
+        }
+        ad_buf_putc(&b, '\n');
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ad_buf_steal(&b, NULL);
+}
+
+long long e2e_db_exec(const e2e_server *s, const char *sql)
+{
+    long long n;
+    if (s->database_url[0]) {
+        PGconn *conn = e2e_pg_connect(s);
+        PGresult *res = PQexec(conn, sql);
+        ExecStatusType st = PQresultStatus(res);
+        ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+        n = atoll(PQcmdTuples(res));
+        PQclear(res);
+        PQfinish(conn);
+        return n;
+    }
+    sqlite3 *db = e2e_lite_open(s);
+    char *err = NULL;
+    ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK, "%s: %s", sql, err ? err : "?");
+    n = sqlite3_changes(db);
+    sqlite3_close(db);
+    return n;
+}
+
+int e2e_pg_setup(void)
+{
+    if (!e2e_backend_pg()) return 0;
+    if (pgserver_start(&e2e_pg) < 0) return -1;
+    e2e_pg_running = 1;
+    return 0;
+}
+
+void e2e_pg_teardown(void)
+{
+    if (!e2e_pg_running) return;
+    pgserver_destroy(&e2e_pg);
+    e2e_pg_running = 0;
+}
+
+/* A fresh database for `s` on the shared server. */
+static void e2e_pg_create(e2e_server *s)
+{
+    static int seq;
+    ck_assert_msg(e2e_pg_running, "AGENTD_E2E_BACKEND=pg but no PostgreSQL server was started");
+    char name[64];
+    snprintf(name, sizeof(name), "e2e_%d_%d", (int)getpid(), seq++);
+    ck_assert_msg(pgserver_create_db(&e2e_pg, name, s->database_url, sizeof(s->database_url)) == 0,
+                  "cannot create database %s", name);
+}
 
 void e2e_sleep_ms(int ms)
 {
@@ -73,6 +214,10 @@ static void e2e_spawn(e2e_server *s, const char *const *args, const char *const 
     argv[n++] = "127.0.0.1";
     argv[n++] = "--data-dir";
     argv[n++] = s->data_dir;
+    if (s->database_url[0]) {
+        argv[n++] = "--database-url";
+        argv[n++] = s->database_url;
+    }
     for (int i = 0; args && args[i] && n < 62; i++) argv[n++] = args[i];
     argv[n] = NULL;
     truncate(s->log_path, 0);
@@ -113,6 +258,7 @@ void e2e_start(e2e_server *s, const char *const *args, const char *const *env)
     snprintf(s->log_path, sizeof(s->log_path), "%s/agentd.log", s->dir);
     snprintf(s->data_dir, sizeof(s->data_dir), "%s/data", s->dir);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (e2e_backend_pg()) e2e_pg_create(s);
     e2e_spawn(s, args, env);
 }
 

@@ -58,7 +58,7 @@ static void make_ready_agent(storage_conn *db)
     ad_err e = {0};
     ck_assert_msg(storage_agents_create(db, &a, &id, &e) == 0, "%s", e.msg);
     job_row job;
-    ck_assert_int_eq(storage_jobs_claim(db, &job, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(db, &job, &e), 0);
     atomic_int stop = 0;
     pipeline_run_job(db, &job, &stop);
     job_row_cleanup(&job);
