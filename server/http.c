@@ -958,7 +958,7 @@ static int http_listen(const ad_config *cfg, ad_err *e)
     return fd;
 }
 
-int http_start(ad_http **out, const ad_app *app, ad_err *e)
+int http_start(ad_http **out, const ad_app *app, limits *lim, ad_err *e)
 {
     MHD_set_panic_func(http_mhd_panic, NULL);
     const ad_config *cfg = app->cfg;
@@ -978,7 +978,7 @@ int http_start(ad_http **out, const ad_app *app, ad_err *e)
 
     ad_http *h = ad_calloc(1, sizeof(*h));
     h->app = app;
-    h->limits = limits_open_memory();
+    h->limits = lim;
     struct sockaddr_in bound;
     socklen_t bound_len = sizeof(bound);
     h->port = getsockname(fd, (struct sockaddr *)&bound, &bound_len) == 0 ? ntohs(bound.sin_port)
@@ -1001,7 +1001,6 @@ int http_start(ad_http **out, const ad_app *app, ad_err *e)
          * on most of its failure paths, and closing it again could close a
          * descriptor another thread (workers, logger) has just opened under
          * the same number. Where it does not, start-up ends right after. */
-        limits_close(h->limits);
         free(h);
         header_deadline_stop();
         return ad_err_set(e, AD_EIO, "cannot start the HTTP server on %s:%d", cfg->bind, cfg->port);
@@ -1045,6 +1044,5 @@ void http_stop(ad_http *h)
     if (!h) return;
     MHD_stop_daemon(h->daemon);
     header_deadline_stop();
-    limits_close(h->limits);
     free(h);
 }

@@ -15,8 +15,10 @@
 
 typedef struct ad_http ad_http;
 
-/* Binds and starts serving. `app` must outlive the server. */
-int http_start(ad_http **out, const ad_app *app, ad_err *e);
+/* Binds and starts serving, counting callers' requests and inferences in
+ * `lim` (server/limits.h). `app` and `lim` must outlive the server; the
+ * caller closes `lim` after http_stop. */
+int http_start(ad_http **out, const ad_app *app, limits *lim, ad_err *e);
 
 /* The requests refused by the per-caller limits so far (for /metrics). */
 void http_limits_stats(const ad_http *h, limits_stats *out);

@@ -7,8 +7,13 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "base/series.h"
+#include "storage/db.h"
+#include "storage/rates.h"
+
+_Static_assert(LIMITS_WINDOW_MS == STORAGE_RATES_WINDOW_MS, "the maintenance pass prunes by the window");
 
 #define LIMITS_KEY_MAX 40
 #define LIMITS_BUCKETS 64      /* per stripe: 4096 chains in all */
@@ -230,14 +235,19 @@ static void mem_destroy(void *self)
 
 static const limits_backend mem_backend = {mem_take, mem_enter, mem_leave, mem_destroy};
 
-limits *limits_open_memory(void)
+static mem_limits *mem_new(void)
 {
     mem_limits *m = ad_calloc(1, sizeof(*m));
     for (size_t i = 0; i < LIMITS_STRIPES; i++) {
         pthread_mutex_init(&m->stripes[i].mu, NULL);
         m->stripes[i].sweep_at = LIMITS_SWEEP_MIN;
     }
-    return limits_open(&mem_backend, m);
+    return m;
+}
+
+limits *limits_open_memory(void)
+{
+    return limits_open(&mem_backend, mem_new());
 }
 
 size_t limits_memory_cells(const limits *l)
@@ -251,4 +261,81 @@ size_t limits_memory_cells(const limits *l)
         pthread_mutex_unlock(&m->stripes[i].mu);
     }
     return n;
+}
+
+/* ---- the backend on the shared database ---- */
+
+#define STORE_LOG_EVERY_MS 60000
+
+typedef struct store_limits {
+    mem_limits *inflight;      /* enter/leave: this process's inferences */
+    atomic_llong logged_ms;    /* when a failure was last logged */
+    atomic_long unlogged;      /* failures since */
+} store_limits;
+
+/* Logs a failed take, at most once a minute (a database that is down fails
+ * every request: one line says it), with the count of those not logged. */
+static void store_note_failure(store_limits *s, int64_t now_ms, const ad_err *e)
+{
+    long long last = atomic_load(&s->logged_ms);
+    if (now_ms - last < STORE_LOG_EVERY_MS || !atomic_compare_exchange_strong(&s->logged_ms, &last, now_ms)) {
+        atomic_fetch_add(&s->unlogged, 1);
+        return;
+    }
+    long more = atomic_exchange(&s->unlogged, 0);
+    ad_log(AD_LOG_WARN, "rate limits: the database did not count a request, admitted uncounted (%ld more "
+           "since the last such line): %s", more, e->msg);
+}
+
+static void store_take(void *self, const char *caller, int limit, int64_t now_ms, limits_decision *out)
+{
+    store_limits *s = self;
+    storage_conn *db = storage_conn_get();
+    int64_t start = now_ms, count = 1;
+    ad_err e = {0};
+    int rc = db ? storage_rates_take(db, caller, now_ms, LIMITS_WINDOW_MS, &start, &count, &e)
+                : ad_err_set(&e, AD_EUNAVAILABLE, "no database connection");
+    if (rc < 0) {
+        /* Fail open: the request is the first of a fresh window. */
+        store_note_failure(s, now_ms, &e);
+        start = now_ms;
+        count = 1;
+    }
+    out->allowed = count <= limit;
+    out->limit = limit;
+    out->remaining = count >= limit ? 0 : (int)(limit - count);
+    int64_t left_ms = start + LIMITS_WINDOW_MS - now_ms;
+    if (left_ms > LIMITS_WINDOW_MS) left_ms = LIMITS_WINDOW_MS; /* another replica's clock ahead */
+    int reset = (int)((left_ms + 999) / 1000);
+    out->reset_s = reset < 1 ? 1 : reset;
+}
+
+static int store_enter(void *self, const char *caller, int cap)
+{
+    store_limits *s = self;
+    return mem_enter(s->inflight, caller, cap);
+}
+
+static void store_leave(void *self, const char *caller)
+{
+    store_limits *s = self;
+    mem_leave(s->inflight, caller);
+}
+
+static void store_destroy(void *self)
+{
+    store_limits *s = self;
+    mem_destroy(s->inflight);
+    free(s);
+}
+
+static const limits_backend store_backend = {store_take, store_enter, store_leave, store_destroy};
+
+limits *limits_open_storage(void)
+{
+    store_limits *s = ad_calloc(1, sizeof(*s));
+    s->inflight = mem_new();
+    atomic_init(&s->logged_ms, 0);
+    atomic_init(&s->unlogged, 0);
+    return limits_open(&store_backend, s);
 }

@@ -7,25 +7,28 @@
  * is what RateLimit-Reset and Retry-After tell the client.
  *
  * Callers hold an opaque `limits` and never learn which backend counts. The
- * one here is in memory, for one process: cells in a table striped over
+ * in-memory one serves one process: cells in a table striped over
  * LIMITS_STRIPES mutexes (a request locks one stripe, briefly; no global
  * lock), holding only callers seen within the last window or with an
  * inference in flight (others are swept away as the table grows), so memory
  * follows the number of active callers, and those are bounded by the tokens
  * an administrator made (callers are counted after authentication).
  *
- * Several replicas (issue 13) share one budget by giving limits_open a
- * backend on the shared database, with the same three operations:
- * - take: one statement per request on a table (caller PRIMARY KEY,
- *   window_start, count), an upsert that starts a new window when
- *   window_start + LIMITS_WINDOW_MS <= now and else adds one, RETURNING
- *   window_start and count (PostgreSQL and SQLite both have both);
- * - enter/leave: a row per inference in flight (caller, replica, request id,
- *   expires_at): enter inserts it when the caller's unexpired rows are fewer
- *   than the cap (one transaction), leave deletes it; the expiry, renewed
- *   while the request runs, frees the slots of a replica that died.
- * A backend whose store fails should admit the request (fail open) and log:
- * limits protect fairness, not correctness.
+ * Several replicas (issue 13) share one request budget per caller through
+ * the database: limits_open_storage counts each request with one statement
+ * on the table rate_windows (storage/rates.h: an upsert that starts a new
+ * window when window_start + LIMITS_WINDOW_MS <= now and else adds one,
+ * RETURNING window_start and count), on the calling thread's connection.
+ * A caller with a limit of N gets N requests per window across all the
+ * replicas together. Inferences in flight stay counted in memory, per
+ * replica (the in-memory backend's cells): a caller may run its cap on each
+ * replica at once, and a replica that dies takes its slots with it, so no
+ * slot outlives a crash. main picks the storage backend when the database is
+ * shared (storage_is_shared), the in-memory one on SQLite, where one process
+ * owns the file.
+ * A backend whose store fails admits the request (fail open) and logs, at
+ * most once a minute: limits protect fairness, not correctness, and a
+ * database that is down refuses the request's own work with a 503 anyway.
  */
 #ifndef AD_SERVER_LIMITS_H
 #define AD_SERVER_LIMITS_H
@@ -62,6 +65,12 @@ limits *limits_open(const limits_backend *backend, void *self);
 
 /* A limiter on the in-memory backend. */
 limits *limits_open_memory(void);
+
+/* A limiter whose request windows live in the database (storage/rates.h),
+ * shared by every process on it; inferences in flight are counted in memory
+ * (per process). A take that cannot reach the database admits the request
+ * with a fresh window's headers and logs at most once a minute. */
+limits *limits_open_storage(void);
 
 /* Destroys the limiter and its backend. */
 void limits_close(limits *l);

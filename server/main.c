@@ -18,6 +18,7 @@
 #include "server/hangup.h"
 #include "server/healthcheck.h"
 #include "server/http.h"
+#include "server/limits.h"
 #include "server/sse.h"
 #include "storage/db.h"
 #include "storage/inferences.h"
@@ -132,6 +133,7 @@ int main(int argc, char **argv)
     ad_log_start_async();
     ad_app app = {.cfg = &cfg, .started_ms = ad_clock_now_ms(), .started_mono_ms = ad_clock_mono_ms()};
     ad_http *http = NULL;
+    limits *lim = NULL;
     code = 1;
     if (storage_open(cfg.data_dir, &e) < 0) {
         ad_log(AD_LOG_ERROR, "%s", e.msg);
@@ -167,7 +169,10 @@ int main(int argc, char **argv)
         ad_log(AD_LOG_ERROR, "%s", e.msg);
         goto out;
     }
-    if (http_start(&http, &app, &e) < 0) {
+    /* Replicas on one database share each caller's request budget through
+     * it; on SQLite this process alone serves the file: memory will do. */
+    lim = storage_is_shared() ? limits_open_storage() : limits_open_memory();
+    if (http_start(&http, &app, lim, &e) < 0) {
         ad_log(AD_LOG_ERROR, "%s", e.msg);
         goto out;
     }
@@ -190,6 +195,7 @@ out:
     }
     sse_ticker_stop();
     http_stop(http);
+    limits_close(lim);
     hangup_stop();
     llm_client_free(app.llm);
     storage_inferences_stop();

@@ -65,6 +65,11 @@ int storage_open_url(const char *url, ad_err *e)
     return rc;
 }
 
+int storage_is_shared(void)
+{
+    return db_kind == STORAGE_PG;
+}
+
 int storage_pragma_int(storage_conn *c, const char *sql)
 {
     sql_stmt *st = storage_stmt(c, sql);

@@ -30,6 +30,12 @@ int storage_open(const char *data_dir, ad_err *e);
  * replicas share one database. */
 int storage_open_url(const char *url, ad_err *e);
 
+/* 1 when the database is shared by several processes (PostgreSQL, opened
+ * by storage_open_url), 0 on SQLite (one process owns the file, by its data
+ * dir lock): state a single process may keep in memory must go to the
+ * database when it is shared. */
+int storage_is_shared(void);
+
 /* Closes the calling thread's connection, forgets the path and releases the
  * data dir's lock; call last. */
 void storage_close(void);

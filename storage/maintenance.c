@@ -10,6 +10,7 @@
 #include "storage/idempotency.h"
 #include "storage/conn.h"
 #include "storage/internal.h"
+#include "storage/rates.h"
 
 /* Rows per pruning transaction: small enough that a waiting request's write
  * is delayed by milliseconds, not seconds. */
@@ -184,6 +185,11 @@ int storage_prune_logs(storage_conn *db, const storage_retention *r, atomic_int 
             rc = prune_by_age(db, &age_logs[i], cutoff, stop, &count, e);
     }
     if (rc == 0) rc = prune_by_age(db, &idem_log, ad_clock_now_ms() - STORAGE_IDEM_TTL_MS, stop, &count, e);
+    if (rc == 0) {
+        int64_t n = 0;
+        rc = storage_rates_prune(db, ad_clock_now_ms(), STORAGE_RATES_WINDOW_MS, &n, e);
+        count += n;
+    }
     if (rc == 0 && r->max_rows_per_agent > 0) {
         for (size_t i = 0; rc == 0 && i < sizeof(capped_logs) / sizeof(capped_logs[0]); i++)
             rc = prune_by_rows(db, &capped_logs[i], r->max_rows_per_agent, stop, &count, e);

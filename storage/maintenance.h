@@ -3,7 +3,8 @@
  *
  * Logs that grow with traffic (inference calls, finished jobs, finished
  * training runs with their iterations, feedback) are pruned by age and by
- * rows per agent, idempotency keys after STORAGE_IDEM_TTL_MS, in small
+ * rows per agent, idempotency keys after STORAGE_IDEM_TTL_MS, the rate
+ * windows of callers gone quiet (storage/rates.h), in small
  * batches, each its own short transaction, so no
  * request waits long behind them. Pages freed by pruning or by deleting
  * agents go back to the file system (incremental auto-vacuum) and the WAL is
@@ -24,8 +25,8 @@ typedef struct storage_retention {
     int64_t max_rows_per_agent;   /* inference-log and feedback rows kept per agent; 0: no limit */
 } storage_retention;
 
-/* One pruning pass over every log, in batches; stops early when `*stop` is
- * set (NULL: never). `*removed` (when not NULL) counts the rows deleted,
+/* One pruning pass over every log and the ended rate windows, in batches;
+ * stops early when `*stop` is set (NULL: never). `*removed` (when not NULL) counts the rows deleted,
  * cascaded rows not included. */
 int storage_prune_logs(storage_conn *db, const storage_retention *r, atomic_int *stop,
                        int64_t *removed, ad_err *e);

@@ -1,12 +1,17 @@
 /* Tests server/limits.c: the per-caller window (count down, reset, 429),
  * callers apart, the inference cap, idle cells dropped, and many threads at
- * once (run under ThreadSanitizer by check-threads). */
+ * once (run under ThreadSanitizer by check-threads); the backend on the
+ * shared database over a real SQLite file (the same code counts on
+ * PostgreSQL): the same decisions as in memory, one budget for two
+ * limiters, inferences per limiter, failing open. */
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
 
 #include "base/clock.h"
 #include "server/limits.h"
+#include "tests/unit/storage/fixtures.h"
+
 
 Suite *server_limits_suite(void);
 
@@ -167,6 +172,127 @@ START_TEST(test_limits_concurrent_callers)
 }
 END_TEST
 
+
+/* One request of a script, and what both backends must answer. */
+typedef struct take_step {
+    const char *caller;
+    int limit;
+    int64_t at;           /* ms after T0 */
+    int allowed, remaining, reset_s;
+} take_step;
+
+static const take_step window_script[] = {
+    {"token:1", 3, 0, 1, 2, 60},
+    {"token:1", 3, 1000, 1, 1, 59},
+    {"token:1", 3, 2000, 1, 0, 58},
+    {"token:1", 3, 10500, 0, 0, 50},
+    {"admin", 3, 10500, 1, 2, 60},
+    {"token:1", 3, 59999, 0, 0, 1},
+    {"token:1", 3, LIMITS_WINDOW_MS, 1, 2, 60},
+    {"token:1", 10, LIMITS_WINDOW_MS + 1, 1, 8, 60},
+    {"admin", 3, LIMITS_WINDOW_MS + 10499, 1, 1, 1},
+};
+
+static void run_script(limits *l, const char *name)
+{
+    for (size_t i = 0; i < sizeof(window_script) / sizeof(window_script[0]); i++) {
+        const take_step *t = &window_script[i];
+        limits_decision d;
+        limits_take(l, t->caller, t->limit, T0 + t->at, &d);
+        ck_assert_msg(d.allowed == t->allowed && d.limit == t->limit && d.remaining == t->remaining &&
+                          d.reset_s == t->reset_s,
+                      "%s, step %zu: allowed %d remaining %d reset %d", name, i, d.allowed, d.remaining,
+                      d.reset_s);
+    }
+    limits_stats st;
+    limits_get_stats(l, &st);
+    ck_assert_uint_eq(st.rate_limited, 2);
+}
+
+/* The RateLimit headers and the 429 come out the same from the shared
+ * database as from memory. */
+START_TEST(test_limits_storage_decides_as_memory)
+{
+    limits *m = limits_open_memory();
+    run_script(m, "memory");
+    limits_close(m);
+    storage_fixture f;
+    storage_fixture_open(&f);
+    limits *l = limits_open_storage();
+    run_script(l, "storage");
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM rate_windows", 0), 2);
+    limits_close(l);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* Two limiters on one database (two replicas) share each caller's budget;
+ * each keeps its own inferences in flight. */
+START_TEST(test_limits_storage_shared_budget_own_inflight)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    limits *a = limits_open_storage(), *b = limits_open_storage();
+    limits_decision d;
+    for (int i = 0; i < 4; i++) {
+        limits_take(i % 2 ? b : a, "token:9", 4, T0 + i, &d);
+        ck_assert_int_eq(d.allowed, 1);
+        ck_assert_int_eq(d.remaining, 3 - i);
+    }
+    limits_take(a, "token:9", 4, T0 + 10, &d);
+    ck_assert_int_eq(d.allowed, 0);
+    limits_take(b, "token:9", 4, T0 + 11, &d);
+    ck_assert_int_eq(d.allowed, 0);
+    ck_assert_int_eq(limits_inference_enter(a, "token:9", 1), 1);
+    ck_assert_int_eq(limits_inference_enter(a, "token:9", 1), 0);
+    ck_assert_int_eq(limits_inference_enter(b, "token:9", 1), 1);
+    limits_inference_leave(a, "token:9");
+    ck_assert_int_eq(limits_inference_enter(a, "token:9", 1), 1);
+    limits_inference_leave(a, "token:9");
+    limits_inference_leave(b, "token:9");
+    limits_stats st;
+    limits_get_stats(a, &st);
+    ck_assert_uint_eq(st.rate_limited, 1);
+    ck_assert_uint_eq(st.inference_capped, 1);
+    limits_close(a);
+    limits_close(b);
+    storage_fixture_close(&f);
+}
+END_TEST
+
+/* A database that fails the count, or no connection at all, admits the
+ * request (a fresh window's headers) rather than refusing it. */
+START_TEST(test_limits_storage_fails_open)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    limits *l = limits_open_storage();
+    limits_decision d;
+    limits_take(l, "token:3", 1, T0, &d);
+    ck_assert_int_eq(d.allowed, 1);
+    limits_take(l, "token:3", 1, T0 + 1, &d);
+    ck_assert_int_eq(d.allowed, 0);
+    storage_fixture_fail_statement(f.db, "rate_windows", 0);
+    limits_take(l, "token:3", 1, T0 + 2, &d);
+    ck_assert_int_eq(storage_fixture_fail_statement(f.db, NULL, 0), 1);
+    ck_assert_int_eq(d.allowed, 1);
+    ck_assert_int_eq(d.remaining, 0);
+    ck_assert_int_eq(d.reset_s, 60);
+    limits_take(l, "token:3", 1, T0 + 3, &d);
+    ck_assert_int_eq(d.allowed, 0);
+    storage_fixture_close(&f);
+    /* Storage closed: this thread gets no connection. */
+    for (int i = 0; i < 3; i++) {
+        limits_take(l, "token:3", 1, T0 + 4 + i, &d);
+        ck_assert_int_eq(d.allowed, 1);
+    }
+    limits_stats st;
+    limits_get_stats(l, &st);
+    ck_assert_uint_eq(st.rate_limited, 2);
+    limits_close(l);
+}
+END_TEST
+
 Suite *server_limits_suite(void)
 {
     Suite *s = suite_create("server_limits");
@@ -176,6 +302,9 @@ Suite *server_limits_suite(void)
     tcase_add_test(tc, test_limits_inference_cap);
     tcase_add_test(tc, test_limits_idle_callers_dropped);
     tcase_add_test(tc, test_limits_concurrent_callers);
+    tcase_add_test(tc, test_limits_storage_decides_as_memory);
+    tcase_add_test(tc, test_limits_storage_shared_budget_own_inflight);
+    tcase_add_test(tc, test_limits_storage_fails_open);
     suite_add_tcase(s, tc);
     return s;
 }
