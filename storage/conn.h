@@ -88,8 +88,14 @@ void lite_disconnect(storage_conn *c);
 int pg_open(const char *url, ad_err *e);
 void pg_close(void);
 
-/* A new connection for the calling thread; NULL with `e` filled when the
- * server cannot be reached. */
+/* The driver's tests: makes pg_open run `list` (`n` entries, NULL ones
+ * skipped) instead of storage_pg_migrations; NULL goes back to those. */
+void pg_use_migrations(const char *const *list, size_t n);
+
+/* A new connection for the calling thread; NULL with `e` filled before
+ * pg_open. A server that cannot be reached gives a broken connection, not
+ * NULL: its statements fail with SQL_EDOWN until a reset (at most one per
+ * 500 ms) reaches the server again. */
 storage_conn *pg_connect(ad_err *e);
 void pg_disconnect(storage_conn *c);
 

@@ -13,6 +13,7 @@
 #ifndef AD_STORAGE_DB_H
 #define AD_STORAGE_DB_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -35,6 +36,10 @@ int storage_open_url(const char *url, ad_err *e);
  * dir lock): state a single process may keep in memory must go to the
  * database when it is shared. */
 int storage_is_shared(void);
+
+/* Names the server a database URL points at for a log line or a message:
+ * "host H port P database D", never the user's password. */
+void storage_url_describe(const char *url, char *out, size_t cap);
 
 /* Closes the calling thread's connection, forgets the path and releases the
  * data dir's lock; call last. */
