@@ -13,8 +13,9 @@
 #include "llm/client.h" /* LLM_DEFAULT_MODEL: one default for both */
 
 /* OPT_DURATION: seconds, given as an integer with an optional s, m, h or d suffix. */
+/* OPT_DBURL: a database URL, which may hold a password (shown redacted). */
 typedef enum { OPT_INT, OPT_SIZE, OPT_BOOL, OPT_STRING, OPT_SECRET, OPT_LOGLEVEL, OPT_IPV4,
-               OPT_THINKING, OPT_DURATION } opt_type;
+               OPT_THINKING, OPT_DURATION, OPT_DBURL } opt_type;
 
 typedef struct config_opt {
     const char *key;    /* JSON key */
@@ -98,6 +99,10 @@ static const config_opt config_opts[] = {
      OFF(log_max_rows_per_agent), 0, 1LL << 40, "inference-log and feedback rows kept per agent (0: no limit)"},
     {"maintenance_interval", "AGENTD_MAINTENANCE_INTERVAL", "--maintenance-interval", OPT_DURATION,
      OFF(maintenance_interval_s), 1, 86400, "period of log pruning and space reclaiming"},
+    {"database_url", "AGENTD_DATABASE_URL", "--database-url", OPT_DBURL, OFF(database_url), 0, 0,
+     "PostgreSQL URL, postgresql://user:pass@host:port/db (unset: SQLite in data_dir)"},
+    {"job_lease_ms", "AGENTD_JOB_LEASE_MS", "--job-lease-ms", OPT_INT, OFF(job_lease_ms), 1000, 600000,
+     "a running job's lease: another replica takes the job over once it expires"},
 };
 
 #define NOPTS (sizeof(config_opts) / sizeof(config_opts[0]))
@@ -146,6 +151,7 @@ void config_init(ad_config *cfg)
     cfg->log_retention_s = 30 * 86400;
     cfg->log_max_rows_per_agent = 100000;
     cfg->maintenance_interval_s = 60;
+    cfg->job_lease_ms = 15000;
 }
 
 void config_cleanup(ad_config *cfg)
@@ -153,7 +159,7 @@ void config_cleanup(ad_config *cfg)
     for (size_t i = 0; i < NOPTS; i++) {
         const config_opt *o = &config_opts[i];
         if (o->type == OPT_STRING || o->type == OPT_SECRET || o->type == OPT_LOGLEVEL ||
-            o->type == OPT_IPV4 || o->type == OPT_THINKING) {
+            o->type == OPT_IPV4 || o->type == OPT_THINKING || o->type == OPT_DBURL) {
             char **slot = (char **)((char *)cfg + o->offset);
             free(*slot);
             *slot = NULL;
@@ -248,12 +254,19 @@ static int config_apply(ad_config *cfg, const config_opt *o, const char *value, 
     }
     case OPT_SECRET:
         break;
+    case OPT_DBURL:
+        /* The value is not echoed: it may hold a password. */
+        if (*value && strncmp(value, "postgresql://", 13) != 0 && strncmp(value, "postgres://", 11) != 0)
+            return ad_err_set(e, AD_EINVAL, "%s: not a PostgreSQL URL (postgresql://user:pass@host:port/db)",
+                              o->key);
+        break;
     }
     if (strlen(value) > 4096) return ad_err_set(e, AD_EINVAL, "%s: longer than 4096 bytes", o->key);
     char **s = slot;
     free(*s);
-    /* An empty secret means unset, so `GEMINI_API_KEY= agentd` selects the local answerer. */
-    *s = (o->type == OPT_SECRET && !*value) ? NULL : ad_strdup(value);
+    /* An empty secret means unset, so `GEMINI_API_KEY= agentd` selects the
+     * local answerer; an empty database URL, SQLite. */
+    *s = ((o->type == OPT_SECRET || o->type == OPT_DBURL) && !*value) ? NULL : ad_strdup(value);
     return 0;
 }
 
@@ -399,6 +412,16 @@ void config_to_json(const ad_config *cfg, ad_buf *out)
         case OPT_SIZE: ad_buf_printf(out, "%lld", *(const long long *)slot); break;
         case OPT_BOOL: ad_buf_puts(out, *(const int *)slot ? "true" : "false"); break;
         case OPT_SECRET: ad_buf_puts(out, *(char *const *)slot ? "\"set\"" : "\"unset\""); break;
+        case OPT_DBURL: {
+            const char *url = *(char *const *)slot;
+            ad_buf shown;
+            ad_buf_init(&shown);
+            if (url) config_redact_url(url, &shown);
+            else ad_buf_puts(&shown, "unset");
+            ad_buf_json_string(out, shown.data, shown.len);
+            ad_buf_cleanup(&shown);
+            break;
+        }
         case OPT_STRING:
         case OPT_IPV4:
         case OPT_THINKING:
@@ -410,6 +433,47 @@ void config_to_json(const ad_config *cfg, ad_buf *out)
         }
     }
     ad_buf_printf(out, ",\"backend\":\"%s\"}", cfg->gemini_api_key ? "gemini" : "local");
+}
+
+/* Appends `s[0..n)` with the value of every password= parameter in it
+ * (up to '&', a blank or the end) replaced by ***. */
+static void config_redact_params(const char *s, size_t n, ad_buf *out)
+{
+    size_t i = 0;
+    while (i < n) {
+        int starts = i == 0 || s[i - 1] == '?' || s[i - 1] == '&' || s[i - 1] == ' ';
+        if (starts && n - i >= 9 && !strncmp(s + i, "password=", 9)) {
+            ad_buf_puts(out, "password=***");
+            i += 9;
+            while (i < n && s[i] != '&' && s[i] != ' ') i++;
+            continue;
+        }
+        ad_buf_putc(out, s[i++]);
+    }
+}
+
+void config_redact_url(const char *url, ad_buf *out)
+{
+    size_t n = strlen(url);
+    const char *scheme_end = strstr(url, "://");
+    if (!scheme_end) {
+        config_redact_params(url, n, out);
+        return;
+    }
+    const char *auth = scheme_end + 3;
+    size_t auth_len = strcspn(auth, "/?#");
+    /* The last '@' of the authority ends the user info: a password may hold '@'. */
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + auth_len; p++)
+        if (*p == '@') at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon) {
+        ad_buf_append(out, url, (size_t)(colon + 1 - url));
+        ad_buf_puts(out, "***");
+        config_redact_params(at, n - (size_t)(at - url), out);
+    } else {
+        config_redact_params(url, n, out);
+    }
 }
 
 void config_usage(ad_buf *out)

@@ -51,6 +51,8 @@ typedef struct ad_config {
     int log_retention_s;        /* log rows older than this are pruned; 0 = no age limit */
     long long log_max_rows_per_agent; /* inference-log and feedback rows kept per agent; 0 = no limit */
     int maintenance_interval_s; /* period of log pruning and space reclaiming */
+    char *database_url;         /* PostgreSQL (libpq URI, may hold a password); NULL: SQLite in data_dir */
+    int job_lease_ms;           /* a running job's lease; the heartbeat renews it every third */
 } ad_config;
 
 /* What the command line asked for besides settings. */
@@ -77,8 +79,13 @@ int config_load(ad_config *cfg, int argc, char **argv, char **envp, ad_config_ac
 /* Sets one setting by its JSON key from text, validating it. */
 int config_set(ad_config *cfg, const char *key, const char *value, ad_err *e);
 
-/* Appends the configuration as a JSON object; secrets appear as "set"/"unset". */
+/* Appends the configuration as a JSON object; secrets appear as "set"/"unset",
+ * database_url with its password redacted (or "unset"). */
 void config_to_json(const ad_config *cfg, ad_buf *out);
+
+/* Appends `url` (a database URL) with its password, if any, replaced by
+ * "***": the user:password@ part of a URI and any password= parameter. */
+void config_redact_url(const char *url, ad_buf *out);
 
 /* Writes the --help text. */
 void config_usage(ad_buf *out);

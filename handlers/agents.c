@@ -51,7 +51,11 @@ int agents_check_user_id(const char *id, ad_err *e)
 storage_conn *agents_db(ad_request *req, ad_response *res)
 {
     storage_conn *db = storage_conn_get();
-    if (!db) ad_response_error(res, req, 503, "database_unavailable", "the database cannot be opened");
+    if (!db) {
+        ad_err e;
+        ad_err_set(&e, AD_EUNAVAILABLE, "no database connection (storage_conn_get logged why)");
+        agents_answer_storage(req, res, AD_EUNAVAILABLE, NULL, &e);
+    }
     return db;
 }
 
@@ -70,6 +74,12 @@ int agents_answer_storage(ad_request *req, ad_response *res, int rc, const char 
                           e && e->msg[0] ? e->msg : "a conflicting operation is running");
     } else if (rc == AD_EBUSY) {
         ad_response_error(res, req, 503, "database_busy", "the database is busy; retry shortly");
+        ad_response_header(res, "Retry-After", "1");
+    } else if (rc == AD_EUNAVAILABLE) {
+        /* The database server is down or unreachable; the driver reconnects
+         * on a later request by itself. */
+        ad_log(AD_LOG_WARN, "request %s: database unreachable: %s", rid, detail);
+        ad_response_error(res, req, 503, "database_unavailable", "the database cannot be reached; retry shortly");
         ad_response_header(res, "Retry-After", "1");
     } else if (rc == AD_EIO) {
         ad_log(AD_LOG_WARN, "request %s: storage unavailable: %s", rid, detail);

@@ -24,7 +24,7 @@ int agents_lookup(ad_request *req, ad_response *res, agent_row *out);
 void agents_cancel_jobs(void *app, int64_t agent_id);
 
 /* The calling thread's database connection, or NULL after answering 503
- * `database_unavailable`. */
+ * `database_unavailable` (as agents_answer_storage does AD_EUNAVAILABLE). */
 storage_conn *agents_db(ad_request *req, ad_response *res);
 
 /* agents_lookup inside a read snapshot (storage/db.h), so that the request's
@@ -37,10 +37,12 @@ int agents_lookup_snapshot(ad_request *req, ad_response *res, agent_row *out);
 /* Answers a failed storage call of a request about agent `user_id` (NULL
  * when the request names none): 404 agent_not_found when the agent vanished
  * (AD_ENOTFOUND), 409 conflict when a conflicting job or run holds the agent
- * (AD_ECONFLICT, with storage's message), 503 database_busy or storage_unavailable (with Retry-After)
- * when the database is busy or refuses writes (disk full, I/O error), else
- * 500 storage_error. The client never sees SQLite's words: they go to the
- * log with the request id. Returns `rc`. */
+ * (AD_ECONFLICT, with storage's message), 503 database_busy,
+ * database_unavailable or storage_unavailable (with Retry-After) when the
+ * database is busy, cannot be reached (AD_EUNAVAILABLE: the server is down,
+ * the connection lost, a statement past its deadline) or refuses writes
+ * (disk full, I/O error), else 500 storage_error. The client never sees the
+ * database's words: they go to the log with the request id. Returns `rc`. */
 int agents_answer_storage(ad_request *req, ad_response *res, int rc, const char *user_id,
                           const ad_err *e);
 

@@ -75,7 +75,7 @@ int auth_token_principal(const char *token, ad_principal *out, ad_err *e)
     char prefix[TOKEN_PREFIX_LEN + 1];
     if (secret_parse(token, prefix) < 0) return ad_err_set(e, AD_EINVAL, "not a token");
     storage_conn *db = storage_conn_get();
-    if (!db) return ad_err_set(e, AD_EIO, "the database cannot be opened");
+    if (!db) return ad_err_set(e, AD_EUNAVAILABLE, "no database connection");
     /* A read snapshot left open on this thread's connection would show the
      * token as it was then, revoked or not: read it as it is now. */
     storage_snapshot_end(db);
@@ -109,6 +109,19 @@ int auth_token_principal(const char *token, ad_principal *out, ad_err *e)
     }
     token_row_cleanup(&s.token);
     return rc;
+}
+
+void auth_answer_storage(const ad_request *req, ad_response *res, int rc, const ad_err *e)
+{
+    if (rc == AD_EUNAVAILABLE) {
+        agents_answer_storage((ad_request *)(uintptr_t)req, res, rc, NULL, e);
+        return;
+    }
+    ad_log(AD_LOG_WARN, "request %s: cannot authenticate a token: %s", req->request_id ? req->request_id : "",
+           e && e->msg[0] ? e->msg : ad_err_name(rc));
+    ad_response_error(res, req, 503, "storage_unavailable",
+                      "the database cannot authenticate the token right now; retry shortly");
+    ad_response_header(res, "Retry-After", "1");
 }
 
 void auth_note_failure(const char *token, const char *reason, const char *request_id)

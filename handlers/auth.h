@@ -16,9 +16,17 @@
  * expiry and the secret's own end (rotation). Fills `out` (a TOKEN
  * principal whose agents list the caller frees with ad_principal_cleanup).
  * AD_EINVAL: no valid token (answer 401; `e` says why, for the audit log,
- * never naming the secret); another code: storage failed (answer 503).
+ * never naming the secret); another code: storage failed
+ * (auth_answer_storage: 503), AD_EUNAVAILABLE when there is no connection.
  * Records the token's use at most once a minute. */
 int auth_token_principal(const char *token, ad_principal *out, ad_err *e);
+
+/* Answers a token check that storage could not finish (a code of
+ * auth_token_principal other than AD_EINVAL): 503 database_unavailable when
+ * the database cannot be reached (AD_EUNAVAILABLE), else 503
+ * storage_unavailable; both with Retry-After: 1. Never 401, 403 or 500: the
+ * token may well be valid, and a retry will tell. */
+void auth_answer_storage(const ad_request *req, ad_response *res, int rc, const ad_err *e);
 
 /* Records a failed authentication in the audit log. A flood is coalesced:
  * at most one `auth.failed` row a second, whose detail counts the failures

@@ -25,11 +25,15 @@ static void health_answer(ad_request *req, ad_response *res, int stopping)
     /* The queue count reads the database file: it is the readability probe too. */
     storage_health sh;
     storage_health_check(db, &sh);
-    if (!db || storage_jobs_depth(db, &queued, &running, &e) < 0) {
+    int rc = db ? storage_jobs_depth(db, &queued, &running, &e) : AD_EUNAVAILABLE;
+    /* No connection, or the database server down or out of reach: the
+     * driver reconnects by itself, and this says when it has. */
+    int reachable = rc != AD_EUNAVAILABLE;
+    if (rc < 0) {
         healthy = 0;
         cJSON_AddStringToObject(dbc, "status", "error");
-        cJSON_AddStringToObject(dbc, "message", db ? "the database cannot be read; see the server log"
-                                                   : "the database cannot be opened");
+        cJSON_AddStringToObject(dbc, "message", reachable ? "the database cannot be read; see the server log"
+                                                          : "the database cannot be reached; see the server log");
     } else if (sh.writes_failing) {
         /* Reads still work, but nothing new can be stored: not ready. */
         healthy = 0;
@@ -39,6 +43,7 @@ static void health_answer(ad_request *req, ad_response *res, int stopping)
     } else {
         cJSON_AddStringToObject(dbc, "status", "ok");
     }
+    cJSON_AddStringToObject(dbc, "connection", reachable ? "ok" : "unavailable");
     cJSON_AddStringToObject(dbc, "writes", sh.writes_failing ? "failing" : "ok");
     if (sh.writes_failing) ad_json_add_time(dbc, "last_write_failure", sh.last_failure_ms);
 

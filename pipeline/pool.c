@@ -3,9 +3,15 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "base/buf.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "pipeline/runner.h"
@@ -22,6 +28,13 @@
  * twice a second. */
 #define POOL_STORAGE_BACKOFF_MS 500
 #define POOL_STORAGE_BACKOFF_MAX_MS 4000
+/* The listener's wait is cut in slices this long, so that a stop is seen
+ * soon (a notification ends a slice at once). */
+#define POOL_LISTEN_SLICE_MS 200
+/* How long the listener waits before reconnecting after a failure, doubled
+ * each time in a row, up to the cap. */
+#define POOL_LISTEN_BACKOFF_MS 250
+#define POOL_LISTEN_BACKOFF_MAX_MS 5000
 
 typedef struct pool_worker {
     pthread_t thread;
@@ -32,25 +45,38 @@ typedef struct pool_worker {
 
 struct pipeline_pool {
     pthread_mutex_t lock;
-    pthread_cond_t wake;
+    pthread_cond_t wake;     /* idle workers wait here, and only they */
+    pthread_cond_t tick;     /* timed pauses wait here; broadcast at the stop */
     int stopping;
-    unsigned pending;        /* notifications not yet consumed */
-    int nworkers;
+    unsigned pending;        /* wake-ups not yet consumed, at most `size` */
+    int size;                /* workers asked for (fixed before any starts) */
+    int nworkers;            /* workers started */
     atomic_int busy;
     pool_worker *workers;
+    char replica[STORAGE_JOBS_OWNER_MAX];
+    int64_t lease_ms;
+    pthread_t heartbeat, listener;
+    int heartbeat_on, listener_on;
 };
 
+/* Wakes one idle worker, or has the next worker that would sleep try again
+ * first. Wake-ups that nobody consumed are capped at the worker count: each
+ * one costs a claim that may find nothing, and more cannot find more. */
+static void pool_wake(pipeline_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->pending < (unsigned)p->size) p->pending++;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* An idle worker sleeps until woken or the stop: no timed poll, since every
+ * job that becomes claimable comes with a wake-up (a notify, the listener,
+ * the worker that freed or claimed a job). */
 static void pool_wait(pipeline_pool *p)
 {
     pthread_mutex_lock(&p->lock);
-    if (!p->stopping && p->pending == 0) {
-        /* A timed wait also picks up jobs left behind by a busy agent. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        pthread_cond_timedwait(&p->wake, &p->lock, &ts);
-    }
+    while (!p->stopping && p->pending == 0) pthread_cond_wait(&p->wake, &p->lock);
     if (p->pending) p->pending--;
     pthread_mutex_unlock(&p->lock);
 }
@@ -64,24 +90,25 @@ static int pool_stopping(pipeline_pool *p)
 }
 
 /* Sleeps `ms`, or less when the pool stops. */
-static void pool_pause(pipeline_pool *p, int ms)
+static void pool_pause(pipeline_pool *p, int64_t ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
+    ts.tv_sec += (time_t)(ms / 1000);
     ts.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
     pthread_mutex_lock(&p->lock);
-    while (!p->stopping && pthread_cond_timedwait(&p->wake, &p->lock, &ts) != ETIMEDOUT) {}
+    while (!p->stopping && pthread_cond_timedwait(&p->tick, &p->lock, &ts) != ETIMEDOUT) {}
     pthread_mutex_unlock(&p->lock);
 }
 
 /* After a job returned: one the runner could neither finish nor put back,
  * because the database refused the write, is still `running` with no worker
  * on it. Put it back in the queue (uncounted), retrying until the database
- * takes the write or the pool stops (the next start requeues it then), and
- * back off (`*backoff_ms`, doubled each time in a row) before claiming
- * again; a job that ended normally resets the wait. */
+ * takes the write or the pool stops (then its lease lapses, or on SQLite
+ * the next start recovers it), and back off (`*backoff_ms`, doubled each
+ * time in a row) before claiming again; a job that ended normally resets
+ * the wait. */
 static void pool_settle(pipeline_pool *p, storage_conn *db, int64_t job_id, int *backoff_ms)
 {
     for (;;) {
@@ -114,20 +141,22 @@ static void *pool_main(void *arg)
         /* Reset before claiming, so a cancel or stop that arrives between the
          * claim and the publication of agent_id below is not overwritten. */
         atomic_store(&w->cancel, 0);
-        int rc = db ? storage_jobs_claim(db, &job, &e) : AD_EIO;
-        if (rc == AD_ENOTFOUND || rc == AD_EBUSY) {
+        int rc = db ? storage_jobs_claim(db, p->replica, p->lease_ms, &job, &e) : AD_EIO;
+        if (rc == AD_ENOTFOUND) {
             pool_wait(p);
-            continue;
-        }
-        if (rc == AD_EIO) {
-            pool_pause(p, POOL_STORAGE_BACKOFF_MS);
             continue;
         }
         if (rc < 0) {
-            ad_log(AD_LOG_ERROR, "worker cannot claim a job: %s", e.msg);
-            pool_wait(p);
+            /* Busy, a refused write, a server away: no wake-up would come
+             * for the jobs waiting, so try again after a pause. */
+            if (rc != AD_EBUSY && rc != AD_EIO && rc != AD_EUNAVAILABLE)
+                ad_log(AD_LOG_ERROR, "worker cannot claim a job: %s", e.msg);
+            pool_pause(p, POOL_STORAGE_BACKOFF_MS);
             continue;
         }
+        /* One wake-up may stand for several jobs (PostgreSQL folds
+         * notifications together): another idle worker looks for more. */
+        pool_wake(p);
         if (job.attempts > POOL_MAX_ATTEMPTS) {
             pipeline_fail_job(db, &job, "interrupted too many times (the process stopped while running it)");
             job_row_cleanup(&job);
@@ -148,18 +177,138 @@ static void *pool_main(void *arg)
     return NULL;
 }
 
-int pipeline_pool_start(pipeline_pool **out, int workers, ad_err *e)
+/* The heartbeat: renews the leases of this replica's running jobs every
+ * lease_ms/3, so that two beats may fail before another replica takes them.
+ * A failed beat is logged (once until one succeeds) and the next one tries
+ * again; holds renew too. */
+static void *pool_heartbeat_main(void *arg)
+{
+    pipeline_pool *p = arg;
+    int failing = 0;
+    for (;;) {
+        pool_pause(p, p->lease_ms / 3);
+        if (pool_stopping(p)) break;
+        /* No job runs here: nothing to renew, and no write at all. A job
+         * claimed since holds a full lease already. */
+        if (atomic_load(&p->busy) == 0) continue;
+        storage_conn *db = storage_conn_get();
+        ad_err e = {0};
+        int rc = db ? storage_jobs_renew(db, p->replica, p->lease_ms, NULL, &e)
+                    : ad_err_set(&e, AD_EUNAVAILABLE, "no database connection");
+        if (rc < 0 && !failing)
+            ad_log(AD_LOG_WARN, "job leases not renewed (other replicas may take the jobs over): %s", e.msg);
+        if (rc == 0 && failing) ad_log(AD_LOG_INFO, "job leases renewed again");
+        failing = rc < 0;
+    }
+    storage_thread_release();
+    return NULL;
+}
+
+/* One round of the listener: reads when the next foreign lease lapses,
+ * wakes a worker for one that has (once per expiry seen), then waits for
+ * notifications until just after the next lapse (at most a lease), waking
+ * a worker for each. Returns 0, or a negative code when the connection
+ * failed. */
+static int pool_listen_round(pipeline_pool *p, storage_conn *db, int64_t *woken_for, ad_err *e)
+{
+    int64_t expiry = 0;
+    int rc = storage_jobs_next_expiry(db, p->replica, &expiry, e);
+    if (rc < 0) return rc;
+    int64_t now = ad_clock_now_ms();
+    if (expiry && expiry < now && expiry != *woken_for) {
+        /* A dead replica's job is free: a worker takes it over. */
+        *woken_for = expiry;
+        pool_wake(p);
+    }
+    int64_t until = now + p->lease_ms;
+    if (expiry >= now && expiry + 1 < until) until = expiry + 1;
+    while (!pool_stopping(p)) {
+        int64_t left = until - ad_clock_now_ms();
+        if (left <= 0) break;
+        rc = storage_jobs_wait(db, (int)(left < POOL_LISTEN_SLICE_MS ? left : POOL_LISTEN_SLICE_MS), e);
+        if (rc < 0) return rc;
+        if (rc > 0) pool_wake(p);
+    }
+    return 0;
+}
+
+/* The listener (PostgreSQL): LISTENs on a connection of its own. After a
+ * failure it waits (backing off) and listens again, waking a worker once it
+ * does: notifications sent meanwhile were lost. */
+static void *pool_listen_main(void *arg)
+{
+    pipeline_pool *p = arg;
+    int64_t woken_for = 0;
+    int backoff_ms = 0;
+    while (!pool_stopping(p)) {
+        storage_conn *db = storage_conn_get();
+        ad_err e = {0};
+        int rc = db ? pool_listen_round(p, db, &woken_for, &e)
+                    : ad_err_set(&e, AD_EUNAVAILABLE, "no database connection");
+        if (rc == 0) {
+            if (backoff_ms) {
+                ad_log(AD_LOG_INFO, "job notifications received again");
+                pool_wake(p);
+            }
+            backoff_ms = 0;
+            continue;
+        }
+        if (!backoff_ms) ad_log(AD_LOG_WARN, "job notifications lost, listening again: %s", e.msg);
+        backoff_ms = backoff_ms ? backoff_ms * 2 : POOL_LISTEN_BACKOFF_MS;
+        if (backoff_ms > POOL_LISTEN_BACKOFF_MAX_MS) backoff_ms = POOL_LISTEN_BACKOFF_MAX_MS;
+        pool_pause(p, backoff_ms);
+    }
+    storage_thread_release();
+    return NULL;
+}
+
+/* `<hostname>:<pid>:<8 random hex>`: the pid tells replicas on one host
+ * apart, the random part a restarted process from its predecessor of the
+ * same pid (a container's pid 1), whose leases must lapse, not be renewed. */
+static int pool_make_replica(char out[STORAGE_JOBS_OWNER_MAX], ad_err *e)
+{
+    char host[128] = "";
+    if (gethostname(host, sizeof(host)) != 0 || !host[0]) snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        return ad_err_set(e, AD_EIO, "cannot make the replica id: getrandom failed");
+    snprintf(out, STORAGE_JOBS_OWNER_MAX, "%s:%ld:%08x", host, (long)getpid(), (unsigned)r);
+    return 0;
+}
+
+static void pool_log_replica(const pipeline_pool *p, int recovered)
+{
+    ad_buf f;
+    ad_buf_init(&f);
+    ad_buf_printf(&f, "\"msg\":\"job queue\",\"replica\":");
+    ad_buf_json_string(&f, p->replica, strlen(p->replica));
+    ad_buf_printf(&f, ",\"lease_ms\":%lld,\"recovered\":%d", (long long)p->lease_ms, recovered);
+    ad_log_fields(AD_LOG_INFO, &f);
+    ad_buf_cleanup(&f);
+}
+
+int pipeline_pool_start(pipeline_pool **out, int workers, int64_t lease_ms, ad_err *e)
 {
     storage_conn *db = storage_conn_get();
-    int requeued = 0;
     if (!db) return ad_err_set(e, AD_EIO, "database unavailable");
-    int rc = storage_jobs_requeue_running(db, &requeued, e);
+    char replica[STORAGE_JOBS_OWNER_MAX];
+    int rc = pool_make_replica(replica, e);
     if (rc < 0) return rc;
-    if (requeued) ad_log(AD_LOG_INFO, "resuming %d interrupted job(s)", requeued);
+    int recovered = 0;
+    rc = storage_jobs_recover(db, &recovered, e);
+    if (rc < 0) return rc;
+    storage_jobs_set_owner(replica, lease_ms);
 
     pipeline_pool *p = ad_calloc(1, sizeof(*p));
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->tick, NULL);
+    memcpy(p->replica, replica, sizeof(p->replica));
+    p->lease_ms = lease_ms;
+    p->size = workers;
+    pool_log_replica(p, recovered);
+    if (recovered) ad_log(AD_LOG_INFO, "resuming %d interrupted job(s)", recovered);
     p->workers = ad_calloc((size_t)workers, sizeof(*p->workers));
     for (int i = 0; i < workers; i++) {
         p->workers[i].pool = p;
@@ -169,16 +318,30 @@ int pipeline_pool_start(pipeline_pool **out, int workers, ad_err *e)
         }
         p->nworkers++;
     }
+    if (pthread_create(&p->heartbeat, NULL, pool_heartbeat_main, p) != 0) {
+        pipeline_pool_stop(p);
+        return ad_err_set(e, AD_EIO, "cannot start the job heartbeat thread");
+    }
+    p->heartbeat_on = 1;
+    if (storage_jobs_shared(db)) {
+        if (pthread_create(&p->listener, NULL, pool_listen_main, p) != 0) {
+            pipeline_pool_stop(p);
+            return ad_err_set(e, AD_EIO, "cannot start the job listener thread");
+        }
+        p->listener_on = 1;
+    }
     *out = p;
     return 0;
 }
 
+const char *pipeline_pool_replica(const pipeline_pool *p)
+{
+    return p->replica;
+}
+
 void pipeline_pool_notify(pipeline_pool *p)
 {
-    pthread_mutex_lock(&p->lock);
-    p->pending++;
-    pthread_cond_signal(&p->wake);
-    pthread_mutex_unlock(&p->lock);
+    pool_wake(p);
 }
 
 void pipeline_pool_cancel_agent(pipeline_pool *p, int64_t agent_id)
@@ -200,9 +363,13 @@ void pipeline_pool_stop(pipeline_pool *p)
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
     pthread_cond_broadcast(&p->wake);
+    pthread_cond_broadcast(&p->tick);
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->nworkers; i++) atomic_store(&p->workers[i].cancel, PIPELINE_RUN_STOPPING);
     for (int i = 0; i < p->nworkers; i++) pthread_join(p->workers[i].thread, NULL);
+    if (p->heartbeat_on) pthread_join(p->heartbeat, NULL);
+    if (p->listener_on) pthread_join(p->listener, NULL);
+    pthread_cond_destroy(&p->tick);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
     free(p->workers);

@@ -391,10 +391,7 @@ static int http_authorize(http_ctx *ctx, const http_head *h, const char *path)
         return http_refuse_credential(ctx, token, msg);
     }
     if (rc < 0) {
-        ad_log(AD_LOG_WARN, "request %s: cannot authenticate a token: %s", ctx->request_id, e.msg);
-        ad_response_error(&ctx->res, &ctx->req, 503, "storage_unavailable",
-                          "the database cannot authenticate the token right now; retry shortly");
-        ad_response_header(&ctx->res, "Retry-After", "1");
+        auth_answer_storage(&ctx->req, &ctx->res, rc, &e);
         return -1;
     }
     ctx->principal = p;

@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "storage/conn.h"
+#include "storage/dialect.h"
 #include "storage/internal.h"
 #include "storage/executions.h"
 #include "storage/jobs.h"
@@ -274,12 +275,24 @@ int storage_agents_count_inference(storage_conn *db, int64_t agent_id, int ok, i
     return agents_step_changed(db, st, "count inference", e);
 }
 
+/* storage_agents_list's count (?1 status, ?2 the JSON array of user_ids it
+ * is limited to) and page (?1 status, ?2 the cursor, ?3 the limit, ?4 that
+ * array); a NULL parameter is no limit. Two dialects: each backend reads the
+ * JSON array with its own function (storage/dialect.h). A parameter used
+ * only in IS NULL has no type PostgreSQL can infer: CAST gives it one. */
+#define AGENTS_COUNT_SQL(D)                                                                    \
+    "SELECT count(*) FROM agents WHERE (CAST(?1 AS TEXT) IS NULL OR status = ?1)"            \
+    " AND (CAST(?2 AS TEXT) IS NULL OR user_id IN (" D##_JSON_TEXTS("?2") "))"
+#define AGENTS_LIST_SQL(D)                                                                     \
+    "SELECT " AGENT_COLUMNS " FROM agents WHERE (CAST(?1 AS TEXT) IS NULL OR status = ?1)"  \
+    " AND (CAST(?2 AS TEXT) IS NULL OR user_id > ?2)"                                         \
+    " AND (CAST(?4 AS TEXT) IS NULL OR user_id IN (" D##_JSON_TEXTS("?4") "))"              \
+    " ORDER BY user_id LIMIT ?3"
+
 int storage_agents_list(storage_conn *db, const agent_state *status, const char *only, const char *after,
                         int limit, agent_visit_fn fn, void *ud, int *more, int64_t *total, ad_err *e)
 {
-    sql_stmt *st = storage_stmt(db,
-        "SELECT count(*) FROM agents WHERE (?1 IS NULL OR status = ?1)"
-        " AND (?2 IS NULL OR user_id IN (SELECT value FROM json_each(?2)))");
+    sql_stmt *st = storage_stmt2(db, AGENTS_COUNT_SQL(SQL_LITE), AGENTS_COUNT_SQL(SQL_PG));
     if (status) sql_bind_text(st, 1, agent_state_to_string(*status));
     if (only) sql_bind_text(st, 2, only);
     int rc = sql_step(st);
@@ -287,10 +300,7 @@ int storage_agents_list(storage_conn *db, const agent_state *status, const char 
     *total = sql_column_int64(st, 0);
     sql_reset(st);
 
-    st = storage_stmt(db,
-        "SELECT " AGENT_COLUMNS " FROM agents WHERE (?1 IS NULL OR status = ?1)"
-        " AND (?2 IS NULL OR user_id > ?2)"
-        " AND (?4 IS NULL OR user_id IN (SELECT value FROM json_each(?4))) ORDER BY user_id LIMIT ?3");
+    st = storage_stmt2(db, AGENTS_LIST_SQL(SQL_LITE), AGENTS_LIST_SQL(SQL_PG));
     if (status) sql_bind_text(st, 1, agent_state_to_string(*status));
     if (after) sql_bind_text(st, 2, after);
     sql_bind_int(st, 3, limit + 1);

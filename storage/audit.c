@@ -31,7 +31,8 @@ int storage_audit_list(storage_conn *db, const char *action, int64_t before, int
 {
     sql_stmt *st = storage_stmt(db,
         "SELECT id, at, actor, action, target, detail, request_id FROM audit_log"
-        " WHERE (?1 IS NULL OR action = ?1) AND (?2 = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3");
+        " WHERE (CAST(?1 AS TEXT) IS NULL OR action = ?1) AND (CAST(?2 AS BIGINT) = 0 OR id < ?2)"
+        " ORDER BY id DESC LIMIT ?3");
     if (action) sql_bind_text(st, 1, action);
     sql_bind_int64(st, 2, before);
     sql_bind_int(st, 3, limit + 1);

@@ -243,12 +243,13 @@ static int db_probe_write(storage_conn *db)
 {
     ad_err e = {0};
     if (storage_begin(db, &e) < 0) return -1;
-    sql_stmt *st = storage_stmt2(db,
-        "INSERT INTO write_probe (id, at, pad) VALUES (1, ?1, zeroblob(65536))"
-        " ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad",
-        "INSERT INTO write_probe (id, at, pad) VALUES (1, ?1, decode(repeat('00', 65536), 'hex'))"
+    /* The zeros are a parameter: SQLite's zeroblob() has no PostgreSQL twin. */
+    static const unsigned char zeros[65536];
+    sql_stmt *st = storage_stmt(db,
+        "INSERT INTO write_probe (id, at, pad) VALUES (1, ?1, ?2)"
         " ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad");
     sql_bind_int64(st, 1, ad_clock_now_ms());
+    sql_bind_blob(st, 2, zeros, sizeof(zeros));
     int rc = sql_step(st);
     if (rc != SQL_DONE) {
         storage_fail(db, rc, "probe write", &e);

@@ -214,7 +214,7 @@ static int dep_switch(storage_conn *db, int64_t agent_id, int64_t id, const char
     int64_t now = ad_clock_now_ms();
     sql_stmt *st = storage_stmt(db,
         "UPDATE deployments SET status = 'live', updated_at = ?2, live_at = ?2, reason = ?3, forced = ?4,"
-        " replaced_id = nullif(?5, 0) WHERE id = ?1");
+        " replaced_id = nullif(CAST(?5 AS BIGINT), 0) WHERE id = ?1");
     sql_bind_int64(st, 1, id);
     sql_bind_int64(st, 2, now);
     sql_bind_text(st, 3, note);

@@ -208,12 +208,12 @@ int storage_exec_stage_samples(storage_conn *db, int stages, int per_stage, int6
 {
     /* Read once at start: a scan of the log, ranked per task index. */
     sql_stmt *st = storage_stmt(db,
-        "SELECT task_index, count(*), sum(duration_ms), sum(bytes) FROM ("
+        "SELECT task_index, count(*), CAST(sum(duration_ms) AS BIGINT), CAST(sum(bytes) AS BIGINT) FROM ("
         "  SELECT x.task_index, x.duration_ms, a.material_bytes AS bytes, row_number()"
         "    OVER (PARTITION BY x.task_index ORDER BY x.finished_at DESC) AS n"
         "  FROM executions x JOIN agents a ON a.id = x.agent_id"
         "  WHERE x.status = 'completed' AND x.duration_ms IS NOT NULL AND a.material_bytes >= ?2"
-        "    AND x.task_index < ?3)"
+        "    AND x.task_index < ?3) AS ranked"
         " WHERE n <= ?1 GROUP BY task_index");
     sql_bind_int(st, 1, per_stage);
     sql_bind_int64(st, 2, min_bytes);

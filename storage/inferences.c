@@ -12,12 +12,17 @@
 #include "storage/agents.h"
 #include "storage/internal.h"
 
-/* The row and the agent's totals, inside the caller's transaction. */
+/* The row and the agent's totals, inside the caller's transaction; nothing
+ * when the agent was deleted meanwhile. The insert checks for the agent
+ * itself rather than let the foreign key refuse the row: on PostgreSQL a
+ * failed statement aborts its transaction, and with it the other records
+ * of the recorder's batch. */
 static int inferences_insert(storage_conn *db, const inference_record *r, ad_err *e)
 {
     sql_stmt *st = storage_stmt(db,
         "INSERT INTO inferences (agent_id, backend, status, outcome, latency_ms, prompt_tokens,"
-        " output_tokens, retries, prompt, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+        " output_tokens, retries, prompt, created_at)"
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE EXISTS (SELECT 1 FROM agents WHERE id = ?1)");
     sql_bind_int64(st, 1, r->agent_id);
     sql_bind_text(st, 2, r->backend);
     sql_bind_int(st, 3, r->status);
@@ -29,8 +34,8 @@ static int inferences_insert(storage_conn *db, const inference_record *r, ad_err
     if (r->prompt) sql_bind_text(st, 9, r->prompt);
     sql_bind_int64(st, 10, ad_clock_now_ms());
     int rc = sql_step(st);
-    if (rc == SQL_EFOREIGN) return 0; /* the agent was deleted meanwhile */
     if (rc != SQL_DONE) return storage_fail(db, rc, "record inference", e);
+    if (sql_changes(st) == 0) return 0;
     int ok = r->status >= 200 && r->status < 300;
     int code = storage_agents_count_inference(db, r->agent_id, ok, r->prompt_tokens, r->output_tokens, e);
     return code == AD_ENOTFOUND ? 0 : code;

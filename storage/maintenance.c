@@ -34,17 +34,17 @@ typedef struct age_log {
 } age_log;
 
 static const age_log age_logs[] = {
-    {"SELECT max(id) FROM (SELECT id FROM inferences WHERE id > ?1 ORDER BY id LIMIT ?2)",
+    {"SELECT max(id) FROM (SELECT id FROM inferences WHERE id > ?1 ORDER BY id LIMIT ?2) AS w",
      "SELECT created_at FROM inferences WHERE id = ?1",
      "DELETE FROM inferences WHERE id > ?1 AND id <= ?2 AND created_at < ?3", PRUNE_BATCH},
-    {"SELECT max(id) FROM (SELECT id FROM jobs WHERE id > ?1 ORDER BY id LIMIT ?2)",
+    {"SELECT max(id) FROM (SELECT id FROM jobs WHERE id > ?1 ORDER BY id LIMIT ?2) AS w",
      "SELECT updated_at FROM jobs WHERE id = ?1",
      "DELETE FROM jobs WHERE id > ?1 AND id <= ?2 AND updated_at < ?3"
      " AND state IN ('done', 'failed', 'cancelled')", PRUNE_BATCH},
     /* A training run is kept while it is its agent's latest (GET .../training
      * shows that one by default) or belongs to the latest group (GET
      * /api/v1/training/status reads that group's runs). */
-    {"SELECT max(id) FROM (SELECT id FROM trainings WHERE id > ?1 ORDER BY id LIMIT ?2)",
+    {"SELECT max(id) FROM (SELECT id FROM trainings WHERE id > ?1 ORDER BY id LIMIT ?2) AS w",
      "SELECT created_at FROM trainings WHERE id = ?1",
      "DELETE FROM trainings WHERE id > ?1 AND id <= ?2 AND created_at < ?3"
      " AND status IN ('done', 'failed', 'cancelled')"
@@ -56,7 +56,7 @@ static const age_log age_logs[] = {
 /* Idempotency keys live STORAGE_IDEM_TTL_MS whatever the retention setting:
  * that is the promise the API makes about them. */
 static const age_log idem_log = {
-    "SELECT max(id) FROM (SELECT id FROM idempotency_keys WHERE id > ?1 ORDER BY id LIMIT ?2)",
+    "SELECT max(id) FROM (SELECT id FROM idempotency_keys WHERE id > ?1 ORDER BY id LIMIT ?2) AS w",
     "SELECT created_at FROM idempotency_keys WHERE id = ?1",
     "DELETE FROM idempotency_keys WHERE id > ?1 AND id <= ?2 AND created_at < ?3", PRUNE_BATCH};
 

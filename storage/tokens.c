@@ -119,7 +119,8 @@ int storage_tokens_list(storage_conn *db, int64_t before, int limit, token_visit
                         int *more, ad_err *e)
 {
     sql_stmt *st = storage_stmt(db,
-        "SELECT " TOKEN_COLUMNS " FROM tokens t WHERE ?1 = 0 OR t.id < ?1 ORDER BY t.id DESC LIMIT ?2");
+        "SELECT " TOKEN_COLUMNS " FROM tokens t WHERE CAST(?1 AS BIGINT) = 0 OR t.id < ?1"
+        " ORDER BY t.id DESC LIMIT ?2");
     sql_bind_int64(st, 1, before);
     sql_bind_int(st, 2, limit + 1);
     int rc, n = 0;

@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "storage/dialect.h"
 #include "storage/internal.h"
 #include "storage/jobs.h"
 #include "storage/versions.h"
@@ -56,7 +57,7 @@ static int trainings_insert(storage_conn *db, int64_t agent_id, const char *name
 {
     sql_stmt *st = storage_stmt(db,
         "INSERT INTO trainings (agent_id, name, iterations, status, created_at, group_id)"
-        " VALUES (?1, ?2, ?3, 'queued', ?4, nullif(?5, 0)) RETURNING id");
+        " VALUES (?1, ?2, ?3, 'queued', ?4, nullif(CAST(?5 AS BIGINT), 0)) RETURNING id");
     sql_bind_int64(st, 1, agent_id);
     sql_bind_text(st, 2, name);
     sql_bind_int(st, 3, iterations);
@@ -118,7 +119,7 @@ int storage_trainings_get(storage_conn *db, int64_t agent_id, int64_t training_i
                           ad_err *e)
 {
     sql_stmt *st = storage_stmt(db,
-        "SELECT " TRAINING_COLUMNS " FROM trainings WHERE agent_id = ?1 AND (?2 = 0 OR id = ?2)"
+        "SELECT " TRAINING_COLUMNS " FROM trainings WHERE agent_id = ?1 AND (CAST(?2 AS BIGINT) = 0 OR id = ?2)"
         " ORDER BY id DESC LIMIT 1");
     sql_bind_int64(st, 1, agent_id);
     sql_bind_int64(st, 2, training_id);
@@ -197,7 +198,8 @@ int storage_trainings_finish(storage_conn *db, int64_t training_id, training_sta
                              const char *error, ad_err *e)
 {
     sql_stmt *st = storage_stmt(db,
-        "UPDATE trainings SET status = ?2, best_iteration = nullif(?3, 0), version_id = nullif(?4, 0),"
+        "UPDATE trainings SET status = ?2, best_iteration = nullif(CAST(?3 AS BIGINT), 0),"
+        " version_id = nullif(CAST(?4 AS BIGINT), 0),"
         " trained_data = ?5, error = ?6, finished_at = ?7"
         " WHERE id = ?1 AND status IN ('queued', 'running')");
     sql_bind_int64(st, 1, training_id);
@@ -267,9 +269,11 @@ static int groups_check_agent(storage_conn *db, const char *user_id, const char 
                               group_refusal *why, ad_err *e)
 {
     sql_stmt *st = storage_stmt(db,
-        "SELECT a.id, a.deployed_version_id IS NOT NULL,"
-        " EXISTS (SELECT 1 FROM jobs j WHERE j.agent_id = a.id AND j.state IN ('queued', 'running')),"
-        " EXISTS (SELECT 1 FROM versions v WHERE v.agent_id = a.id AND v.name = ?2)"
+        "SELECT a.id, CASE WHEN a.deployed_version_id IS NOT NULL THEN 1 ELSE 0 END,"
+        " CASE WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.agent_id = a.id"
+        "   AND j.state IN ('queued', 'running')) THEN 1 ELSE 0 END,"
+        " CASE WHEN EXISTS (SELECT 1 FROM versions v WHERE v.agent_id = a.id AND v.name = ?2)"
+        "   THEN 1 ELSE 0 END"
         " FROM agents a WHERE a.user_id = ?1");
     sql_bind_text(st, 1, user_id);
     sql_bind_text(st, 2, name);
@@ -325,13 +329,17 @@ int storage_groups_start(storage_conn *db, const char *const *user_ids, size_t n
     return rc;
 }
 
+/* ?1: the JSON array of user_ids the caller sees, NULL for all. Two
+ * dialects for reading the array (storage/dialect.h). */
+#define GROUPS_LATEST_SQL(D)                                                                   \
+    "SELECT id, cycles, total_agents, created_at, coalesce(stopped_at, 0) FROM training_groups" \
+    " WHERE CAST(?1 AS TEXT) IS NULL OR id = (SELECT max(t.group_id) FROM trainings t"         \
+    "   JOIN agents a ON a.id = t.agent_id WHERE a.user_id IN (" D##_JSON_TEXTS("?1") "))"    \
+    " ORDER BY id DESC LIMIT 1"
+
 int storage_groups_latest(storage_conn *db, const char *only, group_row *out, ad_err *e)
 {
-    sql_stmt *st = storage_stmt(db,
-        "SELECT id, cycles, total_agents, created_at, coalesce(stopped_at, 0) FROM training_groups"
-        " WHERE ?1 IS NULL OR id = (SELECT max(t.group_id) FROM trainings t JOIN agents a ON a.id = t.agent_id"
-        "                           WHERE a.user_id IN (SELECT value FROM json_each(?1)))"
-        " ORDER BY id DESC LIMIT 1");
+    sql_stmt *st = storage_stmt2(db, GROUPS_LATEST_SQL(SQL_LITE), GROUPS_LATEST_SQL(SQL_PG));
     if (only) sql_bind_text(st, 1, only);
     int rc = sql_step(st);
     if (rc == SQL_ROW) {
@@ -347,20 +355,24 @@ int storage_groups_latest(storage_conn *db, const char *only, group_row *out, ad
     return storage_fail(db, rc, "read training group", e);
 }
 
+/* Two dialects for reading a number out of the stored metrics
+ * (storage/dialect.h). */
+#define GROUPS_RUNS_SQL(D)                                                                     \
+    "SELECT a.user_id, t.status, t.done_iterations, t.iterations,"                            \
+    " coalesce((SELECT max(" D##_JSON_REAL("i.metrics", "quality_score") ")"                  \
+    "           FROM training_iterations i WHERE i.training_id = t.id), -1),"                 \
+    " CASE WHEN t.status = 'done' THEN coalesce((SELECT v.quality FROM versions v"            \
+    "           WHERE v.id = t.version_id), -1) ELSE -1 END,"                                 \
+    " coalesce((SELECT v.quality FROM versions v WHERE v.id = a.deployed_version_id), -1),"  \
+    " coalesce(t.finished_at, 0)"                                                             \
+    " FROM trainings t JOIN agents a ON a.id = t.agent_id WHERE t.group_id = ?1"              \
+    " ORDER BY a.user_id"
+
 int storage_groups_runs(storage_conn *db, int64_t group_id, group_run_fn fn, void *ud, ad_err *e)
 {
     /* The best quality so far is read from the iterations' stored metrics,
      * the only place it exists before the run ends. */
-    sql_stmt *st = storage_stmt(db,
-        "SELECT a.user_id, t.status, t.done_iterations, t.iterations,"
-        " coalesce((SELECT max(json_extract(i.metrics, '$.quality_score')) FROM training_iterations i"
-        "           WHERE i.training_id = t.id), -1),"
-        " CASE WHEN t.status = 'done' THEN coalesce((SELECT v.quality FROM versions v"
-        "           WHERE v.id = t.version_id), -1) ELSE -1 END,"
-        " coalesce((SELECT v.quality FROM versions v WHERE v.id = a.deployed_version_id), -1),"
-        " coalesce(t.finished_at, 0)"
-        " FROM trainings t JOIN agents a ON a.id = t.agent_id WHERE t.group_id = ?1"
-        " ORDER BY a.user_id");
+    sql_stmt *st = storage_stmt2(db, GROUPS_RUNS_SQL(SQL_LITE), GROUPS_RUNS_SQL(SQL_PG));
     sql_bind_int64(st, 1, group_id);
     int rc;
     while ((rc = sql_step(st)) == SQL_ROW) {
@@ -383,6 +395,20 @@ int storage_groups_runs(storage_conn *db, int64_t group_id, group_run_fn fn, voi
     return rc == SQL_DONE ? 0 : storage_fail(db, rc, "read training group", e);
 }
 
+/* The runs stopped (?3: the JSON array of user_ids the caller sees, NULL
+ * for all), then each run's job, found by the run id in its params. Two
+ * dialects for the JSON (storage/dialect.h). */
+#define GROUPS_STOP_RUNS_SQL(D)                                                                \
+    "UPDATE trainings SET status = 'cancelled', finished_at = ?1, error = ?2"                 \
+    " WHERE group_id IS NOT NULL AND status IN ('queued', 'running')"                         \
+    " AND (CAST(?3 AS TEXT) IS NULL OR agent_id IN (SELECT id FROM agents"                    \
+    "      WHERE user_id IN (" D##_JSON_TEXTS("?3") ")))"                                    \
+    " RETURNING id, agent_id, group_id"
+#define GROUPS_STOP_JOB_SQL(D)                                                                 \
+    "UPDATE jobs SET state = 'cancelled', error = 'training stopped', updated_at = ?3"        \
+    " WHERE agent_id = ?1 AND state IN ('queued', 'running')"                                 \
+    " AND " D##_JSON_INT("params", "training_id") " = ?2"
+
 int storage_groups_stop(storage_conn *db, const char *why, const char *only, int64_t *group_id, int *stopped,
                         int64_t *stopped_at, void (*fn)(void *ud, int64_t agent_id), void *ud, ad_err *e)
 {
@@ -393,12 +419,7 @@ int storage_groups_stop(storage_conn *db, const char *why, const char *only, int
     /* Every group's runs, not only the latest group's: a later group that
      * has ended must not leave an earlier one going out of reach. */
     int64_t now = ad_clock_now_ms(), n = 0, cap = 0, *runs = NULL;
-    sql_stmt *st = storage_stmt(db,
-        "UPDATE trainings SET status = 'cancelled', finished_at = ?1, error = ?2"
-        " WHERE group_id IS NOT NULL AND status IN ('queued', 'running')"
-        " AND (?3 IS NULL OR agent_id IN (SELECT id FROM agents"
-        "      WHERE user_id IN (SELECT value FROM json_each(?3))))"
-        " RETURNING id, agent_id, group_id");
+    sql_stmt *st = storage_stmt2(db, GROUPS_STOP_RUNS_SQL(SQL_LITE), GROUPS_STOP_RUNS_SQL(SQL_PG));
     sql_bind_int64(st, 1, now);
     sql_bind_text(st, 2, why);
     if (only) sql_bind_text(st, 3, only);
@@ -415,10 +436,7 @@ int storage_groups_stop(storage_conn *db, const char *why, const char *only, int
     /* Each run's job (one active job per agent, carrying the run's id), and
      * its group's stop time. */
     for (int64_t i = 0; i < n && rc == 0; i++) {
-        st = storage_stmt(db,
-            "UPDATE jobs SET state = 'cancelled', error = 'training stopped', updated_at = ?3"
-            " WHERE agent_id = ?1 AND state IN ('queued', 'running')"
-            " AND json_extract(params, '$.training_id') = ?2");
+        st = storage_stmt2(db, GROUPS_STOP_JOB_SQL(SQL_LITE), GROUPS_STOP_JOB_SQL(SQL_PG));
         sql_bind_int64(st, 1, runs[3 * i + 1]);
         sql_bind_int64(st, 2, runs[3 * i]);
         sql_bind_int64(st, 3, now);
@@ -447,13 +465,19 @@ int storage_groups_stop(storage_conn *db, const char *why, const char *only, int
 
 /* ---- the metrics view ---- */
 
+/* ?1 the quality of a high performer, ?2 the JSON array of user_ids the
+ * caller sees (NULL: all). The high performers are counted by a CASE, not
+ * by summing a comparison: PostgreSQL's comparison is a boolean, which
+ * sum() refuses. Two dialects for the JSON (storage/dialect.h). */
+#define TRAINING_TOTALS_SQL(D)                                                                 \
+    "SELECT count(*), count(v.quality), coalesce(avg(v.quality), 0),"                        \
+    " coalesce(CAST(sum(CASE WHEN v.quality >= ?1 THEN 1 ELSE 0 END) AS BIGINT), 0)"         \
+    " FROM agents a LEFT JOIN versions v ON v.id = a.deployed_version_id"                     \
+    " WHERE CAST(?2 AS TEXT) IS NULL OR a.user_id IN (" D##_JSON_TEXTS("?2") ")"
+
 int storage_training_totals(storage_conn *db, double high, const char *only, training_totals *out, ad_err *e)
 {
-    sql_stmt *st = storage_stmt(db,
-        "SELECT count(*), count(v.quality), coalesce(avg(v.quality), 0),"
-        " coalesce(sum(v.quality >= ?1), 0)"
-        " FROM agents a LEFT JOIN versions v ON v.id = a.deployed_version_id"
-        " WHERE ?2 IS NULL OR a.user_id IN (SELECT value FROM json_each(?2))");
+    sql_stmt *st = storage_stmt2(db, TRAINING_TOTALS_SQL(SQL_LITE), TRAINING_TOTALS_SQL(SQL_PG));
     sql_bind_double(st, 1, high);
     if (only) sql_bind_text(st, 2, only);
     int rc = sql_step(st);
@@ -467,17 +491,23 @@ int storage_training_totals(storage_conn *db, double high, const char *only, tra
     return rc == SQL_ROW ? 0 : storage_fail(db, rc, "count agents", e);
 }
 
+/* ?1 the cursor (a user_id, NULL: from the first), ?2 the limit, ?3 the
+ * JSON array of user_ids the caller sees (NULL: all). Two dialects for the
+ * JSON (storage/dialect.h). */
+#define TRAINING_EACH_SQL(D)                                                                   \
+    "SELECT a.user_id, a.status, coalesce(v.quality, -1),"                                    \
+    " (SELECT count(*) FROM trainings t WHERE t.agent_id = a.id),"                            \
+    " coalesce((SELECT t.finished_at FROM trainings t WHERE t.agent_id = a.id"                \
+    "           AND t.finished_at IS NOT NULL ORDER BY t.id DESC LIMIT 1), 0)"                \
+    " FROM agents a LEFT JOIN versions v ON v.id = a.deployed_version_id"                     \
+    " WHERE (CAST(?1 AS TEXT) IS NULL OR a.user_id > ?1)"                                     \
+    " AND (CAST(?3 AS TEXT) IS NULL OR a.user_id IN (" D##_JSON_TEXTS("?3") "))"            \
+    " ORDER BY a.user_id LIMIT ?2"
+
 int storage_training_each(storage_conn *db, const char *only, const char *after, int limit, agent_training_fn fn,
                           void *ud, int *more, ad_err *e)
 {
-    sql_stmt *st = storage_stmt(db,
-        "SELECT a.user_id, a.status, coalesce(v.quality, -1),"
-        " (SELECT count(*) FROM trainings t WHERE t.agent_id = a.id),"
-        " coalesce((SELECT t.finished_at FROM trainings t WHERE t.agent_id = a.id"
-        "           AND t.finished_at IS NOT NULL ORDER BY t.id DESC LIMIT 1), 0)"
-        " FROM agents a LEFT JOIN versions v ON v.id = a.deployed_version_id"
-        " WHERE (?1 IS NULL OR a.user_id > ?1)"
-        " AND (?3 IS NULL OR a.user_id IN (SELECT value FROM json_each(?3))) ORDER BY a.user_id LIMIT ?2");
+    sql_stmt *st = storage_stmt2(db, TRAINING_EACH_SQL(SQL_LITE), TRAINING_EACH_SQL(SQL_PG));
     if (after) sql_bind_text(st, 1, after);
     if (only) sql_bind_text(st, 3, only);
     sql_bind_int(st, 2, limit + 1);
@@ -509,7 +539,7 @@ int storage_feedback_add(storage_conn *db, int64_t agent_id, const char *prompt,
 {
     sql_stmt *st = storage_stmt(db,
         "INSERT INTO feedback (agent_id, prompt, response, feedback, rating, created_at)"
-        " VALUES (?1, ?2, ?3, ?4, nullif(?5, 0), ?6) RETURNING id");
+        " VALUES (?1, ?2, ?3, ?4, nullif(CAST(?5 AS BIGINT), 0), ?6) RETURNING id");
     sql_bind_int64(st, 1, agent_id);
     sql_bind_text(st, 2, prompt);
     sql_bind_text(st, 3, response);
@@ -526,7 +556,7 @@ int storage_feedback_each(storage_conn *db, int64_t agent_id, int64_t before, in
 {
     sql_stmt *st = storage_stmt(db,
         "SELECT id, prompt, response, feedback, coalesce(rating, 0), created_at FROM feedback"
-        " WHERE agent_id = ?1 AND (?2 = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3");
+        " WHERE agent_id = ?1 AND (CAST(?2 AS BIGINT) = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3");
     sql_bind_int64(st, 1, agent_id);
     sql_bind_int64(st, 2, before);
     sql_bind_int(st, 3, limit);

@@ -570,6 +570,120 @@ START_TEST(test_config_retention_durations)
 }
 END_TEST
 
+/* database_url as --check-config shows it: the password replaced by ***. */
+static void expect_url_shown(const char *url, const char *shown)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    ad_err e = {0};
+    ck_assert_msg(config_set(&cfg, "database_url", url, &e) == 0, "%s: %s", url, e.msg);
+    ad_buf out;
+    ad_buf_init(&out);
+    config_to_json(&cfg, &out);
+    ck_assert_ptr_null(strstr(out.data, "s3cret"));
+    cJSON *j = cJSON_Parse(out.data);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "database_url")), shown);
+    cJSON_Delete(j);
+    ad_buf_cleanup(&out);
+    config_cleanup(&cfg);
+}
+
+START_TEST(test_config_database_url)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    ck_assert_ptr_null(cfg.database_url);
+    ad_buf out;
+    ad_buf_init(&out);
+    config_to_json(&cfg, &out);
+    cJSON *j = cJSON_Parse(out.data);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "database_url")), "unset");
+    cJSON_Delete(j);
+    ad_buf_cleanup(&out);
+    config_cleanup(&cfg);
+
+    /* From the environment, a flag (which wins) and a file. */
+    config_init(&cfg);
+    char *argv[] = {"agentd", NULL};
+    char *envp[] = {"AGENTD_DATABASE_URL=postgresql://agentd:s3cret@db:5432/agentd", NULL};
+    ad_config_action action;
+    ad_err e;
+    ck_assert_int_eq(load(&cfg, argv, envp, &action, &e), 0);
+    ck_assert_str_eq(cfg.database_url, "postgresql://agentd:s3cret@db:5432/agentd");
+    char *argv2[] = {"agentd", "--database-url", "postgresql:///other?host=/run/pg", NULL};
+    ck_assert_int_eq(load(&cfg, argv2, envp, &action, &e), 0);
+    ck_assert_str_eq(cfg.database_url, "postgresql:///other?host=/run/pg");
+    config_cleanup(&cfg);
+    char path[64];
+    write_temp_config(path, "{\"database_url\": \"postgres://a@h/d\"}");
+    config_init(&cfg);
+    char *argv3[] = {"agentd", "--config", path, NULL};
+    ck_assert_int_eq(load(&cfg, argv3, NULL, &action, &e), 0);
+    ck_assert_str_eq(cfg.database_url, "postgres://a@h/d");
+    /* Empty means unset: SQLite again. */
+    char *argv4[] = {"agentd", "--database-url=", NULL};
+    ck_assert_int_eq(load(&cfg, argv4, NULL, &action, &e), 0);
+    ck_assert_ptr_null(cfg.database_url);
+    config_cleanup(&cfg);
+    unlink(path);
+
+    /* Not a PostgreSQL URL: named, without echoing the value (it may hold a password). */
+    char *argv5[] = {"agentd", "--database-url=mysql://u:s3cret@h/d", NULL};
+    expect_invalid(argv5, NULL, (const char *const[]){"database_url", "postgresql://", NULL});
+    config_init(&cfg);
+    ck_assert_int_eq(load(&cfg, argv5, NULL, &action, &e), AD_EINVAL);
+    ck_assert_ptr_null(strstr(e.msg, "s3cret"));
+    config_cleanup(&cfg);
+
+    expect_url_shown("postgresql://agentd:s3cret@db:5432/agentd", "postgresql://agentd:***@db:5432/agentd");
+    expect_url_shown("postgresql://agentd:p@ss:s3cret@db/agentd", "postgresql://agentd:***@db/agentd");
+    expect_url_shown("postgresql://agentd@db/agentd?password=s3cret&sslmode=require",
+                     "postgresql://agentd@db/agentd?password=***&sslmode=require");
+    expect_url_shown("postgresql:///agentd?host=/run/pg", "postgresql:///agentd?host=/run/pg");
+}
+END_TEST
+
+START_TEST(test_config_job_lease_ms)
+{
+    ad_config cfg;
+    config_init(&cfg);
+    ck_assert_int_eq(cfg.job_lease_ms, 15000);
+    char *argv[] = {"agentd", "--job-lease-ms", "3000", NULL};
+    char *envp[] = {"AGENTD_JOB_LEASE_MS=2000", NULL};
+    ad_config_action action;
+    ad_err e;
+    ck_assert_int_eq(load(&cfg, argv, envp, &action, &e), 0);
+    ck_assert_int_eq(cfg.job_lease_ms, 3000);
+    char *argv2[] = {"agentd", NULL};
+    ck_assert_int_eq(load(&cfg, argv2, envp, &action, &e), 0);
+    ck_assert_int_eq(cfg.job_lease_ms, 2000);
+    config_cleanup(&cfg);
+    char path[64];
+    write_temp_config(path, "{\"job_lease_ms\": 60000}");
+    config_init(&cfg);
+    char *argv3[] = {"agentd", "--config", path, NULL};
+    ck_assert_int_eq(load(&cfg, argv3, NULL, &action, &e), 0);
+    ck_assert_int_eq(cfg.job_lease_ms, 60000);
+    ad_buf out;
+    ad_buf_init(&out);
+    config_to_json(&cfg, &out);
+    cJSON *j = cJSON_Parse(out.data);
+    ck_assert_int_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "job_lease_ms")), 60000);
+    cJSON_Delete(j);
+    ad_buf_cleanup(&out);
+    config_cleanup(&cfg);
+    unlink(path);
+
+    char *low[] = {"agentd", "--job-lease-ms=999", NULL};
+    expect_invalid(low, NULL, (const char *const[]){"job_lease_ms", "999", "out of range", NULL});
+    char *high[] = {"agentd", NULL};
+    char *high_env[] = {"AGENTD_JOB_LEASE_MS=600001", NULL};
+    expect_invalid(high, high_env, (const char *const[]){"job_lease_ms", "AGENTD_JOB_LEASE_MS", NULL});
+    char *word[] = {"agentd", "--job-lease-ms", "soon", NULL};
+    expect_invalid(word, NULL, (const char *const[]){"job_lease_ms", "soon", "not an integer", NULL});
+}
+END_TEST
+
 Suite *config_config_suite(void)
 {
     Suite *s = suite_create("config_config");
@@ -588,6 +702,8 @@ Suite *config_config_suite(void)
     tcase_add_test(tc, test_config_bind_must_be_ipv4);
     tcase_add_test(tc, test_config_slow_client_limits);
     tcase_add_test(tc, test_config_retention_durations);
+    tcase_add_test(tc, test_config_database_url);
+    tcase_add_test(tc, test_config_job_lease_ms);
     suite_add_tcase(s, tc);
     return s;
 }

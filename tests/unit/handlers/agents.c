@@ -19,11 +19,14 @@
 #include "base/clock.h"
 #include "config/config.h"
 #include "handlers/agents.h"
+#include "handlers/deployments.h"
 #include "handlers/evaluate.h"
 #include "handlers/inference.h"
+#include "handlers/metrics.h"
 #include "handlers/models.h"
 #include "handlers/replay.h"
 #include "handlers/training.h"
+#include "handlers/training_groups.h"
 #include "pipeline/plan.h"
 #include "pipeline/runner.h"
 #include "storage/agents.h"
@@ -55,7 +58,7 @@ static void make_ready_agent(storage_conn *db)
     ad_err e = {0};
     ck_assert_msg(storage_agents_create(db, &a, &id, &e) == 0, "%s", e.msg);
     job_row job;
-    ck_assert_int_eq(storage_jobs_claim(db, &job, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(db, &job, &e), 0);
     atomic_int stop = 0;
     pipeline_run_job(db, &job, &stop);
     job_row_cleanup(&job);
@@ -368,6 +371,7 @@ START_TEST(test_storage_codes_map_to_http)
         {AD_EIO, "u1", 503, "\"storage_unavailable\"", 1},
         {AD_ENOTFOUND, "u1", 404, "\"agent_not_found\"", 0},
         {AD_EINTERNAL, NULL, 500, "\"storage_error\"", 0},
+        {AD_EUNAVAILABLE, "u1", 503, "\"database_unavailable\"", 1},
     };
     for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
         ad_request req = {.method = AD_GET, .who = &open_caller, .accept = "", .body = "", .request_id = "map-1"};
@@ -382,6 +386,90 @@ START_TEST(test_storage_codes_map_to_http)
         int has_retry = 0;
         for (size_t h = 0; h < res.nheaders; h++) has_retry |= !strcmp(res.headers[h].name, "Retry-After");
         ck_assert_int_eq(has_retry, maps[i].retry_after);
+        ad_response_cleanup(&res);
+    }
+}
+END_TEST
+
+
+/* The header `name` of `res`, or NULL. */
+static const char *header_of(const ad_response *res, const char *name)
+{
+    for (size_t h = 0; h < res->nheaders; h++)
+        if (!strcmp(res->headers[h].name, name)) return res->headers[h].value;
+    return NULL;
+}
+
+/* A database server out of reach (AD_EUNAVAILABLE) is 503
+ * database_unavailable with Retry-After: 1 and its fixed words, never a 500
+ * nor the driver's own words. */
+START_TEST(test_unreachable_database_is_503_database_unavailable)
+{
+    ad_request req = {.method = AD_GET, .who = &open_caller, .accept = "", .body = "", .request_id = "down-1"};
+    ad_response res;
+    ad_response_init(&res);
+    ad_err e;
+    ad_err_set(&e, AD_EUNAVAILABLE, "server closed the connection unexpectedly (secret words)");
+    ck_assert_int_eq(agents_answer_storage(&req, &res, AD_EUNAVAILABLE, NULL, &e), AD_EUNAVAILABLE);
+    ck_assert_int_eq(res.status, 503);
+    cJSON *o = cJSON_Parse(res.body.data);
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "code")->valuestring, "database_unavailable");
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "error")->valuestring, "the database cannot be reached; retry shortly");
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "request_id")->valuestring, "down-1");
+    cJSON_Delete(o);
+    ck_assert_str_eq(header_of(&res, "Retry-After"), "1");
+    ad_response_cleanup(&res);
+}
+END_TEST
+
+/* Every route that reads or writes the database answers a thread that gets
+ * no connection (storage_conn_get NULL: the server could not be reached
+ * when the connection was opened) with the same 503. (The token and audit
+ * routes, which need auth on, take their connection from the same
+ * agents_db.) */
+START_TEST(test_no_connection_is_503_on_every_route)
+{
+    static const struct {
+        const char *name;
+        void (*handler)(ad_request *, ad_response *);
+        const char *param2;
+        const char *body;
+    } routes[] = {
+        {"get", handle_agent_get, NULL, NULL},
+        {"status", handle_agent_status, NULL, NULL},
+        {"pipeline", handle_agent_pipeline, NULL, NULL},
+        {"executions", handle_agent_executions, NULL, NULL},
+        {"delete", handle_agent_delete, NULL, NULL},
+        {"list", handle_agents_list, NULL, NULL},
+        {"delete all", handle_agents_delete_all, NULL, NULL},
+        {"train", handle_agent_train, NULL, "{\"iterations\":1}"},
+        {"training", handle_agent_training, NULL, NULL},
+        {"replay", handle_agent_replay, NULL, "{\"task_index\":2}"},
+        {"reset", handle_agent_executions_reset, NULL, NULL},
+        {"models", handle_agent_models, NULL, NULL},
+        {"deploy", handle_agent_model_deploy, "v1", NULL},
+        {"export", handle_agent_model_export, "v1", NULL},
+        {"feedback", handle_agent_feedback_add, NULL, "{\"prompt\":\"p\",\"response\":\"r\",\"feedback\":\"f\"}"},
+        {"feedback list", handle_agent_feedback_list, NULL, NULL},
+        {"evaluate", handle_agent_evaluate, NULL, "{\"test_prompt\":\"p\",\"expected_answer\":\"a\"}"},
+        {"inference", handle_agent_inference, NULL, "{\"prompt\":\"p\"}"},
+        {"deployments", handle_deployments_list, NULL, NULL},
+        {"deployment", handle_deployment_get, "00000000-0000-4000-8000-000000000000", NULL},
+        {"training status", handle_training_status, NULL, NULL},
+        {"metrics", handle_metrics, NULL, NULL},
+    };
+    storage_fixture f;
+    storage_fixture_open(&f);
+    storage_fixture_close(&f);
+    ck_assert_ptr_null(storage_conn_get());
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        ad_response res;
+        call_handler(routes[i].handler, routes[i].param2, routes[i].body, &res);
+        ck_assert_msg(res.status == 503 && strstr(res.body.data, "\"database_unavailable\"") &&
+                          strstr(res.body.data, "the database cannot be reached; retry shortly"),
+                      "%s: %d %s", routes[i].name, res.status, res.body.data);
+        const char *after = header_of(&res, "Retry-After");
+        ck_assert_msg(after && !strcmp(after, "1"), "%s: Retry-After %s", routes[i].name, after ? after : "none");
         ad_response_cleanup(&res);
     }
 }
@@ -448,6 +536,8 @@ Suite *handlers_agents_suite(void)
     Suite *s = suite_create("handlers_agents");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_storage_codes_map_to_http);
+    tcase_add_test(tc, test_unreachable_database_is_503_database_unavailable);
+    tcase_add_test(tc, test_no_connection_is_503_on_every_route);
     tcase_add_test(tc, test_agent_get_answers_a_failed_version_read);
     tcase_add_test(tc, test_a_failed_later_read_is_answered_not_hidden);
     tcase_add_test(tc, test_a_busy_database_is_503_never_409);

@@ -110,12 +110,57 @@ START_TEST(test_revocation_seen_through_a_left_snapshot)
 }
 END_TEST
 
+
+static const char *header_of(const ad_response *res, const char *name)
+{
+    for (size_t h = 0; h < res->nheaders; h++)
+        if (!strcmp(res->headers[h].name, name)) return res->headers[h].value;
+    return NULL;
+}
+
+/* A token check that cannot reach the database is 503 database_unavailable
+ * (never 401, 403 or 500: the token may be valid): no connection at all
+ * makes auth_token_principal say AD_EUNAVAILABLE, and auth_answer_storage
+ * answers it; other storage failures stay 503 storage_unavailable. */
+START_TEST(test_unreachable_database_is_503_not_401)
+{
+    char text[SECRET_TEXT_LEN + 1], prefix[TOKEN_PREFIX_LEN + 1];
+    ad_err e = {0};
+    ck_assert_int_eq(secret_mint(text, prefix, &e), 0);
+    storage_fixture f;
+    storage_fixture_open(&f);
+    storage_fixture_close(&f);
+    ad_principal p;
+    ck_assert_int_eq(auth_token_principal(text, &p, &e), AD_EUNAVAILABLE);
+    static const ad_principal nobody = {.kind = AD_CALLER_OPEN};
+    ad_request req = {.method = AD_GET, .who = &nobody, .accept = "", .body = "", .request_id = "auth-1"};
+    ad_response res;
+    ad_response_init(&res);
+    auth_answer_storage(&req, &res, AD_EUNAVAILABLE, &e);
+    ck_assert_int_eq(res.status, 503);
+    ck_assert_msg(strstr(res.body.data, "\"database_unavailable\"") &&
+                      strstr(res.body.data, "the database cannot be reached; retry shortly"),
+                  "%s", res.body.data);
+    ck_assert_str_eq(header_of(&res, "Retry-After"), "1");
+    ad_response_cleanup(&res);
+    ad_response_init(&res);
+    ad_err_set(&e, AD_EBUSY, "database is locked");
+    auth_answer_storage(&req, &res, AD_EBUSY, &e);
+    ck_assert_int_eq(res.status, 503);
+    ck_assert_msg(strstr(res.body.data, "\"storage_unavailable\"") && !strstr(res.body.data, "locked"), "%s",
+                  res.body.data);
+    ck_assert_str_eq(header_of(&res, "Retry-After"), "1");
+    ad_response_cleanup(&res);
+}
+END_TEST
+
 Suite *handlers_auth_suite(void)
 {
     Suite *s = suite_create("handlers_auth");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_last_used_at_written_once_a_minute);
     tcase_add_test(tc, test_revocation_seen_through_a_left_snapshot);
+    tcase_add_test(tc, test_unreachable_database_is_503_not_401);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -82,7 +82,7 @@ static void run_next_job(storage_conn *db, int64_t agent_id)
 {
     job_row job;
     ad_err e = {0};
-    ck_assert_int_eq(storage_jobs_claim(db, &job, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(db, &job, &e), 0);
     ck_assert_int_eq(job.agent_id, agent_id);
     atomic_int stop = 0;
     pipeline_run_job(db, &job, &stop);
@@ -280,7 +280,7 @@ START_TEST(test_stage_rows_and_log_row_commit_together)
     int64_t id = create(f.db, "atomic", "text", free_text, sizeof(free_text) - 1);
     job_row job;
     ad_err e = {0};
-    ck_assert_int_eq(storage_jobs_claim(f.db, &job, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(f.db, &job, &e), 0);
     agent_row a;
     ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &a, &e), 0);
     atomic_int stop = 0;
@@ -379,7 +379,7 @@ static void deploy_setup(storage_fixture *f, agent_row *a, job_row *job, int64_t
     ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
     ck_assert_int_eq(storage_jobs_enqueue(f->db, id, &(job_spec){PIPELINE_JOB_REPLAY, 3, NULL}, NULL, &e), 0);
-    ck_assert_int_eq(storage_jobs_claim(f->db, job, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(f->db, job, &e), 0);
     ck_assert_int_eq(storage_agents_get_by_id(f->db, id, a, &e), 0);
 }
 
@@ -549,7 +549,7 @@ START_TEST(test_trainer_duration_includes_the_index_build)
     ad_buf_cleanup(&text);
     job_row job;
     ad_err e = {0};
-    ck_assert_int_eq(storage_jobs_claim(f.db, &job, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(f.db, &job, &e), 0);
     agent_row a;
     ck_assert_int_eq(storage_agents_get_by_id(f.db, id, &a, &e), 0);
     atomic_int stop = 0;
@@ -591,7 +591,7 @@ START_TEST(test_training_job_with_an_unreadable_agent_is_released)
     ad_err e = {0};
     ck_assert_int_eq(storage_trainings_create(f.db, id, "v2", 1, PIPELINE_JOB_TRAIN, &tid, &e), 0);
     job_row job;
-    ck_assert_int_eq(storage_jobs_claim(f.db, &job, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(f.db, &job, &e), 0);
     storage_fixture_fail_statement(f.db, "FROM agents WHERE id = ?1", 0);
     atomic_int stop = 0;
     pipeline_run_job(f.db, &job, &stop);
@@ -609,7 +609,7 @@ START_TEST(test_pipeline_stopping_leaves_job_queued)
     storage_fixture_open(&f);
     int64_t id = create(f.db, "stopped", "text", free_text, sizeof(free_text) - 1);
     job_row job;
-    ck_assert_int_eq(storage_jobs_claim(f.db, &job, NULL), 0);
+    ck_assert_int_eq(storage_fixture_claim(f.db, &job, NULL), 0);
     atomic_int stop = PIPELINE_RUN_STOPPING;
     pipeline_run_job(f.db, &job, &stop);
 

@@ -110,7 +110,7 @@ START_TEST(test_agents_create_stores_the_callers_plan)
         exec_row_cleanup(&rows[i]);
     }
     job_row j;
-    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(f.db, &j, &e), 0);
     ck_assert_str_eq(j.kind, "custom");
     ck_assert_int_eq(j.start_stage, 1);
     ck_assert_str_eq(j.params, "{\"k\":2}");
@@ -484,7 +484,7 @@ START_TEST(test_agents_material_bytes_and_eta_at)
     ck_assert_int_eq(storage_agents_status(f.db, "m", &st, &e), 0);
     ck_assert_int_eq(st.eta_at, 0);
     job_row j;
-    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(f.db, &j, &e), 0);
     ck_assert_int_eq(storage_exec_start_job(f.db, id, j.id, 0, "DataProcessor", 0, 0, 1234567, &e), 0);
     ck_assert_int_eq(storage_agents_status(f.db, "m", &st, &e), 0);
     ck_assert_int_eq(st.status, AGENT_PROCESSING);
@@ -507,7 +507,7 @@ START_TEST(test_agents_status_shows_the_latest_run_unless_done)
     int64_t id = create_agent(f.db, "t");
     ad_err e = {0};
     job_row j;
-    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(f.db, &j, &e), 0);
     ck_assert_int_eq(storage_exec_finish_job(f.db, id, j.id, &e), 0);
     job_row_cleanup(&j);
     agent_status st;
@@ -516,7 +516,7 @@ START_TEST(test_agents_status_shows_the_latest_run_unless_done)
 
     int64_t first = 0;
     ck_assert_int_eq(storage_trainings_create(f.db, id, "r1", 3, "train", &first, &e), 0);
-    ck_assert_int_eq(storage_jobs_claim(f.db, &j, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(f.db, &j, &e), 0);
     ck_assert_int_eq(storage_trainings_start(f.db, first, &e), 0);
     ck_assert_int_eq(storage_agents_status(f.db, "t", &st, &e), 0);
     ck_assert_int_eq(st.training_id, first);

@@ -2,6 +2,7 @@
 
 #include "base/uuid.h"
 #include "storage/deployments.h"
+#include "storage/jobs.h"
 
 #include <check.h>
 #include <ftw.h>
@@ -24,6 +25,12 @@ void storage_fixture_open(storage_fixture *f)
     ck_assert_msg(rc == 0, "storage_open: %s", e.msg);
     f->db = storage_conn_get();
     ck_assert_ptr_nonnull(f->db);
+    storage_jobs_set_owner(FIXTURE_REPLICA, FIXTURE_LEASE_MS);
+}
+
+int storage_fixture_claim(storage_conn *db, job_row *out, ad_err *e)
+{
+    return storage_jobs_claim(db, FIXTURE_REPLICA, FIXTURE_LEASE_MS, out, e);
 }
 
 static int fixture_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

@@ -17,7 +17,13 @@ typedef struct storage_fixture {
     storage_conn *db;         /* the calling thread's connection */
 } storage_fixture;
 
-/* Creates the directory and opens storage in it; fails the test on error. */
+/* The replica the fixture's process plays: storage_fixture_open makes it
+ * this replica's lease owner (storage_jobs_set_owner), with this lease. */
+#define FIXTURE_REPLICA "fixture:1:00000000"
+#define FIXTURE_LEASE_MS 15000
+
+/* Creates the directory and opens storage in it, as replica FIXTURE_REPLICA;
+ * fails the test on error. */
 void storage_fixture_open(storage_fixture *f);
 
 /* storage_close() and removes the directory with everything in it. */
@@ -26,6 +32,10 @@ void storage_fixture_close(storage_fixture *f);
 /* Removes the directory with everything in it but leaves storage open: for a
  * test that ends in an abort, so that it leaves nothing behind. */
 void storage_fixture_remove_files(storage_fixture *f);
+
+/* Claims the next job as FIXTURE_REPLICA (storage_jobs_claim). */
+struct job_row;
+int storage_fixture_claim(storage_conn *db, struct job_row *out, ad_err *e);
 
 /* Runs a one-integer query with `arg` bound to ?1 (when the query has it). */
 int64_t storage_fixture_count(storage_conn *db, const char *sql, int64_t arg);

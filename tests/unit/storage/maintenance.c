@@ -243,11 +243,11 @@ START_TEST(test_postpone_requeues_uncounted)
     storage_fixture_open(&f);
     make_agent(f.db, "a");
     job_row j;
-    ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), 0);
+    ck_assert_int_eq(storage_fixture_claim(f.db, &j, NULL), 0);
     ck_assert_int_eq(j.attempts, 1);
     ck_assert_int_eq(storage_jobs_postpone(f.db, j.id, NULL), 1);
     job_row_cleanup(&j);
-    ck_assert_int_eq(storage_jobs_claim(f.db, &j, NULL), 0);
+    ck_assert_int_eq(storage_fixture_claim(f.db, &j, NULL), 0);
     ck_assert_int_eq(j.attempts, 1);
     ck_assert_int_eq(storage_jobs_finish(f.db, j.id, JOB_DONE, NULL, NULL), 0);
     /* A finished job stays finished. */

@@ -162,7 +162,7 @@ START_TEST(test_versions_settle_refuses_a_stale_verdict)
     ad_err e = {0};
     ck_assert_int_eq(storage_fixture_deploy(f.db, a, v1, &e), 0);
     job_row job;
-    ck_assert_int_eq(storage_jobs_claim(f.db, &job, &e), 0);
+    ck_assert_int_eq(storage_fixture_claim(f.db, &job, &e), 0);
     exec_step step = {.agent_id = a, .job_id = job.id, .task_index = 3, .inputs = "{}",
                       .output = "{\"deployed\":true}", .progress = 100};
     version_verdict stale = {.agent_id = a, .version_id = v2, .deploy = 1, .note = "n",
