@@ -55,7 +55,7 @@ FAKE_BIN   := $(BUILD)/fake_gemini
 PGSERVER_BIN := $(BUILD)/pgserver
 AGENTCTL   := $(BUILD)/agentctl
 
-.PHONY: all deps run test check check-threads build lint bench clean format smoke-gemini
+.PHONY: all deps run test check check-threads check-pg build lint bench clean format smoke-gemini
 
 all: build
 
@@ -196,6 +196,16 @@ check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_tokens
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_deployments
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_metrics
+
+# The e2e suites again on PostgreSQL: AGENTD_E2E_BACKEND=pg starts one
+# throwaway server (tests/common/pgserver.c) and gives every agentd start a
+# fresh database. Release build only; not (yet) part of `make test`.
+# `make check-pg SUITE=e2e_agents` runs one suite.
+check-pg: $(AGENTD) $(AGENTCTL) $(E2E_BIN) $(FAKE_BIN)
+ifneq ($(VARIANT),release)
+	$(error check-pg runs on the release build: make check-pg VARIANT=release)
+endif
+	CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) AGENTCTL_BIN=$(AGENTCTL) AGENTD_E2E_BACKEND=pg $(E2E_BIN) $(SUITE)
 
 # The builds use every core (a recipe's own lines, the test runs, stay in
 # order); CI's budget for the whole of `make test` is ten minutes.

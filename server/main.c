@@ -97,6 +97,33 @@ static void main_log_listening(const ad_config *cfg, uint16_t port)
     ad_buf_cleanup(&f);
 }
 
+/* Opens the database the configuration names: PostgreSQL at database_url,
+ * else SQLite in data_dir; logs which (never the URL's password). */
+static int main_open_storage(const ad_config *cfg, ad_err *e)
+{
+    ad_buf f;
+    ad_buf_init(&f);
+    int rc;
+    if (cfg->database_url) {
+        storage_url_target t;
+        storage_url_parse(cfg->database_url, &t);
+        rc = storage_open_url(cfg->database_url, e);
+        ad_buf_puts(&f, "\"msg\":\"database opened\",\"backend\":\"postgresql\",\"host\":");
+        ad_buf_json_string(&f, t.host, strlen(t.host));
+        ad_buf_puts(&f, ",\"port\":");
+        ad_buf_json_string(&f, t.port, strlen(t.port));
+        ad_buf_puts(&f, ",\"db\":");
+        ad_buf_json_string(&f, t.db, strlen(t.db));
+    } else {
+        rc = storage_open(cfg->data_dir, e);
+        ad_buf_puts(&f, "\"msg\":\"database opened\",\"backend\":\"sqlite\",\"data_dir\":");
+        ad_buf_json_string(&f, cfg->data_dir, strlen(cfg->data_dir));
+    }
+    if (rc == 0) ad_log_fields(AD_LOG_INFO, &f);
+    ad_buf_cleanup(&f);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     /* Signals go to the main thread's sigwait only: block them first, before
@@ -135,7 +162,7 @@ int main(int argc, char **argv)
     ad_http *http = NULL;
     limits *lim = NULL;
     code = 1;
-    if (storage_open(cfg.data_dir, &e) < 0) {
+    if (main_open_storage(&cfg, &e) < 0) {
         ad_log(AD_LOG_ERROR, "%s", e.msg);
         goto out;
     }

@@ -37,8 +37,18 @@ int storage_open_url(const char *url, ad_err *e);
  * database when it is shared. */
 int storage_is_shared(void);
 
-/* Names the server a database URL points at for a log line or a message:
- * "host H port P database D", never the user's password. */
+/* The server and database a database URL points at, for log lines and
+ * messages: never its password. Unset parts read "(default)". */
+typedef struct storage_url_target {
+    char host[128];
+    char port[16];
+    char db[64];
+} storage_url_target;
+
+/* Fills `t` from `url`; 0, or -1 when libpq cannot parse it. */
+int storage_url_parse(const char *url, storage_url_target *t);
+
+/* "host H port P database D" for `url`, in `out`. */
 void storage_url_describe(const char *url, char *out, size_t cap);
 
 /* Closes the calling thread's connection, forgets the path and releases the

@@ -108,26 +108,37 @@ static void pg_words(const char *msg, char *out, size_t cap)
     out[strcspn(out, "\n")] = '\0';
 }
 
-void storage_url_describe(const char *url, char *out, size_t cap)
+int storage_url_parse(const char *url, storage_url_target *t)
 {
+    snprintf(t->host, sizeof(t->host), "(default)");
+    snprintf(t->port, sizeof(t->port), "(default)");
+    snprintf(t->db, sizeof(t->db), "(default)");
     char *err = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &err);
     if (!opts) {
         PQfreemem(err);
-        snprintf(out, cap, "an unparsable database URL");
-        return;
+        return -1;
     }
-    const char *host = NULL, *port = NULL, *db = NULL, *user = NULL;
+    const char *user = NULL;
+    int db_set = 0;
     for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val) continue;
-        if (!strcmp(o->keyword, "host")) host = o->val;
-        else if (!strcmp(o->keyword, "port")) port = o->val;
-        else if (!strcmp(o->keyword, "dbname")) db = o->val;
+        if (!o->val || !*o->val) continue;
+        if (!strcmp(o->keyword, "host")) snprintf(t->host, sizeof(t->host), "%s", o->val);
+        else if (!strcmp(o->keyword, "port")) snprintf(t->port, sizeof(t->port), "%s", o->val);
+        else if (!strcmp(o->keyword, "dbname")) db_set = snprintf(t->db, sizeof(t->db), "%s", o->val) > 0;
         else if (!strcmp(o->keyword, "user")) user = o->val;
     }
-    snprintf(out, cap, "host %s port %s database %s", host ? host : "(default)", port ? port : "(default)",
-             db ? db : user ? user : "(default)");
+    /* libpq's default database is the user's name. */
+    if (!db_set && user) snprintf(t->db, sizeof(t->db), "%s", user);
     PQconninfoFree(opts);
+    return 0;
+}
+
+void storage_url_describe(const char *url, char *out, size_t cap)
+{
+    storage_url_target t;
+    if (storage_url_parse(url, &t) < 0) snprintf(out, cap, "an unparsable database URL");
+    else snprintf(out, cap, "host %s port %s database %s", t.host, t.port, t.db);
 }
 
 /* The server's notices (NOTICE, WARNING, a FATAL that arrives between

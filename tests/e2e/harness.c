@@ -17,6 +17,44 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "tests/common/pgserver.h"
+
+/* The shared PostgreSQL server, started before the suites fork their tests:
+ * each test process inherits its dir and port. */
+static pgserver e2e_pg;
+static int e2e_pg_running;
+
+int e2e_backend_pg(void)
+{
+    const char *b = getenv("AGENTD_E2E_BACKEND");
+    return b && !strcmp(b, "pg");
+}
+
+int e2e_pg_setup(void)
+{
+    if (!e2e_backend_pg()) return 0;
+    if (pgserver_start(&e2e_pg) < 0) return -1;
+    e2e_pg_running = 1;
+    return 0;
+}
+
+void e2e_pg_teardown(void)
+{
+    if (!e2e_pg_running) return;
+    pgserver_destroy(&e2e_pg);
+    e2e_pg_running = 0;
+}
+
+/* A fresh database for `s` on the shared server. */
+static void e2e_pg_create(e2e_server *s)
+{
+    static int seq;
+    ck_assert_msg(e2e_pg_running, "AGENTD_E2E_BACKEND=pg but no PostgreSQL server was started");
+    char name[64];
+    snprintf(name, sizeof(name), "e2e_%d_%d", (int)getpid(), seq++);
+    ck_assert_msg(pgserver_create_db(&e2e_pg, name, s->database_url, sizeof(s->database_url)) == 0,
+                  "cannot create database %s", name);
+}
 
 void e2e_sleep_ms(int ms)
 {
@@ -73,6 +111,10 @@ static void e2e_spawn(e2e_server *s, const char *const *args, const char *const 
     argv[n++] = "127.0.0.1";
     argv[n++] = "--data-dir";
     argv[n++] = s->data_dir;
+    if (s->database_url[0]) {
+        argv[n++] = "--database-url";
+        argv[n++] = s->database_url;
+    }
     for (int i = 0; args && args[i] && n < 62; i++) argv[n++] = args[i];
     argv[n] = NULL;
     truncate(s->log_path, 0);
@@ -113,6 +155,7 @@ void e2e_start(e2e_server *s, const char *const *args, const char *const *env)
     snprintf(s->log_path, sizeof(s->log_path), "%s/agentd.log", s->dir);
     snprintf(s->data_dir, sizeof(s->data_dir), "%s/data", s->dir);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (e2e_backend_pg()) e2e_pg_create(s);
     e2e_spawn(s, args, env);
 }
 

@@ -17,6 +17,7 @@ typedef struct e2e_server {
     char dir[256];        /* temp dir: data/ and agentd.log inside */
     char log_path[300];
     char data_dir[300];
+    char database_url[512]; /* PostgreSQL (AGENTD_E2E_BACKEND=pg): this server's own database */
 } e2e_server;
 
 typedef struct e2e_response {
@@ -27,11 +28,23 @@ typedef struct e2e_response {
     cJSON *json;          /* parsed body, or NULL */
 } e2e_response;
 
+/* 1 when the suites run on PostgreSQL (AGENTD_E2E_BACKEND=pg): every
+ * e2e_start then gets a fresh database on one shared throwaway server. */
+int e2e_backend_pg(void);
+
+/* Starts the shared PostgreSQL server when e2e_backend_pg() (before the
+ * suites run): 0, or -1 with the reason on stderr. */
+int e2e_pg_setup(void);
+
+/* Stops and removes the shared PostgreSQL server (after the suites). */
+void e2e_pg_teardown(void);
+
 /* Starts agentd with extra `args` (NULL-terminated) and extra environment
- * `env` ("K=V", NULL-terminated); aborts the test if it does not listen. */
+ * `env` ("K=V", NULL-terminated); aborts the test if it does not listen.
+ * On PostgreSQL it creates the server's database and passes --database-url. */
 void e2e_start(e2e_server *s, const char *const *args, const char *const *env);
 
-/* Starts agentd again on the same data dir (after a stop or a kill). */
+/* Starts agentd again on the same data dir, or database (after a stop or a kill). */
 void e2e_restart(e2e_server *s, const char *const *args, const char *const *env);
 
 /* SIGTERM; returns the exit status (-1 if killed by a signal). Checks the log

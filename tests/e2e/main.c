@@ -1,7 +1,10 @@
 /* Runs every suite in tests/e2e/list.h; `e2e_tests NAME` runs one. */
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "tests/common/runner.h"
+#include "tests/e2e/harness.h"
 
 #define AD_SUITE(name) Suite *name##_suite(void);
 #include "tests/e2e/list.h"
@@ -17,5 +20,12 @@ int main(int argc, char **argv)
     /* Raw-socket tests write to connections the server may already have
      * closed (per-address limits, early answers): EPIPE, not a signal. */
     signal(SIGPIPE, SIG_IGN);
-    return test_run_suites(suites, sizeof(suites) / sizeof(suites[0]), argc, argv);
+    /* AGENTD_E2E_BACKEND=pg: one PostgreSQL server for every suite. */
+    if (e2e_pg_setup() < 0) {
+        fprintf(stderr, "cannot start PostgreSQL for AGENTD_E2E_BACKEND=pg\n");
+        return EXIT_FAILURE;
+    }
+    int rc = test_run_suites(suites, sizeof(suites) / sizeof(suites[0]), argc, argv);
+    e2e_pg_teardown();
+    return rc;
 }

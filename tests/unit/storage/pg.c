@@ -423,6 +423,8 @@ START_TEST(test_pg_url_description_hides_the_password)
     storage_url_describe("host=/run/pg dbname=x password=s3cret", out, sizeof(out));
     ck_assert_ptr_null(strstr(out, "s3cret"));
     ck_assert_str_eq(out, "host /run/pg port (default) database x");
+    storage_url_describe("postgresql://agentd@/?host=/s", out, sizeof(out));
+    ck_assert_str_eq(out, "host /s port (default) database agentd");
     /* A connection failure names the server, never the password. */
     ad_err e = {0};
     ck_assert_int_eq(pg_open("postgresql://agentd:s3cret@/nodb?host=/nonexistent&port=1", &e), AD_EUNAVAILABLE);
