@@ -505,7 +505,7 @@ def main():
     g.add_argument("--interval", type=float, default=0.005, help="status poll interval, s")
     g.add_argument("--timeout", type=float, default=120, help="per agent, s")
     a = p.parse_args()
-    if isinstance(a.port, list):
+    if isinstance(getattr(a, "port", None), list):
         a.ports, a.port = a.port, a.port[0]
     {"gentext": cmd_gentext, "passages": cmd_passages, "create": cmd_create, "wait": cmd_wait,
      "pipeline": cmd_pipeline, "get": cmd_get, "infer": cmd_infer, "ready": cmd_ready}[a.cmd](a)

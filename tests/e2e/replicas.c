@@ -250,7 +250,7 @@ START_TEST(test_sigkill_one_replica_mid_pipeline)
     for (int i = 0; i < N; i++) {
         char id[32];
         snprintf(id, sizeof(id), "kill-%02d", i);
-        create_agent(&set.r[i % REPLICAS], id, 96 * 1024, (unsigned)i + 1000u);
+        create_agent(&set.r[i % REPLICAS], id, 32 * 1024, (unsigned)i + 1000u);
     }
     /* The victim: the first replica seen holding a running job, so the kill
      * always interrupts work. */
