@@ -237,7 +237,25 @@ static long long running_under(const char *url, int pid)
     return db_int(url, sql);
 }
 
-/* 50 pipelines spread over three replicas of one worker each; the replica
+typedef struct create_batch {
+    const replica_set *set;
+    int first, step, end;
+} create_batch;
+
+/* Creates agents kill-<first>, kill-<first+step>, ... below `end`, each of
+ * 32 KB on replica i % 3. */
+static void *create_some(void *arg)
+{
+    const create_batch *b = arg;
+    for (int i = b->first; i < b->end; i += b->step) {
+        char id[32];
+        snprintf(id, sizeof(id), "kill-%02d", i);
+        create_agent(&b->set->r[i % REPLICAS], id, 32 * 1024, (unsigned)i + 1000u);
+    }
+    return NULL;
+}
+
+/* 50 pipelines spread over three replicas of two workers each; the replica
  * holding running jobs is killed with SIGKILL; the two others take its jobs
  * over once their leases expire, and every agent reaches ready with one
  * version and one deployment; every job is done, claimed at most twice (one
@@ -245,13 +263,17 @@ static long long running_under(const char *url, int pid)
 START_TEST(test_sigkill_one_replica_mid_pipeline)
 {
     replica_set set;
-    replicas_start(&set, "replicas_kill", "1", NULL);
-    enum { N = 50 };
-    for (int i = 0; i < N; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "kill-%02d", i);
-        create_agent(&set.r[i % REPLICAS], id, 32 * 1024, (unsigned)i + 1000u);
+    replicas_start(&set, "replicas_kill", "2", NULL);
+    enum { N = 50, THREADS = 10 };
+    /* Created from 10 clients at once: the queue fills faster than six
+     * workers empty it, so the kill finds most pipelines still to run. */
+    create_batch batches[THREADS];
+    pthread_t t[THREADS];
+    for (int k = 0; k < THREADS; k++) {
+        batches[k] = (create_batch){&set, k, THREADS, N};
+        ck_assert_int_eq(pthread_create(&t[k], NULL, create_some, &batches[k]), 0);
     }
+    for (int k = 0; k < THREADS; k++) pthread_join(t[k], NULL);
     /* The victim: the first replica seen holding a running job, so the kill
      * always interrupts work. */
     int victim = -1;
