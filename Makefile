@@ -178,7 +178,8 @@ $(NODE_TOOLS): package-lock.json
 # The suites whose threads share state (the llm loop, deferred responses,
 # streams, the worker pool, a training stop reaching running workers, the
 # maintenance thread and postponed jobs on a full disk, the per-caller
-# limits under concurrent requests, the token checks' throttles shared by
+# limits under concurrent requests, the PostgreSQL driver's units of work,
+# snapshots and racing migrations, the token checks' throttles shared by
 # the HTTP threads, inference while deployments switch, the metrics' sharded
 # counters added to from every thread), again under ThreadSanitizer.
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
@@ -188,6 +189,7 @@ check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) handlers_agents
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) api_stream
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) server_limits
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) storage_pg
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_inference
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_pipeline
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_compat

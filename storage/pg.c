@@ -59,6 +59,7 @@ struct pg_conn {
     int64_t last_reset_ms;    /* monotonic time of the last PQreset */
     unsigned generation;      /* bumped when the server forgot our prepared statements */
     unsigned next_name;       /* numbers the prepared statements' names */
+    int lost_unit;            /* a unit of work died with the connection and is not ended yet */
 };
 
 typedef struct pg_variant {
@@ -170,6 +171,16 @@ static int pg_session(PGconn *conn)
     return ok ? 0 : -1;
 }
 
+/* The connection broke: the server rolled back the unit of work or
+ * snapshot it held. Until that unit ends (rollback, commit, or a new
+ * begin), its next statements fail too rather than run one by one on a new
+ * connection, outside any unit. */
+static void pg_lost(storage_conn *c)
+{
+    if (c->in_unit) c->pg->lost_unit = 1;
+    c->in_unit = c->snapshot = 0;
+}
+
 /* The sql.h code for a failed result (or for no result), its words kept on
  * the connection. A broken connection ends the unit of work or snapshot it
  * held: the server rolled it back. */
@@ -192,7 +203,7 @@ static int pg_code(storage_conn *c, const PGresult *res)
     else if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
              !strcmp(state, "57P03"))
         code = SQL_EDOWN;
-    if (code == SQL_EDOWN) c->in_unit = c->snapshot = 0;
+    if (code == SQL_EDOWN) pg_lost(c);
     return storage_conn_failed(c, code, "%s%s%s", state ? state : "", state ? ": " : "", words);
 }
 
@@ -211,8 +222,12 @@ static int pg_ready(storage_conn *c)
             if (pfd.fd < 0 || poll(&pfd, 1, 0) <= 0 || !PQconsumeInput(p->conn)) break;
         }
     }
+    if (p->lost_unit)
+        return storage_conn_failed(c, SQL_EDOWN, "the unit of work was lost with the database connection");
     if (PQstatus(p->conn) == CONNECTION_OK) return 0;
-    c->in_unit = c->snapshot = 0;
+    pg_lost(c);
+    if (p->lost_unit)
+        return storage_conn_failed(c, SQL_EDOWN, "the unit of work was lost with the database connection");
     int64_t now = ad_clock_mono_ms();
     if (p->last_reset_ms && now - p->last_reset_ms < PG_RESET_INTERVAL_MS)
         return storage_conn_failed(c, SQL_EDOWN, "the connection to the database is lost");
@@ -650,6 +665,7 @@ int pg_exec(storage_conn *c, const char *sql, ad_err *e)
 
 int pg_begin(storage_conn *c, ad_err *e)
 {
+    c->pg->lost_unit = 0;
     int rc = pg_simple(c, "BEGIN");
     if (rc < 0) return storage_fail(c, rc, "begin transaction", e);
     rc = pg_simple(c, "SELECT pg_advisory_xact_lock(" PG_UNIT_LOCK ")");
@@ -663,7 +679,7 @@ int pg_begin(storage_conn *c, ad_err *e)
 
 int pg_commit(storage_conn *c, ad_err *e)
 {
-    if (PQstatus(c->pg->conn) != CONNECTION_OK)
+    if (c->pg->lost_unit || PQstatus(c->pg->conn) != CONNECTION_OK)
         return storage_fail(c, storage_conn_failed(c, SQL_EDOWN, "the connection to the database is lost"),
                             "commit", e);
     PGresult *res = PQexec(c->pg->conn, "COMMIT");
@@ -678,6 +694,7 @@ int pg_commit(storage_conn *c, ad_err *e)
 
 void pg_rollback(storage_conn *c)
 {
+    c->pg->lost_unit = 0;
     if (PQstatus(c->pg->conn) != CONNECTION_OK || PQtransactionStatus(c->pg->conn) == PQTRANS_IDLE) return;
     PQclear(PQexec(c->pg->conn, "ROLLBACK"));
 }

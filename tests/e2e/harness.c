@@ -30,6 +30,13 @@ int e2e_backend_pg(void)
     return b && !strcmp(b, "pg");
 }
 
+int e2e_skip_on_pg(const char *why)
+{
+    if (!e2e_backend_pg()) return 0;
+    fprintf(stderr, "skipped on PostgreSQL: %s\n", why);
+    return 1;
+}
+
 int e2e_pg_setup(void)
 {
     if (!e2e_backend_pg()) return 0;

@@ -32,6 +32,10 @@ typedef struct e2e_response {
  * e2e_start then gets a fresh database on one shared throwaway server. */
 int e2e_backend_pg(void);
 
+/* For a test that works on the SQLite file itself: on PostgreSQL prints
+ * "skipped on PostgreSQL: <why>" and returns 1 (the test returns). */
+int e2e_skip_on_pg(const char *why);
+
 /* Starts the shared PostgreSQL server when e2e_backend_pg() (before the
  * suites run): 0, or -1 with the reason on stderr. */
 int e2e_pg_setup(void);

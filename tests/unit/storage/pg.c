@@ -327,6 +327,19 @@ START_TEST(test_pg_server_down_is_unavailable_then_reconnects)
     ck_assert_int_eq(pgserver_restart(&own), 0);
     usleep(600 * 1000);
     ck_assert_int_eq(count_items(c), 1);
+
+    /* A unit of work that died with the connection stays dead until it is
+     * ended: its next writes do not run outside it on a new connection. */
+    ck_assert_int_eq(storage_begin(c, &e), 0);
+    ck_assert_int_eq(pgserver_stop(&own), 0);
+    ck_assert_int_eq(pgserver_restart(&own), 0);
+    st = storage_stmt(c, "INSERT INTO items (name) VALUES ('lost')");
+    ck_assert_int_eq(sql_step(st), SQL_EDOWN);
+    usleep(600 * 1000);
+    st = storage_stmt(c, "INSERT INTO items (name) VALUES ('lost')");
+    ck_assert_int_eq(sql_step(st), SQL_EDOWN);
+    ck_assert_int_eq(storage_commit(c, &e), AD_EUNAVAILABLE);
+    ck_assert_int_eq(count_items(c), 1);
     close_tiny();
     pgserver_destroy(&own);
 }
