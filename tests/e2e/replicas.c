@@ -243,14 +243,14 @@ typedef struct create_batch {
 } create_batch;
 
 /* Creates agents kill-<first>, kill-<first+step>, ... below `end`, each of
- * 32 KB on replica i % 3. */
+ * 8 KB on replica i % 3. */
 static void *create_some(void *arg)
 {
     const create_batch *b = arg;
     for (int i = b->first; i < b->end; i += b->step) {
         char id[32];
         snprintf(id, sizeof(id), "kill-%02d", i);
-        create_agent(&b->set->r[i % REPLICAS], id, 32 * 1024, (unsigned)i + 1000u);
+        create_agent(&b->set->r[i % REPLICAS], id, 8 * 1024, (unsigned)i + 1000u);
     }
     return NULL;
 }
