@@ -17,7 +17,6 @@
 #include <pthread.h>
 #include <pty.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1112,15 +1111,7 @@ START_TEST(test_deploy_verbs)
     /* A version clearly worse than the live one: the gate rejects it, the
      * request worked but what it started failed: exit 5, with the reason.
      * (The quality is lowered in the database, as e2e_deployments does.) */
-    char *db_path = e2e_fmt("%s/agentd.db", c.srv.data_dir);
-    sqlite3 *db = NULL;
-    ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    ck_assert_int_eq(
-        sqlite3_exec(db, "UPDATE versions SET quality = 0.01 WHERE name = 'v2'", NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
-    free(db_path);
+    ck_assert_int_ge(e2e_db_exec(&c.srv, "UPDATE versions SET quality = 0.01 WHERE name = 'v2'"), 1);
     r = CTL(&c, "deploy", "create", "alice", "--model", "v2");
     expect_code(&r, 5, "a rejected deployment");
     ck_assert_msg(strstr(r.out, ", rejected") && strstr(r.out, "\nreason: "), "stdout: %s", r.out);

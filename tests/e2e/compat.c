@@ -7,7 +7,6 @@
  * completion, the advanced-create and delete-all fields. Small inline
  * datasets keep every run short. */
 #include <check.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,24 +32,6 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* One integer from the server's database file, read beside it (read-only):
- * what no route shows, such as the hidden candidate versions of a run. */
-static long long db_count(const e2e_server *s, const char *sql)
-{
-    char path[400];
-    snprintf(path, sizeof(path), "%s/agentd.db", s->data_dir);
-    sqlite3 *db;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    long long n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
 }
 
 /* A dataset body of `pairs` prompt/answer pairs for `id`, under `field_name`. */
@@ -385,7 +366,7 @@ START_TEST(test_stop_while_running_keeps_serving)
      * more is recorded, the deployed version (v1) serves, and the agents are
      * free again. */
     end = now_ms() + 10000;
-    while (db_count(&s, "SELECT count(*) FROM versions WHERE state = 'candidate'") > 0) {
+    while (e2e_db_int(&s, "SELECT count(*) FROM versions WHERE state = 'candidate'") > 0) {
         ck_assert_msg(now_ms() < end, "candidates of stopped runs are left behind");
         e2e_sleep_ms(20);
     }

@@ -63,37 +63,6 @@ static void train_version(const e2e_server *s, const char *id, const char *name)
     free(path);
 }
 
-/* Runs one statement on the server's database beside it (WAL: it waits for
- * the server's writes). */
-static void db_exec(const e2e_server *s, const char *sql)
-{
-    char *path = e2e_fmt("%s/agentd.db", s->data_dir);
-    sqlite3 *db;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    char *err = NULL;
-    ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK, "%s: %s", sql, err ? err : "?");
-    sqlite3_free(err);
-    sqlite3_close(db);
-    free(path);
-}
-
-/* A one-integer query on the database in `data_dir` (-1: no row). */
-static long long db_int(const char *data_dir, const char *sql)
-{
-    char *path = e2e_fmt("%s/agentd.db", data_dir);
-    sqlite3 *db;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    sqlite3_stmt *st;
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
-    long long v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    free(path);
-    return v;
-}
-
 /* POST .../deployments with `body`; asserts `status` and returns the response. */
 static e2e_response dep_create(const e2e_server *s, const char *id, const char *body, long status)
 {
@@ -231,7 +200,7 @@ START_TEST(test_deployments_lifecycle)
     ck_assert_str_eq(v, "v1");
 
     /* A clearly worse version is rejected, with both numbers and the reason. */
-    db_exec(&s, "UPDATE versions SET quality = 0.01 WHERE name = 'v2'");
+    e2e_db_exec(&s, "UPDATE versions SET quality = 0.01 WHERE name = 'v2'");
     r = dep_create(&s, "ml", "{\"model\":\"v2\"}", 201);
     char rej[40];
     snprintf(rej, sizeof(rej), "%s", e2e_json_str(r.json, "id"));
@@ -345,7 +314,7 @@ START_TEST(test_deployments_lifecycle)
     r = e2e_post(&s, AGENTS "/ml/evaluate", "{\"test_prompt\":\"" Q_FOREST "\",\"expected_answer\":\"XGBoost\"}");
     e2e_assert_error(&r, 409, "not_deployed", "no live deployment", "evaluate with every deployment removed");
     e2e_response_free(&r);
-    ck_assert_int_eq(db_int(s.data_dir, "SELECT count(*) FROM agents WHERE deployed_version_id IS NULL"), 1);
+    ck_assert_int_eq(e2e_db_int(&s, "SELECT count(*) FROM agents WHERE deployed_version_id IS NULL"), 1);
     /* A new deployment serves again. */
     r = dep_create(&s, "ml", "{\"model\":\"v1\"}", 201);
     ck_assert_str_eq(e2e_json_str(r.json, "status"), "live");
@@ -359,14 +328,14 @@ START_TEST(test_deployments_lifecycle)
                                           "deployment.rejected", "deployment.removed"};
     for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
         char *q = e2e_fmt("SELECT count(*) FROM audit_log WHERE action = '%s' AND actor = 'anonymous'", actions[i]);
-        ck_assert_msg(db_int(s.data_dir, q) > 0, "no %s audit row", actions[i]);
+        ck_assert_msg(e2e_db_int(&s, q) > 0, "no %s audit row", actions[i]);
         free(q);
     }
-    ck_assert_int_ge(db_int(s.data_dir, "SELECT count(*) FROM audit_log WHERE action = 'deployment.live'"
+    ck_assert_int_ge(e2e_db_int(&s, "SELECT count(*) FROM audit_log WHERE action = 'deployment.live'"
                                         " AND actor = 'system'"), 1);
     char *q = e2e_fmt("SELECT count(*) FROM audit_log WHERE action = 'deployment.rejected' AND target = '%s'"
                       " AND detail LIKE '%%\"agent\":\"ml\"%%'", rej);
-    ck_assert_int_eq(db_int(s.data_dir, q), 1);
+    ck_assert_int_eq(e2e_db_int(&s, q), 1);
     free(q);
 
     ck_assert_int_eq(e2e_stop(&s), 0);
@@ -542,8 +511,12 @@ START_TEST(test_inference_while_deployments_switch)
     create_ml(&s, "ml");
     train_version(&s, "ml", "v2");
     /* Two versions that answer differently: v1 gives several sources, v2 one. */
-    db_exec(&s, "UPDATE versions SET params = json_set(params, '$.top_k', 5) WHERE name = 'v1'");
-    db_exec(&s, "UPDATE versions SET params = json_set(params, '$.top_k', 1) WHERE name = 'v2'");
+    e2e_db_exec(&s, e2e_backend_pg()
+                        ? "UPDATE versions SET params = jsonb_set(params::jsonb, '{top_k}', '5')::text WHERE name = 'v1'"
+                        : "UPDATE versions SET params = json_set(params, '$.top_k', 5) WHERE name = 'v1'");
+    e2e_db_exec(&s, e2e_backend_pg()
+                        ? "UPDATE versions SET params = jsonb_set(params::jsonb, '{top_k}', '1')::text WHERE name = 'v2'"
+                        : "UPDATE versions SET params = json_set(params, '$.top_k', 1) WHERE name = 'v2'");
     switcher w = {.s = &s};
     pthread_t th;
     pthread_create(&th, NULL, switch_loop, &w);
@@ -643,17 +616,17 @@ static void *churn_loop(void *arg)
  * agents.deployed_version_id names and the one version in state deployed
  * (none live: NULL and none deployed), and each deployment's last event
  * says its status. */
-static void assert_consistent(const char *data_dir)
+static void assert_consistent(const e2e_server *s)
 {
-    ck_assert_int_eq(db_int(data_dir, "SELECT count(*) FROM (SELECT agent_id FROM deployments WHERE status = 'live'"
+    ck_assert_int_eq(e2e_db_int(s, "SELECT count(*) FROM (SELECT agent_id FROM deployments WHERE status = 'live'"
                                       " GROUP BY agent_id HAVING count(*) > 1)"), 0);
-    ck_assert_int_eq(db_int(data_dir, "SELECT count(*) FROM agents a WHERE coalesce(a.deployed_version_id, 0) <>"
+    ck_assert_int_eq(e2e_db_int(s, "SELECT count(*) FROM agents a WHERE coalesce(a.deployed_version_id, 0) <>"
                                       " coalesce((SELECT d.version_id FROM deployments d WHERE d.agent_id = a.id"
                                       " AND d.status = 'live'), 0)"), 0);
-    ck_assert_int_eq(db_int(data_dir, "SELECT count(*) FROM agents a WHERE (SELECT count(*) FROM versions v"
+    ck_assert_int_eq(e2e_db_int(s, "SELECT count(*) FROM agents a WHERE (SELECT count(*) FROM versions v"
                                       " WHERE v.agent_id = a.id AND v.state = 'deployed')"
                                       " <> (a.deployed_version_id IS NOT NULL)"), 0);
-    ck_assert_int_eq(db_int(data_dir,
+    ck_assert_int_eq(e2e_db_int(s,
                             "SELECT count(*) FROM deployments d WHERE NOT EXISTS (SELECT 1 FROM deployment_events e"
                             " WHERE e.deployment_id = d.id AND e.seq = (SELECT max(seq) FROM deployment_events"
                             " WHERE deployment_id = d.id) AND CASE d.status"
@@ -664,9 +637,9 @@ static void assert_consistent(const char *data_dir)
                             " WHEN 'removed' THEN e.event IN ('removed', 'rolled_back_to') ELSE 0 END)"),
                      0);
     /* A live deployment has gone live, a pending one has not been judged. */
-    ck_assert_int_eq(db_int(data_dir, "SELECT count(*) FROM deployments WHERE status IN ('live', 'superseded')"
+    ck_assert_int_eq(e2e_db_int(s, "SELECT count(*) FROM deployments WHERE status IN ('live', 'superseded')"
                                       " AND live_at IS NULL"), 0);
-    ck_assert_int_eq(db_int(data_dir, "SELECT count(*) FROM deployments d WHERE status = 'pending' AND EXISTS"
+    ck_assert_int_eq(e2e_db_int(s, "SELECT count(*) FROM deployments d WHERE status = 'pending' AND EXISTS"
                                       " (SELECT 1 FROM deployment_events e WHERE e.deployment_id = d.id"
                                       " AND e.event <> 'created')"), 0);
 }
@@ -689,7 +662,7 @@ START_TEST(test_sigkill_in_the_middle_of_switches)
         e2e_kill(&s);
         pthread_join(th, NULL);
         total += atomic_load(&w.calls);
-        assert_consistent(s.data_dir);
+        assert_consistent(&s);
         e2e_restart(&s, NULL, NULL);
         /* The restarted server agrees: the live deployment's version
          * answers, none live is not_deployed. */
@@ -699,21 +672,21 @@ START_TEST(test_sigkill_in_the_middle_of_switches)
             long st = infer(&s, id, v, sizeof(v), NULL);
             char *q = e2e_fmt("SELECT count(*) FROM deployments d JOIN agents a ON a.id = d.agent_id"
                               " WHERE a.user_id = '%s' AND d.status = 'live'", id);
-            long long live = db_int(s.data_dir, q);
+            long long live = e2e_db_int(&s, q);
             free(q);
             ck_assert_msg(live ? st == 200 : st == 409 && !strcmp(v, "not_deployed"),
                           "%s: %lld live, inference %ld %s", id, live, st, v);
             if (!live) continue;
             q = e2e_fmt("SELECT count(*) FROM deployments d JOIN agents a ON a.id = d.agent_id"
                         " WHERE a.user_id = '%s' AND d.status = 'live' AND d.model = '%s'", id, v);
-            ck_assert_msg(db_int(s.data_dir, q) == 1, "%s answered with %s, not its live deployment's version", id,
+            ck_assert_msg(e2e_db_int(&s, q) == 1, "%s answered with %s, not its live deployment's version", id,
                           v);
             free(q);
         }
     }
     ck_assert_int_gt(total, 10);
     ck_assert_int_eq(e2e_stop(&s), 0);
-    assert_consistent(s.data_dir);
+    assert_consistent(&s);
     e2e_cleanup(&s);
 }
 END_TEST
@@ -725,6 +698,7 @@ END_TEST
  * a v4 UUID of its own. */
 START_TEST(test_schema5_database_gets_live_deployments)
 {
+    if (e2e_skip_on_pg("migrates a SQLite file of schema version 5")) return;
     char dir[] = "/tmp/agentd-deploy5-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     char *data = e2e_fmt("%s/data", dir);
@@ -767,7 +741,7 @@ START_TEST(test_schema5_database_gets_live_deployments)
     }
     ck_assert_str_ne(uuids[0], uuids[1]);
     ck_assert_int_eq(e2e_stop(&s), 0);
-    assert_consistent(data);
+    assert_consistent(&s);
     e2e_cleanup(&s);
     char *cmd = e2e_fmt("rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);

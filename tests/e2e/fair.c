@@ -427,7 +427,7 @@ START_TEST(test_idempotent_token_secret_not_kept)
     e2e_response_free(&r);
     ck_assert_int_eq(e2e_stop(&s), 0);
     static const char *const files[] = {"agentd.db", "agentd.db-wal", "agentd.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 3 && !e2e_skip_on_pg("the secret check reads the SQLite files"); i++) {
         char *path = e2e_fmt("%s/%s", s.data_dir, files[i]);
         ck_assert_msg(!e2e_file_holds(path, secret + 17) && !e2e_file_holds(path, rotated + 17),
                       "a token secret is in %s", files[i]);

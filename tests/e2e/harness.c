@@ -16,6 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
 #include "base/buf.h"
 #include "tests/common/pgserver.h"
 
@@ -35,6 +38,99 @@ int e2e_skip_on_pg(const char *why)
     if (!e2e_backend_pg()) return 0;
     fprintf(stderr, "skipped on PostgreSQL: %s\n", why);
     return 1;
+}
+
+/* A connection to the server's PostgreSQL database. */
+static PGconn *e2e_pg_connect(const e2e_server *s)
+{
+    PGconn *conn = PQconnectdb(s->database_url);
+    ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "connect: %s", PQerrorMessage(conn));
+    return conn;
+}
+
+/* The server's SQLite file, opened beside it (WAL: waits for its writes). */
+static sqlite3 *e2e_lite_open(const e2e_server *s)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/agentd.db", s->data_dir);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    return db;
+}
+
+long long e2e_db_int(const e2e_server *s, const char *sql)
+{
+    long long v = -1;
+    if (s->database_url[0]) {
+        PGconn *conn = e2e_pg_connect(s);
+        PGresult *res = PQexec(conn, sql);
+        ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+        if (PQntuples(res) > 0) v = atoll(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        PQfinish(conn);
+        return v;
+    }
+    sqlite3 *db = e2e_lite_open(s);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+char *e2e_db_rows(const e2e_server *s, const char *sql)
+{
+    ad_buf b;
+    ad_buf_init(&b);
+    if (s->database_url[0]) {
+        PGconn *conn = e2e_pg_connect(s);
+        PGresult *res = PQexec(conn, sql);
+        ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+        for (int r = 0; r < PQntuples(res); r++) {
+            for (int c = 0; c < PQnfields(res); c++)
+                ad_buf_printf(&b, "%s%s", c ? "|" : "", PQgetisnull(res, r, c) ? "NULL" : PQgetvalue(res, r, c));
+            ad_buf_putc(&b, '\n');
+        }
+        PQclear(res);
+        PQfinish(conn);
+        return ad_buf_steal(&b, NULL);
+    }
+    sqlite3 *db = e2e_lite_open(s);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            const unsigned char *v = sqlite3_column_text(st, c);
+            ad_buf_printf(&b, "%s%s", c ? "|" : "", v ? (const char *)v : "NULL");
+        }
+        ad_buf_putc(&b, '\n');
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ad_buf_steal(&b, NULL);
+}
+
+long long e2e_db_exec(const e2e_server *s, const char *sql)
+{
+    long long n;
+    if (s->database_url[0]) {
+        PGconn *conn = e2e_pg_connect(s);
+        PGresult *res = PQexec(conn, sql);
+        ExecStatusType st = PQresultStatus(res);
+        ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+        n = atoll(PQcmdTuples(res));
+        PQclear(res);
+        PQfinish(conn);
+        return n;
+    }
+    sqlite3 *db = e2e_lite_open(s);
+    char *err = NULL;
+    ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK, "%s: %s", sql, err ? err : "?");
+    n = sqlite3_changes(db);
+    sqlite3_close(db);
+    return n;
 }
 
 int e2e_pg_setup(void)

@@ -36,6 +36,19 @@ int e2e_backend_pg(void);
  * "skipped on PostgreSQL: <why>" and returns 1 (the test returns). */
 int e2e_skip_on_pg(const char *why);
 
+/* One integer from the server's database, on a connection of the test's
+ * own (its SQLite file, or its PostgreSQL database): what no route shows.
+ * -1 when the query returns no row. `sql` must run on both backends. */
+long long e2e_db_int(const e2e_server *s, const char *sql);
+
+/* Every row `sql` returns from the server's database, as text: columns
+ * joined by '|', NULL as "NULL", one line each. Free it. */
+char *e2e_db_rows(const e2e_server *s, const char *sql);
+
+/* Runs `sql` (one statement or more) on the server's database; returns the
+ * rows the last one changed. */
+long long e2e_db_exec(const e2e_server *s, const char *sql);
+
 /* Starts the shared PostgreSQL server when e2e_backend_pg() (before the
  * suites run): 0, or -1 with the reason on stderr. */
 int e2e_pg_setup(void);

@@ -6,7 +6,6 @@
 #include <curl/curl.h>
 #include <ctype.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,31 +124,11 @@ static totals wait_totals(const e2e_server *s, const char *id, double count)
     return t;
 }
 
-/* Rows of the inference log straight from the database file:
+/* Rows of the inference log straight from the database:
  * "backend|status|outcome|retries|prompt-or-NULL\n" each, oldest first. */
 static char *inference_rows(const e2e_server *s)
 {
-    char path[400];
-    snprintf(path, sizeof(path), "%s/agentd.db", s->data_dir);
-    sqlite3 *db;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT backend, status, outcome, retries, prompt FROM inferences"
-                                        " ORDER BY rowid",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    ad_buf b;
-    ad_buf_init(&b);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const unsigned char *p = sqlite3_column_text(st, 4);
-        ad_buf_printf(&b, "%s|%d|%s|%d|%s\n", sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
-                      sqlite3_column_text(st, 2), sqlite3_column_int(st, 3), p ? (const char *)p : "NULL");
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return ad_buf_steal(&b, NULL);
+    return e2e_db_rows(s, "SELECT backend, status, outcome, retries, prompt FROM inferences ORDER BY id");
 }
 
 /* ---- the local backend's response shape ------------------------------------ */

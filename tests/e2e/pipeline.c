@@ -1,7 +1,6 @@
 /* Issue 3: the pipeline is durable, concurrent and cancellable, end to end. */
 #include <check.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,25 +51,15 @@ static long create_text_agent(const e2e_server *s, const char *id, size_t bytes)
     return st;
 }
 
-/* Counts rows in every agent table straight from the database file. */
+/* Counts rows in every agent table, straight from the database. */
 static long count_rows(const e2e_server *s)
 {
-    char path[400];
-    snprintf(path, sizeof(path), "%s/agentd.db", s->data_dir);
-    sqlite3 *db;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
+    return (long)e2e_db_int(s,
         "SELECT (SELECT count(*) FROM agents) + (SELECT count(*) FROM jobs) +"
         " (SELECT count(*) FROM executions) + (SELECT count(*) FROM units) +"
         " (SELECT count(*) FROM versions) + (SELECT count(*) FROM materials) +"
         " (SELECT count(*) FROM version_passages) + (SELECT count(*) FROM version_terms) +"
-        " (SELECT count(*) FROM version_index)", -1, &st, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    long n = (long)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
+        " (SELECT count(*) FROM version_index)");
 }
 
 START_TEST(test_free_text_reaches_ready_and_status_reads_do_not_wait)

@@ -9,7 +9,6 @@
 #include <grp.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,22 +55,6 @@ static long long file_size(const char *dir, const char *name)
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     struct stat st;
     return stat(path, &st) == 0 ? (long long)st.st_size : 0;
-}
-
-/* One integer from the server's database, read on a connection of our own. */
-static long long db_int(const e2e_server *s, const char *sql)
-{
-    char path[400];
-    snprintf(path, sizeof(path), "%s/agentd.db", s->data_dir);
-    sqlite3 *db;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *st;
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
-    long long v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
 }
 
 /* About `bytes` of varied sentences, deterministic per `seed`. */
@@ -293,6 +276,7 @@ static void storage_suite_teardown(void)
 
 START_TEST(test_full_disk_503_then_recovers_without_restart)
 {
+    if (e2e_skip_on_pg("fills the file system under the SQLite file")) return;
     char mnt[96];
     full_disk_prefix(mnt, sizeof(mnt));
     strcat(mnt, "XXXXXX");
@@ -397,6 +381,7 @@ END_TEST
 
 START_TEST(test_deletes_give_space_back)
 {
+    if (e2e_skip_on_pg("measures the SQLite file's pages")) return;
     e2e_server s;
     e2e_start(&s, NULL, NULL);
     for (int i = 0; i < SPACE_AGENTS; i++) {
@@ -426,7 +411,7 @@ START_TEST(test_deletes_give_space_back)
     while (now_ms() < end) {
         wal = file_size(s.data_dir, "agentd.db-wal");
         db = file_size(s.data_dir, "agentd.db");
-        free_pages = db_int(&s, "PRAGMA freelist_count");
+        free_pages = e2e_db_int(&s, "PRAGMA freelist_count");
         if (wal == 0 && free_pages == 0 && db < db0 / 4) break;
         e2e_sleep_ms(100);
     }
@@ -435,7 +420,7 @@ START_TEST(test_deletes_give_space_back)
     ck_assert_msg(wal == 0, "WAL not truncated: %lld bytes", wal);
     ck_assert_msg(free_pages == 0, "%lld free pages not reclaimed", free_pages);
     ck_assert_msg(db < db0 / 4, "database file %lld bytes, was %lld", db, db0);
-    ck_assert_int_eq(db_int(&s, "PRAGMA auto_vacuum"), 2);
+    ck_assert_int_eq(e2e_db_int(&s, "PRAGMA auto_vacuum"), 2);
 
     /* The server goes on as before. */
     create_from(&s, "again", "data/python_expert_dataset.json");
@@ -452,7 +437,7 @@ static long long agent_rows(const e2e_server *s, const char *table)
     char sql[200];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE agent_id = (SELECT id FROM agents WHERE user_id='keep')",
              table);
-    return db_int(s, sql);
+    return e2e_db_int(s, sql);
 }
 
 START_TEST(test_log_retention_prunes_in_background)
@@ -569,6 +554,7 @@ static void assert_says(const char *log, const char *needle)
 
 START_TEST(test_startup_on_corrupt_database)
 {
+    if (e2e_skip_on_pg("corrupts the SQLite file")) return;
     char dir[] = "/tmp/agentd-corrupt-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     char *path = e2e_fmt("%s/agentd.db", dir);
@@ -597,6 +583,7 @@ END_TEST
 
 START_TEST(test_startup_on_unusable_data_dir)
 {
+    if (e2e_skip_on_pg("makes the SQLite file's data dir unusable")) return;
     char dir[] = "/tmp/agentd-perm-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     ck_assert_int_eq(chmod(dir, 0755), 0);

@@ -78,6 +78,7 @@ static void wait_ready(const e2e_server *s, const char *id)
 
 static void assert_no_secret_in_db(const e2e_server *s, const char *secret, const char *when)
 {
+    if (e2e_skip_on_pg("the secret check reads the SQLite files")) return;
     static const char *const files[] = {"agentd.db", "agentd.db-wal", "agentd.db-shm"};
     /* The random tail alone, too: a secret stored in any shape is a leak. */
     const char *tail = secret + 17;

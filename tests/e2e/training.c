@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <ctype.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,22 +230,6 @@ static e2e_response get_executions(const e2e_server *s, const char *id)
 static const cJSON *exec_row_at(const e2e_response *r, int i)
 {
     return cJSON_GetArrayItem(json_obj(r->json, "executions"), i);
-}
-
-/* Runs one SQL statement on the server's database while it runs. */
-static void db_exec(const e2e_server *s, const char *sql)
-{
-    char path[400];
-    snprintf(path, sizeof(path), "%s/agentd.db", s->data_dir);
-    sqlite3 *db;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    char *err = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, err ? err : "?");
-    ck_assert_int_ge(sqlite3_changes(db), 1);
-    sqlite3_free(err);
-    sqlite3_close(db);
 }
 
 /* ---- 1. five iterations, inference served throughout ------------------------ */
@@ -1071,32 +1054,32 @@ START_TEST(test_replay_stale_log_refused)
     ck_assert_msg(!memcmp(&b0, &b2, sizeof(b0)), "B's log changed when A's was replayed");
 
     /* (b) A stage renamed behind the server's back. */
-    db_exec(&s, "UPDATE executions SET name='Bogus' WHERE task_index=1"
-                " AND agent_id=(SELECT id FROM agents WHERE user_id='b')");
+    ck_assert_int_ge(e2e_db_exec(&s, "UPDATE executions SET name='Bogus' WHERE task_index=1"
+                " AND agent_id=(SELECT id FROM agents WHERE user_id='b')"), 1);
     post_expect(&s, AGENTS "/b/replay", "{\"task_index\":2}", 409, "stale_execution_log", "Bogus",
                 "replay with a renamed stage");
     post_expect(&s, AGENTS "/b/replay", "{\"task_index\":0}", 409, "stale_execution_log", "Bogus",
                 "replay from 0 with a renamed stage");
-    db_exec(&s, "UPDATE executions SET name='ModelTrainer' WHERE task_index=1"
-                " AND agent_id=(SELECT id FROM agents WHERE user_id='b')");
+    ck_assert_int_ge(e2e_db_exec(&s, "UPDATE executions SET name='ModelTrainer' WHERE task_index=1"
+                " AND agent_id=(SELECT id FROM agents WHERE user_id='b')"), 1);
 
     /* Stages out of order. */
-    db_exec(&s, "UPDATE executions SET name=CASE task_index WHEN 2 THEN 'ModelDeployer' ELSE 'ModelEvaluator' END"
-                " WHERE task_index IN (2,3) AND agent_id=(SELECT id FROM agents WHERE user_id='b')");
+    ck_assert_int_ge(e2e_db_exec(&s, "UPDATE executions SET name=CASE task_index WHEN 2 THEN 'ModelDeployer' ELSE 'ModelEvaluator' END"
+                " WHERE task_index IN (2,3) AND agent_id=(SELECT id FROM agents WHERE user_id='b')"), 1);
     post_expect(&s, AGENTS "/b/replay", "{\"task_index\":1}", 409, "stale_execution_log", "ModelDeployer",
                 "replay with stages swapped");
-    db_exec(&s, "UPDATE executions SET name=CASE task_index WHEN 2 THEN 'ModelEvaluator' ELSE 'ModelDeployer' END"
-                " WHERE task_index IN (2,3) AND agent_id=(SELECT id FROM agents WHERE user_id='b')");
+    ck_assert_int_ge(e2e_db_exec(&s, "UPDATE executions SET name=CASE task_index WHEN 2 THEN 'ModelEvaluator' ELSE 'ModelDeployer' END"
+                " WHERE task_index IN (2,3) AND agent_id=(SELECT id FROM agents WHERE user_id='b')"), 1);
 
     /* An earlier stage without output. */
-    db_exec(&s, "UPDATE executions SET output=NULL WHERE task_index=0"
-                " AND agent_id=(SELECT id FROM agents WHERE user_id='b')");
+    ck_assert_int_ge(e2e_db_exec(&s, "UPDATE executions SET output=NULL WHERE task_index=0"
+                " AND agent_id=(SELECT id FROM agents WHERE user_id='b')"), 1);
     post_expect(&s, AGENTS "/b/replay", "{\"task_index\":2}", 409, "stale_execution_log", STAGES[0],
                 "replay with an earlier stage lacking output");
 
     /* A missing row. */
-    db_exec(&s, "DELETE FROM executions WHERE task_index=3"
-                " AND agent_id=(SELECT id FROM agents WHERE user_id='b')");
+    ck_assert_int_ge(e2e_db_exec(&s, "DELETE FROM executions WHERE task_index=3"
+                " AND agent_id=(SELECT id FROM agents WHERE user_id='b')"), 1);
     post_expect(&s, AGENTS "/b/replay", "{\"task_index\":1}", 409, "stale_execution_log", "3",
                 "replay with a row missing");
 
@@ -1257,7 +1240,7 @@ START_TEST(test_failed_training_run_shows_on_status)
     e2e_server s;
     e2e_start(&s, NULL, NULL);
     create_dataset(&s, "py", "data/python_expert_dataset.json");
-    db_exec(&s, "DELETE FROM units WHERE agent_id = (SELECT id FROM agents WHERE user_id = 'py')");
+    ck_assert_int_ge(e2e_db_exec(&s, "DELETE FROM units WHERE agent_id = (SELECT id FROM agents WHERE user_id = 'py')"), 1);
     long long tid = train(&s, "py", "{\"iterations\":2}", NULL);
     ck_assert_str_eq(wait_training(&s, "py", tid, 30000), "failed");
 
