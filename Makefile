@@ -176,7 +176,7 @@ $(NODE_TOOLS): package-lock.json
 	@scripts/deps.sh test
 
 # The suites whose threads share state (the llm loop, deferred responses,
-# streams, the worker pool, a training stop reaching running workers, the
+# streams, the worker pool with its heartbeat, a training stop reaching running workers, the
 # maintenance thread and postponed jobs on a full disk, the per-caller
 # limits under concurrent requests, the PostgreSQL driver's units of work,
 # snapshots and racing migrations, the token checks' throttles shared by
@@ -185,6 +185,8 @@ $(NODE_TOOLS): package-lock.json
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) base_prom
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) pipeline_eta
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) pipeline_pool
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) storage_jobs_pg
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) handlers_agents
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) api_stream

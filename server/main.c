@@ -192,7 +192,7 @@ int main(int argc, char **argv)
         goto out;
     }
     sse_ticker_start(15000);
-    if (pipeline_pool_start(&app.pool, cfg.workers, PIPELINE_POOL_LEASE_MS, &e) < 0) {
+    if (pipeline_pool_start(&app.pool, cfg.workers, cfg.job_lease_ms, &e) < 0) {
         ad_log(AD_LOG_ERROR, "%s", e.msg);
         goto out;
     }

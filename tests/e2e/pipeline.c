@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "tests/e2e/harness.h"
 
 Suite *e2e_pipeline_suite(void);
@@ -199,6 +200,76 @@ START_TEST(test_sigkill_mid_pipeline_loses_nothing)
 }
 END_TEST
 
+/* The lease owner (empty when none) and attempts of agent "held"'s job,
+ * from the server's database. */
+static void read_held_job(const e2e_server *s, char *owner, size_t cap, int *attempts)
+{
+    char *rows = e2e_db_rows(s, "SELECT j.attempts, coalesce(j.lease_owner, '') FROM jobs j"
+                                " JOIN agents a ON a.id = j.agent_id WHERE a.user_id = 'held'"
+                                " ORDER BY j.id DESC LIMIT 1");
+    ck_assert_ptr_nonnull(rows);
+    char *bar = strchr(rows, '|');
+    ck_assert_ptr_nonnull(bar);
+    *attempts = atoi(rows);
+    size_t n = strcspn(bar + 1, "\n");
+    snprintf(owner, cap, "%.*s", (int)n, bar + 1);
+    free(rows);
+}
+
+/* A job whose replica was killed resumes under a new replica's id. On
+ * SQLite one process owns the data dir, so start-up expires every lease and
+ * the job resumes at once (long before its lease could lapse: the last
+ * renewal was at most a third of a lease before the kill). On PostgreSQL
+ * the job may be a live replica's, so the new one waits for the lease to
+ * lapse, then its listener wakes a worker that takes the job over. */
+START_TEST(test_sigkill_resumes_at_next_start_without_waiting_for_the_lease)
+{
+    enum { LEASE_MS = 6000 };
+    e2e_server s;
+    const char *args[] = {"--workers", "1", "--job-lease-ms", "6000", NULL};
+    e2e_start(&s, args, NULL);
+    ck_assert_int_eq(create_text_agent(&s, "held", 4u << 20), 201);
+    char before[160] = "", after[160] = "";
+    int attempts = 0;
+    for (int i = 0; i < 4000 && !before[0]; i++) {
+        read_held_job(&s, before, sizeof(before), &attempts);
+        if (!before[0]) usleep(2000);
+    }
+    ck_assert_msg(before[0], "the job was never claimed");
+    ck_assert_int_eq(attempts, 1);
+    ck_assert_int_eq(e2e_log_count(&s, before), 1);   /* the replica's id, logged once at start */
+    e2e_kill(&s);
+    int64_t killed = ad_clock_mono_ms();
+    read_held_job(&s, after, sizeof(after), &attempts);
+    ck_assert_msg(attempts == 1 && !strcmp(after, before), "the job ended before the kill: the test proves nothing");
+
+    e2e_restart(&s, args, NULL);
+    while (attempts < 2 && ad_clock_mono_ms() - killed < 4 * LEASE_MS) {
+        read_held_job(&s, after, sizeof(after), &attempts);
+        if (attempts < 2) usleep(5000);
+    }
+    int64_t took = ad_clock_mono_ms() - killed;
+    ck_assert_int_eq(attempts, 2);
+    ck_assert_str_ne(after, before);
+    ck_assert_msg(after[0], "the resumed job has no lease owner");
+    if (e2e_backend_pg()) {
+        ck_assert_msg(took >= LEASE_MS * 2 / 3 - 200, "taken over %lld ms after the kill, inside its lease",
+                      (long long)took);
+        ck_assert_msg(took < LEASE_MS + 3000, "taken over %lld ms after the kill", (long long)took);
+    } else {
+        ck_assert_msg(took < LEASE_MS / 2, "resumed %lld ms after the kill: it waited for the lease",
+                      (long long)took);
+        ck_assert_int_eq(e2e_log_wait(&s, "resuming 1 interrupted job(s)", 1, 5000), 1);
+    }
+    ck_assert_str_eq(e2e_wait_agent(&s, "held", 180000), "ready");
+    e2e_response r = e2e_get(&s, "/api/v1/agents/held");
+    ck_assert_str_eq(e2e_json_str(cJSON_GetObjectItem(r.json, "model"), "name"), "v1");
+    e2e_response_free(&r);
+    ck_assert_int_eq(e2e_stop(&s), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 START_TEST(test_delete_during_processing_leaves_nothing)
 {
     e2e_server s;
@@ -341,6 +412,7 @@ Suite *e2e_pipeline_suite(void)
     tcase_add_test(tc, test_free_text_reaches_ready_and_status_reads_do_not_wait);
     tcase_add_test(tc, test_200_concurrent_creates_all_reach_ready);
     tcase_add_test(tc, test_sigkill_mid_pipeline_loses_nothing);
+    tcase_add_test(tc, test_sigkill_resumes_at_next_start_without_waiting_for_the_lease);
     tcase_add_test(tc, test_delete_during_processing_leaves_nothing);
     tcase_add_test(tc, test_stage_failure_reports_stage_and_reason);
     tcase_add_test(tc, test_eta_while_processing_and_quality_once_ready);
