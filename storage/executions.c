@@ -143,18 +143,32 @@ int storage_exec_finish_job(storage_conn *db, int64_t agent_id, int64_t job_id, 
     return storage_end(db, rc, e);
 }
 
-int storage_exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e)
+/* The reset's unit of work: see storage_exec_reset. */
+static int exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e)
 {
+    /* A job queued outside a unit of work (a replay's single insert) does
+     * not wait for the unit lock, and on PostgreSQL the check below would
+     * not see it while its insert is uncommitted. That insert holds a key
+     * share lock on the agent's row (its foreign key) until it commits: FOR
+     * UPDATE waits for it, and the next statement, with a fresh snapshot,
+     * sees the job. SQLite's BEGIN IMMEDIATE already waits for every other
+     * writer and has no FOR UPDATE: two dialects of one lock. */
+    sql_stmt *st = storage_stmt2(db, "SELECT id FROM agents WHERE id = ?1",
+                                 "SELECT id FROM agents WHERE id = ?1 FOR UPDATE");
+    sql_bind_int64(st, 1, agent_id);
+    int rc = sql_step(st);
+    sql_reset(st);
+    if (rc != SQL_ROW && rc != SQL_DONE) return storage_fail(db, rc, "lock agent", e);
     /* The job check is part of the update: checked apart, a job queued in
      * between would run on (or replay from) a log wiped under it. */
-    sql_stmt *st = storage_stmt(db,
+    st = storage_stmt(db,
         "UPDATE executions SET status = 'pending', inputs = '{}', output = NULL, job_id = NULL,"
         " was_replayed = 0, started_at = NULL, finished_at = NULL, duration_ms = NULL,"
         " timestamp = ?2 WHERE agent_id = ?1 AND NOT EXISTS (SELECT 1 FROM jobs"
         " WHERE agent_id = ?1 AND state IN ('queued', 'running'))");
     sql_bind_int64(st, 1, agent_id);
     sql_bind_int64(st, 2, ad_clock_now_ms());
-    int rc = sql_step(st);
+    rc = sql_step(st);
     if (rc != SQL_DONE) return storage_fail(db, rc, "reset execution log", e);
     *count = sql_changes(st);
     if (*count) return 0;
@@ -169,6 +183,14 @@ int storage_exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e
     if (rc != SQL_ROW) return storage_fail(db, rc, "check jobs", e);
     return active ? ad_err_set(e, AD_ECONFLICT, "the agent has a job queued or running")
                   : ad_err_set(e, AD_ENOTFOUND, "agent not found");
+}
+
+int storage_exec_reset(storage_conn *db, int64_t agent_id, int *count, ad_err *e)
+{
+    int rc = storage_begin(db, e);
+    if (rc < 0) return rc;
+    rc = exec_reset(db, agent_id, count, e);
+    return storage_end(db, rc, e);
 }
 
 #define EXEC_COLUMNS                                                                           \
