@@ -205,10 +205,10 @@ static void *pool_heartbeat_main(void *arg)
 }
 
 /* One round of the listener: reads when the next foreign lease lapses,
- * wakes a worker for one that has (once per expiry seen), then waits for
- * notifications until just after the next lapse (at most a lease), waking
- * a worker for each. Returns 0, or a negative code when the connection
- * failed. */
+ * wakes a worker for one that has (once per expiry seen), then waits for a
+ * notification until just after the next lapse, or a third of a lease (a
+ * replica may have claimed jobs since, and die), and wakes a worker when
+ * one comes. Returns 0, or a negative code when the connection failed. */
 static int pool_listen_round(pipeline_pool *p, storage_conn *db, int64_t *woken_for, ad_err *e)
 {
     int64_t expiry = 0;
@@ -220,14 +220,17 @@ static int pool_listen_round(pipeline_pool *p, storage_conn *db, int64_t *woken_
         *woken_for = expiry;
         pool_wake(p);
     }
-    int64_t until = now + p->lease_ms;
+    int64_t until = now + p->lease_ms / 3;
     if (expiry >= now && expiry + 1 < until) until = expiry + 1;
     while (!pool_stopping(p)) {
         int64_t left = until - ad_clock_now_ms();
         if (left <= 0) break;
         rc = storage_jobs_wait(db, (int)(left < POOL_LISTEN_SLICE_MS ? left : POOL_LISTEN_SLICE_MS), e);
         if (rc < 0) return rc;
-        if (rc > 0) pool_wake(p);
+        if (rc > 0) {
+            pool_wake(p);
+            break;
+        }
     }
     return 0;
 }
