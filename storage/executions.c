@@ -230,7 +230,8 @@ int storage_exec_stage_samples(storage_conn *db, int stages, int per_stage, int6
 {
     /* Read once at start: a scan of the log, ranked per task index. */
     sql_stmt *st = storage_stmt(db,
-        "SELECT task_index, count(*), CAST(sum(duration_ms) AS BIGINT), CAST(sum(bytes) AS BIGINT) FROM ("
+        "SELECT task_index, count(*), CAST(sum(duration_ms) AS BIGINT), CAST(sum(bytes) AS BIGINT)"
+        " FROM ("
         "  SELECT x.task_index, x.duration_ms, a.material_bytes AS bytes, row_number()"
         "    OVER (PARTITION BY x.task_index ORDER BY x.finished_at DESC) AS n"
         "  FROM executions x JOIN agents a ON a.id = x.agent_id"

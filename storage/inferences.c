@@ -22,7 +22,8 @@ static int inferences_insert(storage_conn *db, const inference_record *r, ad_err
     sql_stmt *st = storage_stmt(db,
         "INSERT INTO inferences (agent_id, backend, status, outcome, latency_ms, prompt_tokens,"
         " output_tokens, retries, prompt, created_at)"
-        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE EXISTS (SELECT 1 FROM agents WHERE id = ?1)");
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10"
+        " WHERE EXISTS (SELECT 1 FROM agents WHERE id = ?1)");
     sql_bind_int64(st, 1, r->agent_id);
     sql_bind_text(st, 2, r->backend);
     sql_bind_int(st, 3, r->status);

@@ -119,7 +119,8 @@ int storage_trainings_get(storage_conn *db, int64_t agent_id, int64_t training_i
                           ad_err *e)
 {
     sql_stmt *st = storage_stmt(db,
-        "SELECT " TRAINING_COLUMNS " FROM trainings WHERE agent_id = ?1 AND (CAST(?2 AS BIGINT) = 0 OR id = ?2)"
+        "SELECT " TRAINING_COLUMNS " FROM trainings WHERE agent_id = ?1"
+        " AND (CAST(?2 AS BIGINT) = 0 OR id = ?2)"
         " ORDER BY id DESC LIMIT 1");
     sql_bind_int64(st, 1, agent_id);
     sql_bind_int64(st, 2, training_id);
