@@ -233,12 +233,13 @@ static int pg_ready(storage_conn *c)
         return storage_conn_failed(c, SQL_EDOWN, "the connection to the database is lost");
     p->last_reset_ms = now;
     PQreset(p->conn);
+    /* A new session, even a half-made one, knows none of our prepared names. */
+    p->generation++;
     if (PQstatus(p->conn) != CONNECTION_OK || pg_session(p->conn) < 0) {
         char words[200];
         pg_words(PQerrorMessage(p->conn), words, sizeof(words));
         return storage_conn_failed(c, SQL_EDOWN, "cannot reconnect to the database: %s", words);
     }
-    p->generation++;
     return 0;
 }
 
