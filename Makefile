@@ -52,6 +52,7 @@ AGENTD     := $(BUILD)/agentd
 UNIT_BIN   := $(BUILD)/unit_tests
 E2E_BIN    := $(BUILD)/e2e_tests
 FAKE_BIN   := $(BUILD)/fake_gemini
+PGSERVER_BIN := $(BUILD)/pgserver
 AGENTCTL   := $(BUILD)/agentctl
 
 .PHONY: all deps run test check check-threads check-pg build lint bench clean format smoke-gemini
@@ -111,6 +112,11 @@ $(E2E_BIN): $(E2E_OBJ) $(LIB_OBJ) $(FAKE_OBJ) $(TCOMMON_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs check)
 
 $(FAKE_BIN): $(BUILD)/obj/tests/fake/main.o $(FAKE_OBJ) $(LIB_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+# tests/common/pgserver as a command: the bench scenarios on PostgreSQL start
+# their throwaway server with it.
+$(PGSERVER_BIN): $(BUILD)/obj/tests/pgserver/main.o $(BUILD)/obj/tests/common/pgserver.o
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 # `make run PORT=9000 DATA_DIR=/srv/agentd`: a flag only for what is given on
@@ -194,6 +200,7 @@ check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_tokens
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_deployments
 	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_metrics
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_replicas
 
 # The e2e suites again on PostgreSQL: AGENTD_E2E_BACKEND=pg starts one
 # throwaway server (tests/common/pgserver.c) and gives every agentd start a
@@ -250,7 +257,7 @@ smoke-gemini:
 
 bench:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory build VARIANT=release
+	@$(MAKE) --no-print-directory build build/release/pgserver VARIANT=release
 	bench/run.sh
 
 format:

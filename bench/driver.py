@@ -29,6 +29,10 @@ Subcommands (all print one JSON object on stdout with their figures):
                                            create K agents one after another, each from B
                                            bytes of generated text (seed S+i), and time
                                            each one's POST -> ready; reports the median
+
+create, get and infer take a list of ports, --port P1,P2 (replicas of one
+database): the connections are spread over them in turn; the other reads
+(the list route, status polls) go to the first.
 """
 import argparse
 import http.client
@@ -178,14 +182,23 @@ class Conn:
         raise RuntimeError("unreachable")
 
 
-def run_parallel(n, concurrency, port, job):
-    """Runs job(conn, i) for i in 0..n-1 over `concurrency` threads; returns
-    (elapsed seconds, list of statuses)."""
+def port_list(text):
+    """--port: one port, or several separated by commas (replicas)."""
+    ports = [int(p) for p in text.split(",") if p]
+    if not ports or any(p <= 0 or p > 65535 for p in ports):
+        raise argparse.ArgumentTypeError(f"not a port or list of ports: {text!r}")
+    return ports
+
+
+def run_parallel(n, concurrency, ports, job):
+    """Runs job(conn, i) for i in 0..n-1 over `concurrency` threads, thread k
+    connected to ports[k % len(ports)]; returns (elapsed seconds, list of
+    statuses)."""
     statuses = [0] * n
     nxt = [0]
     lock = threading.Lock()
 
-    def worker():
+    def worker(port):
         c = Conn(port)
         while True:
             with lock:
@@ -199,7 +212,8 @@ def run_parallel(n, concurrency, port, job):
                 print(f"driver: request {i} failed: {exc}", file=sys.stderr)
                 statuses[i] = -1
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker, args=(ports[k % len(ports)],), daemon=True)
+               for k in range(concurrency)]
     t0 = time.monotonic()
     for t in threads:
         t.start()
@@ -257,7 +271,7 @@ def cmd_create(a):
         c0 = Conn(a.port)
         base_ready, base_err = list_total(c0, "ready"), list_total(c0, "error")
     t0 = time.monotonic()
-    elapsed, sts = run_parallel(a.count, a.concurrency, a.port, job)
+    elapsed, sts = run_parallel(a.count, a.concurrency, a.ports, job)
     ok = sum(1 for s in sts if s == 201)
     res = {"created": ok, "failed": a.count - ok, "seconds": round(elapsed, 3),
            "per_s": round(ok / elapsed, 1) if elapsed > 0 else None,
@@ -354,7 +368,7 @@ def cmd_get(a):
         st, _ = c.request("GET", paths[i])
         return st
 
-    elapsed, sts = run_parallel(a.requests, a.concurrency, a.port, job)
+    elapsed, sts = run_parallel(a.requests, a.concurrency, a.ports, job)
     ok = sum(1 for s in sts if s == 200)
     print(json.dumps({"ok": ok, "failed": a.requests - ok, "seconds": round(elapsed, 3),
                       "per_s": round(ok / elapsed, 1) if elapsed > 0 else None}))
@@ -396,12 +410,12 @@ def cmd_infer(a):
         return st
 
     if a.warmup:
-        _, wsts = run_parallel(a.warmup, a.concurrency, a.port, job)
+        _, wsts = run_parallel(a.warmup, a.concurrency, a.ports, job)
         if any(s != 200 for s in wsts):
             sys.exit(1)
     # The timed part re-runs job over the indexes after the warm-up.
     offset = a.warmup
-    elapsed, sts = run_parallel(a.requests, a.concurrency, a.port, lambda c, i: job(c, offset + i))
+    elapsed, sts = run_parallel(a.requests, a.concurrency, a.ports, lambda c, i: job(c, offset + i))
     ok = sum(1 for s in sts if s == 200)
     ms = sorted(x * 1000 for x in lat[offset:])
     res = {"ok": ok, "failed": a.requests - ok, "seconds": round(elapsed, 3),
@@ -445,7 +459,7 @@ def main():
     g.add_argument("--sql", required=True)
     g.add_argument("--size", type=int, default=600)
     g = sub.add_parser("create")
-    g.add_argument("--port", type=int, required=True)
+    g.add_argument("--port", type=port_list, required=True, help="a port, or P1,P2,... (replicas)")
     g.add_argument("--count", type=int, required=True)
     g.add_argument("--prefix", default="agent-")
     g.add_argument("--bytes", type=int, default=200)
@@ -467,13 +481,13 @@ def main():
     g.add_argument("--user", default="big-agent")
     g.add_argument("--timeout", type=float, default=120)
     g = sub.add_parser("get")
-    g.add_argument("--port", type=int, required=True)
+    g.add_argument("--port", type=port_list, required=True, help="a port, or P1,P2,... (replicas)")
     g.add_argument("--path", required=True, help="'{i}' is replaced by i mod --rotate, 5 digits")
     g.add_argument("--rotate", type=int, default=1)
     g.add_argument("--requests", type=int, required=True)
     g.add_argument("--concurrency", type=int, default=8)
     g = sub.add_parser("infer")
-    g.add_argument("--port", type=int, required=True)
+    g.add_argument("--port", type=port_list, required=True, help="a port, or P1,P2,... (replicas)")
     g.add_argument("--agent", required=True, help="'{i}' is replaced by i mod --rotate, 5 digits")
     g.add_argument("--rotate", type=int, default=1)
     g.add_argument("--requests", type=int, required=True)
@@ -491,6 +505,8 @@ def main():
     g.add_argument("--interval", type=float, default=0.005, help="status poll interval, s")
     g.add_argument("--timeout", type=float, default=120, help="per agent, s")
     a = p.parse_args()
+    if isinstance(getattr(a, "port", None), list):
+        a.ports, a.port = a.port, a.port[0]
     {"gentext": cmd_gentext, "passages": cmd_passages, "create": cmd_create, "wait": cmd_wait,
      "pipeline": cmd_pipeline, "get": cmd_get, "infer": cmd_infer, "ready": cmd_ready}[a.cmd](a)
 

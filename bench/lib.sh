@@ -41,6 +41,7 @@ AGENTD_PID=""
 AGENTD_PORT=""
 AGENTD_LOG=""
 AGENTD_SCENARIO_ARGS=()
+BENCH_LAUNCHED=()
 
 bench_log() { printf '[bench] %s\n' "$*" >&2; }
 bench_die() {
@@ -76,8 +77,10 @@ bench_cleanup() {
 	local rc=$?
 	trap - EXIT
 	bench_stop_agentd || true
+	bench_stop_replicas || true
 	bench_stop_nginx || true
 	bench_stop_fake_gemini || true
+	bench_stop_pg || true
 	if [ -n "$BENCH_TMP" ] && [ -d "$BENCH_TMP" ]; then
 		if [ "$rc" -ne 0 ] || [ "$BENCH_KEEP_TMP" = 1 ]; then
 			bench_log "logs and configs kept in $BENCH_TMP"
@@ -191,44 +194,55 @@ bench_stop_nginx() {
 # A scenario may set the array AGENTD_SCENARIO_ARGS for flags it needs; they go
 # after AGENTD_BENCH_ARGS.
 bench_start_agentd() {
-	local data="$BENCH_TMP/agentd-data" line i
+	AGENTD_LOG="$BENCH_TMP/agentd.log"
+	bench_launch_agentd "$BENCH_TMP/agentd-data" "$AGENTD_LOG" "$BENCH_TMP/agentd.stdout"
+	AGENTD_PID=$LAUNCH_PID
+	AGENTD_PORT=$LAUNCH_PORT
+}
+
+# bench_launch_agentd DATA_DIR LOG STDOUT: starts one agentd (AGENTD_BENCH_ARGS,
+# then AGENTD_SCENARIO_ARGS) on an ephemeral port and waits until it listens;
+# sets LAUNCH_PID/LAUNCH_PORT. Every pid started is also kept in
+# BENCH_LAUNCHED, which the cleanup stops.
+bench_launch_agentd() {
+	local data=$1 log=$2 stdout=$3 line i
 	bench_require_agentd
 	mkdir -p "$data"
-	AGENTD_LOG="$BENCH_TMP/agentd.log"
-	: >"$AGENTD_LOG"
+	: >"$log"
 	# shellcheck disable=SC2086 # AGENTD_BENCH_ARGS is a list of flags
 	"$AGENTD_BIN" --port 0 --bind 127.0.0.1 --data-dir "$data" ${AGENTD_BENCH_ARGS:-} "${AGENTD_SCENARIO_ARGS[@]}" \
-		</dev/null >"$BENCH_TMP/agentd.stdout" 2>"$AGENTD_LOG" &
-	AGENTD_PID=$!
+		</dev/null >"$stdout" 2>"$log" &
+	LAUNCH_PID=$!
+	LAUNCH_PORT=""
+	BENCH_LAUNCHED+=("$LAUNCH_PID")
 	for ((i = 0; i < BENCH_START_TIMEOUT * 10; i++)); do
-		if ! kill -0 "$AGENTD_PID" 2>/dev/null; then
-			wait "$AGENTD_PID" 2>/dev/null || true
-			AGENTD_PID=""
-			tail -n 20 "$AGENTD_LOG" >&2 || true
-			bench_die "agentd exited during startup (log: $AGENTD_LOG)"
+		if ! kill -0 "$LAUNCH_PID" 2>/dev/null; then
+			wait "$LAUNCH_PID" 2>/dev/null || true
+			tail -n 20 "$log" >&2 || true
+			bench_die "agentd exited during startup (log: $log)"
 		fi
-		line=$(grep -m1 '"msg":"listening"' "$AGENTD_LOG" 2>/dev/null || true)
+		line=$(grep -m1 '"msg":"listening"' "$log" 2>/dev/null || true)
 		if [ -z "$line" ]; then
 			# With --log-level warn there is no "listening" line: ask the kernel
 			# which loopback port this pid listens on.
-			AGENTD_PORT=$(bench_listen_port "$AGENTD_PID")
-			if [ -n "$AGENTD_PORT" ]; then
-				bench_log "agentd up on 127.0.0.1:$AGENTD_PORT (pid $AGENTD_PID, log $AGENTD_LOG; port from ss)"
+			LAUNCH_PORT=$(bench_listen_port "$LAUNCH_PID")
+			if [ -n "$LAUNCH_PORT" ]; then
+				bench_log "agentd up on 127.0.0.1:$LAUNCH_PORT (pid $LAUNCH_PID, log $log; port from ss)"
 				return 0
 			fi
 		fi
 		if [ -n "$line" ]; then
-			AGENTD_PORT=$(sed -n 's/.*"port":[[:space:]]*\([0-9][0-9]*\).*/\1/p' <<<"$line")
-			if [ -z "$AGENTD_PORT" ] || [ "$AGENTD_PORT" -eq 0 ]; then
+			LAUNCH_PORT=$(sed -n 's/.*"port":[[:space:]]*\([0-9][0-9]*\).*/\1/p' <<<"$line")
+			if [ -z "$LAUNCH_PORT" ] || [ "$LAUNCH_PORT" -eq 0 ]; then
 				bench_die "no port in agentd's listening line: $line"
 			fi
-			bench_log "agentd up on 127.0.0.1:$AGENTD_PORT (pid $AGENTD_PID, log $AGENTD_LOG)"
+			bench_log "agentd up on 127.0.0.1:$LAUNCH_PORT (pid $LAUNCH_PID, log $log)"
 			return 0
 		fi
 		sleep 0.1
 	done
-	tail -n 20 "$AGENTD_LOG" >&2 || true
-	bench_die "agentd logged no \"listening\" line within ${BENCH_START_TIMEOUT}s (log: $AGENTD_LOG)"
+	tail -n 20 "$log" >&2 || true
+	bench_die "agentd logged no \"listening\" line within ${BENCH_START_TIMEOUT}s (log: $log)"
 }
 
 # bench_listen_port PID: the TCP port PID listens on (empty when none yet).
@@ -437,3 +451,169 @@ bench_row() {
 
 BENCH_ROW_HEADER='| server | req/s (median) | p50 ms | p99 ms | non-2xx + socket errors (all runs) | ratio vs reference | req/s of each run |
 |---|---:|---:|---:|---:|---:|---|'
+
+# ---------------------------------------------------------------- PostgreSQL and replicas
+
+PGSERVER_BIN=${PGSERVER_BIN:-$BENCH_ROOT/build/release/pgserver}
+PG_DIR=""
+PG_PORT=""
+REPLICA_PIDS=()
+REPLICA_PORTS=()
+
+# Starts a throwaway PostgreSQL server (build/release/pgserver: initdb into a
+# temp dir, unix socket only, fsync off, as the tests do); sets PG_DIR/PG_PORT.
+bench_start_pg() {
+	local out
+	[ -x "$PGSERVER_BIN" ] ||
+		bench_die "pgserver not found: $PGSERVER_BIN (run 'make build/release/pgserver'; PostgreSQL from scripts/deps.sh test)"
+	out=$("$PGSERVER_BIN" start) || bench_die "could not start PostgreSQL (pgserver start)"
+	read -r PG_DIR PG_PORT <<<"$out"
+	bench_log "PostgreSQL up in $PG_DIR (socket port $PG_PORT)"
+}
+
+# bench_pg_db NAME: creates database NAME on the server; prints its --database-url.
+bench_pg_db() {
+	"$PGSERVER_BIN" createdb "$PG_DIR" "$PG_PORT" "$1" || bench_die "CREATE DATABASE $1 failed"
+}
+
+bench_stop_pg() {
+	[ -n "$PG_DIR" ] || return 0
+	"$PGSERVER_BIN" destroy "$PG_DIR" "$PG_PORT" || true
+	PG_DIR=""
+	PG_PORT=""
+}
+
+# bench_pg_cpu: CPU seconds (user+sys) used so far by the PostgreSQL server
+# (the postmaster and its backends), or 0 when none runs.
+bench_pg_cpu() {
+	local pm
+	[ -n "$PG_DIR" ] || { echo 0; return 0; }
+	pm=$(head -n1 "$PG_DIR/data/postmaster.pid" 2>/dev/null || true)
+	[ -n "$pm" ] || { echo 0; return 0; }
+	{ cat "/proc/$pm/stat"; for c in $(pgrep -P "$pm"); do cat "/proc/$c/stat"; done; } 2>/dev/null |
+		awk '{ s += $14 + $15 } END { printf "%.2f", s / 100 }'
+}
+
+# bench_cpu PID...: CPU seconds (user+sys) used so far by the processes given.
+bench_cpu() {
+	local p
+	for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk '{ s += $14 + $15 } END { printf "%.2f", s / 100 }'
+}
+
+# bench_start_replicas N URL: N agentd processes on the database URL, each with
+# a data dir, log and port of its own (AGENTD_SCENARIO_ARGS apply to each);
+# sets REPLICA_PIDS and REPLICA_PORTS. An empty URL starts them on SQLite
+# (only sensible with N = 1: one process per data dir).
+bench_start_replicas() {
+	local n=$1 url=$2 k saved=("${AGENTD_SCENARIO_ARGS[@]}")
+	REPLICA_PIDS=()
+	REPLICA_PORTS=()
+	for ((k = 0; k < n; k++)); do
+		AGENTD_SCENARIO_ARGS=("${saved[@]}")
+		[ -n "$url" ] && AGENTD_SCENARIO_ARGS+=(--database-url "$url")
+		bench_launch_agentd "$BENCH_TMP/replica-$k" "$BENCH_TMP/replica-$k.log" "$BENCH_TMP/replica-$k.stdout"
+		REPLICA_PIDS+=("$LAUNCH_PID")
+		REPLICA_PORTS+=("$LAUNCH_PORT")
+	done
+	AGENTD_SCENARIO_ARGS=("${saved[@]}")
+}
+
+# Stops every agentd bench_launch_agentd started and wipes the replicas' dirs.
+bench_stop_replicas() {
+	local p
+	for p in "${BENCH_LAUNCHED[@]}"; do bench_stop_pid "$p" agentd; done
+	BENCH_LAUNCHED=()
+	REPLICA_PIDS=()
+	REPLICA_PORTS=()
+	AGENTD_PID=""
+	AGENTD_PORT=""
+	rm -rf "$BENCH_TMP"/replica-*
+}
+
+# bench_wrk_spread NAME PATH_URL_SUFFIX [extra wrk args...]: one wrk per
+# replica in REPLICA_PORTS, all at once, the threads and connections shared
+# out (BENCH_THREADS and BENCH_CONNS in all); sets WRK_RPS to the sum of
+# their req/s, WRK_P50/WRK_P99 to the highest of theirs, WRK_NON2XX and
+# WRK_SOCKET_ERRORS to the sums.
+bench_wrk_spread() {
+	local name=$1 suffix=$2 n=${#REPLICA_PORTS[@]} k t c secs pids=() out
+	shift 2
+	t=$(((BENCH_THREADS + n - 1) / n))
+	c=$((BENCH_CONNS / n))
+	((c >= t)) || c=$t
+	secs=$(bench_seconds "$BENCH_DURATION")
+	if [ "$BENCH_WARMUP" != 0 ] && [ -n "$BENCH_WARMUP" ]; then
+		for ((k = 0; k < n; k++)); do
+			timeout "$(($(bench_seconds "$BENCH_WARMUP") + 30))" wrk -t"$t" -c"$c" -d"$BENCH_WARMUP" --timeout 5s "$@" \
+				"http://127.0.0.1:${REPLICA_PORTS[$k]}$suffix" >"$BENCH_TMP/$name.$k.warmup.wrk" 2>&1 &
+			pids+=($!)
+		done
+		for k in "${pids[@]}"; do wait "$k" || bench_die "wrk warm-up ($name) failed"; done
+		pids=()
+	fi
+	bench_log "$n x wrk -t$t -c$c -d$BENCH_DURATION --latency (one per replica)"
+	for ((k = 0; k < n; k++)); do
+		timeout "$((secs + 30))" wrk -t"$t" -c"$c" -d"$BENCH_DURATION" --timeout 5s --latency "$@" \
+			"http://127.0.0.1:${REPLICA_PORTS[$k]}$suffix" >"$BENCH_TMP/$name.$k.wrk" 2>&1 &
+		pids+=($!)
+	done
+	for k in "${pids[@]}"; do wait "$k" || bench_die "wrk ($name) failed: $(cat "$BENCH_TMP/$name".*.wrk)"; done
+	WRK_RPS=0 WRK_P50=0 WRK_P99=0 WRK_NON2XX=0 WRK_SOCKET_ERRORS=0
+	for ((k = 0; k < n; k++)); do
+		out="$BENCH_TMP/$name.$k.wrk"
+		WRK_RPS=$(awk -v s="$WRK_RPS" '/^Requests\/sec:/ { printf "%.2f", s + $2 }' "$out")
+		WRK_P50=$(awk -v a="$WRK_P50" -v b="$(bench_to_ms "$(awk '$1 == "50%" {print $2}' "$out")")" \
+			'BEGIN { print (b > a) ? b : a }')
+		WRK_P99=$(awk -v a="$WRK_P99" -v b="$(bench_to_ms "$(awk '$1 == "99%" {print $2}' "$out")")" \
+			'BEGIN { print (b > a) ? b : a }')
+		WRK_NON2XX=$((WRK_NON2XX + $(awk -F': *' '/Non-2xx or 3xx responses/ {print $2}' "$out" | grep . || echo 0)))
+		WRK_SOCKET_ERRORS=$((WRK_SOCKET_ERRORS + $(awk '/Socket errors:/ {
+			s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }' "$out" | grep . || echo 0)))
+	done
+	[ -n "$WRK_RPS" ] || bench_die "could not parse wrk output: $BENCH_TMP/$name.*.wrk"
+	if [ "$WRK_NON2XX" != 0 ] || [ "$WRK_SOCKET_ERRORS" != 0 ]; then
+		bench_log "warning: $name had $WRK_NON2XX non-2xx responses and $WRK_SOCKET_ERRORS socket errors"
+	fi
+}
+
+# bench_backend_figures LABEL: on the replicas running (REPLICA_PORTS, one
+# or more, empty database), the three figures the backend and replica
+# scenarios compare, the load spread over every replica:
+#   FIG_AGENTS_S   agents trained per second: $PGB_AGENTS agents of
+#                  $PGB_TEXT_BYTES bytes, first POST -> all ready
+#   FIG_INFER_P50  inference p50 (ms), local answerer, python_expert dataset,
+#                  $PGB_INFER_CONC concurrent clients
+#   FIG_INFER_RPS  inference req/s in the same run
+#   FIG_STATUS_RPS GET status req/s (wrk rotating over those agents)
+#   FIG_CPU        "agentd X s, postgres Y s": CPU over the three runs
+# Logs each driver report under LABEL.
+bench_backend_figures() {
+	local label=$1 ports out a0 p0
+	ports=$(IFS=,; echo "${REPLICA_PORTS[*]}")
+	a0=$(bench_cpu "${REPLICA_PIDS[@]}")
+	p0=$(bench_pg_cpu)
+	out=$(bench_driver create --port "$ports" --count "$PGB_AGENTS" --prefix pgb- --bytes "$PGB_TEXT_BYTES" \
+		--concurrency "$PGB_CREATE_CONC" --wait-ready --timeout 600) || bench_die "$label: create: $out"
+	bench_log "$label: create: $out"
+	FIG_AGENTS_S=$(jq -r .trained_per_s <<<"$out")
+	out=$(bench_driver create --port "${REPLICA_PORTS[0]}" --count 1 --prefix python_expert- \
+		--dataset-file "$BENCH_ROOT/tests/data/python_expert_dataset.json" --wait-ready) ||
+		bench_die "$label: dataset agent: $out"
+	out=$(bench_driver infer --port "$ports" --agent python_expert-00000 --prompts python \
+		--requests "$PGB_INFER_REQUESTS" --warmup "$((PGB_INFER_REQUESTS / 10))" --concurrency "$PGB_INFER_CONC") ||
+		bench_die "$label: inference: $out"
+	bench_log "$label: inference: $out"
+	FIG_INFER_P50=$(jq -r .p50_ms <<<"$out")
+	FIG_INFER_RPS=$(jq -r .per_s <<<"$out")
+	STATUS_PREFIX=pgb- STATUS_COUNT=$PGB_AGENTS bench_wrk_spread "$label-status" "" -s "$BENCH_DIR/wrk/status_rotate.lua"
+	FIG_STATUS_RPS=$WRK_RPS
+	FIG_CPU="agentd $(awk -v a="$a0" -v b="$(bench_cpu "${REPLICA_PIDS[@]}")" 'BEGIN { printf "%.1f", b - a }') s, postgres $(awk -v a="$p0" -v b="$(bench_pg_cpu)" 'BEGIN { printf "%.1f", b - a }') s"
+	bench_log "$label: $FIG_AGENTS_S agents/s, inference p50 $FIG_INFER_P50 ms ($FIG_INFER_RPS req/s), status $FIG_STATUS_RPS req/s, CPU $FIG_CPU"
+}
+
+# Sizes for bench_backend_figures (the scenarios pg_vs_sqlite and replicas).
+PGB_AGENTS=${PGB_AGENTS:-500}
+PGB_TEXT_BYTES=${PGB_TEXT_BYTES:-10240}
+PGB_CREATE_CONC=${PGB_CREATE_CONC:-32}
+PGB_INFER_REQUESTS=${PGB_INFER_REQUESTS:-4000}
+PGB_INFER_CONC=${PGB_INFER_CONC:-8}

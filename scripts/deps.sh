@@ -12,7 +12,7 @@ case "$level" in
   test) pkgs="$pkgs check curl sqlite3 python3 python3-prometheus-client chromium fonts-dejavu-core
     postgresql" ;;
   smoke) pkgs="$pkgs curl python3" ;;
-  bench) pkgs="$pkgs check curl sqlite3 python3 wrk nginx-light procps" ;;
+  bench) pkgs="$pkgs check curl sqlite3 python3 wrk nginx-light procps jq postgresql" ;;
   lint) pkgs="$pkgs bear cppcheck clang-format" ;;
   # clang-14 does not pull in its sanitizer/libFuzzer runtimes (libclang_rt.*);
   # they are in libclang-rt-14-dev, which bookworm's clang only recommends.
