@@ -504,6 +504,8 @@ int index_search_mem(const index_mem *ix, const model_params *p, const char *pro
     return n;
 }
 
+_Static_assert(INDEX_MAX_QUERY_TERMS <= STORAGE_INDEX_MANY, "a query's terms are read in one statement");
+
 int index_search(storage_conn *db, int64_t version_id, analysis_language language,
                  const model_params *p, const char *prompt, int k, passage_hit *hits, int *count,
                  ad_err *e)
@@ -520,11 +522,11 @@ int index_search(storage_conn *db, int64_t version_id, analysis_language languag
     ad_buf_init(&post);
     index_stats_row st;
     int rc = storage_index_get_stats(db, version_id, &st, &lengths, e);
-    size_t off[INDEX_MAX_QUERY_TERMS];
-    for (size_t t = 0; rc == 0 && t < q.n; t++) {
-        off[t] = post.len;
-        rc = storage_index_get_postings(db, version_id, q.bytes.data + q.off[t], q.len[t], &post, e);
-    }
+    size_t off[INDEX_MAX_QUERY_TERMS], size[INDEX_MAX_QUERY_TERMS];
+    const char *terms[INDEX_MAX_QUERY_TERMS];
+    for (size_t t = 0; t < q.n; t++) terms[t] = q.bytes.data + q.off[t];
+    if (rc == 0)
+        rc = storage_index_get_postings_many(db, version_id, terms, q.len, q.n, &post, off, size, e);
     index_score *top = ad_malloc(ad_size_mul((size_t)k, sizeof(*top)));
     int n = 0;
     if (rc == 0) {
@@ -537,21 +539,31 @@ int index_search(storage_conn *db, int64_t version_id, analysis_language languag
             .nterms = q.n,
         };
         for (size_t t = 0; t < q.n; t++) {
-            size_t end = t + 1 < q.n ? off[t + 1] : post.len;
-            s.post_len[t] = end - off[t];
-            s.post[t] = s.post_len[t] ? (const unsigned char *)post.data + off[t] : NULL;
+            s.post_len[t] = size[t];
+            s.post[t] = size[t] ? (const unsigned char *)post.data + off[t] : NULL;
         }
         n = ix_rank(&s, p, k, top);
     }
     ad_buf_cleanup(&lengths);
     ad_buf_cleanup(&post);
     ad_buf_cleanup(&q.bytes);
+    /* The ranked passages, read STORAGE_INDEX_MANY at a time into hits[]
+     * (k slots) in rank order; one gone since the ranking (no snapshot) is
+     * skipped and the later ones move up. */
     int kept = 0;
-    for (int i = 0; rc == 0 && i < n; i++) {
-        int got = storage_index_get_passage(db, version_id, top[i].ord, &hits[kept], e);
-        if (got == AD_ENOTFOUND) continue; /* gone since the ranking (no snapshot): skip it */
-        if (got < 0) rc = got;
-        else hits[kept++].score = top[i].score;
+    for (int i = 0; rc == 0 && i < n; i += STORAGE_INDEX_MANY) {
+        int m = n - i < STORAGE_INDEX_MANY ? n - i : STORAGE_INDEX_MANY;
+        int ords[STORAGE_INDEX_MANY];
+        for (int j = 0; j < m; j++) ords[j] = top[i + j].ord;
+        rc = storage_index_get_passages(db, version_id, ords, m, &hits[kept], e);
+        if (rc < 0) break;
+        int w = kept;
+        for (int j = 0; j < m; j++) {
+            if (!hits[kept + j].body) continue;
+            hits[kept + j].score = top[i + j].score;
+            hits[w++] = hits[kept + j];
+        }
+        kept = w;
     }
     free(top);
     if (rc < 0) {

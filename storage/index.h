@@ -71,15 +71,22 @@ int storage_index_store(storage_conn *db, int64_t version_id, const index_rows *
 int storage_index_get_stats(storage_conn *db, int64_t version_id, index_stats_row *out,
                             ad_buf *lengths, ad_err *e);
 
-/* Appends term[0..len)'s postings blob to `out`; appends nothing (and
- * returns 0) when the version has no such term. */
-int storage_index_get_postings(storage_conn *db, int64_t version_id, const char *term, size_t len,
-                               ad_buf *out, ad_err *e);
+/* Up to STORAGE_INDEX_MANY keys read in one statement (one round trip to a
+ * PostgreSQL server instead of one per key). */
+#define STORAGE_INDEX_MANY 32
 
-/* Fills `out` (owned strings, score 0) with passage `ord`. AD_ENOTFOUND
- * when there is none. */
-int storage_index_get_passage(storage_conn *db, int64_t version_id, int ord, passage_hit *out,
-                              ad_err *e);
+/* Appends the postings blobs of terms[0..n) (term i: terms[i], lens[i]
+ * bytes; n <= STORAGE_INDEX_MANY, terms distinct) to `out`; term i's blob is
+ * at offs[i], sizes[i] bytes long (0 when the version has no such term). */
+int storage_index_get_postings_many(storage_conn *db, int64_t version_id, const char *const *terms,
+                                    const size_t *lens, size_t n, ad_buf *out, size_t *offs,
+                                    size_t *sizes, ad_err *e);
+
+/* Fills out[i] (owned strings, score 0) with passage ords[i] for i in
+ * [0, n), n <= STORAGE_INDEX_MANY, ords distinct; a passage that does not
+ * exist leaves out[i] zeroed with its `body` NULL. */
+int storage_index_get_passages(storage_conn *db, int64_t version_id, const int *ords, int n,
+                               passage_hit *out, ad_err *e);
 
 /* Visits a version's passages in order; `p` is valid during the call only. */
 typedef void (*passage_visit_fn)(void *ud, const passage_hit *p);

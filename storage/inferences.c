@@ -94,6 +94,9 @@ static void *rec_main(void *arg)
             pthread_cond_timedwait(&rec_wake, &rec_lock, &ts);
         }
         if (rec_len == 0 && rec_stopping) break;
+        /* Nothing came: no empty transaction (it would take the write lock,
+         * and on PostgreSQL the unit-of-work lock, forty times a second). */
+        if (rec_len == 0) continue;
         queued_record *batch = rec_queue;
         size_t n = rec_len;
         uint64_t upto = rec_submitted;

@@ -218,6 +218,55 @@ START_TEST(test_versions_delete_takes_its_index)
 }
 END_TEST
 
+/* The batched index reads (one statement for a query's terms, one for its
+ * ranked passages) and the batched term insert: 130 terms go in as two
+ * batches of 64 and two single rows; a term or passage that is not there
+ * reads as missing, in its own slot, without moving the others. */
+START_TEST(test_index_reads_and_writes_many)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t a = make_agent(f.db, "a");
+    int64_t v = make_version(f.db, a, "v1");
+    ad_err e = {0};
+    static char names[130][8];
+    static index_term_row rows[130];
+    for (int i = 0; i < 130; i++) {
+        snprintf(names[i], sizeof(names[i]), "t%03d", i);
+        rows[i] = (index_term_row){names[i], 4, names[i], (size_t)(i % 5)};
+    }
+    index_rows ir = {.terms = rows, .nterms = 130, .stats = {2, 2, 2}, .lengths = "\1\0\1\0", .lengths_len = 4};
+    ck_assert_int_eq(storage_index_store(f.db, v, &ir, &e), 0);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM version_terms WHERE version_id = ?1", v), 130);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(storage_index_put_passage(f.db, v, i * 2, "q", i ? "b" : "a", NULL, NULL, &e), 0);
+
+    const char *terms[] = {"t129", "nope", "t064", "t003"};
+    size_t lens[] = {4, 4, 4, 4}, offs[4], sizes[4];
+    ad_buf post;
+    ad_buf_init(&post);
+    ck_assert_int_eq(storage_index_get_postings_many(f.db, v, terms, lens, 4, &post, offs, sizes, &e), 0);
+    ck_assert_uint_eq(sizes[0], 4);
+    ck_assert_uint_eq(sizes[1], 0);
+    ck_assert_uint_eq(sizes[2], 4);
+    ck_assert_uint_eq(sizes[3], 3);
+    ck_assert_int_eq(memcmp(post.data + offs[0], "t129", 4), 0);
+    ck_assert_int_eq(memcmp(post.data + offs[3], "t00", 3), 0);
+    ad_buf_cleanup(&post);
+
+    int ords[] = {4, 1, 0};
+    passage_hit hits[3];
+    ck_assert_int_eq(storage_index_get_passages(f.db, v, ords, 3, hits, &e), 0);
+    ck_assert_int_eq(hits[0].ord, 4);
+    ck_assert_str_eq(hits[0].body, "b");
+    ck_assert_ptr_null(hits[1].body);
+    ck_assert_int_eq(hits[2].ord, 0);
+    ck_assert_str_eq(hits[2].body, "a");
+    passage_hits_cleanup(hits, 3);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 /* A read that fails inside a deployment keeps its code: the ownership check
  * that cannot read is the database's failure (answered 5xx, or retried by a
  * worker), not "model version not found" (a 404 for an agent that exists,
@@ -249,6 +298,7 @@ Suite *storage_versions_suite(void)
     tcase_add_test(tc, test_versions_deploy_retires_previous);
     tcase_add_test(tc, test_versions_settle_refuses_a_stale_verdict);
     tcase_add_test(tc, test_versions_delete_takes_its_index);
+    tcase_add_test(tc, test_index_reads_and_writes_many);
     tcase_add_test(tc, test_versions_deploy_keeps_a_failed_reads_code);
     suite_add_tcase(s, tc);
     return s;
