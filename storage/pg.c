@@ -829,6 +829,11 @@ static int pg_migrate(PGconn *conn, const char *where, ad_err *e)
 int pg_open(const char *url, ad_err *e)
 {
     char where[300];
+    /* libpq's words for a URL it cannot parse quote the token it choked on,
+     * which may be the password (a bad %-escape in it): none of them here. */
+    if (storage_url_parse(url, &(storage_url_target){0}) < 0)
+        return ad_err_set(e, AD_EINVAL,
+                          "database_url does not parse as a PostgreSQL URL (check its %%-escapes and parameters)");
     storage_url_describe(url, where, sizeof(where));
     PGconn *conn = pg_dial(url);
     if (PQstatus(conn) != CONNECTION_OK) {

@@ -446,6 +446,23 @@ START_TEST(test_pg_url_description_hides_the_password)
 }
 END_TEST
 
+/* libpq's words for a URL it cannot parse quote the token it choked on: a
+ * password with a bad %-escape, or the tail of an unquoted one. */
+START_TEST(test_pg_unparsable_url_error_hides_the_password)
+{
+    static const char *const urls[] = {
+        "postgresql://agentd:s3%zzcret@/nodb?host=/nonexistent",
+        "host=/nonexistent dbname=nodb password=s3 cret",
+    };
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        ad_err e = {0};
+        ck_assert_int_eq(pg_open(urls[i], &e), AD_EINVAL);
+        ck_assert_msg(!strstr(e.msg, "cret"), "%s", e.msg);
+        ck_assert_msg(strstr(e.msg, "does not parse"), "%s", e.msg);
+    }
+}
+END_TEST
+
 Suite *storage_pg_suite(void)
 {
     Suite *s = suite_create("storage_pg");
@@ -462,6 +479,7 @@ Suite *storage_pg_suite(void)
     tcase_add_test(tc, test_pg_racing_opens_migrate_once);
     tcase_add_test(tc, test_pg_listen_wakes_on_notify);
     tcase_add_test(tc, test_pg_url_description_hides_the_password);
+    tcase_add_test(tc, test_pg_unparsable_url_error_hides_the_password);
     suite_add_tcase(s, tc);
     return s;
 }
