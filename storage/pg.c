@@ -59,7 +59,7 @@ struct pg_conn {
     int64_t last_reset_ms;    /* monotonic time of the last PQreset */
     unsigned generation;      /* bumped when the server forgot our prepared statements */
     unsigned next_name;       /* numbers the prepared statements' names */
-    int lost_unit;            /* a unit of work died with the connection and is not ended yet */
+    int lost_unit;            /* a unit of work or snapshot died with the connection and is not ended yet */
 };
 
 typedef struct pg_variant {
@@ -173,12 +173,14 @@ static int pg_session(PGconn *conn)
 
 /* The connection broke: the server rolled back the unit of work or
  * snapshot it held. Until that unit ends (rollback, commit, or a new
- * begin), its next statements fail too rather than run one by one on a new
- * connection, outside any unit. */
+ * begin) or that snapshot ends, its next statements fail too rather than
+ * run one by one on a new connection, outside it. The snapshot flag stays
+ * set so that storage_snapshot_end reaches pg_snapshot_end, which clears
+ * the loss. */
 static void pg_lost(storage_conn *c)
 {
-    if (c->in_unit) c->pg->lost_unit = 1;
-    c->in_unit = c->snapshot = 0;
+    if (c->in_unit || c->snapshot) c->pg->lost_unit = 1;
+    c->in_unit = 0;
 }
 
 /* The sql.h code for a failed result (or for no result), its words kept on
@@ -702,12 +704,14 @@ void pg_rollback(storage_conn *c)
 
 int pg_snapshot_begin(storage_conn *c, ad_err *e)
 {
+    c->pg->lost_unit = 0;
     int rc = pg_simple(c, "BEGIN ISOLATION LEVEL REPEATABLE READ");
     return rc < 0 ? storage_fail(c, rc, "begin read snapshot", e) : 0;
 }
 
 void pg_snapshot_end(storage_conn *c)
 {
+    c->pg->lost_unit = 0;
     if (PQstatus(c->pg->conn) != CONNECTION_OK || PQtransactionStatus(c->pg->conn) == PQTRANS_IDLE) return;
     PQclear(PQexec(c->pg->conn, "COMMIT"));
 }

@@ -340,6 +340,20 @@ START_TEST(test_pg_server_down_is_unavailable_then_reconnects)
     ck_assert_int_eq(sql_step(st), SQL_EDOWN);
     ck_assert_int_eq(storage_commit(c, &e), AD_EUNAVAILABLE);
     ck_assert_int_eq(count_items(c), 1);
+
+    /* So does a read snapshot: its next reads do not run, one by one, on
+     * the new connection outside it; once it is ended, reads work. */
+    ck_assert_int_eq(storage_snapshot_begin(c, &e), 0);
+    ck_assert_int_eq(count_items(c), 1);
+    ck_assert_int_eq(pgserver_stop(&own), 0);
+    ck_assert_int_eq(pgserver_restart(&own), 0);
+    st = storage_stmt(c, "SELECT count(*) FROM items");
+    ck_assert_int_eq(sql_step(st), SQL_EDOWN);
+    usleep(600 * 1000);
+    st = storage_stmt(c, "SELECT count(*) FROM items");
+    ck_assert_int_eq(sql_step(st), SQL_EDOWN);
+    storage_snapshot_end(c);
+    ck_assert_int_eq(count_items(c), 1);
     close_tiny();
     pgserver_destroy(&own);
 }
