@@ -152,11 +152,17 @@ static void pg_notice(void *arg, const char *message)
     ad_log(AD_LOG_DEBUG, "database notice: %s", words);
 }
 
-/* Connects to `url` (never NULL: a failed connection is CONNECTION_BAD). */
+/* Connects to `url` (never NULL: a failed connection is CONNECTION_BAD).
+ * statement_timeout is the server's: a TCP peer that vanished without a
+ * reset (host down, network cut) would leave a statement's read blocked
+ * for the kernel's retransmission time, minutes. Keepalives (25 s of
+ * silence) and tcp_user_timeout bound that; they come before the URL so
+ * that its own values win (libpq: later keywords override earlier ones). */
 static PGconn *pg_dial(const char *url)
 {
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {url, "5", "agentd", NULL};
+    const char *keys[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout", "dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {"1", "10", "5", "3", "35000", url, "5", "agentd", NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     PQsetNoticeProcessor(conn, pg_notice, NULL);
     return conn;
