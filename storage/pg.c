@@ -60,6 +60,8 @@ struct pg_conn {
     unsigned generation;      /* bumped when the server forgot our prepared statements */
     unsigned next_name;       /* numbers the prepared statements' names */
     int lost_unit;            /* a unit of work or snapshot died with the connection and is not ended yet */
+    int listening;            /* pg_listen succeeded in generation listen_generation */
+    unsigned listen_generation;
 };
 
 typedef struct pg_variant {
@@ -734,7 +736,10 @@ int pg_listen(storage_conn *c, const char *channel, ad_err *e)
     PQfreemem(ident);
     rc = pg_simple(c, sql);
     free(sql);
-    return rc < 0 ? storage_fail(c, rc, "listen", e) : 0;
+    if (rc < 0) return storage_fail(c, rc, "listen", e);
+    c->pg->listening = 1;
+    c->pg->listen_generation = c->pg->generation;
+    return 0;
 }
 
 /* Frees the notifications that arrived: 1 when there was one. */
@@ -753,6 +758,12 @@ int pg_wait_notify(storage_conn *c, int timeout_ms)
 {
     PGconn *conn = c->pg->conn;
     if (PQstatus(conn) != CONNECTION_OK) return AD_EUNAVAILABLE;
+    /* A statement since pg_listen reset the connection: the new session
+     * listens to nothing, and would wait out every timeout. */
+    if (c->pg->listening && c->pg->listen_generation != c->pg->generation) {
+        c->pg->listening = 0;
+        return AD_EUNAVAILABLE;
+    }
     if (pg_drain_notifies(conn)) return 1;
     int64_t deadline = ad_clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {

@@ -442,6 +442,31 @@ START_TEST(test_pg_listen_wakes_on_notify)
 }
 END_TEST
 
+/* A reset made by an ordinary statement gives a new session, which LISTENs
+ * to nothing: the next wait says the connection failed, so that its caller
+ * listens again, instead of timing out forever with no notification. */
+START_TEST(test_pg_listen_lost_with_a_reset_is_reported)
+{
+    pgserver own;
+    ck_assert_int_eq(pgserver_start(&own), 0);
+    char url[512];
+    storage_conn *c = open_tiny(&own, url, sizeof(url));
+    ad_err e = {0};
+    ck_assert_int_eq(pg_listen(c, "agentd_test", &e), 0);
+    ck_assert_int_eq(pgserver_stop(&own), 0);
+    ck_assert_int_eq(pgserver_restart(&own), 0);
+    ck_assert_int_eq(count_items(c), 0);
+    ck_assert_int_eq(pg_wait_notify(c, 100), AD_EUNAVAILABLE);
+    ck_assert_int_eq(pg_listen(c, "agentd_test", &e), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, notify_once, NULL);
+    ck_assert_int_eq(pg_wait_notify(c, 5000), 1);
+    pthread_join(t, NULL);
+    close_tiny();
+    pgserver_destroy(&own);
+}
+END_TEST
+
 START_TEST(test_pg_url_description_hides_the_password)
 {
     char out[256];
@@ -492,6 +517,7 @@ Suite *storage_pg_suite(void)
     tcase_add_test(tc, test_pg_refuses_a_newer_schema);
     tcase_add_test(tc, test_pg_racing_opens_migrate_once);
     tcase_add_test(tc, test_pg_listen_wakes_on_notify);
+    tcase_add_test(tc, test_pg_listen_lost_with_a_reset_is_reported);
     tcase_add_test(tc, test_pg_url_description_hides_the_password);
     tcase_add_test(tc, test_pg_unparsable_url_error_hides_the_password);
     suite_add_tcase(s, tc);
