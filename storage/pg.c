@@ -8,6 +8,7 @@
  * The URL may carry a password: it is never logged nor put in an error;
  * messages name the server by host, port and database only.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -305,7 +306,10 @@ static int pg_rewrite(char *sql)
     for (char *p = sql; *p;) {
         if (*p == '\'' || *p == '"') {
             char q = *p;
-            int backslash = q == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e');
+            /* E'...' takes backslash escapes; a word that merely ends in
+             * E (ELSE'...') does not make one. */
+            int backslash = q == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
+                            (p - 1 == sql || !(isalnum((unsigned char)p[-2]) || p[-2] == '_'));
             for (p++; *p; p++) {
                 if (backslash && *p == '\\' && p[1]) p++;
                 else if (*p == q && p[1] == q) p++;

@@ -100,6 +100,16 @@ START_TEST(test_pg_rewrites_numbered_parameters)
     ck_assert_str_eq(sql_column_text(st, 0), "two");
     ck_assert_int_eq(sql_column_int64(st, 2), 5);
     sql_reset(st);
+
+    /* A literal right after a word ending in E is no E'...' string: its
+     * backslash escapes nothing, and the ?2 after it is a parameter. */
+    st = storage_stmt(c, "SELECT CAST(?1 AS BIGINT) WHERE 'x\\' = CASE WHEN TRUE THEN 'x\\' ELSE'y\\' END"
+                         " AND CAST(?2 AS BIGINT) = 2");
+    sql_bind_int64(st, 1, 9);
+    sql_bind_int64(st, 2, 2);
+    ck_assert_int_eq(sql_step(st), SQL_ROW);
+    ck_assert_int_eq(sql_column_int64(st, 0), 9);
+    sql_reset(st);
     close_tiny();
 }
 END_TEST
