@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -435,6 +436,29 @@ void config_to_json(const ad_config *cfg, ad_buf *out)
     ad_buf_printf(out, ",\"backend\":\"%s\"}", cfg->gemini_api_key ? "gemini" : "local");
 }
 
+/* The length of "password=" at the start of `s[0..n)`, its letters in any
+ * case and any of them %-escaped (libpq decodes a parameter's name), or 0. */
+static size_t config_password_key(const char *s, size_t n)
+{
+    static const char key[] = "password=";
+    size_t i = 0;
+    for (size_t k = 0; key[k]; k++) {
+        int c;
+        if (i < n && s[i] == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
+            isxdigit((unsigned char)s[i + 2])) {
+            char hex[3] = {s[i + 1], s[i + 2], '\0'};
+            c = (int)strtol(hex, NULL, 16);
+            i += 3;
+        } else if (i < n) {
+            c = (unsigned char)s[i++];
+        } else {
+            return 0;
+        }
+        if (tolower(c) != key[k]) return 0;
+    }
+    return i;
+}
+
 /* Appends `s[0..n)` with the value of every password= parameter in it
  * (up to '&', a blank or the end) replaced by ***. */
 static void config_redact_params(const char *s, size_t n, ad_buf *out)
@@ -442,9 +466,11 @@ static void config_redact_params(const char *s, size_t n, ad_buf *out)
     size_t i = 0;
     while (i < n) {
         int starts = i == 0 || s[i - 1] == '?' || s[i - 1] == '&' || s[i - 1] == ' ';
-        if (starts && n - i >= 9 && !strncmp(s + i, "password=", 9)) {
-            ad_buf_puts(out, "password=***");
-            i += 9;
+        size_t key = starts ? config_password_key(s + i, n - i) : 0;
+        if (key) {
+            ad_buf_append(out, s + i, key);
+            ad_buf_puts(out, "***");
+            i += key;
             while (i < n && s[i] != '&' && s[i] != ' ') i++;
             continue;
         }
@@ -461,8 +487,10 @@ void config_redact_url(const char *url, ad_buf *out)
         return;
     }
     const char *auth = scheme_end + 3;
-    size_t auth_len = strcspn(auth, "/?#");
-    /* The last '@' of the authority ends the user info: a password may hold '@'. */
+    /* The last '@' before the parameters ends the user info: a password may
+     * hold '@', or an unescaped '/' that libpq would not parse but that is
+     * still the password (showing a path's ':' to '@' masked is harmless). */
+    size_t auth_len = strcspn(auth, "?#");
     const char *at = NULL;
     for (const char *p = auth; p < auth + auth_len; p++)
         if (*p == '@') at = p;

@@ -131,7 +131,8 @@ void pg_snapshot_end(storage_conn *c);
 /* LISTEN on `channel` (an identifier) on `c`, a connection kept for waiting;
  * then pg_wait_notify blocks up to `timeout_ms` for a notification on it:
  * 1 when one (or more) arrived, 0 on timeout, AD_EUNAVAILABLE when the
- * connection broke (the caller reconnects and listens again). */
+ * connection broke or was reset by a statement since pg_listen (the caller
+ * reconnects and listens again). */
 int pg_listen(storage_conn *c, const char *channel, ad_err *e);
 int pg_wait_notify(storage_conn *c, int timeout_ms);
 

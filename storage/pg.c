@@ -8,6 +8,7 @@
  * The URL may carry a password: it is never logged nor put in an error;
  * messages name the server by host, port and database only.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -59,7 +60,9 @@ struct pg_conn {
     int64_t last_reset_ms;    /* monotonic time of the last PQreset */
     unsigned generation;      /* bumped when the server forgot our prepared statements */
     unsigned next_name;       /* numbers the prepared statements' names */
-    int lost_unit;            /* a unit of work died with the connection and is not ended yet */
+    int lost_unit;            /* a unit of work or snapshot died with the connection and is not ended yet */
+    int listening;            /* pg_listen succeeded in generation listen_generation */
+    unsigned listen_generation;
 };
 
 typedef struct pg_variant {
@@ -152,11 +155,17 @@ static void pg_notice(void *arg, const char *message)
     ad_log(AD_LOG_DEBUG, "database notice: %s", words);
 }
 
-/* Connects to `url` (never NULL: a failed connection is CONNECTION_BAD). */
+/* Connects to `url` (never NULL: a failed connection is CONNECTION_BAD).
+ * statement_timeout is the server's: a TCP peer that vanished without a
+ * reset (host down, network cut) would leave a statement's read blocked
+ * for the kernel's retransmission time, minutes. Keepalives (25 s of
+ * silence) and tcp_user_timeout bound that; they come before the URL so
+ * that its own values win (libpq: later keywords override earlier ones). */
 static PGconn *pg_dial(const char *url)
 {
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {url, "5", "agentd", NULL};
+    const char *keys[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout", "dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {"1", "10", "5", "3", "35000", url, "5", "agentd", NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     PQsetNoticeProcessor(conn, pg_notice, NULL);
     return conn;
@@ -173,12 +182,14 @@ static int pg_session(PGconn *conn)
 
 /* The connection broke: the server rolled back the unit of work or
  * snapshot it held. Until that unit ends (rollback, commit, or a new
- * begin), its next statements fail too rather than run one by one on a new
- * connection, outside any unit. */
+ * begin) or that snapshot ends, its next statements fail too rather than
+ * run one by one on a new connection, outside it. The snapshot flag stays
+ * set so that storage_snapshot_end reaches pg_snapshot_end, which clears
+ * the loss. */
 static void pg_lost(storage_conn *c)
 {
-    if (c->in_unit) c->pg->lost_unit = 1;
-    c->in_unit = c->snapshot = 0;
+    if (c->in_unit || c->snapshot) c->pg->lost_unit = 1;
+    c->in_unit = 0;
 }
 
 /* The sql.h code for a failed result (or for no result), its words kept on
@@ -295,7 +306,10 @@ static int pg_rewrite(char *sql)
     for (char *p = sql; *p;) {
         if (*p == '\'' || *p == '"') {
             char q = *p;
-            int backslash = q == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e');
+            /* E'...' takes backslash escapes; a word that merely ends in
+             * E (ELSE'...') does not make one. */
+            int backslash = q == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
+                            (p - 1 == sql || !(isalnum((unsigned char)p[-2]) || p[-2] == '_'));
             for (p++; *p; p++) {
                 if (backslash && *p == '\\' && p[1]) p++;
                 else if (*p == q && p[1] == q) p++;
@@ -702,12 +716,14 @@ void pg_rollback(storage_conn *c)
 
 int pg_snapshot_begin(storage_conn *c, ad_err *e)
 {
+    c->pg->lost_unit = 0;
     int rc = pg_simple(c, "BEGIN ISOLATION LEVEL REPEATABLE READ");
     return rc < 0 ? storage_fail(c, rc, "begin read snapshot", e) : 0;
 }
 
 void pg_snapshot_end(storage_conn *c)
 {
+    c->pg->lost_unit = 0;
     if (PQstatus(c->pg->conn) != CONNECTION_OK || PQtransactionStatus(c->pg->conn) == PQTRANS_IDLE) return;
     PQclear(PQexec(c->pg->conn, "COMMIT"));
 }
@@ -724,7 +740,10 @@ int pg_listen(storage_conn *c, const char *channel, ad_err *e)
     PQfreemem(ident);
     rc = pg_simple(c, sql);
     free(sql);
-    return rc < 0 ? storage_fail(c, rc, "listen", e) : 0;
+    if (rc < 0) return storage_fail(c, rc, "listen", e);
+    c->pg->listening = 1;
+    c->pg->listen_generation = c->pg->generation;
+    return 0;
 }
 
 /* Frees the notifications that arrived: 1 when there was one. */
@@ -743,6 +762,12 @@ int pg_wait_notify(storage_conn *c, int timeout_ms)
 {
     PGconn *conn = c->pg->conn;
     if (PQstatus(conn) != CONNECTION_OK) return AD_EUNAVAILABLE;
+    /* A statement since pg_listen reset the connection: the new session
+     * listens to nothing, and would wait out every timeout. */
+    if (c->pg->listening && c->pg->listen_generation != c->pg->generation) {
+        c->pg->listening = 0;
+        return AD_EUNAVAILABLE;
+    }
     if (pg_drain_notifies(conn)) return 1;
     int64_t deadline = ad_clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
@@ -829,6 +854,11 @@ static int pg_migrate(PGconn *conn, const char *where, ad_err *e)
 int pg_open(const char *url, ad_err *e)
 {
     char where[300];
+    /* libpq's words for a URL it cannot parse quote the token it choked on,
+     * which may be the password (a bad %-escape in it): none of them here. */
+    if (storage_url_parse(url, &(storage_url_target){0}) < 0)
+        return ad_err_set(e, AD_EINVAL,
+                          "database_url does not parse as a PostgreSQL URL (check its %%-escapes and parameters)");
     storage_url_describe(url, where, sizeof(where));
     PGconn *conn = pg_dial(url);
     if (PQstatus(conn) != CONNECTION_OK) {

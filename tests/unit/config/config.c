@@ -640,6 +640,14 @@ START_TEST(test_config_database_url)
     expect_url_shown("postgresql://agentd@db/agentd?password=s3cret&sslmode=require",
                      "postgresql://agentd@db/agentd?password=***&sslmode=require");
     expect_url_shown("postgresql:///agentd?host=/run/pg", "postgresql:///agentd?host=/run/pg");
+    /* libpq %-decodes a parameter's name: an escaped "password" is one. */
+    expect_url_shown("postgresql://agentd@db/agentd?pass%77ord=s3cret&sslmode=require",
+                     "postgresql://agentd@db/agentd?pass%77ord=***&sslmode=require");
+    expect_url_shown("postgresql://agentd@db/agentd?%70ASSWORD=s3cret",
+                     "postgresql://agentd@db/agentd?%70ASSWORD=***");
+    /* A password with an unescaped '/' (which libpq does not parse) is
+     * hidden all the same. */
+    expect_url_shown("postgresql://agentd:pa/s3cret@db/agentd", "postgresql://agentd:***@db/agentd");
 }
 END_TEST
 

@@ -100,6 +100,16 @@ START_TEST(test_pg_rewrites_numbered_parameters)
     ck_assert_str_eq(sql_column_text(st, 0), "two");
     ck_assert_int_eq(sql_column_int64(st, 2), 5);
     sql_reset(st);
+
+    /* A literal right after a word ending in E is no E'...' string: its
+     * backslash escapes nothing, and the ?2 after it is a parameter. */
+    st = storage_stmt(c, "SELECT CAST(?1 AS BIGINT) WHERE 'x\\' = CASE WHEN TRUE THEN 'x\\' ELSE'y\\' END"
+                         " AND CAST(?2 AS BIGINT) = 2");
+    sql_bind_int64(st, 1, 9);
+    sql_bind_int64(st, 2, 2);
+    ck_assert_int_eq(sql_step(st), SQL_ROW);
+    ck_assert_int_eq(sql_column_int64(st, 0), 9);
+    sql_reset(st);
     close_tiny();
 }
 END_TEST
@@ -340,6 +350,20 @@ START_TEST(test_pg_server_down_is_unavailable_then_reconnects)
     ck_assert_int_eq(sql_step(st), SQL_EDOWN);
     ck_assert_int_eq(storage_commit(c, &e), AD_EUNAVAILABLE);
     ck_assert_int_eq(count_items(c), 1);
+
+    /* So does a read snapshot: its next reads do not run, one by one, on
+     * the new connection outside it; once it is ended, reads work. */
+    ck_assert_int_eq(storage_snapshot_begin(c, &e), 0);
+    ck_assert_int_eq(count_items(c), 1);
+    ck_assert_int_eq(pgserver_stop(&own), 0);
+    ck_assert_int_eq(pgserver_restart(&own), 0);
+    st = storage_stmt(c, "SELECT count(*) FROM items");
+    ck_assert_int_eq(sql_step(st), SQL_EDOWN);
+    usleep(600 * 1000);
+    st = storage_stmt(c, "SELECT count(*) FROM items");
+    ck_assert_int_eq(sql_step(st), SQL_EDOWN);
+    storage_snapshot_end(c);
+    ck_assert_int_eq(count_items(c), 1);
     close_tiny();
     pgserver_destroy(&own);
 }
@@ -428,6 +452,31 @@ START_TEST(test_pg_listen_wakes_on_notify)
 }
 END_TEST
 
+/* A reset made by an ordinary statement gives a new session, which LISTENs
+ * to nothing: the next wait says the connection failed, so that its caller
+ * listens again, instead of timing out forever with no notification. */
+START_TEST(test_pg_listen_lost_with_a_reset_is_reported)
+{
+    pgserver own;
+    ck_assert_int_eq(pgserver_start(&own), 0);
+    char url[512];
+    storage_conn *c = open_tiny(&own, url, sizeof(url));
+    ad_err e = {0};
+    ck_assert_int_eq(pg_listen(c, "agentd_test", &e), 0);
+    ck_assert_int_eq(pgserver_stop(&own), 0);
+    ck_assert_int_eq(pgserver_restart(&own), 0);
+    ck_assert_int_eq(count_items(c), 0);
+    ck_assert_int_eq(pg_wait_notify(c, 100), AD_EUNAVAILABLE);
+    ck_assert_int_eq(pg_listen(c, "agentd_test", &e), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, notify_once, NULL);
+    ck_assert_int_eq(pg_wait_notify(c, 5000), 1);
+    pthread_join(t, NULL);
+    close_tiny();
+    pgserver_destroy(&own);
+}
+END_TEST
+
 START_TEST(test_pg_url_description_hides_the_password)
 {
     char out[256];
@@ -446,6 +495,23 @@ START_TEST(test_pg_url_description_hides_the_password)
 }
 END_TEST
 
+/* libpq's words for a URL it cannot parse quote the token it choked on: a
+ * password with a bad %-escape, or the tail of an unquoted one. */
+START_TEST(test_pg_unparsable_url_error_hides_the_password)
+{
+    static const char *const urls[] = {
+        "postgresql://agentd:s3%zzcret@/nodb?host=/nonexistent",
+        "host=/nonexistent dbname=nodb password=s3 cret",
+    };
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        ad_err e = {0};
+        ck_assert_int_eq(pg_open(urls[i], &e), AD_EINVAL);
+        ck_assert_msg(!strstr(e.msg, "cret"), "%s", e.msg);
+        ck_assert_msg(strstr(e.msg, "does not parse"), "%s", e.msg);
+    }
+}
+END_TEST
+
 Suite *storage_pg_suite(void)
 {
     Suite *s = suite_create("storage_pg");
@@ -461,7 +527,9 @@ Suite *storage_pg_suite(void)
     tcase_add_test(tc, test_pg_refuses_a_newer_schema);
     tcase_add_test(tc, test_pg_racing_opens_migrate_once);
     tcase_add_test(tc, test_pg_listen_wakes_on_notify);
+    tcase_add_test(tc, test_pg_listen_lost_with_a_reset_is_reported);
     tcase_add_test(tc, test_pg_url_description_hides_the_password);
+    tcase_add_test(tc, test_pg_unparsable_url_error_hides_the_password);
     suite_add_tcase(s, tc);
     return s;
 }
