@@ -152,11 +152,19 @@ static void pg_notice(void *arg, const char *message)
     ad_log(AD_LOG_DEBUG, "database notice: %s", words);
 }
 
-/* Connects to `url` (never NULL: a failed connection is CONNECTION_BAD). */
+/* Connects to `url` (never NULL: a failed connection is CONNECTION_BAD).
+ * statement_timeout is the server's: a server host that vanished (crashed,
+ * cut off by the network) never answers, and a statement would wait for
+ * the kernel to give up on the socket, a quarter of an hour. TCP keepalives
+ * (probes after 10 s of silence, 3 unanswered 5 s apart) and
+ * tcp_user_timeout (data unacknowledged for 35 s, past the statement
+ * deadline) break such a connection instead, so the request gets its 503.
+ * They come before dbname: a URL that sets them wins. */
 static PGconn *pg_dial(const char *url)
 {
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {url, "5", "agentd", NULL};
+    const char *keys[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout", "dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {"1", "10", "5", "3", "35000", url, "5", "agentd", NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     PQsetNoticeProcessor(conn, pg_notice, NULL);
     return conn;
@@ -277,6 +285,20 @@ storage_conn *pg_connect(ad_err *e)
         ad_log(AD_LOG_WARN, "database session settings failed: %s", PQerrorMessage(c->pg->conn));
     if (PQstatus(c->pg->conn) != CONNECTION_OK) c->pg->last_reset_ms = ad_clock_mono_ms();
     return c;
+}
+
+int pg_conn_option(storage_conn *c, const char *keyword, char *out, size_t cap)
+{
+    PQconninfoOption *opts = PQconninfo(c->pg->conn);
+    int rc = -1;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (strcmp(o->keyword, keyword) == 0 && o->val) {
+            snprintf(out, cap, "%s", o->val);
+            rc = 0;
+        }
+    }
+    PQconninfoFree(opts);
+    return rc;
 }
 
 void pg_disconnect(storage_conn *c)
