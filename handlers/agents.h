@@ -39,8 +39,9 @@ int agents_lookup_snapshot(ad_request *req, ad_response *res, agent_row *out);
  * (AD_ENOTFOUND), 409 conflict when a conflicting job or run holds the agent
  * (AD_ECONFLICT, with storage's message), 503 database_busy,
  * database_unavailable or storage_unavailable (with Retry-After) when the
- * database is busy, cannot be reached (AD_EUNAVAILABLE: the server is down,
- * the connection lost, a statement past its deadline) or refuses writes
+ * database is busy (AD_EBUSY, also a statement past its deadline), cannot
+ * be reached (AD_EUNAVAILABLE: the server is down, the connection lost) or
+ * refuses writes
  * (disk full, I/O error), else 500 storage_error. The client never sees the
  * database's words: they go to the log with the request id. Returns `rc`. */
 int agents_answer_storage(ad_request *req, ad_response *res, int rc, const char *user_id,

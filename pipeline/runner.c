@@ -80,11 +80,13 @@ static void runner_settle_failure(storage_conn *db, const job_row *job, int stag
         storage_jobs_release(db, job->id, NULL);
     } else if (exists == 0) {
         /* The agent was deleted: its rows, this job's included, are gone. */
-    } else if (exists < 0 || rc == AD_EIO) {
-        /* The database refused a write (disk full, I/O error) or cannot say
-         * whether the agent exists: not the job's fault. The job stays
-         * running; the pool puts it back, uncounted, as soon as the database
-         * takes writes again. */
+    } else if (exists < 0 || rc == AD_EIO || rc == AD_EUNAVAILABLE) {
+        /* The database refused a write (disk full, I/O error), its server
+         * was out of reach (the connection may be back already: a restart,
+         * a failover), or it cannot say whether the agent exists: not the
+         * job's fault, and no database words belong in the agent's error.
+         * The job stays running; the pool puts it back, uncounted, as soon
+         * as the database takes writes again. */
         ad_log(AD_LOG_WARN, "agent %lld: %s; the job will run again", (long long)job->agent_id,
                e->msg[0] ? e->msg : ad_err_name(rc));
     } else if (why == PIPELINE_RUN_CANCELLED || rc == AD_EBUSY) {

@@ -99,6 +99,11 @@ void pg_use_migrations(const char *const *list, size_t n);
 storage_conn *pg_connect(ad_err *e);
 void pg_disconnect(storage_conn *c);
 
+/* The value of libpq option `keyword` on `c`'s connection as it was made
+ * (the defaults pg.c adds, overridden by the URL) into `out`: 0, or -1 when
+ * the option is unset or unknown. */
+int pg_conn_option(storage_conn *c, const char *keyword, char *out, size_t cap);
+
 /* Statements: sql.c calls these for a connection of kind STORAGE_PG. */
 pg_stmt *pg_prepare(storage_conn *c, const char *sql);
 void pg_finalize(pg_stmt *st);

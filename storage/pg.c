@@ -156,11 +156,13 @@ static void pg_notice(void *arg, const char *message)
 }
 
 /* Connects to `url` (never NULL: a failed connection is CONNECTION_BAD).
- * statement_timeout is the server's: a TCP peer that vanished without a
- * reset (host down, network cut) would leave a statement's read blocked
- * for the kernel's retransmission time, minutes. Keepalives (25 s of
- * silence) and tcp_user_timeout bound that; they come before the URL so
- * that its own values win (libpq: later keywords override earlier ones). */
+ * statement_timeout is the server's: a server host that vanished (crashed,
+ * cut off by the network) never answers, and a statement would wait for
+ * the kernel to give up on the socket, a quarter of an hour. TCP keepalives
+ * (probes after 10 s of silence, 3 unanswered 5 s apart) and
+ * tcp_user_timeout (data unacknowledged for 35 s, past the statement
+ * deadline) break such a connection instead, so the request gets its 503.
+ * They come before dbname: a URL that sets them wins. */
 static PGconn *pg_dial(const char *url)
 {
     const char *keys[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
@@ -288,6 +290,20 @@ storage_conn *pg_connect(ad_err *e)
         ad_log(AD_LOG_WARN, "database session settings failed: %s", PQerrorMessage(c->pg->conn));
     if (PQstatus(c->pg->conn) != CONNECTION_OK) c->pg->last_reset_ms = ad_clock_mono_ms();
     return c;
+}
+
+int pg_conn_option(storage_conn *c, const char *keyword, char *out, size_t cap)
+{
+    PQconninfoOption *opts = PQconninfo(c->pg->conn);
+    int rc = -1;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (strcmp(o->keyword, keyword) == 0 && o->val) {
+            snprintf(out, cap, "%s", o->val);
+            rc = 0;
+        }
+    }
+    PQconninfoFree(opts);
+    return rc;
 }
 
 void pg_disconnect(storage_conn *c)

@@ -3,12 +3,14 @@
  * temporary directory, one claimed job, pipeline_run_job on the test's thread.
  */
 #include <check.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/clock.h"
@@ -22,8 +24,10 @@
 #include "storage/db.h"
 #include "storage/executions.h"
 #include "storage/jobs.h"
+#include "storage/sql.h"
 #include "storage/trainings.h"
 #include "storage/versions.h"
+#include "tests/common/pgserver.h"
 #include "tests/unit/model/fixtures.h"
 #include "tests/unit/storage/fixtures.h"
 
@@ -603,6 +607,120 @@ START_TEST(test_training_job_with_an_unreadable_agent_is_released)
 }
 END_TEST
 
+typedef struct lock_waiter_kill {
+    const char *url;
+    PGconn *holder; /* holds the unit lock; released once the waiter is gone */
+} lock_waiter_kill;
+
+/* Ends, from a connection of its own, the agentd backend that waits for a
+ * lock (the unit of work's), once one does: the server dropping it. Then
+ * lets the lock go, so that what the runner writes next goes through. */
+static void *terminate_waiter(void *arg)
+{
+    lock_waiter_kill *k = arg;
+    PGconn *c = PQconnectdb(k->url);
+    int done = 0;
+    for (int i = 0; i < 500 && !done; i++) {
+        PGresult *r = PQexec(c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                " WHERE application_name = 'agentd' AND wait_event_type = 'Lock'");
+        done = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
+        PQclear(r);
+        if (!done) usleep(10 * 1000);
+    }
+    PQfinish(c);
+    PQclear(PQexec(k->holder, "ROLLBACK"));
+    return (void *)(intptr_t)done;
+}
+
+/* A stage whose connection the server drops mid-statement (a restart, a
+ * failover: AD_EUNAVAILABLE) leaves its job running for the pool to put
+ * back, even though the connection is back by the time the runner settles
+ * (it reconnects at once): the agent does not fail, and no driver words
+ * land in its error. On a PostgreSQL server of the test's own. */
+/* Runs `job` while another session holds the unit lock; the server drops
+ * the runner's connection as soon as it waits for that lock. */
+static void run_with_connection_dropped(storage_conn *db, const char *url, job_row *job)
+{
+    PGconn *holder = PQconnectdb(url);
+    PQclear(PQexec(holder, "BEGIN"));
+    PGresult *r = PQexec(holder, "SELECT pg_advisory_xact_lock(7378469928541601793)");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    pthread_t killer;
+    lock_waiter_kill k = {.url = url, .holder = holder};
+    ck_assert_int_eq(pthread_create(&killer, NULL, terminate_waiter, &k), 0);
+    atomic_int stop = 0;
+    pipeline_run_job(db, job, &stop);
+    void *killed = NULL;
+    pthread_join(killer, &killed);
+    ck_assert_ptr_nonnull(killed);
+    PQfinish(holder);
+}
+
+/* The same for a training run: the run is not failed, its job stays for
+ * the pool. */
+START_TEST(test_training_connection_lost_leaves_job_for_the_pool)
+{
+    pgserver pg;
+    ck_assert_int_eq(pgserver_start(&pg), 0);
+    char url[512];
+    ck_assert_int_eq(pgserver_create_db(&pg, "training_lost", url, sizeof(url)), 0);
+    ad_err e = {0};
+    ck_assert_msg(storage_open_url(url, &e) == 0, "storage_open_url: %s", e.msg);
+    storage_jobs_set_owner(FIXTURE_REPLICA, FIXTURE_LEASE_MS);
+    storage_conn *db = storage_conn_get();
+    int64_t id = create(db, "tlost", "text", free_text, sizeof(free_text) - 1);
+    run_next_job(db, id);
+    expect_ready(db, "tlost");
+    int64_t tid = 0;
+    ck_assert_int_eq(storage_trainings_create(db, id, "v2", 1, PIPELINE_JOB_TRAIN, &tid, &e), 0);
+    job_row job;
+    ck_assert_int_eq(storage_fixture_claim(db, &job, &e), 0);
+    run_with_connection_dropped(db, url, &job);
+    sql_stmt *st = storage_stmt(db, "SELECT count(*) FROM jobs WHERE id = ?1 AND state = 'running'");
+    sql_bind_int64(st, 1, job.id);
+    ck_assert_int_eq(sql_step(st), SQL_ROW);
+    ck_assert_int_eq(sql_column_int64(st, 0), 1);
+    sql_reset(st);
+    training_row t;
+    ck_assert_int_eq(storage_trainings_get(db, id, tid, &t, &e), 0);
+    ck_assert_msg(t.status != TRAINING_FAILED, "the run failed: %s", t.error ? t.error : "");
+    training_row_cleanup(&t);
+    job_row_cleanup(&job);
+    storage_close();
+    pgserver_destroy(&pg);
+}
+END_TEST
+
+START_TEST(test_pipeline_connection_lost_leaves_job_for_the_pool)
+{
+    pgserver pg;
+    ck_assert_int_eq(pgserver_start(&pg), 0);
+    char url[512];
+    ck_assert_int_eq(pgserver_create_db(&pg, "runner_lost", url, sizeof(url)), 0);
+    ad_err e = {0};
+    ck_assert_msg(storage_open_url(url, &e) == 0, "storage_open_url: %s", e.msg);
+    storage_jobs_set_owner(FIXTURE_REPLICA, FIXTURE_LEASE_MS);
+    storage_conn *db = storage_conn_get();
+    (void)create(db, "lost", "text", free_text, sizeof(free_text) - 1);
+    job_row job;
+    ck_assert_int_eq(storage_fixture_claim(db, &job, &e), 0);
+    run_with_connection_dropped(db, url, &job);
+    sql_stmt *st = storage_stmt(db, "SELECT count(*) FROM jobs WHERE id = ?1 AND state = 'running'");
+    sql_bind_int64(st, 1, job.id);
+    ck_assert_int_eq(sql_step(st), SQL_ROW);
+    ck_assert_int_eq(sql_column_int64(st, 0), 1);
+    sql_reset(st);
+    agent_row a;
+    ck_assert_int_eq(storage_agents_get(db, "lost", &a, &e), 0);
+    ck_assert_msg(a.status != AGENT_ERROR, "the agent failed: %s", a.error ? a.error : "");
+    agent_row_cleanup(&a);
+    job_row_cleanup(&job);
+    storage_close();
+    pgserver_destroy(&pg);
+}
+END_TEST
+
 START_TEST(test_pipeline_stopping_leaves_job_queued)
 {
     storage_fixture f;
@@ -675,6 +793,8 @@ Suite *pipeline_runner_suite(void)
     tcase_add_test(tc, test_unit_set_load_frees_a_partial_read);
     tcase_add_test(tc, test_trainer_duration_includes_the_index_build);
     tcase_add_test(tc, test_training_job_with_an_unreadable_agent_is_released);
+    tcase_add_test(tc, test_pipeline_connection_lost_leaves_job_for_the_pool);
+    tcase_add_test(tc, test_training_connection_lost_leaves_job_for_the_pool);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -512,6 +512,35 @@ START_TEST(test_pg_unparsable_url_error_hides_the_password)
 }
 END_TEST
 
+/* A server host that vanishes mid-statement breaks the connection within
+ * about half a minute (TCP keepalives, tcp_user_timeout): statement_timeout
+ * alone is the server's and would never fire. A URL's own values win. */
+START_TEST(test_pg_connections_detect_a_vanished_server)
+{
+    char url[512], v[32];
+    storage_conn *c = open_tiny(&shared, url, sizeof(url));
+    ck_assert_int_eq(pg_conn_option(c, "keepalives", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "1");
+    ck_assert_int_eq(pg_conn_option(c, "keepalives_idle", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "10");
+    ck_assert_int_eq(pg_conn_option(c, "tcp_user_timeout", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "35000");
+    ck_assert_int_eq(count_items(c), 0);
+    close_tiny();
+
+    char own[600];
+    snprintf(own, sizeof(own), "%s&keepalives_idle=30", url);
+    pg_use_migrations(tiny_schema, sizeof(tiny_schema) / sizeof(tiny_schema[0]));
+    ad_err e = {0};
+    ck_assert_msg(storage_open_url(own, &e) == 0, "storage_open_url: %s", e.msg);
+    c = storage_conn_get();
+    ck_assert_int_eq(pg_conn_option(c, "keepalives_idle", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "30");
+    ck_assert_int_eq(count_items(c), 0);
+    close_tiny();
+}
+END_TEST
+
 Suite *storage_pg_suite(void)
 {
     Suite *s = suite_create("storage_pg");
@@ -530,6 +559,7 @@ Suite *storage_pg_suite(void)
     tcase_add_test(tc, test_pg_listen_lost_with_a_reset_is_reported);
     tcase_add_test(tc, test_pg_url_description_hides_the_password);
     tcase_add_test(tc, test_pg_unparsable_url_error_hides_the_password);
+    tcase_add_test(tc, test_pg_connections_detect_a_vanished_server);
     suite_add_tcase(s, tc);
     return s;
 }
