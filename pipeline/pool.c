@@ -237,10 +237,13 @@ static int pool_listen_round(pipeline_pool *p, storage_conn *db, int64_t *woken_
         *woken_for = expiry;
         pool_wake(p);
     }
-    int64_t until = now + p->lease_ms / 3;
-    if (expiry >= now && expiry + 1 < until) until = expiry + 1;
+    int64_t wait_ms = p->lease_ms / 3;
+    if (expiry >= now && expiry + 1 - now < wait_ms) wait_ms = expiry + 1 - now;
+    /* Leases are wall-clock times (shared by replicas); the wait itself is
+     * timed on the monotonic clock, which no clock step stretches. */
+    int64_t until = ad_clock_mono_ms() + wait_ms;
     while (!pool_stopping(p)) {
-        int64_t left = until - ad_clock_now_ms();
+        int64_t left = until - ad_clock_mono_ms();
         if (left <= 0) break;
         rc = storage_jobs_wait(db, (int)(left < POOL_LISTEN_SLICE_MS ? left : POOL_LISTEN_SLICE_MS), e);
         if (rc < 0) return rc;
