@@ -80,9 +80,10 @@ static void runner_settle_failure(storage_conn *db, const job_row *job, int stag
         storage_jobs_release(db, job->id, NULL);
     } else if (exists == 0) {
         /* The agent was deleted: its rows, this job's included, are gone. */
-    } else if (exists < 0 || rc == AD_EIO) {
-        /* The database refused a write (disk full, I/O error) or cannot say
-         * whether the agent exists: not the job's fault. The job stays
+    } else if (exists < 0 || rc == AD_EIO || rc == AD_EUNAVAILABLE) {
+        /* The database refused a write (disk full, I/O error), could not be
+         * reached (a PostgreSQL restart, a statement past its deadline) or
+         * cannot say whether the agent exists: not the job's fault. The job stays
          * running; the pool puts it back, uncounted, as soon as the database
          * takes writes again. */
         ad_log(AD_LOG_WARN, "agent %lld: %s; the job will run again", (long long)job->agent_id,

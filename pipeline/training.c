@@ -377,8 +377,9 @@ void pipeline_run_training(storage_conn *db, const job_row *job, atomic_int *sto
         /* Shutdown, or a cancel meant for a job that ended just before this
          * one began: the run starts over; the serving version never moved. */
         storage_jobs_release(db, job->id, NULL);
-    } else if (rc == AD_EIO) {
-        /* The database refused a write: the pool puts the job back (pool.c). */
+    } else if (rc == AD_EIO || rc == AD_EUNAVAILABLE) {
+        /* The database refused a write or could not be reached: the pool
+         * puts the job back (pool.c). */
         ad_log(AD_LOG_WARN, "agent %lld: training %lld: %s; it will run again", (long long)r.agent.id,
                (long long)r.tr.id, e.msg);
     } else if (r.tr.id) {
