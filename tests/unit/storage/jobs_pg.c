@@ -22,6 +22,8 @@
 #include "storage/executions.h"
 #include "storage/internal.h"
 #include "storage/jobs.h"
+#include "storage/trainings.h"
+#include "storage/versions.h"
 #include "tests/common/pgserver.h"
 
 Suite *storage_jobs_pg_suite(void);
@@ -118,6 +120,13 @@ START_TEST(test_pg_expired_lease_is_taken_over)
     ck_assert_int_eq(storage_jobs_fail_agent(db, ja, a, "A's failure", &e), AD_ECANCELLED);
     ck_assert_int_eq(storage_jobs_release(db, ja, &e), 0);
     ck_assert_int_eq(storage_jobs_postpone(db, ja, &e), 0);
+    /* A training worker's units of work hold the job too. */
+    int64_t vid = 0;
+    ck_assert_int_eq(storage_versions_create(db, a, "~b", "en", "{}", "p", "[]", &vid, &e), 0);
+    ck_assert_int_eq(storage_versions_drop(db, vid, ja, &e), AD_ECANCELLED);
+    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM versions WHERE id = ?1", vid), 1);
+    ck_assert_int_eq(storage_trainings_start(db, 0, ja, &e), AD_ECANCELLED);
+    ck_assert_int_eq(storage_trainings_add_iteration(db, 0, ja, 1, "{}", "{}", 1, &e), AD_ECANCELLED);
     ck_assert_int_eq(one_int(db, "SELECT count(*) FROM jobs WHERE id = ?1 AND state = 'running'"
                                  " AND lease_owner = 'B' AND attempts = 2", ja), 1);
     ck_assert_int_eq(one_int(db, "SELECT count(*) FROM agents WHERE id = ?1 AND status = 'error'", a), 0);
