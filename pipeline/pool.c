@@ -46,8 +46,9 @@ typedef struct pool_worker {
 struct pipeline_pool {
     pthread_mutex_t lock;
     pthread_cond_t wake;     /* idle workers wait here, and only they */
-    pthread_cond_t tick;     /* timed pauses wait here; broadcast at the stop */
+    pthread_cond_t tick;     /* timed pauses wait here (monotonic clock); broadcast at the stop */
     int stopping;
+    int beat_stop;           /* set once the workers are joined: the heartbeat ends */
     unsigned pending;        /* wake-ups not yet consumed, at most `size` */
     int size;                /* workers asked for (fixed before any starts) */
     int nworkers;            /* workers started */
@@ -81,25 +82,39 @@ static void pool_wait(pipeline_pool *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-static int pool_stopping(pipeline_pool *p)
+/* Reads a flag of the pool's (`stopping`, `beat_stop`) under its lock. */
+static int pool_flag(pipeline_pool *p, const int *flag)
 {
     pthread_mutex_lock(&p->lock);
-    int s = p->stopping;
+    int s = *flag;
     pthread_mutex_unlock(&p->lock);
     return s;
+}
+
+static int pool_stopping(pipeline_pool *p)
+{
+    return pool_flag(p, &p->stopping);
+}
+
+/* Sleeps `ms`, or less once `*until` (a flag of the pool's) is set. On the
+ * monotonic clock: a wall clock stepped back must not stretch a pause (the
+ * heartbeat's would let the leases lapse under live jobs). */
+static void pool_pause_until(pipeline_pool *p, int64_t ms, const int *until)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&p->lock);
+    while (!*until && pthread_cond_timedwait(&p->tick, &p->lock, &ts) != ETIMEDOUT) {}
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* Sleeps `ms`, or less when the pool stops. */
 static void pool_pause(pipeline_pool *p, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-    pthread_mutex_lock(&p->lock);
-    while (!p->stopping && pthread_cond_timedwait(&p->tick, &p->lock, &ts) != ETIMEDOUT) {}
-    pthread_mutex_unlock(&p->lock);
+    pool_pause_until(p, ms, &p->stopping);
 }
 
 /* After a job returned: one the runner could neither finish nor put back,
@@ -180,14 +195,16 @@ static void *pool_main(void *arg)
 /* The heartbeat: renews the leases of this replica's running jobs every
  * lease_ms/3, so that two beats may fail before another replica takes them.
  * A failed beat is logged (once until one succeeds) and the next one tries
- * again; holds renew too. */
+ * again; holds renew too. It beats on through a stop until the workers are
+ * joined: a job interrupted by the stop runs until its next check, and
+ * another replica must not take it over meanwhile. */
 static void *pool_heartbeat_main(void *arg)
 {
     pipeline_pool *p = arg;
     int failing = 0;
     for (;;) {
-        pool_pause(p, p->lease_ms / 3);
-        if (pool_stopping(p)) break;
+        pool_pause_until(p, p->lease_ms / 3, &p->beat_stop);
+        if (pool_flag(p, &p->beat_stop)) break;
         /* No job runs here: nothing to renew, and no write at all. A job
          * claimed since holds a full lease already. */
         if (atomic_load(&p->busy) == 0) continue;
@@ -220,10 +237,13 @@ static int pool_listen_round(pipeline_pool *p, storage_conn *db, int64_t *woken_
         *woken_for = expiry;
         pool_wake(p);
     }
-    int64_t until = now + p->lease_ms / 3;
-    if (expiry >= now && expiry + 1 < until) until = expiry + 1;
+    int64_t wait_ms = p->lease_ms / 3;
+    if (expiry >= now && expiry + 1 - now < wait_ms) wait_ms = expiry + 1 - now;
+    /* Leases are wall-clock times (shared by replicas); the wait itself is
+     * timed on the monotonic clock, which no clock step stretches. */
+    int64_t until = ad_clock_mono_ms() + wait_ms;
     while (!pool_stopping(p)) {
-        int64_t left = until - ad_clock_now_ms();
+        int64_t left = until - ad_clock_mono_ms();
         if (left <= 0) break;
         rc = storage_jobs_wait(db, (int)(left < POOL_LISTEN_SLICE_MS ? left : POOL_LISTEN_SLICE_MS), e);
         if (rc < 0) return rc;
@@ -306,7 +326,11 @@ int pipeline_pool_start(pipeline_pool **out, int workers, int64_t lease_ms, ad_e
     pipeline_pool *p = ad_calloc(1, sizeof(*p));
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->tick, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->tick, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     memcpy(p->replica, replica, sizeof(p->replica));
     p->lease_ms = lease_ms;
     p->size = workers;
@@ -370,6 +394,10 @@ void pipeline_pool_stop(pipeline_pool *p)
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->nworkers; i++) atomic_store(&p->workers[i].cancel, PIPELINE_RUN_STOPPING);
     for (int i = 0; i < p->nworkers; i++) pthread_join(p->workers[i].thread, NULL);
+    pthread_mutex_lock(&p->lock);
+    p->beat_stop = 1;
+    pthread_cond_broadcast(&p->tick);
+    pthread_mutex_unlock(&p->lock);
     if (p->heartbeat_on) pthread_join(p->heartbeat, NULL);
     if (p->listener_on) pthread_join(p->listener, NULL);
     pthread_cond_destroy(&p->tick);

@@ -137,7 +137,19 @@ typedef struct training_run {
     unit_set units;             /* for free text: processed with `units_params` */
     model_params units_params;
     int is_text;
+    int64_t stray;              /* a candidate whose drop the hold refused */
 } training_run;
+
+/* Drops one of the run's candidates, holding the job first, so that a
+ * worker whose job is no longer its own (stopped, or taken over by another
+ * replica) writes nothing. A drop the hold refused is remembered and done
+ * at the run's end, once the job is known not to be this worker's. */
+static int training_drop(training_run *r, int64_t vid)
+{
+    int rc = storage_versions_drop(r->db, vid, r->job->id, NULL);
+    if (rc == AD_ECANCELLED) r->stray = vid;
+    return rc;
+}
 
 /* Units for `p`: datasets do not depend on the passage parameters; free text
  * is split again when they change. */
@@ -184,7 +196,7 @@ static int training_candidate(training_run *r, int iteration, const model_params
     if (rc < 0) return rc;
     rc = pipeline_evaluate(r->db, &r->agent, *vid, p, &r->units, r->feedback.cases, r->stop, metrics,
                            quality, e);
-    if (rc < 0) storage_versions_drop(r->db, *vid, NULL);
+    if (rc < 0) training_drop(r, *vid);
     return rc;
 }
 
@@ -261,7 +273,7 @@ static int training_prepare(training_run *r, ad_err *e)
     int rc = storage_trainings_get(r->db, r->agent.id, tid, &r->tr, e);
     if (rc < 0) return rc;
     if (tid == 0 || r->tr.id != tid) return ad_err_set(e, AD_ENOTFOUND, "training run not found");
-    rc = storage_trainings_start(r->db, r->tr.id, e);
+    rc = storage_trainings_start(r->db, r->tr.id, r->job->id, e);
     if (rc < 0) return rc;
     exec_row ex;
     rc = storage_exec_get(r->db, r->agent.id, 0, &ex, e);
@@ -328,19 +340,20 @@ void pipeline_run_training(storage_conn *db, const job_row *job, atomic_int *sto
         int64_t ms = ad_clock_mono_ms() - t0;
         cJSON *pj = model_params_to_json(&p);
         char *ptxt = json_text(pj), *mtxt = json_text(metrics);
-        rc = storage_trainings_add_iteration(db, r.tr.id, it, ptxt, mtxt, ms, &e);
+        rc = storage_trainings_add_iteration(db, r.tr.id, job->id, it, ptxt, mtxt, ms, &e);
         if (rc == 0) series_training_iteration();
         cJSON_free(ptxt);
         cJSON_free(mtxt);
         cJSON_Delete(pj);
         if (it == 1) first_q = q;
         if (rc == 0 && q > best_q) {
-            if (best_vid) storage_versions_drop(db, best_vid, NULL);
+            int64_t worse = best_vid;
             best_vid = vid, best_q = q, best = p, best_iteration = it;
             cJSON_Delete(best_metrics);
             best_metrics = metrics;
+            if (worse && training_drop(&r, worse) == AD_ECANCELLED) rc = AD_ECANCELLED;
         } else {
-            storage_versions_drop(db, vid, NULL);
+            if (training_drop(&r, vid) == AD_ECANCELLED && rc == 0) rc = AD_ECANCELLED;
             cJSON_Delete(metrics);
         }
     }
@@ -353,9 +366,11 @@ void pipeline_run_training(storage_conn *db, const job_row *job, atomic_int *sto
                (long long)r.agent.id, (long long)r.tr.id, best_iteration, best_q);
     } else if (r.tr.id && storage_jobs_hold(db, job->id, NULL) == AD_ECANCELLED) {
         /* The job is no longer this worker's: the run was stopped (it is
-         * already `cancelled`) or the agent deleted. Only this run's own
-         * candidate is dropped: another run of the agent may start now. */
-        if (best_vid) storage_versions_drop(db, best_vid, NULL);
+         * already `cancelled`), the agent deleted, or another replica took
+         * the job over. Only this run's own candidates are dropped (ids are
+         * never reused): another run of the agent may start now. */
+        if (best_vid) storage_versions_drop(db, best_vid, 0, NULL);
+        if (r.stray && r.stray != best_vid) storage_versions_drop(db, r.stray, 0, NULL);
         ad_log(AD_LOG_INFO, "agent %lld: training %lld stopped", (long long)r.agent.id,
                (long long)r.tr.id);
     } else if (why == PIPELINE_RUN_STOPPING || why == PIPELINE_RUN_CANCELLED || rc == AD_EBUSY) {

@@ -146,8 +146,15 @@ int storage_jobs_claim(storage_conn *db, const char *owner, int64_t lease_ms, jo
 int storage_jobs_renew(storage_conn *db, const char *owner, int64_t lease_ms, int *renewed,
                        ad_err *e)
 {
-    sql_stmt *st = storage_stmt(db,
-        "UPDATE jobs SET lease_expires_at = ?2 WHERE state = 'running' AND lease_owner = ?1");
+    /* PostgreSQL: a row another transaction has locked is skipped, not
+     * waited for. It is this replica's unit of work holding its job (whose
+     * hold renewed the lease), a claim taking it over, or a unit of work
+     * cancelling or deleting it; and such a unit may lock several jobs' rows
+     * in its own order, which a renew waiting on row locks could deadlock. */
+    sql_stmt *st = storage_stmt2(db,
+        "UPDATE jobs SET lease_expires_at = ?2 WHERE state = 'running' AND lease_owner = ?1",
+        "UPDATE jobs SET lease_expires_at = ?2 WHERE id IN (SELECT id FROM jobs"
+        " WHERE state = 'running' AND lease_owner = ?1 FOR UPDATE SKIP LOCKED)");
     sql_bind_text(st, 1, owner);
     sql_bind_int64(st, 2, ad_clock_now_ms() + lease_ms);
     int rc = sql_step(st);

@@ -97,7 +97,9 @@ int storage_jobs_claim(storage_conn *db, const char *owner, int64_t lease_ms, jo
                        ad_err *e);
 
 /* The heartbeat: renews the lease (now + `lease_ms`) of every running job
- * `owner` holds, in one statement; `*renewed` (may be NULL) counts them. */
+ * `owner` holds, in one statement; `*renewed` (may be NULL) counts them. On
+ * PostgreSQL it never waits for a row lock: a job whose row another
+ * transaction holds is left to that transaction (its hold renews it). */
 int storage_jobs_renew(storage_conn *db, const char *owner, int64_t lease_ms, int *renewed,
                        ad_err *e);
 

@@ -136,10 +136,14 @@ int storage_trainings_active(storage_conn *db, int64_t agent_id, training_row *o
     return tr_read_one(db, st, out, e);
 }
 
-int storage_trainings_start(storage_conn *db, int64_t training_id, ad_err *e)
+int storage_trainings_start(storage_conn *db, int64_t training_id, int64_t job_id, ad_err *e)
 {
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
+    /* The job first: a replica whose job was taken over must not wipe the
+     * iterations and candidates of the run its new owner restarted. */
+    rc = job_id ? storage_jobs_hold(db, job_id, e) : 0;
+    if (rc < 0) return storage_end(db, rc, e);
     sql_stmt *st = storage_stmt(db,
         "UPDATE trainings SET status = 'running', done_iterations = 0, best_iteration = NULL,"
         " started_at = ?2 WHERE id = ?1 AND status IN ('queued', 'running') RETURNING agent_id");
@@ -184,13 +188,14 @@ static int trainings_add_iteration(storage_conn *db, int64_t training_id, int it
     return rc == SQL_DONE ? 0 : storage_fail(db, rc, "record iteration", e);
 }
 
-int storage_trainings_add_iteration(storage_conn *db, int64_t training_id, int iteration,
-                                    const char *params, const char *metrics, int64_t duration_ms,
-                                    ad_err *e)
+int storage_trainings_add_iteration(storage_conn *db, int64_t training_id, int64_t job_id,
+                                    int iteration, const char *params, const char *metrics,
+                                    int64_t duration_ms, ad_err *e)
 {
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
-    rc = trainings_add_iteration(db, training_id, iteration, params, metrics, duration_ms, e);
+    rc = job_id ? storage_jobs_hold(db, job_id, e) : 0;
+    if (rc == 0) rc = trainings_add_iteration(db, training_id, iteration, params, metrics, duration_ms, e);
     return storage_end(db, rc, e);
 }
 

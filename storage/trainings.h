@@ -45,17 +45,22 @@ int storage_trainings_get(storage_conn *db, int64_t agent_id, int64_t training_i
 /* The agent's queued or running run, if any (AD_ENOTFOUND otherwise). */
 int storage_trainings_active(storage_conn *db, int64_t agent_id, training_row *out, ad_err *e);
 
-/* Starting (again, after a crash), in one unit of work: status running,
- * earlier iterations dropped, and the agent's leftover candidate versions
- * (of a run a crash interrupted) deleted. AD_ECANCELLED when the run is no
- * longer queued or running (it was stopped before its worker got to it). */
-int storage_trainings_start(storage_conn *db, int64_t training_id, ad_err *e);
+/* Starting (again, after a crash or a takeover), in one unit of work that
+ * first holds the run's job `job_id` (storage_jobs_hold; 0: no job to hold):
+ * status running, earlier iterations dropped, and the agent's leftover
+ * candidate versions (of a run a crash interrupted) deleted. AD_ECANCELLED
+ * when the run is no longer queued or running (it was stopped before its
+ * worker got to it) or the job is no longer this replica's. */
+int storage_trainings_start(storage_conn *db, int64_t training_id, int64_t job_id, ad_err *e);
 
 /* Records iteration `iteration` and bumps done_iterations, in one unit of
- * work; a run that is no longer running (stopped) records nothing more. */
-int storage_trainings_add_iteration(storage_conn *db, int64_t training_id, int iteration,
-                                    const char *params, const char *metrics, int64_t duration_ms,
-                                    ad_err *e);
+ * work that first holds the run's job `job_id` (0: no job to hold): a run
+ * that is no longer running (stopped) records nothing more, and a job no
+ * longer this replica's (taken over) is AD_ECANCELLED with nothing written
+ * into the run its new owner restarted. */
+int storage_trainings_add_iteration(storage_conn *db, int64_t training_id, int64_t job_id,
+                                    int iteration, const char *params, const char *metrics,
+                                    int64_t duration_ms, ad_err *e);
 
 /* How a run that tried every iteration ends. */
 typedef struct training_outcome {

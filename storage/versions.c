@@ -278,11 +278,12 @@ int storage_versions_publish(storage_conn *db, int64_t version_id, const char *n
     return rc;
 }
 
-int storage_versions_drop(storage_conn *db, int64_t version_id, ad_err *e)
+int storage_versions_drop(storage_conn *db, int64_t version_id, int64_t job_id, ad_err *e)
 {
     int rc = storage_begin(db, e);
     if (rc < 0) return rc;
-    rc = storage_versions_delete(db, version_id, e);
+    rc = job_id ? storage_jobs_hold(db, job_id, e) : 0;
+    if (rc == 0) rc = storage_versions_delete(db, version_id, e);
     return storage_end(db, rc, e);
 }
 

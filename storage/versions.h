@@ -97,8 +97,11 @@ int storage_versions_settle(storage_conn *db, const version_verdict *verdict, co
                             ad_err *e);
 
 /* Deletes a version and its index, in one unit of work (a training try
- * that lost). */
-int storage_versions_drop(storage_conn *db, int64_t version_id, ad_err *e);
+ * that lost) that first holds the job `job_id` (storage_jobs_hold): a
+ * worker whose job is no longer its own gets AD_ECANCELLED and deletes
+ * nothing. `job_id` 0 holds nothing: the cleanup of a run's own candidate
+ * once its job is known not to be the worker's any more. */
+int storage_versions_drop(storage_conn *db, int64_t version_id, int64_t job_id, ad_err *e);
 
 int storage_versions_get(storage_conn *db, int64_t version_id, version_row *out, ad_err *e);
 int storage_versions_get_by_name(storage_conn *db, int64_t agent_id, const char *name,

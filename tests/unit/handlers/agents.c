@@ -249,8 +249,8 @@ START_TEST(test_a_failed_later_read_is_answered_not_hidden)
     ck_assert_int_eq(storage_agents_get(f.db, "racer", &a, &e), 0);
     int64_t tid = 0;
     ck_assert_int_eq(storage_trainings_create(f.db, a.id, "t1", 2, PIPELINE_JOB_TRAIN, &tid, &e), 0);
-    ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
-    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, 1, "{}", "{}", 3, &e), 0);
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, 0, &e), 0);
+    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, 0, 1, "{}", "{}", 3, &e), 0);
     agent_row_cleanup(&a);
     for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
         read_failure r = {reads[i].sql, f.db->db, 0};

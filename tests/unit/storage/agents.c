@@ -517,7 +517,7 @@ START_TEST(test_agents_status_shows_the_latest_run_unless_done)
     int64_t first = 0;
     ck_assert_int_eq(storage_trainings_create(f.db, id, "r1", 3, "train", &first, &e), 0);
     ck_assert_int_eq(storage_fixture_claim(f.db, &j, &e), 0);
-    ck_assert_int_eq(storage_trainings_start(f.db, first, &e), 0);
+    ck_assert_int_eq(storage_trainings_start(f.db, first, 0, &e), 0);
     ck_assert_int_eq(storage_agents_status(f.db, "t", &st, &e), 0);
     ck_assert_int_eq(st.training_id, first);
     ck_assert_int_eq(st.training_status, TRAINING_RUNNING);

@@ -22,6 +22,8 @@
 #include "storage/executions.h"
 #include "storage/internal.h"
 #include "storage/jobs.h"
+#include "storage/trainings.h"
+#include "storage/versions.h"
 #include "tests/common/pgserver.h"
 
 Suite *storage_jobs_pg_suite(void);
@@ -118,6 +120,13 @@ START_TEST(test_pg_expired_lease_is_taken_over)
     ck_assert_int_eq(storage_jobs_fail_agent(db, ja, a, "A's failure", &e), AD_ECANCELLED);
     ck_assert_int_eq(storage_jobs_release(db, ja, &e), 0);
     ck_assert_int_eq(storage_jobs_postpone(db, ja, &e), 0);
+    /* A training worker's units of work hold the job too. */
+    int64_t vid = 0;
+    ck_assert_int_eq(storage_versions_create(db, a, "~b", "en", "{}", "p", "[]", &vid, &e), 0);
+    ck_assert_int_eq(storage_versions_drop(db, vid, ja, &e), AD_ECANCELLED);
+    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM versions WHERE id = ?1", vid), 1);
+    ck_assert_int_eq(storage_trainings_start(db, 0, ja, &e), AD_ECANCELLED);
+    ck_assert_int_eq(storage_trainings_add_iteration(db, 0, ja, 1, "{}", "{}", 1, &e), AD_ECANCELLED);
     ck_assert_int_eq(one_int(db, "SELECT count(*) FROM jobs WHERE id = ?1 AND state = 'running'"
                                  " AND lease_owner = 'B' AND attempts = 2", ja), 1);
     ck_assert_int_eq(one_int(db, "SELECT count(*) FROM agents WHERE id = ?1 AND status = 'error'", a), 0);
@@ -206,6 +215,50 @@ START_TEST(test_pg_claim_skips_locked_rows_without_the_unit_lock)
     ck_assert_int_eq(storage_jobs_claim(db, "B", 60000, &j, &e), 0);
     ck_assert_int_eq(j.id, ja);
     job_row_cleanup(&j);
+    storage_close();
+}
+END_TEST
+
+/* The heartbeat's renew never waits for a row lock: a job whose row a unit
+ * of work holds (which may go on to lock other jobs' rows, in its own
+ * order) is skipped, and the others are renewed at once. */
+/* Ends the row locker's unit of work after 1.5 s: a renew that waited for
+ * the row ends then, and the test fails instead of hanging. */
+static void *release_later(void *arg)
+{
+    sleep_ms(1500);
+    atomic_store(&((row_locker *)arg)->release, 1);
+    return NULL;
+}
+
+START_TEST(test_pg_renew_skips_locked_rows)
+{
+    storage_conn *db = open_fresh();
+    int64_t a = 0, b = 0;
+    int64_t ja = agent_with_job(db, "a", &a);
+    int64_t jb = agent_with_job(db, "b", &b);
+    ad_err e = {0};
+    job_row j;
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(storage_jobs_claim(db, "A", 60000, &j, &e), 0);
+        job_row_cleanup(&j);
+    }
+    row_locker l = {.job_id = ja};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, lock_row, &l), 0);
+    while (!atomic_load(&l.locked)) sleep_ms(5);
+    pthread_t later;
+    ck_assert_int_eq(pthread_create(&later, NULL, release_later, &l), 0);
+    int64_t t0 = ad_clock_mono_ms();
+    int n = -1;
+    ck_assert_int_eq(storage_jobs_renew(db, "A", 90000, &n, &e), 0);
+    int64_t took = ad_clock_mono_ms() - t0;
+    pthread_join(later, NULL);
+    pthread_join(t, NULL);
+    ck_assert_msg(took < 1000, "renew waited %lld ms for a locked row", (long long)took);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_gt(one_int(db, "SELECT lease_expires_at FROM jobs WHERE id = ?1", jb),
+                     one_int(db, "SELECT lease_expires_at FROM jobs WHERE id = ?1", ja));
     storage_close();
 }
 END_TEST
@@ -348,6 +401,7 @@ Suite *storage_jobs_pg_suite(void)
     tcase_add_test(tc, test_pg_expired_lease_is_taken_over);
     tcase_add_test(tc, test_pg_recover_touches_nothing);
     tcase_add_test(tc, test_pg_claim_skips_locked_rows_without_the_unit_lock);
+    tcase_add_test(tc, test_pg_renew_skips_locked_rows);
     tcase_add_test(tc, test_pg_parallel_claims_take_each_job_once);
     tcase_add_test(tc, test_pg_enqueue_release_postpone_notify);
     suite_add_tcase(s, tc);

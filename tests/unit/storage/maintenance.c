@@ -121,7 +121,7 @@ START_TEST(test_prune_by_age)
     exec_sql(f.db, "UPDATE jobs SET state = 'done'");
     int64_t t1 = 0, t2 = 0;
     ck_assert_int_eq(storage_trainings_create(f.db, a, "v2", 1, PIPELINE_JOB_TRAIN, &t1, NULL), 0);
-    ck_assert_int_eq(storage_trainings_add_iteration(f.db, t1, 1, "{}", "{}", 1, NULL), 0);
+    ck_assert_int_eq(storage_trainings_add_iteration(f.db, t1, 0, 1, "{}", "{}", 1, NULL), 0);
     ck_assert_int_eq(storage_trainings_finish(f.db, t1, TRAINING_DONE, 1, 0, NULL, NULL, NULL), 0);
     exec_sql(f.db, "UPDATE jobs SET state = 'done'");
     ck_assert_int_eq(storage_trainings_create(f.db, a, "v3", 1, PIPELINE_JOB_TRAIN, &t2, NULL), 0);

@@ -406,9 +406,9 @@ START_TEST(test_pg_training_groups_read_their_json)
     training_row tr;
     ck_assert_int_eq(storage_trainings_get(db, ann, 0, &tr, &e), 0);
     training_row_cleanup(&tr);
-    ck_assert_int_eq(storage_trainings_start(db, tr.id, &e), 0);
-    ck_assert_int_eq(storage_trainings_add_iteration(db, tr.id, 1, "{}", "{\"quality_score\":0.75}", 3, &e), 0);
-    ck_assert_int_eq(storage_trainings_add_iteration(db, tr.id, 2, "{}", "{\"quality_score\":0.25}", 3, &e), 0);
+    ck_assert_int_eq(storage_trainings_start(db, tr.id, 0, &e), 0);
+    ck_assert_int_eq(storage_trainings_add_iteration(db, tr.id, 0, 1, "{}", "{\"quality_score\":0.75}", 3, &e), 0);
+    ck_assert_int_eq(storage_trainings_add_iteration(db, tr.id, 0, 2, "{}", "{\"quality_score\":0.25}", 3, &e), 0);
     runs_seen seen = {0};
     ck_assert_int_eq(storage_groups_runs(db, g.id, note_run, &seen, &e), 0);
     ck_assert_int_eq(seen.n, 2);

@@ -3,6 +3,7 @@
  * records more iterations. */
 #include <check.h>
 #include <string.h>
+#include <time.h>
 
 #include "pipeline/plan.h"
 #include "storage/agents.h"
@@ -107,8 +108,8 @@ START_TEST(test_stop_cancels_runs_and_jobs)
     ck_assert_int_eq(storage_fixture_claim(f.db, &j, &e), 0);
     ck_assert_int_eq(j.agent_id, ann);
     int64_t tid = count(f.db, "SELECT id FROM trainings WHERE agent_id = (SELECT id FROM agents WHERE user_id = 'ann')");
-    ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
-    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, 1, "{}", "{\"quality_score\":0.5}", 3, &e), 0);
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, 0, &e), 0);
+    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, 0, 1, "{}", "{\"quality_score\":0.5}", 3, &e), 0);
 
     ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", NULL, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 2);
@@ -122,10 +123,10 @@ START_TEST(test_stop_cancels_runs_and_jobs)
     ck_assert_int_eq(count(f.db, "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"), 0);
     /* The worker's job is no longer its own; the run stays cancelled. */
     ck_assert_int_eq(storage_jobs_hold(f.db, j.id, &e), AD_ECANCELLED);
-    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, 2, "{}", "{}", 3, &e), 0);
+    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, 0, 2, "{}", "{}", 3, &e), 0);
     ck_assert_int_eq(count(f.db, "SELECT count(*) FROM training_iterations"), 1);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT done_iterations FROM trainings WHERE id = ?1", tid), 1);
-    ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), AD_ECANCELLED);
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, 0, &e), AD_ECANCELLED);
     ck_assert_int_eq(count(f.db, "SELECT count(*) FROM trainings WHERE status = 'cancelled'"), 2);
     /* The reason is the caller's: storage knows no route. */
     ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE error = ?1",
@@ -163,7 +164,7 @@ START_TEST(test_stopped_run_stays_cancelled)
     job_row j;
     ck_assert_int_eq(storage_fixture_claim(f.db, &j, &e), 0);
     int64_t tid = count(f.db, "SELECT max(id) FROM trainings");
-    ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, 0, &e), 0);
     ck_assert_int_eq(storage_groups_stop(f.db, "stopped by the test", NULL, &stopped_gid, &stopped, &at, NULL, NULL, &e), 0);
     ck_assert_int_eq(stopped, 1);
 
@@ -246,6 +247,60 @@ START_TEST(test_latest_group_of_some_agents)
 }
 END_TEST
 
+/* A candidate version of the agent's, as a training try leaves one. */
+static int64_t candidate(storage_conn *db, int64_t agent_id, const char *name)
+{
+    int64_t vid = 0;
+    ck_assert_int_eq(storage_versions_create(db, agent_id, name, "en", "{}", "p", "[]", &vid, NULL), 0);
+    storage_fixture_exec(db, "UPDATE versions SET state = 'candidate' WHERE id = ?1", vid);
+    return vid;
+}
+
+/* Replica A claims a run's job and dies (stops renewing); B takes the job
+ * over and restarts the run. A, alive after all, writes nothing into B's
+ * run: its start, its iterations and its candidate drops hold the job
+ * first and are refused. */
+START_TEST(test_taken_over_run_is_left_alone)
+{
+    storage_fixture f;
+    storage_fixture_open(&f);
+    int64_t ann = agent(f.db, "ann", 1);
+    ad_err e = {0};
+    int64_t tid = 0;
+    ck_assert_int_eq(storage_trainings_create(f.db, ann, "t1", 3, PIPELINE_JOB_TRAIN, &tid, &e), 0);
+    job_row j;
+    storage_jobs_set_owner("A", 100);
+    ck_assert_int_eq(storage_jobs_claim(f.db, "A", 100, &j, &e), 0);
+    int64_t job = j.id;
+    job_row_cleanup(&j);
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, job, &e), 0);
+    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, job, 1, "{}", "{}", 3, &e), 0);
+    int64_t va = candidate(f.db, ann, "~a-1");
+    ck_assert_int_eq(storage_versions_drop(f.db, va, job, &e), 0);
+
+    nanosleep(&(struct timespec){0, 150 * 1000000L}, NULL);
+    ck_assert_int_eq(storage_jobs_claim(f.db, "B", 60000, &j, &e), 0);
+    ck_assert_int_eq(j.id, job);
+    job_row_cleanup(&j);
+    storage_jobs_set_owner("B", 60000);
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, job, &e), 0);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM training_iterations"), 0);
+    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, job, 1, "{}", "{\"b\":1}", 3, &e), 0);
+    int64_t vb = candidate(f.db, ann, "~b-1");
+
+    storage_jobs_set_owner("A", 100);
+    ck_assert_int_eq(storage_trainings_add_iteration(f.db, tid, job, 2, "{}", "{\"a\":2}", 3, &e), AD_ECANCELLED);
+    ck_assert_int_eq(storage_versions_drop(f.db, vb, job, &e), AD_ECANCELLED);
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, job, &e), AD_ECANCELLED);
+    /* B's run is as B left it. */
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM training_iterations"), 1);
+    ck_assert_int_eq(count(f.db, "SELECT count(*) FROM training_iterations WHERE metrics = '{\"b\":1}'"), 1);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT done_iterations FROM trainings WHERE id = ?1", tid), 1);
+    ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1", vb), 1);
+    storage_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_start_fails_when_leftover_candidates_cannot_be_read)
 {
     storage_fixture f;
@@ -257,13 +312,13 @@ START_TEST(test_start_fails_when_leftover_candidates_cannot_be_read)
     ck_assert_int_eq(storage_versions_create(f.db, id, "~candidate-1-1", "en", "{}", "p", "[]", &cand, &e), 0);
     storage_fixture_exec(f.db, "UPDATE versions SET state = 'candidate' WHERE id = ?1", cand);
     storage_fixture_fail_statement(f.db, "state = 'candidate' LIMIT", 0);
-    int rc = storage_trainings_start(f.db, tid, &e);
+    int rc = storage_trainings_start(f.db, tid, 0, &e);
     ck_assert_int_eq(storage_fixture_fail_statement(f.db, NULL, 0), 1);
     ck_assert_msg(rc == AD_EINTERNAL, "%s: %s", ad_err_name(rc), e.msg);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1", cand), 1);
     ck_assert_int_eq(storage_fixture_count_text(f.db, "SELECT count(*) FROM trainings WHERE status = ?1", "queued"), 1);
     /* Once the read works, the start deletes them. */
-    ck_assert_int_eq(storage_trainings_start(f.db, tid, &e), 0);
+    ck_assert_int_eq(storage_trainings_start(f.db, tid, 0, &e), 0);
     ck_assert_int_eq(storage_fixture_count(f.db, "SELECT count(*) FROM versions WHERE id = ?1", cand), 0);
     storage_fixture_close(&f);
 }
@@ -279,6 +334,7 @@ Suite *storage_trainings_suite(void)
     tcase_add_test(tc, test_stop_reaches_earlier_groups);
     tcase_add_test(tc, test_latest_group_of_some_agents);
     tcase_add_test(tc, test_start_fails_when_leftover_candidates_cannot_be_read);
+    tcase_add_test(tc, test_taken_over_run_is_left_alone);
     suite_add_tcase(s, tc);
     return s;
 }
