@@ -504,6 +504,80 @@ START_TEST(test_tokens_keys_and_windows_are_shared)
 }
 END_TEST
 
+/* ---- one answer whichever backend holds the index ------------------------ */
+
+/* The same material on SQLite and on PostgreSQL trains the same model: the
+ * evaluation's metrics (every figure the evaluator computed from its
+ * rankings), and for each prompt the answer, its confidence and every
+ * source with its score, are equal to the digit. A version's index is rows
+ * of bytes on both (storage/index.h) and the ranking is model/index.c's, so
+ * nothing may differ. */
+START_TEST(test_scores_identical_to_sqlite)
+{
+    ck_assert_msg(pg_up, "the suite's PostgreSQL server did not start (see stderr)");
+    char url[512];
+    ck_assert(pgserver_create_db(&pg, "same_scores", url, sizeof(url)) == 0);
+    static const char *const env[] = {"AGENTD_API_KEY=" ADMIN_KEY, NULL};
+    /* An empty --database-url (last, so it wins over the harness's own on
+     * a PostgreSQL run) is SQLite under the data dir. */
+    const char *lite_args[] = {"--rate-limit-per-min", "0", "--database-url", "", NULL};
+    const char *pg_args[] = {"--rate-limit-per-min", "0", "--database-url", url, NULL};
+    e2e_server lite, pgs;
+    e2e_start(&lite, lite_args, env);
+    e2e_start(&pgs, pg_args, env);
+    e2e_server *both[2] = {&lite, &pgs};
+    for (int b = 0; b < 2; b++) {
+        create_agent(both[b], "same", 24 * 1024, 7);
+        ck_assert_str_eq(wait_ready(both[b], "same", 60000), "ready");
+    }
+    char *metrics[2] = {0};
+    for (int b = 0; b < 2; b++) {
+        e2e_response r = as(both[b], NULL, "GET", AGENTS "/same/models", NULL, NULL);
+        ck_assert_int_eq(r.status, 200);
+        cJSON *list = r.json ? cJSON_GetObjectItem(r.json, "models") : NULL;
+        ck_assert_msg(cJSON_IsArray(list) && cJSON_GetArraySize(list) == 1, "%s", r.body);
+        cJSON *m = cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "metrics");
+        ck_assert_ptr_nonnull(m);
+        metrics[b] = cJSON_PrintUnformatted(m);
+        e2e_response_free(&r);
+    }
+    ck_assert_str_eq(metrics[0], metrics[1]);
+    static const char *const prompts[] = {"how do compilers optimize data under load",
+                                          "which section explains kernels that schedule",
+                                          "codecs encode data number", "balance the networks",
+                                          "nothing here matches at all"};
+    for (size_t i = 0; i < sizeof(prompts) / sizeof(prompts[0]); i++) {
+        char body[160], *got[2] = {0};
+        snprintf(body, sizeof(body), "{\"prompt\": \"%s\"}", prompts[i]);
+        for (int b = 0; b < 2; b++) {
+            e2e_response r = as(both[b], NULL, "POST", AGENTS "/same/inference", body, NULL);
+            ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+            cJSON *keep = cJSON_CreateObject();
+            const char *fields[] = {"response", "confidence", "sources"};
+            for (int f = 0; f < 3; f++) {
+                cJSON *v = cJSON_GetObjectItem(r.json, fields[f]);
+                if (v) cJSON_AddItemToObject(keep, fields[f], cJSON_Duplicate(v, 1));
+            }
+            ck_assert_msg(cJSON_GetObjectItem(keep, "response"), "%s", r.body);
+            got[b] = cJSON_PrintUnformatted(keep);
+            cJSON_Delete(keep);
+            e2e_response_free(&r);
+        }
+        ck_assert_msg(strcmp(got[0], got[1]) == 0, "prompt '%s': SQLite %s, PostgreSQL %s", prompts[i], got[0],
+                      got[1]);
+        free(got[0]);
+        free(got[1]);
+    }
+    printf("e2e_replicas: the same 24 KB agent on SQLite and PostgreSQL: metrics %s; 5 answers with their sources "
+           "and scores identical\n", metrics[0]);
+    free(metrics[0]);
+    free(metrics[1]);
+    for (int b = 0; b < 2; b++) ck_assert_int_eq(e2e_stop(both[b]), 0);
+    e2e_cleanup(&lite);
+    e2e_cleanup(&pgs);
+}
+END_TEST
+
 /* The suite starts a PostgreSQL of its own whichever backend the run is
  * on, so it runs once, in the PostgreSQL pass (AGENTD_E2E_BACKEND=pg: `make
  * test` runs it under ASan), and is empty in the SQLite one, or asked for
@@ -520,6 +594,7 @@ Suite *e2e_replicas_suite(void)
     tcase_add_test(tc, test_sigkill_one_replica_mid_pipeline);
     tcase_add_test(tc, test_tokens_keys_and_windows_are_shared);
     tcase_add_test(tc, test_postgres_restart_under_load);
+    tcase_add_test(tc, test_scores_identical_to_sqlite);
     suite_add_tcase(s, tc);
     return s;
 }
