@@ -167,48 +167,12 @@ START_TEST(test_pool_stop_hands_the_job_over)
 }
 END_TEST
 
-static pgserver server;
-
-static void server_start(void)
-{
-    ck_assert_int_eq(pgserver_start(&server), 0);
-}
-
-static void server_stop(void)
-{
-    pgserver_destroy(&server);
-}
-
-/* A fresh PostgreSQL database with agentd's schema; the thread's connection. */
-static storage_conn *pg_fresh(void)
-{
-    static atomic_int seq;
-    char name[64], url[512];
-    snprintf(name, sizeof(name), "pool_%d_%d", (int)getpid(), atomic_fetch_add(&seq, 1));
-    ad_log_set_level(AD_LOG_WARN);
-    ck_assert_int_eq(pgserver_create_db(&server, name, url, sizeof(url)), 0);
-    ad_err e = {0};
-    ck_assert_msg(storage_open_url(url, &e) == 0, "storage_open_url: %s", e.msg);
-    storage_conn *db = storage_conn_get();
-    ck_assert_ptr_nonnull(db);
-    return db;
-}
-
-static int64_t pg_int(storage_conn *db, const char *sql, int64_t arg)
-{
-    sql_stmt *st = storage_stmt(db, sql);
-    sql_bind_int64(st, 1, arg);
-    ck_assert_int_eq(sql_step(st), SQL_ROW);
-    int64_t v = sql_column_int64(st, 0);
-    sql_reset(st);
-    return v;
-}
 
 static int64_t pg_wait_int(storage_conn *db, const char *sql, int64_t arg, int64_t want, int ms)
 {
     int64_t got = -1;
     for (int64_t end = ad_clock_mono_ms() + ms; ad_clock_mono_ms() < end; sleep_ms(10)) {
-        got = pg_int(db, sql, arg);
+        got = storage_fixture_int(db, sql, arg);
         if (got == want) break;
     }
     return got;
@@ -218,7 +182,7 @@ static int64_t pg_wait_int(storage_conn *db, const char *sql, int64_t arg, int64
  * pipeline_pool_notify) reaches the idle workers through NOTIFY. */
 START_TEST(test_pool_pg_notification_wakes_a_worker)
 {
-    storage_conn *db = pg_fresh();
+    storage_conn *db = storage_fixture_pg_fresh("pool");
     pipeline_pool *p = NULL;
     ad_err e = {0};
     ck_assert_int_eq(pipeline_pool_start(&p, 2, PIPELINE_POOL_LEASE_MS, &e), 0);
@@ -241,7 +205,7 @@ END_TEST
  * to its end. */
 START_TEST(test_pool_pg_takes_over_a_dead_replicas_job_when_its_lease_lapses)
 {
-    storage_conn *db = pg_fresh();
+    storage_conn *db = storage_fixture_pg_fresh("pool");
     int64_t id = create_agent(db, "orphan", small_text, sizeof(small_text) - 1);
     int64_t lapses = ad_clock_now_ms() + 1500;
     sql_stmt *st = storage_stmt(db, "UPDATE jobs SET state = 'running', attempts = 1,"
@@ -252,7 +216,7 @@ START_TEST(test_pool_pg_takes_over_a_dead_replicas_job_when_its_lease_lapses)
     ad_err e = {0};
     ck_assert_int_eq(pipeline_pool_start(&p, 1, PIPELINE_POOL_LEASE_MS, &e), 0);
     sleep_ms(700);
-    ck_assert_int_eq(pg_int(db, "SELECT count(*) FROM jobs WHERE agent_id = ?1"
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT count(*) FROM jobs WHERE agent_id = ?1"
                                 " AND lease_owner = 'dead:1:00000000' AND attempts = 1", id), 1);
     ck_assert_int_eq(pg_wait_int(db, "SELECT attempts FROM jobs WHERE agent_id = ?1", id, 2, 5000), 2);
     ck_assert_int_ge(ad_clock_now_ms(), lapses);
@@ -275,7 +239,7 @@ Suite *pipeline_pool_suite(void)
     suite_add_tcase(s, tc);
     TCase *pg = tcase_create("pg");
     tcase_set_timeout(pg, 120);
-    tcase_add_unchecked_fixture(pg, server_start, server_stop);
+    tcase_add_unchecked_fixture(pg, storage_fixture_pg_start, storage_fixture_pg_stop);
     tcase_add_test(pg, test_pool_pg_notification_wakes_a_worker);
     tcase_add_test(pg, test_pool_pg_takes_over_a_dead_replicas_job_when_its_lease_lapses);
     suite_add_tcase(s, pg);

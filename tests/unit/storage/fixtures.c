@@ -6,9 +6,11 @@
 
 #include <check.h>
 #include <ftw.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "storage/db.h"
@@ -142,4 +144,40 @@ int storage_fixture_deploy(storage_conn *db, int64_t agent_id, int64_t version_i
                          .actor = "system",
                          .forced = 1};
     return storage_deployments_push(db, &v, e);
+}
+
+pgserver storage_fixture_pg_server;
+
+void storage_fixture_pg_start(void)
+{
+    ck_assert_int_eq(pgserver_start(&storage_fixture_pg_server), 0);
+}
+
+void storage_fixture_pg_stop(void)
+{
+    pgserver_destroy(&storage_fixture_pg_server);
+}
+
+storage_conn *storage_fixture_pg_fresh(const char *prefix)
+{
+    static atomic_int seq;
+    char name[64], url[512];
+    snprintf(name, sizeof(name), "%s_%d_%d", prefix, (int)getpid(), atomic_fetch_add(&seq, 1));
+    ad_log_set_level(AD_LOG_WARN);
+    ck_assert_int_eq(pgserver_create_db(&storage_fixture_pg_server, name, url, sizeof(url)), 0);
+    ad_err e = {0};
+    ck_assert_msg(storage_open_url(url, &e) == 0, "storage_open_url: %s", e.msg);
+    storage_conn *db = storage_conn_get();
+    ck_assert_ptr_nonnull(db);
+    return db;
+}
+
+int64_t storage_fixture_int(storage_conn *db, const char *sql, int64_t arg)
+{
+    sql_stmt *st = storage_stmt(db, sql);
+    sql_bind_int64(st, 1, arg);
+    ck_assert_msg(sql_step(st) == SQL_ROW, "%s: %s", sql, db->errmsg);
+    int64_t v = sql_column_int64(st, 0);
+    sql_reset(st);
+    return v;
 }

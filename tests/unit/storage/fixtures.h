@@ -10,6 +10,7 @@
 /* The tests reach under the storage interface to set up and inspect rows. */
 #include "storage/conn.h"
 #include "storage/internal.h"
+#include "tests/common/pgserver.h"
 
 typedef struct storage_fixture {
     char root[64];       /* the mkdtemp directory */
@@ -58,5 +59,21 @@ int storage_fixture_fail_statement(storage_conn *db, const char *sql_part, int a
  * live in one unit of work (storage/deployments.h), against the agent's
  * deployed version as it is now. Returns storage_deployments_push's code. */
 int storage_fixture_deploy(storage_conn *db, int64_t agent_id, int64_t version_id, ad_err *e);
+
+/* The throwaway PostgreSQL server of a suite that needs one: start it as an
+ * unchecked fixture (before the suite's tests, in the runner's process, so
+ * each forked test finds it) and destroy it after. */
+extern pgserver storage_fixture_pg_server;
+void storage_fixture_pg_start(void);
+void storage_fixture_pg_stop(void);
+
+/* A fresh database on that server named `<prefix>_<pid>_<n>`, opened by
+ * storage_open_url (so migrated to agentd's schema); returns the calling
+ * thread's connection. */
+storage_conn *storage_fixture_pg_fresh(const char *prefix);
+
+/* A one-integer query on either backend, `sql` a string literal (the
+ * statement cache's key) with ?1 bound to `arg`. */
+int64_t storage_fixture_int(storage_conn *db, const char *sql, int64_t arg);
 
 #endif

@@ -25,33 +25,13 @@
 #include "storage/trainings.h"
 #include "storage/versions.h"
 #include "tests/common/pgserver.h"
+#include "tests/unit/storage/fixtures.h"
 
 Suite *storage_jobs_pg_suite(void);
 
-static pgserver server;
-
-static void server_start(void)
-{
-    ck_assert_int_eq(pgserver_start(&server), 0);
-}
-
-static void server_stop(void)
-{
-    pgserver_destroy(&server);
-}
-
-/* A fresh database with agentd's schema; the thread's connection. */
 static storage_conn *open_fresh(void)
 {
-    static atomic_int seq;
-    char name[64], url[512];
-    snprintf(name, sizeof(name), "jobs_%d_%d", (int)getpid(), atomic_fetch_add(&seq, 1));
-    ad_log_set_level(AD_LOG_WARN);
-    ck_assert_int_eq(pgserver_create_db(&server, name, url, sizeof(url)), 0);
-    ad_err e = {0};
-    ck_assert_msg(storage_open_url(url, &e) == 0, "storage_open_url: %s", e.msg);
-    storage_conn *db = storage_conn_get();
-    ck_assert_ptr_nonnull(db);
+    storage_conn *db = storage_fixture_pg_fresh("jobs");
     ck_assert_int_eq(storage_jobs_shared(db), 1);
     return db;
 }
@@ -397,7 +377,7 @@ Suite *storage_jobs_pg_suite(void)
     Suite *s = suite_create("storage_jobs_pg");
     TCase *tc = tcase_create("pg");
     tcase_set_timeout(tc, 60);
-    tcase_add_unchecked_fixture(tc, server_start, server_stop);
+    tcase_add_unchecked_fixture(tc, storage_fixture_pg_start, storage_fixture_pg_stop);
     tcase_add_test(tc, test_pg_expired_lease_is_taken_over);
     tcase_add_test(tc, test_pg_recover_touches_nothing);
     tcase_add_test(tc, test_pg_claim_skips_locked_rows_without_the_unit_lock);

@@ -31,18 +31,6 @@
 
 Suite *storage_schema_pg_suite(void);
 
-static pgserver server;
-
-static void server_start(void)
-{
-    ck_assert_int_eq(pgserver_start(&server), 0);
-}
-
-static void server_stop(void)
-{
-    pgserver_destroy(&server);
-}
-
 /* A fresh database (its URL in pg_url), migrated by storage_open_url; `icu` makes its default
  * collation ICU's English, which sorts "_" and lower case before upper case,
  * unlike the bytewise order SQLite keeps. Returns the thread's connection. */
@@ -56,8 +44,8 @@ static storage_conn *pg_open_fresh(int icu)
     ad_log_set_level(AD_LOG_WARN);
     if (icu) {
         char conninfo[400], sql[256];
-        snprintf(conninfo, sizeof(conninfo), "host=%s port=%d user=agentd dbname=postgres", server.dir,
-                 server.port);
+        snprintf(conninfo, sizeof(conninfo), "host=%s port=%d user=agentd dbname=postgres", storage_fixture_pg_server.dir,
+                 storage_fixture_pg_server.port);
         snprintf(sql, sizeof(sql),
                  "CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu"
                  " ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'", name);
@@ -67,9 +55,9 @@ static storage_conn *pg_open_fresh(int icu)
         ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(pc));
         PQclear(r);
         PQfinish(pc);
-        snprintf(url, sizeof(pg_url), "postgresql://agentd@/%s?host=%s&port=%d", name, server.dir, server.port);
+        snprintf(url, sizeof(pg_url), "postgresql://agentd@/%s?host=%s&port=%d", name, storage_fixture_pg_server.dir, storage_fixture_pg_server.port);
     } else {
-        ck_assert_int_eq(pgserver_create_db(&server, name, url, sizeof(pg_url)), 0);
+        ck_assert_int_eq(pgserver_create_db(&storage_fixture_pg_server, name, url, sizeof(pg_url)), 0);
     }
     ad_err e = {0};
     ck_assert_msg(storage_open_url(url, &e) == 0, "storage_open_url: %s", e.msg);
@@ -78,16 +66,6 @@ static storage_conn *pg_open_fresh(int icu)
     return db;
 }
 
-/* Runs a one-integer query on either backend, ?1 bound to `arg` when given. */
-static int64_t one_int(storage_conn *db, const char *sql, int64_t arg)
-{
-    sql_stmt *st = storage_stmt(db, sql);
-    sql_bind_int64(st, 1, arg);
-    ck_assert_int_eq(sql_step(st), SQL_ROW);
-    int64_t v = sql_column_int64(st, 0);
-    sql_reset(st);
-    return v;
-}
 
 static int lines_cmp(const void *a, const void *b)
 {
@@ -195,7 +173,7 @@ START_TEST(test_pg_schema_is_sqlites)
     storage_conn *db = pg_open_fresh(0);
     char *pg = describe(db, pg_catalog, sizeof(pg_catalog) / sizeof(pg_catalog[0]));
     /* Text in keys and indexes compares bytewise, as SQLite's does. */
-    int64_t not_c = one_int(db,
+    int64_t not_c = storage_fixture_int(db,
         "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)"
         " JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace s ON s.oid = t.relnamespace"
         " WHERE s.nspname = 'public' AND a.atttypid = 'text'::regtype"
@@ -363,7 +341,7 @@ START_TEST(test_pg_lists_limited_and_paged)
     int64_t fid = 0;
     ck_assert_int_eq(storage_feedback_add(db, ann, "p", "r", "f", 0, &fid, &e), 0);
     ck_assert_int_eq(storage_feedback_add(db, ann, "p", "r", "f", 0, &fid, &e), 0);
-    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM feedback WHERE rating IS NULL", 0), 2);
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT count(*) FROM feedback WHERE rating IS NULL", 0), 2);
     n = 0;
     ck_assert_int_eq(storage_feedback_each(db, ann, 0, 10, count_feedback, &n, &e), 0);
     ck_assert_int_eq(n, 2);
@@ -422,13 +400,13 @@ START_TEST(test_pg_training_groups_read_their_json)
     ck_assert_int_eq(storage_groups_stop(db, "stopped", "[\"ann\"]", &stopped_gid, &stopped, &at, NULL, NULL, &e),
                      0);
     ck_assert_int_eq(stopped, 1);
-    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM jobs WHERE agent_id = ?1 AND state = 'cancelled'", ann), 1);
-    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM jobs WHERE agent_id = ?1 AND state = 'queued'", bob), 1);
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT count(*) FROM jobs WHERE agent_id = ?1 AND state = 'cancelled'", ann), 1);
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT count(*) FROM jobs WHERE agent_id = ?1 AND state = 'queued'", bob), 1);
     /* A run's end keeps no best iteration nor version for 0. */
     ck_assert_int_eq(storage_trainings_get(db, bob, 0, &tr, &e), 0);
     training_row_cleanup(&tr);
     ck_assert_int_eq(storage_trainings_finish(db, tr.id, TRAINING_FAILED, 0, 0, NULL, "why", &e), 0);
-    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM trainings WHERE id = ?1 AND best_iteration IS NULL"
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT count(*) FROM trainings WHERE id = ?1 AND best_iteration IS NULL"
                                  " AND version_id IS NULL", tr.id), 1);
     storage_close();
 }
@@ -472,8 +450,8 @@ START_TEST(test_pg_recorder_skips_a_deleted_agent)
     storage_inferences_submit(&r);
     storage_inferences_flush();
     storage_inferences_stop();
-    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM inferences", 0), 2);
-    ck_assert_int_eq(one_int(db, "SELECT inference_count FROM agents WHERE id = ?1", ann), 1);
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT count(*) FROM inferences", 0), 2);
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT inference_count FROM agents WHERE id = ?1", ann), 1);
     storage_close();
 }
 END_TEST
@@ -494,11 +472,11 @@ START_TEST(test_pg_logs_pruned)
     int64_t removed = 0;
     ck_assert_int_eq(storage_prune_logs(db, &keep, NULL, &removed, &e), 0);
     ck_assert_int_eq(removed, 2);
-    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM inferences WHERE agent_id = ?1", bob), 2);
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT count(*) FROM inferences WHERE agent_id = ?1", bob), 2);
     usleep(5000);
     keep = (storage_retention){.max_age_ms = 1};
     ck_assert_int_eq(storage_prune_logs(db, &keep, NULL, &removed, &e), 0);
-    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM inferences", 0), 0);
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT count(*) FROM inferences", 0), 0);
     storage_close();
 }
 END_TEST
@@ -508,7 +486,7 @@ static void deploy(storage_conn *db, int64_t agent_id, int64_t version_id, char 
 {
     ad_uuid_v4(uuid);
     version_verdict v = {.agent_id = agent_id, .version_id = version_id, .deploy = 1, .note = "test",
-                         .expected_deployed = one_int(db, "SELECT coalesce(deployed_version_id, 0) FROM agents"
+                         .expected_deployed = storage_fixture_int(db, "SELECT coalesce(deployed_version_id, 0) FROM agents"
                                                           " WHERE id = ?1", agent_id),
                          .uuid = uuid, .created_by = "system", .actor = "system", .forced = 1};
     ad_err e = {0};
@@ -519,17 +497,17 @@ START_TEST(test_pg_deployment_removed_rolls_back)
 {
     storage_conn *db = pg_open_fresh(0);
     int64_t ann = make_agent(db, "ann", 0.5);
-    int64_t v1 = one_int(db, "SELECT deployed_version_id FROM agents WHERE id = ?1", ann), v2 = 0;
+    int64_t v1 = storage_fixture_int(db, "SELECT deployed_version_id FROM agents WHERE id = ?1", ann), v2 = 0;
     ad_err e = {0};
     ck_assert_int_eq(storage_versions_create(db, ann, "v2", "en", "{}", "p", "[]", &v2, &e), 0);
     char first[AD_UUID_LEN], second[AD_UUID_LEN];
     deploy(db, ann, v1, first);
     deploy(db, ann, v2, second);
-    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM deployments WHERE replaced_id IS NOT NULL", 0), 1);
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT count(*) FROM deployments WHERE replaced_id IS NOT NULL", 0), 1);
     deployment_row d;
     ck_assert_int_eq(storage_deployments_remove(db, ann, second, "admin", NULL, &d, &e), 0);
     deployment_row_cleanup(&d);
-    ck_assert_int_eq(one_int(db, "SELECT deployed_version_id FROM agents WHERE id = ?1", ann), v1);
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT deployed_version_id FROM agents WHERE id = ?1", ann), v1);
     storage_close();
 }
 END_TEST
@@ -580,7 +558,7 @@ START_TEST(test_pg_reset_waits_for_a_job_being_queued)
     PQfinish(other);
     ck_assert_int_eq(waited, 1);
     ck_assert_int_eq(call.rc, AD_ECONFLICT);
-    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM executions WHERE agent_id = ?1 AND status = 'pending'", ann),
+    ck_assert_int_eq(storage_fixture_int(db, "SELECT count(*) FROM executions WHERE agent_id = ?1 AND status = 'pending'", ann),
                      0);
     storage_close();
 }
@@ -591,7 +569,7 @@ Suite *storage_schema_pg_suite(void)
     Suite *s = suite_create("storage_schema_pg");
     TCase *tc = tcase_create("schema_pg");
     tcase_set_timeout(tc, 60);
-    tcase_add_unchecked_fixture(tc, server_start, server_stop);
+    tcase_add_unchecked_fixture(tc, storage_fixture_pg_start, storage_fixture_pg_stop);
     tcase_add_test(tc, test_pg_schema_is_sqlites);
     tcase_add_test(tc, test_pg_text_keys_sort_bytewise);
     tcase_add_test(tc, test_pg_lists_limited_and_paged);
