@@ -229,7 +229,7 @@ START_TEST(test_index_reads_and_writes_many)
     int64_t a = make_agent(f.db, "a");
     int64_t v = make_version(f.db, a, "v1");
     ad_err e = {0};
-    static char names[130][8];
+    static char names[130][16];
     static index_term_row rows[130];
     for (int i = 0; i < 130; i++) {
         snprintf(names[i], sizeof(names[i]), "t%03d", i);
