@@ -374,9 +374,15 @@ START_TEST(test_rate_limit_per_caller_and_token_override)
     }
     ck_assert_int_eq(e2e_stop(&s), 0);
 
-    /* Idempotency keys are per caller: the same key by two tokens is two requests. */
+    /* Idempotency keys are per caller: the same key by two tokens is two
+     * requests. Two fresh tokens: on PostgreSQL the windows are in the
+     * database and outlive the restart, so roomy's 10 are still spent. */
     const char *roomy_args[] = {"--rate-limit-per-min", "100", NULL};
     e2e_restart(&s, roomy_args, env);
+    free(plain);
+    free(roomy);
+    plain = make_token(&s, "plain2", NULL);
+    roomy = make_token(&s, "roomy2", ",\"rate_limit_per_min\":10");
     r = token_req(&s, plain, "POST", AGENTS, BODY_A, "Idempotency-Key: shared-key");
     ck_assert_msg(r.status == 201, "plain create: %ld %s", r.status, r.body);
     e2e_response_free(&r);
