@@ -152,7 +152,7 @@ check: $(AGENTD) $(AGENTCTL) $(UNIT_BIN) $(E2E_BIN) $(FAKE_BIN) $(CHECK_TOOLS)
 	rm -f $(CONTRACT_LOG)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) AGENTCTL_BIN=$(AGENTCTL) \
-	  AGENTD_E2E_BACKEND=$(E2E_BACKEND) $(E2E_ENV) $(E2E_BIN)
+	  AGENTD_E2E_BACKEND=$(E2E_BACKEND) $(E2E_ENV) tests/common/run_suites.sh $(E2E_BIN) $(E2E_JOBS) $(BUILD)/e2e-logs
 ifeq ($(VARIANT),release)
 	$(LAYERS)
 	$(FUZZ_SYNTAX)
@@ -209,6 +209,8 @@ check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
 # gets every suite once and the ten minutes hold. `make check-pg
 # SUITE=e2e_agents` runs one suite on PostgreSQL (any VARIANT).
 E2E_BACKEND ?=
+# e2e suites run at once (tests/common/run_suites.sh): they mostly wait.
+E2E_JOBS ?= 3
 check-pg: $(AGENTD) $(AGENTCTL) $(E2E_BIN) $(FAKE_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) AGENTCTL_BIN=$(AGENTCTL) AGENTD_E2E_BACKEND=pg $(E2E_BIN) $(SUITE)

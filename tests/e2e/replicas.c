@@ -580,13 +580,12 @@ END_TEST
 
 /* The suite starts a PostgreSQL of its own whichever backend the run is
  * on, so it runs once, in the PostgreSQL pass (AGENTD_E2E_BACKEND=pg: `make
- * test` runs it under ASan), and is empty in the SQLite one, or asked for
- * by name (`e2e_tests e2e_replicas`). */
+ * test` runs it under ASan; `make check-pg SUITE=e2e_replicas` alone), and
+ * is empty in the SQLite one. */
 Suite *e2e_replicas_suite(void)
 {
     Suite *s = suite_create("e2e_replicas");
-    const char *only = getenv("CK_RUN_SUITE");
-    if (!e2e_backend_pg() && !(only && !strcmp(only, "e2e_replicas"))) return s;
+    if (!e2e_backend_pg()) return s;
     TCase *tc = tcase_create("replicas");
     tcase_set_timeout(tc, 180);
     tcase_add_unchecked_fixture(tc, pg_setup, pg_teardown);
