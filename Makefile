@@ -148,7 +148,7 @@ endif
 
 check: $(AGENTD) $(AGENTCTL) $(UNIT_BIN) $(E2E_BIN) $(FAKE_BIN) $(CHECK_TOOLS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  CK_DEFAULT_TIMEOUT=120 $(UNIT_BIN)
+	  CK_DEFAULT_TIMEOUT=120 tests/common/run_suites.sh $(UNIT_BIN) $(E2E_JOBS) $(BUILD)/unit-logs
 	rm -f $(CONTRACT_LOG)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  CK_DEFAULT_TIMEOUT=300 AGENTD_BIN=$(AGENTD) AGENTCTL_BIN=$(AGENTCTL) \
@@ -184,23 +184,12 @@ $(NODE_TOOLS): package-lock.json
 # the HTTP threads, inference while deployments switch, the metrics' sharded
 # counters added to from every thread), again under ThreadSanitizer.
 check-threads: $(AGENTD) $(UNIT_BIN) $(E2E_BIN)
-	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) base_prom
-	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) pipeline_eta
-	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) pipeline_pool
-	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) storage_jobs_pg
-	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) llm_client
-	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) handlers_agents
-	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) api_stream
-	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) server_limits
-	TSAN_OPTIONS=halt_on_error=1 $(UNIT_BIN) storage_pg
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_inference
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_pipeline
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_compat
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_storage
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_fair
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_tokens
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_deployments
-	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) $(E2E_BIN) e2e_metrics
+	TSAN_OPTIONS=halt_on_error=1 tests/common/run_suites.sh $(UNIT_BIN) 2 $(BUILD)/tsan-unit-logs \
+	  base_prom pipeline_eta pipeline_pool storage_jobs_pg llm_client handlers_agents api_stream \
+	  server_limits storage_pg
+	TSAN_OPTIONS=halt_on_error=1 AGENTD_BIN=$(AGENTD) tests/common/run_suites.sh $(E2E_BIN) 2 \
+	  $(BUILD)/tsan-e2e-logs e2e_inference e2e_pipeline e2e_compat e2e_storage e2e_fair e2e_tokens \
+	  e2e_deployments e2e_metrics
 
 # The e2e suites on PostgreSQL: AGENTD_E2E_BACKEND=pg starts one throwaway
 # server (tests/common/pgserver.c) and gives every agentd start a fresh
