@@ -562,3 +562,20 @@ void e2e_assert_error(const e2e_response *r, long status, const char *code, cons
     const char *rid = e2e_json_str(r->json, "request_id");
     ck_assert_msg(rid && *rid, "%s: no request_id", what);
 }
+
+char *e2e_make_text(size_t bytes, unsigned seed)
+{
+    static const char *const topics[] = {"compilers", "databases", "networks", "kernels",
+                                         "parsers", "allocators", "schedulers", "codecs"};
+    static const char *const verbs[] = {"optimize", "index", "route", "schedule", "tokenize",
+                                        "allocate", "balance", "encode"};
+    ad_buf b;
+    ad_buf_init(&b);
+    for (unsigned i = 0; b.len < bytes; i++) {
+        unsigned k = (i * 2654435761u) ^ seed;
+        ad_buf_printf(&b, "Section %u explains how %s %s data number %u under load. ", i,
+                      topics[k % 8], verbs[(k >> 3) % 8], k % 9973);
+        if (i % 7 == 6) ad_buf_puts(&b, "\n\n");
+    }
+    return ad_buf_steal(&b, NULL);
+}

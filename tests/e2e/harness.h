@@ -104,6 +104,10 @@ const char *e2e_wait_agent_as(const e2e_server *s, const char *user_id, int time
  * database file, a log); 0 when it does not or cannot be read. */
 int e2e_file_holds(const char *path, const char *needle);
 
+/* Free text of about `bytes` (malloc'ed), varied enough to make distinct
+ * passages; different seeds give different texts. */
+char *e2e_make_text(size_t bytes, unsigned seed);
+
 /* Reads a whole file (test datasets); NULL when missing. */
 char *e2e_read_file(const char *path, size_t *len);
 

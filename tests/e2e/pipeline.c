@@ -12,23 +12,6 @@
 
 Suite *e2e_pipeline_suite(void);
 
-/* Free text of about `bytes`, varied enough to make distinct passages. */
-static char *make_text(size_t bytes, unsigned seed)
-{
-    static const char *const topics[] = {"compilers", "databases", "networks", "kernels",
-                                         "parsers", "allocators", "schedulers", "codecs"};
-    static const char *const verbs[] = {"optimize", "index", "route", "schedule", "tokenize",
-                                        "allocate", "balance", "encode"};
-    ad_buf b;
-    ad_buf_init(&b);
-    for (unsigned i = 0; b.len < bytes; i++) {
-        unsigned k = (i * 2654435761u) ^ seed;
-        ad_buf_printf(&b, "Section %u explains how %s %s data number %u under load. ", i,
-                      topics[k % 8], verbs[(k >> 3) % 8], k % 9973);
-        if (i % 7 == 6) ad_buf_puts(&b, "\n\n");
-    }
-    return ad_buf_steal(&b, NULL);
-}
 
 static char *text_body(const char *user_id, const char *text)
 {
@@ -42,7 +25,7 @@ static char *text_body(const char *user_id, const char *text)
 
 static long create_text_agent(const e2e_server *s, const char *id, size_t bytes)
 {
-    char *text = make_text(bytes, (unsigned)strlen(id) * 7919u + (unsigned)id[strlen(id) - 1]);
+    char *text = e2e_make_text(bytes, (unsigned)strlen(id) * 7919u + (unsigned)id[strlen(id) - 1]);
     char *body = text_body(id, text);
     e2e_response r = e2e_post(s, "/api/v1/agents", body);
     long st = r.status;

@@ -98,27 +98,10 @@ static long status_of(const e2e_server *s, const char *cred, const char *method,
     return st;
 }
 
-/* Free text of about `bytes`, distinct per seed. */
-static char *make_text(size_t bytes, unsigned seed)
-{
-    static const char *const topics[] = {"compilers", "databases", "networks", "kernels",
-                                         "parsers", "allocators", "schedulers", "codecs"};
-    static const char *const verbs[] = {"optimize", "index", "route", "schedule", "tokenize",
-                                        "allocate", "balance", "encode"};
-    ad_buf b;
-    ad_buf_init(&b);
-    for (unsigned i = 0; b.len < bytes; i++) {
-        unsigned k = (i * 2654435761u) ^ (seed * 40503u);
-        ad_buf_printf(&b, "Section %u explains how %s %s data number %u under load. ", i,
-                      topics[k % 8], verbs[(k >> 3) % 8], k % 9973);
-        if (i % 7 == 6) ad_buf_puts(&b, "\n\n");
-    }
-    return ad_buf_steal(&b, NULL);
-}
 
 static char *agent_body(const char *id, size_t bytes, unsigned seed)
 {
-    char *text = make_text(bytes, seed);
+    char *text = e2e_make_text(bytes, seed * 40503u);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "user_id", id);
     cJSON_AddStringToObject(o, "training_data", text);
